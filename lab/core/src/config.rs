@@ -1,0 +1,476 @@
+//! The trial configuration: what a user writes (`TrialSpec`, every key optional) and what a
+//! trial runs with (`TrialConfig`, every key resolved). A trial's id is the hash of the latter.
+
+use serde::{Deserialize, Serialize};
+
+use crate::shape::{self, Shape};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Arch {
+    Dense,
+    Moe,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Schedule {
+    Cosine,
+    Linear,
+    Constant,
+    /// Warmup, stable, decay: constant after warmup, linear decay over the last `decay_frac`.
+    Wsd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Flex,
+    Cuda,
+}
+
+impl Arch {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Arch::Dense => "dense",
+            Arch::Moe => "moe",
+        }
+    }
+}
+impl Schedule {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Schedule::Cosine => "cosine",
+            Schedule::Linear => "linear",
+            Schedule::Constant => "constant",
+            Schedule::Wsd => "wsd",
+        }
+    }
+}
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Flex => "flex",
+            Backend::Cuda => "cuda",
+        }
+    }
+}
+
+/// Every key a trial file, a sweep's `[base]` or a sweep parameter may set.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrialSpec {
+    pub corpus: Option<String>,
+    pub language: Option<String>,
+    pub tokenizer: Option<String>,
+    pub arch: Option<Arch>,
+    /// A named shape such as `d128-l4`.
+    pub model: Option<String>,
+    /// A target non-embedding parameter count, resolved through the shape ladder.
+    pub n_params: Option<f64>,
+    pub d_model: Option<usize>,
+    pub n_layers: Option<usize>,
+    pub n_heads: Option<usize>,
+    pub d_ff: Option<usize>,
+    pub n_experts: Option<usize>,
+    pub top_k: Option<usize>,
+    pub d_expert: Option<usize>,
+    pub moe_every: Option<usize>,
+    pub shared_expert: Option<bool>,
+    pub aux_loss_coef: Option<f64>,
+    pub z_loss_coef: Option<f64>,
+    pub seq_len: Option<usize>,
+    /// Global batch in sequences.
+    pub batch_size: Option<usize>,
+    /// Sequences per forward pass; `batch_size / micro_batch` accumulation steps.
+    pub micro_batch: Option<usize>,
+    /// Training token budget.
+    pub tokens: Option<f64>,
+    pub lr: Option<f64>,
+    /// Below 1: a fraction of the steps; 1 or more: a number of steps.
+    pub warmup: Option<f64>,
+    pub schedule: Option<Schedule>,
+    pub final_lr_ratio: Option<f64>,
+    pub decay_frac: Option<f64>,
+    pub beta1: Option<f64>,
+    pub beta2: Option<f64>,
+    pub eps: Option<f64>,
+    pub weight_decay: Option<f64>,
+    pub grad_clip: Option<f64>,
+    pub eval_interval: Option<usize>,
+    pub eval_tokens: Option<usize>,
+    pub checkpoint_interval: Option<usize>,
+    pub seed: Option<u64>,
+    pub backend: Option<Backend>,
+    pub threads: Option<usize>,
+}
+
+/// A fully resolved trial. Its canonical JSON (minus `threads`, which changes speed, not
+/// results) hashes to the trial id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrialConfig {
+    pub corpus: String,
+    pub language: String,
+    pub tokenizer: String,
+    pub arch: Arch,
+    pub model: String,
+    pub d_model: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    pub d_ff: usize,
+    pub n_experts: usize,
+    pub top_k: usize,
+    pub d_expert: usize,
+    pub moe_every: usize,
+    pub shared_expert: bool,
+    pub aux_loss_coef: f64,
+    pub z_loss_coef: f64,
+    pub seq_len: usize,
+    pub batch_size: usize,
+    pub micro_batch: usize,
+    pub tokens: f64,
+    pub lr: f64,
+    pub warmup: f64,
+    pub schedule: Schedule,
+    pub final_lr_ratio: f64,
+    pub decay_frac: f64,
+    pub beta1: f64,
+    pub beta2: f64,
+    pub eps: f64,
+    pub weight_decay: f64,
+    pub grad_clip: f64,
+    pub eval_interval: usize,
+    pub eval_tokens: usize,
+    pub checkpoint_interval: usize,
+    pub seed: u64,
+    pub backend: Backend,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub threads: Option<usize>,
+}
+
+/// A configuration problem, naming the key so callers can point at its line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConfigError {
+    pub key: &'static str,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "`{}`: {}", self.key, self.message)
+    }
+}
+impl std::error::Error for ConfigError {}
+
+fn bad(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError { key, message: message.into() }
+}
+
+/// Vocabulary size implied by a tokenizer name, including the end-of-document token.
+pub fn vocab_size(tokenizer: &str) -> Option<usize> {
+    if tokenizer == "bytes" {
+        return Some(257);
+    }
+    let n: usize = tokenizer.strip_prefix("bpe:")?.parse().ok()?;
+    (258..=65_536).contains(&n).then_some(n)
+}
+
+impl TrialSpec {
+    /// Keys set in `other` win.
+    pub fn merged(&self, other: &TrialSpec) -> TrialSpec {
+        let a = serde_json::to_value(self).expect("spec serializes");
+        let b = serde_json::to_value(other).expect("spec serializes");
+        let (serde_json::Value::Object(mut a), serde_json::Value::Object(b)) = (a, b) else { unreachable!() };
+        for (k, v) in b {
+            if !v.is_null() {
+                a.insert(k, v);
+            }
+        }
+        serde_json::from_value(serde_json::Value::Object(a)).expect("merged spec deserializes")
+    }
+
+    /// Sets one key from its string form, as `--set key=value` does.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let mut map = match serde_json::to_value(&*self).expect("spec serializes") {
+            serde_json::Value::Object(m) => m,
+            _ => unreachable!(),
+        };
+        if !map.contains_key(key) {
+            return Err(format!("unknown key `{key}`"));
+        }
+        let parsed: serde_json::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+            Ok(t) => serde_json::to_value(&t["v"]).map_err(|e| e.to_string())?,
+            Err(_) => serde_json::Value::String(value.to_string()),
+        };
+        map.insert(key.to_string(), parsed);
+        *self = serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| format!("`{key}`: {e}"))?;
+        Ok(())
+    }
+
+    /// Fills defaults and checks that the trial can run.
+    pub fn resolve(&self) -> Result<TrialConfig, ConfigError> {
+        let arch = self.arch.unwrap_or(Arch::Dense);
+        let tokenizer = self.tokenizer.clone().unwrap_or_else(|| "bytes".into());
+        vocab_size(&tokenizer).ok_or_else(|| bad("tokenizer", format!("`{tokenizer}` is not `bytes` or `bpe:<vocab>` with 258 ≤ vocab ≤ 65536")))?;
+        let language = self.language.clone().ok_or_else(|| bad("language", "is required"))?;
+        if language.is_empty() {
+            return Err(bad("language", "is empty"));
+        }
+
+        let named = match (&self.model, self.n_params) {
+            (Some(_), Some(_)) => return Err(bad("n_params", "give either `model` or `n_params`, not both")),
+            (Some(name), None) => Some(shape::parse_name(name).map_err(|m| bad("model", m))?),
+            (None, Some(n)) => {
+                if !(n.is_finite() && n >= 1e3) {
+                    return Err(bad("n_params", format!("{n} is not a parameter count ≥ 1000")));
+                }
+                Some(shape::from_param_count(n))
+            }
+            (None, None) => None,
+        };
+        let d_model = self.d_model.or(named.map(|s| s.d_model)).ok_or_else(|| bad("model", "give `model`, `n_params` or `d_model` and `n_layers`"))?;
+        let n_layers = self.n_layers.or(named.map(|s| s.n_layers)).ok_or_else(|| bad("n_layers", "is required with `d_model`"))?;
+        let defaults = Shape::new(d_model, n_layers);
+        let n_heads = self.n_heads.unwrap_or(defaults.n_heads);
+        let d_ff = self.d_ff.unwrap_or(defaults.d_ff);
+        positive("d_model", d_model)?;
+        positive("n_layers", n_layers)?;
+        positive("n_heads", n_heads)?;
+        positive("d_ff", d_ff)?;
+        if d_model % n_heads != 0 {
+            return Err(bad("n_heads", format!("{n_heads} heads do not divide d_model = {d_model}")));
+        }
+        if (d_model / n_heads) % 2 != 0 {
+            return Err(bad("n_heads", format!("head size {} must be even for rotary embeddings", d_model / n_heads)));
+        }
+
+        let (n_experts, top_k) = match arch {
+            Arch::Dense => (self.n_experts.unwrap_or(1), self.top_k.unwrap_or(1)),
+            Arch::Moe => (self.n_experts.unwrap_or(8), self.top_k.unwrap_or(2)),
+        };
+        positive("n_experts", n_experts)?;
+        positive("top_k", top_k)?;
+        if top_k > n_experts {
+            return Err(bad("top_k", format!("top_k = {top_k} exceeds n_experts = {n_experts}")));
+        }
+        if arch == Arch::Dense && (n_experts != 1 || top_k != 1) {
+            return Err(bad("n_experts", "expert keys need `arch = \"moe\"`"));
+        }
+        let d_expert = self.d_expert.unwrap_or(d_ff);
+        positive("d_expert", d_expert)?;
+        let moe_every = self.moe_every.unwrap_or(1);
+        positive("moe_every", moe_every)?;
+
+        let seq_len = self.seq_len.unwrap_or(128);
+        positive("seq_len", seq_len)?;
+        let batch_size = self.batch_size.unwrap_or(32);
+        positive("batch_size", batch_size)?;
+        let micro_batch = self.micro_batch.unwrap_or(batch_size);
+        positive("micro_batch", micro_batch)?;
+        if batch_size % micro_batch != 0 {
+            return Err(bad("micro_batch", format!("{micro_batch} does not divide batch_size = {batch_size}")));
+        }
+        let tokens = self.tokens.unwrap_or(1e6);
+        if !(tokens.is_finite() && tokens >= (batch_size * seq_len) as f64) {
+            return Err(bad("tokens", format!("{tokens} is less than one batch ({} tokens)", batch_size * seq_len)));
+        }
+        let lr = self.lr.unwrap_or(3e-3);
+        positive_f("lr", lr)?;
+        let warmup = self.warmup.unwrap_or(0.05);
+        if !(warmup.is_finite() && warmup >= 0.0) {
+            return Err(bad("warmup", format!("{warmup} is not a fraction in [0, 1) or a step count")));
+        }
+        let final_lr_ratio = self.final_lr_ratio.unwrap_or(0.1);
+        unit("final_lr_ratio", final_lr_ratio)?;
+        let decay_frac = self.decay_frac.unwrap_or(0.2);
+        unit("decay_frac", decay_frac)?;
+        let beta1 = self.beta1.unwrap_or(0.9);
+        let beta2 = self.beta2.unwrap_or(0.95);
+        unit("beta1", beta1)?;
+        unit("beta2", beta2)?;
+        let eps = self.eps.unwrap_or(1e-8);
+        positive_f("eps", eps)?;
+        let weight_decay = self.weight_decay.unwrap_or(0.1);
+        if !(weight_decay.is_finite() && weight_decay >= 0.0) {
+            return Err(bad("weight_decay", "must be ≥ 0"));
+        }
+        let grad_clip = self.grad_clip.unwrap_or(1.0);
+        if !(grad_clip.is_finite() && grad_clip >= 0.0) {
+            return Err(bad("grad_clip", "must be ≥ 0 (0 turns clipping off)"));
+        }
+        let aux_loss_coef = self.aux_loss_coef.unwrap_or(if arch == Arch::Moe { 0.01 } else { 0.0 });
+        let z_loss_coef = self.z_loss_coef.unwrap_or(if arch == Arch::Moe { 1e-3 } else { 0.0 });
+
+        let model = self.model.clone().unwrap_or_else(|| shape::name(d_model, n_layers));
+        let config = TrialConfig {
+            corpus: self.corpus.clone().unwrap_or_else(|| "corpora/local.toml".into()),
+            language,
+            tokenizer,
+            arch,
+            model,
+            d_model,
+            n_layers,
+            n_heads,
+            d_ff,
+            n_experts,
+            top_k,
+            d_expert,
+            moe_every,
+            shared_expert: self.shared_expert.unwrap_or(false),
+            aux_loss_coef,
+            z_loss_coef,
+            seq_len,
+            batch_size,
+            micro_batch,
+            tokens,
+            lr,
+            warmup,
+            schedule: self.schedule.unwrap_or(Schedule::Cosine),
+            final_lr_ratio,
+            decay_frac,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            grad_clip,
+            eval_interval: self.eval_interval.unwrap_or(0),
+            eval_tokens: self.eval_tokens.unwrap_or(16_384),
+            checkpoint_interval: self.checkpoint_interval.unwrap_or(0),
+            seed: self.seed.unwrap_or(0),
+            backend: self.backend.unwrap_or(Backend::Flex),
+            threads: self.threads,
+        };
+        if config.total_steps() < 1 {
+            return Err(bad("tokens", "gives no training step"));
+        }
+        Ok(config)
+    }
+}
+
+fn positive(key: &'static str, v: usize) -> Result<(), ConfigError> {
+    if v == 0 {
+        Err(bad(key, "must be > 0"))
+    } else {
+        Ok(())
+    }
+}
+fn positive_f(key: &'static str, v: f64) -> Result<(), ConfigError> {
+    if v.is_finite() && v > 0.0 {
+        Ok(())
+    } else {
+        Err(bad(key, format!("{v} must be a finite number > 0")))
+    }
+}
+fn unit(key: &'static str, v: f64) -> Result<(), ConfigError> {
+    if (0.0..=1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(bad(key, format!("{v} must lie in [0, 1]")))
+    }
+}
+
+impl TrialConfig {
+    pub fn vocab_size(&self) -> usize {
+        vocab_size(&self.tokenizer).expect("validated tokenizer")
+    }
+    pub fn tokens_per_step(&self) -> usize {
+        self.batch_size * self.seq_len
+    }
+    pub fn total_steps(&self) -> usize {
+        (self.tokens / self.tokens_per_step() as f64).floor() as usize
+    }
+    pub fn accumulation_steps(&self) -> usize {
+        self.batch_size / self.micro_batch
+    }
+    pub fn warmup_steps(&self) -> usize {
+        let total = self.total_steps();
+        if self.warmup < 1.0 {
+            (self.warmup * total as f64).round() as usize
+        } else {
+            (self.warmup as usize).min(total)
+        }
+    }
+    /// Evaluation every this many steps (0 in the config means about ten evaluations).
+    pub fn eval_every(&self) -> usize {
+        if self.eval_interval > 0 {
+            self.eval_interval
+        } else {
+            (self.total_steps() / 10).max(1)
+        }
+    }
+    /// Learning rate at optimizer step `step` (0-based).
+    pub fn lr_at(&self, step: usize) -> f64 {
+        crate::schedule::lr_at(self, step)
+    }
+    /// The canonical form hashed into the trial id: sorted keys, no `threads`.
+    pub fn canonical_json(&self) -> String {
+        let mut c = self.clone();
+        c.threads = None;
+        let value = serde_json::to_value(&c).expect("config serializes");
+        // serde_json's map is ordered by key unless preserve_order is on; make it explicit.
+        let sorted: std::collections::BTreeMap<String, serde_json::Value> = match value {
+            serde_json::Value::Object(m) => m.into_iter().collect(),
+            _ => unreachable!(),
+        };
+        serde_json::to_string(&sorted).expect("config serializes")
+    }
+    pub fn trial_id(&self) -> String {
+        blake3::hash(self.canonical_json().as_bytes()).to_hex()[..16].to_string()
+    }
+    pub fn params(&self) -> crate::accounting::Params {
+        crate::accounting::Params::of(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> TrialSpec {
+        TrialSpec { language: Some("python".into()), model: Some("d64-l2".into()), ..Default::default() }
+    }
+
+    #[test]
+    fn resolves_named_shape_with_defaults() {
+        let c = spec().resolve().unwrap();
+        assert_eq!((c.d_model, c.n_layers, c.n_heads), (64, 2, 2));
+        assert_eq!(c.vocab_size(), 257);
+        assert_eq!(c.total_steps(), 1_000_000 / (32 * 128));
+    }
+
+    #[test]
+    fn id_is_stable_and_ignores_threads() {
+        let a = spec().resolve().unwrap();
+        let mut b = a.clone();
+        b.threads = Some(7);
+        assert_eq!(a.trial_id(), b.trial_id());
+        b.lr *= 2.0;
+        assert_ne!(a.trial_id(), b.trial_id());
+    }
+
+    #[test]
+    fn rejects_impossible_shapes() {
+        let mut s = spec();
+        s.n_heads = Some(3);
+        assert_eq!(s.resolve().unwrap_err().key, "n_heads");
+        let mut s = spec();
+        s.arch = Some(Arch::Moe);
+        s.n_experts = Some(2);
+        s.top_k = Some(3);
+        assert_eq!(s.resolve().unwrap_err().key, "top_k");
+    }
+
+    #[test]
+    fn set_parses_values_by_key() {
+        let mut s = spec();
+        s.set("lr", "0.01").unwrap();
+        s.set("schedule", "wsd").unwrap();
+        s.set("batch_size", "8").unwrap();
+        assert_eq!(s.lr, Some(0.01));
+        assert_eq!(s.schedule, Some(Schedule::Wsd));
+        assert_eq!(s.batch_size, Some(8));
+        assert!(s.set("nope", "1").is_err());
+        assert!(s.set("batch_size", "many").is_err());
+    }
+}

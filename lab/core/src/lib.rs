@@ -1,0 +1,14 @@
+//! Configs, records, schemas and atomic I/O shared by every codescale crate. No heavy
+//! dependencies: fitting and reporting build on this without burn or polars.
+
+pub mod accounting;
+pub mod atomic;
+pub mod config;
+pub mod record;
+pub mod results;
+pub mod schedule;
+pub mod shape;
+
+pub use config::{Arch, Backend, Schedule, TrialConfig, TrialSpec};
+pub use record::{CurvePoint, Metrics, Provenance, Status, TrialRecord};
+pub use results::ResultRow;

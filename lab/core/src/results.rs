@@ -1,0 +1,83 @@
+//! One row of `results.parquet` (DESIGN.md, "Results table columns").
+
+use serde::{Deserialize, Serialize};
+
+use crate::record::TrialRecord;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultRow {
+    pub sweep: String,
+    pub trial_id: String,
+    pub status: String,
+    pub language: String,
+    pub arch: String,
+    pub tokenizer: String,
+    pub d_model: i64,
+    pub n_layers: i64,
+    pub n_heads: i64,
+    pub d_ff: i64,
+    pub n_experts: i64,
+    pub top_k: i64,
+    pub n_params: f64,
+    pub n_params_total: f64,
+    pub n_params_active: f64,
+    /// Tokens trained on (the budget for finished trials, fewer for pruned or diverged ones).
+    pub tokens: f64,
+    pub flops: f64,
+    pub seq_len: i64,
+    pub batch_size: i64,
+    pub lr: f64,
+    pub warmup_steps: i64,
+    pub schedule: String,
+    pub weight_decay: f64,
+    pub seed: i64,
+    pub train_loss: Option<f64>,
+    pub val_loss: Option<f64>,
+    pub val_bpb: Option<f64>,
+    pub steps: i64,
+    pub wall_s: f64,
+    pub tokens_per_s: f64,
+    pub backend: String,
+}
+
+impl ResultRow {
+    pub fn from_record(sweep: &str, r: &TrialRecord) -> ResultRow {
+        let c = &r.config;
+        let m = &r.metrics;
+        let p = c.params();
+        let tokens = if m.tokens > 0.0 { m.tokens } else { c.tokens };
+        ResultRow {
+            sweep: sweep.to_string(),
+            trial_id: r.id.clone(),
+            status: r.status.as_str().to_string(),
+            language: c.language.clone(),
+            arch: c.arch.as_str().to_string(),
+            tokenizer: c.tokenizer.clone(),
+            d_model: c.d_model as i64,
+            n_layers: c.n_layers as i64,
+            n_heads: c.n_heads as i64,
+            d_ff: c.d_ff as i64,
+            n_experts: c.n_experts as i64,
+            top_k: c.top_k as i64,
+            n_params: p.n_params,
+            n_params_total: p.n_params_total,
+            n_params_active: p.n_params_active,
+            tokens,
+            flops: p.flops_per_token(c) * tokens,
+            seq_len: c.seq_len as i64,
+            batch_size: c.batch_size as i64,
+            lr: c.lr,
+            warmup_steps: c.warmup_steps() as i64,
+            schedule: c.schedule.as_str().to_string(),
+            weight_decay: c.weight_decay,
+            seed: c.seed as i64,
+            train_loss: m.train_loss,
+            val_loss: m.val_loss,
+            val_bpb: m.val_bpb,
+            steps: m.steps as i64,
+            wall_s: m.wall_s,
+            tokens_per_s: m.tokens_per_s,
+            backend: c.backend.as_str().to_string(),
+        }
+    }
+}

@@ -1,0 +1,160 @@
+//! `fits/<name>.json`: what `codescale fit` writes and `codescale report` reads. Fields may be
+//! added; renaming one breaks old fit files.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FitFile {
+    /// Sweep or table name.
+    pub name: String,
+    /// Where the points came from (results.parquet or a user table).
+    pub source: String,
+    /// Which column gave N (`n_params`, `n_params_active`, …).
+    pub n_col: String,
+    pub created: String,
+    pub groups: Vec<GroupFit>,
+    /// Rows left out of every fit, with the reason (not done, NaN loss, …).
+    pub excluded: Vec<Excluded>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Excluded {
+    pub id: String,
+    pub group: String,
+    pub reason: String,
+}
+
+/// A point estimate with its bootstrap percentile interval (95 % by default).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Estimate {
+    pub value: f64,
+    pub lo: Option<f64>,
+    pub hi: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupFit {
+    /// `python`, `python/moe`, or `pooled`.
+    pub group: String,
+    pub n_points: usize,
+    /// Why there is no law for this group (e.g. "3 points, 5 needed").
+    pub message: Option<String>,
+    pub warnings: Vec<String>,
+    pub law: Option<LawFit>,
+    pub allocation: Option<Allocation>,
+    pub isoflop: Option<IsoFlopFit>,
+    pub hyper: Option<HyperLaws>,
+    pub extrapolation: Option<Extrapolation>,
+    /// The points fitted, with the law's prediction, for plots and residuals.
+    pub points: Vec<FitPoint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FitPoint {
+    pub n: f64,
+    pub d: f64,
+    pub loss: f64,
+    pub predicted: Option<f64>,
+}
+
+/// L(N, D) = E + A/N^α + B/D^β, also written (N_c/N)^α_N + (D_c/D)^α_D + L_inf.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LawFit {
+    pub e: Estimate,
+    pub a: Estimate,
+    pub b: Estimate,
+    pub alpha: Estimate,
+    pub beta: Estimate,
+    pub l_inf: Estimate,
+    pub alpha_n: Estimate,
+    pub alpha_d: Estimate,
+    pub n_c: Estimate,
+    pub d_c: Estimate,
+    /// Summed Huber objective at the optimum.
+    pub huber: f64,
+    /// Root-mean-square error of log loss.
+    pub rmse_log: f64,
+    pub starts: usize,
+    pub converged_starts: usize,
+    pub bootstrap_resamples: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Allocation {
+    /// N_opt ∝ C^a, a = β/(α+β).
+    pub a: Estimate,
+    /// D_opt ∝ C^b, b = α/(α+β).
+    pub b: Estimate,
+    /// G = (αA/(βB))^(1/(α+β)).
+    pub g: Estimate,
+    pub budgets: Vec<BudgetPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BudgetPlan {
+    pub flops: f64,
+    pub n_opt: Estimate,
+    pub d_opt: Estimate,
+    pub tokens_per_param: Estimate,
+    pub loss: Estimate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IsoFlopFit {
+    pub budgets: Vec<IsoFlopBudget>,
+    pub a: Estimate,
+    pub b: Estimate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IsoFlopBudget {
+    pub flops: f64,
+    /// loss = c[0] + c[1]·x + c[2]·x², x = ln N.
+    pub coeffs: [f64; 3],
+    pub n_opt: f64,
+    pub d_opt: f64,
+    pub points: Vec<FitPoint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HyperLaws {
+    pub budgets: Vec<HyperBudget>,
+    /// η_opt(C) = k·C^p.
+    pub lr_law: Option<PowerLaw>,
+    /// B_opt(C) = k·C^p, B in tokens.
+    pub batch_law: Option<PowerLaw>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HyperBudget {
+    pub flops: f64,
+    pub best: HyperPoint,
+    /// Every configuration within 0.25 % of the best loss.
+    pub near_best: Vec<HyperPoint>,
+    /// Every configuration at this budget, for heatmaps.
+    pub all: Vec<HyperPoint>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HyperPoint {
+    pub lr: f64,
+    /// Batch size in tokens.
+    pub batch_tokens: f64,
+    pub warmup_steps: f64,
+    pub loss: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PowerLaw {
+    pub k: Estimate,
+    pub p: Estimate,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Extrapolation {
+    /// The model sizes left out of the refit.
+    pub held_out_n: Vec<f64>,
+    pub points: Vec<FitPoint>,
+    pub mean_abs_rel_error: f64,
+    pub max_abs_rel_error: f64,
+}
