@@ -1,5 +1,83 @@
 //! Scaling-law fitting. No burn, no polars: points in, `FitFile` out.
+//!
+//! [`fit_points`] fits every group (plus a pooled fit when there are several): Chinchilla
+//! Approach 3 with bootstrap intervals ([`approach3`], [`bootstrap`]), the compute-optimal
+//! allocation it implies ([`allocation`]), IsoFLOP parabolas ([`isoflop`]), learning-rate and
+//! batch-size laws ([`hyper`]) and an extrapolation check ([`extrapolate`]). [`render_table`]
+//! prints the result.
 
+pub mod allocation;
+pub mod approach3;
+pub mod bootstrap;
+pub mod extrapolate;
+mod group;
+pub mod hyper;
+pub mod isoflop;
 pub mod schema;
+pub mod table;
+mod time;
 
 pub use schema::*;
+pub use table::render_table;
+pub use time::rfc3339_utc;
+
+/// One trial as the CLI reads it from results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub id: String,
+    pub group: String,
+    /// `done`, `failed`, `running`, …; only `done` points are fitted.
+    pub status: String,
+    pub n: f64,
+    pub d: f64,
+    pub loss: f64,
+    pub flops: Option<f64>,
+    pub lr: Option<f64>,
+    pub batch_tokens: Option<f64>,
+    pub warmup_steps: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitOptions {
+    /// Bootstrap resamples (0 disables intervals).
+    pub bootstrap: usize,
+    pub seed: u64,
+    /// Huber threshold on log loss.
+    pub delta: f64,
+    /// Budgets (FLOPs) for the allocation table; empty means 1e15 … 1e24 by decade.
+    pub budgets: Vec<f64>,
+    /// Which column gave N, recorded in the output.
+    pub n_col: String,
+    pub confidence: f64,
+    /// Worker threads; `None` uses rayon's global pool.
+    pub threads: Option<usize>,
+}
+
+impl Default for FitOptions {
+    fn default() -> Self {
+        FitOptions {
+            bootstrap: 1000,
+            seed: 0,
+            delta: 1e-3,
+            budgets: allocation::default_budgets(),
+            n_col: "n_params".into(),
+            confidence: 0.95,
+            threads: None,
+        }
+    }
+}
+
+/// Fits every group of `points`; `created` is the current UTC time.
+pub fn fit_points(name: &str, source: &str, points: &[Point], opts: &FitOptions) -> FitFile {
+    fit_points_at(name, source, points, opts, &rfc3339_utc(std::time::SystemTime::now()))
+}
+
+/// [`fit_points`] with a given `created` stamp, so that outputs can be compared byte for byte.
+pub fn fit_points_at(name: &str, source: &str, points: &[Point], opts: &FitOptions, created: &str) -> FitFile {
+    let run = || group::fit_all(points, opts);
+    let (groups, excluded) = match opts.threads.map(|t| rayon::ThreadPoolBuilder::new().num_threads(t.max(1)).build()) {
+        Some(Ok(pool)) => pool.install(run),
+        _ => run(),
+    };
+    FitFile { name: name.into(), source: source.into(), n_col: opts.n_col.clone(), created: created.into(), groups, excluded }
+}

@@ -1,0 +1,248 @@
+//! Filtering points, grouping them, and running every analysis on one group.
+
+use rayon::prelude::*;
+
+use crate::allocation::{allocation_with_intervals, default_budgets};
+use crate::approach3::{chinchilla_grid, fit_grid, Data, Law};
+use crate::bootstrap::{bootstrap_law, derive_seed, estimate};
+use crate::extrapolate::extrapolate;
+use crate::hyper::{hyper_laws, HyperInput};
+use crate::isoflop::{isoflop, line, IsoPoint};
+use crate::schema::{Estimate, Excluded, FitPoint, GroupFit, LawFit};
+use crate::{FitOptions, Point};
+
+/// Free parameters of the law, hence the fewest points that can pin it down.
+pub const MIN_POINTS: usize = 5;
+pub const POOLED: &str = "pooled";
+
+/// Why a point cannot be fitted, if it cannot.
+fn exclusion(p: &Point) -> Option<String> {
+    let bad = |what: &str, x: f64| {
+        if x.is_nan() {
+            Some(format!("{what} is NaN"))
+        } else if !x.is_finite() {
+            Some(format!("{what} is infinite"))
+        } else if x <= 0.0 {
+            Some(format!("{what} = {x} is not positive"))
+        } else {
+            None
+        }
+    };
+    if p.status != "done" {
+        return Some(format!("status is {:?}, not \"done\"", p.status));
+    }
+    bad("loss", p.loss).or_else(|| bad("N", p.n)).or_else(|| bad("D", p.d))
+}
+
+pub(crate) fn fit_all(points: &[Point], opts: &FitOptions) -> (Vec<GroupFit>, Vec<Excluded>) {
+    let mut excluded = vec![];
+    let mut kept: Vec<&Point> = vec![];
+    for p in points {
+        match exclusion(p) {
+            Some(reason) => excluded.push(Excluded { id: p.id.clone(), group: p.group.clone(), reason }),
+            None => kept.push(p),
+        }
+    }
+    let mut names: Vec<&str> = points.iter().map(|p| p.group.as_str()).collect();
+    names.sort();
+    names.dedup();
+    let mut jobs: Vec<(String, Vec<&Point>)> =
+        names.iter().map(|&g| (g.to_string(), kept.iter().copied().filter(|p| p.group == g).collect())).collect();
+    if jobs.iter().filter(|(_, pts)| !pts.is_empty()).count() > 1 {
+        jobs.push((POOLED.to_string(), kept.clone()));
+    }
+    let groups = jobs.par_iter().map(|(g, pts)| fit_group(g, pts, opts)).collect();
+    (groups, excluded)
+}
+
+fn distinct(xs: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut v: Vec<f64> = xs.collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    v
+}
+
+/// Why the law cannot be fitted to these points at all.
+fn too_few(group: &str, pts: &[&Point]) -> Option<String> {
+    let ns = distinct(pts.iter().map(|p| p.n));
+    let ds = distinct(pts.iter().map(|p| p.d));
+    if pts.len() < MIN_POINTS {
+        Some(format!("{group}: {} points, {MIN_POINTS} needed", pts.len()))
+    } else if ns.len() < 2 {
+        Some(format!("{group}: a single model size (N = {:.3e}); 2 or more needed to fit A and α", ns[0]))
+    } else if ds.len() < 2 {
+        Some(format!("{group}: a single data size (D = {:.3e}); 2 or more needed to fit B and β", ds[0]))
+    } else {
+        None
+    }
+}
+
+pub(crate) fn fit_group(group: &str, pts: &[&Point], opts: &FitOptions) -> GroupFit {
+    let seed = derive_seed(opts.seed, group);
+    let mut out = GroupFit {
+        group: group.to_string(),
+        n_points: pts.len(),
+        message: too_few(group, pts),
+        warnings: vec![],
+        law: None,
+        allocation: None,
+        isoflop: None,
+        hyper: None,
+        extrapolation: None,
+        points: pts.iter().map(|p| FitPoint { n: p.n, d: p.d, loss: p.loss, predicted: None }).collect(),
+    };
+    if out.message.is_none() {
+        fit_law(&mut out, pts, opts, seed);
+    }
+    let iso: Vec<IsoPoint> = pts.iter().map(|p| IsoPoint { n: p.n, d: p.d, loss: p.loss, flops: p.flops }).collect();
+    let mut notes = vec![];
+    // Most sweeps are not IsoFLOP sweeps: the reason for a missing IsoFLOP fit is not worth a warning.
+    if let Ok(fit) = isoflop(&iso, opts.bootstrap, derive_seed(seed, "isoflop"), opts.confidence, &mut notes) {
+        out.isoflop = Some(fit);
+        out.warnings.append(&mut notes);
+    }
+    let hp: Vec<HyperInput> = pts
+        .iter()
+        .filter_map(|p| {
+            let (lr, bt) = (p.lr.filter(|x| x.is_finite() && *x > 0.0)?, p.batch_tokens.filter(|x| x.is_finite() && *x > 0.0)?);
+            Some(HyperInput { n: p.n, d: p.d, flops: p.flops, lr, batch_tokens: bt, warmup_steps: p.warmup_steps.unwrap_or(0.0), loss: p.loss })
+        })
+        .collect();
+    let mut notes = vec![];
+    out.hyper = hyper_laws(&hp, opts.bootstrap, derive_seed(seed, "hyper"), opts.confidence, &mut notes);
+    if out.hyper.is_some() {
+        out.warnings.append(&mut notes);
+    }
+    out
+}
+
+fn fit_law(out: &mut GroupFit, pts: &[&Point], opts: &FitOptions, seed: u64) {
+    let group = out.group.clone();
+    let triples: Vec<(f64, f64, f64)> = pts.iter().map(|p| (p.n, p.d, p.loss)).collect();
+    let data = Data::new(&triples);
+    let grid = chinchilla_grid();
+    let Some(fit) = fit_grid(&data, None, opts.delta, &grid) else {
+        out.message = Some(format!("{group}: the objective was not finite from any start"));
+        return;
+    };
+    if !fit.converged {
+        out.warnings.push(format!("none of the {} starts converged; the best end point is reported", fit.starts));
+    }
+    let boot = bootstrap_law(&data, &fit, opts.delta, opts.bootstrap, derive_seed(seed, "law"));
+    if boot.failed * 20 > boot.resamples {
+        out.warnings.push(format!("{} of {} bootstrap resamples did not converge and were left out", boot.failed, boot.resamples));
+    }
+    let c = opts.confidence;
+    let col = |f: fn(&Law) -> f64| boot.laws.iter().map(f).collect::<Vec<f64>>();
+    let law = fit.law;
+    let alpha = estimate(law.alpha, &col(|l| l.alpha), c);
+    let beta = estimate(law.beta, &col(|l| l.beta), c);
+    let e = estimate(law.e, &col(|l| l.e), c);
+    out.law = Some(LawFit {
+        e,
+        a: estimate(law.a, &col(|l| l.a), c),
+        b: estimate(law.b, &col(|l| l.b), c),
+        alpha,
+        beta,
+        l_inf: e,
+        alpha_n: alpha,
+        alpha_d: beta,
+        n_c: estimate(law.n_c(), &col(|l| l.n_c()), c),
+        d_c: estimate(law.d_c(), &col(|l| l.d_c()), c),
+        huber: fit.huber,
+        rmse_log: fit.rmse_log,
+        starts: fit.starts,
+        converged_starts: fit.converged_starts,
+        bootstrap_resamples: boot.laws.len(),
+    });
+    for (fp, p) in out.points.iter_mut().zip(pts) {
+        fp.predicted = Some(law.predict(p.n, p.d));
+    }
+    let budgets = if opts.budgets.is_empty() { default_budgets() } else { opts.budgets.clone() };
+    out.allocation = Some(allocation_with_intervals(&law, &boot.laws, &budgets, c));
+    let mut warnings = identifiability(pts, out.law.as_ref().expect("set above"), c);
+    out.warnings.append(&mut warnings);
+    match extrapolate(&triples, opts.delta) {
+        Ok(x) => out.extrapolation = Some(x),
+        Err(why) => out.warnings.push(format!("extrapolation check skipped: {why}")),
+    }
+}
+
+/// Warnings for parameters these points cannot pin down.
+fn identifiability(pts: &[&Point], law: &LawFit, confidence: f64) -> Vec<String> {
+    let mut w = vec![];
+    let ln_n: Vec<f64> = pts.iter().map(|p| p.n.ln()).collect();
+    let ln_d: Vec<f64> = pts.iter().map(|p| p.d.ln()).collect();
+    if let Some((c0, s)) = line(&ln_n, &ln_d) {
+        let resid = ln_n.iter().zip(&ln_d).map(|(x, y)| (y - c0 - s * x).powi(2)).sum::<f64>() / pts.len() as f64;
+        if resid.sqrt() < 0.01 {
+            w.push(format!(
+                "D is a fixed power of N (D ∝ N^{s:.2}): the N and D terms are confounded, so α_N, α_D, N_c and D_c are not identifiable"
+            ));
+        }
+    }
+    let ns = distinct(pts.iter().map(|p| p.n));
+    if ns.iter().all(|&n| distinct(pts.iter().filter(|p| p.n == n).map(|p| p.d)).len() == 1) {
+        w.push("each model size was trained on a single D: α_N and α_D are separated only by how D/N varies".into());
+    }
+    let min_loss = pts.iter().map(|p| p.loss).fold(f64::INFINITY, f64::min);
+    if law.e.value < 0.2 * min_loss {
+        w.push(format!(
+            "every point is far above the fitted irreducible loss (L_inf = {:.3}, lowest loss {:.3}): L_inf trades off against the exponents",
+            law.e.value, min_loss
+        ));
+    }
+    let pct = confidence * 100.0;
+    let wide = |name: &str, e: &Estimate| match (e.lo, e.hi) {
+        (Some(lo), Some(hi)) if hi - lo > e.value.abs() => {
+            Some(format!("{name}: the {pct:.0} % interval [{lo:.3e}, {hi:.3e}] is wider than the estimate {:.3e}; not identifiable", e.value))
+        }
+        _ => None,
+    };
+    w.extend(wide("α_N", &law.alpha_n));
+    w.extend(wide("α_D", &law.alpha_d));
+    w.extend(wide("L_inf", &law.l_inf));
+    let spread = |name: &str, e: &Estimate| match (e.lo, e.hi) {
+        (Some(lo), Some(hi)) if lo > 0.0 && hi / lo > 1e3 => {
+            Some(format!("{name}: the {pct:.0} % interval [{lo:.3e}, {hi:.3e}] spans more than three decades"))
+        }
+        _ => None,
+    };
+    w.extend(spread("A", &law.a));
+    w.extend(spread("B", &law.b));
+    for (name, x) in [("α_N", law.alpha_n.value), ("α_D", law.alpha_d.value)] {
+        if !(0.02..=3.0).contains(&x) {
+            w.push(format!("{name} = {x:.3} is outside 0.02–3: the fit probably ran to a boundary"));
+        }
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn point(id: &str, status: &str, n: f64, d: f64, loss: f64) -> Point {
+        Point {
+            id: id.into(),
+            group: "go".into(),
+            status: status.into(),
+            n,
+            d,
+            loss,
+            flops: None,
+            lr: None,
+            batch_tokens: None,
+            warmup_steps: None,
+        }
+    }
+
+    #[test]
+    fn exclusion_reasons() {
+        assert!(exclusion(&point("a", "done", 1e6, 1e8, 3.0)).is_none());
+        assert!(exclusion(&point("a", "failed", 1e6, 1e8, 3.0)).unwrap().contains("failed"));
+        assert_eq!(exclusion(&point("a", "done", 1e6, 1e8, f64::NAN)).unwrap(), "loss is NaN");
+        assert!(exclusion(&point("a", "done", 0.0, 1e8, 3.0)).unwrap().contains("N = 0"));
+        assert!(exclusion(&point("a", "done", 1e6, f64::INFINITY, 3.0)).unwrap().contains("D is infinite"));
+    }
+}
