@@ -1,0 +1,149 @@
+//! Final loss against N (one series per D) and against D (one series per N), with the fitted
+//! law drawn through each series: the figure that shows whether the law fits.
+
+use anyhow::Result;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::{chart, geomspace, interval, legend, legend_entry, line, marks, note, Corner, Ctx, Made, Mark};
+use crate::axes::{fmt_num, fmt_si, log_extent, pad_log, Scale};
+use crate::data::{law_loss, level_of, levels, Group, Pt};
+use crate::render::{cols_for, grid_size, panels, render, Plot};
+use crate::style;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Along {
+    N,
+    D,
+}
+
+struct LossVs<'a> {
+    along: Along,
+    groups: Vec<&'a Group<'a>>,
+}
+
+pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
+    let groups: Vec<&Group> = ctx.groups.iter().filter(|g| g.points.len() >= 2).collect();
+    if groups.is_empty() {
+        return Ok(vec![Made::Skip(
+            "Loss vs N and loss vs D: no group has two finished trials with a validation loss.".into(),
+        )]);
+    }
+    let n = LossVs { along: Along::N, groups: groups.clone() };
+    let d = LossVs { along: Along::D, groups };
+    let cap_n = "Final validation loss against model size N, one colour per token budget D. Lines: the \
+                 fitted law L(N, D) = E + A/N^α + B/D^β at each D; dashed grey: its D → ∞ limit E + A/N^α. \
+                 Log–log axes."
+        .to_string();
+    let cap_d = "Final validation loss against training tokens D, one colour per model size N. Lines: the \
+                 fitted law at each N; dashed grey: its N → ∞ limit E + B/D^β. Log–log axes."
+        .to_string();
+    Ok(vec![
+        Made::Fig(render("loss_vs_n", "Loss vs model size (per token budget)", cap_n, &n, true)?),
+        Made::Fig(render("loss_vs_d", "Loss vs training tokens (per model size)", cap_d, &d, true)?),
+    ])
+}
+
+impl Plot for LossVs<'_> {
+    fn size(&self) -> (u32, u32) {
+        grid_size(self.groups.len(), cols_for(self.groups.len()))
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let cols = cols_for(self.groups.len());
+        for (area, g) in panels(root, self.groups.len(), cols).iter().zip(&self.groups) {
+            self.panel(area, g)?;
+        }
+        Ok(())
+    }
+}
+
+impl LossVs<'_> {
+    fn panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, g: &Group) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        // x is the plotted variable, s the one that picks the series.
+        let (xv, sv): (fn(&Pt) -> f64, fn(&Pt) -> f64) = match self.along {
+            Along::N => (|p| p.n, |p| p.d),
+            Along::D => (|p| p.d, |p| p.n),
+        };
+        let lv = levels(g.points.iter().map(sv), 6);
+        let nl = lv.len();
+        let (x0, x1) = pad_log(log_extent(g.points.iter().map(xv)).unwrap_or((1.0, 10.0)), 0.08);
+        let law = g.law();
+        let xs = geomspace(x0, x1, 64);
+        let at = |x: f64, s: f64| match self.along {
+            Along::N => (x, s),
+            Along::D => (s, x),
+        };
+        let mut ys: Vec<f64> = g.points.iter().map(|p| p.loss).collect();
+        if let Some(law) = law {
+            for s in &lv {
+                ys.extend(xs.iter().map(|&x| {
+                    let (n, d) = at(x, *s);
+                    law_loss(law, n, d)
+                }));
+            }
+        }
+        let (y0, y1) = pad_log(log_extent(ys).unwrap_or((1.0, 10.0)), 0.06);
+        let title = match (law, g.fit.and_then(|f| f.message.as_deref())) {
+            (Some(_), _) => g.name.clone(),
+            (None, Some(msg)) => format!("{} — no fit: {msg}", g.name),
+            (None, None) => format!("{} — no fit", g.name),
+        };
+        let (xlabel, slabel) = match self.along {
+            Along::N => ("model size N (parameters)", "D"),
+            Along::D => ("training tokens D", "N"),
+        };
+        let mut c = chart(area, &title, Scale::log(x0, x1, fmt_si), Scale::log(y0, y1, fmt_num), xlabel, "final val loss (nats/token)")?;
+        if let Some(law) = law {
+            let limit: Vec<(f64, f64)> = xs
+                .iter()
+                .map(|&x| match self.along {
+                    Along::N => (x, law.e.value + law.a.value / x.powf(law.alpha.value)),
+                    Along::D => (x, law.e.value + law.b.value / x.powf(law.beta.value)),
+                })
+                .collect();
+            line(&mut c, &limit, style::MUTED.stroke_width(2), true)?;
+        }
+        for (i, s) in lv.iter().enumerate() {
+            let color = style::level(i, nl);
+            if let Some(law) = law {
+                let curve: Vec<(f64, f64)> = xs
+                    .iter()
+                    .map(|&x| {
+                        let (n, d) = at(x, *s);
+                        (x, law_loss(law, n, d))
+                    })
+                    .collect();
+                line(&mut c, &curve, color.stroke_width(2), false)?;
+            }
+            let pts: Vec<(f64, f64)> = g.points.iter().filter(|p| level_of(sv(p), &lv) == i).map(|p| (xv(p), p.loss)).collect();
+            marks(&mut c, &pts, Mark::Circle, 5, color.filled())?;
+            marks(&mut c, &pts, Mark::Circle, 5, WHITE.stroke_width(1))?;
+            legend_entry(&mut c, &format!("{slabel} = {}", fmt_si(*s)), color, Some(Mark::Circle), law.is_some())?;
+        }
+        if law.is_some() {
+            legend_entry(&mut c, if self.along == Along::N { "D → ∞" } else { "N → ∞" }, style::MUTED, None, true)?;
+        }
+        legend(&mut c, SeriesLabelPosition::UpperRight)?;
+        if let Some(law) = law {
+            let lines = match self.along {
+                Along::N => vec![
+                    format!("α_N = {}{}", fmt_num(law.alpha_n.value), interval(&law.alpha_n, fmt_num)),
+                    format!("L∞ = {}{}", fmt_num(law.l_inf.value), interval(&law.l_inf, fmt_num)),
+                ],
+                Along::D => vec![
+                    format!("α_D = {}{}", fmt_num(law.alpha_d.value), interval(&law.alpha_d, fmt_num)),
+                    format!("L∞ = {}{}", fmt_num(law.l_inf.value), interval(&law.l_inf, fmt_num)),
+                ],
+            };
+            note(&c, &lines, Corner::BottomLeft)?;
+        }
+        Ok(())
+    }
+}

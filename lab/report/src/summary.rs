@@ -1,0 +1,439 @@
+//! The report's text content, computed once and handed to the template: every number already
+//! formatted, every gap already explained, so the template only lays things out.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use codescale_fit::{Estimate, GroupFit};
+use serde::Serialize;
+
+use crate::axes::{fmt_big, fmt_num, fmt_pct, fmt_pow10, fmt_si};
+use crate::data::{group_of, is_done};
+use crate::ReportInput;
+
+#[derive(Serialize)]
+pub struct Summary {
+    pub sweep: String,
+    pub fit_name: Option<String>,
+    pub fit_created: Option<String>,
+    pub n_col: Option<String>,
+    pub counts: Vec<Count>,
+    pub total: usize,
+    pub done: usize,
+    pub languages: Vec<String>,
+    pub notes: Vec<String>,
+    pub missing: Vec<String>,
+    pub warnings: Vec<String>,
+    pub laws: Vec<LawRow>,
+    pub plans: Vec<PlanRow>,
+    pub headline: Vec<String>,
+    pub hyper: Vec<HyperRow>,
+    pub isoflop: Vec<IsoRow>,
+    pub extrapolation: Vec<ExtrapRow>,
+    pub trials: Vec<TrialRow>,
+    pub unfinished: Vec<TrialRow>,
+    pub excluded: Vec<ExcludedRow>,
+    pub provenance: Vec<Kv>,
+    pub provenance_trials: Vec<ProvRow>,
+    pub sweep_toml: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct Count {
+    pub status: String,
+    pub n: usize,
+}
+
+#[derive(Serialize)]
+pub struct Est {
+    pub value: String,
+    pub interval: String,
+}
+
+fn est(e: &Estimate, f: fn(f64) -> String) -> Est {
+    let interval = match (e.lo, e.hi) {
+        (Some(lo), Some(hi)) => format!("{} – {}", f(lo), f(hi)),
+        _ => String::new(),
+    };
+    Est { value: f(e.value), interval }
+}
+
+#[derive(Serialize)]
+pub struct LawRow {
+    pub group: String,
+    pub n_points: usize,
+    pub alpha_n: Est,
+    pub alpha_d: Est,
+    pub l_inf: Est,
+    pub n_c: Est,
+    pub d_c: Est,
+    pub a_exp: Option<Est>,
+    pub b_exp: Option<Est>,
+    pub rmse_log: String,
+    pub detail: String,
+}
+
+#[derive(Serialize)]
+pub struct PlanRow {
+    pub group: String,
+    pub flops: String,
+    pub n_opt: Est,
+    pub d_opt: Est,
+    pub tokens_per_param: String,
+    pub loss: Est,
+    pub sentence: String,
+}
+
+#[derive(Serialize)]
+pub struct HyperRow {
+    pub group: String,
+    pub lr_law: String,
+    pub batch_law: String,
+    pub best: Vec<String>,
+}
+
+#[derive(Serialize)]
+pub struct IsoRow {
+    pub group: String,
+    pub a: Est,
+    pub b: Est,
+    pub budgets: usize,
+}
+
+#[derive(Serialize)]
+pub struct ExtrapRow {
+    pub group: String,
+    pub held_out: String,
+    pub mean: String,
+    pub max: String,
+}
+
+#[derive(Serialize)]
+pub struct TrialRow {
+    pub id: String,
+    pub short_id: String,
+    pub status: String,
+    pub language: String,
+    pub arch: String,
+    pub n_params: Cell,
+    pub n_active: Cell,
+    pub tokens: Cell,
+    pub flops: Cell,
+    pub lr: Cell,
+    pub batch: Cell,
+    pub warmup: Cell,
+    pub val_loss: Cell,
+    pub val_bpb: Cell,
+    pub steps: Cell,
+    pub wall: Cell,
+}
+
+/// A table cell: what is shown, and the raw number the sort script compares.
+#[derive(Serialize)]
+pub struct Cell {
+    pub text: String,
+    pub sort: String,
+}
+
+fn cell(v: f64, f: fn(f64) -> String) -> Cell {
+    if v.is_finite() {
+        Cell { text: f(v), sort: format!("{v:e}") }
+    } else {
+        Cell { text: "–".into(), sort: String::new() }
+    }
+}
+
+fn opt_cell(v: Option<f64>) -> Cell {
+    match v {
+        Some(v) if v.is_finite() => Cell { text: format!("{v:.4}"), sort: format!("{v:e}") },
+        _ => Cell { text: "–".into(), sort: String::new() },
+    }
+}
+
+#[derive(Serialize)]
+pub struct ExcludedRow {
+    pub id: String,
+    pub group: String,
+    pub reason: String,
+}
+
+#[derive(Serialize)]
+pub struct Kv {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Serialize)]
+pub struct ProvRow {
+    pub id: String,
+    pub host: String,
+    pub backend: String,
+    pub started: String,
+    pub finished: String,
+    pub commit: String,
+}
+
+pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) -> Summary {
+    let results = &input.results;
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for r in results {
+        *counts.entry(r.status.clone()).or_default() += 1;
+    }
+    let done = results.iter().filter(|r| is_done(r)).count();
+    let mut languages: Vec<String> = results.iter().map(|r| r.language.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    if languages.is_empty() {
+        if let Some(fit) = &input.fit {
+            languages = fit.groups.iter().map(|g| crate::data::language_of(&g.group).to_string()).collect::<BTreeSet<_>>().into_iter().collect();
+        }
+    }
+
+    let mut missing = Vec::new();
+    if results.is_empty() {
+        missing.push(
+            "No trials in the results table: the sweep has not run yet, or results.parquet is empty. \
+             Run `codescale sweep run` and then `codescale report` again."
+                .to_string(),
+        );
+    } else if done == 0 {
+        missing.push(format!("None of the {} trials finished with a validation loss, so nothing can be fitted or plotted against N and D.", results.len()));
+    }
+    let unfinished_n = results.len() - results.iter().filter(|r| r.status == "done").count();
+    if unfinished_n > 0 {
+        let by: Vec<String> = counts.iter().filter(|(s, _)| s.as_str() != "done").map(|(s, n)| format!("{n} {s}")).collect();
+        missing.push(format!("{unfinished_n} of {} trials did not finish ({}); they are listed under “Trials that did not finish”.", results.len(), by.join(", ")));
+    }
+    match &input.fit {
+        None => missing.push(
+            "No fit file: laws, compute-optimal allocation and residuals are left out. Run `codescale fit` on this sweep."
+                .to_string(),
+        ),
+        Some(fit) => {
+            if fit.groups.is_empty() {
+                missing.push("The fit file has no groups: no group had enough finished trials.".into());
+            }
+            for g in &fit.groups {
+                if g.law.is_none() {
+                    let why = g.message.clone().unwrap_or_else(|| "no reason recorded".into());
+                    missing.push(format!("No fit for {}: {why}.", g.group).replace("..", "."));
+                }
+            }
+        }
+    }
+    missing.extend(figure_errors.iter().cloned());
+
+    let mut warnings = Vec::new();
+    let mut laws = Vec::new();
+    let mut plans = Vec::new();
+    let mut headline = Vec::new();
+    let mut hyper = Vec::new();
+    let mut isoflop = Vec::new();
+    let mut extrapolation = Vec::new();
+    let mut excluded = Vec::new();
+    if let Some(fit) = &input.fit {
+        for g in &fit.groups {
+            warnings.extend(g.warnings.iter().map(|w| format!("{}: {w}", g.group)));
+            law_rows(g, &mut laws, &mut plans, &mut headline);
+            if let Some(h) = &g.hyper {
+                let law = |p: &Option<codescale_fit::PowerLaw>, unit: &str| match p {
+                    Some(p) => format!("{} · C^{}{unit}", fmt_big(p.k.value), fmt_num(p.p.value)),
+                    None => "–".into(),
+                };
+                hyper.push(HyperRow {
+                    group: g.group.clone(),
+                    lr_law: law(&h.lr_law, ""),
+                    batch_law: law(&h.batch_law, " tokens"),
+                    best: h
+                        .budgets
+                        .iter()
+                        .map(|b| {
+                            format!(
+                                "C = {}: lr {}, batch {} tokens, warmup {} steps → loss {:.4} ({} within 0.25 %)",
+                                fmt_pow10(b.flops),
+                                fmt_num(b.best.lr),
+                                fmt_si(b.best.batch_tokens),
+                                fmt_num(b.best.warmup_steps),
+                                b.best.loss,
+                                b.near_best.len()
+                            )
+                        })
+                        .collect(),
+                });
+            }
+            if let Some(i) = &g.isoflop {
+                isoflop.push(IsoRow { group: g.group.clone(), a: est(&i.a, fmt_num), b: est(&i.b, fmt_num), budgets: i.budgets.len() });
+            }
+            if let Some(e) = &g.extrapolation {
+                extrapolation.push(ExtrapRow {
+                    group: g.group.clone(),
+                    held_out: e.held_out_n.iter().map(|n| fmt_si(*n)).collect::<Vec<_>>().join(", "),
+                    mean: fmt_pct(100.0 * e.mean_abs_rel_error),
+                    max: fmt_pct(100.0 * e.max_abs_rel_error),
+                });
+            }
+        }
+        excluded = fit.excluded.iter().map(|e| ExcludedRow { id: e.id.clone(), group: e.group.clone(), reason: e.reason.clone() }).collect();
+    }
+
+    let trial_row = |r: &codescale_core::ResultRow| TrialRow {
+        short_id: r.trial_id.chars().take(10).collect(),
+        id: r.trial_id.clone(),
+        status: r.status.clone(),
+        language: r.language.clone(),
+        arch: r.arch.clone(),
+        n_params: cell(r.n_params, fmt_si),
+        n_active: cell(r.n_params_active, fmt_si),
+        tokens: cell(r.tokens, fmt_si),
+        flops: cell(r.flops, fmt_pow10),
+        lr: cell(r.lr, fmt_num),
+        batch: cell(r.batch_size as f64, fmt_num),
+        warmup: cell(r.warmup_steps as f64, fmt_num),
+        val_loss: opt_cell(r.val_loss),
+        val_bpb: opt_cell(r.val_bpb),
+        steps: cell(r.steps as f64, |v| format!("{v}")),
+        wall: cell(r.wall_s, |v| format!("{v:.0} s")),
+    };
+    let mut sorted: Vec<&codescale_core::ResultRow> = results.iter().collect();
+    sorted.sort_by(|a, b| group_of(a).cmp(&group_of(b)).then(a.n_params.total_cmp(&b.n_params)).then(a.tokens.total_cmp(&b.tokens)));
+    let trials = sorted.iter().map(|r| trial_row(r)).collect();
+    let unfinished = sorted.iter().filter(|r| r.status != "done").map(|r| trial_row(r)).collect();
+
+    let mut notes = input.notes.clone();
+    notes.extend(skipped.iter().cloned());
+    let (provenance, provenance_trials) = provenance(input);
+    Summary {
+        sweep: input.sweep.clone(),
+        fit_name: input.fit.as_ref().map(|f| f.name.clone()),
+        fit_created: input.fit.as_ref().map(|f| f.created.clone()).filter(|s| !s.is_empty()),
+        n_col: input.fit.as_ref().map(|f| f.n_col.clone()).filter(|s| !s.is_empty()),
+        counts: counts.into_iter().map(|(status, n)| Count { status, n }).collect(),
+        total: results.len(),
+        done,
+        languages,
+        notes,
+        missing,
+        warnings,
+        laws,
+        plans,
+        headline,
+        hyper,
+        isoflop,
+        extrapolation,
+        trials,
+        unfinished,
+        excluded,
+        provenance,
+        provenance_trials,
+        sweep_toml: input.sweep_toml.clone(),
+    }
+}
+
+fn law_rows(g: &GroupFit, laws: &mut Vec<LawRow>, plans: &mut Vec<PlanRow>, headline: &mut Vec<String>) {
+    let Some(l) = &g.law else { return };
+    let alloc = g.allocation.as_ref();
+    laws.push(LawRow {
+        group: g.group.clone(),
+        n_points: g.n_points,
+        alpha_n: est(&l.alpha_n, fmt_num),
+        alpha_d: est(&l.alpha_d, fmt_num),
+        l_inf: est(&l.l_inf, fmt_num),
+        n_c: est(&l.n_c, fmt_big),
+        d_c: est(&l.d_c, fmt_big),
+        a_exp: alloc.map(|a| est(&a.a, fmt_num)),
+        b_exp: alloc.map(|a| est(&a.b, fmt_num)),
+        rmse_log: fmt_num(l.rmse_log),
+        detail: format!(
+            "E = {}, A = {}, B = {}, α = {}, β = {}; Huber {}, {} of {} starts converged, {} bootstrap resamples",
+            fmt_num(l.e.value),
+            fmt_big(l.a.value),
+            fmt_big(l.b.value),
+            fmt_num(l.alpha.value),
+            fmt_num(l.beta.value),
+            fmt_big(l.huber),
+            l.converged_starts,
+            l.starts,
+            l.bootstrap_resamples
+        ),
+    });
+    let Some(a) = alloc else { return };
+    for b in &a.budgets {
+        let sentence = format!(
+            "For C = {} FLOPs, train {} parameters on {} tokens.",
+            fmt_pow10(b.flops),
+            fmt_si(b.n_opt.value),
+            fmt_si(b.d_opt.value)
+        );
+        plans.push(PlanRow {
+            group: g.group.clone(),
+            flops: fmt_pow10(b.flops),
+            n_opt: est(&b.n_opt, fmt_si),
+            d_opt: est(&b.d_opt, fmt_si),
+            tokens_per_param: fmt_num(b.tokens_per_param.value),
+            loss: est(&b.loss, |v| format!("{v:.3}")),
+            sentence,
+        });
+    }
+    if let Some(b) = a.budgets.iter().max_by(|x, y| x.flops.total_cmp(&y.flops)) {
+        headline.push(format!(
+            "{}: for C = {} FLOPs, train {} parameters on {} tokens ({} tokens per parameter), predicted loss {:.3}.",
+            g.group,
+            fmt_pow10(b.flops),
+            fmt_si(b.n_opt.value),
+            fmt_si(b.d_opt.value),
+            fmt_num(b.tokens_per_param.value),
+            b.loss.value
+        ));
+    }
+}
+
+/// Distinct values across trials, most common first, with counts when they differ: a sweep run
+/// from one commit on one machine reads as one line.
+fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> String {
+    let mut m: BTreeMap<&str, usize> = BTreeMap::new();
+    for v in values.filter(|v| !v.is_empty()) {
+        *m.entry(v).or_default() += 1;
+    }
+    if m.is_empty() {
+        return "not recorded".into();
+    }
+    if m.len() == 1 {
+        return m.into_keys().next().unwrap_or_default().to_string();
+    }
+    let mut v: Vec<(&str, usize)> = m.into_iter().collect();
+    v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    v.iter().map(|(s, n)| format!("{s} ({n} trials)")).collect::<Vec<_>>().join("; ")
+}
+
+fn provenance(input: &ReportInput) -> (Vec<Kv>, Vec<ProvRow>) {
+    let p = &input.provenance;
+    if p.is_empty() {
+        return (vec![Kv { key: "provenance".into(), value: "no trial records were given to the report".into() }], Vec::new());
+    }
+    let commits: Vec<String> = p.iter().map(|(_, p)| if p.git_dirty { format!("{} (dirty)", p.git_commit) } else { p.git_commit.clone() }).collect();
+    let devices: Vec<String> = p.iter().map(|(_, p)| if p.device.is_empty() { p.backend.clone() } else { format!("{} on {}", p.backend, p.device) }).collect();
+    let started = p.iter().map(|(_, p)| p.started.as_str()).filter(|s| !s.is_empty()).min().unwrap_or("");
+    let finished = p.iter().filter_map(|(_, p)| p.finished.as_deref()).filter(|s| !s.is_empty()).max().unwrap_or("");
+    let kv = |k: &str, v: String| Kv { key: k.into(), value: v };
+    let summary = vec![
+        kv("codescale version", distinct(p.iter().map(|(_, p)| p.codescale_version.as_str()))),
+        kv("git commit", distinct(commits.iter().map(String::as_str))),
+        kv("rustc", distinct(p.iter().map(|(_, p)| p.rustc.as_str()))),
+        kv("corpus hash", distinct(p.iter().map(|(_, p)| p.corpus_hash.as_str()))),
+        kv("tokenizer hash", distinct(p.iter().map(|(_, p)| p.tokenizer_hash.as_str()))),
+        kv("backend / device", distinct(devices.iter().map(String::as_str))),
+        kv("machine", distinct(p.iter().map(|(_, p)| p.host.as_str()))),
+        kv("first start", if started.is_empty() { "not recorded".into() } else { started.to_string() }),
+        kv("last finish", if finished.is_empty() { "not recorded".into() } else { finished.to_string() }),
+        kv("trials with records", p.len().to_string()),
+    ];
+    let rows = p
+        .iter()
+        .map(|(id, p)| ProvRow {
+            id: id.clone(),
+            host: p.host.clone(),
+            backend: format!("{} {} ×{}", p.backend, p.device, p.threads),
+            started: p.started.clone(),
+            finished: p.finished.clone().unwrap_or_else(|| "–".into()),
+            commit: p.git_commit.chars().take(12).collect::<String>() + if p.git_dirty { "+dirty" } else { "" },
+        })
+        .collect();
+    (summary, rows)
+}
