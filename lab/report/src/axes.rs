@@ -150,7 +150,7 @@ pub fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, Vec<f64>) {
         }
         return (major, minor);
     }
-    (nice_ticks(lo, hi, 6), Vec::new())
+    (nice_ticks(lo, hi, 8), Vec::new())
 }
 
 /// Round-number ticks (steps of 1, 2, 2.5 or 5 × 10^k), at most `max_n` of them.
@@ -368,6 +368,15 @@ pub fn fmt_big(v: f64) -> String {
         return format!("{}×10{}", trim(format!("{m:.2}")), superscript(e));
     }
     fmt_num(v)
+}
+
+/// Counts that are usually exact integers (batch sizes in tokens): 8192 rather than 8.19k.
+pub fn fmt_count(v: f64) -> String {
+    if v.is_finite() && v.fract() == 0.0 && v.abs() < 1e5 {
+        format!("{}", v as i64)
+    } else {
+        fmt_si(v)
+    }
 }
 
 pub fn fmt_pct(v: f64) -> String {

@@ -121,15 +121,12 @@ pub fn levels(values: impl IntoIterator<Item = f64>, max: usize) -> Vec<f64> {
             _ => clusters.push(vec![x]),
         }
     }
-    let reps: Vec<f64> = clusters.iter().map(|c| geo_mean(c)).collect();
+    // An actual value, not a mean, so labels read 8192 rather than 8191.99.
+    let reps: Vec<f64> = clusters.iter().map(|c| c[c.len() / 2]).collect();
     if reps.len() <= max || max < 2 {
         return reps;
     }
     (0..max).map(|i| reps[i * (reps.len() - 1) / (max - 1)]).collect()
-}
-
-fn geo_mean(v: &[f64]) -> f64 {
-    (v.iter().map(|x| x.ln()).sum::<f64>() / v.len() as f64).exp()
 }
 
 /// Index of the level nearest to `x` in log space.
@@ -191,10 +188,19 @@ pub fn hyper_slices(input: &ReportInput) -> Vec<HyperSlice> {
         for g in &fit.groups {
             let Some(h) = &g.hyper else { continue };
             for b in &h.budgets {
+                // A diverged trial stops early, so its recorded compute is below the budget;
+                // it belongs here when its model size is one trained at this budget.
+                let sizes: Vec<f64> = input
+                    .results
+                    .iter()
+                    .filter(|r| is_done(r) && group_of(r) == g.group && near(r.flops, b.flops, 0.1))
+                    .map(|r| r.n_params)
+                    .collect();
                 let diverged = input
                     .results
                     .iter()
-                    .filter(|r| r.status == "diverged" && group_of(r) == g.group && near(r.flops, b.flops, 0.1))
+                    .filter(|r| r.status == "diverged" && group_of(r) == g.group && r.flops <= b.flops * 1.1)
+                    .filter(|r| sizes.iter().any(|n| near(*n, r.n_params, 0.01)))
                     .map(|r| (r.lr, (r.batch_size * r.seq_len) as f64))
                     .collect();
                 out.push(HyperSlice {

@@ -6,7 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use super::{chart, legend, legend_entry, line, marks, Ctx, Made, Mark};
-use crate::axes::{extent, fmt_num, fmt_si, log_extent, pad_lin, pad_log, Scale};
+use crate::axes::{extent, fmt_count, fmt_num, log_extent, pad_lin, pad_log, Scale};
 use crate::data::{hyper_slices, level_of, HyperSlice};
 use crate::render::{cols_for, grid_size, panels, render, Plot};
 use crate::style;
@@ -100,9 +100,9 @@ where
     let color = |v: f64| style::viridis(1.0 - ((v - lo) / (hi - lo)).clamp(0.0, 1.0));
     let best = finite.first().copied();
 
-    let (main, bar) = area.split_horizontally(area.dim_in_pixel().0 as i32 - 100);
+    let (main, bar) = area.split_horizontally(area.dim_in_pixel().0 as i32 - 110);
     let x = Scale::categorical(lrs.iter().map(|v| fmt_num(*v)).collect());
-    let y = Scale::categorical(bs.iter().map(|v| fmt_si(*v)).collect());
+    let y = Scale::categorical(bs.iter().map(|v| fmt_count(*v)).collect());
     let mut c = chart(&main, &s.title, x, y, "learning rate", "batch size (tokens)")?;
     let small = lrs.len() > 6 || bs.len() > 8;
     for (j, row) in cell.iter().enumerate() {
@@ -131,9 +131,10 @@ where
     let mut cb = ChartBuilder::on(&bar)
         .caption("loss", style::font(15))
         .margin(12)
-        .margin_top(38)
+        .margin_top(14)
+        .margin_left(0)
         .x_label_area_size(60)
-        .y_label_area_size(52)
+        .right_y_label_area_size(62)
         .build_cartesian_2d(Scale::linear(0.0, 1.0, |_| String::new()), Scale::linear(lo, hi, fmt_num))?;
     cb.configure_mesh().disable_x_mesh().disable_y_mesh().disable_x_axis().axis_style(style::MUTED).label_style(style::font(14)).draw()?;
     let steps = 64;

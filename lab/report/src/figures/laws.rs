@@ -5,7 +5,7 @@ use anyhow::Result;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::{chart, geomspace, interval, legend, legend_entry, line, marks, note, Corner, Ctx, Made, Mark};
+use super::{chart, geomspace, interval, legend, legend_entry, line, marks, note, Ctx, Made, Mark};
 use crate::axes::{fmt_num, fmt_si, log_extent, pad_log, Scale};
 use crate::data::{law_loss, level_of, levels, Group, Pt};
 use crate::render::{cols_for, grid_size, panels, render, Plot};
@@ -142,7 +142,7 @@ impl LossVs<'_> {
                     format!("L∞ = {}{}", fmt_num(law.l_inf.value), interval(&law.l_inf, fmt_num)),
                 ],
             };
-            note(&c, &lines, Corner::BottomLeft)?;
+            note(&c, &lines)?;
         }
         Ok(())
     }

@@ -45,7 +45,6 @@ pub enum Made {
 
 pub struct Ctx<'a> {
     pub input: &'a ReportInput,
-    pub colors: Colors,
     pub groups: Vec<Group<'a>>,
 }
 
@@ -59,7 +58,7 @@ pub struct Built {
 pub fn build_all(input: &ReportInput) -> Built {
     let colors = Colors::new(input);
     let groups = data::groups(input, &colors);
-    let ctx = Ctx { input, colors, groups };
+    let ctx = Ctx { input, groups };
     let families: [(&str, fn(&Ctx) -> Result<Vec<Made>>); 8] = [
         ("training curves", curves::build),
         ("loss vs N and D", laws::build),
@@ -227,21 +226,18 @@ where
     Ok(())
 }
 
-/// Text at a pixel offset inside the plotting area (for law annotations).
-pub fn note<DB: DrawingBackend>(c: &Chart<DB>, lines: &[String], corner: Corner) -> Result<()>
+/// A boxed annotation in the bottom-left of the plotting area, the corner a falling loss
+/// curve leaves empty.
+pub fn note<DB: DrawingBackend>(c: &Chart<DB>, lines: &[String]) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
     let area = c.plotting_area().strip_coord_spec();
-    let (w, h) = area.dim_in_pixel();
+    let (_, h) = area.dim_in_pixel();
     let line_h = 21;
     let text_w = lines.iter().map(|l| l.chars().count() as i32 * 9).max().unwrap_or(0) + 16;
     let box_h = lines.len() as i32 * line_h + 10;
-    let (x0, y0) = match corner {
-        Corner::BottomLeft => (10, h as i32 - box_h - 10),
-        Corner::TopLeft => (10, 10),
-        Corner::BottomRight => (w as i32 - text_w - 10, h as i32 - box_h - 10),
-    };
+    let (x0, y0) = (10, h as i32 - box_h - 10);
     area.draw(&Rectangle::new([(x0, y0), (x0 + text_w, y0 + box_h)], WHITE.mix(0.85).filled()))?;
     for (i, l) in lines.iter().enumerate() {
         area.draw(&Text::new(l.clone(), (x0 + 8, y0 + 6 + i as i32 * line_h), style::font(16)))?;
@@ -249,12 +245,6 @@ where
     Ok(())
 }
 
-#[derive(Clone, Copy)]
-pub enum Corner {
-    BottomLeft,
-    TopLeft,
-    BottomRight,
-}
 
 /// `n` points evenly spaced in log space.
 pub fn geomspace(lo: f64, hi: f64, n: usize) -> Vec<f64> {

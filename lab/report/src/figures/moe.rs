@@ -50,7 +50,10 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
             if !shared.contains(&l) {
                 continue;
             }
-            pts.sort_by(|a, b| a.0.total_cmp(&b.0));
+            // Hyperparameter variants at one size would draw a vertical smear; the best
+            // configuration is the fair comparison.
+            pts.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
+            pts.dedup_by(|later, first| (later.0 / first.0 - 1.0).abs() < 0.01);
             out.push(Series { moe, d: lv[l], level: shared.iter().position(|s| *s == l).unwrap_or(0), pts });
         }
         langs.push((lang.to_string(), out, shared.len()));
@@ -59,7 +62,7 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
         return Ok(vec![Made::Skip("Dense vs MoE: no language has finished dense and MoE trials at the same token budget.".into())]);
     }
     let caption = "Final validation loss against active parameters per token for dense models (solid, circles) \
-                   and mixture-of-experts models (dashed, triangles), one colour per token budget D. At equal \
+                   and mixture-of-experts models (dashed, triangles), one colour per token budget D (best configuration at each size). At equal \
                    active parameters the two cost about the same compute per token; a MoE line below the dense \
                    one is loss bought with extra (inactive) parameters."
         .to_string();
