@@ -48,36 +48,61 @@ impl Law {
 /// Points prepared for repeated evaluation. Sweeps reuse few distinct N and D, so the two power
 /// terms are computed once per distinct value rather than once per point: that leaves one `ln`
 /// per point and makes the 4500-start grid affordable.
+///
+/// ln N and ln D are stored centred. The optimiser works in q = [a − α·m_N, b − β·m_D, e, α, β]
+/// (m = mean log size): in the raw parameters a and α move together along a valley of slope
+/// ln N ≈ 15, which costs L-BFGS many iterations; the shift is linear, so the optimum is the same.
 #[derive(Debug, Clone)]
 pub struct Data {
     ln_n: Vec<f64>,
     ln_d: Vec<f64>,
-    idx_n: Vec<usize>,
-    idx_d: Vec<usize>,
+    m_n: f64,
+    m_d: f64,
+    idx: Vec<(u32, u32)>,
     ln_loss: Vec<f64>,
+    /// Bootstrap multiplicity of each point.
+    weight: Vec<f64>,
 }
 
 impl Data {
     /// `points` are (N, D, loss), all finite and positive (the caller filters).
     pub fn new(points: &[(f64, f64, f64)]) -> Data {
-        fn intern(values: &mut Vec<f64>, x: f64) -> usize {
+        fn intern(values: &mut Vec<f64>, x: f64) -> u32 {
             match values.iter().position(|&v| v == x) {
-                Some(i) => i,
+                Some(i) => i as u32,
                 None => {
                     values.push(x);
-                    values.len() - 1
+                    values.len() as u32 - 1
                 }
             }
         }
-        let mut data = Data { ln_n: vec![], ln_d: vec![], idx_n: vec![], idx_d: vec![], ln_loss: vec![] };
-        for &(n, d, loss) in points {
-            let i = intern(&mut data.ln_n, n.ln());
-            let j = intern(&mut data.ln_d, d.ln());
-            data.idx_n.push(i);
-            data.idx_d.push(j);
-            data.ln_loss.push(loss.ln());
+        let (mut ln_n, mut ln_d, mut idx) = (vec![], vec![], vec![]);
+        for &(n, d, _) in points {
+            idx.push((intern(&mut ln_n, n.ln()), intern(&mut ln_d, d.ln())));
         }
-        data
+        let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+        let (m_n, m_d) = (mean(&ln_n), mean(&ln_d));
+        Data {
+            ln_n: ln_n.iter().map(|x| x - m_n).collect(),
+            ln_d: ln_d.iter().map(|x| x - m_d).collect(),
+            m_n,
+            m_d,
+            idx,
+            ln_loss: points.iter().map(|p| p.2.ln()).collect(),
+            weight: vec![1.0; points.len()],
+        }
+    }
+
+    /// The points drawn `counts[i]` times each (a bootstrap resample); points never drawn are
+    /// dropped so that evaluations skip them.
+    pub fn weighted(&self, counts: &[f64]) -> Data {
+        let keep: Vec<usize> = (0..self.len()).filter(|&i| counts[i] > 0.0).collect();
+        Data {
+            idx: keep.iter().map(|&i| self.idx[i]).collect(),
+            ln_loss: keep.iter().map(|&i| self.ln_loss[i]).collect(),
+            weight: keep.iter().map(|&i| counts[i] * self.weight[i]).collect(),
+            ..self.clone()
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -86,6 +111,14 @@ impl Data {
 
     pub fn is_empty(&self) -> bool {
         self.ln_loss.is_empty()
+    }
+
+    fn to_internal(&self, p: &Params) -> Params {
+        [p[0] - p[3] * self.m_n, p[1] - p[4] * self.m_d, p[2], p[3], p[4]]
+    }
+
+    fn to_external(&self, q: &Params) -> Params {
+        [q[0] + q[3] * self.m_n, q[1] + q[4] * self.m_d, q[2], q[3], q[4]]
     }
 }
 
@@ -104,32 +137,64 @@ fn lse3(x: f64, y: f64, z: f64) -> (f64, [f64; 3]) {
     (m + s.ln(), [u / s, v / s, w / s])
 }
 
-/// Summed (weighted) Huber objective and its gradient. `weights` are bootstrap multiplicities;
-/// `None` means every point once.
-pub fn objective(data: &Data, weights: Option<&[f64]>, delta: f64, p: &Params, grad: &mut Params) -> f64 {
-    let [la, lb, le, al, be] = *p;
-    let tn: Vec<f64> = data.ln_n.iter().map(|x| la - al * x).collect();
-    let td: Vec<f64> = data.ln_d.iter().map(|x| lb - be * x).collect();
+/// Scratch space for the per-size terms: on the stack for ordinary sweeps.
+enum Scratch {
+    Stack([f64; 64], usize),
+    Heap(Vec<f64>),
+}
+
+impl Scratch {
+    fn new(len: usize) -> Scratch {
+        if len <= 64 {
+            Scratch::Stack([0.0; 64], len)
+        } else {
+            Scratch::Heap(vec![0.0; len])
+        }
+    }
+
+    fn as_mut(&mut self) -> &mut [f64] {
+        match self {
+            Scratch::Stack(a, n) => &mut a[..*n],
+            Scratch::Heap(v) => v,
+        }
+    }
+}
+
+/// The objective and its gradient in the internal (centred) parameters.
+fn objective_internal(data: &Data, delta: f64, q: &Params, grad: &mut Params) -> f64 {
+    let [la, lb, le, al, be] = *q;
+    let (mut tn, mut td) = (Scratch::new(data.ln_n.len()), Scratch::new(data.ln_d.len()));
+    let (tn, td) = (tn.as_mut(), td.as_mut());
+    for (t, x) in tn.iter_mut().zip(&data.ln_n) {
+        *t = la - al * x;
+    }
+    for (t, x) in td.iter_mut().zip(&data.ln_d) {
+        *t = lb - be * x;
+    }
     let m = tn.iter().chain(td.iter()).fold(le, |m, &x| m.max(x));
-    let un: Vec<f64> = tn.iter().map(|x| (x - m).exp()).collect();
-    let vd: Vec<f64> = td.iter().map(|x| (x - m).exp()).collect();
+    let (mut un, mut vd) = (Scratch::new(tn.len()), Scratch::new(td.len()));
+    let (un, vd) = (un.as_mut(), vd.as_mut());
+    for (u, t) in un.iter_mut().zip(tn.iter()) {
+        *u = (t - m).exp();
+    }
+    for (v, t) in vd.iter_mut().zip(td.iter()) {
+        *v = (t - m).exp();
+    }
     let w = (le - m).exp();
     let mut cost = 0.0;
     *grad = [0.0; 5];
     for i in 0..data.len() {
-        let wt = weights.map_or(1.0, |w| w[i]);
-        if wt == 0.0 {
-            continue;
-        }
-        let (jn, jd) = (data.idx_n[i], data.idx_d[i]);
+        let (jn, jd) = (data.idx[i].0 as usize, data.idx[i].1 as usize);
         let s = un[jn] + vd[jd] + w;
         // The shared shift can leave a point whose terms all lie far below the largest exponent
         // of another point; recompute that point on its own shift instead of taking ln(0).
         let (pred, soft) = if s > 1e-250 {
-            (m + s.ln(), [un[jn] / s, vd[jd] / s, w / s])
+            let inv = 1.0 / s;
+            (m + s.ln(), [un[jn] * inv, vd[jd] * inv, w * inv])
         } else {
             lse3(tn[jn], td[jd], le)
         };
+        let wt = data.weight[i];
         let (h, psi) = huber(data.ln_loss[i] - pred, delta);
         cost += wt * h;
         let g = -wt * psi;
@@ -142,26 +207,33 @@ pub fn objective(data: &Data, weights: Option<&[f64]>, delta: f64, p: &Params, g
     cost
 }
 
-/// One L-BFGS run. Line searches call cost and gradient at the same point, so both come from one
-/// evaluation cached here.
+/// Summed (weighted) Huber objective at p = [ln A, ln B, ln E, α, β], with its gradient in p.
+pub fn objective(data: &Data, delta: f64, p: &Params, grad: &mut Params) -> f64 {
+    let mut g = [0.0; 5];
+    let cost = objective_internal(data, delta, &data.to_internal(p), &mut g);
+    *grad = [g[0], g[1], g[2], g[3] - data.m_n * g[0], g[4] - data.m_d * g[1]];
+    cost
+}
+
+/// One L-BFGS run in internal parameters. Line searches call cost and gradient at the same
+/// point, so both come from one evaluation cached here.
 struct Problem<'a> {
     data: &'a Data,
-    weights: Option<&'a [f64]>,
     delta: f64,
     cache: RefCell<Option<(Params, f64, Params)>>,
 }
 
 impl Problem<'_> {
-    fn eval(&self, p: &[f64]) -> (f64, Params) {
-        let p: Params = [p[0], p[1], p[2], p[3], p[4]];
-        if let Some((q, c, g)) = *self.cache.borrow() {
-            if q == p {
+    fn eval(&self, q: &[f64]) -> (f64, Params) {
+        let q: Params = [q[0], q[1], q[2], q[3], q[4]];
+        if let Some((c_q, c, g)) = *self.cache.borrow() {
+            if c_q == q {
                 return (c, g);
             }
         }
         let mut g = [0.0; 5];
-        let c = objective(self.data, self.weights, self.delta, &p, &mut g);
-        *self.cache.borrow_mut() = Some((p, c, g));
+        let c = objective_internal(self.data, self.delta, &q, &mut g);
+        *self.cache.borrow_mut() = Some((q, c, g));
         (c, g)
     }
 }
@@ -169,16 +241,16 @@ impl Problem<'_> {
 impl CostFunction for Problem<'_> {
     type Param = Vec<f64>;
     type Output = f64;
-    fn cost(&self, p: &Vec<f64>) -> Result<f64, Error> {
-        Ok(self.eval(p).0)
+    fn cost(&self, q: &Vec<f64>) -> Result<f64, Error> {
+        Ok(self.eval(q).0)
     }
 }
 
 impl Gradient for Problem<'_> {
     type Param = Vec<f64>;
     type Gradient = Vec<f64>;
-    fn gradient(&self, p: &Vec<f64>) -> Result<Vec<f64>, Error> {
-        Ok(self.eval(p).1.to_vec())
+    fn gradient(&self, q: &Vec<f64>) -> Result<Vec<f64>, Error> {
+        Ok(self.eval(q).1.to_vec())
     }
 }
 
@@ -202,21 +274,22 @@ pub const TOL_COST: f64 = 1e-13;
 /// Runs L-BFGS from `start` for at most `max_iters` iterations. A start counts as converged when
 /// argmin reports convergence, or when the line search gives up at a point whose gradient is
 /// already negligible (the objective is flat to machine precision there).
-pub fn run_start(data: &Data, weights: Option<&[f64]>, delta: f64, start: Params, max_iters: u64) -> StartResult {
+pub fn run_start(data: &Data, delta: f64, start: Params, max_iters: u64) -> StartResult {
     let failed = StartResult { start, params: start, cost: f64::INFINITY, converged: false, iters: 0 };
-    let problem = Problem { data, weights, delta, cache: RefCell::new(None) };
+    let problem = Problem { data, delta, cache: RefCell::new(None) };
     let Ok(solver) = LBFGS::new(MoreThuenteLineSearch::new(), 7).with_tolerance_grad(TOL_GRAD).and_then(|s| s.with_tolerance_cost(TOL_COST))
     else {
         return failed;
     };
-    let res = Executor::new(problem, solver).configure(|s| s.param(start.to_vec()).max_iters(max_iters)).timer(false).run();
+    let q0 = data.to_internal(&start).to_vec();
+    let res = Executor::new(problem, solver).configure(|s| s.param(q0).max_iters(max_iters)).timer(false).run();
     let Ok(res) = res else { return failed };
     let state = res.state();
     let Some(best) = state.get_best_param() else { return failed };
-    let params: Params = [best[0], best[1], best[2], best[3], best[4]];
+    let q: Params = [best[0], best[1], best[2], best[3], best[4]];
     let mut g = [0.0; 5];
-    let cost = objective(data, weights, delta, &params, &mut g);
-    if !cost.is_finite() || params.iter().any(|x| !x.is_finite()) {
+    let cost = objective_internal(data, delta, &q, &mut g);
+    if !cost.is_finite() || q.iter().any(|x| !x.is_finite()) {
         return failed;
     }
     let gnorm = g.iter().map(|x| x * x).sum::<f64>().sqrt();
@@ -225,7 +298,7 @@ pub fn run_start(data: &Data, weights: Option<&[f64]>, delta: f64, start: Params
         Some(TerminationReason::SolverExit(_)) => gnorm < 1e-6,
         _ => false,
     };
-    StartResult { start, params, cost, converged, iters: state.get_iter() }
+    StartResult { start, params: data.to_external(&q), cost, converged, iters: state.get_iter() }
 }
 
 /// The Chinchilla grid: α, β ∈ {0, 0.5, …, 2}, e ∈ {−1, −0.5, …, 1}, a, b ∈ {0, 5, …, 25}.
@@ -315,7 +388,7 @@ fn good_starts(results: &[StartResult], k: usize) -> Vec<Params> {
 pub fn rmse_log(data: &Data, p: &Params) -> f64 {
     let mut g = [0.0; 5];
     // A Huber threshold larger than any residual turns the objective into half the sum of squares.
-    let half_ss = objective(data, None, f64::INFINITY, p, &mut g);
+    let half_ss = objective(data, f64::INFINITY, p, &mut g);
     (2.0 * half_ss / data.len().max(1) as f64).sqrt()
 }
 
@@ -329,12 +402,12 @@ pub const SURVIVORS: usize = 32;
 /// iterations; starts that already converged are kept, and the [`SURVIVORS`] best distinct
 /// unconverged end points continue to convergence. Every grid point is still explored, and the
 /// winner is still the best converged start.
-pub fn fit_grid(data: &Data, weights: Option<&[f64]>, delta: f64, grid: &[Params]) -> Option<Fit> {
-    let screened: Vec<StartResult> = grid.par_iter().map(|&s| run_start(data, weights, delta, s, SCREEN_ITERS)).collect();
+pub fn fit_grid(data: &Data, delta: f64, grid: &[Params]) -> Option<Fit> {
+    let screened: Vec<StartResult> = grid.par_iter().map(|&s| run_start(data, delta, s, SCREEN_ITERS)).collect();
     let survivors = distinct_by_cost(&screened, |r| !r.converged, 1e-3, SURVIVORS);
     let continued: Vec<StartResult> = survivors
         .par_iter()
-        .map(|&i| StartResult { start: screened[i].start, ..run_start(data, weights, delta, screened[i].params, MAX_ITERS) })
+        .map(|&i| StartResult { start: screened[i].start, ..run_start(data, delta, screened[i].params, MAX_ITERS) })
         .collect();
     let mut results: Vec<StartResult> = screened.iter().filter(|r| r.converged).copied().collect();
     results.extend(continued);
@@ -343,8 +416,8 @@ pub fn fit_grid(data: &Data, weights: Option<&[f64]>, delta: f64, grid: &[Params
 
 /// Runs every start to convergence on the current thread; for the bootstrap, which parallelises
 /// over resamples and gives each only a handful of starts.
-pub fn fit_from_serial(data: &Data, weights: Option<&[f64]>, delta: f64, starts: &[Params]) -> Option<Fit> {
-    let results: Vec<StartResult> = starts.iter().map(|&s| run_start(data, weights, delta, s, MAX_ITERS)).collect();
+pub fn fit_from_serial(data: &Data, delta: f64, starts: &[Params]) -> Option<Fit> {
+    let results: Vec<StartResult> = starts.iter().map(|&s| run_start(data, delta, s, MAX_ITERS)).collect();
     finish(data, &results, starts.len())
 }
 
@@ -365,7 +438,7 @@ fn finish(data: &Data, results: &[StartResult], starts: usize) -> Option<Fit> {
 
 /// Approach 3 on (N, D, loss) triples from the full Chinchilla grid of starts.
 pub fn fit(points: &[(f64, f64, f64)], delta: f64) -> Option<Fit> {
-    fit_grid(&Data::new(points), None, delta, &chinchilla_grid())
+    fit_grid(&Data::new(points), delta, &chinchilla_grid())
 }
 
 #[cfg(test)]
@@ -383,14 +456,14 @@ mod tests {
         let data = Data::new(&pts);
         let p = [5.5, 6.5, 0.4, 0.3, 0.3];
         let mut g = [0.0; 5];
-        objective(&data, None, 1e-3, &p, &mut g);
+        objective(&data, 1e-3, &p, &mut g);
         for k in 0..5 {
             let h = 1e-6;
             let (mut hi, mut lo) = (p, p);
             hi[k] += h;
             lo[k] -= h;
             let mut tmp = [0.0; 5];
-            let fd = (objective(&data, None, 1e-3, &hi, &mut tmp) - objective(&data, None, 1e-3, &lo, &mut tmp)) / (2.0 * h);
+            let fd = (objective(&data, 1e-3, &hi, &mut tmp) - objective(&data, 1e-3, &lo, &mut tmp)) / (2.0 * h);
             assert!((fd - g[k]).abs() < 1e-6 * (1.0 + fd.abs()), "k={k} fd={fd} g={}", g[k]);
         }
     }

@@ -97,7 +97,7 @@ pub fn bootstrap_law(data: &Data, full: &Fit, delta: f64, resamples: usize, seed
         .into_par_iter()
         .map(|i| {
             let w = resample_counts(data.len(), &mut rng(seed, i as u64));
-            approach3::fit_from_serial(data, Some(&w), delta, &starts).filter(|f| f.converged).map(|f| f.law)
+            approach3::fit_from_serial(&data.weighted(&w), delta, &starts).filter(|f| f.converged).map(|f| f.law)
         })
         .collect();
     let laws: Vec<Law> = fits.iter().flatten().copied().collect();

@@ -32,7 +32,7 @@ pub fn extrapolate(points: &[(f64, f64, f64)], delta: f64) -> Result<Extrapolati
     if train.len() < 5 || train_d.len() < 2 {
         return Err(format!("{} points and {} distinct D remain after holding out the largest size(s); 5 and 2 needed", train.len(), train_d.len()));
     }
-    let fit = fit_grid(&Data::new(&train), None, delta, &chinchilla_grid()).ok_or("the refit failed from every start")?;
+    let fit = fit_grid(&Data::new(&train), delta, &chinchilla_grid()).ok_or("the refit failed from every start")?;
     let points: Vec<FitPoint> = test.iter().map(|&(n, d, loss)| FitPoint { n, d, loss, predicted: Some(fit.law.predict(n, d)) }).collect();
     let errs: Vec<f64> = points.iter().map(|p| (p.predicted.unwrap_or(f64::NAN) / p.loss - 1.0).abs()).collect();
     Ok(Extrapolation {

@@ -121,7 +121,7 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], opts: &FitOptions, seed: u64) {
     let triples: Vec<(f64, f64, f64)> = pts.iter().map(|p| (p.n, p.d, p.loss)).collect();
     let data = Data::new(&triples);
     let grid = chinchilla_grid();
-    let Some(fit) = fit_grid(&data, None, opts.delta, &grid) else {
+    let Some(fit) = fit_grid(&data, opts.delta, &grid) else {
         out.message = Some(format!("{group}: the objective was not finite from any start"));
         return;
     };
