@@ -23,11 +23,25 @@ pub struct Scale {
 impl Scale {
     pub fn log(lo: f64, hi: f64, fmt: fn(f64) -> String) -> Scale {
         let (ticks, minor) = log_ticks(lo, hi);
-        Scale { lo, hi, log: true, ticks, minor, fmt: Arc::new(fmt) }
+        Scale {
+            lo,
+            hi,
+            log: true,
+            ticks,
+            minor,
+            fmt: Arc::new(fmt),
+        }
     }
 
     pub fn linear(lo: f64, hi: f64, fmt: fn(f64) -> String) -> Scale {
-        Scale { lo, hi, log: false, ticks: nice_ticks(lo, hi, 6), minor: Vec::new(), fmt: Arc::new(fmt) }
+        Scale {
+            lo,
+            hi,
+            log: false,
+            ticks: nice_ticks(lo, hi, 6),
+            minor: Vec::new(),
+            fmt: Arc::new(fmt),
+        }
     }
 
     /// Integer positions 0..n labelled with `labels`, for heatmap rows and columns.
@@ -41,7 +55,14 @@ impl Scale {
                 String::new()
             }
         });
-        Scale { lo: -0.5, hi: n as f64 - 0.5, log: false, ticks: (0..n).map(|i| i as f64).collect(), minor: Vec::new(), fmt }
+        Scale {
+            lo: -0.5,
+            hi: n as f64 - 0.5,
+            log: false,
+            ticks: (0..n).map(|i| i as f64).collect(),
+            minor: Vec::new(),
+            fmt,
+        }
     }
 
     fn t(&self, v: f64) -> f64 {
@@ -362,7 +383,7 @@ pub fn fmt_pow10(v: f64) -> String {
 /// Plain numbers for everyday magnitudes, `m×10ᵉ` for very large or small ones (N_c, D_c).
 pub fn fmt_big(v: f64) -> String {
     let a = v.abs();
-    if v.is_finite() && a != 0.0 && !(1e-3..1e5).contains(&a) {
+    if v.is_finite() && a != 0.0 && !(1e-3..1e4).contains(&a) {
         let e = a.log10().floor() as i32;
         let m = v / 10f64.powi(e);
         return format!("{}×10{}", trim(format!("{m:.2}")), superscript(e));

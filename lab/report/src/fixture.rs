@@ -6,8 +6,8 @@ use std::path::Path;
 
 use codescale_core::{CurvePoint, Provenance, ResultRow};
 use codescale_fit::{
-    Allocation, BudgetPlan, Estimate, Excluded, Extrapolation, FitFile, FitPoint, GroupFit, HyperBudget, HyperLaws, HyperPoint, IsoFlopBudget,
-    IsoFlopFit, LawFit, PowerLaw,
+    Allocation, BudgetPlan, Estimate, Excluded, Extrapolation, FitFile, FitPoint, GroupFit, HyperBudget, HyperLaws, HyperPoint,
+    IsoFlopBudget, IsoFlopFit, LawFit, PowerLaw,
 };
 
 use crate::{write_report, ReportInput, ReportOutput};
@@ -34,9 +34,36 @@ impl TrueLaw {
 }
 
 pub const LANGS: [(&str, TrueLaw); 3] = [
-    ("python", TrueLaw { e: 0.85, a: 60.0, b: 45.0, alpha: 0.34, beta: 0.30 }),
-    ("rust", TrueLaw { e: 0.75, a: 75.0, b: 40.0, alpha: 0.38, beta: 0.28 }),
-    ("java", TrueLaw { e: 0.70, a: 45.0, b: 60.0, alpha: 0.30, beta: 0.33 }),
+    (
+        "python",
+        TrueLaw {
+            e: 0.85,
+            a: 60.0,
+            b: 45.0,
+            alpha: 0.34,
+            beta: 0.30,
+        },
+    ),
+    (
+        "rust",
+        TrueLaw {
+            e: 0.75,
+            a: 75.0,
+            b: 40.0,
+            alpha: 0.38,
+            beta: 0.28,
+        },
+    ),
+    (
+        "java",
+        TrueLaw {
+            e: 0.70,
+            a: 45.0,
+            b: 60.0,
+            alpha: 0.30,
+            beta: 0.33,
+        },
+    ),
 ];
 pub const SIZES: [f64; 4] = [1.2e5, 3.5e5, 1.0e6, 3.0e6];
 pub const TOKENS: [f64; 3] = [2e5, 1e6, 5e6];
@@ -64,7 +91,18 @@ fn id(parts: &str) -> String {
 }
 
 #[allow(clippy::too_many_arguments)]
-pub fn row(sweep: &str, status: &str, lang: &str, arch: &str, n: f64, d: f64, lr: f64, batch: i64, warmup: i64, loss: Option<f64>) -> ResultRow {
+pub fn row(
+    sweep: &str,
+    status: &str,
+    lang: &str,
+    arch: &str,
+    n: f64,
+    d: f64,
+    lr: f64,
+    batch: i64,
+    warmup: i64,
+    loss: Option<f64>,
+) -> ResultRow {
     let trial_id = id(&format!("{sweep}/{lang}/{arch}/{n}/{d}/{lr}/{batch}/{warmup}"));
     let moe = arch != "dense";
     let active = if moe { n / 4.0 } else { n };
@@ -105,11 +143,19 @@ pub fn row(sweep: &str, status: &str, lang: &str, arch: &str, n: f64, d: f64, lr
 }
 
 fn est(v: f64, rel: f64) -> Estimate {
-    Estimate { value: v, lo: Some(v * (1.0 - rel)), hi: Some(v * (1.0 + rel)) }
+    Estimate {
+        value: v,
+        lo: Some(v * (1.0 - rel)),
+        hi: Some(v * (1.0 + rel)),
+    }
 }
 
 fn est_log(v: f64, w: f64) -> Estimate {
-    Estimate { value: v, lo: Some(v * (-w).exp()), hi: Some(v * w.exp()) }
+    Estimate {
+        value: v,
+        lo: Some(v * (-w).exp()),
+        hi: Some(v * w.exp()),
+    }
 }
 
 fn law_fit(t: &TrueLaw, points: &[FitPoint]) -> LawFit {
@@ -152,7 +198,12 @@ fn allocation(t: &TrueLaw) -> Allocation {
             }
         })
         .collect();
-    Allocation { a: est(t.beta / s, 0.06), b: est(t.alpha / s, 0.06), g: est(g, 0.3), budgets }
+    Allocation {
+        a: est(t.beta / s, 0.06),
+        b: est(t.alpha / s, 0.06),
+        g: est(g, 0.3),
+        budgets,
+    }
 }
 
 /// Least-squares parabola in ln N, as the fitter's IsoFLOP step reports it.
@@ -253,7 +304,12 @@ pub fn full() -> ReportInput {
                 let r = row(sweep, "done", lang, "dense", n, d, 3e-3, 32, 50, Some(loss));
                 curves.push((r.trial_id.clone(), curve(t, n, d, seed)));
                 results.push(r);
-                points.push(FitPoint { n, d, loss, predicted: Some(clean) });
+                points.push(FitPoint {
+                    n,
+                    d,
+                    loss,
+                    predicted: Some(clean),
+                });
             }
         }
         let law = law_fit(t, &points);
@@ -261,7 +317,10 @@ pub fn full() -> ReportInput {
         let held: Vec<FitPoint> = points
             .iter()
             .filter(|p| p.n == held_n)
-            .map(|p| FitPoint { predicted: p.predicted.map(|q| q * (1.0 + 0.008 * (li as f64 + 1.0))), ..*p })
+            .map(|p| FitPoint {
+                predicted: p.predicted.map(|q| q * (1.0 + 0.008 * (li as f64 + 1.0))),
+                ..*p
+            })
             .collect();
         let errs: Vec<f64> = held.iter().map(|p| (p.predicted.unwrap() / p.loss - 1.0).abs()).collect();
         let extrapolation = Extrapolation {
@@ -282,24 +341,43 @@ pub fn full() -> ReportInput {
                         let clean = t.loss(n, d);
                         let loss = clean * (1.0 + 0.003 * noise(9000 + bi as u64 * 10 + k));
                         results.push(row(sweep, "done", lang, "dense", n, d, 3e-3, 32, 50, Some(loss)));
-                        FitPoint { n, d, loss, predicted: Some(clean) }
+                        FitPoint {
+                            n,
+                            d,
+                            loss,
+                            predicted: Some(clean),
+                        }
                     })
                     .collect();
                 let coeffs = parabola(&pts);
                 let n_opt = (-coeffs[1] / (2.0 * coeffs[2])).exp();
-                budgets.push(IsoFlopBudget { flops: c, coeffs, n_opt, d_opt: c / (6.0 * n_opt), points: pts });
+                budgets.push(IsoFlopBudget {
+                    flops: c,
+                    coeffs,
+                    n_opt,
+                    d_opt: c / (6.0 * n_opt),
+                    points: pts,
+                });
             }
             let lc: Vec<f64> = budgets.iter().map(|b| b.flops.ln()).collect();
             let a = slope(&lc, &budgets.iter().map(|b| b.n_opt.ln()).collect::<Vec<_>>());
             let b = slope(&lc, &budgets.iter().map(|b| b.d_opt.ln()).collect::<Vec<_>>());
-            isoflop = Some(IsoFlopFit { budgets, a: est(a, 0.08), b: est(b, 0.08) });
+            isoflop = Some(IsoFlopFit {
+                budgets,
+                a: est(a, 0.08),
+                b: est(b, 0.08),
+            });
         }
         let hyper = (*lang == "python").then(|| hyper_slices(sweep, t, &mut results, &mut excluded));
         groups.push(GroupFit {
             group: lang.to_string(),
             n_points: points.len(),
             message: None,
-            warnings: if *lang == "java" { vec!["2 of 64 starts hit the iteration limit".into()] } else { Vec::new() },
+            warnings: if *lang == "java" {
+                vec!["2 of 64 starts hit the iteration limit".into()]
+            } else {
+                Vec::new()
+            },
             law: Some(law),
             allocation: Some(allocation(t)),
             isoflop,
@@ -318,10 +396,27 @@ pub fn full() -> ReportInput {
         }
     }
     // A language with too few finished trials to fit.
-    let go = TrueLaw { e: 0.8, a: 55.0, b: 50.0, alpha: 0.33, beta: 0.31 };
+    let go = TrueLaw {
+        e: 0.8,
+        a: 55.0,
+        b: 50.0,
+        alpha: 0.33,
+        beta: 0.31,
+    };
     for &n in &SIZES[..3] {
         seed += 1;
-        results.push(row(sweep, "done", "go", "dense", n, 1e6, 3e-3, 32, 50, Some(go.loss(n, 1e6) * (1.0 + 0.005 * noise(seed)))));
+        results.push(row(
+            sweep,
+            "done",
+            "go",
+            "dense",
+            n,
+            1e6,
+            3e-3,
+            32,
+            50,
+            Some(go.loss(n, 1e6) * (1.0 + 0.005 * noise(seed))),
+        ));
     }
     groups.push(GroupFit {
         group: "go".into(),
@@ -336,9 +431,17 @@ pub fn full() -> ReportInput {
         points: Vec::new(),
     });
     let failed = row(sweep, "failed", "rust", "dense", 1e7, 5e6, 3e-3, 32, 50, None);
-    excluded.push(Excluded { id: failed.trial_id.clone(), group: "rust".into(), reason: "status failed (out of memory)".into() });
+    excluded.push(Excluded {
+        id: failed.trial_id.clone(),
+        group: "rust".into(),
+        reason: "status failed (out of memory)".into(),
+    });
     results.push(failed);
-    let provenance = results.iter().enumerate().map(|(i, r)| (r.trial_id.clone(), provenance(i))).collect();
+    let provenance = results
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.trial_id.clone(), provenance(i)))
+        .collect();
     ReportInput {
         sweep: sweep.into(),
         results,
@@ -394,25 +497,48 @@ fn hyper_slices(sweep: &str, t: &TrueLaw, results: &mut Vec<ResultRow>, excluded
                     }
                     if lr == 3e-2 && batch == 16 {
                         let r = row(sweep, "diverged", "python", "dense", n, d * 0.2, lr, batch, warmup, None);
-                        excluded.push(Excluded { id: r.trial_id.clone(), group: "python".into(), reason: "status diverged (loss NaN at step 41)".into() });
+                        excluded.push(Excluded {
+                            id: r.trial_id.clone(),
+                            group: "python".into(),
+                            reason: "status diverged (loss NaN at step 41)".into(),
+                        });
                         results.push(r);
                         continue;
                     }
-                    let penalty = 0.045 * (lr / lr_opt).ln().powi(2) + 0.02 * (bt / b_opt).ln().powi(2) + if warmup == 50 && lr >= 1e-2 { 0.06 } else { 0.0 };
-                    let loss = (t.loss(n, d) + penalty) * (1.0 + 0.002 * noise(7000 + si as u64 * 100 + i as u64 * 10 + j as u64 + warmup as u64));
+                    let penalty = 0.045 * (lr / lr_opt).ln().powi(2)
+                        + 0.02 * (bt / b_opt).ln().powi(2)
+                        + if warmup == 50 && lr >= 1e-2 { 0.06 } else { 0.0 };
+                    let loss =
+                        (t.loss(n, d) + penalty) * (1.0 + 0.002 * noise(7000 + si as u64 * 100 + i as u64 * 10 + j as u64 + warmup as u64));
                     results.push(row(sweep, "done", "python", "dense", n, d, lr, batch, warmup, Some(loss)));
-                    all.push(HyperPoint { lr, batch_tokens: bt, warmup_steps: warmup as f64, loss });
+                    all.push(HyperPoint {
+                        lr,
+                        batch_tokens: bt,
+                        warmup_steps: warmup as f64,
+                        loss,
+                    });
                 }
             }
         }
         let best = *all.iter().min_by(|a, b| a.loss.total_cmp(&b.loss)).unwrap();
         let near_best = all.iter().copied().filter(|p| p.loss <= best.loss * 1.0025).collect();
-        budgets.push(HyperBudget { flops: c, best, near_best, all });
+        budgets.push(HyperBudget {
+            flops: c,
+            best,
+            near_best,
+            all,
+        });
     }
     HyperLaws {
         budgets,
-        lr_law: Some(PowerLaw { k: est(0.3118, 0.2), p: est(-0.125, 0.15) }),
-        batch_law: Some(PowerLaw { k: est(0.292, 0.2), p: est(0.3271, 0.1) }),
+        lr_law: Some(PowerLaw {
+            k: est(0.3118, 0.2),
+            p: est(-0.125, 0.15),
+        }),
+        batch_law: Some(PowerLaw {
+            k: est(0.292, 0.2),
+            p: est(0.3271, 0.1),
+        }),
     }
 }
 
@@ -431,7 +557,11 @@ pub fn partly_failed() -> ReportInput {
     let excluded = results
         .iter()
         .filter(|r| r.status != "done")
-        .map(|r| Excluded { id: r.trial_id.clone(), group: r.language.clone(), reason: format!("status {}", r.status) })
+        .map(|r| Excluded {
+            id: r.trial_id.clone(),
+            group: r.language.clone(),
+            reason: format!("status {}", r.status),
+        })
         .collect();
     let empty_group = |g: &str, n: usize| GroupFit {
         group: g.into(),
@@ -465,7 +595,11 @@ pub fn partly_failed() -> ReportInput {
 
 /// Nothing at all: a sweep that was planned but never run.
 pub fn empty() -> ReportInput {
-    ReportInput { sweep: "empty".into(), notes: vec!["fit missing: fits/empty.json does not exist".into()], ..ReportInput::default() }
+    ReportInput {
+        sweep: "empty".into(),
+        notes: vec!["fit missing: fits/empty.json does not exist".into()],
+        ..ReportInput::default()
+    }
 }
 
 /// Writes the full fixture report to `dir`.

@@ -54,7 +54,10 @@ fn est(e: &Estimate, f: fn(f64) -> String) -> Est {
         (Some(lo), Some(hi)) => format!("{} – {}", f(lo), f(hi)),
         _ => String::new(),
     };
-    Est { value: f(e.value), interval }
+    Est {
+        value: f(e.value),
+        interval,
+    }
 }
 
 #[derive(Serialize)]
@@ -136,16 +139,28 @@ pub struct Cell {
 
 fn cell(v: f64, f: fn(f64) -> String) -> Cell {
     if v.is_finite() {
-        Cell { text: f(v), sort: format!("{v:e}") }
+        Cell {
+            text: f(v),
+            sort: format!("{v:e}"),
+        }
     } else {
-        Cell { text: "–".into(), sort: String::new() }
+        Cell {
+            text: "–".into(),
+            sort: String::new(),
+        }
     }
 }
 
 fn opt_cell(v: Option<f64>) -> Cell {
     match v {
-        Some(v) if v.is_finite() => Cell { text: format!("{v:.4}"), sort: format!("{v:e}") },
-        _ => Cell { text: "–".into(), sort: String::new() },
+        Some(v) if v.is_finite() => Cell {
+            text: format!("{v:.4}"),
+            sort: format!("{v:e}"),
+        },
+        _ => Cell {
+            text: "–".into(),
+            sort: String::new(),
+        },
     }
 }
 
@@ -179,10 +194,21 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
         *counts.entry(r.status.clone()).or_default() += 1;
     }
     let done = results.iter().filter(|r| is_done(r)).count();
-    let mut languages: Vec<String> = results.iter().map(|r| r.language.clone()).collect::<BTreeSet<_>>().into_iter().collect();
+    let mut languages: Vec<String> = results
+        .iter()
+        .map(|r| r.language.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     if languages.is_empty() {
         if let Some(fit) = &input.fit {
-            languages = fit.groups.iter().map(|g| crate::data::language_of(&g.group).to_string()).collect::<BTreeSet<_>>().into_iter().collect();
+            languages = fit
+                .groups
+                .iter()
+                .map(|g| crate::data::language_of(&g.group).to_string())
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect();
         }
     }
 
@@ -194,17 +220,27 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
                 .to_string(),
         );
     } else if done == 0 {
-        missing.push(format!("None of the {} trials finished with a validation loss, so nothing can be fitted or plotted against N and D.", results.len()));
+        missing.push(format!(
+            "None of the {} trials finished with a validation loss, so nothing can be fitted or plotted against N and D.",
+            results.len()
+        ));
     }
     let unfinished_n = results.len() - results.iter().filter(|r| r.status == "done").count();
     if unfinished_n > 0 {
-        let by: Vec<String> = counts.iter().filter(|(s, _)| s.as_str() != "done").map(|(s, n)| format!("{n} {s}")).collect();
-        missing.push(format!("{unfinished_n} of {} trials did not finish ({}); they are listed under “Trials that did not finish”.", results.len(), by.join(", ")));
+        let by: Vec<String> = counts
+            .iter()
+            .filter(|(s, _)| s.as_str() != "done")
+            .map(|(s, n)| format!("{n} {s}"))
+            .collect();
+        missing.push(format!(
+            "{unfinished_n} of {} trials did not finish ({}); they are listed under “Trials that did not finish”.",
+            results.len(),
+            by.join(", ")
+        ));
     }
     match &input.fit {
         None => missing.push(
-            "No fit file: laws, compute-optimal allocation and residuals are left out. Run `codescale fit` on this sweep."
-                .to_string(),
+            "No fit file: laws, compute-optimal allocation and residuals are left out. Run `codescale fit` on this sweep.".to_string(),
         ),
         Some(fit) => {
             if fit.groups.is_empty() {
@@ -259,7 +295,12 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
                 });
             }
             if let Some(i) = &g.isoflop {
-                isoflop.push(IsoRow { group: g.group.clone(), a: est(&i.a, fmt_num), b: est(&i.b, fmt_num), budgets: i.budgets.len() });
+                isoflop.push(IsoRow {
+                    group: g.group.clone(),
+                    a: est(&i.a, fmt_num),
+                    b: est(&i.b, fmt_num),
+                    budgets: i.budgets.len(),
+                });
             }
             if let Some(e) = &g.extrapolation {
                 extrapolation.push(ExtrapRow {
@@ -270,7 +311,15 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
                 });
             }
         }
-        excluded = fit.excluded.iter().map(|e| ExcludedRow { id: e.id.clone(), group: e.group.clone(), reason: e.reason.clone() }).collect();
+        excluded = fit
+            .excluded
+            .iter()
+            .map(|e| ExcludedRow {
+                id: e.id.clone(),
+                group: e.group.clone(),
+                reason: e.reason.clone(),
+            })
+            .collect();
     }
 
     let trial_row = |r: &codescale_core::ResultRow| TrialRow {
@@ -292,7 +341,12 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
         wall: cell(r.wall_s, |v| format!("{v:.0} s")),
     };
     let mut sorted: Vec<&codescale_core::ResultRow> = results.iter().collect();
-    sorted.sort_by(|a, b| group_of(a).cmp(&group_of(b)).then(a.n_params.total_cmp(&b.n_params)).then(a.tokens.total_cmp(&b.tokens)));
+    sorted.sort_by(|a, b| {
+        group_of(a)
+            .cmp(&group_of(b))
+            .then(a.n_params.total_cmp(&b.n_params))
+            .then(a.tokens.total_cmp(&b.tokens))
+    });
     let trials = sorted.iter().map(|r| trial_row(r)).collect();
     let unfinished = sorted.iter().filter(|r| r.status != "done").map(|r| trial_row(r)).collect();
 
@@ -304,7 +358,7 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
         fit_name: input.fit.as_ref().map(|f| f.name.clone()),
         fit_created: input.fit.as_ref().map(|f| f.created.clone()).filter(|s| !s.is_empty()),
         n_col: input.fit.as_ref().map(|f| f.n_col.clone()).filter(|s| !s.is_empty()),
-        counts: counts.into_iter().map(|(status, n)| Count { status, n }).collect(),
+        counts: status_order(counts),
         total: results.len(),
         done,
         languages,
@@ -324,6 +378,14 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
         provenance_trials,
         sweep_toml: input.sweep_toml.clone(),
     }
+}
+
+/// Finished first, then the ways a trial can fall short, then whatever else a newer lab writes.
+fn status_order(counts: BTreeMap<String, usize>) -> Vec<Count> {
+    const ORDER: [&str; 6] = ["done", "running", "pending", "pruned", "diverged", "failed"];
+    let mut v: Vec<Count> = counts.into_iter().map(|(status, n)| Count { status, n }).collect();
+    v.sort_by_key(|c| ORDER.iter().position(|s| *s == c.status).unwrap_or(ORDER.len()));
+    v
 }
 
 fn law_rows(g: &GroupFit, laws: &mut Vec<LawRow>, plans: &mut Vec<PlanRow>, headline: &mut Vec<String>) {
@@ -405,12 +467,46 @@ fn distinct<'a>(values: impl Iterator<Item = &'a str>) -> String {
 fn provenance(input: &ReportInput) -> (Vec<Kv>, Vec<ProvRow>) {
     let p = &input.provenance;
     if p.is_empty() {
-        return (vec![Kv { key: "provenance".into(), value: "no trial records were given to the report".into() }], Vec::new());
+        return (
+            vec![Kv {
+                key: "provenance".into(),
+                value: "no trial records were given to the report".into(),
+            }],
+            Vec::new(),
+        );
     }
-    let commits: Vec<String> = p.iter().map(|(_, p)| if p.git_dirty { format!("{} (dirty)", p.git_commit) } else { p.git_commit.clone() }).collect();
-    let devices: Vec<String> = p.iter().map(|(_, p)| if p.device.is_empty() { p.backend.clone() } else { format!("{} on {}", p.backend, p.device) }).collect();
-    let started = p.iter().map(|(_, p)| p.started.as_str()).filter(|s| !s.is_empty()).min().unwrap_or("");
-    let finished = p.iter().filter_map(|(_, p)| p.finished.as_deref()).filter(|s| !s.is_empty()).max().unwrap_or("");
+    let commits: Vec<String> = p
+        .iter()
+        .map(|(_, p)| {
+            if p.git_dirty {
+                format!("{} (dirty)", p.git_commit)
+            } else {
+                p.git_commit.clone()
+            }
+        })
+        .collect();
+    let devices: Vec<String> = p
+        .iter()
+        .map(|(_, p)| {
+            if p.device.is_empty() {
+                p.backend.clone()
+            } else {
+                format!("{} on {}", p.backend, p.device)
+            }
+        })
+        .collect();
+    let started = p
+        .iter()
+        .map(|(_, p)| p.started.as_str())
+        .filter(|s| !s.is_empty())
+        .min()
+        .unwrap_or("");
+    let finished = p
+        .iter()
+        .filter_map(|(_, p)| p.finished.as_deref())
+        .filter(|s| !s.is_empty())
+        .max()
+        .unwrap_or("");
     let kv = |k: &str, v: String| Kv { key: k.into(), value: v };
     let summary = vec![
         kv("codescale version", distinct(p.iter().map(|(_, p)| p.codescale_version.as_str()))),
@@ -420,8 +516,22 @@ fn provenance(input: &ReportInput) -> (Vec<Kv>, Vec<ProvRow>) {
         kv("tokenizer hash", distinct(p.iter().map(|(_, p)| p.tokenizer_hash.as_str()))),
         kv("backend / device", distinct(devices.iter().map(String::as_str))),
         kv("machine", distinct(p.iter().map(|(_, p)| p.host.as_str()))),
-        kv("first start", if started.is_empty() { "not recorded".into() } else { started.to_string() }),
-        kv("last finish", if finished.is_empty() { "not recorded".into() } else { finished.to_string() }),
+        kv(
+            "first start",
+            if started.is_empty() {
+                "not recorded".into()
+            } else {
+                started.to_string()
+            },
+        ),
+        kv(
+            "last finish",
+            if finished.is_empty() {
+                "not recorded".into()
+            } else {
+                finished.to_string()
+            },
+        ),
         kv("trials with records", p.len().to_string()),
     ];
     let rows = p

@@ -48,7 +48,10 @@ fn full_fixture_writes_every_figure_and_a_complete_page() {
     // Nothing but the page and the figures, and no temp file left behind by the atomic writes.
     for entry in std::fs::read_dir(&dir).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
-        assert!(name == "index.html" || name.ends_with(".png") || name.ends_with(".svg"), "stray file {name}");
+        assert!(
+            name == "index.html" || name.ends_with(".png") || name.ends_with(".svg"),
+            "stray file {name}"
+        );
     }
 
     let html = std::fs::read_to_string(&out.html).unwrap();
@@ -57,7 +60,10 @@ fn full_fixture_writes_every_figure_and_a_complete_page() {
         assert!(tags.iter().any(|s| s == t), "no <{t}>");
     }
     for l in links(&html) {
-        assert!(!l.starts_with("http://") && !l.starts_with("https://") && !l.starts_with("//"), "external link {l}");
+        assert!(
+            !l.starts_with("http://") && !l.starts_with("https://") && !l.starts_with("//"),
+            "external link {l}"
+        );
     }
     assert_eq!(html.matches("src=\"data:image/png;base64,").count(), FULL_FIGURES.len());
 

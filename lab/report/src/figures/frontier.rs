@@ -58,22 +58,48 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
                 format!("D_opt ∝ C^{}{}", fmt_num(a.b.value), interval(&a.b, fmt_num)),
             )
         });
-        let rows = ctx.input.results.iter().filter(|r| is_done(r) && group_of(r) == g.name && r.flops > 0.0);
+        let rows = ctx
+            .input
+            .results
+            .iter()
+            .filter(|r| is_done(r) && group_of(r) == g.name && r.flops > 0.0);
         let (trials_n, trials_d) = rows.map(|r| ((r.flops, r.n_params), (r.flops, r.tokens))).unzip();
         let iso = g.fit.and_then(|f| f.isoflop.as_ref());
-        let iso_n = iso.map(|i| i.budgets.iter().map(|b| (b.flops, b.n_opt)).collect()).unwrap_or_default();
-        let iso_d = iso.map(|i| i.budgets.iter().map(|b| (b.flops, b.d_opt)).collect()).unwrap_or_default();
-        series.push(Series { name: g.name.clone(), color: style::categorical(g.color), n, d, exps, trials_n, trials_d, iso_n, iso_d });
+        let iso_n = iso
+            .map(|i| i.budgets.iter().map(|b| (b.flops, b.n_opt)).collect())
+            .unwrap_or_default();
+        let iso_d = iso
+            .map(|i| i.budgets.iter().map(|b| (b.flops, b.d_opt)).collect())
+            .unwrap_or_default();
+        series.push(Series {
+            name: g.name.clone(),
+            color: style::categorical(g.color),
+            n,
+            d,
+            exps,
+            trials_n,
+            trials_d,
+            iso_n,
+            iso_d,
+        });
     }
     if series.is_empty() {
-        return Ok(vec![Made::Skip("Compute-optimal frontier: no group has a fitted law or allocation.".into())]);
+        return Ok(vec![Made::Skip(
+            "Compute-optimal frontier: no group has a fitted law or allocation.".into(),
+        )]);
     }
     let caption = "Compute-optimal model size N_opt and token count D_opt against the compute budget C, one \
                    colour per group; the shaded band is the 95 % bootstrap interval. Grey dots: the trials \
                    that were run (their own N or D at their compute), to show how far the frontier \
                    extrapolates. Crosses: IsoFLOP minima where the sweep had fixed budgets."
         .to_string();
-    Ok(vec![Made::Fig(render("compute_optimal", "Compute-optimal frontier", caption, &Frontier { series }, true)?)])
+    Ok(vec![Made::Fig(render(
+        "compute_optimal",
+        "Compute-optimal frontier",
+        caption,
+        &Frontier { series },
+        true,
+    )?)])
 }
 
 type Picked<'s> = (&'s [(f64, f64, Option<f64>, Option<f64>)], &'s [(f64, f64)], &'s [(f64, f64)]);
@@ -100,7 +126,11 @@ impl Plot for Frontier {
         for (k, area) in areas.iter().enumerate() {
             let xs = self.series.iter().flat_map(|s| {
                 let (f, t, i) = pick(s, k);
-                f.iter().map(|p| p.0).chain(t.iter().map(|p| p.0)).chain(i.iter().map(|p| p.0)).collect::<Vec<_>>()
+                f.iter()
+                    .map(|p| p.0)
+                    .chain(t.iter().map(|p| p.0))
+                    .chain(i.iter().map(|p| p.0))
+                    .collect::<Vec<_>>()
             });
             let ys = self.series.iter().flat_map(|s| {
                 let (f, t, i) = pick(s, k);
@@ -113,8 +143,19 @@ impl Plot for Frontier {
             });
             let (x0, x1) = pad_log(log_extent(xs).unwrap_or((1.0, 10.0)), 0.04);
             let (y0, y1) = pad_log(log_extent(ys).unwrap_or((1.0, 10.0)), 0.06);
-            let (title, ylabel) = if k == 0 { ("N_opt(C)", "optimal model size N (parameters)") } else { ("D_opt(C)", "optimal training tokens D") };
-            let mut c = chart(area, title, Scale::log(x0, x1, fmt_pow10), Scale::log(y0, y1, fmt_si), "compute C (FLOPs)", ylabel)?;
+            let (title, ylabel) = if k == 0 {
+                ("N_opt(C)", "optimal model size N (parameters)")
+            } else {
+                ("D_opt(C)", "optimal training tokens D")
+            };
+            let mut c = chart(
+                area,
+                title,
+                Scale::log(x0, x1, fmt_pow10),
+                Scale::log(y0, y1, fmt_si),
+                "compute C (FLOPs)",
+                ylabel,
+            )?;
             let mut any_band = false;
             for s in &self.series {
                 let (f, _, _) = pick(s, k);

@@ -27,7 +27,9 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
     let mut out = Vec::new();
     let grid: Vec<&HyperSlice> = slices.iter().filter(|s| s.lrs().len() >= 2 && s.batches().len() >= 2).collect();
     if grid.is_empty() {
-        out.push(Made::Skip("LR × batch heatmap: no budget was trained at two or more learning rates and batch sizes.".into()));
+        out.push(Made::Skip(
+            "LR × batch heatmap: no budget was trained at two or more learning rates and batch sizes.".into(),
+        ));
     } else {
         let mut caption = "Final validation loss for each learning rate × batch size at one budget (best warmup \
                            per cell). Brighter is lower loss; the outlined cell is the best; grey cells were not \
@@ -36,12 +38,22 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
         if grid.len() > MAX_PANELS {
             caption.push_str(&format!(" Showing {MAX_PANELS} of {} slices.", grid.len()));
         }
-        let h = Heatmaps { slices: grid.into_iter().take(MAX_PANELS).collect() };
-        out.push(Made::Fig(render("hyper_heatmap", "Learning rate × batch size", caption, &h, false)?));
+        let h = Heatmaps {
+            slices: grid.into_iter().take(MAX_PANELS).collect(),
+        };
+        out.push(Made::Fig(render(
+            "hyper_heatmap",
+            "Learning rate × batch size",
+            caption,
+            &h,
+            false,
+        )?));
     }
     let lines: Vec<&HyperSlice> = slices.iter().filter(|s| s.lrs().len() >= 2).collect();
     if lines.is_empty() {
-        out.push(Made::Skip("Loss vs learning rate: no budget was trained at two or more learning rates.".into()));
+        out.push(Made::Skip(
+            "Loss vs learning rate: no budget was trained at two or more learning rates.".into(),
+        ));
     } else {
         let mut caption = "Final validation loss against learning rate, one line per warmup length (best batch \
                            size at each point); the ringed point is the best configuration, red crosses at the \
@@ -50,8 +62,16 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
         if lines.len() > MAX_PANELS {
             caption.push_str(&format!(" Showing {MAX_PANELS} of {} slices.", lines.len()));
         }
-        let l = LrLines { slices: lines.into_iter().take(MAX_PANELS).collect() };
-        out.push(Made::Fig(render("hyper_lr", "Loss vs learning rate, per warmup", caption, &l, false)?));
+        let l = LrLines {
+            slices: lines.into_iter().take(MAX_PANELS).collect(),
+        };
+        out.push(Made::Fig(render(
+            "hyper_lr",
+            "Loss vs learning rate, per warmup",
+            caption,
+            &l,
+            false,
+        )?));
     }
     Ok(out)
 }
@@ -96,7 +116,12 @@ where
     // Far-off cells (a bad learning rate) would wash out the differences near the optimum, so
     // the scale tops out at four times the median gap; those cells just saturate.
     let median = finite.get(finite.len() / 2).copied().unwrap_or(lo);
-    let hi = finite.last().copied().unwrap_or(lo + 1.0).min(lo + 4.0 * (median - lo).max(1e-6)).max(lo + 1e-6);
+    let hi = finite
+        .last()
+        .copied()
+        .unwrap_or(lo + 1.0)
+        .min(lo + 4.0 * (median - lo).max(1e-6))
+        .max(lo + 1e-6);
     let color = |v: f64| style::viridis(1.0 - ((v - lo) / (hi - lo)).clamp(0.0, 1.0));
     let best = finite.first().copied();
 
@@ -120,7 +145,11 @@ where
             c.draw_series(std::iter::once(Rectangle::new(rect, fill.filled())))?;
             c.draw_series(std::iter::once(Rectangle::new(rect, WHITE.stroke_width(2))))?;
             let size = if small { 13 } else { 16 };
-            c.draw_series(std::iter::once(Text::new(label, (x, y), style::centered(style::font_color(size, text_color)))))?;
+            c.draw_series(std::iter::once(Text::new(
+                label,
+                (x, y),
+                style::centered(style::font_color(size, text_color)),
+            )))?;
             if Some(v) == best {
                 let inset = [(x - 0.47, y - 0.47), (x + 0.47, y + 0.47)];
                 c.draw_series(std::iter::once(Rectangle::new(inset, BLACK.stroke_width(3))))?;
@@ -136,7 +165,13 @@ where
         .x_label_area_size(60)
         .right_y_label_area_size(62)
         .build_cartesian_2d(Scale::linear(0.0, 1.0, |_| String::new()), Scale::linear(lo, hi, fmt_num))?;
-    cb.configure_mesh().disable_x_mesh().disable_y_mesh().disable_x_axis().axis_style(style::MUTED).label_style(style::font(14)).draw()?;
+    cb.configure_mesh()
+        .disable_x_mesh()
+        .disable_y_mesh()
+        .disable_x_axis()
+        .axis_style(style::MUTED)
+        .label_style(style::font(14))
+        .draw()?;
     let steps = 64;
     cb.draw_series((0..steps).map(|k| {
         let a = lo + (hi - lo) * k as f64 / steps as f64;
@@ -161,7 +196,14 @@ impl Plot for LrLines<'_> {
             let warmups = s.warmups();
             let (x0, x1) = pad_log(log_extent(lrs.iter().copied()).unwrap_or((1e-4, 1e-2)), 0.08);
             let (y0, y1) = pad_lin(extent(s.points.iter().map(|p| p.loss)).unwrap_or((1.0, 2.0)), 0.12);
-            let mut c = chart(area, &s.title, Scale::log(x0, x1, fmt_num), Scale::linear(y0, y1, fmt_num), "learning rate", "final val loss (nats/token)")?;
+            let mut c = chart(
+                area,
+                &s.title,
+                Scale::log(x0, x1, fmt_num),
+                Scale::linear(y0, y1, fmt_num),
+                "learning rate",
+                "final val loss (nats/token)",
+            )?;
             for (k, w) in warmups.iter().enumerate() {
                 let color = style::categorical(k);
                 let mut best_at: Vec<Option<f64>> = vec![None; lrs.len()];
@@ -174,7 +216,12 @@ impl Plot for LrLines<'_> {
                 marks(&mut c, &pts, Mark::Circle, 5, color.filled())?;
                 legend_entry(&mut c, &format!("warmup {} steps", fmt_num(*w)), color, Some(Mark::Circle), true)?;
             }
-            if let Some(best) = s.points.iter().filter(|p| p.loss.is_finite()).min_by(|a, b| a.loss.total_cmp(&b.loss)) {
+            if let Some(best) = s
+                .points
+                .iter()
+                .filter(|p| p.loss.is_finite())
+                .min_by(|a, b| a.loss.total_cmp(&b.loss))
+            {
                 marks(&mut c, &[(best.lr, best.loss)], Mark::Circle, 10, style::TEXT.stroke_width(2))?;
             }
             if !s.diverged.is_empty() {

@@ -29,7 +29,10 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
             "Loss vs N and loss vs D: no group has two finished trials with a validation loss.".into(),
         )]);
     }
-    let n = LossVs { along: Along::N, groups: groups.clone() };
+    let n = LossVs {
+        along: Along::N,
+        groups: groups.clone(),
+    };
     let d = LossVs { along: Along::D, groups };
     let cap_n = "Final validation loss against model size N, one colour per token budget D. Lines: the \
                  fitted law L(N, D) = E + A/N^α + B/D^β at each D; dashed grey: its D → ∞ limit E + A/N^α. \
@@ -99,7 +102,14 @@ impl LossVs<'_> {
             Along::N => ("model size N (parameters)", "D"),
             Along::D => ("training tokens D", "N"),
         };
-        let mut c = chart(area, &title, Scale::log(x0, x1, fmt_si), Scale::log(y0, y1, fmt_num), xlabel, "final val loss (nats/token)")?;
+        let mut c = chart(
+            area,
+            &title,
+            Scale::log(x0, x1, fmt_si),
+            Scale::log(y0, y1, fmt_num),
+            xlabel,
+            "final val loss (nats/token)",
+        )?;
         if let Some(law) = law {
             let limit: Vec<(f64, f64)> = xs
                 .iter()
@@ -122,13 +132,30 @@ impl LossVs<'_> {
                     .collect();
                 line(&mut c, &curve, color.stroke_width(2), false)?;
             }
-            let pts: Vec<(f64, f64)> = g.points.iter().filter(|p| level_of(sv(p), &lv) == i).map(|p| (xv(p), p.loss)).collect();
+            let pts: Vec<(f64, f64)> = g
+                .points
+                .iter()
+                .filter(|p| level_of(sv(p), &lv) == i)
+                .map(|p| (xv(p), p.loss))
+                .collect();
             marks(&mut c, &pts, Mark::Circle, 5, color.filled())?;
             marks(&mut c, &pts, Mark::Circle, 5, WHITE.stroke_width(1))?;
-            legend_entry(&mut c, &format!("{slabel} = {}", fmt_si(*s)), color, Some(Mark::Circle), law.is_some())?;
+            legend_entry(
+                &mut c,
+                &format!("{slabel} = {}", fmt_si(*s)),
+                color,
+                Some(Mark::Circle),
+                law.is_some(),
+            )?;
         }
         if law.is_some() {
-            legend_entry(&mut c, if self.along == Along::N { "D → ∞" } else { "N → ∞" }, style::MUTED, None, true)?;
+            legend_entry(
+                &mut c,
+                if self.along == Along::N { "D → ∞" } else { "N → ∞" },
+                style::MUTED,
+                None,
+                true,
+            )?;
         }
         legend(&mut c, SeriesLabelPosition::UpperRight)?;
         if let Some(law) = law {

@@ -69,7 +69,11 @@ pub fn build_all(input: &ReportInput) -> Built {
         ("dense vs MoE", moe::build),
         ("residuals", residuals::build),
     ];
-    let mut out = Built { figures: Vec::new(), skipped: Vec::new(), errors: Vec::new() };
+    let mut out = Built {
+        figures: Vec::new(),
+        skipped: Vec::new(),
+        errors: Vec::new(),
+    };
     for (what, build) in families {
         match build(&ctx) {
             Ok(made) => {
@@ -144,11 +148,19 @@ pub enum Mark {
 
 /// A legend entry with no data of its own, so labels survive even when every point of the
 /// series is clipped away.
-pub fn legend_entry<'a, DB: DrawingBackend + 'a>(c: &mut Chart<'a, DB>, label: &str, color: RGBColor, mark: Option<Mark>, line: bool) -> Result<()>
+pub fn legend_entry<'a, DB: DrawingBackend + 'a>(
+    c: &mut Chart<'a, DB>,
+    label: &str,
+    color: RGBColor,
+    mark: Option<Mark>,
+    line: bool,
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
-    c.draw_series(std::iter::empty::<PathElement<(f64, f64)>>())?.label(label).legend(move |at| Glyph { at, color, mark, line });
+    c.draw_series(std::iter::empty::<PathElement<(f64, f64)>>())?
+        .label(label)
+        .legend(move |at| Glyph { at, color, mark, line });
     Ok(())
 }
 
@@ -169,7 +181,12 @@ impl<'b> PointCollection<'b, (i32, i32)> for &'b Glyph {
 }
 
 impl<DB: DrawingBackend> Drawable<DB> for Glyph {
-    fn draw<I: Iterator<Item = (i32, i32)>>(&self, mut pos: I, backend: &mut DB, _: (u32, u32)) -> Result<(), DrawingErrorKind<DB::ErrorType>> {
+    fn draw<I: Iterator<Item = (i32, i32)>>(
+        &self,
+        mut pos: I,
+        backend: &mut DB,
+        _: (u32, u32),
+    ) -> Result<(), DrawingErrorKind<DB::ErrorType>> {
         let Some((x, y)) = pos.next() else { return Ok(()) };
         let c = self.color;
         if self.line {
@@ -216,7 +233,10 @@ where
 {
     let inside: Vec<(f64, f64)> = {
         let spec = c.as_coord_spec();
-        pts.iter().copied().filter(|p| spec.x_spec().contains(p.0) && spec.y_spec().contains(p.1)).collect()
+        pts.iter()
+            .copied()
+            .filter(|p| spec.x_spec().contains(p.0) && spec.y_spec().contains(p.1))
+            .collect()
     };
     match mark {
         Mark::Circle => c.draw_series(inside.iter().map(|p| Circle::new(*p, size, style)))?,
@@ -244,7 +264,6 @@ where
     }
     Ok(())
 }
-
 
 /// `n` points evenly spaced in log space.
 pub fn geomspace(lo: f64, hi: f64, n: usize) -> Vec<f64> {

@@ -38,10 +38,15 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
         let lv = levels(rows.iter().map(|r| r.tokens), 4);
         let mut series: BTreeMap<(bool, usize), Vec<(f64, f64)>> = BTreeMap::new();
         for r in &rows {
-            series.entry((is_moe(r), level_of(r.tokens, &lv))).or_default().push((r.n_params_active, r.val_loss.unwrap_or(f64::NAN)));
+            series
+                .entry((is_moe(r), level_of(r.tokens, &lv)))
+                .or_default()
+                .push((r.n_params_active, r.val_loss.unwrap_or(f64::NAN)));
         }
         // Only token budgets that both families trained at compare like with like.
-        let shared: Vec<usize> = (0..lv.len()).filter(|l| series.contains_key(&(false, *l)) && series.contains_key(&(true, *l))).collect();
+        let shared: Vec<usize> = (0..lv.len())
+            .filter(|l| series.contains_key(&(false, *l)) && series.contains_key(&(true, *l)))
+            .collect();
         if shared.is_empty() {
             continue;
         }
@@ -54,19 +59,32 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
             // configuration is the fair comparison.
             pts.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.total_cmp(&b.1)));
             pts.dedup_by(|later, first| (later.0 / first.0 - 1.0).abs() < 0.01);
-            out.push(Series { moe, d: lv[l], level: shared.iter().position(|s| *s == l).unwrap_or(0), pts });
+            out.push(Series {
+                moe,
+                d: lv[l],
+                level: shared.iter().position(|s| *s == l).unwrap_or(0),
+                pts,
+            });
         }
         langs.push((lang.to_string(), out, shared.len()));
     }
     if langs.is_empty() {
-        return Ok(vec![Made::Skip("Dense vs MoE: no language has finished dense and MoE trials at the same token budget.".into())]);
+        return Ok(vec![Made::Skip(
+            "Dense vs MoE: no language has finished dense and MoE trials at the same token budget.".into(),
+        )]);
     }
     let caption = "Final validation loss against active parameters per token for dense models (solid, circles) \
                    and mixture-of-experts models (dashed, triangles), one colour per token budget D (best configuration at each size). At equal \
                    active parameters the two cost about the same compute per token; a MoE line below the dense \
                    one is loss bought with extra (inactive) parameters."
         .to_string();
-    Ok(vec![Made::Fig(render("dense_vs_moe", "Dense vs MoE at equal active parameters", caption, &DenseMoe { langs }, false)?)])
+    Ok(vec![Made::Fig(render(
+        "dense_vs_moe",
+        "Dense vs MoE at equal active parameters",
+        caption,
+        &DenseMoe { langs },
+        false,
+    )?)])
 }
 
 impl Plot for DenseMoe {
@@ -83,7 +101,14 @@ impl Plot for DenseMoe {
             let all = || series.iter().flat_map(|s| s.pts.iter());
             let (x0, x1) = pad_log(log_extent(all().map(|p| p.0)).unwrap_or((1.0, 10.0)), 0.08);
             let (y0, y1) = pad_log(log_extent(all().map(|p| p.1)).unwrap_or((1.0, 10.0)), 0.06);
-            let mut c = chart(area, lang, Scale::log(x0, x1, fmt_si), Scale::log(y0, y1, fmt_num), "active parameters N_active", "final val loss (nats/token)")?;
+            let mut c = chart(
+                area,
+                lang,
+                Scale::log(x0, x1, fmt_si),
+                Scale::log(y0, y1, fmt_num),
+                "active parameters N_active",
+                "final val loss (nats/token)",
+            )?;
             for s in series {
                 let color = style::level(s.level, *nl);
                 line(&mut c, &s.pts, color.stroke_width(2), s.moe)?;

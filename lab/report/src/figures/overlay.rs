@@ -39,7 +39,13 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
                    compute-optimal split of each budget C = 6ND. Solid over the range of the trials, dashed \
                    where the law extrapolates (up to 100× beyond)."
         .to_string();
-    Ok(vec![Made::Fig(render("law_overlay", "Fitted laws, all groups", caption, &o, true)?)])
+    Ok(vec![Made::Fig(render(
+        "law_overlay",
+        "Fitted laws, all groups",
+        caption,
+        &o,
+        true,
+    )?)])
 }
 
 impl Plot for Overlay<'_> {
@@ -54,12 +60,30 @@ impl Plot for Overlay<'_> {
         let areas = root.split_evenly((1, 3));
         type Term = fn(&codescale_fit::LawFit, f64) -> f64;
         let panels: [(&str, &str, (f64, f64), Term, fn(f64) -> String); 3] = [
-            ("L(N) with D → ∞", "model size N (parameters)", self.n, |l, n| l.e.value + l.a.value / n.powf(l.alpha.value), fmt_si),
-            ("L(D) with N → ∞", "training tokens D", self.d, |l, d| l.e.value + l.b.value / d.powf(l.beta.value), fmt_si),
-            ("compute-optimal L(C)", "compute C (FLOPs)", self.c, |l, c| {
-                let (n, d) = optimal(l, c);
-                law_loss(l, n, d)
-            }, fmt_pow10),
+            (
+                "L(N) with D → ∞",
+                "model size N (parameters)",
+                self.n,
+                |l, n| l.e.value + l.a.value / n.powf(l.alpha.value),
+                fmt_si,
+            ),
+            (
+                "L(D) with N → ∞",
+                "training tokens D",
+                self.d,
+                |l, d| l.e.value + l.b.value / d.powf(l.beta.value),
+                fmt_si,
+            ),
+            (
+                "compute-optimal L(C)",
+                "compute C (FLOPs)",
+                self.c,
+                |l, c| {
+                    let (n, d) = optimal(l, c);
+                    law_loss(l, n, d)
+                },
+                fmt_pow10,
+            ),
         ];
         for (i, (area, (title, xlabel, range, term, xfmt))) in areas.iter().zip(panels).enumerate() {
             let (x0, x1) = pad_log((range.0, range.1 * EXTEND), 0.03);
@@ -69,7 +93,14 @@ impl Plot for Overlay<'_> {
                 xs.iter().map(move |&x| term(law, x))
             });
             let (y0, y1) = pad_log(log_extent(ys).unwrap_or((1.0, 10.0)), 0.05);
-            let mut c = chart(area, title, Scale::log(x0, x1, xfmt), Scale::log(y0, y1, fmt_num), xlabel, "loss (nats/token)")?;
+            let mut c = chart(
+                area,
+                title,
+                Scale::log(x0, x1, xfmt),
+                Scale::log(y0, y1, fmt_num),
+                xlabel,
+                "loss (nats/token)",
+            )?;
             for g in &self.groups {
                 let law = g.law().unwrap();
                 let color = style::categorical(g.color);

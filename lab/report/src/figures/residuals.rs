@@ -20,7 +20,11 @@ fn rel(loss: f64, pred: f64) -> f64 {
 }
 
 pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
-    let groups: Vec<&Group> = ctx.groups.iter().filter(|g| g.law().is_some() && g.points.iter().any(|p| p.predicted.is_some())).collect();
+    let groups: Vec<&Group> = ctx
+        .groups
+        .iter()
+        .filter(|g| g.law().is_some() && g.points.iter().any(|p| p.predicted.is_some()))
+        .collect();
     if groups.is_empty() {
         return Ok(vec![Made::Skip("Residuals: no group has a fitted law with predictions.".into())]);
     }
@@ -28,7 +32,13 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
                    colour per token budget D. Red crosses: the extrapolation check, points of the largest \
                    models predicted by a refit that left them out."
         .to_string();
-    Ok(vec![Made::Fig(render("residuals", "Residuals of the fit", caption, &Residuals { groups }, false)?)])
+    Ok(vec![Made::Fig(render(
+        "residuals",
+        "Residuals of the fit",
+        caption,
+        &Residuals { groups },
+        false,
+    )?)])
 }
 
 impl Plot for Residuals<'_> {
@@ -43,16 +53,37 @@ impl Plot for Residuals<'_> {
         let cols = cols_for(self.groups.len());
         for (area, g) in panels(root, self.groups.len(), cols).iter().zip(&self.groups) {
             let law = g.law().unwrap();
-            let pts: Vec<(f64, f64, f64)> = g.points.iter().filter_map(|p| p.predicted.filter(|q| *q > 0.0).map(|q| (p.n, p.d, rel(p.loss, q)))).collect();
+            let pts: Vec<(f64, f64, f64)> = g
+                .points
+                .iter()
+                .filter_map(|p| p.predicted.filter(|q| *q > 0.0).map(|q| (p.n, p.d, rel(p.loss, q))))
+                .collect();
             let extra = g.fit.and_then(|f| f.extrapolation.as_ref());
             let held: Vec<(f64, f64)> = extra
-                .map(|e| e.points.iter().filter_map(|p| p.predicted.filter(|q| *q > 0.0).map(|q| (p.n, rel(p.loss, q)))).collect())
+                .map(|e| {
+                    e.points
+                        .iter()
+                        .filter_map(|p| p.predicted.filter(|q| *q > 0.0).map(|q| (p.n, rel(p.loss, q))))
+                        .collect()
+                })
                 .unwrap_or_default();
             let ns = pts.iter().map(|p| p.0).chain(held.iter().map(|p| p.0));
             let (x0, x1) = pad_log(log_extent(ns).unwrap_or((1.0, 10.0)), 0.08);
-            let m = pts.iter().map(|p| p.2.abs()).chain(held.iter().map(|p| p.1.abs())).fold(0.5, f64::max) * 1.3;
+            let m = pts
+                .iter()
+                .map(|p| p.2.abs())
+                .chain(held.iter().map(|p| p.1.abs()))
+                .fold(0.5, f64::max)
+                * 1.3;
             let title = format!("{} · RMSE(ln L) = {}", g.name, fmt_num(law.rmse_log));
-            let mut c = chart(area, &title, Scale::log(x0, x1, fmt_si), Scale::linear(-m, m, fmt_pct), "model size N (parameters)", "observed / predicted − 1")?;
+            let mut c = chart(
+                area,
+                &title,
+                Scale::log(x0, x1, fmt_si),
+                Scale::linear(-m, m, fmt_pct),
+                "model size N (parameters)",
+                "observed / predicted − 1",
+            )?;
             line(&mut c, &[(x0, 0.0), (x1, 0.0)], style::MUTED.stroke_width(2), true)?;
             let lv = levels(pts.iter().map(|p| p.1), 6);
             for (i, d) in lv.iter().enumerate() {
@@ -63,7 +94,13 @@ impl Plot for Residuals<'_> {
             }
             if let (Some(e), false) = (extra, held.is_empty()) {
                 marks(&mut c, &held, Mark::Cross, 7, style::ALERT.stroke_width(3))?;
-                legend_entry(&mut c, &format!("held out, mean |err| {}", fmt_pct(100.0 * e.mean_abs_rel_error)), style::ALERT, Some(Mark::Cross), false)?;
+                legend_entry(
+                    &mut c,
+                    &format!("held out, mean |err| {}", fmt_pct(100.0 * e.mean_abs_rel_error)),
+                    style::ALERT,
+                    Some(Mark::Cross),
+                    false,
+                )?;
             }
             legend(&mut c, SeriesLabelPosition::UpperRight)?;
         }

@@ -21,14 +21,23 @@ pub struct Decoded {
 
 pub fn decode_png(path: &Path) -> Decoded {
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let mut reader = png::Decoder::new(std::io::BufReader::new(file)).read_info().unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut buf = vec![0; reader.output_buffer_size()];
     let info = reader.next_frame(&mut buf).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     buf.truncate(info.buffer_size());
     let channels = info.color_type.samples();
     assert_eq!(info.bit_depth, png::BitDepth::Eight, "{}", path.display());
-    let rgb = buf.chunks(channels).flat_map(|p| if channels >= 3 { [p[0], p[1], p[2]] } else { [p[0], p[0], p[0]] }).collect();
-    Decoded { width: info.width, height: info.height, rgb }
+    let rgb = buf
+        .chunks(channels)
+        .flat_map(|p| if channels >= 3 { [p[0], p[1], p[2]] } else { [p[0], p[0], p[0]] })
+        .collect();
+    Decoded {
+        width: info.width,
+        height: info.height,
+        rgb,
+    }
 }
 
 /// Variance of grey levels: a blank (one-colour) image has none.
@@ -53,7 +62,9 @@ pub fn colour_count(img: &Decoded) -> usize {
     seen.len()
 }
 
-const VOID: &[&str] = &["area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"];
+const VOID: &[&str] = &[
+    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr",
+];
 
 /// Checks that every non-void element is closed in order, skipping the contents of
 /// `<script>`, `<style>` and comments. Returns the tag names seen.
@@ -77,7 +88,12 @@ pub fn check_balanced(html: &str) -> Vec<String> {
         let tag = &rest[1..end];
         rest = &rest[end + 1..];
         let closing = tag.starts_with('/');
-        let name: String = tag.trim_start_matches('/').chars().take_while(|c| c.is_ascii_alphanumeric()).collect::<String>().to_ascii_lowercase();
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
         assert!(!name.is_empty(), "odd tag <{tag}>");
         if closing {
             let open = stack.pop().unwrap_or_else(|| panic!("</{name}> closes nothing"));
