@@ -177,7 +177,7 @@ pub fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, Vec<f64>) {
 /// Round-number ticks (steps of 1, 2, 2.5 or 5 × 10^k), at most `max_n` of them.
 pub fn nice_ticks(lo: f64, hi: f64, max_n: usize) -> Vec<f64> {
     let span = hi - lo;
-    if !(span > 0.0) || !span.is_finite() {
+    if span.is_nan() || span <= 0.0 || !span.is_finite() {
         return Vec::new();
     }
     let k = span.log10().floor() as i32;

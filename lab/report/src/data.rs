@@ -121,7 +121,7 @@ pub fn groups<'a>(input: &'a ReportInput, colors: &Colors) -> Vec<Group<'a>> {
             });
         }
     }
-    out.retain(|g| g.points.iter().any(|p| valid(p)));
+    out.retain(|g| g.points.iter().any(valid));
     for g in &mut out {
         g.points.retain(valid);
     }

@@ -219,6 +219,7 @@ fn parabola(points: &[FitPoint]) -> [f64; 3] {
             m[i][3] += xs[i] * p.loss;
         }
     }
+    #[allow(clippy::needless_range_loop)] // Gauss–Jordan reads clearer with indices
     for col in 0..3 {
         let piv = (col..3).max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs())).unwrap_or(col);
         m.swap(col, piv);

@@ -86,7 +86,9 @@ fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
 /// Height for `n` panels laid out `cols` to a row, plus the title strip.
 pub fn grid_size(n: usize, cols: usize) -> (u32, u32) {
     let rows = n.div_ceil(cols.max(1)).max(1);
-    (style::FIG_W, style::TITLE_H + rows as u32 * style::PANEL_H)
+    // A lone panel stretched to full width reads as a banner with tiny text.
+    let width = if cols <= 1 { style::FIG_W_SINGLE } else { style::FIG_W };
+    (width, style::TITLE_H + rows as u32 * style::PANEL_H)
 }
 
 /// Columns for `n` panels: side by side up to two, three to a row beyond four.

@@ -8,6 +8,7 @@ use crate::fonts::FAMILY;
 /// Figures are drawn at 1400 px wide and shown at about 1100 px, so text sizes are chosen for
 /// that shrink.
 pub const FIG_W: u32 = 1400;
+pub const FIG_W_SINGLE: u32 = 1000;
 pub const PANEL_H: u32 = 520;
 pub const TITLE_H: u32 = 46;
 

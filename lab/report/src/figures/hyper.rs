@@ -102,7 +102,7 @@ where
     let mut cell = vec![vec![f64::NAN; lrs.len()]; bs.len()];
     for p in s.points.iter().filter(|p| p.loss.is_finite()) {
         let (i, j) = (level_of(p.lr, &lrs), level_of(p.batch_tokens, &bs));
-        if !(cell[j][i] <= p.loss) {
+        if cell[j][i].is_nan() || p.loss < cell[j][i] {
             cell[j][i] = p.loss;
         }
     }

@@ -17,6 +17,8 @@ enum Along {
     D,
 }
 
+type Coord = fn(&Pt) -> f64;
+
 struct LossVs<'a> {
     along: Along,
     groups: Vec<&'a Group<'a>>,
@@ -70,7 +72,7 @@ impl LossVs<'_> {
         DB::ErrorType: 'static,
     {
         // x is the plotted variable, s the one that picks the series.
-        let (xv, sv): (fn(&Pt) -> f64, fn(&Pt) -> f64) = match self.along {
+        let (xv, sv): (Coord, Coord) = match self.along {
             Along::N => (|p| p.n, |p| p.d),
             Along::D => (|p| p.d, |p| p.n),
         };

@@ -59,7 +59,8 @@ pub fn build_all(input: &ReportInput) -> Built {
     let colors = Colors::new(input);
     let groups = data::groups(input, &colors);
     let ctx = Ctx { input, groups };
-    let families: [(&str, fn(&Ctx) -> Result<Vec<Made>>); 8] = [
+    type Family = fn(&Ctx) -> Result<Vec<Made>>;
+    let families: [(&str, Family); 8] = [
         ("training curves", curves::build),
         ("loss vs N and D", laws::build),
         ("law overlay", overlay::build),

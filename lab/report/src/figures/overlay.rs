@@ -59,7 +59,8 @@ impl Plot for Overlay<'_> {
     {
         let areas = root.split_evenly((1, 3));
         type Term = fn(&codescale_fit::LawFit, f64) -> f64;
-        let panels: [(&str, &str, (f64, f64), Term, fn(f64) -> String); 3] = [
+        type Panel<'s> = (&'s str, &'s str, (f64, f64), Term, fn(f64) -> String);
+        let panels: [Panel; 3] = [
             (
                 "L(N) with D → ∞",
                 "model size N (parameters)",
