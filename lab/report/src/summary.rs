@@ -285,7 +285,7 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
                                 "C = {}: lr {}, batch {} tokens, warmup {} steps → loss {:.4} ({} within 0.25 %)",
                                 fmt_pow10(b.flops),
                                 fmt_num(b.best.lr),
-                                fmt_si(b.best.batch_tokens),
+                                crate::axes::fmt_count(b.best.batch_tokens),
                                 fmt_num(b.best.warmup_steps),
                                 b.best.loss,
                                 b.near_best.len()
