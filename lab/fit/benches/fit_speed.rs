@@ -25,7 +25,13 @@ fn points() -> Vec<Point> {
     let mut rng = ChaCha8Rng::seed_from_u64(42);
     let mut pts = vec![];
     for (lang, alpha, beta, e) in LANGS {
-        let law = Law { e, alpha, beta, a: 0.5 * 1e7f64.powf(alpha), b: 0.5 * 1e9f64.powf(beta) };
+        let law = Law {
+            e,
+            alpha,
+            beta,
+            a: 0.5 * 1e7f64.powf(alpha),
+            b: 0.5 * 1e9f64.powf(beta),
+        };
         // 10 sizes × 6 budgets = 60 points per language.
         for i in 0..10 {
             let n = 1e6 * 10f64.powf(i as f64 / 3.0);
@@ -52,7 +58,11 @@ fn points() -> Vec<Point> {
 
 fn main() {
     let pts = points();
-    let opts = FitOptions { bootstrap: 1000, seed: 1, ..FitOptions::default() };
+    let opts = FitOptions {
+        bootstrap: 1000,
+        seed: 1,
+        ..FitOptions::default()
+    };
     let threads = rayon::current_num_threads();
 
     let python: Vec<(f64, f64, f64)> = pts.iter().filter(|p| p.group == "python").map(|p| (p.n, p.d, p.loss)).collect();
@@ -71,8 +81,20 @@ fn main() {
     println!("fit_speed ({threads} threads)");
     println!("{:<52} {:>8}", "step", "seconds");
     println!("{:<52} {:>8.3}", "one group: Approach 3, 4500-start grid", t_grid);
-    println!("{:<52} {:>8.3}", format!("one group: bootstrap, {} resamples ({} failed)", boot.resamples, boot.failed), t_boot);
-    println!("{:<52} {:>8.3}", format!("fit_points: {} groups + pooled × 60 points, 1000 resamples", LANGS.len()), t_all);
-    let per_group: Vec<String> = out.groups.iter().map(|g| format!("{} α_N={:.3}", g.group, g.law.as_ref().map_or(f64::NAN, |l| l.alpha_n.value))).collect();
+    println!(
+        "{:<52} {:>8.3}",
+        format!("one group: bootstrap, {} resamples ({} failed)", boot.resamples, boot.failed),
+        t_boot
+    );
+    println!(
+        "{:<52} {:>8.3}",
+        format!("fit_points: {} groups + pooled × 60 points, 1000 resamples", LANGS.len()),
+        t_all
+    );
+    let per_group: Vec<String> = out
+        .groups
+        .iter()
+        .map(|g| format!("{} α_N={:.3}", g.group, g.law.as_ref().map_or(f64::NAN, |l| l.alpha_n.value)))
+        .collect();
     println!("{}", per_group.join(", "));
 }

@@ -17,7 +17,11 @@ pub struct Exponents {
 
 pub fn allocation(law: &Law) -> Exponents {
     let s = law.alpha + law.beta;
-    Exponents { a: law.beta / s, b: law.alpha / s, g: (law.alpha * law.a / (law.beta * law.b)).powf(1.0 / s) }
+    Exponents {
+        a: law.beta / s,
+        b: law.alpha / s,
+        g: (law.alpha * law.a / (law.beta * law.b)).powf(1.0 / s),
+    }
 }
 
 /// What the law recommends at `flops`.
@@ -33,7 +37,12 @@ pub fn plan(law: &Law, flops: f64) -> Plan {
     let x = allocation(law);
     let n_opt = x.g * (flops / 6.0).powf(x.a);
     let d_opt = (flops / 6.0).powf(x.b) / x.g;
-    Plan { n_opt, d_opt, tokens_per_param: d_opt / n_opt, loss: law.predict(n_opt, d_opt) }
+    Plan {
+        n_opt,
+        d_opt,
+        tokens_per_param: d_opt / n_opt,
+        loss: law.predict(n_opt, d_opt),
+    }
 }
 
 /// 1e15 … 1e24 FLOPs by decade.
@@ -75,7 +84,13 @@ mod tests {
 
     #[test]
     fn chinchilla_allocation_exponent() {
-        let law = Law { e: 1.69337, a: 406.401, b: 410.723, alpha: 0.33917, beta: 0.28491 };
+        let law = Law {
+            e: 1.69337,
+            a: 406.401,
+            b: 410.723,
+            alpha: 0.33917,
+            beta: 0.28491,
+        };
         let x = allocation(&law);
         assert!((x.a - 0.46).abs() <= 0.005, "a = {}", x.a);
         assert!((x.a + x.b - 1.0).abs() < 1e-12);
@@ -83,7 +98,13 @@ mod tests {
 
     #[test]
     fn plan_spends_the_budget_and_is_optimal() {
-        let law = Law { e: 1.69, a: 406.4, b: 410.7, alpha: 0.34, beta: 0.28 };
+        let law = Law {
+            e: 1.69,
+            a: 406.4,
+            b: 410.7,
+            alpha: 0.34,
+            beta: 0.28,
+        };
         let c = 1e21;
         let p = plan(&law, c);
         assert!((6.0 * p.n_opt * p.d_opt / c - 1.0).abs() < 1e-9);

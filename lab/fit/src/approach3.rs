@@ -23,7 +23,13 @@ pub struct Law {
 
 impl Law {
     pub fn from_params(p: &Params) -> Law {
-        Law { a: p[0].exp(), b: p[1].exp(), e: p[2].exp(), alpha: p[3], beta: p[4] }
+        Law {
+            a: p[0].exp(),
+            b: p[1].exp(),
+            e: p[2].exp(),
+            alpha: p[3],
+            beta: p[4],
+        }
     }
 
     pub fn params(&self) -> Params {
@@ -80,7 +86,13 @@ impl Data {
         for &(n, d, _) in points {
             idx.push((intern(&mut ln_n, n.ln()), intern(&mut ln_d, d.ln())));
         }
-        let mean = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
+        let mean = |v: &[f64]| {
+            if v.is_empty() {
+                0.0
+            } else {
+                v.iter().sum::<f64>() / v.len() as f64
+            }
+        };
         let (m_n, m_d) = (mean(&ln_n), mean(&ln_d));
         Data {
             ln_n: ln_n.iter().map(|x| x - m_n).collect(),
@@ -138,6 +150,8 @@ fn lse3(x: f64, y: f64, z: f64) -> (f64, [f64; 3]) {
 }
 
 /// Scratch space for the per-size terms: on the stack for ordinary sweeps.
+// The big variant is the point: it avoids four heap allocations per evaluation.
+#[allow(clippy::large_enum_variant)]
 enum Scratch {
     Stack([f64; 64], usize),
     Heap(Vec<f64>),
@@ -275,14 +289,29 @@ pub const TOL_COST: f64 = 1e-13;
 /// argmin reports convergence, or when the line search gives up at a point whose gradient is
 /// already negligible (the objective is flat to machine precision there).
 pub fn run_start(data: &Data, delta: f64, start: Params, max_iters: u64) -> StartResult {
-    let failed = StartResult { start, params: start, cost: f64::INFINITY, converged: false, iters: 0 };
-    let problem = Problem { data, delta, cache: RefCell::new(None) };
-    let Ok(solver) = LBFGS::new(MoreThuenteLineSearch::new(), 7).with_tolerance_grad(TOL_GRAD).and_then(|s| s.with_tolerance_cost(TOL_COST))
+    let failed = StartResult {
+        start,
+        params: start,
+        cost: f64::INFINITY,
+        converged: false,
+        iters: 0,
+    };
+    let problem = Problem {
+        data,
+        delta,
+        cache: RefCell::new(None),
+    };
+    let Ok(solver) = LBFGS::new(MoreThuenteLineSearch::new(), 7)
+        .with_tolerance_grad(TOL_GRAD)
+        .and_then(|s| s.with_tolerance_cost(TOL_COST))
     else {
         return failed;
     };
     let q0 = data.to_internal(&start).to_vec();
-    let res = Executor::new(problem, solver).configure(|s| s.param(q0).max_iters(max_iters)).timer(false).run();
+    let res = Executor::new(problem, solver)
+        .configure(|s| s.param(q0).max_iters(max_iters))
+        .timer(false)
+        .run();
     let Ok(res) = res else { return failed };
     let state = res.state();
     let Some(best) = state.get_best_param() else { return failed };
@@ -298,7 +327,13 @@ pub fn run_start(data: &Data, delta: f64, start: Params, max_iters: u64) -> Star
         Some(TerminationReason::SolverExit(_)) => gnorm < 1e-6,
         _ => false,
     };
-    StartResult { start, params: data.to_external(&q), cost, converged, iters: state.get_iter() }
+    StartResult {
+        start,
+        params: data.to_external(&q),
+        cost,
+        converged,
+        iters: state.get_iter(),
+    }
 }
 
 /// The Chinchilla grid: α, β ∈ {0, 0.5, …, 2}, e ∈ {−1, −0.5, …, 1}, a, b ∈ {0, 5, …, 25}.
@@ -356,7 +391,9 @@ fn close(p: &Params, q: &Params, tol: f64) -> bool {
 
 /// Indices of finite results by ascending cost, keeping one per cluster of end points.
 fn distinct_by_cost(results: &[StartResult], keep: impl Fn(&StartResult) -> bool, tol: f64, k: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..results.len()).filter(|&i| results[i].cost.is_finite() && keep(&results[i])).collect();
+    let mut order: Vec<usize> = (0..results.len())
+        .filter(|&i| results[i].cost.is_finite() && keep(&results[i]))
+        .collect();
     order.sort_by(|&i, &j| results[i].cost.total_cmp(&results[j].cost).then(i.cmp(&j)));
     let mut reps: Vec<usize> = vec![];
     for i in order {
@@ -371,7 +408,10 @@ fn distinct_by_cost(results: &[StartResult], keep: impl Fn(&StartResult) -> bool
 }
 
 fn good_starts(results: &[StartResult], k: usize) -> Vec<Params> {
-    let mut starts: Vec<Params> = distinct_by_cost(results, |r| r.converged, 1e-3, k).iter().map(|&i| results[i].start).collect();
+    let mut starts: Vec<Params> = distinct_by_cost(results, |r| r.converged, 1e-3, k)
+        .iter()
+        .map(|&i| results[i].start)
+        .collect();
     let mut order: Vec<usize> = (0..results.len()).filter(|&i| results[i].converged).collect();
     order.sort_by(|&i, &j| results[i].cost.total_cmp(&results[j].cost).then(i.cmp(&j)));
     for i in order {
@@ -407,7 +447,10 @@ pub fn fit_grid(data: &Data, delta: f64, grid: &[Params]) -> Option<Fit> {
     let survivors = distinct_by_cost(&screened, |r| !r.converged, 1e-3, SURVIVORS);
     let continued: Vec<StartResult> = survivors
         .par_iter()
-        .map(|&i| StartResult { start: screened[i].start, ..run_start(data, delta, screened[i].params, MAX_ITERS) })
+        .map(|&i| StartResult {
+            start: screened[i].start,
+            ..run_start(data, delta, screened[i].params, MAX_ITERS)
+        })
         .collect();
     let mut results: Vec<StartResult> = screened.iter().filter(|r| r.converged).copied().collect();
     results.extend(continued);
@@ -447,7 +490,13 @@ mod tests {
 
     #[test]
     fn gradient_matches_finite_differences() {
-        let law = Law { e: 1.69, a: 406.4, b: 410.7, alpha: 0.34, beta: 0.28 };
+        let law = Law {
+            e: 1.69,
+            a: 406.4,
+            b: 410.7,
+            alpha: 0.34,
+            beta: 0.28,
+        };
         let pts: Vec<_> = [(1e6, 1e9), (3e7, 2e9), (1e8, 5e8), (2e6, 4e10)]
             .iter()
             .enumerate()

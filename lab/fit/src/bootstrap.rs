@@ -37,7 +37,10 @@ pub fn resample_counts(n: usize, rng: &mut impl Rng) -> Vec<f64> {
 
 /// Indices drawn with replacement within each stratum (same size as the stratum).
 pub fn resample_strata(strata: &[Vec<usize>], rng: &mut impl Rng) -> Vec<Vec<usize>> {
-    strata.iter().map(|s| (0..s.len()).map(|_| s[rng.random_range(0..s.len())]).collect()).collect()
+    strata
+        .iter()
+        .map(|s| (0..s.len()).map(|_| s[rng.random_range(0..s.len())]).collect())
+        .collect()
 }
 
 /// Linear-interpolated quantile of sorted values.
@@ -67,7 +70,11 @@ pub fn interval(samples: &[f64], confidence: f64) -> Option<(f64, f64)> {
 pub fn estimate(value: f64, samples: &[f64], confidence: f64) -> Estimate {
     let finite = |x: f64| if x.is_nan() { x } else { x.clamp(-f64::MAX, f64::MAX) };
     let ci = interval(samples, confidence);
-    Estimate { value: finite(value), lo: ci.map(|c| c.0), hi: ci.map(|c| c.1) }
+    Estimate {
+        value: finite(value),
+        lo: ci.map(|c| c.0),
+        hi: ci.map(|c| c.1),
+    }
 }
 
 /// Bootstrap starts per resample taken from the grid, besides the full-data optimum.
@@ -97,11 +104,17 @@ pub fn bootstrap_law(data: &Data, full: &Fit, delta: f64, resamples: usize, seed
         .into_par_iter()
         .map(|i| {
             let w = resample_counts(data.len(), &mut rng(seed, i as u64));
-            approach3::fit_from_serial(&data.weighted(&w), delta, &starts).filter(|f| f.converged).map(|f| f.law)
+            approach3::fit_from_serial(&data.weighted(&w), delta, &starts)
+                .filter(|f| f.converged)
+                .map(|f| f.law)
         })
         .collect();
     let laws: Vec<Law> = fits.iter().flatten().copied().collect();
-    LawBootstrap { failed: resamples - laws.len(), laws, resamples }
+    LawBootstrap {
+        failed: resamples - laws.len(),
+        laws,
+        resamples,
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 use crate::approach3::{chinchilla_grid, fit_grid, Data};
 use crate::schema::{Extrapolation, FitPoint};
 
+type Triple = (f64, f64, f64);
+
 /// Sizes held out: the largest one, or the two largest once there are eight or more sizes, so
 /// that the refit keeps most of the range it has to extrapolate from.
 pub fn held_out_sizes(sizes: usize) -> usize {
@@ -22,19 +24,38 @@ pub fn extrapolate(points: &[(f64, f64, f64)], delta: f64) -> Result<Extrapolati
     sizes.dedup();
     let k = held_out_sizes(sizes.len());
     if sizes.len() < k + 2 {
-        return Err(format!("{} model size(s); the check needs {} so that 2 remain after holding out {k}", sizes.len(), k + 2));
+        return Err(format!(
+            "{} model size(s); the check needs {} so that 2 remain after holding out {k}",
+            sizes.len(),
+            k + 2
+        ));
     }
     let held_out_n: Vec<f64> = sizes[sizes.len() - k..].to_vec();
-    let (test, train): (Vec<(f64, f64, f64)>, Vec<(f64, f64, f64)>) = points.iter().copied().partition(|p| held_out_n.contains(&p.0));
+    let (test, train): (Vec<Triple>, Vec<Triple>) = points.iter().copied().partition(|p| held_out_n.contains(&p.0));
     let mut train_d: Vec<f64> = train.iter().map(|p| p.1).collect();
     train_d.sort_by(f64::total_cmp);
     train_d.dedup();
     if train.len() < 5 || train_d.len() < 2 {
-        return Err(format!("{} points and {} distinct D remain after holding out the largest size(s); 5 and 2 needed", train.len(), train_d.len()));
+        return Err(format!(
+            "{} points and {} distinct D remain after holding out the largest size(s); 5 and 2 needed",
+            train.len(),
+            train_d.len()
+        ));
     }
     let fit = fit_grid(&Data::new(&train), delta, &chinchilla_grid()).ok_or("the refit failed from every start")?;
-    let points: Vec<FitPoint> = test.iter().map(|&(n, d, loss)| FitPoint { n, d, loss, predicted: Some(fit.law.predict(n, d)) }).collect();
-    let errs: Vec<f64> = points.iter().map(|p| (p.predicted.unwrap_or(f64::NAN) / p.loss - 1.0).abs()).collect();
+    let points: Vec<FitPoint> = test
+        .iter()
+        .map(|&(n, d, loss)| FitPoint {
+            n,
+            d,
+            loss,
+            predicted: Some(fit.law.predict(n, d)),
+        })
+        .collect();
+    let errs: Vec<f64> = points
+        .iter()
+        .map(|p| (p.predicted.unwrap_or(f64::NAN) / p.loss - 1.0).abs())
+        .collect();
     Ok(Extrapolation {
         held_out_n,
         mean_abs_rel_error: errs.iter().sum::<f64>() / errs.len() as f64,

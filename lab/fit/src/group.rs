@@ -39,15 +39,21 @@ pub(crate) fn fit_all(points: &[Point], opts: &FitOptions) -> (Vec<GroupFit>, Ve
     let mut kept: Vec<&Point> = vec![];
     for p in points {
         match exclusion(p) {
-            Some(reason) => excluded.push(Excluded { id: p.id.clone(), group: p.group.clone(), reason }),
+            Some(reason) => excluded.push(Excluded {
+                id: p.id.clone(),
+                group: p.group.clone(),
+                reason,
+            }),
             None => kept.push(p),
         }
     }
     let mut names: Vec<&str> = points.iter().map(|p| p.group.as_str()).collect();
     names.sort();
     names.dedup();
-    let mut jobs: Vec<(String, Vec<&Point>)> =
-        names.iter().map(|&g| (g.to_string(), kept.iter().copied().filter(|p| p.group == g).collect())).collect();
+    let mut jobs: Vec<(String, Vec<&Point>)> = names
+        .iter()
+        .map(|&g| (g.to_string(), kept.iter().copied().filter(|p| p.group == g).collect()))
+        .collect();
     if jobs.iter().filter(|(_, pts)| !pts.is_empty()).count() > 1 {
         jobs.push((POOLED.to_string(), kept.clone()));
     }
@@ -69,9 +75,15 @@ fn too_few(group: &str, pts: &[&Point]) -> Option<String> {
     if pts.len() < MIN_POINTS {
         Some(format!("{group}: {} points, {MIN_POINTS} needed", pts.len()))
     } else if ns.len() < 2 {
-        Some(format!("{group}: a single model size (N = {:.3e}); 2 or more needed to fit A and α", ns[0]))
+        Some(format!(
+            "{group}: a single model size (N = {:.3e}); 2 or more needed to fit A and α",
+            ns[0]
+        ))
     } else if ds.len() < 2 {
-        Some(format!("{group}: a single data size (D = {:.3e}); 2 or more needed to fit B and β", ds[0]))
+        Some(format!(
+            "{group}: a single data size (D = {:.3e}); 2 or more needed to fit B and β",
+            ds[0]
+        ))
     } else {
         None
     }
@@ -89,12 +101,28 @@ pub(crate) fn fit_group(group: &str, pts: &[&Point], opts: &FitOptions) -> Group
         isoflop: None,
         hyper: None,
         extrapolation: None,
-        points: pts.iter().map(|p| FitPoint { n: p.n, d: p.d, loss: p.loss, predicted: None }).collect(),
+        points: pts
+            .iter()
+            .map(|p| FitPoint {
+                n: p.n,
+                d: p.d,
+                loss: p.loss,
+                predicted: None,
+            })
+            .collect(),
     };
     if out.message.is_none() {
         fit_law(&mut out, pts, opts, seed);
     }
-    let iso: Vec<IsoPoint> = pts.iter().map(|p| IsoPoint { n: p.n, d: p.d, loss: p.loss, flops: p.flops }).collect();
+    let iso: Vec<IsoPoint> = pts
+        .iter()
+        .map(|p| IsoPoint {
+            n: p.n,
+            d: p.d,
+            loss: p.loss,
+            flops: p.flops,
+        })
+        .collect();
     let mut notes = vec![];
     // Most sweeps are not IsoFLOP sweeps: the reason for a missing IsoFLOP fit is not worth a warning.
     if let Ok(fit) = isoflop(&iso, opts.bootstrap, derive_seed(seed, "isoflop"), opts.confidence, &mut notes) {
@@ -104,8 +132,19 @@ pub(crate) fn fit_group(group: &str, pts: &[&Point], opts: &FitOptions) -> Group
     let hp: Vec<HyperInput> = pts
         .iter()
         .filter_map(|p| {
-            let (lr, bt) = (p.lr.filter(|x| x.is_finite() && *x > 0.0)?, p.batch_tokens.filter(|x| x.is_finite() && *x > 0.0)?);
-            Some(HyperInput { n: p.n, d: p.d, flops: p.flops, lr, batch_tokens: bt, warmup_steps: p.warmup_steps.unwrap_or(0.0), loss: p.loss })
+            let (lr, bt) = (
+                p.lr.filter(|x| x.is_finite() && *x > 0.0)?,
+                p.batch_tokens.filter(|x| x.is_finite() && *x > 0.0)?,
+            );
+            Some(HyperInput {
+                n: p.n,
+                d: p.d,
+                flops: p.flops,
+                lr,
+                batch_tokens: bt,
+                warmup_steps: p.warmup_steps.unwrap_or(0.0),
+                loss: p.loss,
+            })
         })
         .collect();
     let mut notes = vec![];
@@ -126,11 +165,17 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], opts: &FitOptions, seed: u64) {
         return;
     };
     if !fit.converged {
-        out.warnings.push(format!("none of the {} starts converged; the best end point is reported", fit.starts));
+        out.warnings.push(format!(
+            "none of the {} starts converged; the best end point is reported",
+            fit.starts
+        ));
     }
     let boot = bootstrap_law(&data, &fit, opts.delta, opts.bootstrap, derive_seed(seed, "law"));
     if boot.failed * 20 > boot.resamples {
-        out.warnings.push(format!("{} of {} bootstrap resamples did not converge and were left out", boot.failed, boot.resamples));
+        out.warnings.push(format!(
+            "{} of {} bootstrap resamples did not converge and were left out",
+            boot.failed, boot.resamples
+        ));
     }
     let c = opts.confidence;
     let col = |f: fn(&Law) -> f64| boot.laws.iter().map(f).collect::<Vec<f64>>();
@@ -158,7 +203,11 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], opts: &FitOptions, seed: u64) {
     for (fp, p) in out.points.iter_mut().zip(pts) {
         fp.predicted = Some(law.predict(p.n, p.d));
     }
-    let budgets = if opts.budgets.is_empty() { default_budgets() } else { opts.budgets.clone() };
+    let budgets = if opts.budgets.is_empty() {
+        default_budgets()
+    } else {
+        opts.budgets.clone()
+    };
     out.allocation = Some(allocation_with_intervals(&law, &boot.laws, &budgets, c));
     let mut warnings = identifiability(pts, out.law.as_ref().expect("set above"), c);
     out.warnings.append(&mut warnings);
@@ -182,7 +231,10 @@ fn identifiability(pts: &[&Point], law: &LawFit, confidence: f64) -> Vec<String>
         }
     }
     let ns = distinct(pts.iter().map(|p| p.n));
-    if ns.iter().all(|&n| distinct(pts.iter().filter(|p| p.n == n).map(|p| p.d)).len() == 1) {
+    if ns
+        .iter()
+        .all(|&n| distinct(pts.iter().filter(|p| p.n == n).map(|p| p.d)).len() == 1)
+    {
         w.push("each model size was trained on a single D: α_N and α_D are separated only by how D/N varies".into());
     }
     let min_loss = pts.iter().map(|p| p.loss).fold(f64::INFINITY, f64::min);
@@ -194,18 +246,19 @@ fn identifiability(pts: &[&Point], law: &LawFit, confidence: f64) -> Vec<String>
     }
     let pct = confidence * 100.0;
     let wide = |name: &str, e: &Estimate| match (e.lo, e.hi) {
-        (Some(lo), Some(hi)) if hi - lo > e.value.abs() => {
-            Some(format!("{name}: the {pct:.0} % interval [{lo:.3e}, {hi:.3e}] is wider than the estimate {:.3e}; not identifiable", e.value))
-        }
+        (Some(lo), Some(hi)) if hi - lo > e.value.abs() => Some(format!(
+            "{name}: the {pct:.0} % interval [{lo:.3e}, {hi:.3e}] is wider than the estimate {:.3e}; not identifiable",
+            e.value
+        )),
         _ => None,
     };
     w.extend(wide("α_N", &law.alpha_n));
     w.extend(wide("α_D", &law.alpha_d));
     w.extend(wide("L_inf", &law.l_inf));
     let spread = |name: &str, e: &Estimate| match (e.lo, e.hi) {
-        (Some(lo), Some(hi)) if lo > 0.0 && hi / lo > 1e3 => {
-            Some(format!("{name}: the {pct:.0} % interval [{lo:.3e}, {hi:.3e}] spans more than three decades"))
-        }
+        (Some(lo), Some(hi)) if lo > 0.0 && hi / lo > 1e3 => Some(format!(
+            "{name}: the {pct:.0} % interval [{lo:.3e}, {hi:.3e}] spans more than three decades"
+        )),
         _ => None,
     };
     w.extend(spread("A", &law.a));
@@ -243,6 +296,8 @@ mod tests {
         assert!(exclusion(&point("a", "failed", 1e6, 1e8, 3.0)).unwrap().contains("failed"));
         assert_eq!(exclusion(&point("a", "done", 1e6, 1e8, f64::NAN)).unwrap(), "loss is NaN");
         assert!(exclusion(&point("a", "done", 0.0, 1e8, 3.0)).unwrap().contains("N = 0"));
-        assert!(exclusion(&point("a", "done", 1e6, f64::INFINITY, 3.0)).unwrap().contains("D is infinite"));
+        assert!(exclusion(&point("a", "done", 1e6, f64::INFINITY, 3.0))
+            .unwrap()
+            .contains("D is infinite"));
     }
 }

@@ -46,13 +46,20 @@ fn power_law(budgets: &[HyperBudget], value: fn(&HyperPoint) -> f64, resamples: 
     let (mut sk, mut sp) = (vec![], vec![]);
     for r in 0..resamples {
         let drawn = resample_strata(&strata, &mut rng(seed, r as u64));
-        let resampled: Vec<Vec<HyperPoint>> = drawn.iter().zip(&sets).map(|(idx, s)| idx.iter().map(|&i| s[i]).collect()).collect();
+        let resampled: Vec<Vec<HyperPoint>> = drawn
+            .iter()
+            .zip(&sets)
+            .map(|(idx, s)| idx.iter().map(|&i| s[i]).collect())
+            .collect();
         if let Some((k, p)) = fit(&resampled) {
             sk.push(k);
             sp.push(p);
         }
     }
-    Some(PowerLaw { k: estimate(k, &sk, confidence), p: estimate(p, &sp, confidence) })
+    Some(PowerLaw {
+        k: estimate(k, &sk, confidence),
+        p: estimate(p, &sp, confidence),
+    })
 }
 
 /// `None` when no budget compares two or more configurations. A law needs two budgets that each
@@ -72,7 +79,12 @@ pub fn hyper_laws(points: &[HyperInput], resamples: usize, seed: u64, confidence
             .iter()
             .map(|&i| {
                 let p = &points[i];
-                HyperPoint { lr: p.lr, batch_tokens: p.batch_tokens, warmup_steps: p.warmup_steps, loss: p.loss }
+                HyperPoint {
+                    lr: p.lr,
+                    batch_tokens: p.batch_tokens,
+                    warmup_steps: p.warmup_steps,
+                    loss: p.loss,
+                }
             })
             .collect();
         if distinct(all.iter().map(|p| p.lr)) < 2 && distinct(all.iter().map(|p| p.batch_tokens)) < 2 {
@@ -83,7 +95,12 @@ pub fn hyper_laws(points: &[HyperInput], resamples: usize, seed: u64, confidence
         let flops = geomean(b.iter().map(|&i| c[i]));
         lr_swept.push(distinct(all.iter().map(|p| p.lr)) >= 2);
         batch_swept.push(distinct(all.iter().map(|p| p.batch_tokens)) >= 2);
-        budgets.push(HyperBudget { flops, best, near_best, all });
+        budgets.push(HyperBudget {
+            flops,
+            best,
+            near_best,
+            all,
+        });
     }
     if budgets.is_empty() {
         return None;
@@ -95,13 +112,19 @@ pub fn hyper_laws(points: &[HyperInput], resamples: usize, seed: u64, confidence
             return None;
         }
         if used.iter().all(|b| b.near_best.len() == 1) {
-            notes.push(format!("hyper: a single near-best configuration per budget, so the {what} law has a zero-width interval"));
+            notes.push(format!(
+                "hyper: a single near-best configuration per budget, so the {what} law has a zero-width interval"
+            ));
         }
         power_law(&used, value, resamples, seed, confidence)
     };
     let lr_law = law(&lr_swept, |p| p.lr, "learning rate", seed, notes);
     let batch_law = law(&batch_swept, |p| p.batch_tokens, "batch size", seed ^ 0x9e37_79b9_7f4a_7c15, notes);
-    Some(HyperLaws { budgets, lr_law, batch_law })
+    Some(HyperLaws {
+        budgets,
+        lr_law,
+        batch_law,
+    })
 }
 
 #[cfg(test)]
@@ -119,7 +142,15 @@ mod tests {
                     let (lr, b) = (lr_opt * 2f64.powf(i as f64 / 2.0), b_opt * 2f64.powf(j as f64 / 2.0));
                     let loss = 2.0 + 0.02 * (lr / lr_opt).ln().powi(2) + 0.01 * (b / b_opt).ln().powi(2);
                     let n = (c / 6.0).sqrt();
-                    pts.push(HyperInput { n, d: c / (6.0 * n), flops: Some(c), lr, batch_tokens: b, warmup_steps: 100.0, loss });
+                    pts.push(HyperInput {
+                        n,
+                        d: c / (6.0 * n),
+                        flops: Some(c),
+                        lr,
+                        batch_tokens: b,
+                        warmup_steps: 100.0,
+                        loss,
+                    });
                 }
             }
         }
@@ -129,8 +160,14 @@ mod tests {
         assert!(h.budgets.iter().all(|b| b.all.len() == 49 && b.near_best.contains(&b.best)));
         let lr = h.lr_law.unwrap();
         let bt = h.batch_law.unwrap();
-        assert!((lr.p.value + 0.125).abs() < 1e-9 && (lr.k.value / 0.3118 - 1.0).abs() < 1e-6, "{lr:?}");
-        assert!((bt.p.value - 0.3271).abs() < 1e-9 && (bt.k.value / 0.2920 - 1.0).abs() < 1e-6, "{bt:?}");
+        assert!(
+            (lr.p.value + 0.125).abs() < 1e-9 && (lr.k.value / 0.3118 - 1.0).abs() < 1e-6,
+            "{lr:?}"
+        );
+        assert!(
+            (bt.p.value - 0.3271).abs() < 1e-9 && (bt.k.value / 0.2920 - 1.0).abs() < 1e-6,
+            "{bt:?}"
+        );
     }
 
     #[test]
@@ -138,7 +175,15 @@ mod tests {
         let pts: Vec<HyperInput> = (0..5)
             .map(|i| {
                 let n = 1e6 * (i + 1) as f64;
-                HyperInput { n, d: 20.0 * n, flops: None, lr: 1e-3, batch_tokens: 65536.0, warmup_steps: 0.0, loss: 3.0 - 0.1 * i as f64 }
+                HyperInput {
+                    n,
+                    d: 20.0 * n,
+                    flops: None,
+                    lr: 1e-3,
+                    batch_tokens: 65536.0,
+                    warmup_steps: 0.0,
+                    loss: 3.0 - 0.1 * i as f64,
+                }
             })
             .collect();
         assert!(hyper_laws(&pts, 10, 1, 0.95, &mut vec![]).is_none());

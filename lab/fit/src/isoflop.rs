@@ -132,7 +132,9 @@ fn vertex(points: &[IsoPoint], idx: &[usize]) -> Option<([f64; 3], f64)> {
         return None;
     }
     let xv = -c[1] / (2.0 * c[2]);
-    let (lo, hi) = x.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = x
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     (xv >= lo && xv <= hi).then_some((c, xv.exp()))
 }
 
@@ -154,10 +156,15 @@ pub fn isoflop(points: &[IsoPoint], resamples: usize, seed: u64, confidence: f64
     let n: Vec<f64> = points.iter().map(|p| p.n).collect();
     let d: Vec<f64> = points.iter().map(|p| p.d).collect();
     let (c, factor) = budgets_of(&flops, &n, &d);
-    let candidates: Vec<Vec<usize>> =
-        bins(&c, factor).into_iter().filter(|b| distinct(b.iter().map(|&i| points[i].n)) >= MIN_SIZES).collect();
+    let candidates: Vec<Vec<usize>> = bins(&c, factor)
+        .into_iter()
+        .filter(|b| distinct(b.iter().map(|&i| points[i].n)) >= MIN_SIZES)
+        .collect();
     if candidates.len() < 2 {
-        return Err(format!("{} compute budget(s) with ≥ {MIN_SIZES} model sizes, 2 needed", candidates.len()));
+        return Err(format!(
+            "{} compute budget(s) with ≥ {MIN_SIZES} model sizes, 2 needed",
+            candidates.len()
+        ));
     }
     let mut kept: Vec<(Vec<usize>, f64)> = vec![];
     let mut budgets = vec![];
@@ -170,11 +177,21 @@ pub fn isoflop(points: &[IsoPoint], resamples: usize, seed: u64, confidence: f64
                     coeffs,
                     n_opt,
                     d_opt: cb / (6.0 * n_opt),
-                    points: b.iter().map(|&i| FitPoint { n: n[i], d: d[i], loss: points[i].loss, predicted: None }).collect(),
+                    points: b
+                        .iter()
+                        .map(|&i| FitPoint {
+                            n: n[i],
+                            d: d[i],
+                            loss: points[i].loss,
+                            predicted: None,
+                        })
+                        .collect(),
                 });
                 kept.push((b, cb));
             }
-            None => notes.push(format!("isoflop: budget {cb:.3e} skipped (parabola not convex or minimum outside the sampled N)")),
+            None => notes.push(format!(
+                "isoflop: budget {cb:.3e} skipped (parabola not convex or minimum outside the sampled N)"
+            )),
         }
     }
     for (budget, (b, _)) in budgets.iter_mut().zip(&kept) {
@@ -191,17 +208,27 @@ pub fn isoflop(points: &[IsoPoint], resamples: usize, seed: u64, confidence: f64
     let (mut sa, mut sb) = (vec![], vec![]);
     for r in 0..resamples {
         let drawn = resample_strata(&strata, &mut rng(seed, r as u64));
-        let minima: Vec<(f64, f64)> =
-            drawn.iter().zip(&kept).filter_map(|(idx, (_, cb))| vertex(points, idx).map(|(_, n_opt)| (*cb, n_opt))).collect();
+        let minima: Vec<(f64, f64)> = drawn
+            .iter()
+            .zip(&kept)
+            .filter_map(|(idx, (_, cb))| vertex(points, idx).map(|(_, n_opt)| (*cb, n_opt)))
+            .collect();
         if let Some((x, y)) = exponents(&minima) {
             sa.push(x);
             sb.push(y);
         }
     }
     if resamples > 0 && sa.len() < resamples * 9 / 10 {
-        notes.push(format!("isoflop: only {} of {resamples} bootstrap resamples gave two usable budgets", sa.len()));
+        notes.push(format!(
+            "isoflop: only {} of {resamples} bootstrap resamples gave two usable budgets",
+            sa.len()
+        ));
     }
-    Ok(IsoFlopFit { budgets, a: estimate(a, &sa, confidence), b: estimate(b, &sb, confidence) })
+    Ok(IsoFlopFit {
+        budgets,
+        a: estimate(a, &sa, confidence),
+        b: estimate(b, &sb, confidence),
+    })
 }
 
 #[cfg(test)]
@@ -213,7 +240,10 @@ mod tests {
         let x: Vec<f64> = (0..7).map(|i| 12.0 + i as f64 * 0.7).collect();
         let y: Vec<f64> = x.iter().map(|x| 3.0 - 0.4 * x + 0.015 * x * x).collect();
         let c = parabola(&x, &y).unwrap();
-        assert!((c[0] - 3.0).abs() < 1e-8 && (c[1] + 0.4).abs() < 1e-9 && (c[2] - 0.015).abs() < 1e-10, "{c:?}");
+        assert!(
+            (c[0] - 3.0).abs() < 1e-8 && (c[1] + 0.4).abs() < 1e-9 && (c[2] - 0.015).abs() < 1e-10,
+            "{c:?}"
+        );
         assert!(parabola(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]).is_none());
     }
 

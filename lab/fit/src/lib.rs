@@ -79,5 +79,12 @@ pub fn fit_points_at(name: &str, source: &str, points: &[Point], opts: &FitOptio
         Some(Ok(pool)) => pool.install(run),
         _ => run(),
     };
-    FitFile { name: name.into(), source: source.into(), n_col: opts.n_col.clone(), created: created.into(), groups, excluded }
+    FitFile {
+        name: name.into(),
+        source: source.into(),
+        n_col: opts.n_col.clone(),
+        created: created.into(),
+        groups,
+        excluded,
+    }
 }

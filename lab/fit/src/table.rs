@@ -42,13 +42,31 @@ fn row(g: &GroupFit) -> Vec<String> {
 /// One row per group (α_N, α_D, L_inf, N_c, D_c with intervals, allocation exponents a and b, RMSE
 /// of log loss), then per-group messages, warnings and the other analyses.
 pub fn render_table(fit: &FitFile) -> String {
-    let header: Vec<String> =
-        ["group", "points", "α_N", "α_D", "L_inf", "N_c", "D_c", "a (N_opt∝C^a)", "b (D_opt∝C^b)", "RMSE log"].map(String::from).to_vec();
+    let header: Vec<String> = [
+        "group",
+        "points",
+        "α_N",
+        "α_D",
+        "L_inf",
+        "N_c",
+        "D_c",
+        "a (N_opt∝C^a)",
+        "b (D_opt∝C^b)",
+        "RMSE log",
+    ]
+    .map(String::from)
+    .to_vec();
     let rows: Vec<Vec<String>> = std::iter::once(header).chain(fit.groups.iter().map(row)).collect();
-    let widths: Vec<usize> = (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
     let mut out = format!("{} ({}; N from {}; {})\n", fit.name, fit.source, fit.n_col, fit.created);
     for (i, r) in rows.iter().enumerate() {
-        let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count()))).collect();
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
+            .collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
         if i == 0 {
@@ -62,12 +80,22 @@ pub fn render_table(fit: &FitFile) -> String {
             lines.push(m.clone());
         }
         if let Some(i) = &g.isoflop {
-            lines.push(format!("IsoFLOP over {} budgets: a = {}, b = {}", i.budgets.len(), est(&i.a), est(&i.b)));
+            lines.push(format!(
+                "IsoFLOP over {} budgets: a = {}, b = {}",
+                i.budgets.len(),
+                est(&i.a),
+                est(&i.b)
+            ));
         }
         if let Some(h) = &g.hyper {
             for (what, law) in [("η_opt", &h.lr_law), ("B_opt", &h.batch_law)] {
                 if let Some(l) = law {
-                    lines.push(format!("{what}(C) = {} · C^{} over {} budgets", est(&l.k), est(&l.p), h.budgets.len()));
+                    lines.push(format!(
+                        "{what}(C) = {} · C^{} over {} budgets",
+                        est(&l.k),
+                        est(&l.p),
+                        h.budgets.len()
+                    ));
                 }
             }
         }

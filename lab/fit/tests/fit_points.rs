@@ -35,18 +35,37 @@ fn sweep(group: &str, law: &Law, noise: f64, seed: u64) -> Vec<Point> {
 }
 
 fn opts(bootstrap: usize) -> FitOptions {
-    FitOptions { bootstrap, seed: 3, ..FitOptions::default() }
+    FitOptions {
+        bootstrap,
+        seed: 3,
+        ..FitOptions::default()
+    }
 }
 
-const PY: Law = Law { e: 0.566, a: 60.0, b: 900.0, alpha: 0.30, beta: 0.36 };
-const GO: Law = Law { e: 0.414, a: 300.0, b: 2000.0, alpha: 0.40, beta: 0.42 };
+const PY: Law = Law {
+    e: 0.566,
+    a: 60.0,
+    b: 900.0,
+    alpha: 0.30,
+    beta: 0.36,
+};
+const GO: Law = Law {
+    e: 0.414,
+    a: 300.0,
+    b: 2000.0,
+    alpha: 0.40,
+    beta: 0.42,
+};
 
 #[test]
 fn groups_pooled_exclusions_json_and_table() {
     let mut pts = sweep("python", &PY, 0.005, 1);
     pts.extend(sweep("go", &GO, 0.005, 2));
     let k = pts.len();
-    pts.push(Point { status: "failed".into(), ..point(k, "go", 1e6, 1e8, 3.0) });
+    pts.push(Point {
+        status: "failed".into(),
+        ..point(k, "go", 1e6, 1e8, 3.0)
+    });
     pts.push(point(k + 1, "go", 1e6, 1e8, f64::NAN));
     pts.push(point(k + 2, "python", 1e6, 0.0, 3.0));
     let fit = fit_points_at("demo", "results.parquet", &pts, &opts(40), "2026-01-01T00:00:00Z");
@@ -62,7 +81,12 @@ fn groups_pooled_exclusions_json_and_table() {
         assert_eq!(g.n_points, 30);
         assert!(g.message.is_none(), "{:?}", g.message);
         let law = g.law.as_ref().expect("law");
-        assert!((law.alpha.value / truth.alpha - 1.0).abs() < 0.1, "{}: α {}", g.group, law.alpha.value);
+        assert!(
+            (law.alpha.value / truth.alpha - 1.0).abs() < 0.1,
+            "{}: α {}",
+            g.group,
+            law.alpha.value
+        );
         assert!((law.l_inf.value / truth.e - 1.0).abs() < 0.1, "{}: E {}", g.group, law.e.value);
         assert_eq!(law.starts, 4500);
         assert_eq!(law.bootstrap_resamples, 40);
@@ -86,10 +110,22 @@ fn groups_pooled_exclusions_json_and_table() {
     let json = serde_json::to_string(&fit).unwrap();
     // serde_json's default float parser may be off in the last bit: compare within 1e-14.
     let back: FitFile = serde_json::from_str(&json).unwrap();
-    assert!(same_json(&serde_json::to_value(&back).unwrap(), &serde_json::to_value(&fit).unwrap()), "JSON does not round-trip");
+    assert!(
+        same_json(&serde_json::to_value(&back).unwrap(), &serde_json::to_value(&fit).unwrap()),
+        "JSON does not round-trip"
+    );
 
     let table = render_table(&fit);
-    for needle in ["python", "go", "pooled", "α_N", "L_inf", "excluded (3)", "loss is NaN", "extrapolation to N"] {
+    for needle in [
+        "python",
+        "go",
+        "pooled",
+        "α_N",
+        "L_inf",
+        "excluded (3)",
+        "loss is NaN",
+        "extrapolation to N",
+    ] {
         assert!(table.contains(needle), "table lacks {needle:?}:\n{table}");
     }
 }
@@ -111,7 +147,16 @@ fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
 fn same_seed_same_file() {
     let pts = sweep("python", &PY, 0.01, 5);
     let a = fit_points_at("x", "s", &pts, &opts(20), "t");
-    let b = fit_points_at("x", "s", &pts, &FitOptions { threads: Some(1), ..opts(20) }, "t");
+    let b = fit_points_at(
+        "x",
+        "s",
+        &pts,
+        &FitOptions {
+            threads: Some(1),
+            ..opts(20)
+        },
+        "t",
+    );
     assert_eq!(a, b);
 }
 
@@ -141,13 +186,17 @@ fn nan_losses_are_excluded_and_counted() {
 
 #[test]
 fn single_model_size_or_data_size() {
-    let pts: Vec<Point> = (0..6).map(|i| point(i, "rust", 1e7, 1e8 * (i + 1) as f64, 3.0 - 0.1 * i as f64)).collect();
+    let pts: Vec<Point> = (0..6)
+        .map(|i| point(i, "rust", 1e7, 1e8 * (i + 1) as f64, 3.0 - 0.1 * i as f64))
+        .collect();
     let fit = fit_points("x", "s", &pts, &opts(10));
     let m = fit.groups[0].message.as_deref().unwrap();
     assert!(m.starts_with("rust: a single model size"), "{m}");
     assert!(fit.groups[0].law.is_none());
 
-    let pts: Vec<Point> = (0..6).map(|i| point(i, "rust", 1e6 * (i + 1) as f64, 1e9, 3.0 - 0.1 * i as f64)).collect();
+    let pts: Vec<Point> = (0..6)
+        .map(|i| point(i, "rust", 1e6 * (i + 1) as f64, 1e9, 3.0 - 0.1 * i as f64))
+        .collect();
     let fit = fit_points("x", "s", &pts, &opts(10));
     assert!(fit.groups[0].message.as_deref().unwrap().starts_with("rust: a single data size"));
 }
@@ -156,7 +205,10 @@ fn single_model_size_or_data_size() {
 fn empty_and_all_excluded_inputs() {
     let fit = fit_points("x", "s", &[], &opts(10));
     assert!(fit.groups.is_empty() && fit.excluded.is_empty());
-    let pts = vec![Point { status: "running".into(), ..point(0, "c#", 1e6, 1e8, 3.0) }];
+    let pts = vec![Point {
+        status: "running".into(),
+        ..point(0, "c#", 1e6, 1e8, 3.0)
+    }];
     let fit = fit_points("x", "s", &pts, &opts(10));
     assert_eq!(fit.groups[0].message.as_deref(), Some("c#: 0 points, 5 needed"));
     assert_eq!(fit.excluded.len(), 1);
