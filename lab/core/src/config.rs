@@ -105,8 +105,7 @@ pub struct TrialSpec {
     pub threads: Option<usize>,
 }
 
-/// A fully resolved trial. Its canonical JSON (minus `threads`, which changes speed, not
-/// results) hashes to the trial id.
+/// A fully resolved trial. Its canonical JSON hashes to the trial id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrialConfig {
@@ -190,22 +189,37 @@ impl TrialSpec {
         serde_json::from_value(serde_json::Value::Object(a)).expect("merged spec deserializes")
     }
 
-    /// Sets one key from its string form, as `--set key=value` does.
+    /// Sets one key from its string form, as `--set key=value` does: TOML syntax, or a bare
+    /// word taken as a string.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let parsed: serde_json::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+            Ok(t) => serde_json::to_value(&t["v"]).map_err(|e| e.to_string())?,
+            Err(_) => serde_json::Value::String(value.to_string()),
+        };
+        self.set_value(key, parsed)
+    }
+
+    /// Sets one key to a JSON value, checking the key exists and the value has its type.
+    pub fn set_value(&mut self, key: &str, value: serde_json::Value) -> Result<(), String> {
         let mut map = match serde_json::to_value(&*self).expect("spec serializes") {
             serde_json::Value::Object(m) => m,
             _ => unreachable!(),
         };
         if !map.contains_key(key) {
-            return Err(format!("unknown key `{key}`"));
+            let known: Vec<&str> = map.keys().map(String::as_str).collect();
+            return Err(format!("unknown key `{key}` (known keys: {})", known.join(", ")));
         }
-        let parsed: serde_json::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
-            Ok(t) => serde_json::to_value(&t["v"]).map_err(|e| e.to_string())?,
-            Err(_) => serde_json::Value::String(value.to_string()),
-        };
-        map.insert(key.to_string(), parsed);
+        map.insert(key.to_string(), value);
         *self = serde_json::from_value(serde_json::Value::Object(map)).map_err(|e| format!("`{key}`: {e}"))?;
         Ok(())
+    }
+
+    /// The keys this spec sets.
+    pub fn keys_set(&self) -> Vec<String> {
+        match serde_json::to_value(self).expect("spec serializes") {
+            serde_json::Value::Object(m) => m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k).collect(),
+            _ => unreachable!(),
+        }
     }
 
     /// Fills defaults and checks that the trial can run.
@@ -403,10 +417,12 @@ impl TrialConfig {
     pub fn lr_at(&self, step: usize) -> f64 {
         crate::schedule::lr_at(self, step)
     }
-    /// The canonical form hashed into the trial id: sorted keys, no `threads`.
+    /// The canonical form hashed into the trial id: sorted keys, without the keys that change
+    /// how a trial runs but not what it computes (`threads`, `checkpoint_interval`).
     pub fn canonical_json(&self) -> String {
         let mut c = self.clone();
         c.threads = None;
+        c.checkpoint_interval = 0;
         let value = serde_json::to_value(&c).expect("config serializes");
         // serde_json's map is ordered by key unless preserve_order is on; make it explicit.
         let sorted: std::collections::BTreeMap<String, serde_json::Value> = match value {

@@ -3,7 +3,9 @@
 
 pub mod accounting;
 pub mod atomic;
+pub mod provenance;
 pub mod config;
+pub mod error;
 pub mod record;
 pub mod results;
 pub mod schedule;
@@ -12,3 +14,4 @@ pub mod shape;
 pub use config::{Arch, Backend, Schedule, TrialConfig, TrialSpec};
 pub use record::{CurvePoint, Metrics, Provenance, Status, TrialRecord};
 pub use results::ResultRow;
+pub use error::{is_bad_input, BadInput};

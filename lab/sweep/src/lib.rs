@@ -1,1 +1,14 @@
-//! codescale-sweep
+//! Sweeps: sweep files, planning, the local and Slurm executors, early stopping, status.
+
+pub mod asha;
+pub mod lock;
+pub mod plan;
+pub mod runs;
+pub mod scheduler;
+pub mod slurm;
+pub mod spec;
+pub mod status;
+
+pub use runs::{Plan, SweepDir};
+pub use scheduler::{run_sweep, RunConfig, Summary};
+pub use spec::Sweep;

@@ -1,1 +1,14 @@
-//! codescale-train
+//! The trainer: decoder-only code LMs (dense and mixture-of-experts) on burn. The only crate
+//! that depends on burn.
+
+pub mod backend;
+pub mod checkpoint;
+pub mod data;
+pub mod init;
+pub mod model;
+pub mod moe;
+pub mod optim;
+pub mod trainer;
+
+pub use backend::{train_trial, CpuBackend, CpuTrainBackend};
+pub use trainer::RunOptions;

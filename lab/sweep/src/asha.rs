@@ -1,0 +1,81 @@
+//! Asynchronous successive halving (Li et al., 2020) with the token budget as the resource.
+//!
+//! Rungs sit at `min_tokens · reduction^k`. A trial reaching a rung goes on only if its
+//! validation loss is among the best 1/reduction of all losses recorded at that rung so far
+//! (with fewer than `reduction` recorded, it goes on). Trials are compared only with trials
+//! of the same language, model and budget, so a small model is never pruned for losing to a
+//! large one. The recorded losses live on disk, so a restarted scheduler keeps its rungs.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use anyhow::Result;
+use codescale_core::atomic::{read_json, write_json};
+use codescale_core::TrialConfig;
+
+use crate::spec::EarlyStop;
+
+/// group → rung (tokens, as text) → trial id → loss.
+type Rungs = BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>>;
+
+pub struct Asha {
+    rule: EarlyStop,
+    path: PathBuf,
+    state: Mutex<()>,
+}
+
+impl Asha {
+    pub fn new(rule: EarlyStop, path: PathBuf) -> Asha {
+        Asha { rule, path, state: Mutex::new(()) }
+    }
+
+    /// Rung token counts below this trial's budget.
+    pub fn rungs(&self, config: &TrialConfig) -> Vec<f64> {
+        let mut out = Vec::new();
+        let mut r = self.rule.min_tokens;
+        while r < config.tokens {
+            out.push(r);
+            r *= self.rule.reduction;
+        }
+        out
+    }
+
+    /// Records the trial's loss at a rung and says whether it goes on.
+    pub fn report(&self, config: &TrialConfig, rung: f64, loss: f64) -> Result<bool> {
+        let _guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rungs: Rungs = if self.path.exists() { read_json(&self.path)? } else { Rungs::new() };
+        let group = format!("{}/{}/{}/{}", config.language, config.arch.as_str(), config.model, config.tokens);
+        let at = rungs.entry(group).or_default().entry(format!("{rung}")).or_default();
+        at.insert(config.trial_id(), loss);
+        let go_on = promote(at.values().copied().collect(), loss, self.rule.reduction);
+        write_json(&self.path, &rungs)?;
+        Ok(go_on)
+    }
+}
+
+fn promote(mut losses: Vec<f64>, loss: f64, reduction: f64) -> bool {
+    if !loss.is_finite() {
+        return false;
+    }
+    if (losses.len() as f64) < reduction {
+        return true;
+    }
+    losses.sort_by(f64::total_cmp);
+    let keep = ((losses.len() as f64 / reduction).floor() as usize).max(1);
+    loss <= losses[keep - 1]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::promote;
+
+    #[test]
+    fn keeps_the_top_third() {
+        assert!(promote(vec![1.0], 1.0, 3.0));
+        assert!(promote(vec![1.0, 2.0, 3.0], 1.0, 3.0));
+        assert!(!promote(vec![1.0, 2.0, 3.0], 2.0, 3.0));
+        assert!(promote(vec![1.0, 2.0, 3.0, 0.5, 4.0, 5.0], 1.0, 3.0));
+        assert!(!promote(vec![f64::NAN], f64::NAN, 3.0));
+    }
+}

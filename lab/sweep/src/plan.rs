@@ -1,0 +1,142 @@
+//! Planning: a sweep expands into resolved trial configs, in a fixed order, each named by
+//! the hash of its config.
+
+use anyhow::Result;
+use codescale_core::{BadInput, TrialConfig};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde_json::Value;
+
+use crate::spec::{toml_to_json, Distribution, Method, Parameter, Sweep};
+
+/// The trials of a sweep, duplicates removed (first occurrence kept).
+pub fn plan(sweep: &Sweep) -> Result<Vec<TrialConfig>> {
+    let assignments = match sweep.method {
+        Method::Grid => grid(sweep),
+        Method::Random => random(sweep),
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut trials = Vec::new();
+    for assignment in assignments {
+        let mut spec = sweep.base.clone();
+        for (key, value) in &assignment {
+            spec.set_value(key, value.clone()).map_err(|m| blame(sweep, key, &m))?;
+        }
+        let config = spec.resolve().map_err(|e| {
+            // A shape error may come from a key the file does not set (heads from the ladder):
+            // blame the key that chose the shape.
+            let key = [e.key, "model", "n_params", "d_model", "n_layers"].into_iter().find(|k| sweep.line_of_key(k).is_some()).unwrap_or(e.key);
+            let detail = assignment.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ");
+            blame(sweep, key, &format!("{} (in the trial with {})", e.message, if detail.is_empty() { "the base settings".into() } else { detail }))
+        })?;
+        if seen.insert(config.trial_id()) {
+            trials.push(config);
+        }
+    }
+    if trials.is_empty() {
+        return Err(BadInput(format!("{}: the sweep plans no trials", sweep.path.display())).into());
+    }
+    Ok(trials)
+}
+
+fn blame(sweep: &Sweep, key: &str, message: &str) -> anyhow::Error {
+    let line = sweep.line_of_key(key).unwrap_or(1);
+    BadInput(format!("{}:{line}: `{key}`: {message}", sweep.path.display())).into()
+}
+
+type Assignment = Vec<(String, Value)>;
+
+fn values(p: &Parameter) -> Vec<Value> {
+    match (&p.values, &p.value) {
+        (Some(vs), _) => vs.iter().map(toml_to_json).collect(),
+        (_, Some(v)) => vec![toml_to_json(v)],
+        _ => Vec::new(),
+    }
+}
+
+/// Cartesian product, the first parameter varying slowest.
+fn grid(sweep: &Sweep) -> Vec<Assignment> {
+    let mut out: Vec<Assignment> = vec![Vec::new()];
+    for (key, (p, _)) in &sweep.parameters {
+        let vs = values(p);
+        out = out
+            .into_iter()
+            .flat_map(|a| {
+                vs.iter().map(move |v| {
+                    let mut a = a.clone();
+                    a.push((key.clone(), v.clone()));
+                    a
+                })
+            })
+            .collect();
+    }
+    out
+}
+
+/// `trials` independent draws from a generator seeded by the sweep's seed.
+fn random(sweep: &Sweep) -> Vec<Assignment> {
+    let mut rng = ChaCha8Rng::seed_from_u64(sweep.seed);
+    (0..sweep.trials)
+        .map(|_| {
+            sweep
+                .parameters
+                .iter()
+                .map(|(key, (p, _))| {
+                    let value = match p.distribution {
+                        None => {
+                            let vs = values(p);
+                            vs[rng.random_range(0..vs.len())].clone()
+                        }
+                        Some(d) => draw(d, p.min.unwrap(), p.max.unwrap(), &mut rng),
+                    };
+                    (key.clone(), value)
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn draw(d: Distribution, min: f64, max: f64, rng: &mut ChaCha8Rng) -> Value {
+    match d {
+        Distribution::Uniform => serde_json::json!(rng.random_range(min..max)),
+        Distribution::LogUniform => serde_json::json!(rng.random_range(min.ln()..max.ln()).exp()),
+        Distribution::IntUniform => serde_json::json!(rng.random_range(min as i64..=max as i64)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn sweep(text: &str) -> Result<Sweep> {
+        Sweep::parse(Path::new("s.toml"), text)
+    }
+
+    #[test]
+    fn grid_expands_in_order() {
+        let s = sweep("name = \"g\"\n[base]\nlanguage = \"python\"\n[parameters]\nmodel = { values = [\"d64-l2\", \"d96-l3\"] }\ntokens = { values = [2e5, 4e5, 8e5] }\n").unwrap();
+        let trials = plan(&s).unwrap();
+        assert_eq!(trials.len(), 6);
+        assert_eq!((trials[0].model.as_str(), trials[0].tokens), ("d64-l2", 2e5));
+        assert_eq!((trials[5].model.as_str(), trials[5].tokens), ("d96-l3", 8e5));
+    }
+
+    #[test]
+    fn random_is_seeded() {
+        let text = "name = \"r\"\nmethod = \"random\"\ntrials = 5\nseed = 3\n[base]\nlanguage = \"go\"\nmodel = \"d64-l2\"\n[parameters]\nlr = { distribution = \"log_uniform\", min = 1e-4, max = 1e-2 }\nbatch_size = { distribution = \"int_uniform\", min = 8, max = 32 }\n";
+        let a: Vec<String> = plan(&sweep(text).unwrap()).unwrap().iter().map(|c| c.trial_id()).collect();
+        let b: Vec<String> = plan(&sweep(text).unwrap()).unwrap().iter().map(|c| c.trial_id()).collect();
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 5);
+        for c in plan(&sweep(text).unwrap()).unwrap() {
+            assert!((1e-4..1e-2).contains(&c.lr) && (8..=32).contains(&c.batch_size));
+        }
+    }
+
+    #[test]
+    fn impossible_shape_names_the_line() {
+        let e = plan(&sweep("name = \"x\"\n[base]\nlanguage = \"go\"\nn_heads = 3\n[parameters]\nmodel = { values = [\"d64-l2\"] }\n").unwrap()).unwrap_err();
+        assert!(e.to_string().starts_with("s.toml:4: `n_heads`"), "{e}");
+    }
+}

@@ -1,0 +1,237 @@
+//! Sweep files: parsing with positions, so every error names the file, line and key.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use codescale_core::error::line_of;
+use codescale_core::{BadInput, TrialSpec};
+use indexmap::IndexMap;
+use serde::Deserialize;
+use toml::Spanned;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Method {
+    Grid,
+    Random,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Distribution {
+    Uniform,
+    LogUniform,
+    IntUniform,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Parameter {
+    pub values: Option<Vec<toml::Value>>,
+    pub value: Option<toml::Value>,
+    pub distribution: Option<Distribution>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+}
+
+/// Asynchronous successive halving over the token budget.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStop {
+    #[serde(default = "default_metric")]
+    pub metric: String,
+    pub min_tokens: f64,
+    #[serde(default = "default_reduction")]
+    pub reduction: f64,
+}
+fn default_metric() -> String {
+    "val_loss".into()
+}
+fn default_reduction() -> f64 {
+    3.0
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlurmOptions {
+    pub partition: Option<String>,
+    pub time: Option<String>,
+    pub cpus_per_task: Option<usize>,
+    pub mem: Option<String>,
+    #[serde(default)]
+    pub extra: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSweep {
+    name: Spanned<String>,
+    corpus: Option<Spanned<String>>,
+    method: Option<Spanned<Method>>,
+    trials: Option<Spanned<usize>>,
+    seed: Option<u64>,
+    jobs: Option<Spanned<usize>>,
+    #[serde(default)]
+    base: IndexMap<String, Spanned<toml::Value>>,
+    #[serde(default)]
+    parameters: IndexMap<String, Spanned<Parameter>>,
+    early_stop: Option<Spanned<EarlyStop>>,
+    slurm: Option<SlurmOptions>,
+}
+
+/// A validated sweep file. Lines are kept so later checks (planning) can point at keys.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    pub path: PathBuf,
+    pub source: String,
+    pub name: String,
+    pub method: Method,
+    pub trials: usize,
+    pub seed: u64,
+    pub jobs: Option<usize>,
+    pub base: TrialSpec,
+    /// Line of each key set in `[base]`.
+    pub base_lines: IndexMap<String, usize>,
+    pub parameters: IndexMap<String, (Parameter, usize)>,
+    pub early_stop: Option<EarlyStop>,
+    pub slurm: Option<SlurmOptions>,
+}
+
+impl Sweep {
+    pub fn load(path: &Path) -> Result<Sweep> {
+        let source = std::fs::read_to_string(path).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
+        Sweep::parse(path, &source)
+    }
+
+    pub fn parse(path: &Path, source: &str) -> Result<Sweep> {
+        let file = path.display();
+        let fail = |line: usize, key: &str, msg: &str| -> anyhow::Error { BadInput(format!("{file}:{line}: `{key}`: {msg}")).into() };
+        let raw: RawSweep = toml::from_str(source).map_err(|e| {
+            let line = e.span().map(|s| line_of(source, s.start)).unwrap_or(1);
+            BadInput(format!("{file}:{line}: {}", e.message().trim()))
+        })?;
+        let line = |span: std::ops::Range<usize>| line_of(source, span.start);
+
+        let name = raw.name.get_ref().clone();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            return Err(fail(line(raw.name.span()), "name", "must be a non-empty name of letters, digits, `-`, `_` or `.` (it names the runs folder)"));
+        }
+        let method = raw.method.as_ref().map(|m| *m.get_ref()).unwrap_or(Method::Grid);
+        let trials = match (&raw.trials, method) {
+            (Some(t), Method::Random) if *t.get_ref() == 0 => return Err(fail(line(t.span()), "trials", "must be > 0")),
+            (Some(t), Method::Random) => *t.get_ref(),
+            (Some(t), Method::Grid) => return Err(fail(line(t.span()), "trials", "only applies to `method = \"random\"`")),
+            (None, Method::Random) => return Err(fail(1, "trials", "`method = \"random\"` needs `trials = N`")),
+            (None, Method::Grid) => 0,
+        };
+        if let Some(j) = &raw.jobs {
+            if *j.get_ref() == 0 {
+                return Err(fail(line(j.span()), "jobs", "must be > 0"));
+            }
+        }
+
+        let mut base = TrialSpec::default();
+        let mut base_lines = IndexMap::new();
+        for (key, value) in &raw.base {
+            let l = line(value.span());
+            base.set_value(key, toml_to_json(value.get_ref())).map_err(|m| fail(l, key, &m))?;
+            base_lines.insert(key.clone(), l);
+        }
+        if let Some(corpus) = &raw.corpus {
+            if base.corpus.is_none() {
+                base.corpus = Some(corpus.get_ref().clone());
+                base_lines.insert("corpus".into(), line(corpus.span()));
+            }
+        }
+
+        let mut parameters = IndexMap::new();
+        for (key, p) in &raw.parameters {
+            let l = line(p.span());
+            let param = p.get_ref().clone();
+            validate_parameter(&param, method).map_err(|m| fail(l, key, &m))?;
+            // Every listed value must fit the key's type.
+            let probes: Vec<serde_json::Value> = match (&param.values, &param.value) {
+                (Some(vs), _) => vs.iter().map(toml_to_json).collect(),
+                (_, Some(v)) => vec![toml_to_json(v)],
+                _ => vec![serde_json::json!(param.min.unwrap_or(1.0))],
+            };
+            for v in probes {
+                TrialSpec::default().set_value(key, v).map_err(|m| fail(l, key, &m))?;
+            }
+            parameters.insert(key.clone(), (param, l));
+        }
+
+        let early_stop = match raw.early_stop {
+            Some(es) => {
+                let l = line(es.span());
+                let es = es.into_inner();
+                if es.metric != "val_loss" {
+                    return Err(fail(l, "early_stop.metric", "only `val_loss` is supported"));
+                }
+                if !(es.min_tokens.is_finite() && es.min_tokens > 0.0) {
+                    return Err(fail(l, "early_stop.min_tokens", "must be > 0"));
+                }
+                if !(es.reduction.is_finite() && es.reduction >= 2.0) {
+                    return Err(fail(l, "early_stop.reduction", "must be ≥ 2"));
+                }
+                Some(es)
+            }
+            None => None,
+        };
+
+        Ok(Sweep {
+            path: path.to_path_buf(),
+            source: source.to_string(),
+            name,
+            method,
+            trials,
+            seed: raw.seed.unwrap_or(0),
+            jobs: raw.jobs.map(|j| j.into_inner()),
+            base,
+            base_lines,
+            parameters,
+            early_stop,
+            slurm: raw.slurm,
+        })
+    }
+
+    /// Line to blame for a problem with `key`: where a parameter or `[base]` sets it.
+    pub fn line_of_key(&self, key: &str) -> Option<usize> {
+        self.parameters.get(key).map(|(_, l)| *l).or_else(|| self.base_lines.get(key).copied())
+    }
+}
+
+fn validate_parameter(p: &Parameter, method: Method) -> Result<(), String> {
+    let given = [p.values.is_some(), p.value.is_some(), p.distribution.is_some()].iter().filter(|&&b| b).count();
+    if given != 1 {
+        return Err("give exactly one of `values`, `value` or `distribution`".into());
+    }
+    if p.values.as_ref().is_some_and(Vec::is_empty) {
+        return Err("`values` is empty".into());
+    }
+    if p.distribution.is_none() && (p.min.is_some() || p.max.is_some()) {
+        return Err("`min` and `max` go with `distribution`".into());
+    }
+    if let Some(d) = p.distribution {
+        if method == Method::Grid {
+            return Err("a `distribution` needs `method = \"random\"` (a grid takes `values`)".into());
+        }
+        let (Some(min), Some(max)) = (p.min, p.max) else {
+            return Err("a `distribution` needs `min` and `max`".into());
+        };
+        if !(min.is_finite() && max.is_finite() && min < max) {
+            return Err(format!("needs min < max (got {min} and {max})"));
+        }
+        if d == Distribution::LogUniform && min <= 0.0 {
+            return Err("`log_uniform` needs min > 0".into());
+        }
+        if d == Distribution::IntUniform && (min.fract() != 0.0 || max.fract() != 0.0) {
+            return Err("`int_uniform` needs whole-number bounds".into());
+        }
+    }
+    Ok(())
+}
+
+pub fn toml_to_json(v: &toml::Value) -> serde_json::Value {
+    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
+}
