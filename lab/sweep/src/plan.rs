@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
-use crate::spec::{toml_to_json, Distribution, Method, Parameter, Sweep};
+use crate::spec::{apply, toml_to_json, Distribution, Method, Parameter, Sweep};
 
 /// The trials of a sweep, duplicates removed (first occurrence kept).
 pub fn plan(sweep: &Sweep) -> Result<Vec<TrialConfig>> {
@@ -20,12 +20,16 @@ pub fn plan(sweep: &Sweep) -> Result<Vec<TrialConfig>> {
     for assignment in assignments {
         let mut spec = sweep.base.clone();
         for (key, value) in &assignment {
-            spec.set_value(key, value.clone()).map_err(|m| blame(sweep, key, &m))?;
+            apply(&mut spec, key, value).map_err(|m| blame(sweep, key, &m))?;
         }
         let config = spec.resolve().map_err(|e| {
             // A shape error may come from a key the file does not set (heads from the ladder):
             // blame the key that chose the shape.
-            let key = [e.key, "model", "n_params", "d_model", "n_layers"].into_iter().find(|k| sweep.line_of_key(k).is_some()).unwrap_or(e.key);
+            let set_by = |k: &str| assignment.iter().find(|(_, v)| v.get(k).is_some()).map(|(p, _)| p.as_str());
+            let key = [e.key, "model", "n_params", "d_model", "n_layers"]
+                .into_iter()
+                .find_map(|k| set_by(k).or_else(|| sweep.line_of_key(k).map(|_| k)))
+                .unwrap_or(e.key);
             let detail = assignment.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ");
             blame(sweep, key, &format!("{} (in the trial with {})", e.message, if detail.is_empty() { "the base settings".into() } else { detail }))
         })?;
@@ -132,6 +136,16 @@ mod tests {
         for c in plan(&sweep(text).unwrap()).unwrap() {
             assert!((1e-4..1e-2).contains(&c.lr) && (8..=32).contains(&c.batch_size));
         }
+    }
+
+    #[test]
+    fn table_values_set_several_keys() {
+        let s = sweep("name = \"m\"\n[base]\nlanguage = \"go\"\nmodel = \"d64-l2\"\n[parameters]\nfamily = { values = [{ arch = \"dense\" }, { arch = \"moe\", n_experts = 4, top_k = 1 }] }\n").unwrap();
+        let trials = plan(&s).unwrap();
+        assert_eq!(trials.len(), 2);
+        assert_eq!((trials[1].arch, trials[1].n_experts, trials[1].top_k), (codescale_core::Arch::Moe, 4, 1));
+        let e = plan(&sweep("name = \"m\"\n[base]\nlanguage = \"go\"\nmodel = \"d64-l2\"\n[parameters]\nfamily = { values = [{ arch = \"moe\", n_experts = 2, top_k = 3 }] }\n").unwrap()).unwrap_err();
+        assert!(e.to_string().starts_with("s.toml:6: `family`"), "{e}");
     }
 
     #[test]

@@ -186,14 +186,23 @@ pub fn build_corpora(trials: &[TrialConfig], quiet: bool) -> Result<Corpora> {
         if built.contains_key(&key) {
             continue;
         }
-        let opts = BuildOptions { tokenizer: Some(c.tokenizer.clone()), quiet, ..Default::default() };
-        let corpus = codescale_data::build(Path::new(&c.corpus), &opts);
         // A recipe the user got wrong stops the sweep; anything else fails only its trials.
-        let corpus = match corpus {
+        let opts = BuildOptions { tokenizer: Some(c.tokenizer.clone()), quiet, ..Default::default() };
+        let corpus = match build_corpus(Path::new(&c.corpus), &opts) {
             Err(e) if codescale_core::is_bad_input(&e) => return Err(e),
             other => other.map_err(|e| format!("{e:#}")),
         };
         built.insert(key, corpus);
     }
     Ok(Corpora { built })
+}
+
+/// Builds or reuses the corpus of a recipe for one tokenizer; bad recipes become [`BadInput`].
+///
+/// [`BadInput`]: codescale_core::BadInput
+pub fn build_corpus(recipe: &Path, opts: &BuildOptions) -> Result<Corpus> {
+    codescale_data::build(recipe, opts).map_err(|e| match e {
+        codescale_data::CorpusError::BadInput(m) => codescale_core::BadInput(m).into(),
+        codescale_data::CorpusError::Io(e) => e,
+    })
 }

@@ -156,7 +156,7 @@ impl Sweep {
                 _ => vec![serde_json::json!(param.min.unwrap_or(1.0))],
             };
             for v in probes {
-                TrialSpec::default().set_value(key, v).map_err(|m| fail(l, key, &m))?;
+                apply(&mut TrialSpec::default(), key, &v).map_err(|m| fail(l, key, &m))?;
             }
             parameters.insert(key.clone(), (param, l));
         }
@@ -230,6 +230,16 @@ fn validate_parameter(p: &Parameter, method: Method) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Sets a parameter's value on a spec. A table value sets several keys at once, so one
+/// parameter can vary things that go together: `family = { values = [{ arch = "dense" },
+/// { arch = "moe", n_experts = 4, top_k = 1 }] }`.
+pub fn apply(spec: &mut TrialSpec, key: &str, value: &serde_json::Value) -> Result<(), String> {
+    match value {
+        serde_json::Value::Object(keys) => keys.iter().try_for_each(|(k, v)| spec.set_value(k, v.clone())),
+        _ => spec.set_value(key, value.clone()),
+    }
 }
 
 pub fn toml_to_json(v: &toml::Value) -> serde_json::Value {

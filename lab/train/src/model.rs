@@ -111,7 +111,8 @@ pub struct SwiGlu<B: Backend> {
 
 impl<B: Backend> SwiGlu<B> {
     pub fn new(init: &mut Init<'_, B>, d: usize, hidden: usize, out_std: f64) -> Self {
-        SwiGlu { gate_up: Linear::new(init, d, 2 * hidden, init.std), down: Linear::new(init, hidden, d, out_std), hidden }
+        let std = init.std;
+        SwiGlu { gate_up: Linear::new(init, d, 2 * hidden, std), down: Linear::new(init, hidden, d, out_std), hidden }
     }
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         let gu = self.gate_up.forward(x);
@@ -158,11 +159,11 @@ impl<B: Backend> Transformer<B> {
     pub fn new(c: &TrialConfig, device: &B::Device) -> Self {
         let mut init = Init::new(c.seed, device);
         let (d, v) = (c.d_model, c.vocab_size());
-        let out_std = init.std / (2.0 * c.n_layers as f64).sqrt();
-        let embed = init.normal([v, d], init.std);
+        let std = init.std;
+        let out_std = std / (2.0 * c.n_layers as f64).sqrt();
+        let embed = init.normal([v, d], std);
         let blocks = (0..c.n_layers)
             .map(|layer| {
-                let std = init.std;
                 let mlp = if c.arch == Arch::Moe && layer % c.moe_every == 0 {
                     Mlp::Moe(MoeMlp::new(&mut init, c, out_std))
                 } else {
@@ -177,7 +178,7 @@ impl<B: Backend> Transformer<B> {
             })
             .collect();
         let norm = RmsNorm::new(&mut init, d);
-        let head = Linear::new(&mut init, d, v, init.std);
+        let head = Linear::new(&mut init, d, v, std);
         Transformer { embed, blocks, norm, head, rotary: Rotary::new(c.seq_len, d / c.n_heads, device) }
     }
 

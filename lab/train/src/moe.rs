@@ -35,7 +35,8 @@ pub struct RouterStats<B: Backend> {
 impl<B: Backend> MoeMlp<B> {
     pub fn new(init: &mut Init<'_, B>, c: &TrialConfig, out_std: f64) -> Self {
         let d = c.d_model;
-        let router = Linear::new(init, d, c.n_experts, init.std);
+        let std = init.std;
+        let router = Linear::new(init, d, c.n_experts, std);
         let experts = (0..c.n_experts).map(|_| SwiGlu::new(init, d, c.d_expert, out_std)).collect();
         let shared = c.shared_expert.then(|| SwiGlu::new(init, d, c.d_expert, out_std));
         MoeMlp { router, experts, shared, top_k: c.top_k, aux_loss_coef: c.aux_loss_coef, z_loss_coef: c.z_loss_coef }

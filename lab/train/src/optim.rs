@@ -7,7 +7,7 @@
 
 use burn::module::{AutodiffModule, ModuleMapper, ModuleVisitor, Param};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use burn::tensor::{Tensor, TensorData};
+use burn::tensor::{ElementConversion, Tensor, TensorData};
 use codescale_core::TrialConfig;
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
@@ -45,7 +45,7 @@ impl<B: AutodiffBackend> AdamW<B> {
             .flatten()
             .map(|g| g.clone().square().sum())
             .reduce(|a, b| a + b)
-            .map(|s| s.into_scalar().into() as f64)
+            .map(|s| s.into_scalar().elem::<f64>())
             .unwrap_or(0.0);
         sum.sqrt()
     }
@@ -66,7 +66,7 @@ impl<B: AutodiffBackend> AdamW<B> {
         self.moments.iter().map(|m| m.as_ref().map(|(m, v)| (to_vec(m.clone()), to_vec(v.clone())))).collect()
     }
 
-    pub fn import_moments(&mut self, moments: Vec<Option<(Vec<f32>, Vec<f32>)>>, t: u64, device: &<Inner<B> as Backend>::Device) {
+    pub fn import_moments(&mut self, moments: Vec<Option<(Vec<f32>, Vec<f32>)>>, t: u64, device: &burn::tensor::Device<Inner<B>>) {
         let load = |v: Vec<f32>| {
             let n = v.len();
             Tensor::<Inner<B>, 1>::from_data(TensorData::new(v, [n]), device)

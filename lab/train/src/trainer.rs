@@ -154,9 +154,14 @@ pub fn train<B: AutodiffBackend>(dir: &Path, config: &TrialConfig, corpus: &Corp
             let wall = wall_before + started.elapsed().as_secs_f64();
             Checkpoint::new(&id, start, opt.t, wall, train_s, curve.clone(), checkpoint::export_params(&model), opt.export_moments()).save(&ckpt_dir)?;
             codescale_table::write_rows(&dir.join(CURVE_FILE), &curve)?;
+            // Progress for `sweep status`; the status stays `running`.
+            record.metrics.steps = start;
+            record.save(dir)?;
         }
         if opts.stop_after_steps.is_some_and(|n| start >= n) && start < steps {
             bar.abandon();
+            codescale_table::write_rows(&dir.join(CURVE_FILE), &curve)?;
+            record.metrics.steps = start;
             return Ok(record);
         }
     }

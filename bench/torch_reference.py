@@ -1,0 +1,131 @@
+#!/usr/bin/env python3
+"""PyTorch reference for codescale's throughput benchmark.
+
+The same model and step as codescale's trainer (lab/train/src/model.rs): pre-norm RMSNorm,
+rotary positions (rotate-half), fused QKV, causal attention, SwiGLU with fused gate/up, untied
+head; AdamW (β = 0.9, 0.95, ε = 1e-8, decay 0.1 on matrices only) with global-norm clipping at
+1.0. Batches are random windows of a codescale shard (little-endian u16 token ids).
+
+Prints one JSON line: {"tokens_per_s": ..., "steps": ..., "final_loss": ...}.
+"""
+import argparse
+import json
+import math
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.gamma = nn.Parameter(torch.ones(d))
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6) * self.gamma
+
+
+class Block(nn.Module):
+    def __init__(self, d, heads, hidden):
+        super().__init__()
+        self.heads, self.hidden = heads, hidden
+        self.norm_attn, self.norm_mlp = RMSNorm(d), RMSNorm(d)
+        self.qkv = nn.Linear(d, 3 * d, bias=False)
+        self.out = nn.Linear(d, d, bias=False)
+        self.gate_up = nn.Linear(d, 2 * hidden, bias=False)
+        self.down = nn.Linear(hidden, d, bias=False)
+
+    def forward(self, x, cos, sin):
+        b, t, d = x.shape
+        h, hd = self.heads, d // self.heads
+        q, k, v = self.qkv(self.norm_attn(x)).view(b, t, 3 * h, hd).transpose(1, 2).split(h, dim=1)
+        q, k = rotate(q, cos, sin), rotate(k, cos, sin)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        x = x + self.out(y.transpose(1, 2).reshape(b, t, d))
+        gate, up = self.gate_up(self.norm_mlp(x)).split(self.hidden, dim=-1)
+        return x + self.down(F.silu(gate) * up)
+
+
+def rotate(x, cos, sin):
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * cos + rotated * sin
+
+
+class Transformer(nn.Module):
+    def __init__(self, vocab, d, layers, heads, hidden, seq_len):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, d)
+        self.blocks = nn.ModuleList(Block(d, heads, hidden) for _ in range(layers))
+        self.norm = RMSNorm(d)
+        self.head = nn.Linear(d, vocab, bias=False)
+        hd = d // heads
+        freq = 10_000.0 ** (-(torch.arange(hd) % (hd // 2)).float() / (hd // 2))
+        angle = torch.arange(seq_len).float()[:, None] * freq[None, :]
+        self.register_buffer("cos", angle.cos()[None, None])
+        self.register_buffer("sin", angle.sin()[None, None])
+        for name, p in self.named_parameters():
+            if p.dim() == 2:
+                std = 0.02 / math.sqrt(2 * layers) if name.endswith(("out.weight", "down.weight")) else 0.02
+                nn.init.normal_(p, std=std)
+
+    def forward(self, tokens, targets):
+        x = self.embed(tokens)
+        for block in self.blocks:
+            x = block(x, self.cos, self.sin)
+        logits = self.head(self.norm(x))
+        return F.cross_entropy(logits.view(-1, logits.shape[-1]), targets.view(-1))
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--data", required=True, help="a codescale train shard (u16)")
+    p.add_argument("--vocab", type=int, default=257)
+    p.add_argument("--d-model", type=int, default=128)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--d-ff", type=int, default=0, help="default: the codescale ladder's")
+    p.add_argument("--batch", type=int, default=16)
+    p.add_argument("--seq", type=int, default=256)
+    p.add_argument("--steps", type=int, default=30)
+    p.add_argument("--warmup-steps", type=int, default=3, help="untimed steps first")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--lr", type=float, default=3e-3)
+    args = p.parse_args()
+
+    torch.manual_seed(0)
+    torch.set_num_threads(args.threads)
+    # ⌈8/3·d⌉ rounded up to a multiple of 16, as in lab/core/src/shape.rs.
+    d_ff = args.d_ff or ((8 * args.d_model + 2) // 3 + 15) // 16 * 16
+    heads = max(1, args.d_model // 32)
+    model = Transformer(args.vocab, args.d_model, args.layers, heads, d_ff, args.seq)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
+    data = torch.from_numpy(np.fromfile(args.data, dtype="<u2").astype(np.int64))
+    rng = np.random.default_rng(0)
+
+    def batch():
+        starts = rng.integers(0, len(data) - args.seq - 1, size=args.batch)
+        window = torch.stack([data[s : s + args.seq + 1] for s in starts])
+        return window[:, :-1], window[:, 1:]
+
+    loss = None
+    for step in range(args.warmup_steps + args.steps):
+        if step == args.warmup_steps:
+            start = time.perf_counter()
+        x, y = batch()
+        loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+    elapsed = time.perf_counter() - start
+    tokens = args.steps * args.batch * args.seq
+    print(json.dumps({"tokens_per_s": tokens / elapsed, "steps": args.steps, "final_loss": loss.item(), "torch": torch.__version__}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,186 @@
+//! `train`, `sweep plan|run|status` and `trial run`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use codescale_core::error::line_of;
+use codescale_core::{BadInput, Status, TrialConfig, TrialRecord, TrialSpec};
+use codescale_sweep::scheduler::{build_corpora, prepare};
+use codescale_sweep::{RunConfig, Summary, Sweep, SweepDir};
+use codescale_train::RunOptions;
+
+/// Reads a trial file, applies `--set` overrides and resolves it; errors name file and line.
+pub fn load_trial(path: &Path, sets: &[String]) -> Result<TrialConfig> {
+    let source = std::fs::read_to_string(path).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
+    let mut spec: TrialSpec = toml::from_str(&source).map_err(|e| {
+        let line = e.span().map(|s| line_of(&source, s.start)).unwrap_or(1);
+        BadInput(format!("{}:{line}: {}", path.display(), e.message().trim()))
+    })?;
+    for set in sets {
+        let (key, value) = set.split_once('=').ok_or_else(|| BadInput(format!("--set {set}: expected KEY=VALUE")))?;
+        spec.set(key.trim(), value.trim()).map_err(|m| BadInput(format!("--set {set}: {m}")))?;
+    }
+    spec.resolve().map_err(|e| {
+        let line = source.lines().position(|l| l.trim_start().strip_prefix(e.key).is_some_and(|r| r.trim_start().starts_with('='))).map(|i| i + 1);
+        let at = line.map(|l| format!(":{l}")).unwrap_or_default();
+        BadInput(format!("{}{at}: {e}", path.display())).into()
+    })
+}
+
+pub fn corpus_for(config: &TrialConfig, quiet: bool) -> Result<codescale_data::Corpus> {
+    let opts = codescale_data::BuildOptions { tokenizer: Some(config.tokenizer.clone()), quiet, ..Default::default() };
+    codescale_sweep::scheduler::build_corpus(Path::new(&config.corpus), &opts)
+}
+
+pub fn train(path: &Path, sets: &[String], out: Option<PathBuf>, stop_after_steps: Option<usize>, quiet: bool) -> Result<ExitCode> {
+    let config = load_trial(path, sets)?;
+    let corpus = corpus_for(&config, quiet)?;
+    let dir = out.unwrap_or_else(|| PathBuf::from("runs/trials").join(config.trial_id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let opts = RunOptions { quiet, stop_after_steps, ..Default::default() };
+    let record = codescale_train::train_trial(&dir, &config, &corpus, &opts)?;
+    print_record(&record, &dir);
+    Ok(exit_for(&record))
+}
+
+fn exit_for(record: &TrialRecord) -> ExitCode {
+    match record.status {
+        Status::Done | Status::Pruned | Status::Running => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
+    }
+}
+
+fn print_record(r: &TrialRecord, dir: &Path) {
+    let m = &r.metrics;
+    let loss = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_else(|| "-".into());
+    println!(
+        "trial {} {}: {} steps, {:.3e} tokens, train loss {}, val loss {} ({} bits/byte), {:.0} tok/s, {:.1} s",
+        r.id,
+        r.status.as_str(),
+        m.steps,
+        m.tokens,
+        loss(m.train_loss),
+        loss(m.val_loss),
+        loss(m.val_bpb),
+        m.tokens_per_s,
+        m.wall_s
+    );
+    if let Some(e) = &r.error {
+        println!("  {e}");
+    }
+    println!("  {}", dir.display());
+}
+
+/// Throughput of this machine in FLOPs per second, from finished trials under `runs`, or a
+/// figure measured on the 2-core reference machine when there are none.
+fn measured_flops_per_s(runs: &Path) -> (f64, &'static str) {
+    let mut rates = Vec::new();
+    for sweep in std::fs::read_dir(runs).into_iter().flatten().flatten() {
+        for trial in std::fs::read_dir(sweep.path().join("trials")).into_iter().flatten().flatten() {
+            if let Ok(r) = TrialRecord::load(&trial.path()) {
+                if r.status == Status::Done && r.metrics.tokens_per_s > 0.0 {
+                    let threads = r.provenance.threads.max(1) as f64;
+                    rates.push(r.config.params().flops_per_token_with_head(&r.config) * r.metrics.tokens_per_s / threads);
+                }
+            }
+        }
+    }
+    if rates.is_empty() {
+        return (REFERENCE_FLOPS_PER_S_PER_THREAD, "reference machine");
+    }
+    rates.sort_by(f64::total_cmp);
+    (rates[rates.len() / 2], "finished trials")
+}
+
+/// Training FLOP/s per thread (with the head) measured with `bench/throughput` on the 2-core CI machine.
+const REFERENCE_FLOPS_PER_S_PER_THREAD: f64 = 1.0e9;
+
+pub fn plan(path: &Path, json: bool) -> Result<ExitCode> {
+    let sweep = Sweep::load(path)?;
+    let trials = codescale_sweep::plan::plan(&sweep)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&trials)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (per_thread, source) = measured_flops_per_s(Path::new("runs"));
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    println!("{:<16} {:<10} {:<6} {:<9} {:>10} {:>10} {:>10} {:>9}", "trial", "language", "arch", "model", "N", "D", "FLOPs", "est. s");
+    let (mut total_flops, mut total_s) = (0.0, 0.0);
+    for c in &trials {
+        let p = c.params();
+        let flops = p.flops_per_token(c) * c.tokens;
+        let seconds = p.flops_per_token_with_head(c) * c.tokens / (per_thread * threads);
+        total_flops += flops;
+        total_s += seconds;
+        println!("{:<16} {:<10} {:<6} {:<9} {:>10.3e} {:>10.3e} {:>10.3e} {:>9.0}", c.trial_id(), c.language, c.arch.as_str(), c.model, p.n_params, c.tokens, flops, seconds);
+    }
+    println!("{} trials, {:.3e} FLOPs, about {:.1} min on this machine with all cores (throughput from {source})", trials.len(), total_flops, total_s / 60.0);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_sweep(path: &Path, jobs: Option<usize>, runs: &Path, quiet: bool) -> Result<Summary> {
+    let sweep = Sweep::load(path)?;
+    let cfg = RunConfig { runs_root: runs.to_path_buf(), jobs, quiet, cores: None };
+    let summary = codescale_sweep::run_sweep(&sweep, &cfg)?;
+    let counts: Vec<String> = [Status::Done, Status::Pruned, Status::Diverged, Status::Failed, Status::Running, Status::Pending]
+        .iter()
+        .map(|&s| (s, summary.count(s)))
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| format!("{n} {}", s.as_str()))
+        .collect();
+    println!("sweep {}: {} trials ({}); trained {} now, {} already finished", sweep.name, summary.rows.len(), counts.join(", "), summary.trained, summary.skipped);
+    for row in summary.rows.iter().filter(|r| r.status == "failed") {
+        let error = TrialRecord::load(&summary.dir.join("trials").join(&row.trial_id)).ok().and_then(|r| r.error).unwrap_or_default();
+        println!("  failed {}: {error}", row.trial_id);
+    }
+    println!("results: {}", summary.dir.join(codescale_sweep::runs::RESULTS_FILE).display());
+    Ok(summary)
+}
+
+pub fn submit_slurm(path: &Path, runs: &Path) -> Result<ExitCode> {
+    let sweep = Sweep::load(path)?;
+    let (dir, plan) = prepare(&sweep, runs)?;
+    // Corpora are built once here, not by every array task at once.
+    build_corpora(&plan.trials, false)?;
+    let exe = std::env::current_exe()?;
+    let (job, indices) = codescale_sweep::slurm::write_job(&dir, &plan, sweep.slurm.as_ref(), &exe)?;
+    if indices.is_empty() {
+        println!("every trial of {} is finished; nothing to submit", sweep.name);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{} unfinished trials; job script {}", indices.len(), job.display());
+    let submitted = codescale_sweep::slurm::submit(&job)?;
+    println!("{submitted}");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn trial_run(sweep_dir: &Path, index: usize, quiet: bool) -> Result<ExitCode> {
+    let dir = SweepDir::open(sweep_dir)?;
+    let plan = dir.plan()?;
+    let mut config = plan.trials.get(index).cloned().ok_or_else(|| BadInput(format!("{} plans {} trials; there is no index {index}", sweep_dir.display(), plan.trials.len())))?;
+    let trial_dir = dir.trial_dir(&config.trial_id());
+    if dir.record(&config)?.status.is_final() {
+        println!("trial {} is already finished", config.trial_id());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if config.checkpoint_interval == 0 {
+        config.checkpoint_interval = (config.total_steps() / 10).max(1);
+    }
+    let corpus = corpus_for(&config, quiet)?;
+    std::fs::create_dir_all(&trial_dir)?;
+    let record = codescale_train::train_trial(&trial_dir, &config, &corpus, &RunOptions { quiet, ..Default::default() })?;
+    print_record(&record, &trial_dir);
+    Ok(exit_for(&record))
+}
+
+pub fn status(path: &Path, runs: &Path, json: bool) -> Result<ExitCode> {
+    let dir = if path.is_dir() { SweepDir::open(path)? } else { SweepDir::open(&runs.join(Sweep::load(path)?.name))? };
+    let report = codescale_sweep::status::status(&dir)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", codescale_sweep::status::render(&report));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,93 @@
+//! The trainer on real code: it learns, it is deterministic, it resumes bit for bit, and it
+//! records divergence instead of crashing.
+
+mod common;
+
+use codescale_core::record::CURVE_FILE;
+use codescale_core::{CurvePoint, Status};
+use codescale_train::{train_trial, RunOptions};
+
+fn quiet() -> RunOptions<'static> {
+    RunOptions { quiet: true, ..Default::default() }
+}
+
+fn curve(dir: &std::path::Path) -> Vec<CurvePoint> {
+    codescale_table::read_rows(&dir.join(CURVE_FILE)).unwrap()
+}
+
+#[test]
+fn validation_loss_falls_well_below_uniform_on_real_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = common::corpus(tmp.path());
+    let config = common::config(200, |_| {});
+    let record = train_trial(&tmp.path().join("t"), &config, &corpus, &quiet()).unwrap();
+    assert_eq!(record.status, Status::Done);
+    let uniform = (257f64).ln();
+    let first = curve(&tmp.path().join("t"))[0].train_loss;
+    assert!((first - uniform).abs() < 0.3, "initial loss {first} should be near ln 257 = {uniform}");
+    let val = record.metrics.val_loss.unwrap();
+    assert!(val < 0.6 * uniform, "validation loss {val} after 200 steps");
+    assert!(record.metrics.val_bpb.unwrap() < 8.0 * 0.6);
+    assert!(record.metrics.tokens_per_s > 0.0);
+    assert_eq!(record.metrics.steps, 200);
+    assert!(!tmp.path().join("t/checkpoint").exists(), "checkpoint removed after a finished run");
+}
+
+#[test]
+fn same_seed_same_curve_different_seed_different_curve() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = common::corpus(tmp.path());
+    let a = common::config(30, |_| {});
+    let b = common::config(30, |s| s.seed = Some(1));
+    for (name, c) in [("a1", &a), ("a2", &a), ("b", &b)] {
+        train_trial(&tmp.path().join(name), c, &corpus, &quiet()).unwrap();
+    }
+    let losses = |n: &str| curve(&tmp.path().join(n)).iter().map(|p| p.train_loss.to_bits()).collect::<Vec<_>>();
+    assert_eq!(losses("a1"), losses("a2"));
+    assert_ne!(losses("a1"), losses("b"));
+}
+
+#[test]
+fn killed_and_resumed_run_equals_uninterrupted_run_bit_for_bit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = common::corpus(tmp.path());
+    // Two micro-batches per step, so accumulation is part of what must resume exactly.
+    let config = common::config(40, |s| {
+        s.checkpoint_interval = Some(10);
+        s.micro_batch = Some(8);
+    });
+    let whole = tmp.path().join("whole");
+    train_trial(&whole, &config, &corpus, &quiet()).unwrap();
+
+    let resumed = tmp.path().join("resumed");
+    let stopped = train_trial(&resumed, &config, &corpus, &RunOptions { quiet: true, stop_after_steps: Some(25), ..Default::default() }).unwrap();
+    assert_eq!(stopped.status, Status::Running);
+    assert!(resumed.join("checkpoint/state.bin").exists());
+    let record = train_trial(&resumed, &config, &corpus, &quiet()).unwrap();
+    assert_eq!(record.status, Status::Done);
+
+    let key = |p: &CurvePoint| (p.step, p.train_loss.to_bits(), p.val_loss.map(f64::to_bits), p.grad_norm.to_bits());
+    let a: Vec<_> = curve(&whole).iter().map(key).collect();
+    let b: Vec<_> = curve(&resumed).iter().map(key).collect();
+    assert_eq!(a.len(), 40);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn huge_learning_rate_is_recorded_as_diverged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = common::corpus(tmp.path());
+    let config = common::config(100, |s| {
+        s.lr = Some(10.0);
+        s.warmup = Some(0.0);
+        s.grad_clip = Some(0.0);
+    });
+    let dir = tmp.path().join("t");
+    let record = train_trial(&dir, &config, &corpus, &quiet()).unwrap();
+    assert_eq!(record.status, Status::Diverged);
+    assert!(record.metrics.diverged_at.is_some());
+    assert!(record.error.as_deref().unwrap().contains("diverged at step"));
+    let saved = codescale_core::TrialRecord::load(&dir).unwrap();
+    assert_eq!(saved, record, "the record on disk is complete");
+    assert!(!curve(&dir).is_empty() || record.metrics.diverged_at == Some(0));
+}

@@ -1,0 +1,63 @@
+//! Malformed sweep files: each is refused with exit code 2 and the line of the problem, and
+//! nothing is written.
+
+mod common;
+
+use common::{text, Lab};
+
+const HEAD: &str = "name = \"bad\"\n[base]\nlanguage = \"rust\"\n";
+
+/// (file body, line expected in the message, a word the message must contain)
+fn cases() -> Vec<(String, usize, &'static str)> {
+    let p = |s: &str| format!("{HEAD}[parameters]\n{s}\n");
+    vec![
+        (format!("{HEAD}learning_rate = 0.1\n"), 4, "learning_rate"),
+        (format!("{HEAD}lr = \"fast\"\n"), 4, "lr"),
+        (format!("{HEAD}batch_size = 1.5\n"), 4, "batch_size"),
+        (format!("{HEAD}model = \"big\"\n"), 4, "model"),
+        (format!("nme = \"x\"\n{HEAD}"), 1, "nme"),
+        (format!("name = \"a b\"\n[base]\nlanguage = \"rust\"\n"), 1, "name"),
+        (p("model = { values = [] }"), 5, "empty"),
+        (p("lr = { values = [1e-3], value = 1e-3 }"), 5, "exactly one"),
+        (p("lr = { distribution = \"log_uniform\", min = 1e-4, max = 1e-2 }"), 5, "random"),
+        (p("lr = { distribution = \"gaussian\", min = 1, max = 2 }"), 5, "gaussian"),
+        (format!("method = \"random\"\ntrials = 3\n{HEAD}[parameters]\nlr = {{ distribution = \"log_uniform\", min = 0, max = 1 }}\n"), 7, "log_uniform"),
+        (format!("method = \"random\"\ntrials = 3\n{HEAD}[parameters]\nlr = {{ distribution = \"uniform\", min = 2, max = 1 }}\n"), 7, "min < max"),
+        (format!("method = \"random\"\ntrials = 3\n{HEAD}[parameters]\nlr = {{ distribution = \"uniform\", min = 1 }}\n"), 7, "min` and `max"),
+        (p("model = { values = [\"d64-l2\"] }\nn_heads = { values = [3] }"), 6, "do not divide"),
+        (format!("{HEAD}model = \"d64-l2\"\narch = \"moe\"\nn_experts = 2\ntop_k = 4\n"), 7, "top_k"),
+        (p("batch_size = { values = [\"many\"] }"), 5, "batch_size"),
+        (p("warp = { values = [1, 2] }"), 5, "unknown key"),
+        (format!("{HEAD}model = \"d64-l2\"\nschedule = \"exponential\"\n"), 5, "schedule"),
+        (format!("{HEAD}model = \"d64-l2\"\n[early_stop]\nmin_tokens = 1e5\nreduction = 1\n"), 5, "reduction"),
+        (format!("{HEAD}model = \"d64-l2\"\ntokens = 10\n"), 5, "tokens"),
+        (format!("{HEAD}model = \"d64-l2\"\nmicro_batch = 5\n"), 5, "micro_batch"),
+        (format!("{HEAD}model = \"d64-l2\"\n[parameters\n"), 5, ""),
+    ]
+}
+
+#[test]
+fn twenty_malformed_sweeps_exit_2_and_name_the_line() {
+    let lab = Lab::new();
+    let cases = cases();
+    assert!(cases.len() >= 20);
+    for (i, (body, line, word)) in cases.into_iter().enumerate() {
+        let path = lab.path().join(format!("bad{i}.toml"));
+        std::fs::write(&path, &body).unwrap();
+        let out = lab.run(&["sweep", "plan", path.to_str().unwrap()]);
+        let msg = text(&out);
+        assert_eq!(out.status.code(), Some(2), "case {i} ({body:?}) should exit 2: {msg}");
+        let at = format!("bad{i}.toml:{line}:");
+        assert!(msg.contains(&at), "case {i}: expected `{at}` in: {msg}");
+        assert!(msg.contains(word), "case {i}: expected `{word}` in: {msg}");
+    }
+    assert!(!lab.path().join("runs").exists(), "planning writes nothing");
+}
+
+#[test]
+fn missing_sweep_file_is_bad_input() {
+    let lab = Lab::new();
+    let out = lab.run(&["sweep", "plan", "nope.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("nope.toml"));
+}

@@ -1,0 +1,63 @@
+//! `codescale run` from sweep file to report, then replays that prove the results.
+
+mod common;
+
+use codescale_core::ResultRow;
+use common::{text, Lab};
+
+const TINY: &str = "eval_interval = 4\n[parameters]\nmodel = { values = [\"d32-l1\", \"d64-l1\", \"d64-l2\"] }\ntokens = { values = [8192, 16384, 32768] }\n";
+
+#[test]
+fn run_fits_reports_and_replays_identically() {
+    let lab = Lab::new();
+    let sweep = lab.sweep("tiny", TINY);
+    let out = lab.run(&["run", sweep.to_str().unwrap()]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("report: reports/tiny/index.html"), "{log}");
+    assert!(log.contains("rust"), "per-language summary line: {log}");
+    assert!(lab.path().join("fits/tiny.json").exists());
+    let html = std::fs::read_to_string(lab.path().join("reports/tiny/index.html")).unwrap();
+    assert!(html.contains("tiny") && html.contains("<img"), "report has figures");
+
+    let rows: Vec<ResultRow> = codescale_table::read_rows(&lab.path().join("runs/tiny/results.parquet")).unwrap();
+    assert_eq!(rows.len(), 9);
+    for row in &rows[..2] {
+        let trial = format!("runs/tiny/trials/{}", row.trial_id);
+        let out = lab.run(&["replay", &trial, "--quiet"]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(text(&out).contains("identical"), "{}", text(&out));
+    }
+
+    // Export for notebooks: every format reads back.
+    for format in ["csv", "parquet", "jsonl"] {
+        let out = lab.run(&["export", "runs/tiny", "--format", format, "--out", "export"]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(lab.path().join(format!("export/results.{format}")).exists());
+        assert!(lab.path().join(format!("export/curves.{format}")).exists());
+    }
+    let csv: Vec<ResultRow> = codescale_table::read_rows(&lab.path().join("export/results.csv")).unwrap();
+    assert_eq!(csv.len(), 9);
+
+    // One byte of the corpus changes: replay refuses and names the hash.
+    let file = lab.path().join("src/core/config.rs");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[0] = if bytes[0] == b'/' { b'#' } else { b'/' };
+    std::fs::write(&file, bytes).unwrap();
+    let trial = format!("runs/tiny/trials/{}", rows[0].trial_id);
+    let out = lab.run(&["replay", &trial, "--quiet"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("corpus hash"), "{}", text(&out));
+    assert!(text(&out).contains("--force"), "{}", text(&out));
+}
+
+#[test]
+fn quickstart_sweep_plans() {
+    // The README's sweep must always parse and plan (its run is exercised by CI's reduced run).
+    let out = common::bin().args(["sweep", "plan", "sweeps/quickstart.toml"]).current_dir(common::repo()).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    for file in ["lr-batch-warmup.toml", "seven-languages.toml", "moe-vs-dense.toml"] {
+        let out = common::bin().args(["sweep", "plan", &format!("sweeps/{file}")]).current_dir(common::repo()).output().unwrap();
+        assert!(out.status.success(), "{file}: {}", text(&out));
+    }
+}
