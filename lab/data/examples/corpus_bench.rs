@@ -10,10 +10,7 @@ use codescale_data::{build, summary_table, BuildOptions};
 fn main() {
     let mut args = std::env::args().skip(1);
     let mut recipe = PathBuf::from("corpora/local.toml");
-    let mut opts = BuildOptions {
-        force: true,
-        ..BuildOptions::default()
-    };
+    let mut opts = BuildOptions { force: true, ..BuildOptions::default() };
     while let Some(a) = args.next() {
         match a.as_str() {
             "--tokenizer" => opts.tokenizer = args.next(),
@@ -36,12 +33,7 @@ fn main() {
         if s.bytes == 0 && s.seconds == 0.0 {
             continue;
         }
-        println!(
-            "{name:<16} {:>10.2} {:>9.3} {:>9.1}",
-            s.bytes as f64 / 1e6,
-            s.seconds,
-            s.mb_per_s()
-        );
+        println!("{name:<16} {:>10.2} {:>9.3} {:>9.1}", s.bytes as f64 / 1e6, s.seconds, s.mb_per_s());
     }
     println!("{:<16} {:>10} {:>9.3}", "total", "", stats.total_seconds);
     println!("corpus {} in {}", corpus.hash(), corpus.dir.display());

@@ -48,10 +48,7 @@ impl Corpus {
     pub fn open(dir: &Path) -> Result<Corpus> {
         let path = dir.join(MANIFEST_FILE);
         if !path.is_file() {
-            return Err(bad(format!(
-                "{} is not a corpus directory (no {MANIFEST_FILE})",
-                dir.display()
-            )));
+            return Err(bad(format!("{} is not a corpus directory (no {MANIFEST_FILE})", dir.display())));
         }
         let manifest: Manifest = codescale_core::atomic::read_json(&path)?;
         for l in manifest.languages.values() {
@@ -59,12 +56,9 @@ impl Corpus {
                 let file = dir.join(&s.shard);
                 let len = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(u64::MAX);
                 if len != 2 * s.tokens {
-                    return Err(anyhow!(
-                        "{} is missing or truncated ({} tokens expected)",
-                        file.display(),
-                        s.tokens
-                    )
-                    .into());
+                    return Err(
+                        anyhow!("{} is missing or truncated ({} tokens expected)", file.display(), s.tokens).into()
+                    );
                 }
             }
         }
@@ -73,12 +67,7 @@ impl Corpus {
             (Some(vocab), Some(file)) => Tokenizer::load_bpe(&dir.join(file), vocab)?,
             (Some(_), None) => return Err(anyhow!("{}: BPE corpus without a tokenizer file", path.display()).into()),
         };
-        Ok(Corpus {
-            dir: dir.to_path_buf(),
-            manifest,
-            reused: false,
-            tokenizer,
-        })
+        Ok(Corpus { dir: dir.to_path_buf(), manifest, reused: false, tokenizer })
     }
 
     /// The token ids of a language's shard, checked against the manifest's blake3.

@@ -98,9 +98,8 @@ pub fn near_duplicates(docs: &[&[u8]], cfg: &DedupConfig) -> Vec<bool> {
     let needed = (cfg.jaccard * cfg.permutations as f64).ceil() as usize;
     for (i, sig) in signatures.iter().enumerate() {
         let Some(sig) = sig else { continue };
-        let keys: Vec<(usize, u64)> = (0..cfg.bands)
-            .map(|b| (b, band_hash(&sig[b * cfg.rows..(b + 1) * cfg.rows])))
-            .collect();
+        let keys: Vec<(usize, u64)> =
+            (0..cfg.bands).map(|b| (b, band_hash(&sig[b * cfg.rows..(b + 1) * cfg.rows]))).collect();
         let mut candidates: Vec<usize> = keys.iter().filter_map(|k| buckets.get(k)).flatten().copied().collect();
         candidates.sort_unstable();
         candidates.dedup();
@@ -148,9 +147,7 @@ fn mix(mut z: u64) -> u64 {
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| {
-        (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3)
-    })
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, &b| (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3))
 }
 
 fn band_hash(rows: &[u32]) -> u64 {
@@ -171,10 +168,8 @@ fn signature(doc: &[u8], shingle: usize, perms: &Permutations) -> Option<Vec<u32
         return None;
     }
     let width = shingle.min(words.len());
-    let mut shingles: Vec<u64> = words
-        .windows(width)
-        .map(|w| w.iter().fold(0u64, |h, &t| mix(h.rotate_left(5) ^ t)))
-        .collect();
+    let mut shingles: Vec<u64> =
+        words.windows(width).map(|w| w.iter().fold(0u64, |h, &t| mix(h.rotate_left(5) ^ t))).collect();
     shingles.sort_unstable();
     shingles.dedup();
     let mut sig = vec![u64::MAX; perms.a.len()];
@@ -201,13 +196,9 @@ mod tests {
 
     #[test]
     fn finds_near_copies_but_not_different_code() {
-        let base: String = (0..200)
-            .map(|i| format!("let value_{i} = compute({i}, {});\n", i * 7))
-            .collect();
+        let base: String = (0..200).map(|i| format!("let value_{i} = compute({i}, {});\n", i * 7)).collect();
         let edited = base.replace("value_17 ", "renamed_17 ");
-        let other: String = (0..200)
-            .map(|i| format!("fn other_{i}(x: u32) -> u32 {{ x * {i} }}\n"))
-            .collect();
+        let other: String = (0..200).map(|i| format!("fn other_{i}(x: u32) -> u32 {{ x * {i} }}\n")).collect();
         let docs: Vec<&[u8]> = vec![base.as_bytes(), edited.as_bytes(), other.as_bytes()];
         let cfg = DedupSpec::default().resolve().unwrap();
         assert_eq!(near_duplicates(&docs, &cfg), vec![false, true, false]);

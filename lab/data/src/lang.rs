@@ -3,17 +3,7 @@
 use std::collections::BTreeMap;
 
 /// The languages the lab knows by name; a recipe may add others with explicit globs.
-pub const KNOWN: &[&str] = &[
-    "python",
-    "java",
-    "javascript",
-    "typescript",
-    "csharp",
-    "go",
-    "rust",
-    "c",
-    "cpp",
-];
+pub const KNOWN: &[&str] = &["python", "java", "javascript", "typescript", "csharp", "go", "rust", "c", "cpp"];
 
 /// Built-in extension table. `.h` is C: C++ headers are usually found by directory
 /// (`/usr/include/c++`), not by extension.
@@ -62,9 +52,7 @@ pub fn canonical(name: &str) -> Option<String> {
         other => other,
     };
     let ok = !mapped.is_empty()
-        && mapped
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        && mapped.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     ok.then(|| mapped.to_string())
 }
 
@@ -92,11 +80,7 @@ impl Detector {
 
     /// Include globs for a language's files: `**/*.<ext>` for each of its extensions.
     pub fn globs_for(&self, lang: &str) -> Vec<String> {
-        self.by_ext
-            .iter()
-            .filter(|(_, l)| *l == lang)
-            .map(|(e, _)| format!("**/*.{e}"))
-            .collect()
+        self.by_ext.iter().filter(|(_, l)| *l == lang).map(|(e, _)| format!("**/*.{e}")).collect()
     }
 
     /// Globs matching every extension the detector knows, for mixed-language sources.

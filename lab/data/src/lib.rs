@@ -60,9 +60,7 @@ pub fn build(recipe: &Path, opts: &BuildOptions) -> Result<Corpus> {
 
 /// `corpus/<recipe stem>-<tokenizer with ':' → '-'>`, relative to the working directory.
 pub fn default_dir(recipe: &Path, tokenizer: &str) -> PathBuf {
-    let stem = recipe
-        .file_stem()
-        .map_or_else(|| "corpus".into(), |s| s.to_string_lossy().into_owned());
+    let stem = recipe.file_stem().map_or_else(|| "corpus".into(), |s| s.to_string_lossy().into_owned());
     PathBuf::from("corpus").join(format!("{stem}-{}", tokenizer.replace(':', "-")))
 }
 

@@ -144,11 +144,7 @@ fn run(command: &[String]) -> Option<String> {
     if !status.success() {
         return None;
     }
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .last()
-        .map(String::from)
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).last().map(String::from)
 }
 
 /// The path itself if it exists, or the first (sorted) existing match of its glob components.
@@ -187,10 +183,7 @@ impl CommandSpec {
         if self.command.is_empty() {
             return Err(E::custom("`command` must name a program"));
         }
-        Ok(Candidate::Command {
-            command: self.command,
-            join: self.join,
-        })
+        Ok(Candidate::Command { command: self.command, join: self.join })
     }
 }
 
@@ -263,10 +256,8 @@ mod tests {
             join: Some("b-2".into()),
         }]);
         assert_eq!(cmd.resolve(Path::new("/")), Some(dir.join("b-2")));
-        let missing = Location(vec![Candidate::Command {
-            command: vec!["codescale-no-such-program".into()],
-            join: None,
-        }]);
+        let missing =
+            Location(vec![Candidate::Command { command: vec!["codescale-no-such-program".into()], join: None }]);
         assert_eq!(missing.resolve(Path::new("/")), None);
         std::fs::remove_dir_all(dir).unwrap();
     }

@@ -201,13 +201,7 @@ fn canonical(v: &serde_json::Value, out: &mut String) {
 /// A per-language table of what the corpus holds, for the end of `codescale corpus build`.
 pub fn summary_table(m: &Manifest) -> String {
     let mut s = String::new();
-    let _ = writeln!(
-        s,
-        "corpus {} ({}), hash {}",
-        m.name,
-        m.tokenizer.name,
-        &m.hash[..12.min(m.hash.len())]
-    );
+    let _ = writeln!(s, "corpus {} ({}), hash {}", m.name, m.tokenizer.name, &m.hash[..12.min(m.hash.len())]);
     let _ = writeln!(
         s,
         "{:<12} {:>8} {:>8} {:>8} {:>12} {:>10} {:>9} {:>8} {:>8}",
@@ -260,11 +254,7 @@ pub fn summary_table(m: &Manifest) -> String {
             *reasons.entry(r).or_default() += n;
         }
     }
-    let removed: Vec<String> = reasons
-        .iter()
-        .filter(|(_, &n)| n > 0)
-        .map(|(r, n)| format!("{r} {n}"))
-        .collect();
+    let removed: Vec<String> = reasons.iter().filter(|(_, &n)| n > 0).map(|(r, n)| format!("{r} {n}")).collect();
     if !removed.is_empty() {
         let _ = writeln!(s, "removed: {}", removed.join(", "));
     }
@@ -276,9 +266,7 @@ pub fn summary_table(m: &Manifest) -> String {
 
 /// RFC 3339 UTC time without a date library.
 pub(crate) fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()) as i64;
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs()) as i64;
     let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
     // Howard Hinnant's civil_from_days.
     let z = days + 719_468;
@@ -290,12 +278,7 @@ pub(crate) fn now_rfc3339() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + (m <= 2) as i64;
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 #[cfg(test)]

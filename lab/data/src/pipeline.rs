@@ -28,10 +28,7 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<Corpus> {
         check_tokenizer(t).map_err(|m| bad(format!("tokenizer override: {m}")))?;
         recipe.tokenizer = t.clone();
     }
-    let out = opts
-        .out
-        .clone()
-        .unwrap_or_else(|| crate::default_dir(recipe_path, &recipe.tokenizer));
+    let out = opts.out.clone().unwrap_or_else(|| crate::default_dir(recipe_path, &recipe.tokenizer));
     let ui = Ui { quiet: opts.quiet };
 
     let resolved = sources::resolve(&recipe);
@@ -56,16 +53,9 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<Corpus> {
         if items.get(&spec.name).is_some_and(|v| !v.is_empty()) || skipped.contains_key(&spec.name) {
             continue;
         }
-        let tried: Vec<String> = spec
-            .sources
-            .iter()
-            .map(|s| format!("{} {}", s.kind.as_str(), s.location))
-            .collect();
+        let tried: Vec<String> = spec.sources.iter().map(|s| format!("{} {}", s.kind.as_str(), s.location)).collect();
         if spec.optional {
-            skipped.insert(
-                spec.name.clone(),
-                format!("no source files found (looked in {})", tried.join("; ")),
-            );
+            skipped.insert(spec.name.clone(), format!("no source files found (looked in {})", tried.join("; ")));
         } else {
             return Err(bad(format!(
                 "{}: language `{}` has no documents: its sources matched no files ({})",
@@ -87,10 +77,7 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<Corpus> {
         docs.insert(lang, sources::read(list, &bar)?);
     }
     bar.finish_and_clear();
-    stats.read = Stage {
-        seconds: t.elapsed().as_secs_f64(),
-        bytes: total,
-    };
+    stats.read = Stage { seconds: t.elapsed().as_secs_f64(), bytes: total };
     ui.stage("read", &stats.read);
 
     // Filter.
@@ -101,20 +88,11 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<Corpus> {
         let cfg = recipe.language(lang).filters;
         let verdicts: Vec<Option<Reason>> = list
             .par_iter()
-            .map(|d| {
-                if d.oversize {
-                    Some(Reason::TooLarge)
-                } else {
-                    filters::check(&d.content, &d.name, &cfg)
-                }
-            })
+            .map(|d| if d.oversize { Some(Reason::TooLarge) } else { filters::check(&d.content, &d.name, &cfg) })
             .collect();
         inputs.insert(
             lang.clone(),
-            Counts {
-                documents: list.len() as u64,
-                bytes: list.iter().map(|d| d.content.len() as u64).sum(),
-            },
+            Counts { documents: list.len() as u64, bytes: list.iter().map(|d| d.content.len() as u64).sum() },
         );
         let counts = removed.entry(lang.clone()).or_default();
         let mut verdicts = verdicts.into_iter();
@@ -126,10 +104,7 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<Corpus> {
             None => true,
         });
     }
-    stats.filter = Stage {
-        seconds: t.elapsed().as_secs_f64(),
-        bytes: inputs.values().map(|c| c.bytes).sum(),
-    };
+    stats.filter = Stage { seconds: t.elapsed().as_secs_f64(), bytes: inputs.values().map(|c| c.bytes).sum() };
     ui.stage("filter", &stats.filter);
 
     // Dedup, then split by the same content hash.
@@ -155,33 +130,25 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<Corpus> {
         hashes.insert(lang.clone(), h);
     }
     spinner.finish_and_clear();
-    stats.dedup = Stage {
-        seconds: t.elapsed().as_secs_f64(),
-        bytes: dedup_bytes,
-    };
+    stats.dedup = Stage { seconds: t.elapsed().as_secs_f64(), bytes: dedup_bytes };
     ui.stage("dedup", &stats.dedup);
 
     for (lang, list) in &docs {
-        if !list.is_empty() {
+        let kept: u64 = list.iter().map(|d| d.content.len() as u64).sum();
+        let min_bytes = recipe.language(lang).min_bytes;
+        let msg = if list.is_empty() {
+            let why: Vec<String> =
+                removed[lang].iter().filter(|(_, &n)| n > 0).map(|(r, n)| format!("{} {n}", r.as_str())).collect();
+            format!("all {} documents were removed ({})", inputs[lang].documents, why.join(", "))
+        } else if kept < min_bytes {
+            format!("only {kept} bytes in {} documents left after filtering, below min_bytes = {min_bytes}", list.len())
+        } else {
             continue;
-        }
-        let why: Vec<String> = removed[lang]
-            .iter()
-            .filter(|(_, &n)| n > 0)
-            .map(|(r, n)| format!("{} {n}", r.as_str()))
-            .collect();
-        let msg = format!(
-            "all {} documents were removed ({})",
-            inputs[lang].documents,
-            why.join(", ")
-        );
+        };
         if recipe.language(lang).optional {
             skipped.insert(lang.clone(), msg);
         } else {
-            return Err(bad(format!(
-                "{}: language `{lang}` is empty: {msg}",
-                recipe.path.display()
-            )));
+            return Err(bad(format!("{}: language `{lang}` is empty: {msg}", recipe.path.display())));
         }
     }
     docs.retain(|l, _| !skipped.contains_key(l));
@@ -228,11 +195,7 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<Corpus> {
     if !matches!(tokenizer, Tokenizer::Bytes) {
         stats.train_tokenizer = Stage {
             seconds: t.elapsed().as_secs_f64(),
-            bytes: sides
-                .values()
-                .flat_map(|(tr, _)| tr)
-                .map(|d| d.content.len() as u64)
-                .sum(),
+            bytes: sides.values().flat_map(|(tr, _)| tr).map(|d| d.content.len() as u64).sum(),
         };
         ui.stage("train_tokenizer", &stats.train_tokenizer);
     }
@@ -242,23 +205,12 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<Corpus> {
     let spinner = ui.spinner("tokenize");
     let mut encoded: BTreeMap<String, [Vec<Vec<u16>>; 2]> = BTreeMap::new();
     for (lang, (train, val)) in &sides {
-        let enc = |docs: &Vec<Doc>| {
-            docs.par_iter()
-                .map(|d| tokenizer.encode(&d.content))
-                .collect::<Result<Vec<_>>>()
-        };
+        let enc = |docs: &Vec<Doc>| docs.par_iter().map(|d| tokenizer.encode(&d.content)).collect::<Result<Vec<_>>>();
         encoded.insert(lang.clone(), [enc(train)?, enc(val)?]);
     }
     spinner.finish_and_clear();
-    let kept_bytes: u64 = sides
-        .values()
-        .flat_map(|(a, b)| a.iter().chain(b))
-        .map(|d| d.content.len() as u64)
-        .sum();
-    stats.tokenize = Stage {
-        seconds: t.elapsed().as_secs_f64(),
-        bytes: kept_bytes,
-    };
+    let kept_bytes: u64 = sides.values().flat_map(|(a, b)| a.iter().chain(b)).map(|d| d.content.len() as u64).sum();
+    stats.tokenize = Stage { seconds: t.elapsed().as_secs_f64(), bytes: kept_bytes };
     ui.stage("tokenize", &stats.tokenize);
 
     // Write into a temporary sibling, then swap it in.
@@ -304,19 +256,11 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<Corpus> {
     }
     stats.write = Stage {
         seconds: t.elapsed().as_secs_f64(),
-        bytes: encoded
-            .values()
-            .flatten()
-            .flatten()
-            .map(|d| 2 * (d.len() as u64 + 1))
-            .sum(),
+        bytes: encoded.values().flatten().flatten().map(|d| 2 * (d.len() as u64 + 1)).sum(),
     };
     stats.total_seconds = started.elapsed().as_secs_f64();
 
-    let warnings = skipped
-        .iter()
-        .map(|(l, why)| format!("skipped language `{l}`: {why}"))
-        .collect();
+    let warnings = skipped.iter().map(|(l, why)| format!("skipped language `{l}`: {why}")).collect();
     let mut manifest = Manifest {
         format: manifest::FORMAT,
         name: recipe.name.clone(),
@@ -346,12 +290,7 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<Corpus> {
     codescale_core::atomic::write_json(&tmp.0.join(manifest::MANIFEST_FILE), &manifest)?;
     tmp.install(&out)?;
     ui.stage("write", &manifest.build.stats.write);
-    Ok(Corpus {
-        dir: out,
-        manifest,
-        reused: false,
-        tokenizer,
-    })
+    Ok(Corpus { dir: out, manifest, reused: false, tokenizer })
 }
 
 /// Lists every source. In an optional language a missing or unreadable source only skips the
@@ -364,10 +303,7 @@ fn list_sources(
     let optional = |s: &ResolvedSource| s.section.as_ref().is_some_and(|l| recipe.language(l).optional);
     for s in resolved {
         if s.path.is_none() && !optional(s) {
-            let whose = s
-                .section
-                .as_ref()
-                .map_or(String::new(), |l| format!(" of language `{l}`"));
+            let whose = s.section.as_ref().map_or(String::new(), |l| format!(" of language `{l}`"));
             return Err(bad(format!(
                 "{}:{}: {} source{whose} not found: {}",
                 recipe.path.display(),
@@ -395,14 +331,7 @@ fn list_sources(
 
 fn fingerprint(recipe: &Recipe, resolved: &[ResolvedSource], listings: &[Listing]) -> String {
     let mut h = blake3::Hasher::new();
-    h.update(
-        format!(
-            "{CODE_VERSION}\nformat {}\ntokenizer {}\n",
-            manifest::FORMAT,
-            recipe.tokenizer
-        )
-        .as_bytes(),
-    );
+    h.update(format!("{CODE_VERSION}\nformat {}\ntokenizer {}\n", manifest::FORMAT, recipe.tokenizer).as_bytes());
     h.update(recipe.text.as_bytes());
     for (s, l) in resolved.iter().zip(listings) {
         sources::fingerprint(&mut h, s, l);
@@ -446,11 +375,7 @@ fn source_records(
 }
 
 fn describe_skips(skipped: &BTreeMap<String, String>) -> String {
-    skipped
-        .iter()
-        .map(|(l, w)| format!("{l}: {w}"))
-        .collect::<Vec<_>>()
-        .join("; ")
+    skipped.iter().map(|(l, w)| format!("{l}: {w}")).collect::<Vec<_>>().join("; ")
 }
 
 /// Refuses to replace a directory that is not a corpus: `--out` pointing at the wrong place
@@ -508,13 +433,8 @@ impl Drop for TempDir {
 
 /// `.<name>.<what>-<pid>` beside `out`: same filesystem, so the final rename is atomic.
 fn sibling(out: &Path, what: &str) -> PathBuf {
-    let name = out
-        .file_name()
-        .map_or_else(|| "corpus".into(), |n| n.to_string_lossy().into_owned());
-    let parent = out
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
+    let name = out.file_name().map_or_else(|| "corpus".into(), |n| n.to_string_lossy().into_owned());
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     parent.join(format!(".{name}.{what}-{}", std::process::id()))
 }
 

@@ -6,6 +6,7 @@
 //! tokenizer = "bytes"            # or "bpe:<vocab>"; BuildOptions::tokenizer overrides it
 //! validation_fraction = 0.05
 //! max_bytes = 4_000_000          # per-language input cap, sampled by path hash (default: none)
+//! min_bytes = 200_000            # a language with less left after filtering is skipped or an error
 //! [filters]                      # see FilterConfig for keys and defaults
 //! [dedup]                        # exact, near, jaccard, shingle, permutations
 //! [extensions]                   # extra extension → language mappings, e.g. pyx = "python"
@@ -35,6 +36,7 @@ struct RawRecipe {
     tokenizer: Option<Spanned<String>>,
     validation_fraction: Option<Spanned<f64>>,
     max_bytes: Option<u64>,
+    min_bytes: Option<u64>,
     #[serde(default)]
     filters: FilterSpec,
     #[serde(default)]
@@ -53,6 +55,7 @@ struct RawLanguage {
     #[serde(default)]
     optional: bool,
     max_bytes: Option<u64>,
+    min_bytes: Option<u64>,
     #[serde(default)]
     filters: FilterSpec,
     sources: Vec<Spanned<RawSource>>,
@@ -109,6 +112,9 @@ pub struct LanguageSpec {
     pub name: String,
     pub optional: bool,
     pub max_bytes: u64,
+    /// Fewer bytes left after filtering and deduplication leave the language out (optional)
+    /// or fail the build: a language with a few kilobytes cannot be trained or evaluated.
+    pub min_bytes: u64,
     pub filters: FilterConfig,
     pub sources: Vec<SourceSpec>,
 }
@@ -122,6 +128,7 @@ pub struct Recipe {
     pub tokenizer: String,
     pub validation_fraction: f64,
     pub max_bytes: u64,
+    pub min_bytes: u64,
     pub filters: FilterConfig,
     pub dedup: DedupConfig,
     pub detector: Detector,
@@ -153,11 +160,7 @@ impl Recipe {
         };
         let validation_fraction = match &raw.validation_fraction {
             Some(v) if !(0.0..1.0).contains(v.get_ref()) => {
-                return Err(at(
-                    v.span(),
-                    "validation_fraction",
-                    format!("must be in [0, 1), got {}", v.get_ref()),
-                ))
+                return Err(at(v.span(), "validation_fraction", format!("must be in [0, 1), got {}", v.get_ref())))
             }
             Some(v) => *v.get_ref(),
             None => 0.05,
@@ -169,10 +172,7 @@ impl Recipe {
         let mut extensions = BTreeMap::new();
         for (ext, l) in &raw.extensions {
             let canon = lang::canonical(l).ok_or_else(|| {
-                bad(format!(
-                    "{file}:{}: `extensions.{ext}`: `{l}` is not a usable language name",
-                    find_line(text, ext)
-                ))
+                bad(format!("{file}:{}: `extensions.{ext}`: `{l}` is not a usable language name", find_line(text, ext)))
             })?;
             extensions.insert(ext.clone(), canon);
         }
@@ -180,6 +180,7 @@ impl Recipe {
         let filters = raw.filters.over(&FilterConfig::default());
         check_filters(&filters).map_err(|m| bad(format!("{file}:{}: `filters`: {m}", find_line(text, "[filters]"))))?;
         let max_bytes = raw.max_bytes.unwrap_or(u64::MAX);
+        let min_bytes = raw.min_bytes.unwrap_or(0);
 
         let mut languages: Vec<LanguageSpec> = Vec::new();
         for (written, l) in &raw.languages {
@@ -190,9 +191,7 @@ impl Recipe {
                 ))
             })?;
             if languages.iter().any(|o| o.name == name) {
-                return Err(bad(format!(
-                    "{file}:{header_line}: `languages.{written}`: `{name}` is given twice"
-                )));
+                return Err(bad(format!("{file}:{header_line}: `languages.{written}`: `{name}` is given twice")));
             }
             let lang_filters = l.filters.over(&filters);
             check_filters(&lang_filters)
@@ -202,27 +201,20 @@ impl Recipe {
                 sources.push(source(s, Some(&name), &detector, &file, text)?);
             }
             if sources.is_empty() {
-                return Err(bad(format!(
-                    "{file}:{header_line}: `languages.{written}.sources`: no sources"
-                )));
+                return Err(bad(format!("{file}:{header_line}: `languages.{written}.sources`: no sources")));
             }
             languages.push(LanguageSpec {
                 name,
                 optional: l.optional,
                 max_bytes: l.max_bytes.unwrap_or(max_bytes),
+                min_bytes: l.min_bytes.unwrap_or(min_bytes),
                 filters: lang_filters,
                 sources,
             });
         }
-        let mixed = raw
-            .sources
-            .iter()
-            .map(|s| source(s, None, &detector, &file, text))
-            .collect::<Result<Vec<_>>>()?;
+        let mixed = raw.sources.iter().map(|s| source(s, None, &detector, &file, text)).collect::<Result<Vec<_>>>()?;
         if languages.is_empty() && mixed.is_empty() {
-            return Err(bad(format!(
-                "{file}: the recipe has no `[languages.<name>]` and no `[[sources]]`"
-            )));
+            return Err(bad(format!("{file}: the recipe has no `[languages.<name>]` and no `[[sources]]`")));
         }
         let name = raw.name.clone().unwrap_or_else(|| stem(path));
         Ok(Recipe {
@@ -232,6 +224,7 @@ impl Recipe {
             tokenizer,
             validation_fraction,
             max_bytes,
+            min_bytes,
             filters,
             dedup,
             detector,
@@ -251,17 +244,14 @@ impl Recipe {
     /// Settings for `name`: its own section, or the recipe defaults for a language that only
     /// appears in mixed sources.
     pub fn language(&self, name: &str) -> LanguageSpec {
-        self.languages
-            .iter()
-            .find(|l| l.name == name)
-            .cloned()
-            .unwrap_or_else(|| LanguageSpec {
-                name: name.to_string(),
-                optional: false,
-                max_bytes: self.max_bytes,
-                filters: self.filters.clone(),
-                sources: Vec::new(),
-            })
+        self.languages.iter().find(|l| l.name == name).cloned().unwrap_or_else(|| LanguageSpec {
+            name: name.to_string(),
+            optional: false,
+            max_bytes: self.max_bytes,
+            min_bytes: self.min_bytes,
+            filters: self.filters.clone(),
+            sources: Vec::new(),
+        })
     }
 }
 
@@ -275,16 +265,10 @@ pub fn check_tokenizer(name: &str) -> std::result::Result<(), String> {
 
 fn check_filters(f: &FilterConfig) -> std::result::Result<(), String> {
     if !(0.0..=1.0).contains(&f.min_alnum_fraction) {
-        return Err(format!(
-            "`min_alnum_fraction` must be in [0, 1], got {}",
-            f.min_alnum_fraction
-        ));
+        return Err(format!("`min_alnum_fraction` must be in [0, 1], got {}", f.min_alnum_fraction));
     }
     if f.max_avg_line_length.is_nan() || f.max_avg_line_length <= 0.0 {
-        return Err(format!(
-            "`max_avg_line_length` must be positive, got {}",
-            f.max_avg_line_length
-        ));
+        return Err(format!("`max_avg_line_length` must be positive, got {}", f.max_avg_line_length));
     }
     Ok(())
 }
@@ -309,10 +293,7 @@ fn source(
     .filter_map(|(k, l)| l.as_ref().map(|l| (k, l)))
     .collect();
     let [(kind, location)] = given[..] else {
-        return Err(err(
-            "sources",
-            "a source needs exactly one of `dir`, `zip`, `jsonl`, `parquet`".into(),
-        ));
+        return Err(err("sources", "a source needs exactly one of `dir`, `zip`, `jsonl`, `parquet`".into()));
     };
     let language = match (&r.language, section) {
         (Some(_), Some(sec)) => {
@@ -330,10 +311,7 @@ fn source(
     if !files && (r.include.is_some() || !r.exclude.is_empty()) {
         return Err(err(
             "include",
-            format!(
-                "`include` and `exclude` apply to `dir` and `zip` sources, not `{}`",
-                kind.as_str()
-            ),
+            format!("`include` and `exclude` apply to `dir` and `zip` sources, not `{}`", kind.as_str()),
         ));
     }
     let include = match (&r.include, &language) {
@@ -343,46 +321,23 @@ fn source(
     };
     if files && include.is_empty() {
         let l = language.as_deref().unwrap_or("?");
-        return Err(err(
-            "include",
-            format!("language `{l}` has no known file extensions; give `include` globs"),
-        ));
+        return Err(err("include", format!("language `{l}` has no known file extensions; give `include` globs")));
     }
     for g in include.iter().chain(&r.exclude) {
         globset::Glob::new(g).map_err(|e| {
-            err(
-                if r.include.as_ref().is_some_and(|i| i.contains(g)) {
-                    "include"
-                } else {
-                    "exclude"
-                },
-                e.to_string(),
-            )
+            err(if r.include.as_ref().is_some_and(|i| i.contains(g)) { "include" } else { "exclude" }, e.to_string())
         })?;
     }
-    Ok(SourceSpec {
-        kind,
-        location: location.clone(),
-        include,
-        exclude: r.exclude.clone(),
-        language,
-        line,
-    })
+    Ok(SourceSpec { kind, location: location.clone(), include, exclude: r.exclude.clone(), language, line })
 }
 
 fn stem(path: &Path) -> String {
-    path.file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "corpus".into())
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "corpus".into())
 }
 
 /// 1-based line of a byte offset.
 pub(crate) fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..offset.min(text.len())].iter().filter(|&&b| b == b'\n').count() + 1
 }
 
 /// Line of the first occurrence of `needle`, or 1.
@@ -409,10 +364,7 @@ fn key_at(text: &str, span: Range<usize>) -> Option<String> {
     let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
     let before = &text[line_start..start];
     let clean = |k: &str| {
-        let k = k
-            .trim()
-            .trim_matches(|c| c == '"' || c == '\'' || c == '[' || c == ']')
-            .trim();
+        let k = k.trim().trim_matches(|c| c == '"' || c == '\'' || c == '[' || c == ']').trim();
         (!k.is_empty() && k.chars().all(|c| c.is_alphanumeric() || "_-.+#".contains(c))).then(|| k.to_string())
     };
     let end = span.end.min(text.len()).max(start);
@@ -465,21 +417,16 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("r.toml:5: `maxbytes`"), "{e}");
-        let e = parse("[languages.rust]\nmax_bytes = \"many\"\nsources = [{ dir = \"x\" }]\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse("[languages.rust]\nmax_bytes = \"many\"\nsources = [{ dir = \"x\" }]\n").unwrap_err().to_string();
         assert!(e.starts_with("r.toml:2: `max_bytes`"), "{e}");
         let e = parse("[languages.rust]\nsources = [\n  { dir = \"x\", inclde = [\"*.rs\"] },\n]\n")
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("r.toml:3: `inclde`"), "{e}");
-        let e = parse("tokenizer = \"bpe:12\"\n[languages.rust]\nsources = [{ dir = \"x\" }]\n")
-            .unwrap_err()
-            .to_string();
+        let e =
+            parse("tokenizer = \"bpe:12\"\n[languages.rust]\nsources = [{ dir = \"x\" }]\n").unwrap_err().to_string();
         assert!(e.starts_with("r.toml:1: `tokenizer`"), "{e}");
-        let e = parse("[languages.rust]\nsources = [{ dir = \"x\", zip = \"y\" }]\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse("[languages.rust]\nsources = [{ dir = \"x\", zip = \"y\" }]\n").unwrap_err().to_string();
         assert!(e.starts_with("r.toml:2: `sources`"), "{e}");
         let e = parse("[[sources]]\njsonl = \"a\"\n\n[[sources]]\nparquet = \"b\"\ninclude = [\"*\"]\n")
             .unwrap_err()

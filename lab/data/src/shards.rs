@@ -24,19 +24,12 @@ pub fn write(path: &Path, docs: &[Vec<u16>], eod: u16) -> Result<Written> {
         buf.clear();
         buf.extend(doc.iter().chain(std::iter::once(&eod)).flat_map(|t| t.to_le_bytes()));
         hasher.update(&buf);
-        out.write_all(&buf)
-            .with_context(|| format!("writing {}", path.display()))?;
+        out.write_all(&buf).with_context(|| format!("writing {}", path.display()))?;
         tokens += doc.len() as u64 + 1;
     }
-    let file = out
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .with_context(|| format!("writing {}", path.display()))?;
+    let file = out.into_inner().map_err(|e| e.into_error()).with_context(|| format!("writing {}", path.display()))?;
     file.sync_all().with_context(|| format!("syncing {}", path.display()))?;
-    Ok(Written {
-        tokens,
-        blake3: hasher.finalize().to_hex().to_string(),
-    })
+    Ok(Written { tokens, blake3: hasher.finalize().to_hex().to_string() })
 }
 
 /// The ids and the blake3 of the file's bytes.
@@ -45,9 +38,6 @@ pub fn read(path: &Path) -> Result<(Vec<u16>, String)> {
     if bytes.len() % 2 != 0 {
         return Err(anyhow::anyhow!("{} has an odd number of bytes; not a u16 shard", path.display()).into());
     }
-    let ids = bytes
-        .chunks_exact(2)
-        .map(|c| u16::from_le_bytes([c[0], c[1]]))
-        .collect();
+    let ids = bytes.chunks_exact(2).map(|c| u16::from_le_bytes([c[0], c[1]])).collect();
     Ok((ids, blake3::hash(&bytes).to_hex().to_string()))
 }

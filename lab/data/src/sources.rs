@@ -31,18 +31,11 @@ pub struct ResolvedSource {
 
 pub fn resolve(recipe: &Recipe) -> Vec<ResolvedSource> {
     let base = recipe.base_dir();
-    let sections = recipe
-        .languages
-        .iter()
-        .flat_map(|l| l.sources.iter().map(move |s| (Some(l.name.clone()), s)));
+    let sections = recipe.languages.iter().flat_map(|l| l.sources.iter().map(move |s| (Some(l.name.clone()), s)));
     let mixed = recipe.mixed.iter().map(|s| (None, s));
     sections
         .chain(mixed)
-        .map(|(section, spec)| ResolvedSource {
-            section,
-            path: spec.location.resolve(&base),
-            spec: spec.clone(),
-        })
+        .map(|(section, spec)| ResolvedSource { section, path: spec.location.resolve(&base), spec: spec.clone() })
         .collect()
 }
 
@@ -82,9 +75,8 @@ pub fn list(src: &ResolvedSource) -> Result<Listing> {
             if !meta.is_file() {
                 return Err(bad(format!("{} is not a file", path.display())));
             }
-            let name = path
-                .file_name()
-                .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+            let name =
+                path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
             Ok(Listing {
                 entries: vec![Entry {
                     name,
@@ -98,22 +90,14 @@ pub fn list(src: &ResolvedSource) -> Result<Listing> {
 }
 
 fn mtime(meta: &std::fs::Metadata) -> u128 {
-    meta.modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos())
+    meta.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos())
 }
 
 fn globs(patterns: &[String]) -> Result<GlobSet> {
     let mut b = GlobSetBuilder::new();
     for p in patterns {
         // `*` stays within one path component; `**` crosses them, as in .gitignore.
-        b.add(
-            GlobBuilder::new(p)
-                .literal_separator(true)
-                .build()
-                .map_err(|e| bad(format!("glob `{p}`: {e}")))?,
-        );
+        b.add(GlobBuilder::new(p).literal_separator(true).build().map_err(|e| bad(format!("glob `{p}`: {e}")))?);
     }
     b.build().map_err(|e| bad(e.to_string()))
 }
@@ -128,10 +112,7 @@ fn list_dir(root: &Path, spec: &SourceSpec) -> Result<Listing> {
     for e in walkdir::WalkDir::new(root).sort_by_file_name() {
         let e = e.map_err(|e| {
             let at = e.path().unwrap_or(root).display().to_string();
-            bad(format!(
-                "cannot read {at}: {}",
-                e.io_error().map_or_else(|| e.to_string(), |io| io.to_string())
-            ))
+            bad(format!("cannot read {at}: {}", e.io_error().map_or_else(|| e.to_string(), |io| io.to_string())))
         })?;
         if !e.file_type().is_file() {
             continue;
@@ -141,9 +122,7 @@ fn list_dir(root: &Path, spec: &SourceSpec) -> Result<Listing> {
         if !include.is_match(&rel) || exclude.is_match(&rel) {
             continue;
         }
-        let meta = e
-            .metadata()
-            .map_err(|err| bad(format!("cannot read {}: {err}", e.path().display())))?;
+        let meta = e.metadata().map_err(|err| bad(format!("cannot read {}: {err}", e.path().display())))?;
         entries.push(Entry {
             name: rel,
             size: meta.len(),
@@ -162,9 +141,7 @@ fn list_zip(path: &Path, spec: &SourceSpec) -> Result<Listing> {
     let archive = Arc::new(path.to_path_buf());
     let mut entries = Vec::new();
     for i in 0..zip.len() {
-        let f = zip
-            .by_index_raw(i)
-            .map_err(|e| bad(format!("{}: entry {i}: {e}", path.display())))?;
+        let f = zip.by_index_raw(i).map_err(|e| bad(format!("{}: entry {i}: {e}", path.display())))?;
         let name = f.name().trim_start_matches('/').to_string();
         if !f.is_file() || !include.is_match(&name) || exclude.is_match(&name) {
             continue;
@@ -184,13 +161,7 @@ fn list_zip(path: &Path, spec: &SourceSpec) -> Result<Listing> {
 /// Feeds what identifies a source's current state into the rebuild fingerprint.
 pub fn fingerprint(h: &mut blake3::Hasher, src: &ResolvedSource, listing: &Listing) {
     let path = src.path.as_ref().map(|p| p.display().to_string()).unwrap_or_default();
-    let head = format!(
-        "{:?}|{}|{}|{}\n",
-        src.section,
-        src.spec.kind.as_str(),
-        src.spec.location,
-        path
-    );
+    let head = format!("{:?}|{}|{}|{}\n", src.section, src.spec.kind.as_str(), src.spec.location, path);
     h.update(head.as_bytes());
     for e in &listing.entries {
         h.update(format!("{}\0{}\0{}\n", e.name, e.size, e.mtime).as_bytes());
@@ -294,13 +265,7 @@ pub fn collect(recipe: &Recipe, sources: &[ResolvedSource], listings: &[Listing]
                 items: BTreeMap::new(),
             }
         });
-        sampler.push(Item {
-            key: sample_key(&lang, &name),
-            name,
-            source,
-            size,
-            content,
-        });
+        sampler.push(Item { key: sample_key(&lang, &name), name, source, size, content });
     };
     for (i, (src, listing)) in sources.iter().zip(listings).enumerate() {
         let fixed = src.section.clone().or_else(|| src.spec.language.clone());
@@ -338,15 +303,9 @@ pub fn collect(recipe: &Recipe, sources: &[ResolvedSource], listings: &[Listing]
                         continue;
                     }
                     let r: JsonRecord = serde_json::from_slice(&line).map_err(|e| {
-                        bad(format!(
-                            "{}:{number}: not a JSON object with a string `content`: {e}",
-                            path.display()
-                        ))
+                        bad(format!("{}:{number}: not a JSON object with a string `content`: {e}", path.display()))
                     })?;
-                    let name = r
-                        .path
-                        .clone()
-                        .unwrap_or_else(|| format!("{}:{number}", listing.entries[0].name));
+                    let name = r.path.clone().unwrap_or_else(|| format!("{}:{number}", listing.entries[0].name));
                     let size = r.content.len() as u64;
                     match detect(&name, r.lang.as_deref()) {
                         Some(l) => offer(l, name, i, size, Content::Inline(r.content.into_bytes())),
@@ -358,10 +317,7 @@ pub fn collect(recipe: &Recipe, sources: &[ResolvedSource], listings: &[Listing]
                 let Some(path) = &src.path else { continue };
                 let docs = codescale_table::documents::read_documents(path).map_err(|e| bad(format!("{e:#}")))?;
                 for (row, d) in docs.into_iter().enumerate() {
-                    let name = d
-                        .path
-                        .clone()
-                        .unwrap_or_else(|| format!("{}#{row}", listing.entries[0].name));
+                    let name = d.path.clone().unwrap_or_else(|| format!("{}#{row}", listing.entries[0].name));
                     let size = d.content.len() as u64;
                     match detect(&name, d.lang.as_deref()) {
                         Some(l) => offer(l, name, i, size, Content::Inline(d.content)),
@@ -384,11 +340,7 @@ pub fn collect(recipe: &Recipe, sources: &[ResolvedSource], listings: &[Listing]
             (lang, items)
         })
         .collect();
-    Ok(Collected {
-        languages,
-        per_source,
-        unassigned,
-    })
+    Ok(Collected { languages, per_source, unassigned })
 }
 
 /// Reads the chosen items' content. Files are read in parallel; each archive is opened once.
@@ -404,13 +356,10 @@ pub fn read(mut items: Vec<Item>, progress: &ProgressBar) -> Result<Vec<Doc>> {
         let file = File::open(&*archive).map_err(|e| bad(format!("cannot read {}: {e}", archive.display())))?;
         let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(format!("cannot read {}: {e}", archive.display())))?;
         for (index, pos) in wanted {
-            let mut entry = zip
-                .by_index(index)
-                .map_err(|e| bad(format!("{}: entry {index}: {e}", archive.display())))?;
+            let mut entry =
+                zip.by_index(index).map_err(|e| bad(format!("{}: entry {index}: {e}", archive.display())))?;
             let mut buf = Vec::with_capacity(entry.size() as usize);
-            entry
-                .read_to_end(&mut buf)
-                .map_err(|e| bad(format!("{}: {}: {e}", archive.display(), entry.name())))?;
+            entry.read_to_end(&mut buf).map_err(|e| bad(format!("{}: {}: {e}", archive.display(), entry.name())))?;
             progress.inc(buf.len() as u64);
             items[pos].content = Content::Loaded(buf);
         }
@@ -435,11 +384,7 @@ pub fn read(mut items: Vec<Item>, progress: &ProgressBar) -> Result<Vec<Doc>> {
                     (bytes, false)
                 }
             };
-            Ok::<_, CorpusError>(Doc {
-                name: it.name,
-                content,
-                oversize,
-            })
+            Ok::<_, CorpusError>(Doc { name: it.name, content, oversize })
         })
         .collect()
 }

@@ -8,21 +8,13 @@ pub fn validation(hashes: &[[u8; 32]], fraction: f64) -> Vec<bool> {
     if hashes.len() == 1 {
         return vec![false];
     }
-    let unit: Vec<f64> = hashes
-        .iter()
-        .map(|h| u64::from_le_bytes(h[..8].try_into().expect("8 bytes")) as f64 / 2f64.powi(64))
-        .collect();
+    let unit: Vec<f64> =
+        hashes.iter().map(|h| u64::from_le_bytes(h[..8].try_into().expect("8 bytes")) as f64 / 2f64.powi(64)).collect();
     let mut val: Vec<bool> = unit.iter().map(|&u| u < fraction).collect();
     if hashes.len() >= 2 && fraction > 0.0 {
         let by = |pick_max: bool| {
             (0..unit.len())
-                .reduce(|a, b| {
-                    if (unit[b] > unit[a]) == pick_max && unit[b] != unit[a] {
-                        b
-                    } else {
-                        a
-                    }
-                })
+                .reduce(|a, b| if (unit[b] > unit[a]) == pick_max && unit[b] != unit[a] { b } else { a })
                 .expect("non-empty")
         };
         if !val.contains(&true) {
@@ -41,9 +33,7 @@ mod tests {
 
     #[test]
     fn fraction_is_respected_and_both_sides_are_filled() {
-        let hashes: Vec<[u8; 32]> = (0..2000u32)
-            .map(|i| *blake3::hash(&i.to_le_bytes()).as_bytes())
-            .collect();
+        let hashes: Vec<[u8; 32]> = (0..2000u32).map(|i| *blake3::hash(&i.to_le_bytes()).as_bytes()).collect();
         let n_val = validation(&hashes, 0.05).iter().filter(|&&v| v).count();
         assert!((60..140).contains(&n_val), "{n_val}");
         assert_eq!(validation(&hashes[..2], 1e-9).iter().filter(|&&v| v).count(), 1);

@@ -41,8 +41,7 @@ impl Tokenizer {
         let mut tok = tokenizers::Tokenizer::new(BPE::default());
         tok.with_pre_tokenizer(Some(ByteLevel::new(false, true, true)));
         tok.with_decoder(Some(ByteLevel::default()));
-        tok.train(&mut TrainerWrapper::BpeTrainer(trainer), docs)
-            .map_err(|e| anyhow!("training BPE: {e}"))?;
+        tok.train(&mut TrainerWrapper::BpeTrainer(trainer), docs).map_err(|e| anyhow!("training BPE: {e}"))?;
         Tokenizer::from_bpe(tok, vocab)
     }
 
@@ -55,18 +54,12 @@ impl Tokenizer {
     fn from_bpe(mut tok: tokenizers::Tokenizer, vocab: usize) -> Result<Tokenizer> {
         // Source code may contain the literal `<|endoftext|>`; it must encode as text, not as EOD.
         tok.set_encode_special_tokens(true);
-        let eod = tok
-            .token_to_id(EOD_TEXT)
-            .context("BPE tokenizer has no end-of-document token")?;
+        let eod = tok.token_to_id(EOD_TEXT).context("BPE tokenizer has no end-of-document token")?;
         let actual = tok.get_vocab_size(true);
         if actual > vocab || actual > u16::MAX as usize + 1 {
             return Err(anyhow!("BPE vocabulary has {actual} entries, more than the {vocab} asked for").into());
         }
-        Ok(Tokenizer::Bpe {
-            inner: Box::new(tok),
-            eod: eod as u16,
-            vocab,
-        })
+        Ok(Tokenizer::Bpe { inner: Box::new(tok), eod: eod as u16, vocab })
     }
 
     /// For `bytes` or `bpe:<vocab>`: the vocabulary size from the name.
@@ -117,9 +110,7 @@ impl Tokenizer {
             }
             Tokenizer::Bpe { inner, .. } => {
                 let ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
-                inner
-                    .decode(&ids, false)
-                    .unwrap_or_else(|e| format!("<undecodable: {e}>"))
+                inner.decode(&ids, false).unwrap_or_else(|e| format!("<undecodable: {e}>"))
             }
         }
     }
@@ -128,11 +119,9 @@ impl Tokenizer {
     pub fn to_json(&self) -> Result<Option<String>> {
         match self {
             Tokenizer::Bytes => Ok(None),
-            Tokenizer::Bpe { inner, .. } => Ok(Some(
-                inner
-                    .to_string(false)
-                    .map_err(|e| anyhow!("serialising tokenizer: {e}"))?,
-            )),
+            Tokenizer::Bpe { inner, .. } => {
+                Ok(Some(inner.to_string(false).map_err(|e| anyhow!("serialising tokenizer: {e}"))?))
+            }
         }
     }
 
@@ -159,10 +148,7 @@ mod tests {
 
     #[test]
     fn bpe_round_trips_and_keeps_literal_eod_text() {
-        let docs = [
-            "def f(x):\n    return x + 1\n",
-            "def g(y):\n    return y * 2  # <|endoftext|> ünïcode\n",
-        ];
+        let docs = ["def f(x):\n    return x + 1\n", "def g(y):\n    return y * 2  # <|endoftext|> ünïcode\n"];
         let t = Tokenizer::train_bpe(300, docs.iter().copied().cycle().take(50)).unwrap();
         assert_eq!(t.vocab_size(), 300);
         for d in docs {
@@ -172,10 +158,6 @@ mod tests {
             assert_eq!(t.decode(&ids), d);
         }
         let again = Tokenizer::train_bpe(300, docs.iter().copied().cycle().take(50)).unwrap();
-        assert_eq!(
-            t.hash().unwrap(),
-            again.hash().unwrap(),
-            "BPE training must be deterministic"
-        );
+        assert_eq!(t.hash().unwrap(), again.hash().unwrap(), "BPE training must be deterministic");
     }
 }

@@ -28,17 +28,10 @@ pub fn read_documents(path: &Path) -> Result<Vec<Document>> {
         .with_context(|| format!("{} is not a readable Parquet file", path.display()))?;
     if !schema.contains("content") {
         let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
-        bail!(
-            "{} has no `content` column (columns: {})",
-            path.display(),
-            names.join(", ")
-        );
+        bail!("{} has no `content` column (columns: {})", path.display(), names.join(", "));
     }
-    let wanted: Vec<String> = ["content", "lang", "path"]
-        .into_iter()
-        .filter(|c| schema.contains(c))
-        .map(String::from)
-        .collect();
+    let wanted: Vec<String> =
+        ["content", "lang", "path"].into_iter().filter(|c| schema.contains(c)).map(String::from).collect();
     let df = ParquetReader::new(open()?)
         .with_columns(Some(wanted))
         .finish()
@@ -59,23 +52,15 @@ pub fn read_documents(path: &Path) -> Result<Vec<Document>> {
 fn bytes_column(df: &DataFrame, name: &str, path: &Path) -> Result<Option<Vec<Option<Vec<u8>>>>> {
     let Ok(col) = df.column(name) else { return Ok(None) };
     match col.dtype() {
-        DataType::String => Ok(Some(
-            col.str()?.iter().map(|v| v.map(|s| s.as_bytes().to_vec())).collect(),
-        )),
+        DataType::String => Ok(Some(col.str()?.iter().map(|v| v.map(|s| s.as_bytes().to_vec())).collect())),
         DataType::Binary => Ok(Some(col.binary()?.iter().map(|v| v.map(<[u8]>::to_vec)).collect())),
-        other => bail!(
-            "{}: column `{name}` has type {other}, expected string or binary",
-            path.display()
-        ),
+        other => bail!("{}: column `{name}` has type {other}, expected string or binary", path.display()),
     }
 }
 
 fn string_column(df: &DataFrame, name: &str, path: &Path) -> Result<Option<Vec<Option<String>>>> {
-    Ok(bytes_column(df, name, path)?.map(|col| {
-        col.into_iter()
-            .map(|v| v.map(|b| String::from_utf8_lossy(&b).into_owned()))
-            .collect()
-    }))
+    Ok(bytes_column(df, name, path)?
+        .map(|col| col.into_iter().map(|v| v.map(|b| String::from_utf8_lossy(&b).into_owned())).collect()))
 }
 
 #[cfg(test)]
@@ -95,9 +80,7 @@ mod tests {
             "stars" => [3i64, 4],
         )
         .unwrap();
-        ParquetWriter::new(File::create(&file).unwrap())
-            .finish(&mut df)
-            .unwrap();
+        ParquetWriter::new(File::create(&file).unwrap()).finish(&mut df).unwrap();
         let docs = read_documents(&file).unwrap();
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[0].content, b"print(1)\n");
@@ -106,9 +89,7 @@ mod tests {
         assert_eq!(docs[1].path, None);
 
         let mut no_content = df!("text" => ["x"]).unwrap();
-        ParquetWriter::new(File::create(&file).unwrap())
-            .finish(&mut no_content)
-            .unwrap();
+        ParquetWriter::new(File::create(&file).unwrap()).finish(&mut no_content).unwrap();
         let err = read_documents(&file).unwrap_err().to_string();
         assert!(err.contains("no `content` column") && err.contains("text"), "{err}");
         std::fs::remove_dir_all(dir).unwrap();
