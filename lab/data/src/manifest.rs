@@ -103,6 +103,8 @@ pub struct BuildInfo {
 /// Wall time and input bytes of each pipeline stage.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BuildStats {
+    /// Resolving locations and listing files (bytes: total size of the listed files).
+    pub list: Stage,
     pub read: Stage,
     pub filter: Stage,
     pub dedup: Stage,
@@ -129,8 +131,9 @@ impl Stage {
 }
 
 impl BuildStats {
-    pub fn stages(&self) -> [(&'static str, Stage); 6] {
+    pub fn stages(&self) -> [(&'static str, Stage); 7] {
         [
+            ("list", self.list),
             ("read", self.read),
             ("filter", self.filter),
             ("dedup", self.dedup),

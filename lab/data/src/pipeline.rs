@@ -31,10 +31,14 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<Corpus> {
     let out = opts.out.clone().unwrap_or_else(|| crate::default_dir(recipe_path, &recipe.tokenizer));
     let ui = Ui { quiet: opts.quiet };
 
+    let t = Instant::now();
     let resolved = sources::resolve(&recipe);
     let mut skipped: BTreeMap<String, String> = BTreeMap::new();
     let listings = list_sources(&recipe, &resolved, &mut skipped)?;
 
+    let mut stats = BuildStats::default();
+    let listed_bytes = listings.iter().flat_map(|l| &l.entries).map(|e| e.size).sum();
+    stats.list = Stage { seconds: t.elapsed().as_secs_f64(), bytes: listed_bytes };
     let fingerprint = fingerprint(&recipe, &resolved, &listings);
     if !opts.force {
         if let Ok(mut existing) = Corpus::open(&out) {
@@ -46,7 +50,6 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<Corpus> {
     }
     check_replaceable(&out)?;
 
-    let mut stats = BuildStats::default();
     let collected = sources::collect(&recipe, &resolved, &listings)?;
     let mut items = collected.languages;
     for spec in &recipe.languages {
