@@ -438,7 +438,10 @@ impl Drop for TempDir {
 fn sibling(out: &Path, what: &str) -> PathBuf {
     let name = out.file_name().map_or_else(|| "corpus".into(), |n| n.to_string_lossy().into_owned());
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    parent.join(format!(".{name}.{what}-{}", std::process::id()))
+    // Process id and a counter: concurrent builds (a sweep's threads, two shells) never share one.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    parent.join(format!(".{name}.{what}-{}-{n}", std::process::id()))
 }
 
 struct Ui {

@@ -130,6 +130,11 @@ fn split_and_hash_are_stable_and_rebuilds_are_no_ops_until_a_source_changes() {
     let again = build(&recipe, &opts(&tmp.path().join("a"))).unwrap();
     assert!(again.reused, "unchanged recipe and sources must not rebuild");
     assert_eq!(again.manifest.build.created, a.manifest.build.created);
+    // A changed recipe rebuilds, even when only a comment changed (the fingerprint is the text).
+    fs::write(&recipe, format!("# edited\n{PY_RECIPE}")).unwrap();
+    let edited = build(&recipe, &opts(&tmp.path().join("a"))).unwrap();
+    assert!(!edited.reused);
+    assert_eq!(edited.hash(), a.hash(), "same content, same corpus hash");
     let forced = build(&recipe, &BuildOptions { force: true, ..opts(&tmp.path().join("a")) }).unwrap();
     assert!(!forced.reused);
     assert_eq!(forced.hash(), a.hash());
