@@ -139,6 +139,41 @@ mod tests {
     }
 
     #[test]
+    fn balancing_loss_falls_when_the_router_learns_on_uniform_data() {
+        use crate::optim::AdamW;
+        use burn::tensor::ElementConversion;
+        type T = crate::backend::CpuTrainBackend;
+        let mut c = config(4, 1);
+        c.aux_loss_coef = 1.0;
+        c.lr = 1e-2;
+        c.weight_decay = 0.0;
+        let device = Default::default();
+        let mut init = Init::<T>::new(7, &device);
+        let mut moe = MoeMlp::<T>::new(&mut init, &c, 0.02);
+        // A router that sends every (positive) input to expert 0.
+        let skewed: Vec<f32> = (0..64 * 4).map(|i| if i % 4 == 0 { 0.5 } else { 0.0 }).collect();
+        moe.router = Linear { weight: burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(skewed, [64, 4]), &device)) };
+        let values: Vec<f32> = {
+            use rand::{Rng, SeedableRng};
+            let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+            (0..256 * 64).map(|_| rng.random_range(0.0f32..1.0)).collect()
+        };
+        let x = Tensor::<T, 2>::from_data(TensorData::new(values, [256, 64]), &device);
+        let mut opt = AdamW::<T>::new(&c);
+        let mut losses = Vec::new();
+        for _ in 0..150 {
+            let (_, aux, _) = moe.forward(x.clone());
+            losses.push(aux.clone().into_scalar().elem::<f64>());
+            opt.accumulate(&moe, &aux.backward());
+            let norm = opt.grad_norm();
+            moe = opt.step(moe, c.lr, norm);
+        }
+        let (first, last) = (losses[0], *losses.last().unwrap());
+        assert!(first > 3.5, "the skewed router starts unbalanced: {first}");
+        assert!(last < 1.5, "balance loss {first} → {last}");
+    }
+
+    #[test]
     fn top_k_gates_sum_to_one_over_k_experts() {
         let c = config(4, 2);
         let device = Default::default();
