@@ -91,7 +91,18 @@ pub fn fit_sweep(dir: &Path, args: &FitArgs, quiet: bool) -> Result<FitFile> {
             warmup_steps: Some(r.warmup_steps as f64),
         })
         .collect();
-    write_fit(&name, &dir.join(RESULTS_FILE).display().to_string(), &points, args, &n_col, quiet)
+    let budgets = budgets_around(rows.iter().filter(|r| r.status == "done").map(|r| r.flops));
+    write_fit(&name, &dir.join(RESULTS_FILE).display().to_string(), &points, args, &n_col, &budgets, quiet)
+}
+
+/// Compute budgets to plan for: every decade from the sweep's smallest trial to a hundred
+/// times its largest, so the allocation speaks to the scale the sweep measured.
+fn budgets_around(flops: impl Iterator<Item = f64>) -> Vec<f64> {
+    let (lo, hi) = flops.filter(|f| f.is_finite() && *f > 0.0).fold((f64::INFINITY, 0f64), |(lo, hi), f| (lo.min(f), hi.max(f)));
+    if hi <= 0.0 {
+        return Vec::new();
+    }
+    (lo.log10().floor() as i32..=hi.log10().ceil() as i32 + 2).map(|e| 10f64.powi(e)).collect()
 }
 
 fn fit_table(path: &Path, args: &FitArgs) -> Result<FitFile> {
@@ -132,11 +143,12 @@ fn fit_table(path: &Path, args: &FitArgs) -> Result<FitFile> {
         })
         .collect();
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "table".into());
-    write_fit(&name, &path.display().to_string(), &points, args, &n_col, false)
+    let budgets = budgets_around(points.iter().map(|p| p.flops.unwrap_or(6.0 * p.n * p.d)));
+    write_fit(&name, &path.display().to_string(), &points, args, &n_col, &budgets, false)
 }
 
-fn write_fit(name: &str, source: &str, points: &[Point], args: &FitArgs, n_col: &str, quiet: bool) -> Result<FitFile> {
-    let opts = FitOptions { bootstrap: args.bootstrap, seed: args.seed, n_col: n_col.to_string(), ..Default::default() };
+fn write_fit(name: &str, source: &str, points: &[Point], args: &FitArgs, n_col: &str, budgets: &[f64], quiet: bool) -> Result<FitFile> {
+    let opts = FitOptions { bootstrap: args.bootstrap, seed: args.seed, n_col: n_col.to_string(), budgets: budgets.to_vec(), ..Default::default() };
     let fit = codescale_fit::fit_points(name, source, points, &opts);
     let out = args.out.clone().unwrap_or_else(|| fit_path(name));
     codescale_core::atomic::write_json(&out, &fit)?;

@@ -10,6 +10,7 @@ pub mod record;
 pub mod results;
 pub mod schedule;
 pub mod shape;
+pub mod time;
 
 pub use config::{Arch, Backend, Schedule, TrialConfig, TrialSpec};
 pub use record::{CurvePoint, Metrics, Provenance, Status, TrialRecord};

@@ -15,11 +15,10 @@ pub mod hyper;
 pub mod isoflop;
 pub mod schema;
 pub mod table;
-mod time;
 
 pub use schema::*;
 pub use table::render_table;
-pub use time::rfc3339_utc;
+pub use codescale_core::time::rfc3339_utc;
 
 /// One trial as the CLI reads it from results.
 #[derive(Debug, Clone, PartialEq)]

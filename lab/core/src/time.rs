@@ -2,6 +2,11 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// Now, as `YYYY-MM-DDTHH:MM:SSZ` in UTC.
+pub fn now_rfc3339() -> String {
+    rfc3339_utc(SystemTime::now())
+}
+
 /// `YYYY-MM-DDTHH:MM:SSZ` in UTC (times before 1970 print as the epoch).
 pub fn rfc3339_utc(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
