@@ -45,15 +45,19 @@ impl<B: Backend> RmsNorm<B> {
     }
 }
 
-/// Rotary embeddings in the "rotate half" form, with cos/sin tables precomputed once.
+/// Rotary embeddings in the "rotate half" form, with cos/sin tables precomputed once (and the
+/// causal mask, which shares their sequence length).
 #[derive(Module, Debug)]
 pub struct Rotary<B: Backend> {
+    /// `[micro_batch, seq_len, heads, head_dim]`.
     cos: Tensor<B, 4>,
     sin: Tensor<B, 4>,
+    /// `[micro_batch, heads, seq_len, seq_len]`: 0 on and below the diagonal, −∞ above.
+    causal: Tensor<B, 4>,
 }
 
 impl<B: Backend> Rotary<B> {
-    pub fn new(seq_len: usize, head_dim: usize, device: &B::Device) -> Self {
+    pub fn new(seq_len: usize, head_dim: usize, batch: usize, heads: usize, device: &B::Device) -> Self {
         let half = head_dim / 2;
         let mut cos = Vec::with_capacity(seq_len * head_dim);
         let mut sin = Vec::with_capacity(seq_len * head_dim);
@@ -65,24 +69,29 @@ impl<B: Backend> Rotary<B> {
                 sin.push(angle.sin() as f32);
             }
         }
-        let table = |v: Vec<f32>| Tensor::<B, 1>::from_floats(v.as_slice(), device).reshape([1, 1, seq_len, head_dim]);
-        Rotary { cos: table(cos), sin: table(sin) }
+        // Full-shape tables: a same-shape multiply is one vectorised pass, a broadcast one is not.
+        let table = |v: Vec<f32>| Tensor::<B, 1>::from_floats(v.as_slice(), device).reshape([1, seq_len, 1, head_dim]).repeat(&[batch, 1, heads, 1]);
+        let mask: Vec<f32> = (0..seq_len * seq_len).map(|i| if i % seq_len > i / seq_len { f32::NEG_INFINITY } else { 0.0 }).collect();
+        let causal = Tensor::<B, 1>::from_floats(mask.as_slice(), device).reshape([1, 1, seq_len, seq_len]).repeat(&[batch, heads, 1, 1]);
+        Rotary { cos: table(cos), sin: table(sin), causal }
     }
 
-    /// `x`: `[batch, heads, time, head_dim]`.
+    /// `x`: `[batch, time, heads, head_dim]`.
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [_, _, t, hd] = x.dims();
+        let [b, t, h, hd] = x.dims();
         let half = hd / 2;
         let rotated = Tensor::cat(vec![x.clone().narrow(3, half, half).neg(), x.clone().narrow(3, 0, half)], 3);
-        let cos = self.cos.clone().narrow(2, 0, t);
-        let sin = self.sin.clone().narrow(2, 0, t);
+        let cos = self.cos.clone().slice([0..b, 0..t, 0..h, 0..hd]);
+        let sin = self.sin.clone().slice([0..b, 0..t, 0..h, 0..hd]);
         x * cos + rotated * sin
     }
 }
 
 #[derive(Module, Debug)]
 pub struct Attention<B: Backend> {
-    qkv: Linear<B>,
+    q: Linear<B>,
+    k: Linear<B>,
+    v: Linear<B>,
     out: Linear<B>,
     n_heads: usize,
 }
@@ -91,34 +100,40 @@ impl<B: Backend> Attention<B> {
     fn forward(&self, x: Tensor<B, 2>, rotary: &Rotary<B>, batch: usize, time: usize) -> Tensor<B, 2> {
         let d = x.dims()[1];
         let (h, hd) = (self.n_heads, d / self.n_heads);
-        let qkv = self.qkv.forward(x).reshape([batch, time, 3 * h, hd]).swap_dims(1, 2);
-        let q = rotary.apply(qkv.clone().narrow(1, 0, h));
-        let k = rotary.apply(qkv.clone().narrow(1, h, h));
-        let v = qkv.narrow(1, 2 * h, h);
-        let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: true };
-        let y = attention(q, k, v, None, None, options);
+        // Separate projections keep q, k and v contiguous in [batch, time, heads, head_dim], where
+        // the rotary tables apply without strides; only then do heads move in front of time.
+        let heads = |t: Tensor<B, 2>| t.reshape([batch, time, h, hd]);
+        let q = rotary.apply(heads(self.q.forward(x.clone()))).swap_dims(1, 2);
+        let k = rotary.apply(heads(self.k.forward(x.clone()))).swap_dims(1, 2);
+        let v = heads(self.v.forward(x)).swap_dims(1, 2);
+        // A precomputed additive mask of the scores' full shape: burn's `is_causal` builds a
+        // broadcast boolean mask on every call that `mask_fill` copies to contiguous memory,
+        // forward and backward, and a broadcast add walks strided indices; a same-shape add
+        // is one vectorised pass.
+        let causal = rotary.causal.clone().slice([0..batch, 0..h, 0..time, 0..time]);
+        let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: false };
+        let y = attention(q, k, v, None, Some(causal), options);
         self.out.forward(y.swap_dims(1, 2).reshape([batch * time, d]))
     }
 }
 
-/// SwiGLU: (silu(x·W_gate) ⊙ x·W_up)·W_down, gate and up fused into one projection.
+/// SwiGLU: (silu(x·W_gate) ⊙ x·W_up)·W_down. Gate and up stay two projections: slicing one
+/// fused output would leave strided halves that every elementwise op (and its backward) then
+/// walks slowly.
 #[derive(Module, Debug)]
 pub struct SwiGlu<B: Backend> {
-    gate_up: Linear<B>,
+    gate: Linear<B>,
+    up: Linear<B>,
     down: Linear<B>,
-    hidden: usize,
 }
 
 impl<B: Backend> SwiGlu<B> {
     pub fn new(init: &mut Init<'_, B>, d: usize, hidden: usize, out_std: f64) -> Self {
         let std = init.std;
-        SwiGlu { gate_up: Linear::new(init, d, 2 * hidden, std), down: Linear::new(init, hidden, d, out_std), hidden }
+        SwiGlu { gate: Linear::new(init, d, hidden, std), up: Linear::new(init, d, hidden, std), down: Linear::new(init, hidden, d, out_std) }
     }
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let gu = self.gate_up.forward(x);
-        let gate = gu.clone().narrow(1, 0, self.hidden);
-        let up = gu.narrow(1, self.hidden, self.hidden);
-        self.down.forward(silu(gate) * up)
+        self.down.forward(silu(self.gate.forward(x.clone())) * self.up.forward(x))
     }
 }
 
@@ -171,7 +186,13 @@ impl<B: Backend> Transformer<B> {
                 };
                 Block {
                     norm_attn: RmsNorm::new(&mut init, d),
-                    attn: Attention { qkv: Linear::new(&mut init, d, 3 * d, std), out: Linear::new(&mut init, d, d, out_std), n_heads: c.n_heads },
+                    attn: Attention {
+                        q: Linear::new(&mut init, d, d, std),
+                        k: Linear::new(&mut init, d, d, std),
+                        v: Linear::new(&mut init, d, d, std),
+                        out: Linear::new(&mut init, d, d, out_std),
+                        n_heads: c.n_heads,
+                    },
                     norm_mlp: RmsNorm::new(&mut init, d),
                     mlp,
                 }
@@ -179,7 +200,7 @@ impl<B: Backend> Transformer<B> {
             .collect();
         let norm = RmsNorm::new(&mut init, d);
         let head = Linear::new(&mut init, d, v, std);
-        Transformer { embed, blocks, norm, head, rotary: Rotary::new(c.seq_len, d / c.n_heads, device) }
+        Transformer { embed, blocks, norm, head, rotary: Rotary::new(c.seq_len, d / c.n_heads, c.micro_batch, c.n_heads, device) }
     }
 
     /// `tokens`: `[batch, time]` → logits `[batch·time, vocab]`.
