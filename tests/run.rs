@@ -61,3 +61,32 @@ fn quickstart_sweep_plans() {
         assert!(out.status.success(), "{file}: {}", text(&out));
     }
 }
+
+#[test]
+fn reduced_quickstart_runs_end_to_end_on_this_machines_code() {
+    // The README's main job through the same code path, with smaller models and budgets.
+    let lab = Lab::new();
+    let quickstart = std::fs::read_to_string(common::repo().join("sweeps/quickstart.toml")).unwrap();
+    let recipe = common::repo().join("corpora/local.toml");
+    let reduced: String = quickstart
+        .lines()
+        .map(|line| match line.split_once(" = ").map(|(k, _)| k.trim()) {
+            Some("name") => "name = \"quickstart-ci\"".to_string(),
+            Some("corpus") => format!("corpus = \"{}\"", recipe.display()),
+            Some("model") => "model = { values = [\"d32-l1\", \"d48-l1\", \"d64-l1\"] }".to_string(),
+            Some("tokens") => "tokens = { values = [8192, 16384] }".to_string(),
+            Some("eval_tokens") => "eval_tokens = 2048".to_string(),
+            _ => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let sweep = lab.path().join("quickstart-ci.toml");
+    std::fs::write(&sweep, reduced).unwrap();
+    let out = lab.run(&["run", sweep.to_str().unwrap(), "--quiet"]);
+    let log = text(&out);
+    assert!(out.status.success(), "{log}");
+    for language in ["python", "rust", "go"] {
+        assert!(log.lines().any(|l| l.starts_with(language) && l.contains("α_N")), "{language} has a fit: {log}");
+    }
+    assert!(lab.path().join("reports/quickstart-ci/index.html").exists());
+}

@@ -1,7 +1,14 @@
 //! `fits/<name>.json`: what `codescale fit` writes and `codescale report` reads. Fields may be
 //! added; renaming one breaks old fit files.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
+
+/// JSON has no NaN or infinity: serde_json writes them as `null`. Reading `null` back as NaN
+/// lets a fit of a degenerate group (an overflowing term, an undefined allocation) round-trip
+/// instead of making the whole file unreadable.
+fn f64_or_nan<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FitFile {
@@ -27,6 +34,7 @@ pub struct Excluded {
 /// A point estimate with its bootstrap percentile interval (95 % by default).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Estimate {
+    #[serde(deserialize_with = "f64_or_nan")]
     pub value: f64,
     pub lo: Option<f64>,
     pub hi: Option<f64>,
@@ -51,8 +59,11 @@ pub struct GroupFit {
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FitPoint {
+    #[serde(deserialize_with = "f64_or_nan")]
     pub n: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub d: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub loss: f64,
     pub predicted: Option<f64>,
 }
@@ -71,8 +82,10 @@ pub struct LawFit {
     pub n_c: Estimate,
     pub d_c: Estimate,
     /// Summed Huber objective at the optimum.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub huber: f64,
     /// Root-mean-square error of log loss.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub rmse_log: f64,
     pub starts: usize,
     pub converged_starts: usize,
@@ -92,6 +105,7 @@ pub struct Allocation {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BudgetPlan {
+    #[serde(deserialize_with = "f64_or_nan")]
     pub flops: f64,
     pub n_opt: Estimate,
     pub d_opt: Estimate,
@@ -108,10 +122,13 @@ pub struct IsoFlopFit {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IsoFlopBudget {
+    #[serde(deserialize_with = "f64_or_nan")]
     pub flops: f64,
     /// loss = c[0] + c[1]·x + c[2]·x², x = ln N.
     pub coeffs: [f64; 3],
+    #[serde(deserialize_with = "f64_or_nan")]
     pub n_opt: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub d_opt: f64,
     pub points: Vec<FitPoint>,
 }
@@ -127,6 +144,7 @@ pub struct HyperLaws {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HyperBudget {
+    #[serde(deserialize_with = "f64_or_nan")]
     pub flops: f64,
     pub best: HyperPoint,
     /// Every configuration within 0.25 % of the best loss.
@@ -137,10 +155,14 @@ pub struct HyperBudget {
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct HyperPoint {
+    #[serde(deserialize_with = "f64_or_nan")]
     pub lr: f64,
     /// Batch size in tokens.
+    #[serde(deserialize_with = "f64_or_nan")]
     pub batch_tokens: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub warmup_steps: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub loss: f64,
 }
 
@@ -155,6 +177,28 @@ pub struct Extrapolation {
     /// The model sizes left out of the refit.
     pub held_out_n: Vec<f64>,
     pub points: Vec<FitPoint>,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub mean_abs_rel_error: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
     pub max_abs_rel_error: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_finite_numbers_round_trip_as_nan() {
+        let plan = BudgetPlan {
+            flops: 1e18,
+            n_opt: Estimate { value: f64::INFINITY, lo: None, hi: None },
+            d_opt: Estimate { value: 1e9, lo: Some(1e8), hi: Some(1e10) },
+            tokens_per_param: Estimate { value: f64::NAN, lo: None, hi: None },
+            loss: Estimate { value: f64::NAN, lo: Some(2.0), hi: Some(3.0) },
+        };
+        let back: BudgetPlan = serde_json::from_str(&serde_json::to_string(&plan).unwrap()).unwrap();
+        assert!(back.loss.value.is_nan() && back.n_opt.value.is_nan() && back.tokens_per_param.value.is_nan());
+        assert_eq!(back.d_opt, plan.d_opt);
+        assert_eq!(back.loss.lo, Some(2.0));
+    }
 }

@@ -127,7 +127,9 @@ impl ValueFormatter<f64> for Scale {
 /// one or two decades get 1-2-5; narrower ranges get evenly spaced round numbers, which on a
 /// log axis is what a reader expects for loss values like 1.5 … 3.
 pub fn log_ticks(lo: f64, hi: f64) -> (Vec<f64>, Vec<f64>) {
-    if !(lo > 0.0 && hi > lo) {
+    // An infinite end (a degenerate fit's overflowing term) would make the decade loops run
+    // over the whole i32 range.
+    if !(lo > 0.0 && hi > lo && hi.is_finite()) {
         return (Vec::new(), Vec::new());
     }
     let inside = |v: f64| v >= lo * (1.0 - 1e-9) && v <= hi * (1.0 + 1e-9);
@@ -407,6 +409,13 @@ pub fn fmt_pct(v: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn infinite_or_huge_ranges_return_at_once() {
+        assert_eq!(log_ticks(1.0, f64::INFINITY), (Vec::new(), Vec::new()));
+        let (major, _) = log_ticks(1e-300, f64::MAX);
+        assert!(!major.is_empty() && major.len() <= 8, "{major:?}");
+    }
 
     #[test]
     fn narrow_log_range_gets_labelled_ticks() {

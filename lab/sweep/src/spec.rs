@@ -153,7 +153,10 @@ impl Sweep {
             let probes: Vec<serde_json::Value> = match (&param.values, &param.value) {
                 (Some(vs), _) => vs.iter().map(toml_to_json).collect(),
                 (_, Some(v)) => vec![toml_to_json(v)],
-                _ => vec![serde_json::json!(param.min.unwrap_or(1.0))],
+                _ => vec![match param.distribution {
+                    Some(Distribution::IntUniform) => serde_json::json!(param.min.unwrap_or(1.0) as i64),
+                    _ => serde_json::json!(param.min.unwrap_or(1.0)),
+                }],
             };
             for v in probes {
                 apply(&mut TrialSpec::default(), key, &v).map_err(|m| fail(l, key, &m))?;
