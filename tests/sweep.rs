@@ -131,3 +131,18 @@ fn asha_prunes_bad_learning_rates_and_keeps_the_best() {
     assert!(best.lr >= 3e-3, "best trial has lr {}", best.lr);
     assert!(lab.path().join("runs/asha/asha.json").exists(), "rungs are kept on disk");
 }
+
+#[test]
+fn dense_and_moe_of_equal_active_size_finish_in_one_sweep() {
+    let lab = Lab::new();
+    let sweep = lab.sweep("family", "tokens = 16384\n[parameters]\nfamily = { values = [{ arch = \"dense\" }, { arch = \"moe\", n_experts = 4, top_k = 1 }] }\n");
+    let out = lab.run(&["sweep", "run", sweep.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows = results(&lab.path().join("runs"), "family");
+    assert_eq!(rows.iter().map(|r| (r.arch.as_str(), r.status.as_str())).collect::<Vec<_>>(), vec![("dense", "done"), ("moe", "done")]);
+    let (dense, moe) = (&rows[0], &rows[1]);
+    // Top-1 of 4 experts as wide as the dense MLP: a token touches the dense model's
+    // parameters plus the router's.
+    assert_eq!(moe.n_params_active - dense.n_params_active, 32.0 * 4.0);
+    assert!(moe.n_params_total > dense.n_params_total);
+}

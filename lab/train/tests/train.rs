@@ -91,3 +91,26 @@ fn huge_learning_rate_is_recorded_as_diverged() {
     assert_eq!(saved, record, "the record on disk is complete");
     assert!(!curve(&dir).is_empty() || record.metrics.diverged_at == Some(0));
 }
+
+#[test]
+fn a_small_moe_learns_on_real_code_and_reports_its_routing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = common::corpus(tmp.path());
+    let config = common::config(120, |s| {
+        s.arch = Some(codescale_core::Arch::Moe);
+        s.n_experts = Some(4);
+        s.top_k = Some(2);
+    });
+    let dir = tmp.path().join("moe");
+    let record = train_trial(&dir, &config, &corpus, &quiet()).unwrap();
+    assert_eq!(record.status, Status::Done);
+    assert!(record.metrics.n_params_active < record.metrics.n_params);
+    let points = curve(&dir);
+    let evals: Vec<&CurvePoint> = points.iter().filter(|p| p.val_loss.is_some()).collect();
+    let (first, last) = (evals[0].val_loss.unwrap(), evals.last().unwrap().val_loss.unwrap());
+    assert!(last < first - 0.5 && last < 0.75 * (257f64).ln(), "validation loss {first} → {last}");
+    let load = evals.last().unwrap().expert_load.clone().expect("routing telemetry at evaluations");
+    assert_eq!(load.len(), 4);
+    assert!((load.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    assert!(evals.last().unwrap().router_entropy.unwrap() > 0.0);
+}
