@@ -164,9 +164,7 @@ pub fn trial_run(sweep_dir: &Path, index: usize, quiet: bool) -> Result<ExitCode
         println!("trial {} is already finished", config.trial_id());
         return Ok(ExitCode::SUCCESS);
     }
-    if config.checkpoint_interval == 0 {
-        config.checkpoint_interval = (config.total_steps() / 10).max(1);
-    }
+    config.checkpoint_interval = config.checkpoint_every();
     let corpus = corpus_for(&config, quiet)?;
     std::fs::create_dir_all(&trial_dir)?;
     let record = codescale_train::train_trial(&trial_dir, &config, &corpus, &RunOptions { quiet, ..Default::default() })?;

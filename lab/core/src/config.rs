@@ -410,8 +410,20 @@ impl TrialConfig {
         if self.eval_interval > 0 {
             self.eval_interval
         } else {
-            (self.total_steps() / 10).max(1)
+            self.tenth_of_steps()
         }
+    }
+    /// Checkpoint interval for a scheduled run, which must survive a crash: the config's, or
+    /// about ten checkpoints (0 in the config means none for a lone `train`).
+    pub fn checkpoint_every(&self) -> usize {
+        if self.checkpoint_interval > 0 {
+            self.checkpoint_interval
+        } else {
+            self.tenth_of_steps()
+        }
+    }
+    fn tenth_of_steps(&self) -> usize {
+        (self.total_steps() / 10).max(1)
     }
     /// Learning rate at optimizer step `step` (0-based).
     pub fn lr_at(&self, step: usize) -> f64 {

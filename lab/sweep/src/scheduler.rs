@@ -105,9 +105,7 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
             scope.spawn(|| loop {
                 let Some(mut config) = queue.lock().unwrap().pop_front() else { break };
                 config.threads = Some(threads);
-                if config.checkpoint_interval == 0 {
-                    config.checkpoint_interval = (config.total_steps() / 10).max(1);
-                }
+                config.checkpoint_interval = config.checkpoint_every();
                 let bar = multi.insert_before(&overall, ProgressBar::new(config.total_steps() as u64));
                 bar.set_style(ProgressStyle::with_template("  {prefix:16} {pos}/{len} steps [{bar:20}] {msg}").expect("template").progress_chars("=> "));
                 bar.set_prefix(format!("{} {}", config.language, config.model));
