@@ -5,6 +5,7 @@ pub mod backend;
 pub mod checkpoint;
 pub mod data;
 pub mod init;
+pub mod kernels;
 pub mod model;
 pub mod moe;
 pub mod optim;

@@ -2,17 +2,17 @@
 //! attention, SwiGLU MLP (or a routed mixture of experts), untied output head.
 //!
 //! Activations stay 2-D (`[batch·time, d_model]`) outside attention so every projection is one
-//! plain matrix multiply.
+//! plain matrix multiply; attention, norms, SwiGLU, rotary and the loss are the backend's fused
+//! [`Kernels`].
 
 use burn::module::{Module, Param};
-use burn::tensor::activation::{log_softmax, silu};
 use burn::tensor::backend::Backend;
-use burn::tensor::module::{attention, embedding};
-use burn::tensor::ops::AttentionModuleOptions;
+use burn::tensor::module::embedding;
 use burn::tensor::{Int, Tensor};
 use codescale_core::{Arch, TrialConfig};
 
 use crate::init::Init;
+use crate::kernels::{rotary_tables, Kernels};
 use crate::moe::{MoeMlp, RouterStats};
 
 /// A weight `[d_in, d_out]` without bias.
@@ -39,51 +39,35 @@ impl<B: Backend> RmsNorm<B> {
     pub fn new(init: &mut Init<'_, B>, d: usize) -> Self {
         RmsNorm { gamma: init.ones(d) }
     }
+}
+
+impl<B: Kernels> RmsNorm<B> {
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        let inv_rms = (x.clone().square().mean_dim(1) + 1e-6).sqrt().recip();
-        x * inv_rms * self.gamma.val().unsqueeze()
+        B::rms_norm(x, self.gamma.val())
     }
 }
 
-/// Rotary embeddings in the "rotate half" form, with cos/sin tables precomputed once (and the
-/// causal mask, which shares their sequence length).
+/// Rotary tables (rotate-half form), precomputed once for the trial's sequence length.
 #[derive(Module, Debug)]
 pub struct Rotary<B: Backend> {
-    /// `[micro_batch, seq_len, heads, head_dim]`.
-    cos: Tensor<B, 4>,
-    sin: Tensor<B, 4>,
-    /// `[micro_batch, heads, seq_len, seq_len]`: 0 on and below the diagonal, −∞ above.
-    causal: Tensor<B, 4>,
+    /// `[seq_len, head_dim / 2]`.
+    cos: Tensor<B, 2>,
+    sin: Tensor<B, 2>,
 }
 
 impl<B: Backend> Rotary<B> {
-    pub fn new(seq_len: usize, head_dim: usize, batch: usize, heads: usize, device: &B::Device) -> Self {
-        let half = head_dim / 2;
-        let mut cos = Vec::with_capacity(seq_len * head_dim);
-        let mut sin = Vec::with_capacity(seq_len * head_dim);
-        for pos in 0..seq_len {
-            for i in 0..head_dim {
-                let freq = 10_000f64.powf(-((i % half) as f64) / half as f64);
-                let angle = pos as f64 * freq;
-                cos.push(angle.cos() as f32);
-                sin.push(angle.sin() as f32);
-            }
-        }
-        // Full-shape tables: a same-shape multiply is one vectorised pass, a broadcast one is not.
-        let table = |v: Vec<f32>| Tensor::<B, 1>::from_floats(v.as_slice(), device).reshape([1, seq_len, 1, head_dim]).repeat(&[batch, 1, heads, 1]);
-        let mask: Vec<f32> = (0..seq_len * seq_len).map(|i| if i % seq_len > i / seq_len { f32::NEG_INFINITY } else { 0.0 }).collect();
-        let causal = Tensor::<B, 1>::from_floats(mask.as_slice(), device).reshape([1, 1, seq_len, seq_len]).repeat(&[batch, heads, 1, 1]);
-        Rotary { cos: table(cos), sin: table(sin), causal }
+    pub fn new(seq_len: usize, head_dim: usize, device: &B::Device) -> Self {
+        let (cos, sin) = rotary_tables(seq_len, head_dim);
+        let table = |v: Vec<f32>| Tensor::<B, 1>::from_floats(v.as_slice(), device).reshape([seq_len, head_dim / 2]);
+        Rotary { cos: table(cos), sin: table(sin) }
     }
+}
 
+impl<B: Kernels> Rotary<B> {
     /// `x`: `[batch, time, heads, head_dim]`.
     pub fn apply(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
-        let [b, t, h, hd] = x.dims();
-        let half = hd / 2;
-        let rotated = Tensor::cat(vec![x.clone().narrow(3, half, half).neg(), x.clone().narrow(3, 0, half)], 3);
-        let cos = self.cos.clone().slice([0..b, 0..t, 0..h, 0..hd]);
-        let sin = self.sin.clone().slice([0..b, 0..t, 0..h, 0..hd]);
-        x * cos + rotated * sin
+        let [_, t, _, hd] = x.dims();
+        B::rotary(x, self.cos.clone().slice([0..t, 0..hd / 2]), self.sin.clone().slice([0..t, 0..hd / 2]))
     }
 }
 
@@ -96,24 +80,16 @@ pub struct Attention<B: Backend> {
     n_heads: usize,
 }
 
-impl<B: Backend> Attention<B> {
+impl<B: Kernels> Attention<B> {
     fn forward(&self, x: Tensor<B, 2>, rotary: &Rotary<B>, batch: usize, time: usize) -> Tensor<B, 2> {
         let d = x.dims()[1];
-        let (h, hd) = (self.n_heads, d / self.n_heads);
-        // Separate projections keep q, k and v contiguous in [batch, time, heads, head_dim], where
-        // the rotary tables apply without strides; only then do heads move in front of time.
-        let heads = |t: Tensor<B, 2>| t.reshape([batch, time, h, hd]);
-        let q = rotary.apply(heads(self.q.forward(x.clone()))).swap_dims(1, 2);
-        let k = rotary.apply(heads(self.k.forward(x.clone()))).swap_dims(1, 2);
-        let v = heads(self.v.forward(x)).swap_dims(1, 2);
-        // A precomputed additive mask of the scores' full shape: burn's `is_causal` builds a
-        // broadcast boolean mask on every call that `mask_fill` copies to contiguous memory,
-        // forward and backward, and a broadcast add walks strided indices; a same-shape add
-        // is one vectorised pass.
-        let causal = rotary.causal.clone().slice([0..batch, 0..h, 0..time, 0..time]);
-        let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: false };
-        let y = attention(q, k, v, None, Some(causal), options);
-        self.out.forward(y.swap_dims(1, 2).reshape([batch * time, d]))
+        // q, k and v stay in the projections' own layout, [batch, time, heads, head_dim]: the
+        // fused attention reads heads with strides, so nothing is transposed or copied.
+        let heads = |t: Tensor<B, 2>| t.reshape([batch, time, self.n_heads, d / self.n_heads]);
+        let q = rotary.apply(heads(self.q.forward(x.clone())));
+        let k = rotary.apply(heads(self.k.forward(x.clone())));
+        let v = heads(self.v.forward(x));
+        self.out.forward(B::causal_attention(q, k, v).reshape([batch * time, d]))
     }
 }
 
@@ -132,8 +108,11 @@ impl<B: Backend> SwiGlu<B> {
         let std = init.std;
         SwiGlu { gate: Linear::new(init, d, hidden, std), up: Linear::new(init, d, hidden, std), down: Linear::new(init, hidden, d, out_std) }
     }
+}
+
+impl<B: Kernels> SwiGlu<B> {
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        self.down.forward(silu(self.gate.forward(x.clone())) * self.up.forward(x))
+        self.down.forward(B::swiglu(self.gate.forward(x.clone()), self.up.forward(x)))
     }
 }
 
@@ -200,8 +179,11 @@ impl<B: Backend> Transformer<B> {
             .collect();
         let norm = RmsNorm::new(&mut init, d);
         let head = Linear::new(&mut init, d, v, std);
-        Transformer { embed, blocks, norm, head, rotary: Rotary::new(c.seq_len, d / c.n_heads, c.micro_batch, c.n_heads, device) }
+        Transformer { embed, blocks, norm, head, rotary: Rotary::new(c.seq_len, d / c.n_heads, device) }
     }
+}
+
+impl<B: Kernels> Transformer<B> {
 
     /// `tokens`: `[batch, time]` → logits `[batch·time, vocab]`.
     pub fn forward(&self, tokens: Tensor<B, 2, Int>) -> (Tensor<B, 2>, Aux<B>) {
@@ -233,10 +215,6 @@ impl<B: Backend> Transformer<B> {
     pub fn loss(&self, tokens: Tensor<B, 2, Int>, targets: Tensor<B, 2, Int>) -> (Tensor<B, 1>, Aux<B>) {
         let [batch, time] = targets.dims();
         let (logits, aux) = self.forward(tokens);
-        (cross_entropy(logits, targets.reshape([batch * time, 1])), aux)
+        (B::cross_entropy(logits, targets.reshape([batch * time])), aux)
     }
-}
-
-pub fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 2, Int>) -> Tensor<B, 1> {
-    log_softmax(logits, 1).gather(1, targets).mean().neg()
 }

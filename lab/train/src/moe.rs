@@ -13,6 +13,7 @@ use burn::tensor::{IndexingUpdateOp, Int, Tensor, TensorData};
 use codescale_core::TrialConfig;
 
 use crate::init::Init;
+use crate::kernels::Kernels;
 use crate::model::{Linear, SwiGlu};
 
 #[derive(Module, Debug)]
@@ -42,6 +43,9 @@ impl<B: Backend> MoeMlp<B> {
         MoeMlp { router, experts, shared, top_k: c.top_k, aux_loss_coef: c.aux_loss_coef, z_loss_coef: c.z_loss_coef }
     }
 
+}
+
+impl<B: Kernels> MoeMlp<B> {
     /// `x`: `[tokens, d]` → (output `[tokens, d]`, auxiliary loss, routing statistics).
     pub fn forward(&self, x: Tensor<B, 2>) -> (Tensor<B, 2>, Tensor<B, 1>, RouterStats<B>) {
         let [n, _] = x.dims();

@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use burn::module::AutodiffModule;
-use burn::tensor::backend::{AutodiffBackend, Backend};
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ElementConversion;
 use codescale_core::record::{CHECKPOINT_DIR, CURVE_FILE};
 use codescale_core::{provenance, CurvePoint, Metrics, Status, TrialConfig, TrialRecord};
@@ -14,6 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::{EvalSet, Sampler};
+use crate::kernels::Kernels;
 use crate::model::Transformer;
 use crate::optim::AdamW;
 
@@ -39,7 +40,11 @@ fn divergence_threshold(vocab: usize) -> f64 {
     2.0 * (vocab as f64).ln() + 1.0
 }
 
-pub fn train<B: AutodiffBackend>(dir: &Path, config: &TrialConfig, corpus: &Corpus, device: &B::Device, device_name: &str, opts: &RunOptions) -> Result<TrialRecord> {
+pub fn train<B>(dir: &Path, config: &TrialConfig, corpus: &Corpus, device: &B::Device, device_name: &str, opts: &RunOptions) -> Result<TrialRecord>
+where
+    B: AutodiffBackend + Kernels,
+    B::InnerBackend: Kernels,
+{
     let id = config.trial_id();
     let mut record = TrialRecord::pending(config.clone());
     record.status = Status::Running;
@@ -191,7 +196,7 @@ pub fn train<B: AutodiffBackend>(dir: &Path, config: &TrialConfig, corpus: &Corp
 }
 
 /// Mean validation loss over the fixed windows, and the first MoE layer's routing.
-fn evaluate<B: Backend>(model: &Transformer<B>, eval: &mut EvalSet, device: &B::Device) -> (f64, Option<Vec<f64>>, Option<f64>) {
+fn evaluate<B: Kernels>(model: &Transformer<B>, eval: &mut EvalSet, device: &B::Device) -> (f64, Option<Vec<f64>>, Option<f64>) {
     let mut total = 0.0;
     let mut rows = 0usize;
     let mut load: Option<Vec<f64>> = None;
