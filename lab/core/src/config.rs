@@ -47,6 +47,24 @@ impl Schedule {
         }
     }
 }
+/// The precision of matrix multiplies. Weights, optimizer state, norms, softmax and the loss
+/// stay f32 either way, as under PyTorch's autocast.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    #[default]
+    F32,
+    /// bf16 multiplies (tensor cores on CUDA; emulated by rounding on Flex, which is slower and
+    /// only useful to check the numerics).
+    Bf16,
+}
+
+impl Precision {
+    pub fn is_f32(&self) -> bool {
+        *self == Precision::F32
+    }
+}
+
 impl Backend {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -102,6 +120,8 @@ pub struct TrialSpec {
     pub checkpoint_interval: Option<usize>,
     pub seed: Option<u64>,
     pub backend: Option<Backend>,
+    /// `f32` (default) or `bf16` (autocast matrix multiplies).
+    pub precision: Option<Precision>,
     pub threads: Option<usize>,
 }
 
@@ -144,6 +164,9 @@ pub struct TrialConfig {
     pub checkpoint_interval: usize,
     pub seed: u64,
     pub backend: Backend,
+    /// Left out of the canonical JSON when f32, so ids from before the key existed still hold.
+    #[serde(skip_serializing_if = "Precision::is_f32", default)]
+    pub precision: Precision,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub threads: Option<usize>,
 }
@@ -353,6 +376,7 @@ impl TrialSpec {
             checkpoint_interval: self.checkpoint_interval.unwrap_or(0),
             seed: self.seed.unwrap_or(0),
             backend: self.backend.unwrap_or(Backend::Flex),
+            precision: self.precision.unwrap_or_default(),
             threads: self.threads,
         };
         if config.total_steps() < 1 {
@@ -475,6 +499,19 @@ mod tests {
         assert_eq!(a.trial_id(), b.trial_id());
         b.lr *= 2.0;
         assert_ne!(a.trial_id(), b.trial_id());
+    }
+
+    #[test]
+    fn precision_is_in_the_canonical_config_only_when_not_f32() {
+        let a = spec().resolve().unwrap();
+        assert!(!serde_json::to_string(&a).unwrap().contains("precision"), "f32 trials keep their ids");
+        let mut s = spec();
+        s.set("precision", "bf16").unwrap();
+        let b = s.resolve().unwrap();
+        assert_eq!(b.precision, Precision::Bf16);
+        assert!(serde_json::to_string(&b).unwrap().contains(r#""precision":"bf16""#));
+        assert_ne!(a.trial_id(), b.trial_id());
+        assert!(spec().set("precision", "fp8").is_err());
     }
 
     #[test]

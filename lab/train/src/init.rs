@@ -13,11 +13,13 @@ pub struct Init<'a, B: Backend> {
     device: &'a B::Device,
     /// The base standard deviation (GPT-2's 0.02).
     pub std: f64,
+    /// Whether the linear layers made from here multiply in bf16.
+    pub bf16: bool,
 }
 
 impl<'a, B: Backend> Init<'a, B> {
     pub fn new(seed: u64, device: &'a B::Device) -> Self {
-        Init { rng: ChaCha8Rng::seed_from_u64(seed), device, std: 0.02 }
+        Init { rng: ChaCha8Rng::seed_from_u64(seed), device, std: 0.02, bf16: false }
     }
 
     pub fn normal<const D: usize>(&mut self, shape: [usize; D], std: f64) -> Param<Tensor<B, D>> {

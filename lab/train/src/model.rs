@@ -8,8 +8,8 @@
 use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::embedding;
-use burn::tensor::{Int, Tensor};
-use codescale_core::{Arch, TrialConfig};
+use burn::tensor::{FloatDType, Int, Tensor};
+use codescale_core::{Arch, Precision, TrialConfig};
 
 use crate::init::Init;
 use crate::kernels::{rotary_tables, Kernels};
@@ -19,14 +19,20 @@ use crate::moe::{MoeMlp, RouterStats};
 #[derive(Module, Debug)]
 pub struct Linear<B: Backend> {
     pub weight: Param<Tensor<B, 2>>,
+    /// Autocast: multiply in bf16, keep the weight and the result in f32.
+    pub(crate) bf16: bool,
 }
 
 impl<B: Backend> Linear<B> {
     pub fn new(init: &mut Init<'_, B>, d_in: usize, d_out: usize, std: f64) -> Self {
-        Linear { weight: init.normal([d_in, d_out], std) }
+        Linear { weight: init.normal([d_in, d_out], std), bf16: init.bf16 }
     }
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
-        x.matmul(self.weight.val())
+        if self.bf16 {
+            x.cast(FloatDType::BF16).matmul(self.weight.val().cast(FloatDType::BF16)).cast(FloatDType::F32)
+        } else {
+            x.matmul(self.weight.val())
+        }
     }
 }
 
@@ -152,6 +158,7 @@ impl<B: Backend> Transformer<B> {
     /// starts from the same weights.
     pub fn new(c: &TrialConfig, device: &B::Device) -> Self {
         let mut init = Init::new(c.seed, device);
+        init.bf16 = c.precision == Precision::Bf16;
         let (d, v) = (c.d_model, c.vocab_size());
         let std = init.std;
         let out_std = std / (2.0 * c.n_layers as f64).sqrt();

@@ -156,7 +156,7 @@ mod tests {
         let mut moe = MoeMlp::<T>::new(&mut init, &c, 0.02);
         // A router that sends every (positive) input to expert 0.
         let skewed: Vec<f32> = (0..64 * 4).map(|i| if i % 4 == 0 { 0.5 } else { 0.0 }).collect();
-        moe.router = Linear { weight: burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(skewed, [64, 4]), &device)) };
+        moe.router = Linear { weight: burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(skewed, [64, 4]), &device)), bf16: false };
         let values: Vec<f32> = {
             use rand::{Rng, SeedableRng};
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);

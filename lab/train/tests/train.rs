@@ -4,7 +4,7 @@
 mod common;
 
 use codescale_core::record::CURVE_FILE;
-use codescale_core::{CurvePoint, Status};
+use codescale_core::{CurvePoint, Precision, Status};
 use codescale_train::{train_trial, RunOptions};
 
 fn quiet() -> RunOptions<'static> {
@@ -31,6 +31,22 @@ fn validation_loss_falls_well_below_uniform_on_real_code() {
     assert!(record.metrics.tokens_per_s > 0.0);
     assert_eq!(record.metrics.steps, 200);
     assert!(!tmp.path().join("t/checkpoint").exists(), "checkpoint removed after a finished run");
+}
+
+#[test]
+fn bf16_autocast_learns_like_f32_but_rounds_differently() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = common::corpus(tmp.path());
+    let f32 = common::config(60, |_| {});
+    let bf16 = common::config(60, |s| s.precision = Some(Precision::Bf16));
+    assert_ne!(f32.trial_id(), bf16.trial_id());
+    let a = train_trial(&tmp.path().join("f32"), &f32, &corpus, &quiet()).unwrap();
+    let b = train_trial(&tmp.path().join("bf16"), &bf16, &corpus, &quiet()).unwrap();
+    assert_eq!(b.status, Status::Done);
+    let (a, b) = (a.metrics.val_loss.unwrap(), b.metrics.val_loss.unwrap());
+    assert_ne!(a, b, "bf16 multiplies must change the numbers");
+    assert!((a - b).abs() < 0.05 * a, "bf16 validation loss {b} strays from f32's {a}");
+    assert!(b < 0.8 * (257f64).ln(), "bf16 run did not learn: {b}");
 }
 
 #[test]
