@@ -21,16 +21,16 @@ SWEEP = """name = "bench"
 corpus = "{corpus}"
 [base]
 language = "python"
-model = "d48-l2"
+model = "d64-l2"
 seq_len = 64
-tokens = 120000
+tokens = 400000
 eval_tokens = 8192
 warmup = 0.05
 [parameters]
 lr = {{ values = [3e-3, 1e-2, 1e-3, 3e-2, 3e-4, 1e-1, 1e-4, 3e-1] }}
 batch_size = {{ values = [16, 32] }}
 {early_stop}"""
-ASHA = "[early_stop]\nmin_tokens = 15000\nreduction = 2\n"
+ASHA = "[early_stop]\nmin_tokens = 50000\nreduction = 2\n"
 
 
 def run(work: Path, runs: str, jobs: int, asha: bool):

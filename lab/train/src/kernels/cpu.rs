@@ -47,8 +47,10 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
-/// Runs `f` compiled for the best instruction set this CPU has (AVX-512, AVX2 or SSE2): the
-/// crate is built for baseline x86-64, whose 4-lane vectors would leave most of the width idle.
+/// Runs `f` under pulp's dispatch, which compiles what it inlines for the best instruction set
+/// this CPU has (AVX-512, AVX2 or SSE2): the crate is built for baseline x86-64, whose 4-lane
+/// vectors would leave most of the width idle. The lane order of every reduction is fixed, and
+/// Rust never fuses a multiply and an add on its own, so results do not depend on the choice.
 #[inline(always)]
 fn simd<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
