@@ -80,5 +80,9 @@ fn main() {
     }
     let targets = Tensor::<Ad, 1, Int>::from_ints((0..b * t).map(|i| (i * 7 % v) as i32).collect::<Vec<_>>().as_slice(), &FlexDevice);
     let logits = [random([b * t, v])];
-    row("cross_entropy", time(&logits, |[l]| Ad::cross_entropy(l, targets.clone()).reshape([1, 1])), time(&logits, |[l]| composed::cross_entropy(l, targets.clone()).reshape([1, 1])));
+    row(
+        "cross_entropy",
+        time(&logits, |[l]| Ad::cross_entropy(l, targets.clone()).reshape([1, 1])),
+        time(&logits, |[l]| composed::cross_entropy(l, targets.clone()).reshape([1, 1])),
+    );
 }

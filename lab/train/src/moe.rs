@@ -42,7 +42,6 @@ impl<B: Backend> MoeMlp<B> {
         let shared = c.shared_expert.then(|| SwiGlu::new(init, d, c.d_expert, out_std));
         MoeMlp { router, experts, shared, top_k: c.top_k, aux_loss_coef: c.aux_loss_coef, z_loss_coef: c.z_loss_coef }
     }
-
 }
 
 impl<B: Kernels> MoeMlp<B> {

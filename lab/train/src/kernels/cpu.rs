@@ -58,13 +58,7 @@ fn simd<R>(f: impl FnOnce() -> R) -> R {
 
 /// Reductions run in sixteen lanes (a fixed order, so they vectorise and stay deterministic).
 #[inline(always)]
-fn lanes(
-    a: &[f32],
-    b: &[f32],
-    init: f32,
-    step: impl Fn(f32, f32, f32) -> f32,
-    merge: impl Fn(f32, f32) -> f32,
-) -> f32 {
+fn lanes(a: &[f32], b: &[f32], init: f32, step: impl Fn(f32, f32, f32) -> f32, merge: impl Fn(f32, f32) -> f32) -> f32 {
     let mut acc = [init; 16];
     let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
     let (ra, rb) = (ca.remainder(), cb.remainder());
@@ -101,29 +95,21 @@ pub fn rms_norm(x: &[f32], gamma: &[f32], eps: f32) -> (Vec<f32>, Vec<f32>) {
     let d = gamma.len();
     let mut y = vec![0f32; x.len()];
     let mut inv = vec![0f32; x.len() / d];
-    y.par_chunks_mut(d * ROWS)
-        .zip(inv.par_chunks_mut(ROWS))
-        .zip(x.par_chunks(d * ROWS))
-        .for_each(|((y, inv), x)| {
-            simd(|| {
-                for ((y, r), x) in y.chunks_mut(d).zip(inv.iter_mut()).zip(x.chunks(d)) {
-                    *r = 1.0 / (dot(x, x) / d as f32 + eps).sqrt();
-                    for ((y, x), g) in y.iter_mut().zip(x).zip(gamma) {
-                        *y = x * *r * g;
-                    }
+    y.par_chunks_mut(d * ROWS).zip(inv.par_chunks_mut(ROWS)).zip(x.par_chunks(d * ROWS)).for_each(|((y, inv), x)| {
+        simd(|| {
+            for ((y, r), x) in y.chunks_mut(d).zip(inv.iter_mut()).zip(x.chunks(d)) {
+                *r = 1.0 / (dot(x, x) / d as f32 + eps).sqrt();
+                for ((y, x), g) in y.iter_mut().zip(x).zip(gamma) {
+                    *y = x * *r * g;
                 }
-            })
-        });
+            }
+        })
+    });
     (y, inv)
 }
 
 /// Gradients `(dx, dγ)` of [`rms_norm`]: `dx = r·(γ·dy) − x·r³·mean(γ·dy·x)`, `dγ = Σ dy·x·r`.
-pub fn rms_norm_backward(
-    x: &[f32],
-    gamma: &[f32],
-    inv: &[f32],
-    dy: &[f32],
-) -> (Vec<f32>, Vec<f32>) {
+pub fn rms_norm_backward(x: &[f32], gamma: &[f32], inv: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let d = gamma.len();
     let mut dx = vec![0f32; x.len()];
     let partials: Vec<Vec<f32>> = dx
@@ -135,19 +121,12 @@ pub fn rms_norm_backward(
             simd(|| {
                 let mut dgamma = vec![0f32; d];
                 let mut gdy = vec![0f32; d];
-                for (((dx, x), dy), &r) in
-                    dx.chunks_mut(d).zip(x.chunks(d)).zip(dy.chunks(d)).zip(inv)
-                {
+                for (((dx, x), dy), &r) in dx.chunks_mut(d).zip(x.chunks(d)).zip(dy.chunks(d)).zip(inv) {
                     for ((o, a), g) in gdy.iter_mut().zip(dy).zip(gamma) {
                         *o = a * g;
                     }
                     let c = dot(&gdy, x) * r * r * r / d as f32;
-                    for (((dx, x), g), (dg, dy)) in dx
-                        .iter_mut()
-                        .zip(x)
-                        .zip(&gdy)
-                        .zip(dgamma.iter_mut().zip(dy))
-                    {
+                    for (((dx, x), g), (dg, dy)) in dx.iter_mut().zip(x).zip(&gdy).zip(dgamma.iter_mut().zip(dy)) {
                         *dx = r * g - x * c;
                         *dg += dy * x * r;
                     }
@@ -173,16 +152,13 @@ const CHUNK: usize = 4096;
 /// `silu(g) · u`, elementwise.
 pub fn swiglu(g: &[f32], u: &[f32]) -> Vec<f32> {
     let mut y = vec![0f32; g.len()];
-    y.par_chunks_mut(CHUNK)
-        .zip(g.par_chunks(CHUNK))
-        .zip(u.par_chunks(CHUNK))
-        .for_each(|((y, g), u)| {
-            simd(|| {
-                for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
-                    *y = g * sigmoid(g) * u;
-                }
-            })
-        });
+    y.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK)).zip(u.par_chunks(CHUNK)).for_each(|((y, g), u)| {
+        simd(|| {
+            for ((y, &g), &u) in y.iter_mut().zip(g).zip(u) {
+                *y = g * sigmoid(g) * u;
+            }
+        })
+    });
     y
 }
 
@@ -190,26 +166,15 @@ pub fn swiglu(g: &[f32], u: &[f32]) -> Vec<f32> {
 pub fn swiglu_backward(g: &[f32], u: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let mut dg = vec![0f32; g.len()];
     let mut du = vec![0f32; g.len()];
-    dg.par_chunks_mut(CHUNK)
-        .zip(du.par_chunks_mut(CHUNK))
-        .zip(
-            g.par_chunks(CHUNK)
-                .zip(u.par_chunks(CHUNK))
-                .zip(dy.par_chunks(CHUNK)),
-        )
-        .for_each(|((dg, du), ((g, u), dy))| {
-            simd(|| {
-                for ((dg, du), ((&g, &u), &dy)) in dg
-                    .iter_mut()
-                    .zip(du.iter_mut())
-                    .zip(g.iter().zip(u).zip(dy))
-                {
-                    let s = sigmoid(g);
-                    *du = dy * g * s;
-                    *dg = dy * u * s * (1.0 + g * (1.0 - s));
-                }
-            })
-        });
+    dg.par_chunks_mut(CHUNK).zip(du.par_chunks_mut(CHUNK)).zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)).zip(dy.par_chunks(CHUNK))).for_each(|((dg, du), ((g, u), dy))| {
+        simd(|| {
+            for ((dg, du), ((&g, &u), &dy)) in dg.iter_mut().zip(du.iter_mut()).zip(g.iter().zip(u).zip(dy)) {
+                let s = sigmoid(g);
+                *du = dy * g * s;
+                *dg = dy * u * s * (1.0 + g * (1.0 - s));
+            }
+        })
+    });
     (dg, du)
 }
 
@@ -218,39 +183,25 @@ pub fn swiglu_backward(g: &[f32], u: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>)
 /// Rotary embedding in the rotate-half form on `x: [b, t, h, hd]` with tables `[t, hd/2]`:
 /// `(x₁, x₂) ↦ (x₁·cos − x₂·sin, x₂·cos + x₁·sin)`. `inverse` rotates back, which is also the
 /// backward pass (a rotation's transpose is its inverse).
-pub fn rotary(
-    x: &[f32],
-    cos: &[f32],
-    sin: &[f32],
-    t: usize,
-    h: usize,
-    hd: usize,
-    inverse: bool,
-) -> Vec<f32> {
+pub fn rotary(x: &[f32], cos: &[f32], sin: &[f32], t: usize, h: usize, hd: usize, inverse: bool) -> Vec<f32> {
     let half = hd / 2;
     let sign = if inverse { -1.0 } else { 1.0 };
     let mut y = vec![0f32; x.len()];
     // One task per (batch, position): h heads share that position's table row.
-    y.par_chunks_mut(h * hd)
-        .zip(x.par_chunks(h * hd))
-        .enumerate()
-        .for_each(|(row, (y, x))| {
-            simd(|| {
-                let pos = row % t;
-                let (c, s) = (
-                    &cos[pos * half..(pos + 1) * half],
-                    &sin[pos * half..(pos + 1) * half],
-                );
-                for (y, x) in y.chunks_mut(hd).zip(x.chunks(hd)) {
-                    let (x1, x2) = x.split_at(half);
-                    let (y1, y2) = y.split_at_mut(half);
-                    for i in 0..half {
-                        y1[i] = x1[i] * c[i] - sign * x2[i] * s[i];
-                        y2[i] = x2[i] * c[i] + sign * x1[i] * s[i];
-                    }
+    y.par_chunks_mut(h * hd).zip(x.par_chunks(h * hd)).enumerate().for_each(|(row, (y, x))| {
+        simd(|| {
+            let pos = row % t;
+            let (c, s) = (&cos[pos * half..(pos + 1) * half], &sin[pos * half..(pos + 1) * half]);
+            for (y, x) in y.chunks_mut(hd).zip(x.chunks(hd)) {
+                let (x1, x2) = x.split_at(half);
+                let (y1, y2) = y.split_at_mut(half);
+                for i in 0..half {
+                    y1[i] = x1[i] * c[i] - sign * x2[i] * s[i];
+                    y2[i] = x2[i] * c[i] + sign * x1[i] * s[i];
                 }
-            })
-        });
+            }
+        })
+    });
     y
 }
 
@@ -277,39 +228,23 @@ pub fn cross_entropy(logits: &[f32], targets: &[i64], v: usize) -> (f32, Vec<f32
             })
         })
         .collect();
-    (
-        (partials.iter().sum::<f64>() / targets.len() as f64) as f32,
-        lse,
-    )
+    ((partials.iter().sum::<f64>() / targets.len() as f64) as f32, lse)
 }
 
 /// `d logits = g/n · (softmax − onehot(target))`.
-pub fn cross_entropy_backward(
-    logits: &[f32],
-    targets: &[i64],
-    lse: &[f32],
-    v: usize,
-    g: f32,
-) -> Vec<f32> {
+pub fn cross_entropy_backward(logits: &[f32], targets: &[i64], lse: &[f32], v: usize, g: f32) -> Vec<f32> {
     let scale = g / targets.len() as f32;
     let mut dl = vec![0f32; logits.len()];
-    dl.par_chunks_mut(v * ROWS)
-        .zip(logits.par_chunks(v * ROWS))
-        .zip(targets.par_chunks(ROWS).zip(lse.par_chunks(ROWS)))
-        .for_each(|((dl, logits), (targets, lse))| {
-            simd(|| {
-                for ((d, row), (&t, &l)) in dl
-                    .chunks_mut(v)
-                    .zip(logits.chunks(v))
-                    .zip(targets.iter().zip(lse))
-                {
-                    for (d, &x) in d.iter_mut().zip(row) {
-                        *d = exp(x - l) * scale;
-                    }
-                    d[t as usize] -= scale;
+    dl.par_chunks_mut(v * ROWS).zip(logits.par_chunks(v * ROWS)).zip(targets.par_chunks(ROWS).zip(lse.par_chunks(ROWS))).for_each(|((dl, logits), (targets, lse))| {
+        simd(|| {
+            for ((d, row), (&t, &l)) in dl.chunks_mut(v).zip(logits.chunks(v)).zip(targets.iter().zip(lse)) {
+                for (d, &x) in d.iter_mut().zip(row) {
+                    *d = exp(x - l) * scale;
                 }
-            })
-        });
+                d[t as usize] -= scale;
+            }
+        })
+    });
     dl
 }
 
@@ -354,48 +289,13 @@ impl Out {
 /// `dst[m×n] = beta · a[m×k] · b[k×n]` with row/column strides, single-threaded (parallelism is
 /// over heads).
 #[allow(clippy::too_many_arguments)]
-unsafe fn matmul(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: *mut f32,
-    dst_rs: isize,
-    a: *const f32,
-    a_rs: isize,
-    a_cs: isize,
-    b: *const f32,
-    b_rs: isize,
-    b_cs: isize,
-    beta: f32,
-) {
-    gemm(
-        m,
-        n,
-        k,
-        dst,
-        1,
-        dst_rs,
-        false,
-        a,
-        a_cs,
-        a_rs,
-        b,
-        b_cs,
-        b_rs,
-        0.0,
-        beta,
-        false,
-        false,
-        false,
-        Parallelism::None,
-    );
+unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: isize, a: *const f32, a_rs: isize, a_cs: isize, b: *const f32, b_rs: isize, b_cs: isize, beta: f32) {
+    gemm(m, n, k, dst, 1, dst_rs, false, a, a_cs, a_rs, b, b_cs, b_rs, 0.0, beta, false, false, false, Parallelism::None);
 }
 
 /// Blocks of query rows `[r0, r1)`.
 fn blocks(t: usize) -> impl Iterator<Item = (usize, usize)> {
-    (0..t)
-        .step_by(BLOCK)
-        .map(move |r0| (r0, (r0 + BLOCK).min(t)))
+    (0..t).step_by(BLOCK).map(move |r0| (r0, (r0 + BLOCK).min(t)))
 }
 
 /// `s[i, j] = scale · q_i·k_j` for `j < r1` of each row block (keys past the block are never
@@ -403,20 +303,7 @@ fn blocks(t: usize) -> impl Iterator<Item = (usize, usize)> {
 unsafe fn scores(s: &mut [f32], q: *const f32, k: *const f32, sh: &Heads) {
     let (t, rs) = (sh.time, sh.row_stride());
     for (r0, r1) in blocks(t) {
-        matmul(
-            r1 - r0,
-            r1,
-            sh.head_dim,
-            s.as_mut_ptr().add(r0 * t),
-            t as isize,
-            q.offset(r0 as isize * rs),
-            rs,
-            1,
-            k,
-            1,
-            rs,
-            sh.scale(),
-        );
+        matmul(r1 - r0, r1, sh.head_dim, s.as_mut_ptr().add(r0 * t), t as isize, q.offset(r0 as isize * rs), rs, 1, k, 1, rs, sh.scale());
     }
 }
 
@@ -452,20 +339,7 @@ pub fn attention(q: &[f32], k: &[f32], v: &[f32], sh: Heads) -> (Vec<f32>, Vec<f
             for (r0, r1) in blocks(t) {
                 unsafe {
                     let out = dst.at(base).offset(r0 as isize * rs);
-                    matmul(
-                        r1 - r0,
-                        sh.head_dim,
-                        r1,
-                        out,
-                        rs,
-                        p.as_ptr().add(r0 * t),
-                        t as isize,
-                        1,
-                        v.as_ptr().add(base),
-                        rs,
-                        1,
-                        1.0,
-                    );
+                    matmul(r1 - r0, sh.head_dim, r1, out, rs, p.as_ptr().add(r0 * t), t as isize, 1, v.as_ptr().add(base), rs, 1, 1.0);
                 }
             }
             SCRATCH.set(scratch);
@@ -477,26 +351,10 @@ pub fn attention(q: &[f32], k: &[f32], v: &[f32], sh: Heads) -> (Vec<f32>, Vec<f
 /// Gradients `(dq, dk, dv)` of [`attention`] given its output and log-sum-exp:
 /// `dV = Pᵀ·dO`, `dS = P ∘ (dO·Vᵀ − rowsum(dO ∘ O))`, `dQ = scale·dS·K`, `dK = scale·dSᵀ·Q`.
 #[allow(clippy::too_many_arguments)]
-pub fn attention_backward(
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    out: &[f32],
-    lse: &[f32],
-    dout: &[f32],
-    sh: Heads,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn attention_backward(q: &[f32], k: &[f32], v: &[f32], out: &[f32], lse: &[f32], dout: &[f32], sh: Heads) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (t, hd, rs) = (sh.time, sh.head_dim, sh.row_stride());
-    let (mut dq, mut dk, mut dv) = (
-        vec![0f32; q.len()],
-        vec![0f32; q.len()],
-        vec![0f32; q.len()],
-    );
-    let (dq_ptr, dk_ptr, dv_ptr) = (
-        Out(dq.as_mut_ptr()),
-        Out(dk.as_mut_ptr()),
-        Out(dv.as_mut_ptr()),
-    );
+    let (mut dq, mut dk, mut dv) = (vec![0f32; q.len()], vec![0f32; q.len()], vec![0f32; q.len()]);
+    let (dq_ptr, dk_ptr, dv_ptr) = (Out(dq.as_mut_ptr()), Out(dk.as_mut_ptr()), Out(dv.as_mut_ptr()));
     lse.par_chunks(t).enumerate().for_each(|(bh, lse)| {
         simd(|| {
             let base = sh.base(bh);
@@ -504,32 +362,13 @@ pub fn attention_backward(
             let (p, ds) = (&mut scratch.0, &mut scratch.1);
             p.resize(t * t, 0.0);
             ds.resize(t * t, 0.0);
-            let (q, k, v) = unsafe {
-                (
-                    q.as_ptr().add(base),
-                    k.as_ptr().add(base),
-                    v.as_ptr().add(base),
-                )
-            };
+            let (q, k, v) = unsafe { (q.as_ptr().add(base), k.as_ptr().add(base), v.as_ptr().add(base)) };
             let (o, dout) = (&out[base..], &dout[base..]);
             unsafe {
                 scores(p, q, k, &sh);
                 // dP = dO·Vᵀ, blockwise like the scores.
                 for (r0, r1) in blocks(t) {
-                    matmul(
-                        r1 - r0,
-                        r1,
-                        hd,
-                        ds.as_mut_ptr().add(r0 * t),
-                        t as isize,
-                        dout.as_ptr().offset(r0 as isize * rs),
-                        rs,
-                        1,
-                        v,
-                        1,
-                        rs,
-                        1.0,
-                    );
+                    matmul(r1 - r0, r1, hd, ds.as_mut_ptr().add(r0 * t), t as isize, dout.as_ptr().offset(r0 as isize * rs), rs, 1, v, 1, rs, 1.0);
                 }
             }
             for (i, &l) in lse.iter().enumerate() {
@@ -551,51 +390,12 @@ pub fn attention_backward(
                 for (r0, r1) in blocks(t) {
                     let at = r0 as isize * rs;
                     // dQ rows r0..r1 need keys 0..r1.
-                    matmul(
-                        r1 - r0,
-                        hd,
-                        r1,
-                        dq.offset(at),
-                        rs,
-                        ds.as_ptr().add(r0 * t),
-                        ld,
-                        1,
-                        k,
-                        rs,
-                        1,
-                        sh.scale(),
-                    );
+                    matmul(r1 - r0, hd, r1, dq.offset(at), rs, ds.as_ptr().add(r0 * t), ld, 1, k, rs, 1, sh.scale());
                     // dK and dV rows r0..r1 (keys) need queries r0..t; (dS)ᵀ and Pᵀ are read by
                     // swapping their strides.
                     let tail = r0 * t + r0;
-                    matmul(
-                        r1 - r0,
-                        hd,
-                        t - r0,
-                        dk.offset(at),
-                        rs,
-                        ds.as_ptr().add(tail),
-                        1,
-                        ld,
-                        q.offset(at),
-                        rs,
-                        1,
-                        sh.scale(),
-                    );
-                    matmul(
-                        r1 - r0,
-                        hd,
-                        t - r0,
-                        dv.offset(at),
-                        rs,
-                        p.as_ptr().add(tail),
-                        1,
-                        ld,
-                        dout.as_ptr().offset(at),
-                        rs,
-                        1,
-                        1.0,
-                    );
+                    matmul(r1 - r0, hd, t - r0, dk.offset(at), rs, ds.as_ptr().add(tail), 1, ld, q.offset(at), rs, 1, sh.scale());
+                    matmul(r1 - r0, hd, t - r0, dv.offset(at), rs, p.as_ptr().add(tail), 1, ld, dout.as_ptr().offset(at), rs, 1, 1.0);
                 }
             }
             SCRATCH.set(scratch);

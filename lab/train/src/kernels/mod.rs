@@ -18,11 +18,7 @@ pub const RMS_EPS: f32 = 1e-6;
 
 pub trait Kernels: Backend {
     /// Causal softmax attention; `q`, `k`, `v` and the result are `[batch, time, heads, head_dim]`.
-    fn causal_attention(
-        q: Tensor<Self, 4>,
-        k: Tensor<Self, 4>,
-        v: Tensor<Self, 4>,
-    ) -> Tensor<Self, 4> {
+    fn causal_attention(q: Tensor<Self, 4>, k: Tensor<Self, 4>, v: Tensor<Self, 4>) -> Tensor<Self, 4> {
         composed::causal_attention(q, k, v)
     }
     /// `x / rms(x) · γ` per row of `x: [n, d]`.
@@ -54,31 +50,13 @@ impl Kernels for burn::backend::Autodiff<burn::backend::Cuda> {}
 pub mod composed {
     use super::*;
 
-    pub fn causal_attention<B: Backend>(
-        q: Tensor<B, 4>,
-        k: Tensor<B, 4>,
-        v: Tensor<B, 4>,
-    ) -> Tensor<B, 4> {
-        let options = AttentionModuleOptions {
-            scale: None,
-            softcap: None,
-            is_causal: true,
-        };
-        attention(
-            q.swap_dims(1, 2),
-            k.swap_dims(1, 2),
-            v.swap_dims(1, 2),
-            None,
-            None,
-            options,
-        )
-        .swap_dims(1, 2)
+    pub fn causal_attention<B: Backend>(q: Tensor<B, 4>, k: Tensor<B, 4>, v: Tensor<B, 4>) -> Tensor<B, 4> {
+        let options = AttentionModuleOptions { scale: None, softcap: None, is_causal: true };
+        attention(q.swap_dims(1, 2), k.swap_dims(1, 2), v.swap_dims(1, 2), None, None, options).swap_dims(1, 2)
     }
 
     pub fn rms_norm<B: Backend>(x: Tensor<B, 2>, gamma: Tensor<B, 1>) -> Tensor<B, 2> {
-        let inv_rms = (x.clone().square().mean_dim(1) + RMS_EPS as f64)
-            .sqrt()
-            .recip();
+        let inv_rms = (x.clone().square().mean_dim(1) + RMS_EPS as f64).sqrt().recip();
         x * inv_rms * gamma.unsqueeze()
     }
 
@@ -86,40 +64,22 @@ pub mod composed {
         silu(gate) * up
     }
 
-    pub fn rotary<B: Backend>(
-        x: Tensor<B, 4>,
-        cos: Tensor<B, 2>,
-        sin: Tensor<B, 2>,
-    ) -> Tensor<B, 4> {
+    pub fn rotary<B: Backend>(x: Tensor<B, 4>, cos: Tensor<B, 2>, sin: Tensor<B, 2>) -> Tensor<B, 4> {
         let [_, t, _, hd] = x.dims();
         let half = hd / 2;
         let table = |c: Tensor<B, 2>| Tensor::cat(vec![c.clone(), c], 1).reshape([1, t, 1, hd]);
-        let rotated = Tensor::cat(
-            vec![
-                x.clone().narrow(3, half, half).neg(),
-                x.clone().narrow(3, 0, half),
-            ],
-            3,
-        );
+        let rotated = Tensor::cat(vec![x.clone().narrow(3, half, half).neg(), x.clone().narrow(3, 0, half)], 3);
         x * table(cos) + rotated * table(sin)
     }
 
-    pub fn cross_entropy<B: Backend>(
-        logits: Tensor<B, 2>,
-        targets: Tensor<B, 1, Int>,
-    ) -> Tensor<B, 1> {
-        log_softmax(logits, 1)
-            .gather(1, targets.unsqueeze_dim(1))
-            .mean()
-            .neg()
+    pub fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+        log_softmax(logits, 1).gather(1, targets.unsqueeze_dim(1)).mean().neg()
     }
 }
 
 /// Rotary tables `[seq_len, head_dim / 2]` (cos, sin) for positions `0..seq_len`.
 pub fn rotary_tables(seq_len: usize, head_dim: usize) -> (Vec<f32>, Vec<f32>) {
     let half = head_dim / 2;
-    let angles = (0..seq_len).flat_map(|pos| {
-        (0..half).map(move |i| pos as f64 * 10_000f64.powf(-(i as f64) / half as f64))
-    });
+    let angles = (0..seq_len).flat_map(|pos| (0..half).map(move |i| pos as f64 * 10_000f64.powf(-(i as f64) / half as f64)));
     angles.map(|a| (a.cos() as f32, a.sin() as f32)).unzip()
 }
