@@ -21,9 +21,9 @@ fn normal(rng: &mut impl Rng) -> f64 {
 }
 
 #[test]
-#[ignore = "slow: 100 fits × 1000 bootstrap resamples"]
+#[ignore = "slow: 300 fits × 1000 bootstrap resamples"]
 fn intervals_cover_the_truth() {
-    const REPLICATES: u64 = 100;
+    const REPLICATES: u64 = 300;
     let names = ["E", "A", "B", "alpha", "beta"];
     let truth = [TRUTH.e, TRUTH.a, TRUTH.b, TRUTH.alpha, TRUTH.beta];
     let mut covered = [0usize; 5];

@@ -38,8 +38,10 @@ pub fn exp(x: f32) -> f32 {
     p = p * r + 0.166_666_65;
     p = p * r + 0.5;
     p = p * r * r + r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
-    p * scale
+    // 2ⁿ from t's own bits (t = 1.5·2²³ + n holds n in its mantissa): integer ops that
+    // vectorise, where `n as i32` would saturate element by element.
+    let k = (t.to_bits() as i32).wrapping_sub(0x4B40_0000);
+    p * f32::from_bits(((k + 127) as u32) << 23)
 }
 
 #[inline(always)]
@@ -47,13 +49,36 @@ fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
-/// Runs `f` under pulp's dispatch, which compiles what it inlines for the best instruction set
-/// this CPU has (AVX-512, AVX2 or SSE2): the crate is built for baseline x86-64, whose 4-lane
-/// vectors would leave most of the width idle. The lane order of every reduction is fixed, and
-/// Rust never fuses a multiply and an add on its own, so results do not depend on the choice.
+/// Runs `f` compiled for AVX-512 or AVX2 when this CPU has them (checked at run time, cached by
+/// std): the crate is built for baseline x86-64, whose 4-lane vectors would leave most of the
+/// width idle. The lane order of every reduction is fixed and Rust never fuses a multiply and an
+/// add on its own, so the result does not depend on which path runs.
 #[inline(always)]
 fn simd<R>(f: impl FnOnce() -> R) -> R {
-    pulp::Arch::new().dispatch(f)
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has the features the function is compiled for.
+            return unsafe { with_avx512(f) };
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            return unsafe { with_avx2(f) };
+        }
+    }
+    f()
+}
+
+// `f` and what it calls with `#[inline(always)]` are inlined here and compiled for the features.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
 }
 
 /// Reductions run in sixteen lanes (a fixed order, so they vectorise and stay deterministic).
@@ -307,6 +332,43 @@ unsafe fn scores(s: &mut [f32], q: *const f32, k: *const f32, sh: &Heads) {
     }
 }
 
+/// Causal softmax, in place, of each row of the scores `p: [t, t]` (row `i` keeps keys `0..=i`
+/// and is zeroed up to its block's end); writes each row's log-sum-exp. Small enough to inline
+/// into [`simd`]'s dispatch, so it runs at the CPU's full vector width.
+#[inline(always)]
+fn causal_softmax(p: &mut [f32], lse: &mut [f32], t: usize) {
+    for (i, l) in lse.iter_mut().enumerate() {
+        let r1 = (i / BLOCK * BLOCK + BLOCK).min(t);
+        let (live, masked) = p[i * t..i * t + r1].split_at_mut(i + 1);
+        let m = max(live);
+        let sum = exp_shifted(live, m);
+        let inv = 1.0 / sum;
+        live.iter_mut().for_each(|x| *x *= inv);
+        masked.fill(0.0);
+        *l = m + sum.ln();
+    }
+}
+
+/// Rebuilds the probabilities `p` from the scores and log-sum-exp, and turns `ds` (holding
+/// `dO·Vᵀ`) into the scores' gradient `P ∘ (dO·Vᵀ − rowsum(dO ∘ O))`.
+#[inline(always)]
+fn score_gradients(p: &mut [f32], ds: &mut [f32], lse: &[f32], dout: &[f32], out: &[f32], row_stride: usize, hd: usize) {
+    let t = lse.len();
+    for (i, &l) in lse.iter().enumerate() {
+        let r1 = (i / BLOCK * BLOCK + BLOCK).min(t);
+        let row = i * row_stride;
+        let delta = dot(&dout[row..row + hd], &out[row..row + hd]);
+        let (p_live, p_masked) = p[i * t..i * t + r1].split_at_mut(i + 1);
+        let (ds_live, ds_masked) = ds[i * t..i * t + r1].split_at_mut(i + 1);
+        for (p, ds) in p_live.iter_mut().zip(ds_live.iter_mut()) {
+            *p = exp(*p - l);
+            *ds = *p * (*ds - delta);
+        }
+        p_masked.fill(0.0);
+        ds_masked.fill(0.0);
+    }
+}
+
 /// Causal softmax attention. Returns the output `[b, t, h, hd]` and the log-sum-exp of every
 /// score row `[b·h, t]`, from which the backward pass rebuilds the probabilities.
 pub fn attention(q: &[f32], k: &[f32], v: &[f32], sh: Heads) -> (Vec<f32>, Vec<f32>) {
@@ -315,35 +377,21 @@ pub fn attention(q: &[f32], k: &[f32], v: &[f32], sh: Heads) -> (Vec<f32>, Vec<f
     let mut lse = vec![0f32; sh.batch * sh.heads * t];
     let dst = Out(out.as_mut_ptr());
     lse.par_chunks_mut(t).enumerate().for_each(|(bh, lse)| {
-        simd(|| {
-            let base = sh.base(bh);
-            // Taken out of the thread-local, not borrowed in a `with` closure: the closure would be
-            // compiled outside the SIMD context.
-            let mut scratch = SCRATCH.take();
-            let p = &mut scratch.0;
-            p.resize(t * t, 0.0);
-            // SAFETY: every head reads its own rows of q, k, v and writes its own rows of out.
-            unsafe { scores(p, q.as_ptr().add(base), k.as_ptr().add(base), &sh) };
-            for (i, l) in lse.iter_mut().enumerate() {
-                let r1 = (i / BLOCK * BLOCK + BLOCK).min(t);
-                let row = &mut p[i * t..i * t + r1];
-                let (live, masked) = row.split_at_mut(i + 1);
-                let m = max(live);
-                let sum = exp_shifted(live, m);
-                let inv = 1.0 / sum;
-                live.iter_mut().for_each(|x| *x *= inv);
-                masked.fill(0.0);
-                *l = m + sum.ln();
+        let base = sh.base(bh);
+        let mut scratch = SCRATCH.take();
+        let p = &mut scratch.0;
+        p.resize(t * t, 0.0);
+        // SAFETY: every head reads its own rows of q, k, v and writes its own rows of out.
+        unsafe { scores(p, q.as_ptr().add(base), k.as_ptr().add(base), &sh) };
+        simd(|| causal_softmax(p, lse, t));
+        let rs = sh.row_stride();
+        for (r0, r1) in blocks(t) {
+            unsafe {
+                let out = dst.at(base).offset(r0 as isize * rs);
+                matmul(r1 - r0, sh.head_dim, r1, out, rs, p.as_ptr().add(r0 * t), t as isize, 1, v.as_ptr().add(base), rs, 1, 1.0);
             }
-            let rs = sh.row_stride();
-            for (r0, r1) in blocks(t) {
-                unsafe {
-                    let out = dst.at(base).offset(r0 as isize * rs);
-                    matmul(r1 - r0, sh.head_dim, r1, out, rs, p.as_ptr().add(r0 * t), t as isize, 1, v.as_ptr().add(base), rs, 1, 1.0);
-                }
-            }
-            SCRATCH.set(scratch);
-        })
+        }
+        SCRATCH.set(scratch);
     });
     (out, lse)
 }
@@ -356,50 +404,36 @@ pub fn attention_backward(q: &[f32], k: &[f32], v: &[f32], out: &[f32], lse: &[f
     let (mut dq, mut dk, mut dv) = (vec![0f32; q.len()], vec![0f32; q.len()], vec![0f32; q.len()]);
     let (dq_ptr, dk_ptr, dv_ptr) = (Out(dq.as_mut_ptr()), Out(dk.as_mut_ptr()), Out(dv.as_mut_ptr()));
     lse.par_chunks(t).enumerate().for_each(|(bh, lse)| {
-        simd(|| {
-            let base = sh.base(bh);
-            let mut scratch = SCRATCH.take();
-            let (p, ds) = (&mut scratch.0, &mut scratch.1);
-            p.resize(t * t, 0.0);
-            ds.resize(t * t, 0.0);
-            let (q, k, v) = unsafe { (q.as_ptr().add(base), k.as_ptr().add(base), v.as_ptr().add(base)) };
-            let (o, dout) = (&out[base..], &dout[base..]);
-            unsafe {
-                scores(p, q, k, &sh);
-                // dP = dO·Vᵀ, blockwise like the scores.
-                for (r0, r1) in blocks(t) {
-                    matmul(r1 - r0, r1, hd, ds.as_mut_ptr().add(r0 * t), t as isize, dout.as_ptr().offset(r0 as isize * rs), rs, 1, v, 1, rs, 1.0);
-                }
+        let base = sh.base(bh);
+        let mut scratch = SCRATCH.take();
+        let (p, ds) = (&mut scratch.0, &mut scratch.1);
+        p.resize(t * t, 0.0);
+        ds.resize(t * t, 0.0);
+        let (q, k, v) = unsafe { (q.as_ptr().add(base), k.as_ptr().add(base), v.as_ptr().add(base)) };
+        let (o, dout) = (&out[base..], &dout[base..]);
+        unsafe {
+            scores(p, q, k, &sh);
+            // dP = dO·Vᵀ, blockwise like the scores.
+            for (r0, r1) in blocks(t) {
+                matmul(r1 - r0, r1, hd, ds.as_mut_ptr().add(r0 * t), t as isize, dout.as_ptr().offset(r0 as isize * rs), rs, 1, v, 1, rs, 1.0);
             }
-            for (i, &l) in lse.iter().enumerate() {
-                let r1 = (i / BLOCK * BLOCK + BLOCK).min(t);
-                let row = i * rs as usize;
-                let delta = dot(&dout[row..row + hd], &o[row..row + hd]);
-                let (p_live, p_masked) = p[i * t..i * t + r1].split_at_mut(i + 1);
-                let (ds_live, ds_masked) = ds[i * t..i * t + r1].split_at_mut(i + 1);
-                for (p, ds) in p_live.iter_mut().zip(ds_live.iter_mut()) {
-                    *p = exp(*p - l);
-                    *ds = *p * (*ds - delta);
-                }
-                p_masked.fill(0.0);
-                ds_masked.fill(0.0);
+        }
+        simd(|| score_gradients(p, ds, lse, dout, o, rs as usize, hd));
+        let ld = t as isize;
+        unsafe {
+            let (dq, dk, dv) = (dq_ptr.at(base), dk_ptr.at(base), dv_ptr.at(base));
+            for (r0, r1) in blocks(t) {
+                let at = r0 as isize * rs;
+                // dQ rows r0..r1 need keys 0..r1.
+                matmul(r1 - r0, hd, r1, dq.offset(at), rs, ds.as_ptr().add(r0 * t), ld, 1, k, rs, 1, sh.scale());
+                // dK and dV rows r0..r1 (keys) need queries r0..t; (dS)ᵀ and Pᵀ are read by
+                // swapping their strides.
+                let tail = r0 * t + r0;
+                matmul(r1 - r0, hd, t - r0, dk.offset(at), rs, ds.as_ptr().add(tail), 1, ld, q.offset(at), rs, 1, sh.scale());
+                matmul(r1 - r0, hd, t - r0, dv.offset(at), rs, p.as_ptr().add(tail), 1, ld, dout.as_ptr().offset(at), rs, 1, 1.0);
             }
-            let ld = t as isize;
-            unsafe {
-                let (dq, dk, dv) = (dq_ptr.at(base), dk_ptr.at(base), dv_ptr.at(base));
-                for (r0, r1) in blocks(t) {
-                    let at = r0 as isize * rs;
-                    // dQ rows r0..r1 need keys 0..r1.
-                    matmul(r1 - r0, hd, r1, dq.offset(at), rs, ds.as_ptr().add(r0 * t), ld, 1, k, rs, 1, sh.scale());
-                    // dK and dV rows r0..r1 (keys) need queries r0..t; (dS)ᵀ and Pᵀ are read by
-                    // swapping their strides.
-                    let tail = r0 * t + r0;
-                    matmul(r1 - r0, hd, t - r0, dk.offset(at), rs, ds.as_ptr().add(tail), 1, ld, q.offset(at), rs, 1, sh.scale());
-                    matmul(r1 - r0, hd, t - r0, dv.offset(at), rs, p.as_ptr().add(tail), 1, ld, dout.as_ptr().offset(at), rs, 1, 1.0);
-                }
-            }
-            SCRATCH.set(scratch);
-        })
+        }
+        SCRATCH.set(scratch);
     });
     (dq, dk, dv)
 }
