@@ -50,9 +50,11 @@ fn sigmoid(x: f32) -> f32 {
 }
 
 /// Runs `f` compiled for AVX-512 or AVX2 when this CPU has them (checked at run time, cached by
-/// std): the crate is built for baseline x86-64, whose 4-lane vectors would leave most of the
-/// width idle. The lane order of every reduction is fixed and Rust never fuses a multiply and an
-/// add on its own, so the result does not depend on which path runs.
+/// std): the crate is built for baseline x86-64, whose 4-lane vectors leave most of the width
+/// idle. Only what LLVM inlines into the `#[target_feature]` functions below is widened; objdump
+/// shows that is the SwiGLU loops today, while the other closures are called, not inlined, and
+/// run at baseline width. The lane order of every reduction is fixed and Rust never fuses a
+/// multiply and an add on its own, so the result does not depend on which path runs.
 #[inline(always)]
 fn simd<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
@@ -68,7 +70,7 @@ fn simd<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-// `f` and what it calls with `#[inline(always)]` are inlined here and compiled for the features.
+// Whatever LLVM inlines into these is compiled for their features.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
 unsafe fn with_avx512<R>(f: impl FnOnce() -> R) -> R {
@@ -320,7 +322,13 @@ unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: isize, a: 
 
 /// Blocks of query rows `[r0, r1)`.
 fn blocks(t: usize) -> impl Iterator<Item = (usize, usize)> {
-    (0..t).step_by(BLOCK).map(move |r0| (r0, (r0 + BLOCK).min(t)))
+    (0..t).step_by(BLOCK).map(move |r0| (r0, block_end(r0, t)))
+}
+
+/// The end `r1` of the block holding row `i`: the scores of row `i` are computed up to key `r1`.
+#[inline(always)]
+fn block_end(i: usize, t: usize) -> usize {
+    (i / BLOCK * BLOCK + BLOCK).min(t)
 }
 
 /// `s[i, j] = scale · q_i·k_j` for `j < r1` of each row block (keys past the block are never
@@ -333,12 +341,11 @@ unsafe fn scores(s: &mut [f32], q: *const f32, k: *const f32, sh: &Heads) {
 }
 
 /// Causal softmax, in place, of each row of the scores `p: [t, t]` (row `i` keeps keys `0..=i`
-/// and is zeroed up to its block's end); writes each row's log-sum-exp. Small enough to inline
-/// into [`simd`]'s dispatch, so it runs at the CPU's full vector width.
+/// and is zeroed up to its block's end); writes each row's log-sum-exp.
 #[inline(always)]
 fn causal_softmax(p: &mut [f32], lse: &mut [f32], t: usize) {
     for (i, l) in lse.iter_mut().enumerate() {
-        let r1 = (i / BLOCK * BLOCK + BLOCK).min(t);
+        let r1 = block_end(i, t);
         let (live, masked) = p[i * t..i * t + r1].split_at_mut(i + 1);
         let m = max(live);
         let sum = exp_shifted(live, m);
@@ -355,7 +362,7 @@ fn causal_softmax(p: &mut [f32], lse: &mut [f32], t: usize) {
 fn score_gradients(p: &mut [f32], ds: &mut [f32], lse: &[f32], dout: &[f32], out: &[f32], row_stride: usize, hd: usize) {
     let t = lse.len();
     for (i, &l) in lse.iter().enumerate() {
-        let r1 = (i / BLOCK * BLOCK + BLOCK).min(t);
+        let r1 = block_end(i, t);
         let row = i * row_stride;
         let delta = dot(&dout[row..row + hd], &out[row..row + hd]);
         let (p_live, p_masked) = p[i * t..i * t + r1].split_at_mut(i + 1);

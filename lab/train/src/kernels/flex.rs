@@ -17,11 +17,6 @@ use super::{Kernels, RMS_EPS};
 type Ad = Autodiff<Flex>;
 type AdTensor = FloatTensor<Ad>;
 
-/// A contiguous copy (or the tensor itself when it already is one).
-fn contiguous(t: FlexTensor) -> FlexTensor {
-    t.to_contiguous()
-}
-
 fn host(t: &FlexTensor) -> &[f32] {
     t.as_slice::<f32>().expect("fused kernels take contiguous f32 tensors")
 }
@@ -46,30 +41,60 @@ fn wrap<B: Backend, const D: usize>(t: FloatTensor<B>) -> Tensor<B, D> {
     Tensor::from_primitive(TensorPrimitive::Float(t))
 }
 
+/// The host tensor of a Flex tensor, contiguous (copied only when it is not already).
+fn inner<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {
+    prim(t).to_contiguous()
+}
+
+// Forward passes on contiguous host tensors, shared by inference (Flex) and training
+// (Autodiff<Flex>); each returns its output and what its backward pass keeps.
+
+/// Output and log-sum-exp `[b·h, t]`.
+fn attention(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor) -> (FlexTensor, FlexTensor) {
+    let sh = heads(&q.shape());
+    let (out, lse) = cpu::attention(host(q), host(k), host(v), sh);
+    (flex(out, q.shape()), flex(lse, [sh.batch * sh.heads, sh.time]))
+}
+
+/// Output and 1/rms per row.
+fn rms_norm(x: &FlexTensor, gamma: &FlexTensor) -> (FlexTensor, FlexTensor) {
+    let (y, inv) = cpu::rms_norm(host(x), host(gamma), RMS_EPS);
+    let rows = inv.len();
+    (flex(y, x.shape()), flex(inv, [rows]))
+}
+
+fn swiglu(g: &FlexTensor, u: &FlexTensor) -> FlexTensor {
+    flex(cpu::swiglu(host(g), host(u)), g.shape())
+}
+
+/// Forward, or with `inverse` the backward pass (the rotation back).
+fn rotary(x: &FlexTensor, cos: &FlexTensor, sin: &FlexTensor, inverse: bool) -> FlexTensor {
+    let sh = heads(&x.shape());
+    flex(cpu::rotary(host(x), host(cos), host(sin), sh.time, sh.heads, sh.head_dim, inverse), x.shape())
+}
+
+/// Mean loss `[1]` and log-sum-exp per row.
+fn cross_entropy(logits: &FlexTensor, targets: &[i64]) -> (FlexTensor, FlexTensor) {
+    let (loss, lse) = cpu::cross_entropy(host(logits), targets, logits.shape()[1]);
+    let rows = lse.len();
+    (flex(vec![loss], [1]), flex(lse, [rows]))
+}
+
 impl Kernels for Flex {
     fn causal_attention(q: Tensor<Self, 4>, k: Tensor<Self, 4>, v: Tensor<Self, 4>) -> Tensor<Self, 4> {
-        let (q, k, v) = (contiguous(prim(q)), contiguous(prim(k)), contiguous(prim(v)));
-        let shape = q.shape();
-        let (out, _) = cpu::attention(host(&q), host(&k), host(&v), heads(&shape));
-        wrap(flex(out, shape))
+        wrap(attention(&inner(q), &inner(k), &inner(v)).0)
     }
     fn rms_norm(x: Tensor<Self, 2>, gamma: Tensor<Self, 1>) -> Tensor<Self, 2> {
-        let (x, gamma) = (contiguous(prim(x)), contiguous(prim(gamma)));
-        wrap(flex(cpu::rms_norm(host(&x), host(&gamma), RMS_EPS).0, x.shape()))
+        wrap(rms_norm(&inner(x), &inner(gamma)).0)
     }
     fn swiglu(gate: Tensor<Self, 2>, up: Tensor<Self, 2>) -> Tensor<Self, 2> {
-        let (g, u) = (contiguous(prim(gate)), contiguous(prim(up)));
-        wrap(flex(cpu::swiglu(host(&g), host(&u)), g.shape()))
+        wrap(swiglu(&inner(gate), &inner(up)))
     }
     fn rotary(x: Tensor<Self, 4>, cos: Tensor<Self, 2>, sin: Tensor<Self, 2>) -> Tensor<Self, 4> {
-        let (x, cos, sin) = (contiguous(prim(x)), contiguous(prim(cos)), contiguous(prim(sin)));
-        let sh = heads(&x.shape());
-        wrap(flex(cpu::rotary(host(&x), host(&cos), host(&sin), sh.time, sh.heads, sh.head_dim, false), x.shape()))
+        wrap(rotary(&inner(x), &inner(cos), &inner(sin), false))
     }
     fn cross_entropy(logits: Tensor<Self, 2>, targets_: Tensor<Self, 1, Int>) -> Tensor<Self, 1> {
-        let v = logits.dims()[1];
-        let logits = contiguous(prim(logits));
-        wrap(flex(vec![cpu::cross_entropy(host(&logits), &targets(targets_), v).0], [1]))
+        wrap(cross_entropy(&inner(logits), &targets(targets_)).0)
     }
 }
 
@@ -84,11 +109,11 @@ fn record<Op: Backward<Flex, N>, const N: usize>(op: Op, parents: [&AdTensor; N]
 
 /// The shared part of every backward pass: takes the output's gradient, lets `grad` turn it
 /// into one gradient per parent, and hands each parent that wants one its gradient.
-fn backward<S, const N: usize>(ops: Ops<S, N>, grads: &mut Gradients, grad: impl FnOnce(&S, FlexTensor) -> [(Vec<f32>, Shape); N]) {
-    let dy = contiguous(grads.consume::<Flex>(&ops.node));
-    for (parent, (value, shape)) in ops.parents.into_iter().zip(grad(&ops.state, dy)) {
+fn backward<S, const N: usize>(ops: Ops<S, N>, grads: &mut Gradients, grad: impl FnOnce(&S, FlexTensor) -> [FlexTensor; N]) {
+    let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+    for (parent, value) in ops.parents.into_iter().zip(grad(&ops.state, dy)) {
         if let Some(node) = parent {
-            grads.register::<Flex>(node.id, flex(value, shape));
+            grads.register::<Flex>(node.id, value);
         }
     }
 }
@@ -103,7 +128,7 @@ impl Backward<Flex, 3> for AttentionGrad {
         backward(ops, grads, |[q, k, v, out, lse], dout| {
             let shape = q.shape();
             let (dq, dk, dv) = cpu::attention_backward(host(q), host(k), host(v), host(out), host(lse), host(&dout), heads(&shape));
-            [(dq, shape.clone()), (dk, shape.clone()), (dv, shape)]
+            [flex(dq, shape.clone()), flex(dk, shape.clone()), flex(dv, shape)]
         });
     }
 }
@@ -117,7 +142,7 @@ impl Backward<Flex, 2> for RmsNormGrad {
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         backward(ops, grads, |[x, gamma, inv], dy| {
             let (dx, dgamma) = cpu::rms_norm_backward(host(x), host(gamma), host(inv), host(&dy));
-            [(dx, x.shape()), (dgamma, gamma.shape())]
+            [flex(dx, x.shape()), flex(dgamma, gamma.shape())]
         });
     }
 }
@@ -131,7 +156,7 @@ impl Backward<Flex, 2> for SwigluGrad {
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         backward(ops, grads, |[g, u], dy| {
             let (dg, du) = cpu::swiglu_backward(host(g), host(u), host(&dy));
-            [(dg, g.shape()), (du, u.shape())]
+            [flex(dg, g.shape()), flex(du, u.shape())]
         });
     }
 }
@@ -140,13 +165,10 @@ impl Backward<Flex, 2> for SwigluGrad {
 struct RotaryGrad;
 
 impl Backward<Flex, 1> for RotaryGrad {
-    /// cos, sin, and the input's shape.
-    type State = (FlexTensor, FlexTensor, Shape);
+    /// cos, sin.
+    type State = (FlexTensor, FlexTensor);
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        backward(ops, grads, |(cos, sin, shape), dy| {
-            let sh = heads(shape);
-            [(cpu::rotary(host(&dy), host(cos), host(sin), sh.time, sh.heads, sh.head_dim, true), shape.clone())]
-        });
+        backward(ops, grads, |(cos, sin), dy| [rotary(&dy, cos, sin, true)]);
     }
 }
 
@@ -159,52 +181,48 @@ impl Backward<Flex, 1> for CrossEntropyGrad {
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         backward(ops, grads, |(logits, targets, lse), dloss| {
             let v = logits.shape()[1];
-            [(cpu::cross_entropy_backward(host(logits), targets, host(lse), v, host(&dloss)[0]), logits.shape())]
+            [flex(cpu::cross_entropy_backward(host(logits), targets, host(lse), v, host(&dloss)[0]), logits.shape())]
         });
     }
+}
+
+/// The host tensor of a tracked tensor, contiguous.
+fn host_of(t: &AdTensor) -> FlexTensor {
+    t.primitive.to_contiguous()
 }
 
 impl Kernels for Ad {
     fn causal_attention(q: Tensor<Self, 4>, k: Tensor<Self, 4>, v: Tensor<Self, 4>) -> Tensor<Self, 4> {
         let (q, k, v) = (prim(q), prim(k), prim(v));
-        let (qf, kf, vf) = (contiguous(q.primitive.clone()), contiguous(k.primitive.clone()), contiguous(v.primitive.clone()));
-        let shape = qf.shape();
-        let sh = heads(&shape);
-        let (out, lse) = cpu::attention(host(&qf), host(&kf), host(&vf), sh);
-        let (out, lse) = (flex(out, shape), flex(lse, [sh.batch * sh.heads, sh.time]));
+        let (qf, kf, vf) = (host_of(&q), host_of(&k), host_of(&v));
+        let (out, lse) = attention(&qf, &kf, &vf);
         wrap(record(AttentionGrad, [&q, &k, &v], [qf, kf, vf, out.clone(), lse], out))
     }
     fn rms_norm(x: Tensor<Self, 2>, gamma: Tensor<Self, 1>) -> Tensor<Self, 2> {
         let (x, gamma) = (prim(x), prim(gamma));
-        let (xf, gf) = (contiguous(x.primitive.clone()), contiguous(gamma.primitive.clone()));
-        let (y, inv) = cpu::rms_norm(host(&xf), host(&gf), RMS_EPS);
-        let rows = inv.len();
-        let y = flex(y, xf.shape());
-        wrap(record(RmsNormGrad, [&x, &gamma], [xf, gf, flex(inv, [rows])], y))
+        let (xf, gf) = (host_of(&x), host_of(&gamma));
+        let (y, inv) = rms_norm(&xf, &gf);
+        wrap(record(RmsNormGrad, [&x, &gamma], [xf, gf, inv], y))
     }
     fn swiglu(gate: Tensor<Self, 2>, up: Tensor<Self, 2>) -> Tensor<Self, 2> {
         let (g, u) = (prim(gate), prim(up));
-        let (gf, uf) = (contiguous(g.primitive.clone()), contiguous(u.primitive.clone()));
-        let y = flex(cpu::swiglu(host(&gf), host(&uf)), gf.shape());
+        let (gf, uf) = (host_of(&g), host_of(&u));
+        let y = swiglu(&gf, &uf);
         wrap(record(SwigluGrad, [&g, &u], [gf, uf], y))
     }
     fn rotary(x: Tensor<Self, 4>, cos: Tensor<Self, 2>, sin: Tensor<Self, 2>) -> Tensor<Self, 4> {
         let x = prim(x);
         // The tables are constants: their inner tensors are all the kernel needs.
-        let (cos, sin) = (contiguous(prim(cos).primitive), contiguous(prim(sin).primitive));
-        let xf = contiguous(x.primitive.clone());
-        let shape = xf.shape();
-        let sh = heads(&shape);
-        let y = flex(cpu::rotary(host(&xf), host(&cos), host(&sin), sh.time, sh.heads, sh.head_dim, false), shape.clone());
-        wrap(record(RotaryGrad, [&x], (cos, sin, shape), y))
+        let (cos, sin) = (host_of(&prim(cos)), host_of(&prim(sin)));
+        let y = rotary(&host_of(&x), &cos, &sin, false);
+        wrap(record(RotaryGrad, [&x], (cos, sin), y))
     }
     fn cross_entropy(logits: Tensor<Self, 2>, targets_: Tensor<Self, 1, Int>) -> Tensor<Self, 1> {
         let targets = std::sync::Arc::new(targets(targets_));
         let logits = prim(logits);
-        let lf = contiguous(logits.primitive.clone());
-        let (loss, lse) = cpu::cross_entropy(host(&lf), &targets, lf.shape()[1]);
-        let rows = lse.len();
-        wrap(record(CrossEntropyGrad, [&logits], (lf, targets, flex(lse, [rows])), flex(vec![loss], [1])))
+        let lf = host_of(&logits);
+        let (loss, lse) = cross_entropy(&lf, &targets);
+        wrap(record(CrossEntropyGrad, [&logits], (lf, targets, lse), loss))
     }
 }
 
