@@ -2,8 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use codescale_core::{BadInput, CurvePoint, ResultRow};
+use codescale_fit::results::{budgets_around, input_hash, points_from_rows, N_COLUMNS};
 use codescale_fit::{Estimate, FitFile, FitOptions, Point};
 use codescale_sweep::runs::RESULTS_FILE;
 use codescale_sweep::SweepDir;
@@ -38,11 +39,15 @@ pub struct FitArgs {
     /// Print the fit as JSON instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// With --table: leave out rows whose N, D, loss or compute is not a positive number
+    /// (listing them) instead of refusing the table.
+    #[arg(long)]
+    pub skip_bad_rows: bool,
 }
 
 impl FitArgs {
     pub fn for_sweep(dir: PathBuf) -> FitArgs {
-        FitArgs { sweep_dir: Some(dir), table: None, n_col: None, d_col: None, c_col: None, loss_col: None, group_col: None, bootstrap: 1000, seed: 0, out: None, json: false }
+        FitArgs { sweep_dir: Some(dir), table: None, n_col: None, d_col: None, c_col: None, loss_col: None, group_col: None, bootstrap: 1000, seed: 0, out: None, json: false, skip_bad_rows: false }
     }
 }
 
@@ -54,55 +59,28 @@ pub fn fit(args: &FitArgs, quiet: bool) -> Result<FitFile> {
     }
 }
 
-/// The rows of a sweep: `results.parquet`, written from the trial records if missing.
+
+/// The rows of a sweep, from its trial records as they are now (`results.parquet` is
+/// rewritten on the way, so it never lags behind a trial that finished since).
 pub fn sweep_rows(dir: &Path) -> Result<Vec<ResultRow>> {
-    let sweep = SweepDir::open(dir)?;
-    let path = dir.join(RESULTS_FILE);
-    if path.exists() {
-        codescale_table::read_rows(&path)
-    } else {
-        sweep.write_results()
-    }
+    SweepDir::open(dir)?.write_results()
 }
 
 pub fn fit_sweep(dir: &Path, args: &FitArgs, quiet: bool) -> Result<FitFile> {
-    let rows = sweep_rows(dir)?;
     let name = SweepDir::open(dir)?.name();
     let n_col = args.n_col.clone().unwrap_or_else(|| "n_params".into());
-    anyhow::ensure!(["n_params", "n_params_active", "n_params_total"].contains(&n_col.as_str()), BadInput(format!("--n-col {n_col}: a sweep has n_params, n_params_active and n_params_total")));
-    // Dense and MoE follow different laws: fit them apart when a sweep has both.
-    let mixed = rows.iter().any(|r| r.arch == "moe") && rows.iter().any(|r| r.arch == "dense");
-    let points: Vec<Point> = rows
-        .iter()
-        .map(|r| Point {
-            id: r.trial_id.clone(),
-            group: if mixed { format!("{}/{}", r.language, r.arch) } else { r.language.clone() },
-            status: r.status.clone(),
-            n: match n_col.as_str() {
-                "n_params_active" => r.n_params_active,
-                "n_params_total" => r.n_params_total,
-                _ => r.n_params,
-            },
-            d: r.tokens,
-            loss: r.val_loss.unwrap_or(f64::NAN),
-            flops: Some(r.flops),
-            lr: Some(r.lr),
-            batch_tokens: Some((r.batch_size * r.seq_len) as f64),
-            warmup_steps: Some(r.warmup_steps as f64),
-        })
-        .collect();
-    let budgets = budgets_around(rows.iter().filter(|r| r.status == "done").map(|r| r.flops));
-    write_fit(&name, &dir.join(RESULTS_FILE).display().to_string(), &points, args, &n_col, &budgets, quiet)
+    anyhow::ensure!(N_COLUMNS.contains(&n_col.as_str()), BadInput(format!("--n-col {n_col}: a sweep has {}", N_COLUMNS.join(", "))));
+    let points = points_from_rows(&sweep_rows(dir)?, &n_col);
+    let budgets = budgets_around(points.iter().filter(|p| p.status == "done").filter_map(|p| p.flops));
+    let out = args.out.clone().unwrap_or_else(|| sibling_of_runs(dir, "fits").join(format!("{name}.json")));
+    write_fit(&name, &dir.join(RESULTS_FILE).display().to_string(), &points, args, &n_col, &budgets, &out, quiet)
 }
 
-/// Compute budgets to plan for: every decade from the sweep's smallest trial to a hundred
-/// times its largest, so the allocation speaks to the scale the sweep measured.
-fn budgets_around(flops: impl Iterator<Item = f64>) -> Vec<f64> {
-    let (lo, hi) = flops.filter(|f| f.is_finite() && *f > 0.0).fold((f64::INFINITY, 0f64), |(lo, hi), f| (lo.min(f), hi.max(f)));
-    if hi <= 0.0 {
-        return Vec::new();
-    }
-    (lo.log10().floor() as i32..=hi.log10().ceil() as i32 + 2).map(|e| 10f64.powi(e)).collect()
+/// `<root>/<what>` for a sweep folder `<root>/<runs>/<sweep>`: fits and reports sit beside the
+/// runs folder they come from, wherever the command runs.
+pub fn sibling_of_runs(sweep_dir: &Path, what: &str) -> PathBuf {
+    let runs_root = sweep_dir.parent().unwrap_or(Path::new(""));
+    runs_root.parent().unwrap_or(Path::new("")).join(what)
 }
 
 fn fit_table(path: &Path, args: &FitArgs) -> Result<FitFile> {
@@ -111,32 +89,56 @@ fn fit_table(path: &Path, args: &FitArgs) -> Result<FitFile> {
     let col = |name: &Option<String>, default: &str| name.clone().unwrap_or_else(|| default.to_string());
     let bad = |e: anyhow::Error| -> anyhow::Error { BadInput(format!("{}: {e:#}", path.display())).into() };
     let n_col = col(&args.n_col, "n_params");
-    let n = f64_column(&df, &n_col).map_err(bad)?;
-    let loss = f64_column(&df, &col(&args.loss_col, "loss")).map_err(bad)?;
-    let flops = match &args.c_col {
-        Some(c) => Some(f64_column(&df, c).map_err(bad)?),
-        None => None,
-    };
+    let loss_col = col(&args.loss_col, "loss");
+    // A numeric column: its name, its values, and its cells as written (to quote a bad one).
+    let numeric = |name: &str| -> Result<Column> { Ok(Column { name: name.to_string(), values: f64_column(&df, name).map_err(bad)?, text: str_column(&df, name).map_err(bad)? }) };
+    let n = numeric(&n_col)?;
+    let loss = numeric(&loss_col)?;
+    let flops = args.c_col.as_deref().map(numeric).transpose()?;
     let d = match (&args.d_col, &flops) {
-        (Some(d), _) => f64_column(&df, d).map_err(bad)?,
-        (None, Some(c)) => c.iter().zip(&n).map(|(c, n)| c / (6.0 * n)).collect(),
-        (None, None) => f64_column(&df, "tokens").map_err(|_| BadInput(format!("{}: give --d-col or --c-col", path.display())))?,
+        (Some(d), _) => numeric(d)?,
+        (None, Some(c)) => Column { name: "C/6N".into(), values: c.values.iter().zip(&n.values).map(|(c, n)| c / (6.0 * n)).collect(), text: vec![String::new(); c.values.len()] },
+        (None, None) => numeric("tokens").map_err(|_| BadInput(format!("{}: give --d-col or --c-col", path.display())))?,
     };
     let groups = match &args.group_col {
         Some(g) => str_column(&df, g).map_err(bad)?,
-        None => vec!["all".to_string(); n.len()],
+        None => vec!["all".to_string(); n.values.len()],
     };
     let optional = |name: &str| if has_column(&df, name) { f64_column(&df, name).ok() } else { None };
     let (lr, batch) = (optional("lr"), optional("batch_tokens"));
-    let points: Vec<Point> = (0..n.len())
+
+    // A table is the user's own data: a cell that is not a positive number is a mistake to point
+    // at (file, row, column), not a point to drop quietly.
+    let mut problems = Vec::new();
+    let mut keep = Vec::new();
+    for i in 0..n.values.len() {
+        let cells: Vec<String> = [Some(&n), Some(&d), Some(&loss), flops.as_ref()].into_iter().flatten().filter_map(|c| c.bad_cell(i)).collect();
+        if cells.is_empty() {
+            keep.push(i);
+        } else {
+            problems.push(format!("{}: row {}: {} is not a positive number", path.display(), i + 2, cells.join(", ")));
+        }
+    }
+    if !problems.is_empty() {
+        let mut listing = problems.iter().take(20).map(|p| format!("  {p}")).collect::<Vec<_>>().join("\n");
+        if problems.len() > 20 {
+            listing += &format!("\n  … and {} more", problems.len() - 20);
+        }
+        if !args.skip_bad_rows {
+            return Err(BadInput(format!("{} row(s) of {} cannot be fitted (--skip-bad-rows leaves them out):\n{listing}", problems.len(), path.display())).into());
+        }
+        eprintln!("left out {} row(s):\n{listing}", problems.len());
+    }
+    let points: Vec<Point> = keep
+        .into_iter()
         .map(|i| Point {
-            id: format!("row {}", i + 1),
+            id: format!("row {}", i + 2),
             group: groups[i].clone(),
             status: "done".into(),
-            n: n[i],
-            d: d[i],
-            loss: loss[i],
-            flops: flops.as_ref().map(|c| c[i]),
+            n: n.values[i],
+            d: d.values[i],
+            loss: loss.values[i],
+            flops: flops.as_ref().map(|c| c.values[i]),
             lr: lr.as_ref().map(|v| v[i]),
             batch_tokens: batch.as_ref().map(|v| v[i]),
             warmup_steps: None,
@@ -144,14 +146,30 @@ fn fit_table(path: &Path, args: &FitArgs) -> Result<FitFile> {
         .collect();
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "table".into());
     let budgets = budgets_around(points.iter().map(|p| p.flops.unwrap_or(6.0 * p.n * p.d)));
-    write_fit(&name, &path.display().to_string(), &points, args, &n_col, &budgets, false)
+    let out = args.out.clone().unwrap_or_else(|| PathBuf::from("fits").join(format!("{name}.json")));
+    write_fit(&name, &path.display().to_string(), &points, args, &n_col, &budgets, &out, false)
 }
 
-fn write_fit(name: &str, source: &str, points: &[Point], args: &FitArgs, n_col: &str, budgets: &[f64], quiet: bool) -> Result<FitFile> {
+/// A numeric column of a user's table.
+struct Column {
+    name: String,
+    values: Vec<f64>,
+    /// The cells as written (row numbers as a spreadsheet shows them: the header is row 1).
+    text: Vec<String>,
+}
+
+impl Column {
+    fn bad_cell(&self, i: usize) -> Option<String> {
+        let v = self.values[i];
+        (!(v.is_finite() && v > 0.0)).then(|| format!("`{}` = {}", self.name, if self.text[i].is_empty() { v.to_string() } else { format!("{:?}", self.text[i]) }))
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn write_fit(name: &str, source: &str, points: &[Point], args: &FitArgs, n_col: &str, budgets: &[f64], out: &Path, quiet: bool) -> Result<FitFile> {
     let opts = FitOptions { bootstrap: args.bootstrap, seed: args.seed, n_col: n_col.to_string(), budgets: budgets.to_vec(), ..Default::default() };
     let fit = codescale_fit::fit_points(name, source, points, &opts);
-    let out = args.out.clone().unwrap_or_else(|| fit_path(name));
-    codescale_core::atomic::write_json(&out, &fit)?;
+    codescale_core::atomic::write_json(out, &fit)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&fit)?);
     } else if !quiet {
@@ -161,10 +179,6 @@ fn write_fit(name: &str, source: &str, points: &[Point], args: &FitArgs, n_col: 
     Ok(fit)
 }
 
-pub fn fit_path(name: &str) -> PathBuf {
-    PathBuf::from("fits").join(format!("{name}.json"))
-}
-
 pub fn interval(e: &Estimate) -> String {
     match (e.lo, e.hi) {
         (Some(lo), Some(hi)) => format!("{lo:.3}–{hi:.3}"),
@@ -172,34 +186,43 @@ pub fn interval(e: &Estimate) -> String {
     }
 }
 
+
 pub fn report(dir: &Path, out: Option<PathBuf>, quiet: bool) -> Result<PathBuf> {
     let sweep = SweepDir::open(dir)?;
     let name = sweep.name();
     let rows = sweep_rows(dir)?;
     let mut notes = Vec::new();
-    let fit_file = fit_path(&name);
-    let fit = if fit_file.exists() {
-        Some(codescale_core::atomic::read_json::<FitFile>(&fit_file)?)
-    } else {
-        notes.push(format!("{} was missing; fitted now", fit_file.display()));
-        Some(fit_sweep(dir, &FitArgs::for_sweep(dir.to_path_buf()), true)?)
+    // The fit on disk is used only if it was made from exactly these results.
+    let fit_file = sibling_of_runs(dir, "fits").join(format!("{name}.json"));
+    let on_disk = fit_file.exists().then(|| codescale_core::atomic::read_json::<FitFile>(&fit_file)).and_then(Result::ok);
+    let current = on_disk.filter(|f| N_COLUMNS.contains(&f.n_col.as_str()) && f.input_hash == input_hash(&points_from_rows(&rows, &f.n_col)));
+    let fit = match current {
+        Some(fit) => fit,
+        None => {
+            notes.push(if fit_file.exists() { format!("{} was made from other results; fitted again", fit_file.display()) } else { format!("{} was missing; fitted now", fit_file.display()) });
+            fit_sweep(dir, &FitArgs::for_sweep(dir.to_path_buf()), true)?
+        }
     };
     let mut curves = Vec::new();
     let mut provenance = Vec::new();
     for record in sweep.records()? {
-        let trial_dir = sweep.trial_dir(&record.id);
-        let curve_path = trial_dir.join(codescale_core::record::CURVE_FILE);
+        let curve_path = sweep.trial_dir(&record.id).join(codescale_core::record::CURVE_FILE);
         if curve_path.exists() {
-            let curve: Vec<CurvePoint> = codescale_table::read_rows(&curve_path).with_context(|| format!("curve of trial {}", record.id))?;
-            curves.push((record.id.clone(), curve));
+            match codescale_table::read_rows::<CurvePoint>(&curve_path) {
+                Ok(curve) => curves.push((record.id.clone(), curve)),
+                Err(e) => notes.push(format!("the curve of trial {} is unreadable ({e:#}); left out", record.id)),
+            }
+        }
+        if let Some(why) = &record.stale {
+            notes.push(format!("trial {} is a stale result kept with --reuse-stale: {why}", record.id));
         }
         if !record.provenance.started.is_empty() {
             provenance.push((record.id.clone(), record.provenance.clone()));
         }
     }
     let sweep_toml = std::fs::read_to_string(dir.join(codescale_sweep::runs::SWEEP_FILE)).ok();
-    let input = codescale_report::ReportInput { sweep: name.clone(), results: rows, curves, fit, provenance, sweep_toml, notes };
-    let out_dir = out.unwrap_or_else(|| PathBuf::from("reports").join(&name));
+    let input = codescale_report::ReportInput { sweep: name.clone(), results: rows, curves, fit: Some(fit), provenance, sweep_toml, notes };
+    let out_dir = out.unwrap_or_else(|| sibling_of_runs(dir, "reports").join(&name));
     let output = codescale_report::write_report(&input, &out_dir)?;
     if !quiet {
         eprintln!("{} figures", output.figures.len());

@@ -83,10 +83,8 @@ enum Command {
     /// Corpus → sweep → fit → report, in one command.
     Run {
         sweep: PathBuf,
-        #[arg(long)]
-        jobs: Option<usize>,
-        #[arg(long, default_value = "runs")]
-        runs: PathBuf,
+        #[command(flatten)]
+        run: train::RunArgs,
     },
 }
 
@@ -116,12 +114,11 @@ enum SweepCommand {
     /// Run a sweep (resumes; finished trials are never rerun).
     Run {
         sweep: PathBuf,
-        #[arg(long)]
-        jobs: Option<usize>,
+        /// Where trials run: this machine, or a Slurm array job.
         #[arg(long, value_enum, default_value = "local")]
         executor: Executor,
-        #[arg(long, default_value = "runs")]
-        runs: PathBuf,
+        #[command(flatten)]
+        run: train::RunArgs,
     },
     /// Counts by status, running trials, best so far.
     Status {
@@ -175,12 +172,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }
         Command::Train { trial, set, out, stop_after_steps } => train::train(&trial, &set, out, stop_after_steps, quiet),
         Command::Sweep { command } => match command {
-            SweepCommand::Plan { sweep, json } => train::plan(&sweep, json),
-            SweepCommand::Run { sweep, jobs, executor: Executor::Local, runs } => {
-                let summary = train::run_sweep(&sweep, jobs, &runs, quiet)?;
+            SweepCommand::Plan { sweep, json } => train::plan(&sweep, json, quiet),
+            SweepCommand::Run { sweep, executor: Executor::Local, run } => {
+                let summary = train::run_sweep(&sweep, &run, quiet)?;
                 Ok(if summary.all_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
             }
-            SweepCommand::Run { sweep, executor: Executor::Slurm, runs, .. } => train::submit_slurm(&sweep, &runs),
+            SweepCommand::Run { sweep, executor: Executor::Slurm, run } => train::submit_slurm(&sweep, &run),
             SweepCommand::Status { sweep, runs, json } => train::status(&sweep, &runs, json),
         },
         Command::Trial { command: TrialCommand::Run { sweep_dir, index } } => train::trial_run(&sweep_dir, index, quiet),
@@ -191,13 +188,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         }),
         Command::Replay { path, sample, force } => replay::replay(&path, sample, force, quiet),
         Command::Export { sweep_dir, format, out } => export::export(&sweep_dir, format, out).map(|_| ExitCode::SUCCESS),
-        Command::Run { sweep, jobs, runs } => run(&sweep, jobs, &runs, quiet),
+        Command::Run { sweep, run: args } => run(&sweep, &args, quiet),
     }
 }
 
 /// The README's main job: every stage, each reusing what is already on disk.
-fn run(sweep_file: &std::path::Path, jobs: Option<usize>, runs: &std::path::Path, quiet: bool) -> Result<ExitCode> {
-    let summary = train::run_sweep(sweep_file, jobs, runs, quiet)?;
+fn run(sweep_file: &std::path::Path, args: &train::RunArgs, quiet: bool) -> Result<ExitCode> {
+    let summary = train::run_sweep(sweep_file, args, quiet)?;
     let fit = analyse::fit_sweep(&summary.dir, &analyse::FitArgs::for_sweep(summary.dir.clone()), quiet)?;
     let report = analyse::report(&summary.dir, None, quiet)?;
     println!();

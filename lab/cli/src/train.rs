@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use codescale_core::error::line_of;
-use codescale_core::{BadInput, Status, TrialConfig, TrialRecord, TrialSpec};
-use codescale_sweep::scheduler::{build_corpora, prepare};
+use codescale_core::{BadInput, CorpusKey, Status, TrialConfig, TrialRecord, TrialSpec};
+use codescale_sweep::estimate;
+use codescale_sweep::scheduler::{plan_with_corpora, prepare};
 use codescale_sweep::{RunConfig, Summary, Sweep, SweepDir};
 use codescale_train::RunOptions;
 
@@ -36,6 +37,10 @@ pub fn corpus_for(config: &TrialConfig, quiet: bool) -> Result<codescale_data::C
 pub fn train(path: &Path, sets: &[String], out: Option<PathBuf>, stop_after_steps: Option<usize>, quiet: bool) -> Result<ExitCode> {
     let config = load_trial(path, sets)?;
     let corpus = corpus_for(&config, quiet)?;
+    if !corpus.languages().contains(&config.language) {
+        return Err(BadInput(format!("{}: `language`: `{}` is not in corpus {} (it has: {})", path.display(), config.language, config.corpus, corpus.languages().join(", "))).into());
+    }
+    let config = config.bound_to(CorpusKey { manifest: corpus.hash().to_string(), tokenizer: corpus.tokenizer_hash().to_string() });
     let dir = out.unwrap_or_else(|| PathBuf::from("runs/trials").join(config.trial_id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let opts = RunOptions { quiet, stop_after_steps, ..Default::default() };
@@ -72,56 +77,56 @@ fn print_record(r: &TrialRecord, dir: &Path) {
     println!("  {}", dir.display());
 }
 
-/// Throughput of this machine in FLOPs per second, from finished trials under `runs`, or a
-/// figure measured on the 2-core reference machine when there are none.
-fn measured_flops_per_s(runs: &Path) -> (f64, &'static str) {
-    let mut rates = Vec::new();
-    for sweep in std::fs::read_dir(runs).into_iter().flatten().flatten() {
-        for trial in std::fs::read_dir(sweep.path().join("trials")).into_iter().flatten().flatten() {
-            if let Ok(r) = TrialRecord::load(&trial.path()) {
-                if r.status == Status::Done && r.metrics.tokens_per_s > 0.0 {
-                    let threads = r.provenance.threads.max(1) as f64;
-                    rates.push(r.config.params().flops_per_token_with_head(&r.config) * r.metrics.tokens_per_s / threads);
-                }
-            }
-        }
-    }
-    if rates.is_empty() {
-        return (REFERENCE_FLOPS_PER_S_PER_THREAD, "reference machine");
-    }
-    rates.sort_by(f64::total_cmp);
-    (rates[rates.len() / 2], "finished trials")
-}
-
-/// Training FLOP/s per thread (with the head) measured with `bench/throughput` on the 2-core CI machine.
-const REFERENCE_FLOPS_PER_S_PER_THREAD: f64 = 1.0e9;
-
-pub fn plan(path: &Path, json: bool) -> Result<ExitCode> {
+pub fn plan(path: &Path, json: bool, quiet: bool) -> Result<ExitCode> {
     let sweep = Sweep::load(path)?;
-    let trials = codescale_sweep::plan::plan(&sweep)?;
+    let (trials, _) = plan_with_corpora(&sweep, quiet)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&trials)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let (per_thread, source) = measured_flops_per_s(Path::new("runs"));
+    let (per_thread, source) = estimate::flops_per_s_per_thread(Path::new("runs"));
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
     println!("{:<16} {:<10} {:<6} {:<9} {:>10} {:>10} {:>10} {:>9}", "trial", "language", "arch", "model", "N", "D", "FLOPs", "est. s");
     let (mut total_flops, mut total_s) = (0.0, 0.0);
     for c in &trials {
         let p = c.params();
         let flops = p.flops_per_token(c) * c.tokens;
-        let seconds = p.flops_per_token_with_head(c) * c.tokens / (per_thread * threads);
+        let seconds = estimate::trial_seconds(c, per_thread, threads);
         total_flops += flops;
         total_s += seconds;
         println!("{:<16} {:<10} {:<6} {:<9} {:>10.3e} {:>10.3e} {:>10.3e} {:>9.0}", c.trial_id(), c.language, c.arch.as_str(), c.model, p.n_params, c.tokens, flops, seconds);
     }
     println!("{} trials, {:.3e} FLOPs, about {:.1} min on this machine with all cores (throughput from {source})", trials.len(), total_flops, total_s / 60.0);
+    if total_s > estimate::CONFIRM_ABOVE_S {
+        println!("warning: over {:.0} h: `sweep run` will ask for --yes", estimate::CONFIRM_ABOVE_S / 3600.0);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn run_sweep(path: &Path, jobs: Option<usize>, runs: &Path, quiet: bool) -> Result<Summary> {
+/// What `sweep run` and `run` take besides the sweep file.
+#[derive(clap::Args, Clone, Debug, Default)]
+pub struct RunArgs {
+    /// Trials to train at once (default: the sweep's `jobs`, else 1); cores are shared out.
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Folder holding every sweep's runs folder.
+    #[arg(long, default_value = "runs")]
+    pub runs: PathBuf,
+    /// Retry failed trials even when their failure looked permanent.
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// Keep finished trials whose corpus or code version no longer match the plan (marked
+    /// stale in the results) instead of retraining them.
+    #[arg(long)]
+    pub reuse_stale: bool,
+    /// Run a plan estimated to take over a day on this machine.
+    #[arg(long)]
+    pub yes: bool,
+}
+
+pub fn run_sweep(path: &Path, args: &RunArgs, quiet: bool) -> Result<Summary> {
     let sweep = Sweep::load(path)?;
-    let cfg = RunConfig { runs_root: runs.to_path_buf(), jobs, quiet, cores: None };
+    let cfg = RunConfig { runs_root: args.runs.clone(), jobs: args.jobs, quiet, cores: None, retry_failed: args.retry_failed, reuse_stale: args.reuse_stale, confirmed: args.yes };
     let summary = codescale_sweep::run_sweep(&sweep, &cfg)?;
     let counts: Vec<String> = [Status::Done, Status::Pruned, Status::Diverged, Status::Failed, Status::Running, Status::Pending]
         .iter()
@@ -129,20 +134,25 @@ pub fn run_sweep(path: &Path, jobs: Option<usize>, runs: &Path, quiet: bool) -> 
         .filter(|(_, n)| *n > 0)
         .map(|(s, n)| format!("{n} {}", s.as_str()))
         .collect();
+    for note in &summary.notes {
+        println!("note: {note}");
+    }
     println!("sweep {}: {} trials ({}); trained {} now, {} already finished", sweep.name, summary.rows.len(), counts.join(", "), summary.trained, summary.skipped);
     for row in summary.rows.iter().filter(|r| r.status == "failed") {
-        let error = TrialRecord::load(&summary.dir.join("trials").join(&row.trial_id)).ok().and_then(|r| r.error).unwrap_or_default();
-        println!("  failed {}: {error}", row.trial_id);
+        let record = TrialRecord::load(&summary.dir.join("trials").join(&row.trial_id)).ok();
+        let error = record.as_ref().and_then(|r| r.error.clone()).unwrap_or_default();
+        let retry = if record.is_some_and(|r| r.retryable) { "retried on the next run" } else { "not retried unless --retry-failed" };
+        println!("  failed {}: {error} ({retry})", row.trial_id);
     }
     println!("results: {}", summary.dir.join(codescale_sweep::runs::RESULTS_FILE).display());
     Ok(summary)
 }
 
-pub fn submit_slurm(path: &Path, runs: &Path) -> Result<ExitCode> {
+pub fn submit_slurm(path: &Path, args: &RunArgs) -> Result<ExitCode> {
     let sweep = Sweep::load(path)?;
-    let (dir, plan) = prepare(&sweep, runs)?;
-    // Corpora are built once here, not by every array task at once.
-    build_corpora(&plan.trials, false)?;
+    // Corpora are built once here (by planning), not by every array task at once.
+    let cfg = RunConfig { runs_root: args.runs.clone(), confirmed: args.yes, ..Default::default() };
+    let (dir, plan, _) = prepare(&sweep, &cfg)?;
     let exe = std::env::current_exe()?;
     let (job, indices) = codescale_sweep::slurm::write_job(&dir, &plan, sweep.slurm.as_ref(), &exe)?;
     if indices.is_empty() {
@@ -160,7 +170,7 @@ pub fn trial_run(sweep_dir: &Path, index: usize, quiet: bool) -> Result<ExitCode
     let plan = dir.plan()?;
     let mut config = plan.trials.get(index).cloned().ok_or_else(|| BadInput(format!("{} plans {} trials; there is no index {index}", sweep_dir.display(), plan.trials.len())))?;
     let trial_dir = dir.trial_dir(&config.trial_id());
-    if dir.record(&config)?.status.is_final() {
+    if !dir.record(&config)?.needs_run(false) {
         println!("trial {} is already finished", config.trial_id());
         return Ok(ExitCode::SUCCESS);
     }

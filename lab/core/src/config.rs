@@ -74,6 +74,20 @@ impl Backend {
     }
 }
 
+/// The corpus a trial was planned against: its manifest hash and its tokenizer's hash. Part of
+/// the trial's id, so a trial is never reused on a corpus whose contents changed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorpusKey {
+    pub manifest: String,
+    pub tokenizer: String,
+}
+
+/// The version of the trainer's numerics, hashed into every trial id. Bump it whenever a change
+/// alters what a trial computes (its losses), so that no earlier result is reused as if it came
+/// from the new code; `lab/train/tests/golden.rs` fails when the numerics change without it.
+pub const NUMERICS_VERSION: u32 = 2;
+
 /// Every key a trial file, a sweep's `[base]` or a sweep parameter may set.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -169,6 +183,9 @@ pub struct TrialConfig {
     pub precision: Precision,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub threads: Option<usize>,
+    /// Set when the trial is bound to a built corpus (planning, `train`); part of the id.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub corpus_key: Option<CorpusKey>,
 }
 
 /// A configuration problem, naming the key so callers can point at its line.
@@ -187,6 +204,36 @@ impl std::error::Error for ConfigError {}
 
 fn bad(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError { key, message: message.into() }
+}
+
+/// A TOML value as JSON, refusing what JSON cannot hold: serde would turn `nan` and `inf` into
+/// `null`, which the spec reads as "not set" — a silent default in place of a typo.
+pub fn json_of_toml(v: &toml::Value) -> Result<serde_json::Value, String> {
+    fn check(v: &toml::Value) -> Result<(), String> {
+        match v {
+            toml::Value::Float(x) if !x.is_finite() => Err(format!("{x} is not a finite number")),
+            toml::Value::Array(a) => a.iter().try_for_each(check),
+            toml::Value::Table(t) => t.values().try_for_each(check),
+            _ => Ok(()),
+        }
+    }
+    check(v)?;
+    serde_json::to_value(v).map_err(|e| e.to_string())
+}
+
+/// Upper bounds that no trial of this lab can reach: a value beyond them is a typo, and
+/// accepting it would plan a run that never ends.
+pub mod limits {
+    /// Tokens per trial (10¹³: beyond the largest published training runs).
+    pub const MAX_TOKENS: f64 = 1e13;
+    /// Non-embedding parameters of a `n_params` target.
+    pub const MAX_PARAMS: f64 = 1e13;
+    pub const MAX_LR: f64 = 10.0;
+    pub const MAX_WIDTH: usize = 1 << 16;
+    pub const MAX_LAYERS: usize = 1024;
+    pub const MAX_EXPERTS: usize = 1024;
+    pub const MAX_SEQ_LEN: usize = 1 << 16;
+    pub const MAX_BATCH: usize = 1 << 20;
 }
 
 /// Vocabulary size implied by a tokenizer name, including the end-of-document token.
@@ -216,7 +263,7 @@ impl TrialSpec {
     /// word taken as a string.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
         let parsed: serde_json::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
-            Ok(t) => serde_json::to_value(&t["v"]).map_err(|e| e.to_string())?,
+            Ok(t) => json_of_toml(&t["v"])?,
             Err(_) => serde_json::Value::String(value.to_string()),
         };
         self.set_value(key, parsed)
@@ -237,14 +284,6 @@ impl TrialSpec {
         Ok(())
     }
 
-    /// The keys this spec sets.
-    pub fn keys_set(&self) -> Vec<String> {
-        match serde_json::to_value(self).expect("spec serializes") {
-            serde_json::Value::Object(m) => m.into_iter().filter(|(_, v)| !v.is_null()).map(|(k, _)| k).collect(),
-            _ => unreachable!(),
-        }
-    }
-
     /// Fills defaults and checks that the trial can run.
     pub fn resolve(&self) -> Result<TrialConfig, ConfigError> {
         let arch = self.arch.unwrap_or(Arch::Dense);
@@ -259,8 +298,8 @@ impl TrialSpec {
             (Some(_), Some(_)) => return Err(bad("n_params", "give either `model` or `n_params`, not both")),
             (Some(name), None) => Some(shape::parse_name(name).map_err(|m| bad("model", m))?),
             (None, Some(n)) => {
-                if !(n.is_finite() && n >= 1e3) {
-                    return Err(bad("n_params", format!("{n} is not a parameter count ≥ 1000")));
+                if !(n.is_finite() && (1e3..=limits::MAX_PARAMS).contains(&n)) {
+                    return Err(bad("n_params", format!("{n} is not a parameter count in [1000, {:e}]", limits::MAX_PARAMS)));
                 }
                 Some(shape::from_param_count(n))
             }
@@ -271,10 +310,10 @@ impl TrialSpec {
         let defaults = Shape::new(d_model, n_layers);
         let n_heads = self.n_heads.unwrap_or(defaults.n_heads);
         let d_ff = self.d_ff.unwrap_or(defaults.d_ff);
-        positive("d_model", d_model)?;
-        positive("n_layers", n_layers)?;
-        positive("n_heads", n_heads)?;
-        positive("d_ff", d_ff)?;
+        within("d_model", d_model, limits::MAX_WIDTH)?;
+        within("n_layers", n_layers, limits::MAX_LAYERS)?;
+        within("n_heads", n_heads, d_model)?;
+        within("d_ff", d_ff, limits::MAX_WIDTH * 8)?;
         if d_model % n_heads != 0 {
             return Err(bad("n_heads", format!("{n_heads} heads do not divide d_model = {d_model}")));
         }
@@ -286,8 +325,8 @@ impl TrialSpec {
             Arch::Dense => (self.n_experts.unwrap_or(1), self.top_k.unwrap_or(1)),
             Arch::Moe => (self.n_experts.unwrap_or(8), self.top_k.unwrap_or(2)),
         };
-        positive("n_experts", n_experts)?;
-        positive("top_k", top_k)?;
+        within("n_experts", n_experts, limits::MAX_EXPERTS)?;
+        within("top_k", top_k, limits::MAX_EXPERTS)?;
         if top_k > n_experts {
             return Err(bad("top_k", format!("top_k = {top_k} exceeds n_experts = {n_experts}")));
         }
@@ -295,14 +334,14 @@ impl TrialSpec {
             return Err(bad("n_experts", "expert keys need `arch = \"moe\"`"));
         }
         let d_expert = self.d_expert.unwrap_or(d_ff);
-        positive("d_expert", d_expert)?;
+        within("d_expert", d_expert, limits::MAX_WIDTH * 8)?;
         let moe_every = self.moe_every.unwrap_or(1);
-        positive("moe_every", moe_every)?;
+        within("moe_every", moe_every, n_layers.max(1))?;
 
         let seq_len = self.seq_len.unwrap_or(128);
-        positive("seq_len", seq_len)?;
+        within("seq_len", seq_len, limits::MAX_SEQ_LEN)?;
         let batch_size = self.batch_size.unwrap_or(32);
-        positive("batch_size", batch_size)?;
+        within("batch_size", batch_size, limits::MAX_BATCH)?;
         let micro_batch = self.micro_batch.unwrap_or(batch_size);
         positive("micro_batch", micro_batch)?;
         if batch_size % micro_batch != 0 {
@@ -310,34 +349,51 @@ impl TrialSpec {
         }
         let tokens = self.tokens.unwrap_or(1e6);
         if !(tokens.is_finite() && tokens >= (batch_size * seq_len) as f64) {
-            return Err(bad("tokens", format!("{tokens} is less than one batch ({} tokens)", batch_size * seq_len)));
+            return Err(bad("tokens", format!("{tokens} is not a number of tokens ≥ one batch ({} tokens)", batch_size * seq_len)));
+        }
+        if tokens > limits::MAX_TOKENS {
+            return Err(bad("tokens", format!("{tokens:e} tokens is beyond any trial this lab can run (at most {:e})", limits::MAX_TOKENS)));
         }
         let lr = self.lr.unwrap_or(3e-3);
-        positive_f("lr", lr)?;
+        if !(lr.is_finite() && lr > 0.0 && lr <= limits::MAX_LR) {
+            return Err(bad("lr", format!("{lr} is not a learning rate in (0, {}]", limits::MAX_LR)));
+        }
         let warmup = self.warmup.unwrap_or(0.05);
-        if !(warmup.is_finite() && warmup >= 0.0) {
-            return Err(bad("warmup", format!("{warmup} is not a fraction in [0, 1) or a step count")));
+        if !(warmup.is_finite() && warmup >= 0.0 && (warmup < 1.0 || warmup.fract() == 0.0)) {
+            return Err(bad("warmup", format!("{warmup} is not a fraction in [0, 1) or a whole number of steps")));
         }
         let final_lr_ratio = self.final_lr_ratio.unwrap_or(0.1);
         unit("final_lr_ratio", final_lr_ratio)?;
         let decay_frac = self.decay_frac.unwrap_or(0.2);
-        unit("decay_frac", decay_frac)?;
+        if !(decay_frac > 0.0 && decay_frac <= 1.0) {
+            return Err(bad("decay_frac", format!("{decay_frac} must lie in (0, 1]")));
+        }
         let beta1 = self.beta1.unwrap_or(0.9);
         let beta2 = self.beta2.unwrap_or(0.95);
-        unit("beta1", beta1)?;
-        unit("beta2", beta2)?;
+        below_one("beta1", beta1)?;
+        below_one("beta2", beta2)?;
         let eps = self.eps.unwrap_or(1e-8);
-        positive_f("eps", eps)?;
+        if !(eps.is_finite() && eps > 0.0 && eps < 1.0) {
+            return Err(bad("eps", format!("{eps} must lie in (0, 1)")));
+        }
         let weight_decay = self.weight_decay.unwrap_or(0.1);
-        if !(weight_decay.is_finite() && weight_decay >= 0.0) {
-            return Err(bad("weight_decay", "must be ≥ 0"));
+        non_negative("weight_decay", weight_decay)?;
+        if lr * weight_decay >= 1.0 {
+            return Err(bad("weight_decay", format!("lr · weight_decay = {} ≥ 1 would flip every weight's sign each step", lr * weight_decay)));
         }
         let grad_clip = self.grad_clip.unwrap_or(1.0);
-        if !(grad_clip.is_finite() && grad_clip >= 0.0) {
-            return Err(bad("grad_clip", "must be ≥ 0 (0 turns clipping off)"));
-        }
+        non_negative("grad_clip", grad_clip)?;
         let aux_loss_coef = self.aux_loss_coef.unwrap_or(if arch == Arch::Moe { 0.01 } else { 0.0 });
+        non_negative("aux_loss_coef", aux_loss_coef)?;
         let z_loss_coef = self.z_loss_coef.unwrap_or(if arch == Arch::Moe { 1e-3 } else { 0.0 });
+        non_negative("z_loss_coef", z_loss_coef)?;
+        let eval_tokens = self.eval_tokens.unwrap_or(16_384);
+        if eval_tokens < seq_len {
+            return Err(bad("eval_tokens", format!("{eval_tokens} is less than one window of seq_len = {seq_len} tokens")));
+        }
+        if let Some(t) = self.threads {
+            positive("threads", t)?;
+        }
 
         let model = self.model.clone().unwrap_or_else(|| shape::name(d_model, n_layers));
         let config = TrialConfig {
@@ -372,12 +428,13 @@ impl TrialSpec {
             weight_decay,
             grad_clip,
             eval_interval: self.eval_interval.unwrap_or(0),
-            eval_tokens: self.eval_tokens.unwrap_or(16_384),
+            eval_tokens,
             checkpoint_interval: self.checkpoint_interval.unwrap_or(0),
             seed: self.seed.unwrap_or(0),
             backend: self.backend.unwrap_or(Backend::Flex),
             precision: self.precision.unwrap_or_default(),
             threads: self.threads,
+            corpus_key: None,
         };
         if config.total_steps() < 1 {
             return Err(bad("tokens", "gives no training step"));
@@ -387,17 +444,20 @@ impl TrialSpec {
 }
 
 fn positive(key: &'static str, v: usize) -> Result<(), ConfigError> {
-    if v == 0 {
-        Err(bad(key, "must be > 0"))
-    } else {
-        Ok(())
+    within(key, v, usize::MAX)
+}
+fn within(key: &'static str, v: usize, max: usize) -> Result<(), ConfigError> {
+    match v {
+        0 => Err(bad(key, "must be > 0")),
+        v if v > max => Err(bad(key, format!("{v} is more than {max}"))),
+        _ => Ok(()),
     }
 }
-fn positive_f(key: &'static str, v: f64) -> Result<(), ConfigError> {
-    if v.is_finite() && v > 0.0 {
+fn non_negative(key: &'static str, v: f64) -> Result<(), ConfigError> {
+    if v.is_finite() && v >= 0.0 {
         Ok(())
     } else {
-        Err(bad(key, format!("{v} must be a finite number > 0")))
+        Err(bad(key, format!("{v} must be a finite number ≥ 0")))
     }
 }
 fn unit(key: &'static str, v: f64) -> Result<(), ConfigError> {
@@ -405,6 +465,14 @@ fn unit(key: &'static str, v: f64) -> Result<(), ConfigError> {
         Ok(())
     } else {
         Err(bad(key, format!("{v} must lie in [0, 1]")))
+    }
+}
+/// Adam's decay rates: at 1 the moments never forget and the bias correction divides by zero.
+fn below_one(key: &'static str, v: f64) -> Result<(), ConfigError> {
+    if (0.0..1.0).contains(&v) {
+        Ok(())
+    } else {
+        Err(bad(key, format!("{v} must lie in [0, 1)")))
     }
 }
 
@@ -453,26 +521,49 @@ impl TrialConfig {
     pub fn lr_at(&self, step: usize) -> f64 {
         crate::schedule::lr_at(self, step)
     }
-    /// The canonical form hashed into the trial id: sorted keys, without the keys that change
-    /// how a trial runs but not what it computes (`threads`, `checkpoint_interval`).
+    /// The canonical form of the configuration: sorted keys, without the keys that change how
+    /// a trial runs but not what it computes (`threads`, `checkpoint_interval`) and without the
+    /// corpus it is bound to.
     pub fn canonical_json(&self) -> String {
         let mut c = self.clone();
         c.threads = None;
         c.checkpoint_interval = 0;
-        let value = serde_json::to_value(&c).expect("config serializes");
-        // serde_json's map is ordered by key unless preserve_order is on; make it explicit.
-        let sorted: std::collections::BTreeMap<String, serde_json::Value> = match value {
-            serde_json::Value::Object(m) => m.into_iter().collect(),
-            _ => unreachable!(),
-        };
-        serde_json::to_string(&sorted).expect("config serializes")
+        c.corpus_key = None;
+        canonical(&c)
     }
+    /// The trial's id: the hash of everything that determines its result — the configuration,
+    /// the corpus contents and tokenizer ([`CorpusKey`]) and the trainer's numerics version.
     pub fn trial_id(&self) -> String {
-        blake3::hash(self.canonical_json().as_bytes()).to_hex()[..16].to_string()
+        let key = serde_json::to_string(&self.corpus_key).expect("key serializes");
+        short_hash(&format!("{}\ncorpus {key}\nnumerics {NUMERICS_VERSION}", self.canonical_json()))
+    }
+    /// The hash of the configuration alone (what trial ids were before they covered the corpus
+    /// and the code): trials with the same `config_id` differ at most in corpus or code.
+    pub fn config_id(&self) -> String {
+        short_hash(&self.canonical_json())
+    }
+    /// This config bound to a corpus.
+    pub fn bound_to(mut self, key: CorpusKey) -> TrialConfig {
+        self.corpus_key = Some(key);
+        self
     }
     pub fn params(&self) -> crate::accounting::Params {
         crate::accounting::Params::of(self)
     }
+}
+
+fn canonical<T: Serialize>(value: &T) -> String {
+    let value = serde_json::to_value(value).expect("config serializes");
+    // serde_json's map keeps insertion order with preserve_order on; sort explicitly.
+    let sorted: std::collections::BTreeMap<String, serde_json::Value> = match value {
+        serde_json::Value::Object(m) => m.into_iter().collect(),
+        _ => unreachable!(),
+    };
+    serde_json::to_string(&sorted).expect("config serializes")
+}
+
+fn short_hash(text: &str) -> String {
+    blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
 }
 
 #[cfg(test)]
@@ -537,5 +628,54 @@ mod tests {
         assert_eq!(s.batch_size, Some(8));
         assert!(s.set("nope", "1").is_err());
         assert!(s.set("batch_size", "many").is_err());
+    }
+
+    #[test]
+    fn id_covers_the_corpus_but_config_id_does_not() {
+        let a = spec().resolve().unwrap();
+        let key = |m: &str| CorpusKey { manifest: m.into(), tokenizer: "t".into() };
+        let b = a.clone().bound_to(key("m1"));
+        let c = a.clone().bound_to(key("m2"));
+        assert_ne!(a.trial_id(), b.trial_id());
+        assert_ne!(b.trial_id(), c.trial_id(), "a changed corpus is a different trial");
+        assert_eq!(b.config_id(), c.config_id());
+        assert_eq!(a.config_id(), b.config_id());
+    }
+
+    #[test]
+    fn non_finite_values_are_refused_not_defaulted() {
+        for key in ["lr", "tokens", "warmup", "beta1", "weight_decay", "n_params"] {
+            for v in ["nan", "inf", "-inf"] {
+                assert!(spec().set(key, v).is_err(), "{key} = {v} was accepted");
+            }
+        }
+        let t: toml::Table = toml::from_str("v = [1.0, nan]").unwrap();
+        assert!(json_of_toml(&t["v"]).is_err());
+    }
+
+    #[test]
+    fn impossible_values_name_their_key() {
+        let cases: &[(&str, &str)] = &[
+            ("tokens", "1e30"),
+            ("beta1", "1.0"),
+            ("beta2", "1"),
+            ("lr", "100"),
+            ("eps", "0"),
+            ("warmup", "2.5"),
+            ("decay_frac", "0"),
+            ("weight_decay", "-1"),
+            ("eval_tokens", "8"),
+            ("d_model", "1000000"),
+        ];
+        for (key, value) in cases {
+            let mut s = spec();
+            s.set(key, value).unwrap();
+            let e = s.resolve().expect_err(&format!("{key} = {value} resolved"));
+            assert_eq!(e.key, *key, "{key} = {value}: {e}");
+        }
+        let mut s = spec();
+        s.set("lr", "0.5").unwrap();
+        s.set("weight_decay", "3").unwrap();
+        assert_eq!(s.resolve().unwrap_err().key, "weight_decay");
     }
 }

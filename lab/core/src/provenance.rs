@@ -25,6 +25,14 @@ pub fn host() -> String {
     std::fs::read_to_string("/etc/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into())
 }
 
+/// Whether process `pid` exists on this host and can still run (a zombie cannot).
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
 /// Provenance of a trial starting now; the trainer fills in the backend, device and corpus.
 pub fn current(seed: u64) -> Provenance {
     let (git_commit, git_dirty) = git_commit();

@@ -29,7 +29,8 @@ impl Status {
             Status::Pruned => "pruned",
         }
     }
-    /// A finished trial is never run again.
+    /// A trial that has ended. Ended trials are not run again, except `failed` ones whose cause
+    /// can go away ([`TrialRecord::needs_run`]).
     pub fn is_final(self) -> bool {
         matches!(self, Status::Done | Status::Failed | Status::Diverged | Status::Pruned)
     }
@@ -56,6 +57,34 @@ pub struct Metrics {
     /// MoE: the router sent more than 90 % of tokens to one expert at the last evaluation.
     #[serde(default)]
     pub router_collapsed: bool,
+}
+
+impl Metrics {
+    /// The final numbers of a trial from its curve: the last training loss, the last
+    /// evaluation, compute for the tokens seen. `train_s` is time spent in training steps
+    /// (evaluation excluded), for `tokens_per_s`.
+    pub fn from_curve(config: &TrialConfig, curve: &[CurvePoint], wall_s: f64, train_s: f64) -> Metrics {
+        let params = config.params();
+        let steps = curve.last().map_or(0, |p| p.step);
+        let tokens = steps as f64 * config.tokens_per_step() as f64;
+        let last_eval = curve.iter().rev().find(|p| p.val_loss.is_some());
+        Metrics {
+            n_params: params.n_params,
+            n_params_total: params.n_params_total,
+            n_params_active: params.n_params_active,
+            flops: params.flops_per_token(config) * tokens,
+            flops_with_head: params.flops_per_token_with_head(config) * tokens,
+            steps,
+            tokens,
+            train_loss: curve.last().map(|p| p.train_loss),
+            val_loss: last_eval.and_then(|p| p.val_loss),
+            val_bpb: last_eval.and_then(|p| p.val_bpb),
+            wall_s,
+            tokens_per_s: if train_s > 0.0 { tokens / train_s } else { 0.0 },
+            diverged_at: None,
+            router_collapsed: last_eval.and_then(|p| p.expert_load.as_ref()).is_some_and(|load| load.len() > 1 && load.iter().any(|&f| f > 0.9)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -86,11 +115,52 @@ pub struct TrialRecord {
     pub provenance: Provenance,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// For a `failed` trial: whether the cause can go away (an I/O error, a corrupt corpus
+    /// since repaired, a lost lock) so that the next run retries it. Records from before this
+    /// field count as retryable.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub retryable: bool,
+    /// Set when this result was kept under `--reuse-stale` although its corpus or code differ
+    /// from the plan's: what differs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stale: Option<String>,
+    /// What happened to the trial besides training: a corrupt checkpoint discarded, a record
+    /// rebuilt from its curve.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+fn is_true(b: &bool) -> bool {
+    *b
 }
 
 impl TrialRecord {
     pub fn pending(config: TrialConfig) -> TrialRecord {
-        TrialRecord { id: config.trial_id(), status: Status::Pending, config, metrics: Metrics::default(), provenance: Provenance::default(), error: None }
+        TrialRecord {
+            id: config.trial_id(),
+            status: Status::Pending,
+            config,
+            metrics: Metrics::default(),
+            provenance: Provenance::default(),
+            error: None,
+            retryable: true,
+            stale: None,
+            notes: Vec::new(),
+        }
+    }
+    /// Whether a scheduler should (re)run this trial: it has not ended, or it failed for a
+    /// reason that can go away, or it failed and the user asks for a retry.
+    pub fn needs_run(&self, retry_failed: bool) -> bool {
+        !self.status.is_final() || (self.status == Status::Failed && (self.retryable || retry_failed))
+    }
+    /// Marks the trial failed with `error`.
+    pub fn fail(&mut self, error: String, retryable: bool) {
+        self.status = Status::Failed;
+        self.error = Some(error);
+        self.retryable = retryable;
     }
     pub fn load(dir: &Path) -> anyhow::Result<TrialRecord> {
         crate::atomic::read_json(&dir.join(TRIAL_FILE))

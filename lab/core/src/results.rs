@@ -38,6 +38,9 @@ pub struct ResultRow {
     pub wall_s: f64,
     pub tokens_per_s: f64,
     pub backend: String,
+    /// Kept with `--reuse-stale` although its corpus or code version differ from the plan's.
+    #[serde(default)]
+    pub stale: bool,
 }
 
 impl ResultRow {
@@ -78,6 +81,7 @@ impl ResultRow {
             wall_s: m.wall_s,
             tokens_per_s: m.tokens_per_s,
             backend: c.backend.as_str().to_string(),
+            stale: r.stale.is_some(),
         }
     }
 }

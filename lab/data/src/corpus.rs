@@ -70,6 +70,19 @@ impl Corpus {
         Ok(Corpus { dir: dir.to_path_buf(), manifest, reused: false, tokenizer })
     }
 
+    /// Checks every shard's bytes against the manifest's blake3; the first that differs is named.
+    pub fn verify(&self) -> Result<()> {
+        for (language, entry) in &self.manifest.languages {
+            for (split, s) in [("train", &entry.train), ("val", &entry.val)] {
+                let (_, hash) = shards::read(&self.dir.join(&s.shard))?;
+                if hash != s.blake3 {
+                    return Err(anyhow!("the {language} {split} shard {} does not match its manifest hash", self.dir.join(&s.shard).display()).into());
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// The token ids of a language's shard, checked against the manifest's blake3.
     pub fn shard(&self, language: &str, split: Split) -> Result<Vec<u16>> {
         let entry = self.manifest.split(language, split).ok_or_else(|| {

@@ -40,11 +40,19 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<Corpus> {
     let listed_bytes = listings.iter().flat_map(|l| &l.entries).map(|e| e.size).sum();
     stats.list = Stage { seconds: t.elapsed().as_secs_f64(), bytes: listed_bytes };
     let fingerprint = fingerprint(&recipe, &resolved, &listings);
+    remove_dead_builds(&out);
     if !opts.force {
         if let Ok(mut existing) = Corpus::open(&out) {
             if existing.manifest.build.fingerprint == fingerprint {
-                existing.reused = true;
-                return Ok(existing);
+                // Reused only if every shard still holds what the manifest says: a shard damaged
+                // on disk is rebuilt here rather than failing every trial that reads it.
+                match existing.verify() {
+                    Ok(()) => {
+                        existing.reused = true;
+                        return Ok(existing);
+                    }
+                    Err(e) => ui.warn(&format!("{e}; rebuilding the corpus")),
+                }
             }
         }
     }
@@ -431,6 +439,22 @@ impl TempDir {
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Removes the build folders beside `out` that builds killed mid-way left (their process is
+/// gone from this host).
+fn remove_dead_builds(out: &Path) {
+    let name = out.file_name().map_or_else(|| "corpus".into(), |n| n.to_string_lossy().into_owned());
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for entry in entries.flatten() {
+        let file = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file.strip_prefix(&format!(".{name}.")) else { continue };
+        let pid = rest.split_once('-').and_then(|(_, r)| r.split('-').next()).and_then(|p| p.parse::<u32>().ok());
+        if pid.is_some_and(|p| !codescale_core::provenance::process_alive(p)) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
     }
 }
 

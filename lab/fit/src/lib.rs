@@ -13,6 +13,7 @@ pub mod extrapolate;
 mod group;
 pub mod hyper;
 pub mod isoflop;
+pub mod results;
 pub mod schema;
 pub mod table;
 
@@ -83,6 +84,7 @@ pub fn fit_points_at(name: &str, source: &str, points: &[Point], opts: &FitOptio
         source: source.into(),
         n_col: opts.n_col.clone(),
         created: created.into(),
+        input_hash: results::input_hash(points),
         groups,
         excluded,
     }

@@ -19,6 +19,10 @@ pub struct FitFile {
     /// Which column gave N (`n_params`, `n_params_active`, …).
     pub n_col: String,
     pub created: String,
+    /// blake3 of the points the fit was made from ([`crate::results::input_hash`]): a report
+    /// refits when the results it is given hash differently.
+    #[serde(default)]
+    pub input_hash: String,
     pub groups: Vec<GroupFit>,
     /// Rows left out of every fit, with the reason (not done, NaN loss, …).
     pub excluded: Vec<Excluded>,
@@ -90,6 +94,17 @@ pub struct LawFit {
     pub starts: usize,
     pub converged_starts: usize,
     pub bootstrap_resamples: usize,
+}
+
+impl LawFit {
+    /// The law at its point estimates.
+    pub fn law(&self) -> crate::approach3::Law {
+        crate::approach3::Law { e: self.e.value, a: self.a.value, b: self.b.value, alpha: self.alpha.value, beta: self.beta.value }
+    }
+    /// L(N, D) at the point estimates.
+    pub fn predict(&self, n: f64, d: f64) -> f64 {
+        self.law().predict(n, d)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -30,19 +30,12 @@ impl<'a> Group<'a> {
     }
 }
 
-/// The group a results row belongs to, named as the fitter names them.
+/// The group a results row belongs to, by the fitter's rule.
 pub fn group_of(row: &ResultRow) -> String {
-    if row.arch.is_empty() || row.arch == "dense" {
-        row.language.clone()
-    } else {
-        format!("{}/{}", row.language, row.arch)
-    }
+    codescale_fit::results::group_of(&row.language, &row.arch)
 }
 
-/// The language part of a group name (`python/moe` → `python`).
-pub fn language_of(group: &str) -> &str {
-    group.split('/').next().unwrap_or(group)
-}
+pub use codescale_fit::results::language_of;
 
 pub fn is_done(row: &ResultRow) -> bool {
     row.status == "done" && row.val_loss.is_some_and(|l| l.is_finite() && l > 0.0)
@@ -168,16 +161,14 @@ pub fn level_of(x: f64, levels: &[f64]) -> usize {
 
 /// L(N, D) = E + A/N^α + B/D^β at the point estimates.
 pub fn law_loss(law: &LawFit, n: f64, d: f64) -> f64 {
-    law.e.value + law.a.value / n.powf(law.alpha.value) + law.b.value / d.powf(law.beta.value)
+    law.predict(n, d)
 }
 
-/// Chinchilla's closed form, from the law itself, for groups whose fit carries no allocation.
+/// The compute-optimal (N, D) at `c` FLOPs, from the law itself, for groups whose fit carries
+/// no allocation.
 pub fn optimal(law: &LawFit, c: f64) -> (f64, f64) {
-    let (al, be, a, b) = (law.alpha.value, law.beta.value, law.a.value, law.b.value);
-    let g = (al * a / (be * b)).powf(1.0 / (al + be));
-    let n = g * (c / 6.0).powf(be / (al + be));
-    let d = (c / 6.0).powf(al / (al + be)) / g;
-    (n, d)
+    let plan = codescale_fit::allocation::plan(&law.law(), c);
+    (plan.n_opt, plan.d_opt)
 }
 
 /// One hyperparameter slice: every configuration trained at one budget of one group.

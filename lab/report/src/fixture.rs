@@ -13,24 +13,12 @@ use codescale_fit::{
 use crate::{write_report, ReportInput, ReportOutput};
 
 /// The true law of one fixture language.
-#[derive(Debug, Clone, Copy)]
-pub struct TrueLaw {
-    pub e: f64,
-    pub a: f64,
-    pub b: f64,
-    pub alpha: f64,
-    pub beta: f64,
-}
+pub use codescale_fit::approach3::Law as TrueLaw;
 
-impl TrueLaw {
-    pub fn loss(&self, n: f64, d: f64) -> f64 {
-        self.e + self.a / n.powf(self.alpha) + self.b / d.powf(self.beta)
-    }
-    pub fn optimal(&self, c: f64) -> (f64, f64) {
-        let s = self.alpha + self.beta;
-        let g = (self.alpha * self.a / (self.beta * self.b)).powf(1.0 / s);
-        (g * (c / 6.0).powf(self.beta / s), (c / 6.0).powf(self.alpha / s) / g)
-    }
+/// The compute-optimal (N, D) of a true law.
+fn optimal(t: &TrueLaw, c: f64) -> (f64, f64) {
+    let plan = codescale_fit::allocation::plan(t, c);
+    (plan.n_opt, plan.d_opt)
 }
 
 pub const LANGS: [(&str, TrueLaw); 3] = [
@@ -139,6 +127,7 @@ pub fn row(
         wall_s: active * d * 2e-9 + 3.0,
         tokens_per_s: 4.0e3,
         backend: "flex".into(),
+        stale: false,
     }
 }
 
@@ -181,12 +170,11 @@ fn law_fit(t: &TrueLaw, points: &[FitPoint]) -> LawFit {
 }
 
 fn allocation(t: &TrueLaw) -> Allocation {
-    let s = t.alpha + t.beta;
-    let g = (t.alpha * t.a / (t.beta * t.b)).powf(1.0 / s);
+    let x = codescale_fit::allocation::allocation(t);
     let budgets = BUDGETS
         .iter()
         .map(|&c| {
-            let (n, d) = t.optimal(c);
+            let (n, d) = optimal(t, c);
             // The interval widens the further the budget lies beyond the trials.
             let w = 0.08 + 0.07 * (c / 1e13).log10();
             BudgetPlan {
@@ -194,14 +182,14 @@ fn allocation(t: &TrueLaw) -> Allocation {
                 n_opt: est_log(n, w),
                 d_opt: est_log(d, w),
                 tokens_per_param: est_log(d / n, 2.0 * w),
-                loss: est(t.loss(n, d), 0.01 + 0.004 * (c / 1e13).log10()),
+                loss: est(t.predict(n, d), 0.01 + 0.004 * (c / 1e13).log10()),
             }
         })
         .collect();
     Allocation {
-        a: est(t.beta / s, 0.06),
-        b: est(t.alpha / s, 0.06),
-        g: est(g, 0.3),
+        a: est(x.a, 0.06),
+        b: est(x.b, 0.06),
+        g: est(x.g, 0.3),
         budgets,
     }
 }
@@ -248,7 +236,7 @@ fn curve(t: &TrueLaw, n: f64, d: f64, seed: u64) -> Vec<CurvePoint> {
     (1..=steps)
         .map(|k| {
             let tokens = d * k as f64 / steps as f64;
-            let clean = t.loss(n, tokens).min(START_LOSS);
+            let clean = t.predict(n, tokens).min(START_LOSS);
             let train = clean * (1.0 + 0.012 * noise(seed * 1000 + k as u64));
             let val = (k % 10 == 0).then(|| clean * (1.0 + 0.004 * noise(seed * 1000 + 500 + k as u64)));
             CurvePoint {
@@ -300,7 +288,7 @@ pub fn full() -> ReportInput {
         for &n in &SIZES {
             for &d in &TOKENS {
                 seed += 1;
-                let clean = t.loss(n, d);
+                let clean = t.predict(n, d);
                 let loss = clean * (1.0 + 0.006 * noise(seed));
                 let r = row(sweep, "done", lang, "dense", n, d, 3e-3, 32, 50, Some(loss));
                 curves.push((r.trial_id.clone(), curve(t, n, d, seed)));
@@ -334,12 +322,12 @@ pub fn full() -> ReportInput {
         if *lang == "rust" {
             let mut budgets = Vec::new();
             for (bi, &c) in [1e12, 4e12, 1.6e13].iter().enumerate() {
-                let (n_star, _) = t.optimal(c);
+                let (n_star, _) = optimal(t, c);
                 let pts: Vec<FitPoint> = (0..5)
                     .map(|k| {
                         let n = n_star * 10f64.powf(-0.6 + 0.3 * k as f64);
                         let d = c / (6.0 * n);
-                        let clean = t.loss(n, d);
+                        let clean = t.predict(n, d);
                         let loss = clean * (1.0 + 0.003 * noise(9000 + bi as u64 * 10 + k));
                         results.push(row(sweep, "done", lang, "dense", n, d, 3e-3, 32, 50, Some(loss)));
                         FitPoint {
@@ -392,7 +380,7 @@ pub fn full() -> ReportInput {
     for &active in &SIZES[..3] {
         for &d in &TOKENS[1..] {
             seed += 1;
-            let loss = py.loss(active, d) * 0.955 * (1.0 + 0.005 * noise(seed));
+            let loss = py.predict(active, d) * 0.955 * (1.0 + 0.005 * noise(seed));
             results.push(row(sweep, "done", "python", "moe", active * 4.0, d, 3e-3, 32, 50, Some(loss)));
         }
     }
@@ -416,7 +404,7 @@ pub fn full() -> ReportInput {
             3e-3,
             32,
             50,
-            Some(go.loss(n, 1e6) * (1.0 + 0.005 * noise(seed))),
+            Some(go.predict(n, 1e6) * (1.0 + 0.005 * noise(seed))),
         ));
     }
     groups.push(GroupFit {
@@ -452,6 +440,7 @@ pub fn full() -> ReportInput {
             source: "runs/fixture/results.parquet".into(),
             n_col: "n_params".into(),
             created: "2026-05-01T12:00:00Z".into(),
+            input_hash: String::new(),
             groups,
             excluded,
         }),
@@ -510,7 +499,7 @@ fn hyper_slices(sweep: &str, t: &TrueLaw, results: &mut Vec<ResultRow>, excluded
                         + 0.02 * (bt / b_opt).ln().powi(2)
                         + if warmup == 50 && lr >= 1e-2 { 0.06 } else { 0.0 };
                     let loss =
-                        (t.loss(n, d) + penalty) * (1.0 + 0.002 * noise(7000 + si as u64 * 100 + i as u64 * 10 + j as u64 + warmup as u64));
+                        (t.predict(n, d) + penalty) * (1.0 + 0.002 * noise(7000 + si as u64 * 100 + i as u64 * 10 + j as u64 + warmup as u64));
                     results.push(row(sweep, "done", "python", "dense", n, d, lr, batch, warmup, Some(loss)));
                     all.push(HyperPoint {
                         lr,
@@ -549,7 +538,7 @@ pub fn partly_failed() -> ReportInput {
     let t = LANGS[0].1;
     let mut results = Vec::new();
     for &n in &SIZES[..3] {
-        results.push(row(sweep, "done", "python", "dense", n, 1e6, 3e-3, 32, 50, Some(t.loss(n, 1e6))));
+        results.push(row(sweep, "done", "python", "dense", n, 1e6, 3e-3, 32, 50, Some(t.predict(n, 1e6))));
     }
     results.push(row(sweep, "failed", "python", "dense", 3e6, 1e6, 3e-3, 32, 50, None));
     results.push(row(sweep, "diverged", "go", "dense", 1.2e5, 1e6, 3e-2, 32, 50, None));
@@ -585,6 +574,7 @@ pub fn partly_failed() -> ReportInput {
             source: "runs/partial/results.parquet".into(),
             n_col: "n_params".into(),
             created: "2026-05-02T09:00:00Z".into(),
+            input_hash: String::new(),
             groups: vec![empty_group("python", 3), empty_group("go", 0)],
             excluded,
         }),

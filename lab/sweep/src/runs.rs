@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use codescale_core::atomic::{read_json, write_json};
-use codescale_core::{ResultRow, TrialConfig, TrialRecord};
+use codescale_core::record::{CURVE_FILE, TRIAL_FILE};
+use codescale_core::{CurvePoint, Metrics, ResultRow, Status, TrialConfig, TrialRecord};
 use serde::{Deserialize, Serialize};
 
 pub const PLAN_FILE: &str = "plan.json";
@@ -15,12 +16,6 @@ pub const RESULTS_FILE: &str = "results.parquet";
 pub struct Plan {
     pub sweep: String,
     pub trials: Vec<TrialConfig>,
-}
-
-impl Plan {
-    pub fn ids(&self) -> Vec<String> {
-        self.trials.iter().map(TrialConfig::trial_id).collect()
-    }
 }
 
 pub struct SweepDir {
@@ -47,17 +42,28 @@ impl SweepDir {
     pub fn write_plan(&self, plan: &Plan) -> Result<()> {
         write_json(&self.path.join(PLAN_FILE), plan)
     }
-    /// The record of every planned trial (pending ones made up from the plan).
+    /// The record of every planned trial (pending ones made up from the plan, unreadable ones
+    /// recovered as [`SweepDir::record`] says).
     pub fn records(&self) -> Result<Vec<TrialRecord>> {
         let plan = self.plan()?;
         plan.trials.into_iter().map(|c| self.record(&c)).collect()
     }
+    /// A planned trial's record. A `trial.json` that cannot be read (truncated by a disk that
+    /// filled up, say) is recovered in memory: rebuilt from a complete `curve.parquet`, or
+    /// else the trial is pending again (it resumes from its checkpoint or retrains). The
+    /// scheduler saves what was recovered; readers only see it.
     pub fn record(&self, config: &TrialConfig) -> Result<TrialRecord> {
+        Ok(self.read_record(config)?.0)
+    }
+    /// [`SweepDir::record`], and whether it was recovered from an unreadable `trial.json`.
+    pub fn read_record(&self, config: &TrialConfig) -> Result<(TrialRecord, bool)> {
         let dir = self.trial_dir(&config.trial_id());
-        if dir.join(codescale_core::record::TRIAL_FILE).exists() {
-            TrialRecord::load(&dir)
-        } else {
-            Ok(TrialRecord::pending(config.clone()))
+        if !dir.join(TRIAL_FILE).exists() {
+            return Ok((TrialRecord::pending(config.clone()), false));
+        }
+        match TrialRecord::load(&dir) {
+            Ok(r) => Ok((r, false)),
+            Err(e) => Ok((recover(&dir, config, &format!("{e:#}")), true)),
         }
     }
     /// Writes `results.parquet`: one row per planned trial, flat columns.
@@ -69,26 +75,82 @@ impl SweepDir {
     }
 }
 
+/// The record of a trial whose `trial.json` is unreadable.
+fn recover(dir: &Path, config: &TrialConfig, why: &str) -> TrialRecord {
+    let mut record = TrialRecord::pending(config.clone());
+    let curve: Option<Vec<CurvePoint>> = codescale_table::read_rows(&dir.join(CURVE_FILE)).ok();
+    let complete = curve.as_ref().is_some_and(|c| c.last().is_some_and(|p| p.step == config.total_steps() && p.val_loss.is_some()));
+    match curve.filter(|_| complete) {
+        Some(curve) => {
+            let wall = curve.last().map_or(0.0, |p| p.wall_s);
+            record.status = Status::Done;
+            record.metrics = Metrics::from_curve(config, &curve, wall, wall);
+            record.provenance.finished = Some(codescale_core::provenance::now_rfc3339());
+            if let Some(key) = &config.corpus_key {
+                record.provenance.corpus_hash = key.manifest.clone();
+                record.provenance.tokenizer_hash = key.tokenizer.clone();
+            }
+            record.notes.push(format!("trial.json was unreadable ({why}); rebuilt from curve.parquet, which is complete (provenance other than the corpus was lost)"));
+        }
+        None => record.notes.push(format!("trial.json was unreadable ({why}) and the curve is incomplete; the trial runs again")),
+    }
+    record
+}
+
 /// A finished copy of a trial in another sweep under the same runs root, so a trial is never
-/// trained twice.
+/// trained twice. The id covers the corpus and the code, so a copy with the same id is the same
+/// experiment.
 pub fn find_done_elsewhere(runs_root: &Path, id: &str, except: &Path) -> Option<PathBuf> {
     let entries = std::fs::read_dir(runs_root).ok()?;
-    entries.flatten().map(|e| e.path().join("trials").join(id)).find(|dir| {
-        !dir.starts_with(except) && TrialRecord::load(dir).is_ok_and(|r| r.status == codescale_core::Status::Done)
-    })
+    entries.flatten().map(|e| e.path().join("trials").join(id)).find(|dir| !dir.starts_with(except) && TrialRecord::load(dir).is_ok_and(|r| r.status == Status::Done && r.id == id))
+}
+
+/// A finished trial under the runs root with the same configuration as `config` but another
+/// corpus or code version (what `--reuse-stale` keeps), with what differs.
+pub fn find_stale(runs_root: &Path, config: &TrialConfig) -> Option<(PathBuf, String)> {
+    let wanted = config.config_id();
+    let sweeps = std::fs::read_dir(runs_root).ok()?;
+    for trials in sweeps.flatten().filter_map(|s| std::fs::read_dir(s.path().join("trials")).ok()) {
+        for entry in trials.flatten() {
+            let Ok(r) = TrialRecord::load(&entry.path()) else { continue };
+            if r.status != Status::Done || r.config.config_id() != wanted {
+                continue;
+            }
+            let mut differs = Vec::new();
+            if let Some(key) = &config.corpus_key {
+                if r.provenance.corpus_hash != key.manifest || r.provenance.tokenizer_hash != key.tokenizer {
+                    differs.push(format!("trained on corpus {} (now {})", short(&r.provenance.corpus_hash), short(&key.manifest)));
+                }
+            }
+            if r.id != r.config.trial_id() || r.config.corpus_key.is_none() {
+                differs.push("trained by an earlier numerics version".to_string());
+            }
+            if differs.is_empty() {
+                differs.push(format!("recorded as trial {}", r.id));
+            }
+            return Some((entry.path(), differs.join("; ")));
+        }
+    }
+    None
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
 }
 
 /// Copies a finished trial's files; the record goes last, so a crash mid-copy leaves a
-/// trial that is simply not done yet.
-pub fn copy_trial(from: &Path, to: &Path) -> Result<()> {
+/// trial that is simply not done yet. `edit` adjusts the record on the way (a stale copy is
+/// re-keyed to the plan's config and marked).
+pub fn copy_trial(from: &Path, to: &Path, edit: impl FnOnce(&mut TrialRecord)) -> Result<()> {
     std::fs::create_dir_all(to)?;
     for entry in std::fs::read_dir(from)? {
         let entry = entry?;
         let name = entry.file_name();
-        if entry.file_type()?.is_file() && name != codescale_core::record::TRIAL_FILE {
+        if entry.file_type()?.is_file() && name != TRIAL_FILE && !name.to_string_lossy().ends_with(".tmp") {
             codescale_core::atomic::write_atomic(&to.join(&name), &std::fs::read(entry.path())?)?;
         }
     }
-    let record = std::fs::read(from.join(codescale_core::record::TRIAL_FILE))?;
-    codescale_core::atomic::write_atomic(&to.join(codescale_core::record::TRIAL_FILE), &record)
+    let mut record = TrialRecord::load(from)?;
+    edit(&mut record);
+    record.save(to)
 }

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
-use codescale_core::{ResultRow, Status, TrialConfig, TrialRecord};
+use codescale_core::{BadInput, CorpusKey, ResultRow, Status, TrialConfig, TrialRecord};
 use codescale_data::{BuildOptions, Corpus};
 use codescale_train::RunOptions;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -18,7 +18,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use crate::asha::Asha;
 use crate::lock::SweepLock;
 use crate::plan::plan;
-use crate::runs::{copy_trial, find_done_elsewhere, Plan, SweepDir, SWEEP_FILE};
+use crate::runs::{copy_trial, find_done_elsewhere, find_stale, Plan, SweepDir, SWEEP_FILE};
 use crate::spec::Sweep;
 
 #[derive(Debug, Clone)]
@@ -29,11 +29,18 @@ pub struct RunConfig {
     pub quiet: bool,
     /// Cores to share between the jobs (all by default).
     pub cores: Option<usize>,
+    /// Run `failed` trials again even when their cause looked permanent.
+    pub retry_failed: bool,
+    /// Keep a finished trial whose configuration matches but whose corpus or code version
+    /// differs, marked stale, instead of training it again.
+    pub reuse_stale: bool,
+    /// Run a plan estimated to take longer than [`CONFIRM_ABOVE_S`](crate::estimate::CONFIRM_ABOVE_S).
+    pub confirmed: bool,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig { runs_root: PathBuf::from("runs"), jobs: None, quiet: false, cores: None }
+        RunConfig { runs_root: PathBuf::from("runs"), jobs: None, quiet: false, cores: None, retry_failed: false, reuse_stale: false, confirmed: false }
     }
 }
 
@@ -42,6 +49,8 @@ pub struct Summary {
     pub rows: Vec<ResultRow>,
     pub trained: usize,
     pub skipped: usize,
+    /// What the run repaired or reused on the way, one line each.
+    pub notes: Vec<String>,
 }
 
 impl Summary {
@@ -53,36 +62,79 @@ impl Summary {
     }
 }
 
-/// Writes the sweep folder (copy of the file, plan) and returns it.
-pub fn prepare(sweep: &Sweep, runs_root: &Path) -> Result<(SweepDir, Plan)> {
+/// Plans a sweep against its corpora: expands it, builds (or reuses) each corpus it needs and
+/// binds every trial to its corpus, so ids cover the corpus contents. Nothing is written under
+/// the runs folder; an unknown language is bad input naming the sweep file's line.
+pub fn plan_with_corpora(sweep: &Sweep, quiet: bool) -> Result<(Vec<TrialConfig>, Corpora)> {
     let trials = plan(sweep)?;
-    let dir = SweepDir::new(runs_root, &sweep.name);
+    let corpora = build_corpora(&trials, quiet)?;
+    let bound = trials.into_iter().map(|c| corpora.bind(c, sweep)).collect::<Result<Vec<_>>>()?;
+    Ok((bound, corpora))
+}
+
+/// Plans the sweep and writes its folder (copy of the file, plan). A plan estimated to take
+/// over a day is bad input unless `cfg.confirmed`; then nothing is written.
+pub fn prepare(sweep: &Sweep, cfg: &RunConfig) -> Result<(SweepDir, Plan, Corpora)> {
+    let (trials, corpora) = plan_with_corpora(sweep, cfg.quiet)?;
+    let (seconds, source) = crate::estimate::plan_seconds(&trials, &cfg.runs_root);
+    if seconds > crate::estimate::CONFIRM_ABOVE_S && !cfg.confirmed {
+        return Err(BadInput(format!(
+            "{}: the plan needs about {:.1} days on this machine (throughput from {source}); check `tokens` and the model sizes, or confirm with --yes",
+            sweep.path.display(),
+            seconds / 86_400.0
+        ))
+        .into());
+    }
+    let dir = SweepDir::new(&cfg.runs_root, &sweep.name);
     std::fs::create_dir_all(&dir.path).with_context(|| format!("creating {}", dir.path.display()))?;
     codescale_core::atomic::write_atomic(&dir.path.join(SWEEP_FILE), sweep.source.as_bytes())?;
     let plan = Plan { sweep: sweep.name.clone(), trials };
     dir.write_plan(&plan)?;
-    Ok((dir, plan))
+    Ok((dir, plan, corpora))
 }
 
 pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
-    let (dir, plan) = prepare(sweep, &cfg.runs_root)?;
-    let _lock = SweepLock::acquire(&dir.path)?;
-    let corpora = build_corpora(&plan.trials, cfg.quiet)?;
+    let (dir, plan, corpora) = prepare(sweep, cfg)?;
+    let lock = SweepLock::acquire(&dir.path)?;
+    let mut notes = Vec::new();
+    let cleaned = codescale_core::atomic::remove_stale_temps(&dir.path);
+    if cleaned > 0 {
+        notes.push(format!("removed {cleaned} temporary file(s) left by a killed run"));
+    }
 
     let mut queue = VecDeque::new();
     let mut skipped = 0;
     for config in &plan.trials {
         let id = config.trial_id();
         let trial_dir = dir.trial_dir(&id);
-        let record = dir.record(config)?;
-        if record.status.is_final() {
+        let (record, recovered) = dir.read_record(config)?;
+        if recovered {
+            record.save(&trial_dir)?;
+            notes.push(format!("trial {id}: {}", record.notes.last().map(String::as_str).unwrap_or("recovered")));
+        }
+        if !record.needs_run(cfg.retry_failed) {
             skipped += 1;
             continue;
         }
+        if record.status == Status::Failed {
+            notes.push(format!("trial {id} failed before ({}); retrying", record.error.as_deref().unwrap_or("no reason recorded")));
+        }
         if let Some(done) = find_done_elsewhere(&cfg.runs_root, &id, &dir.path) {
-            copy_trial(&done, &trial_dir)?;
+            copy_trial(&done, &trial_dir, |_| {})?;
             skipped += 1;
             continue;
+        }
+        if cfg.reuse_stale {
+            if let Some((from, why)) = find_stale(&cfg.runs_root, config) {
+                copy_trial(&from, &trial_dir, |r| {
+                    r.id = id.clone();
+                    r.config = config.clone();
+                    r.stale = Some(why.clone());
+                })?;
+                notes.push(format!("trial {id}: kept a stale result ({why})"));
+                skipped += 1;
+                continue;
+            }
         }
         queue.push_back(config.clone());
     }
@@ -103,6 +155,9 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| loop {
+                if lock.lost() {
+                    break;
+                }
                 let Some(mut config) = queue.lock().unwrap().pop_front() else { break };
                 config.threads = Some(threads);
                 config.checkpoint_interval = config.checkpoint_every();
@@ -119,9 +174,12 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
         }
     });
     overall.finish_and_clear();
+    if lock.lost() {
+        notes.push("the sweep lock was taken over by another scheduler; this one stopped starting trials".into());
+    }
 
     let rows = dir.write_results()?;
-    Ok(Summary { dir: dir.path.clone(), rows, trained, skipped })
+    Ok(Summary { dir: dir.path.clone(), rows, trained, skipped, notes })
 }
 
 /// Runs one trial to a final status; an error or a panic is recorded as `failed`.
@@ -139,14 +197,16 @@ fn run_one(dir: &SweepDir, config: &TrialConfig, corpora: &Corpora, asha: Option
         std::fs::create_dir_all(&trial_dir)?;
         codescale_train::train_trial(&trial_dir, config, corpus, &opts)
     }));
-    let error = match result {
+    // Bad input (a shard too small for the window, say) fails the same way every time; a panic
+    // is a bug. Anything else (I/O, a corrupt corpus since repaired, a changed corpus) may go
+    // away, so the next run tries again.
+    let (error, retryable) = match result {
         Ok(Ok(record)) => return record.status,
-        Ok(Err(e)) => format!("{e:#}"),
-        Err(panic) => format!("panicked: {}", panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()),
+        Ok(Err(e)) => (format!("{e:#}"), !codescale_core::is_bad_input(&e)),
+        Err(panic) => (format!("panicked: {}", panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()), false),
     };
     let mut record = TrialRecord::load(&trial_dir).unwrap_or_else(|_| TrialRecord::pending(config.clone()));
-    record.status = Status::Failed;
-    record.error = Some(error);
+    record.fail(error, retryable);
     if let Err(e) = record.save(&trial_dir) {
         eprintln!("could not record the failure of trial {}: {e:#}", config.trial_id());
     }
@@ -155,25 +215,32 @@ fn run_one(dir: &SweepDir, config: &TrialConfig, corpora: &Corpora, asha: Option
 
 /// The corpora a plan needs, built or reused once per (recipe, tokenizer).
 pub struct Corpora {
-    built: BTreeMap<(String, String), Result<Corpus, String>>,
+    built: BTreeMap<(String, String), Corpus>,
 }
 
 impl Corpora {
     pub fn get(&self, config: &TrialConfig) -> Result<&Corpus> {
-        match self.built.get(&(config.corpus.clone(), config.tokenizer.clone())) {
-            Some(Ok(c)) => {
-                anyhow::ensure!(
-                    c.languages().iter().any(|l| l == &config.language),
-                    "language `{}` is not in corpus {} (it has: {})",
-                    config.language,
-                    config.corpus,
-                    c.languages().join(", ")
-                );
-                Ok(c)
-            }
-            Some(Err(e)) => anyhow::bail!("corpus {} ({}): {e}", config.corpus, config.tokenizer),
-            None => anyhow::bail!("corpus {} was not prepared", config.corpus),
+        self.built.get(&(config.corpus.clone(), config.tokenizer.clone())).ok_or_else(|| anyhow::anyhow!("corpus {} ({}) was not prepared", config.corpus, config.tokenizer))
+    }
+
+    /// `config` bound to its corpus; a language the corpus lacks is bad input at the line of
+    /// the sweep file that chose it.
+    pub fn bind(&self, config: TrialConfig, sweep: &Sweep) -> Result<TrialConfig> {
+        let corpus = self.get(&config)?;
+        if !corpus.languages().iter().any(|l| l == &config.language) {
+            let line = sweep.line_of_key("language").unwrap_or(1);
+            let skipped = corpus.manifest.skipped.get(&config.language).map(|why| format!("; the recipe skipped it: {why}")).unwrap_or_default();
+            return Err(BadInput(format!(
+                "{}:{line}: `language`: `{}` is not in corpus {} (it has: {}){skipped}",
+                sweep.path.display(),
+                config.language,
+                config.corpus,
+                corpus.languages().join(", ")
+            ))
+            .into());
         }
+        let key = CorpusKey { manifest: corpus.hash().to_string(), tokenizer: corpus.tokenizer_hash().to_string() };
+        Ok(config.bound_to(key))
     }
 }
 
@@ -184,12 +251,8 @@ pub fn build_corpora(trials: &[TrialConfig], quiet: bool) -> Result<Corpora> {
         if built.contains_key(&key) {
             continue;
         }
-        // A recipe the user got wrong stops the sweep; anything else fails only its trials.
         let opts = BuildOptions { tokenizer: Some(c.tokenizer.clone()), quiet, ..Default::default() };
-        let corpus = match build_corpus(Path::new(&c.corpus), &opts) {
-            Err(e) if codescale_core::is_bad_input(&e) => return Err(e),
-            other => other.map_err(|e| format!("{e:#}")),
-        };
+        let corpus = build_corpus(Path::new(&c.corpus), &opts).with_context(|| format!("corpus {} ({})", c.corpus, c.tokenizer))?;
         built.insert(key, corpus);
     }
     Ok(Corpora { built })

@@ -14,7 +14,7 @@ use crate::spec::SlurmOptions;
 pub fn write_job(dir: &SweepDir, plan: &Plan, options: Option<&SlurmOptions>, exe: &Path) -> Result<(PathBuf, Vec<usize>)> {
     let mut indices = Vec::new();
     for (i, config) in plan.trials.iter().enumerate() {
-        if !dir.record(config)?.status.is_final() {
+        if dir.record(config)?.needs_run(false) {
             indices.push(i);
         }
     }

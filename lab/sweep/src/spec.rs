@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use codescale_core::error::line_of;
+use codescale_core::config::json_of_toml;
 use codescale_core::{BadInput, TrialSpec};
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -134,7 +135,8 @@ impl Sweep {
         let mut base_lines = IndexMap::new();
         for (key, value) in &raw.base {
             let l = line(value.span());
-            base.set_value(key, toml_to_json(value.get_ref())).map_err(|m| fail(l, key, &m))?;
+            let json = json_of_toml(value.get_ref()).map_err(|m| fail(l, key, &m))?;
+            base.set_value(key, json).map_err(|m| fail(l, key, &m))?;
             base_lines.insert(key.clone(), l);
         }
         if let Some(corpus) = &raw.corpus {
@@ -151,8 +153,8 @@ impl Sweep {
             validate_parameter(&param, method).map_err(|m| fail(l, key, &m))?;
             // Every listed value must fit the key's type.
             let probes: Vec<serde_json::Value> = match (&param.values, &param.value) {
-                (Some(vs), _) => vs.iter().map(toml_to_json).collect(),
-                (_, Some(v)) => vec![toml_to_json(v)],
+                (Some(vs), _) => vs.iter().map(json_of_toml).collect::<Result<_, _>>().map_err(|m| fail(l, key, &m))?,
+                (_, Some(v)) => vec![json_of_toml(v).map_err(|m| fail(l, key, &m))?],
                 _ => vec![match param.distribution {
                     Some(Distribution::IntUniform) => serde_json::json!(param.min.unwrap_or(1.0) as i64),
                     _ => serde_json::json!(param.min.unwrap_or(1.0)),
@@ -245,6 +247,7 @@ pub fn apply(spec: &mut TrialSpec, key: &str, value: &serde_json::Value) -> Resu
     }
 }
 
+/// A value already checked by [`Sweep::parse`] (finite numbers only) as JSON.
 pub fn toml_to_json(v: &toml::Value) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }

@@ -16,6 +16,9 @@ pub struct StatusReport {
     pub running: Vec<RunningTrial>,
     pub best: Option<BestTrial>,
     pub problems: Vec<(String, String)>,
+    /// Repairs and reuse worth knowing about: discarded checkpoints, rebuilt records, stale
+    /// results kept with `--reuse-stale`.
+    pub notes: Vec<(String, String)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -57,8 +60,22 @@ pub fn status(dir: &SweepDir) -> Result<StatusReport> {
         .filter_map(|r| r.metrics.val_loss.map(|l| (r, l)))
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(r, l)| BestTrial { id: r.id.clone(), language: r.config.language.clone(), model: r.config.model.clone(), tokens: r.config.tokens, val_loss: l });
-    let problems = records.iter().filter_map(|r| r.error.clone().map(|e| (r.id.clone(), e))).collect();
-    Ok(StatusReport { sweep: dir.name(), total: records.len(), counts, running, best, problems })
+    let problems = records
+        .iter()
+        .filter_map(|r| {
+            let retry = match r.status {
+                Status::Failed if r.retryable => " (retried on the next run)",
+                Status::Failed => " (retried only with --retry-failed)",
+                _ => "",
+            };
+            r.error.clone().map(|e| (r.id.clone(), format!("{e}{retry}")))
+        })
+        .collect();
+    let notes = records
+        .iter()
+        .flat_map(|r| r.notes.iter().cloned().chain(r.stale.iter().map(|why| format!("stale result kept with --reuse-stale: {why}"))).map(|n| (r.id.clone(), n)))
+        .collect();
+    Ok(StatusReport { sweep: dir.name(), total: records.len(), counts, running, best, problems, notes })
 }
 
 pub fn render(s: &StatusReport) -> String {
@@ -73,6 +90,9 @@ pub fn render(s: &StatusReport) -> String {
     }
     for (id, e) in &s.problems {
         out += &format!("  {id}: {e}\n");
+    }
+    for (id, n) in &s.notes {
+        out += &format!("  {id}: note: {n}\n");
     }
     out
 }

@@ -21,6 +21,10 @@ pub struct Meta {
     /// Optimizer steps completed.
     pub step: usize,
     pub adam_t: u64,
+    /// Each parameter's AdamW update count (empty in checkpoints from before per-parameter
+    /// counts; such a checkpoint belongs to an older numerics version and is never resumed).
+    #[serde(default)]
+    pub param_steps: Vec<u64>,
     pub wall_s: f64,
     pub train_s: f64,
     pub curve: Vec<CurvePoint>,
@@ -35,11 +39,13 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    pub fn new(trial_id: &str, step: usize, adam_t: u64, wall_s: f64, train_s: f64, curve: Vec<CurvePoint>, params: Vec<Vec<f32>>, moments: Vec<Option<(Vec<f32>, Vec<f32>)>>) -> Self {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(trial_id: &str, step: usize, adam_t: u64, param_steps: Vec<u64>, wall_s: f64, train_s: f64, curve: Vec<CurvePoint>, params: Vec<Vec<f32>>, moments: Vec<Option<(Vec<f32>, Vec<f32>)>>) -> Self {
         let meta = Meta {
             trial_id: trial_id.to_string(),
             step,
             adam_t,
+            param_steps,
             wall_s,
             train_s,
             curve,
@@ -73,6 +79,7 @@ impl Checkpoint {
         let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
         ensure!(bytes.len() >= 16 && &bytes[..8] == MAGIC, "{} is not a codescale checkpoint", path.display());
         let meta_len = u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize;
+        ensure!(meta_len <= bytes.len() - 16, "checkpoint {} is truncated", path.display());
         let meta: Meta = serde_json::from_slice(&bytes[16..16 + meta_len]).context("checkpoint metadata")?;
         let mut floats = bytes[16 + meta_len..].chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap()));
         let mut take = |n: usize| -> Result<Vec<f32>> {
@@ -82,6 +89,7 @@ impl Checkpoint {
         };
         let params = meta.param_lens.iter().map(|&n| take(n)).collect::<Result<Vec<_>>>()?;
         let moments = meta.moment_lens.iter().map(|n| n.map(|n| Ok((take(n)?, take(n)?))).transpose()).collect::<Result<Vec<_>>>()?;
+        ensure!(floats.next().is_none(), "checkpoint {} has trailing data", path.display());
         Ok(Some(Checkpoint { meta, params, moments }))
     }
 }

@@ -2,6 +2,11 @@
 //! clipping by the *global* gradient norm, and no weight decay on gains (1-D parameters).
 //! Gradients of several micro-batches accumulate in place before one update.
 //!
+//! As in PyTorch, a parameter without a gradient in a step (an expert no token reached) is left
+//! alone, moments and step count included: each parameter's bias correction counts its own
+//! updates, so an expert that wakes up after idling moves by about the learning rate, not by a
+//! multiple of it.
+//!
 //! Parameters are addressed by their visiting order, which is fixed by the module's field
 //! order; that order is also the checkpoint layout.
 
@@ -18,8 +23,10 @@ pub struct AdamW<B: AutodiffBackend> {
     eps: f64,
     weight_decay: f64,
     grad_clip: f64,
-    /// Updates taken so far (for bias correction).
+    /// Updates taken so far.
     pub t: u64,
+    /// Updates each parameter received (its bias correction's step count).
+    steps: Vec<u64>,
     /// First and second moments per parameter, flattened.
     moments: Vec<Option<(Tensor<Inner<B>, 1>, Tensor<Inner<B>, 1>)>>,
     /// Summed gradients of the micro-batches since the last update, flattened.
@@ -28,7 +35,7 @@ pub struct AdamW<B: AutodiffBackend> {
 
 impl<B: AutodiffBackend> AdamW<B> {
     pub fn new(c: &TrialConfig) -> Self {
-        AdamW { beta1: c.beta1, beta2: c.beta2, eps: c.eps, weight_decay: c.weight_decay, grad_clip: c.grad_clip, t: 0, moments: Vec::new(), grads: Vec::new() }
+        AdamW { beta1: c.beta1, beta2: c.beta2, eps: c.eps, weight_decay: c.weight_decay, grad_clip: c.grad_clip, t: 0, steps: Vec::new(), moments: Vec::new(), grads: Vec::new() }
     }
 
     /// Adds one backward pass's gradients to the accumulator.
@@ -66,12 +73,20 @@ impl<B: AutodiffBackend> AdamW<B> {
         self.moments.iter().map(|m| m.as_ref().map(|(m, v)| (to_vec(m.clone()), to_vec(v.clone())))).collect()
     }
 
-    pub fn import_moments(&mut self, moments: Vec<Option<(Vec<f32>, Vec<f32>)>>, t: u64, device: &burn::tensor::Device<Inner<B>>) {
+    /// Each parameter's update count, in parameter order, for checkpoints.
+    pub fn export_steps(&self) -> Vec<u64> {
+        self.steps.clone()
+    }
+
+    /// Restores the state [`export_moments`](Self::export_moments) and
+    /// [`export_steps`](Self::export_steps) saved after `t` updates.
+    pub fn import_state(&mut self, moments: Vec<Option<(Vec<f32>, Vec<f32>)>>, steps: Vec<u64>, t: u64, device: &burn::tensor::Device<Inner<B>>) {
         let load = |v: Vec<f32>| {
             let n = v.len();
             Tensor::<Inner<B>, 1>::from_data(TensorData::new(v, [n]), device)
         };
         self.moments = moments.into_iter().map(|m| m.map(|(m, v)| (load(m), load(v)))).collect();
+        self.steps = steps;
         self.t = t;
     }
 }
@@ -128,12 +143,17 @@ impl<B: AutodiffBackend> ModuleMapper<B> for Update<'_, B> {
         if opt.moments.len() <= i {
             opt.moments.resize(i + 1, None);
         }
+        if opt.steps.len() <= i {
+            opt.steps.resize(i + 1, 0);
+        }
+        opt.steps[i] += 1;
+        let t = opt.steps[i] as i32;
         let (m, v) = match opt.moments[i].take() {
             Some((m, v)) => (m.mul_scalar(opt.beta1) + g.clone().mul_scalar(1.0 - opt.beta1), v.mul_scalar(opt.beta2) + g.square().mul_scalar(1.0 - opt.beta2)),
             None => (g.clone().mul_scalar(1.0 - opt.beta1), g.square().mul_scalar(1.0 - opt.beta2)),
         };
-        let bias1 = 1.0 - opt.beta1.powi(opt.t as i32);
-        let bias2 = 1.0 - opt.beta2.powi(opt.t as i32);
+        let bias1 = 1.0 - opt.beta1.powi(t);
+        let bias2 = 1.0 - opt.beta2.powi(t);
         // p ← p·(1 − lr·λ) − lr · m̂ / (√v̂ + ε), with m̂ = m/bias1 and v̂ = v/bias2.
         let denom = v.clone().div_scalar(bias2).sqrt().add_scalar(opt.eps);
         let update = m.clone().div(denom).mul_scalar(self.lr / bias1);

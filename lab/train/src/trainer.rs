@@ -8,7 +8,7 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ElementConversion;
 use codescale_core::record::{CHECKPOINT_DIR, CURVE_FILE};
-use codescale_core::{provenance, CurvePoint, Metrics, Status, TrialConfig, TrialRecord};
+use codescale_core::{provenance, BadInput, CorpusKey, CurvePoint, Metrics, Status, TrialConfig, TrialRecord};
 use codescale_data::{Corpus, Split};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -45,6 +45,16 @@ where
     B: AutodiffBackend + Kernels,
     B::InnerBackend: Kernels,
 {
+    let key = CorpusKey { manifest: corpus.hash().to_string(), tokenizer: corpus.tokenizer_hash().to_string() };
+    let config = &match &config.corpus_key {
+        None => config.clone().bound_to(key),
+        Some(planned) if *planned == key => config.clone(),
+        Some(planned) => anyhow::bail!(
+            "the corpus changed since this trial was planned (manifest {} then, {} now): plan the sweep again",
+            short(&planned.manifest),
+            short(&key.manifest)
+        ),
+    };
     let id = config.trial_id();
     let mut record = TrialRecord::pending(config.clone());
     record.status = Status::Running;
@@ -56,31 +66,36 @@ where
     record.provenance.tokenizer_hash = corpus.tokenizer_hash().to_string();
     anyhow::ensure!(
         corpus.vocab_size() <= config.vocab_size(),
-        "corpus vocabulary ({}) is larger than the model's ({})",
-        corpus.vocab_size(),
-        config.vocab_size()
+        BadInput(format!("corpus vocabulary ({}) is larger than the model's ({})", corpus.vocab_size(), config.vocab_size()))
     );
 
     let params = config.params();
-    let flops_per_token = params.flops_per_token(config);
     record.metrics = Metrics { n_params: params.n_params, n_params_total: params.n_params_total, n_params_active: params.n_params_active, ..Default::default() };
 
     let train_tokens = corpus.shard(&config.language, Split::Train)?;
     let val_tokens = corpus.shard(&config.language, Split::Val)?;
     let val_bytes_per_token = corpus.bytes_per_token(&config.language, Split::Val);
-    let mut sampler = Sampler::new(train_tokens, config.seq_len, config.micro_batch, config.seed).context("training shard")?;
-    let mut eval = EvalSet::new(val_tokens, config.seq_len, config.eval_tokens, config.micro_batch).context("validation shard")?;
+    // Too small a shard for the window fails the same way every time: bad input, not retried.
+    let mut sampler = Sampler::new(train_tokens, config.seq_len, config.micro_batch, config.seed).map_err(|e| BadInput(format!("training shard of {}: {e:#}", config.language)))?;
+    let mut eval = EvalSet::new(val_tokens, config.seq_len, config.eval_tokens, config.micro_batch).map_err(|e| BadInput(format!("validation shard of {}: {e:#}", config.language)))?;
 
     let mut model = Transformer::<B>::new(config, device);
     let mut opt = AdamW::<B>::new(config);
     let ckpt_dir = dir.join(CHECKPOINT_DIR);
-    let (mut start, mut curve, wall_before, train_before) = match Checkpoint::load(&ckpt_dir)? {
-        Some(ck) if ck.meta.trial_id == id => {
-            model = checkpoint::import_params(model, ck.params).context("resuming from checkpoint")?;
-            opt.import_moments(ck.moments, ck.meta.adam_t, device);
-            (ck.meta.step, ck.meta.curve, ck.meta.wall_s, ck.meta.train_s)
+    let (mut start, mut curve, wall_before, train_before) = match resume::<B>(&ckpt_dir, &id, model.clone(), &mut opt, device) {
+        Ok(Some((resumed, step, curve, wall, train))) => {
+            model = resumed;
+            (step, curve, wall, train)
         }
-        _ => (0, Vec::new(), 0.0, 0.0),
+        Ok(None) => (0, Vec::new(), 0.0, 0.0),
+        Err(e) => {
+            // A checkpoint that cannot be read is worth nothing: start again rather than fail
+            // the trial for good.
+            record.notes.push(format!("discarded an unreadable checkpoint ({e:#}); trained from step 0"));
+            std::fs::remove_dir_all(&ckpt_dir).with_context(|| format!("removing {}", ckpt_dir.display()))?;
+            opt = AdamW::<B>::new(config);
+            (0, Vec::new(), 0.0, 0.0)
+        }
     };
     record.save(dir)?;
 
@@ -157,7 +172,7 @@ where
         let interval = config.checkpoint_interval;
         if interval > 0 && start % interval == 0 && start < steps {
             let wall = wall_before + started.elapsed().as_secs_f64();
-            Checkpoint::new(&id, start, opt.t, wall, train_s, curve.clone(), checkpoint::export_params(&model), opt.export_moments()).save(&ckpt_dir)?;
+            Checkpoint::new(&id, start, opt.t, opt.export_steps(), wall, train_s, curve.clone(), checkpoint::export_params(&model), opt.export_moments()).save(&ckpt_dir)?;
             codescale_table::write_rows(&dir.join(CURVE_FILE), &curve)?;
             // Progress for `sweep status`; the status stays `running`.
             record.metrics.steps = start;
@@ -173,19 +188,9 @@ where
     bar.finish_and_clear();
 
     let wall_s = wall_before + started.elapsed().as_secs_f64();
-    let trained_tokens = start as f64 * tokens_per_step;
-    let last_eval = curve.iter().rev().find(|p| p.val_loss.is_some());
+    let diverged_at = record.metrics.diverged_at;
     record.status = outcome;
-    record.metrics.steps = start;
-    record.metrics.tokens = trained_tokens;
-    record.metrics.flops = flops_per_token * trained_tokens;
-    record.metrics.flops_with_head = params.flops_per_token_with_head(config) * trained_tokens;
-    record.metrics.train_loss = curve.last().map(|p| p.train_loss);
-    record.metrics.val_loss = last_eval.and_then(|p| p.val_loss);
-    record.metrics.val_bpb = last_eval.and_then(|p| p.val_bpb);
-    record.metrics.wall_s = wall_s;
-    record.metrics.tokens_per_s = if train_s > 0.0 { trained_tokens / train_s } else { 0.0 };
-    record.metrics.router_collapsed = last_eval.and_then(|p| p.expert_load.as_ref()).is_some_and(|load| load.iter().any(|&f| f > 0.9) && load.len() > 1);
+    record.metrics = Metrics { diverged_at, ..Metrics::from_curve(config, &curve, wall_s, train_s) };
     record.provenance.finished = Some(provenance::now_rfc3339());
     codescale_table::write_rows(&dir.join(CURVE_FILE), &curve)?;
     record.save(dir)?;
@@ -193,6 +198,27 @@ where
         std::fs::remove_dir_all(&ckpt_dir).with_context(|| format!("removing {}", ckpt_dir.display()))?;
     }
     Ok(record)
+}
+
+/// The model, optimizer state, step, curve and timings of the trial's checkpoint, if it has
+/// one of this trial; an error when the checkpoint is there but unreadable or does not fit.
+#[allow(clippy::type_complexity)]
+fn resume<B: AutodiffBackend + Kernels>(ckpt_dir: &Path, id: &str, model: Transformer<B>, opt: &mut AdamW<B>, device: &B::Device) -> Result<Option<(Transformer<B>, usize, Vec<CurvePoint>, f64, f64)>>
+where
+    B::InnerBackend: Kernels,
+{
+    let Some(ck) = Checkpoint::load(ckpt_dir)? else { return Ok(None) };
+    if ck.meta.trial_id != id {
+        anyhow::bail!("it belongs to trial {}", ck.meta.trial_id);
+    }
+    anyhow::ensure!(ck.meta.param_steps.len() == ck.moments.len(), "it has no per-parameter step counts");
+    let model = checkpoint::import_params(model, ck.params)?;
+    opt.import_state(ck.moments, ck.meta.param_steps, ck.meta.adam_t, device);
+    Ok(Some((model, ck.meta.step, ck.meta.curve, ck.meta.wall_s, ck.meta.train_s)))
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(12)]
 }
 
 /// Mean validation loss over the fixed windows, and the first MoE layer's routing.

@@ -1,0 +1,99 @@
+//! From a sweep's results table to fit points: which rows form a group, which column is N, and
+//! the hash that ties a fit to the results it came from. The CLI, the report and library users
+//! all go through here, so a group is named the same everywhere.
+
+use codescale_core::ResultRow;
+
+use crate::Point;
+
+/// The group a trial is fitted in: its language for dense models, `language/arch` otherwise,
+/// so that dense and mixture-of-experts models (which follow different laws) never share a fit.
+pub fn group_of(language: &str, arch: &str) -> String {
+    if arch.is_empty() || arch == "dense" {
+        language.to_string()
+    } else {
+        format!("{language}/{arch}")
+    }
+}
+
+/// The language part of a group name (`python/moe` → `python`).
+pub fn language_of(group: &str) -> &str {
+    group.split('/').next().unwrap_or(group)
+}
+
+/// Columns a sweep's N can come from.
+pub const N_COLUMNS: [&str; 3] = ["n_params", "n_params_active", "n_params_total"];
+
+/// One fit point per results row, N from `n_col` (one of [`N_COLUMNS`]; anything else reads
+/// `n_params`).
+pub fn points_from_rows(rows: &[ResultRow], n_col: &str) -> Vec<Point> {
+    rows.iter()
+        .map(|r| Point {
+            id: r.trial_id.clone(),
+            group: group_of(&r.language, &r.arch),
+            status: r.status.clone(),
+            n: match n_col {
+                "n_params_active" => r.n_params_active,
+                "n_params_total" => r.n_params_total,
+                _ => r.n_params,
+            },
+            d: r.tokens,
+            loss: r.val_loss.unwrap_or(f64::NAN),
+            flops: Some(r.flops),
+            lr: Some(r.lr),
+            batch_tokens: Some((r.batch_size * r.seq_len) as f64),
+            warmup_steps: Some(r.warmup_steps as f64),
+        })
+        .collect()
+}
+
+/// blake3 of everything the fit reads from `points`, in order. Two fits with the same hash
+/// (and options) are the same fit.
+pub fn input_hash(points: &[Point]) -> String {
+    let mut h = blake3::Hasher::new();
+    let num = |h: &mut blake3::Hasher, x: Option<f64>| {
+        h.update(&x.map_or(u64::MAX, f64::to_bits).to_le_bytes());
+    };
+    for p in points {
+        for s in [&p.id, &p.group, &p.status] {
+            h.update(&(s.len() as u64).to_le_bytes());
+            h.update(s.as_bytes());
+        }
+        for x in [Some(p.n), Some(p.d), Some(p.loss), p.flops, p.lr, p.batch_tokens, p.warmup_steps] {
+            num(&mut h, x);
+        }
+    }
+    h.finalize().to_hex().to_string()
+}
+
+/// Compute budgets to plan for: every decade from the smallest trial's compute to a hundred
+/// times the largest's, so the allocation speaks to the scale the sweep measured.
+pub fn budgets_around(flops: impl Iterator<Item = f64>) -> Vec<f64> {
+    let (lo, hi) = flops.filter(|f| f.is_finite() && *f > 0.0).fold((f64::INFINITY, 0f64), |(lo, hi), f| (lo.min(f), hi.max(f)));
+    if hi <= 0.0 {
+        return Vec::new();
+    }
+    (lo.log10().floor() as i32..=hi.log10().ceil() as i32 + 2).map(|e| 10f64.powi(e)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_named_by_one_rule() {
+        assert_eq!(group_of("python", "dense"), "python");
+        assert_eq!(group_of("python", "moe"), "python/moe");
+        assert_eq!(language_of("python/moe"), "python");
+    }
+
+    #[test]
+    fn the_hash_follows_the_data() {
+        let p = Point { id: "a".into(), group: "go".into(), status: "done".into(), n: 1e5, d: 1e6, loss: 2.0, flops: None, lr: None, batch_tokens: None, warmup_steps: None };
+        let mut q = p.clone();
+        assert_eq!(input_hash(&[p.clone()]), input_hash(&[q.clone()]));
+        q.loss = 2.0 + 1e-12;
+        assert_ne!(input_hash(&[p.clone()]), input_hash(&[q.clone()]));
+        assert_ne!(input_hash(&[p.clone()]), input_hash(&[p.clone(), p]));
+    }
+}
