@@ -79,7 +79,11 @@ fn print_record(r: &TrialRecord, dir: &Path) {
 
 pub fn plan(path: &Path, json: bool, quiet: bool) -> Result<ExitCode> {
     let sweep = Sweep::load(path)?;
-    let (trials, _) = plan_with_corpora(&sweep, quiet)?;
+    let planned = plan_with_corpora(&sweep, quiet)?;
+    let trials = planned.trials;
+    for note in &planned.notes {
+        eprintln!("note: {note}");
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&trials)?);
         return Ok(ExitCode::SUCCESS);

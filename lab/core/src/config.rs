@@ -378,9 +378,6 @@ impl TrialSpec {
         }
         let weight_decay = self.weight_decay.unwrap_or(0.1);
         non_negative("weight_decay", weight_decay)?;
-        if lr * weight_decay >= 1.0 {
-            return Err(bad("weight_decay", format!("lr · weight_decay = {} ≥ 1 would flip every weight's sign each step", lr * weight_decay)));
-        }
         let grad_clip = self.grad_clip.unwrap_or(1.0);
         non_negative("grad_clip", grad_clip)?;
         let aux_loss_coef = self.aux_loss_coef.unwrap_or(if arch == Arch::Moe { 0.01 } else { 0.0 });
@@ -673,9 +670,5 @@ mod tests {
             let e = s.resolve().expect_err(&format!("{key} = {value} resolved"));
             assert_eq!(e.key, *key, "{key} = {value}: {e}");
         }
-        let mut s = spec();
-        s.set("lr", "0.5").unwrap();
-        s.set("weight_decay", "3").unwrap();
-        assert_eq!(s.resolve().unwrap_err().key, "weight_decay");
     }
 }

@@ -62,20 +62,46 @@ impl Summary {
     }
 }
 
+/// A sweep planned against its corpora.
+pub struct Planned {
+    /// Every trial, bound to its corpus.
+    pub trials: Vec<TrialConfig>,
+    pub corpora: Corpora,
+    /// What planning left out and why (languages the corpus lacks, under
+    /// `skip_missing_languages`).
+    pub notes: Vec<String>,
+}
+
 /// Plans a sweep against its corpora: expands it, builds (or reuses) each corpus it needs and
 /// binds every trial to its corpus, so ids cover the corpus contents. Nothing is written under
-/// the runs folder; an unknown language is bad input naming the sweep file's line.
-pub fn plan_with_corpora(sweep: &Sweep, quiet: bool) -> Result<(Vec<TrialConfig>, Corpora)> {
+/// the runs folder; a language the corpus lacks is bad input naming the sweep file's line
+/// (unless the sweep says `skip_missing_languages = true`).
+pub fn plan_with_corpora(sweep: &Sweep, quiet: bool) -> Result<Planned> {
     let trials = plan(sweep)?;
     let corpora = build_corpora(&trials, quiet)?;
-    let bound = trials.into_iter().map(|c| corpora.bind(c, sweep)).collect::<Result<Vec<_>>>()?;
-    Ok((bound, corpora))
+    let mut bound = Vec::new();
+    let mut missing = std::collections::BTreeSet::new();
+    for config in trials {
+        match corpora.bind(config, sweep) {
+            Ok(c) => bound.push(c),
+            Err(Missing { language, error }) if sweep.skip_missing_languages => {
+                missing.insert(format!("{language}: {error}"));
+            }
+            Err(Missing { error, .. }) => return Err(error.into()),
+        }
+    }
+    let notes: Vec<String> = missing.into_iter().map(|m| format!("left out language {m}")).collect();
+    if bound.is_empty() {
+        return Err(BadInput(format!("{}: no planned trial has a language the corpus holds ({})", sweep.path.display(), notes.join("; "))).into());
+    }
+    Ok(Planned { trials: bound, corpora, notes })
 }
 
 /// Plans the sweep and writes its folder (copy of the file, plan). A plan estimated to take
 /// over a day is bad input unless `cfg.confirmed`; then nothing is written.
-pub fn prepare(sweep: &Sweep, cfg: &RunConfig) -> Result<(SweepDir, Plan, Corpora)> {
-    let (trials, corpora) = plan_with_corpora(sweep, cfg.quiet)?;
+pub fn prepare(sweep: &Sweep, cfg: &RunConfig) -> Result<(SweepDir, Plan, Planned)> {
+    let planned = plan_with_corpora(sweep, cfg.quiet)?;
+    let trials = planned.trials.clone();
     let (seconds, source) = crate::estimate::plan_seconds(&trials, &cfg.runs_root);
     if seconds > crate::estimate::CONFIRM_ABOVE_S && !cfg.confirmed {
         return Err(BadInput(format!(
@@ -90,13 +116,14 @@ pub fn prepare(sweep: &Sweep, cfg: &RunConfig) -> Result<(SweepDir, Plan, Corpor
     codescale_core::atomic::write_atomic(&dir.path.join(SWEEP_FILE), sweep.source.as_bytes())?;
     let plan = Plan { sweep: sweep.name.clone(), trials };
     dir.write_plan(&plan)?;
-    Ok((dir, plan, corpora))
+    Ok((dir, plan, planned))
 }
 
 pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
-    let (dir, plan, corpora) = prepare(sweep, cfg)?;
+    let (dir, plan, Planned { corpora, notes: mut planning_notes, .. }) = prepare(sweep, cfg)?;
     let lock = SweepLock::acquire(&dir.path)?;
     let mut notes = Vec::new();
+    notes.append(&mut planning_notes);
     let cleaned = codescale_core::atomic::remove_stale_temps(&dir.path);
     if cleaned > 0 {
         notes.push(format!("removed {cleaned} temporary file(s) left by a killed run"));
@@ -225,23 +252,29 @@ impl Corpora {
 
     /// `config` bound to its corpus; a language the corpus lacks is bad input at the line of
     /// the sweep file that chose it.
-    pub fn bind(&self, config: TrialConfig, sweep: &Sweep) -> Result<TrialConfig> {
-        let corpus = self.get(&config)?;
+    pub fn bind(&self, config: TrialConfig, sweep: &Sweep) -> Result<TrialConfig, Missing> {
+        let corpus = self.get(&config).map_err(|e| Missing { language: config.language.clone(), error: BadInput(format!("{e:#}")) })?;
         if !corpus.languages().iter().any(|l| l == &config.language) {
             let line = sweep.line_of_key("language").unwrap_or(1);
             let skipped = corpus.manifest.skipped.get(&config.language).map(|why| format!("; the recipe skipped it: {why}")).unwrap_or_default();
-            return Err(BadInput(format!(
+            let error = BadInput(format!(
                 "{}:{line}: `language`: `{}` is not in corpus {} (it has: {}){skipped}",
                 sweep.path.display(),
                 config.language,
                 config.corpus,
                 corpus.languages().join(", ")
-            ))
-            .into());
+            ));
+            return Err(Missing { language: config.language, error });
         }
         let key = CorpusKey { manifest: corpus.hash().to_string(), tokenizer: corpus.tokenizer_hash().to_string() };
         Ok(config.bound_to(key))
     }
+}
+
+/// A trial whose language its corpus lacks.
+pub struct Missing {
+    pub language: String,
+    pub error: BadInput,
 }
 
 pub fn build_corpora(trials: &[TrialConfig], quiet: bool) -> Result<Corpora> {

@@ -78,6 +78,7 @@ struct RawSweep {
     parameters: IndexMap<String, Spanned<Parameter>>,
     early_stop: Option<Spanned<EarlyStop>>,
     slurm: Option<SlurmOptions>,
+    skip_missing_languages: Option<bool>,
 }
 
 /// A validated sweep file. Lines are kept so later checks (planning) can point at keys.
@@ -96,6 +97,9 @@ pub struct Sweep {
     pub parameters: IndexMap<String, (Parameter, usize)>,
     pub early_stop: Option<EarlyStop>,
     pub slurm: Option<SlurmOptions>,
+    /// Leave out (with a note) the trials of languages the corpus lacks, instead of refusing
+    /// the sweep: for studies meant to run on whatever languages a machine has.
+    pub skip_missing_languages: bool,
 }
 
 impl Sweep {
@@ -197,6 +201,7 @@ impl Sweep {
             parameters,
             early_stop,
             slurm: raw.slurm,
+            skip_missing_languages: raw.skip_missing_languages.unwrap_or(false),
         })
     }
 
