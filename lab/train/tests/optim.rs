@@ -60,5 +60,5 @@ fn an_idle_parameter_first_update_is_a_first_adam_step_as_in_pytorch() {
     }
 }
 
-/// `b` after the four steps, printed by `python3 bench/adamw_idle.py` (PyTorch 2.x, float32).
+/// `b` after the four steps, printed by `python3 bench/adamw_idle.py` (PyTorch 2.15, float32).
 const TORCH_B: [f32; 2] = [0.2897, -0.1898];
