@@ -141,7 +141,7 @@ fn fit_table(path: &Path, args: &FitArgs) -> Result<FitFile> {
             flops: flops.as_ref().map(|c| c.values[i]),
             lr: lr.as_ref().map(|v| v[i]),
             batch_tokens: batch.as_ref().map(|v| v[i]),
-            warmup_steps: None,
+            ..Default::default()
         })
         .collect();
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "table".into());

@@ -96,6 +96,8 @@ pub fn replay_trial(dir: &Path, force: bool, quiet: bool) -> Result<Verdict> {
             return Ok(Verdict::Refused(format!("{} (use --force to replay anyway)", differences.join("; "))));
         }
         eprintln!("replaying despite: {}", differences.join("; "));
+        // Train on the corpus as it is now: the record's binding names the old one.
+        config.corpus_key = None;
     }
 
     let scratch = tempfile::tempdir().context("scratch folder for the replay")?;

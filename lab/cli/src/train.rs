@@ -101,6 +101,19 @@ pub fn plan(path: &Path, json: bool, quiet: bool) -> Result<ExitCode> {
         println!("{:<16} {:<10} {:<6} {:<9} {:>10.3e} {:>10.3e} {:>10.3e} {:>9.0}", c.trial_id(), c.language, c.arch.as_str(), c.model, p.n_params, c.tokens, flops, seconds);
     }
     println!("{} trials, {:.3e} FLOPs, about {:.1} min on this machine with all cores (throughput from {source})", trials.len(), total_flops, total_s / 60.0);
+    let branches = codescale_sweep::scheduler::plan_branches(&sweep, &trials, Path::new("runs"));
+    let trunks: std::collections::BTreeSet<_> = branches.iter().flatten().map(|b| b.trunk_dir.clone()).collect();
+    if !trunks.is_empty() {
+        let (alone, branched) = codescale_sweep::branches::compute(&trials, &branches);
+        println!(
+            "cooldown branches: {} trials fork from {} shared trunks: {:.3e} FLOPs trained instead of {:.3e} ({:.0} % saved)",
+            branches.iter().flatten().count(),
+            trunks.len(),
+            branched,
+            alone,
+            100.0 * (1.0 - branched / alone)
+        );
+    }
     if total_s > estimate::CONFIRM_ABOVE_S {
         println!("warning: over {:.0} h: `sweep run` will ask for --yes", estimate::CONFIRM_ABOVE_S / 3600.0);
     }
@@ -179,9 +192,13 @@ pub fn trial_run(sweep_dir: &Path, index: usize, quiet: bool) -> Result<ExitCode
         return Ok(ExitCode::SUCCESS);
     }
     config.checkpoint_interval = config.checkpoint_every();
+    // The same trunk as the local executor would use: the plan's, under the runs folder.
+    let sweep = Sweep::load(&sweep_dir.join(codescale_sweep::runs::SWEEP_FILE))?;
+    let runs_root = sweep_dir.parent().unwrap_or(Path::new("."));
+    let branch = codescale_sweep::scheduler::plan_branches(&sweep, &plan.trials, runs_root).swap_remove(index);
     let corpus = corpus_for(&config, quiet)?;
     std::fs::create_dir_all(&trial_dir)?;
-    let record = codescale_train::train_trial(&trial_dir, &config, &corpus, &RunOptions { quiet, ..Default::default() })?;
+    let record = codescale_train::train_trial(&trial_dir, &config, &corpus, &RunOptions { quiet, branch, ..Default::default() })?;
     print_record(&record, &trial_dir);
     Ok(exit_for(&record))
 }

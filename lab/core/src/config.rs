@@ -22,6 +22,23 @@ pub enum Schedule {
     Wsd,
 }
 
+/// The shape of a WSD cooldown (Hägele et al. 2024): the learning rate falls from its peak to
+/// the floor linearly, or as 1 − √progress, which drops faster at first and helps at the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum DecayShape {
+    #[default]
+    #[serde(rename = "linear")]
+    Linear,
+    #[serde(rename = "1-sqrt")]
+    OneMinusSqrt,
+}
+
+impl DecayShape {
+    pub fn is_linear(&self) -> bool {
+        *self == DecayShape::Linear
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Backend {
@@ -86,7 +103,7 @@ pub struct CorpusKey {
 /// The version of the trainer's numerics, hashed into every trial id. Bump it whenever a change
 /// alters what a trial computes (its losses), so that no earlier result is reused as if it came
 /// from the new code; `lab/train/tests/golden.rs` fails when the numerics change without it.
-pub const NUMERICS_VERSION: u32 = 2;
+pub const NUMERICS_VERSION: u32 = 3;
 
 /// Every key a trial file, a sweep's `[base]` or a sweep parameter may set.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -123,7 +140,10 @@ pub struct TrialSpec {
     pub warmup: Option<f64>,
     pub schedule: Option<Schedule>,
     pub final_lr_ratio: Option<f64>,
+    /// WSD: the cooldown's share of the steps.
     pub decay_frac: Option<f64>,
+    /// WSD: the cooldown's shape, `linear` (default) or `1-sqrt`.
+    pub decay_shape: Option<DecayShape>,
     pub beta1: Option<f64>,
     pub beta2: Option<f64>,
     pub eps: Option<f64>,
@@ -168,6 +188,9 @@ pub struct TrialConfig {
     pub schedule: Schedule,
     pub final_lr_ratio: f64,
     pub decay_frac: f64,
+    /// Left out of the canonical JSON when linear, so ids from before the key existed hold.
+    #[serde(skip_serializing_if = "DecayShape::is_linear", default)]
+    pub decay_shape: DecayShape,
     pub beta1: f64,
     pub beta2: f64,
     pub eps: f64,
@@ -419,6 +442,7 @@ impl TrialSpec {
             schedule: self.schedule.unwrap_or(Schedule::Cosine),
             final_lr_ratio,
             decay_frac,
+            decay_shape: self.decay_shape.unwrap_or_default(),
             beta1,
             beta2,
             eps,
@@ -538,6 +562,46 @@ impl TrialConfig {
     /// and the code): trials with the same `config_id` differ at most in corpus or code.
     pub fn config_id(&self) -> String {
         short_hash(&self.canonical_json())
+    }
+    /// The id shared by replicates: the configuration without its seed.
+    pub fn replicate_id(&self) -> String {
+        let mut c = self.clone();
+        c.seed = 0;
+        c.config_id()
+    }
+    /// Whether a standalone run of this trial evaluates after `step` optimizer steps: every
+    /// `eval_every()` steps, at the end, and at the ASHA rungs (`rung_steps`).
+    pub fn evaluates_at(&self, step: usize, rung_steps: &[usize]) -> bool {
+        step > 0 && (step % self.eval_every() == 0 || step == self.total_steps() || rung_steps.contains(&step))
+    }
+    /// WSD: the step at which the cooldown starts (the steps before it run at the peak rate).
+    pub fn decay_start(&self) -> usize {
+        let total = self.total_steps().max(1);
+        self.warmup_steps().max(total - (self.decay_frac * total as f64).round() as usize)
+    }
+    /// For WSD trials, the key of the constant-rate trunk this trial shares with every trial
+    /// that differs from it only in budget and cooldown (`tokens`, `decay_frac`, `decay_shape`,
+    /// `final_lr_ratio`, evaluation and checkpoint intervals): their runs coincide until their
+    /// cooldowns begin. `None` for other schedules.
+    pub fn trunk_id(&self) -> Option<String> {
+        (self.schedule == Schedule::Wsd).then(|| {
+            let t = self.trunk_config(0);
+            short_hash(&format!("trunk\n{}\ncorpus {}\nnumerics {NUMERICS_VERSION}", canonical(&TrialConfig { threads: None, checkpoint_interval: 0, ..t }), serde_json::to_string(&self.corpus_key).expect("key serializes")))
+        })
+    }
+    /// The trunk's own config, trained for `steps` steps: a constant rate after this trial's
+    /// warmup (in steps, so that budgets share it), no cooldown.
+    pub fn trunk_config(&self, steps: usize) -> TrialConfig {
+        TrialConfig {
+            tokens: (steps * self.tokens_per_step()) as f64,
+            warmup: self.warmup_steps() as f64,
+            schedule: Schedule::Constant,
+            decay_frac: 1.0,
+            decay_shape: DecayShape::Linear,
+            final_lr_ratio: 1.0,
+            eval_interval: 0,
+            ..self.clone()
+        }
     }
     /// This config bound to a corpus.
     pub fn bound_to(mut self, key: CorpusKey) -> TrialConfig {

@@ -49,6 +49,9 @@ pub struct Metrics {
     pub tokens: f64,
     pub train_loss: Option<f64>,
     pub val_loss: Option<f64>,
+    /// Standard error of `val_loss` over the evaluation windows.
+    #[serde(default)]
+    pub val_loss_se: Option<f64>,
     pub val_bpb: Option<f64>,
     pub wall_s: f64,
     pub tokens_per_s: f64,
@@ -78,6 +81,7 @@ impl Metrics {
             tokens,
             train_loss: curve.last().map(|p| p.train_loss),
             val_loss: last_eval.and_then(|p| p.val_loss),
+            val_loss_se: last_eval.and_then(|p| p.val_loss_se),
             val_bpb: last_eval.and_then(|p| p.val_bpb),
             wall_s,
             tokens_per_s: if train_s > 0.0 { tokens / train_s } else { 0.0 },
@@ -128,6 +132,16 @@ pub struct TrialRecord {
     /// rebuilt from its curve.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notes: Vec<String>,
+    /// For a cooldown branch: the shared trunk it forked from, and at which step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<BranchOrigin>,
+}
+
+/// Where a cooldown branch left its trunk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BranchOrigin {
+    pub trunk: String,
+    pub step: usize,
 }
 
 fn yes() -> bool {
@@ -149,6 +163,7 @@ impl TrialRecord {
             retryable: true,
             stale: None,
             notes: Vec::new(),
+            branch: None,
         }
     }
     /// Whether a scheduler should (re)run this trial: it has not ended, or it failed for a
@@ -182,6 +197,9 @@ pub struct CurvePoint {
     pub lr: f64,
     pub train_loss: f64,
     pub val_loss: Option<f64>,
+    /// Standard error of `val_loss`: the spread of the per-window losses over √windows.
+    #[serde(default)]
+    pub val_loss_se: Option<f64>,
     pub val_bpb: Option<f64>,
     pub grad_norm: f64,
     pub wall_s: f64,

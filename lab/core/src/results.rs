@@ -33,6 +33,9 @@ pub struct ResultRow {
     pub seed: i64,
     pub train_loss: Option<f64>,
     pub val_loss: Option<f64>,
+    /// Standard error of `val_loss` over the evaluation windows.
+    #[serde(default)]
+    pub val_loss_se: Option<f64>,
     pub val_bpb: Option<f64>,
     pub steps: i64,
     pub wall_s: f64,
@@ -41,6 +44,16 @@ pub struct ResultRow {
     /// Kept with `--reuse-stale` although its corpus or code version differ from the plan's.
     #[serde(default)]
     pub stale: bool,
+    /// The configuration without its seed: replicates (trials that differ only in `seed`)
+    /// share it.
+    #[serde(default)]
+    pub config_id: String,
+    /// The cooldown trunk a branch forked from (empty for a trial trained on its own).
+    #[serde(default)]
+    pub trunk: String,
+    /// A held-out target of its sweep: trained, predicted by the fit, never fitted.
+    #[serde(default)]
+    pub target: bool,
 }
 
 impl ResultRow {
@@ -76,12 +89,16 @@ impl ResultRow {
             seed: c.seed as i64,
             train_loss: m.train_loss,
             val_loss: m.val_loss,
+            val_loss_se: m.val_loss_se,
             val_bpb: m.val_bpb,
             steps: m.steps as i64,
             wall_s: m.wall_s,
             tokens_per_s: m.tokens_per_s,
             backend: c.backend.as_str().to_string(),
             stale: r.stale.is_some(),
+            config_id: c.replicate_id(),
+            trunk: r.branch.as_ref().map(|b| b.trunk.clone()).unwrap_or_default(),
+            target: false,
         }
     }
 }

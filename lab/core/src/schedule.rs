@@ -1,8 +1,9 @@
 //! Learning-rate schedules. Warmup rises linearly to the peak at step `warmup_steps`; then
 //! cosine and linear decay to `final_lr_ratio · lr` at the last step, constant stays at the
-//! peak, and WSD holds the peak until the last `decay_frac` of the steps, then decays linearly.
+//! peak, and WSD holds the peak until the last `decay_frac` of the steps, then decays linearly
+//! or as 1 − √progress (`decay_shape`).
 
-use crate::config::{Schedule, TrialConfig};
+use crate::config::{DecayShape, Schedule, TrialConfig};
 
 pub fn lr_at(c: &TrialConfig, step: usize) -> f64 {
     let total = c.total_steps().max(1);
@@ -25,12 +26,15 @@ pub fn lr_at(c: &TrialConfig, step: usize) -> f64 {
         Schedule::Cosine => floor + (c.lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress(warmup)).cos()),
         Schedule::Linear => c.lr + (floor - c.lr) * progress(warmup),
         Schedule::Wsd => {
-            let decay_start = warmup.max(total - (c.decay_frac * total as f64).round() as usize);
+            let decay_start = c.decay_start();
             if step < decay_start {
-                c.lr
-            } else {
-                c.lr + (floor - c.lr) * progress(decay_start)
+                return c.lr;
             }
+            let done = match c.decay_shape {
+                DecayShape::Linear => progress(decay_start),
+                DecayShape::OneMinusSqrt => progress(decay_start).sqrt(),
+            };
+            c.lr + (floor - c.lr) * done
         }
     }
 }
@@ -77,5 +81,37 @@ mod tests {
         let wsd = config(Schedule::Wsd);
         assert_eq!(wsd.lr_at(80), 1e-2);
         assert!(wsd.lr_at(81) < 1e-2);
+    }
+
+    #[test]
+    fn one_minus_sqrt_cooldown_falls_faster_first_and_ends_at_the_floor() {
+        let linear = config(Schedule::Wsd);
+        let mut sqrt = linear.clone();
+        sqrt.decay_shape = crate::config::DecayShape::OneMinusSqrt;
+        assert_eq!(sqrt.lr_at(80), 1e-2);
+        assert!(sqrt.lr_at(85) < linear.lr_at(85));
+        assert!((sqrt.lr_at(99) - 1e-3).abs() < 1e-12);
+        let mid = linear.decay_start() + (99 - linear.decay_start()) / 4;
+        let p: f64 = (mid - 80) as f64 / 19.0;
+        assert!((sqrt.lr_at(mid) - (1e-2 - 9e-3 * p.sqrt())).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_trunk_runs_the_wsd_schedule_until_its_cooldown() {
+        let short = config(Schedule::Wsd);
+        let mut long = short.clone();
+        long.tokens *= 3.0;
+        assert_eq!(short.trunk_id(), long.trunk_id(), "budgets share a trunk");
+        let trunk = long.trunk_config(long.decay_start());
+        for step in 0..long.decay_start() {
+            assert_eq!(trunk.lr_at(step).to_bits(), long.lr_at(step).to_bits(), "step {step}");
+        }
+        for step in 0..short.decay_start() {
+            assert_eq!(trunk.lr_at(step).to_bits(), short.lr_at(step).to_bits(), "step {step}");
+        }
+        let mut other = short.clone();
+        other.lr *= 2.0;
+        assert_ne!(short.trunk_id(), other.trunk_id());
+        assert!(config(Schedule::Cosine).trunk_id().is_none());
     }
 }

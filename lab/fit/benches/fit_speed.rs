@@ -49,6 +49,7 @@ fn points() -> Vec<Point> {
                     lr: None,
                     batch_tokens: None,
                     warmup_steps: None,
+                    ..Default::default()
                 });
             }
         }
@@ -71,7 +72,7 @@ fn main() {
     let fit = approach3::fit_grid(&data, opts.delta, &chinchilla_grid()).expect("fit");
     let t_grid = t.elapsed().as_secs_f64();
     let t = Instant::now();
-    let boot = bootstrap_law(&data, &fit, opts.delta, opts.bootstrap, 1);
+    let boot = bootstrap_law(&data, &fit, opts.delta, opts.bootstrap, 1, &codescale_fit::bootstrap::singletons(data.len()));
     let t_boot = t.elapsed().as_secs_f64();
 
     let t = Instant::now();

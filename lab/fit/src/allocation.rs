@@ -67,6 +67,7 @@ pub fn allocation_with_intervals(law: &Law, boot: &[Law], budgets: &[f64], confi
                 d_opt: estimate(p.d_opt, &col(|p| p.d_opt), confidence),
                 tokens_per_param: estimate(p.tokens_per_param, &col(|p| p.tokens_per_param), confidence),
                 loss: estimate(p.loss, &col(|p| p.loss), confidence),
+                extrapolated: false,
             }
         })
         .collect();

@@ -105,6 +105,14 @@ impl Data {
         }
     }
 
+    /// The points with these weights in the objective (each point's term is multiplied by its
+    /// weight), e.g. the precision of each measurement.
+    pub fn with_weights(mut self, weights: &[f64]) -> Data {
+        assert_eq!(weights.len(), self.len());
+        self.weight = weights.to_vec();
+        self
+    }
+
     /// The points drawn `counts[i]` times each (a bootstrap resample); points never drawn are
     /// dropped so that evaluations skip them.
     pub fn weighted(&self, counts: &[f64]) -> Data {

@@ -35,6 +35,41 @@ pub fn resample_counts(n: usize, rng: &mut impl Rng) -> Vec<f64> {
     w
 }
 
+/// Multiplicities of points when whole clusters are drawn with replacement (as many draws as
+/// clusters): replicates of one configuration are not independent evidence about the law, so
+/// they are resampled together. With one point per cluster, in order, this is
+/// [`resample_counts`], draw for draw.
+pub fn resample_clusters(members: &[Vec<usize>], points: usize, rng: &mut impl Rng) -> Vec<f64> {
+    let mut w = vec![0.0; points];
+    for _ in 0..members.len() {
+        for &p in &members[rng.random_range(0..members.len())] {
+            w[p] += 1.0;
+        }
+    }
+    w
+}
+
+/// Every point its own cluster (no replicates).
+pub fn singletons(points: usize) -> Vec<Vec<usize>> {
+    (0..points).map(|i| vec![i]).collect()
+}
+
+/// The clusters of `keys` (points with equal keys form one), in order of first appearance.
+pub fn clusters<K: PartialEq>(keys: &[K]) -> Vec<Vec<usize>> {
+    let mut firsts: Vec<&K> = Vec::new();
+    let mut members: Vec<Vec<usize>> = Vec::new();
+    for (i, k) in keys.iter().enumerate() {
+        match firsts.iter().position(|f| *f == k) {
+            Some(c) => members[c].push(i),
+            None => {
+                firsts.push(k);
+                members.push(vec![i]);
+            }
+        }
+    }
+    members
+}
+
 /// Indices drawn with replacement within each stratum (same size as the stratum).
 pub fn resample_strata(strata: &[Vec<usize>], rng: &mut impl Rng) -> Vec<Vec<usize>> {
     strata
@@ -97,13 +132,16 @@ pub struct LawBootstrap {
 /// [`GRID_STARTS_PER_RESAMPLE`]) are added so that a resample whose optimum moved to another basin
 /// can still reach it. Resamples are weighted copies (multiplicities), which keeps the objective a
 /// sum over drawn points.
-pub fn bootstrap_law(data: &Data, full: &Fit, delta: f64, resamples: usize, seed: u64) -> LawBootstrap {
+///
+/// `members` are the clusters resampled together (one per configuration; see
+/// [`resample_clusters`]).
+pub fn bootstrap_law(data: &Data, full: &Fit, delta: f64, resamples: usize, seed: u64, members: &[Vec<usize>]) -> LawBootstrap {
     let mut starts: Vec<Params> = vec![full.params];
     starts.extend(full.good_starts.iter().take(GRID_STARTS_PER_RESAMPLE).copied());
     let fits: Vec<Option<Law>> = (0..resamples)
         .into_par_iter()
         .map(|i| {
-            let w = resample_counts(data.len(), &mut rng(seed, i as u64));
+            let w = resample_clusters(members, data.len(), &mut rng(seed, i as u64));
             approach3::fit_from_serial(&data.weighted(&w), delta, &starts)
                 .filter(|f| f.converged)
                 .map(|f| f.law)
@@ -128,6 +166,17 @@ mod tests {
         assert!((lo - 2.5).abs() < 1e-12 && (hi - 97.5).abs() < 1e-12);
         assert!(interval(&[1.0], 0.95).is_none());
         assert!(interval(&[f64::NAN, 1.0, 2.0], 0.5).is_some());
+    }
+
+    #[test]
+    fn singleton_clusters_resample_exactly_as_points_do() {
+        let singletons: Vec<Vec<usize>> = (0..30).map(|i| vec![i]).collect();
+        assert_eq!(resample_clusters(&singletons, 30, &mut rng(5, 2)), resample_counts(30, &mut rng(5, 2)));
+        let pairs = clusters(&["a", "b", "a", "c", "b"]);
+        assert_eq!(pairs, vec![vec![0, 2], vec![1, 4], vec![3]]);
+        let w = resample_clusters(&pairs, 5, &mut rng(1, 1));
+        assert_eq!(w[0], w[2], "replicates are drawn together");
+        assert_eq!(w[1], w[4]);
     }
 
     #[test]

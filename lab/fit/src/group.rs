@@ -4,11 +4,13 @@ use rayon::prelude::*;
 
 use crate::allocation::{allocation_with_intervals, default_budgets};
 use crate::approach3::{chinchilla_grid, fit_grid, Data, Law};
-use crate::bootstrap::{bootstrap_law, derive_seed, estimate};
-use crate::extrapolate::extrapolate;
+use rand::Rng;
+
+use crate::bootstrap::{bootstrap_law, clusters, derive_seed, estimate};
+use crate::extrapolate::{extrapolate, rolling};
 use crate::hyper::{hyper_laws, HyperInput};
 use crate::isoflop::{isoflop, line, IsoPoint};
-use crate::schema::{Estimate, Excluded, FitPoint, GroupFit, LawFit};
+use crate::schema::{Estimate, Excluded, FitPoint, GroupFit, LawFit, Replicates, TargetCheck};
 use crate::{FitOptions, Point};
 
 /// Free parameters of the law, hence the fewest points that can pin it down.
@@ -50,14 +52,12 @@ pub(crate) fn fit_all(points: &[Point], opts: &FitOptions) -> (Vec<GroupFit>, Ve
     let mut names: Vec<&str> = points.iter().map(|p| p.group.as_str()).collect();
     names.sort();
     names.dedup();
-    let mut jobs: Vec<(String, Vec<&Point>)> = names
-        .iter()
-        .map(|&g| (g.to_string(), kept.iter().copied().filter(|p| p.group == g).collect()))
-        .collect();
-    if jobs.iter().filter(|(_, pts)| !pts.is_empty()).count() > 1 {
-        jobs.push((POOLED.to_string(), kept.clone()));
+    let in_group = |g: &str, target: bool| kept.iter().copied().filter(|p| p.group == g && p.target == target).collect::<Vec<&Point>>();
+    let mut jobs: Vec<(String, Vec<&Point>, Vec<&Point>)> = names.iter().map(|&g| (g.to_string(), in_group(g, false), in_group(g, true))).collect();
+    if jobs.iter().filter(|(_, pts, _)| !pts.is_empty()).count() > 1 {
+        jobs.push((POOLED.to_string(), kept.iter().copied().filter(|p| !p.target).collect(), vec![]));
     }
-    let groups = jobs.par_iter().map(|(g, pts)| fit_group(g, pts, opts)).collect();
+    let groups = jobs.par_iter().map(|(g, pts, targets)| fit_group(g, pts, targets, opts)).collect();
     (groups, excluded)
 }
 
@@ -89,7 +89,8 @@ fn too_few(group: &str, pts: &[&Point]) -> Option<String> {
     }
 }
 
-pub(crate) fn fit_group(group: &str, pts: &[&Point], opts: &FitOptions) -> GroupFit {
+/// Fits the law to `pts` and checks it against `targets` (held out: predicted, never fitted).
+pub(crate) fn fit_group(group: &str, pts: &[&Point], targets: &[&Point], opts: &FitOptions) -> GroupFit {
     let seed = derive_seed(opts.seed, group);
     let mut out = GroupFit {
         group: group.to_string(),
@@ -101,6 +102,10 @@ pub(crate) fn fit_group(group: &str, pts: &[&Point], opts: &FitOptions) -> Group
         isoflop: None,
         hyper: None,
         extrapolation: None,
+        rolling: vec![],
+        targets: vec![],
+        replicates: replicates(pts),
+        max_flops: pts.iter().map(|p| compute(p)).fold(0.0, f64::max),
         points: pts
             .iter()
             .map(|p| FitPoint {
@@ -112,7 +117,7 @@ pub(crate) fn fit_group(group: &str, pts: &[&Point], opts: &FitOptions) -> Group
             .collect(),
     };
     if out.message.is_none() {
-        fit_law(&mut out, pts, opts, seed);
+        fit_law(&mut out, pts, targets, opts, seed);
     }
     let iso: Vec<IsoPoint> = pts
         .iter()
@@ -155,10 +160,54 @@ pub(crate) fn fit_group(group: &str, pts: &[&Point], opts: &FitOptions) -> Group
     out
 }
 
-fn fit_law(out: &mut GroupFit, pts: &[&Point], opts: &FitOptions, seed: u64) {
+/// Training compute of a point: recorded, or 6·N·D.
+fn compute(p: &Point) -> f64 {
+    p.flops.filter(|f| f.is_finite() && *f > 0.0).unwrap_or(6.0 * p.n * p.d)
+}
+
+/// The spread of every configuration measured more than once.
+fn replicates(pts: &[&Point]) -> Vec<Replicates> {
+    let keys: Vec<Option<&str>> = pts.iter().map(|p| p.config.as_deref()).collect();
+    clusters(&keys)
+        .into_iter()
+        .filter(|m| m.len() > 1 && keys[m[0]].is_some())
+        .map(|m| {
+            let losses: Vec<f64> = m.iter().map(|&i| pts[i].loss).collect();
+            let k = losses.len() as f64;
+            let mean = losses.iter().sum::<f64>() / k;
+            let sd = (losses.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / (k - 1.0)).sqrt();
+            Replicates {
+                n: pts[m[0]].n,
+                d: pts[m[0]].d,
+                count: m.len(),
+                mean,
+                sd,
+                min: losses.iter().copied().fold(f64::INFINITY, f64::min),
+                max: losses.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+            }
+        })
+        .collect()
+}
+
+/// Weights from the points' evaluation precision (see [`FitOptions::weight_by_se`]).
+fn precision_weights(pts: &[&Point]) -> Vec<f64> {
+    let rel: Vec<Option<f64>> = pts.iter().map(|p| p.loss_se.filter(|s| s.is_finite() && *s > 0.0).map(|s| s / p.loss)).collect();
+    let mut known: Vec<f64> = rel.iter().flatten().copied().collect();
+    if known.is_empty() {
+        return vec![1.0; pts.len()];
+    }
+    known.sort_by(f64::total_cmp);
+    let median = known[known.len() / 2];
+    rel.iter().map(|r| r.map_or(1.0, |r| (median / r).powi(2).clamp(0.1, 10.0))).collect()
+}
+
+fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOptions, seed: u64) {
     let group = out.group.clone();
     let triples: Vec<(f64, f64, f64)> = pts.iter().map(|p| (p.n, p.d, p.loss)).collect();
-    let data = Data::new(&triples);
+    let mut data = Data::new(&triples);
+    if opts.weight_by_se {
+        data = data.with_weights(&precision_weights(pts));
+    }
     let grid = chinchilla_grid();
     let Some(fit) = fit_grid(&data, opts.delta, &grid) else {
         out.message = Some(format!("{group}: the objective was not finite from any start"));
@@ -170,7 +219,10 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], opts: &FitOptions, seed: u64) {
             fit.starts
         ));
     }
-    let boot = bootstrap_law(&data, &fit, opts.delta, opts.bootstrap, derive_seed(seed, "law"));
+    // Replicates of one configuration are resampled together: they are repeated measurements of
+    // one point of the law, not independent points.
+    let configs: Vec<String> = pts.iter().map(|p| p.config.clone().unwrap_or_else(|| p.id.clone())).collect();
+    let boot = bootstrap_law(&data, &fit, opts.delta, opts.bootstrap, derive_seed(seed, "law"), &clusters(&configs));
     if boot.failed * 20 > boot.resamples {
         out.warnings.push(format!(
             "{} of {} bootstrap resamples did not converge and were left out",
@@ -183,7 +235,7 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], opts: &FitOptions, seed: u64) {
     let alpha = estimate(law.alpha, &col(|l| l.alpha), c);
     let beta = estimate(law.beta, &col(|l| l.beta), c);
     let e = estimate(law.e, &col(|l| l.e), c);
-    out.law = Some(LawFit {
+    let mut law_fit = LawFit {
         e,
         a: estimate(law.a, &col(|l| l.a), c),
         b: estimate(law.b, &col(|l| l.b), c),
@@ -199,7 +251,10 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], opts: &FitOptions, seed: u64) {
         starts: fit.starts,
         converged_starts: fit.converged_starts,
         bootstrap_resamples: boot.laws.len(),
-    });
+        unidentified: vec![],
+    };
+    law_fit.unidentified = [("α_N", &law_fit.alpha_n), ("α_D", &law_fit.alpha_d), ("L_inf", &law_fit.l_inf)].into_iter().filter(|(_, e)| wider_than_estimate(e)).map(|(name, _)| name.to_string()).collect();
+    out.law = Some(law_fit);
     for (fp, p) in out.points.iter_mut().zip(pts) {
         fp.predicted = Some(law.predict(p.n, p.d));
     }
@@ -208,13 +263,59 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], opts: &FitOptions, seed: u64) {
     } else {
         opts.budgets.clone()
     };
-    out.allocation = Some(allocation_with_intervals(&law, &boot.laws, &budgets, c));
+    let mut allocation = allocation_with_intervals(&law, &boot.laws, &budgets, c);
+    for b in &mut allocation.budgets {
+        b.extrapolated = b.flops > opts.trust_factor * out.max_flops;
+    }
+    out.allocation = Some(allocation);
     let mut warnings = identifiability(pts, out.law.as_ref().expect("set above"), c);
     out.warnings.append(&mut warnings);
     match extrapolate(&triples, opts.delta) {
         Ok(x) => out.extrapolation = Some(x),
         Err(why) => out.warnings.push(format!("extrapolation check skipped: {why}")),
     }
+    out.rolling = rolling(&triples, opts.delta);
+    let residuals: Vec<f64> = triples.iter().map(|&(n, d, l)| l.ln() - law.predict(n, d).ln()).collect();
+    out.targets = targets
+        .iter()
+        .map(|t| {
+            let predicted = predict_with_interval(&law, &boot.laws, &residuals, t.n, t.d, c, derive_seed(seed, &t.id));
+            let error = t.loss / predicted.value - 1.0;
+            TargetCheck {
+                id: t.id.clone(),
+                n: t.n,
+                d: t.d,
+                compute_ratio: compute(t) / out.max_flops,
+                measured: t.loss,
+                covered: predicted.lo.is_some_and(|lo| lo <= t.loss) && predicted.hi.is_some_and(|hi| t.loss <= hi),
+                predicted,
+                error,
+            }
+        })
+        .collect();
+}
+
+/// The loss the law predicts at (N, D), with a prediction interval for a new measurement there:
+/// each bootstrap law's prediction times the exponential of a residual drawn from the fit's
+/// log-loss residuals (inflated by √(K/(K − 5)) for the five fitted parameters), as AI2's OLMo
+/// ladder does.
+pub fn predict_with_interval(law: &Law, boot: &[Law], residuals: &[f64], n: f64, d: f64, confidence: f64, seed: u64) -> Estimate {
+    let k = residuals.len() as f64;
+    let inflation = if k > 5.0 { (k / (k - 5.0)).sqrt() } else { 1.0 };
+    let samples: Vec<f64> = boot
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            let mut rng = crate::bootstrap::rng(seed, i as u64);
+            let noise = if residuals.is_empty() { 0.0 } else { residuals[rng.random_range(0..residuals.len())] * inflation };
+            b.predict(n, d) * noise.exp()
+        })
+        .collect();
+    estimate(law.predict(n, d), &samples, confidence)
+}
+
+fn wider_than_estimate(e: &Estimate) -> bool {
+    matches!((e.lo, e.hi), (Some(lo), Some(hi)) if hi - lo > e.value.abs())
 }
 
 /// Warnings for parameters these points cannot pin down.
@@ -245,12 +346,13 @@ fn identifiability(pts: &[&Point], law: &LawFit, confidence: f64) -> Vec<String>
         ));
     }
     let pct = confidence * 100.0;
-    let wide = |name: &str, e: &Estimate| match (e.lo, e.hi) {
-        (Some(lo), Some(hi)) if hi - lo > e.value.abs() => Some(format!(
-            "{name}: the {pct:.0} % interval [{lo:.3e}, {hi:.3e}] is wider than the estimate {:.3e}; not identifiable",
+    let wide = |name: &str, e: &Estimate| {
+        wider_than_estimate(e).then(|| format!(
+            "{name}: the {pct:.0} % interval [{:.3e}, {:.3e}] is wider than the estimate {:.3e}; not identifiable",
+            e.lo.unwrap_or(f64::NAN),
+            e.hi.unwrap_or(f64::NAN),
             e.value
-        )),
-        _ => None,
+        ))
     };
     w.extend(wide("α_N", &law.alpha_n));
     w.extend(wide("α_D", &law.alpha_d));
@@ -283,10 +385,7 @@ mod tests {
             n,
             d,
             loss,
-            flops: None,
-            lr: None,
-            batch_tokens: None,
-            warmup_steps: None,
+            ..Default::default()
         }
     }
 

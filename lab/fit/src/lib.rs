@@ -22,7 +22,7 @@ pub use table::render_table;
 pub use codescale_core::time::rfc3339_utc;
 
 /// One trial as the CLI reads it from results.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Point {
     pub id: String,
     pub group: String,
@@ -35,6 +35,13 @@ pub struct Point {
     pub lr: Option<f64>,
     pub batch_tokens: Option<f64>,
     pub warmup_steps: Option<f64>,
+    /// Replicates (the same configuration with other seeds) share this; a point without one is
+    /// its own configuration.
+    pub config: Option<String>,
+    /// Standard error of `loss` from the evaluation (for weighting).
+    pub loss_se: Option<f64>,
+    /// A held-out target: trained but never fitted; the law predicts it.
+    pub target: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -51,6 +58,12 @@ pub struct FitOptions {
     pub confidence: f64,
     /// Worker threads; `None` uses rayon's global pool.
     pub threads: Option<usize>,
+    /// Weight each point by its evaluation's precision, (median relative SE / its relative
+    /// SE)², clamped to [0.1, 10]; points without a standard error weigh 1.
+    pub weight_by_se: bool,
+    /// Allocation headlines for budgets beyond this multiple of the largest fitted trial's
+    /// compute are marked extrapolated.
+    pub trust_factor: f64,
 }
 
 impl Default for FitOptions {
@@ -63,6 +76,8 @@ impl Default for FitOptions {
             n_col: "n_params".into(),
             confidence: 0.95,
             threads: None,
+            weight_by_se: false,
+            trust_factor: 100.0,
         }
     }
 }

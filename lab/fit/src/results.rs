@@ -43,6 +43,9 @@ pub fn points_from_rows(rows: &[ResultRow], n_col: &str) -> Vec<Point> {
             lr: Some(r.lr),
             batch_tokens: Some((r.batch_size * r.seq_len) as f64),
             warmup_steps: Some(r.warmup_steps as f64),
+            config: (!r.config_id.is_empty()).then(|| r.config_id.clone()),
+            loss_se: r.val_loss_se,
+            target: r.target,
         })
         .collect()
 }
@@ -55,11 +58,11 @@ pub fn input_hash(points: &[Point]) -> String {
         h.update(&x.map_or(u64::MAX, f64::to_bits).to_le_bytes());
     };
     for p in points {
-        for s in [&p.id, &p.group, &p.status] {
+        for s in [p.id.as_str(), &p.group, &p.status, p.config.as_deref().unwrap_or(""), if p.target { "target" } else { "" }] {
             h.update(&(s.len() as u64).to_le_bytes());
             h.update(s.as_bytes());
         }
-        for x in [Some(p.n), Some(p.d), Some(p.loss), p.flops, p.lr, p.batch_tokens, p.warmup_steps] {
+        for x in [Some(p.n), Some(p.d), Some(p.loss), p.flops, p.lr, p.batch_tokens, p.warmup_steps, p.loss_se] {
             num(&mut h, x);
         }
     }
@@ -89,7 +92,7 @@ mod tests {
 
     #[test]
     fn the_hash_follows_the_data() {
-        let p = Point { id: "a".into(), group: "go".into(), status: "done".into(), n: 1e5, d: 1e6, loss: 2.0, flops: None, lr: None, batch_tokens: None, warmup_steps: None };
+        let p = Point { id: "a".into(), group: "go".into(), status: "done".into(), n: 1e5, d: 1e6, loss: 2.0, ..Default::default() };
         let mut q = p.clone();
         assert_eq!(input_hash(&[p.clone()]), input_hash(&[q.clone()]));
         q.loss = 2.0 + 1e-12;

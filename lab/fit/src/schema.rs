@@ -57,8 +57,63 @@ pub struct GroupFit {
     pub isoflop: Option<IsoFlopFit>,
     pub hyper: Option<HyperLaws>,
     pub extrapolation: Option<Extrapolation>,
+    /// The rolling check: for each number k of smallest sizes, the law refitted on them alone
+    /// predicting every larger size.
+    #[serde(default)]
+    pub rolling: Vec<Extrapolation>,
+    /// Held-out targets (trained, never fitted): the law's prediction with its prediction
+    /// interval, against the measured loss.
+    #[serde(default)]
+    pub targets: Vec<TargetCheck>,
+    /// The spread of each configuration measured more than once (replicates: other seeds).
+    #[serde(default)]
+    pub replicates: Vec<Replicates>,
+    /// Compute of the largest fitted trial, in FLOPs: what "within the ladder" means.
+    #[serde(default, deserialize_with = "f64_or_nan")]
+    pub max_flops: f64,
     /// The points fitted, with the law's prediction, for plots and residuals.
     pub points: Vec<FitPoint>,
+}
+
+/// A held-out target against the law's prediction.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetCheck {
+    pub id: String,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub n: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub d: f64,
+    /// Its compute over the largest fitted trial's.
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub compute_ratio: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub measured: f64,
+    /// The prediction, with the prediction interval (parameter bootstrap plus residual noise).
+    pub predicted: Estimate,
+    /// measured / predicted − 1.
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub error: f64,
+    /// Whether the measured loss lies inside the prediction interval.
+    pub covered: bool,
+}
+
+/// Repeated measurements of one configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Replicates {
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub n: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub d: f64,
+    pub count: usize,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub mean: f64,
+    /// Sample standard deviation of the losses.
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub sd: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub min: f64,
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub max: f64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -94,6 +149,10 @@ pub struct LawFit {
     pub starts: usize,
     pub converged_starts: usize,
     pub bootstrap_resamples: usize,
+    /// Parameters the data cannot pin down: their interval is wider than the estimate (names as
+    /// printed: `α_N`, `α_D`, `L_inf`).
+    #[serde(default)]
+    pub unidentified: Vec<String>,
 }
 
 impl LawFit {
@@ -126,6 +185,10 @@ pub struct BudgetPlan {
     pub d_opt: Estimate,
     pub tokens_per_param: Estimate,
     pub loss: Estimate,
+    /// Beyond the trust range (a stated multiple of the largest fitted trial's compute): an
+    /// extrapolation, not a measurement-backed recommendation.
+    #[serde(default)]
+    pub extrapolated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -210,6 +273,7 @@ mod tests {
             d_opt: Estimate { value: 1e9, lo: Some(1e8), hi: Some(1e10) },
             tokens_per_param: Estimate { value: f64::NAN, lo: None, hi: None },
             loss: Estimate { value: f64::NAN, lo: Some(2.0), hi: Some(3.0) },
+            extrapolated: true,
         };
         let back: BudgetPlan = serde_json::from_str(&serde_json::to_string(&plan).unwrap()).unwrap();
         assert!(back.loss.value.is_nan() && back.n_opt.value.is_nan() && back.tokens_per_param.value.is_nan());

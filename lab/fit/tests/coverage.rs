@@ -39,7 +39,7 @@ fn intervals_cover_the_truth() {
         }
         let data = Data::new(&pts);
         let fit = fit_grid(&data, 1e-3, &chinchilla_grid()).expect("fit");
-        let boot = bootstrap_law(&data, &fit, 1e-3, 1000, rep);
+        let boot = bootstrap_law(&data, &fit, 1e-3, 1000, rep, &codescale_fit::bootstrap::singletons(data.len()));
         let get: [fn(&Law) -> f64; 5] = [|l| l.e, |l| l.a, |l| l.b, |l| l.alpha, |l| l.beta];
         for k in 0..5 {
             let samples: Vec<f64> = boot.laws.iter().map(get[k]).collect();
@@ -80,7 +80,7 @@ fn bootstrap_spread_matches_replicate_spread() {
             opt_worse += 1;
         }
         fitted.push(fit.law.alpha);
-        let boot = bootstrap_law(&data, &fit, 1e-3, 300, rep);
+        let boot = bootstrap_law(&data, &fit, 1e-3, 300, rep, &codescale_fit::bootstrap::singletons(data.len()));
         let v: Vec<f64> = boot.laws.iter().map(|l| l.alpha).collect();
         let m = v.iter().sum::<f64>() / v.len() as f64;
         let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt();

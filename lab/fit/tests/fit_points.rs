@@ -17,6 +17,7 @@ fn point(id: usize, group: &str, n: f64, d: f64, loss: f64) -> Point {
         lr: None,
         batch_tokens: None,
         warmup_steps: None,
+        ..Default::default()
     }
 }
 

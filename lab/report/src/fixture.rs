@@ -128,6 +128,10 @@ pub fn row(
         tokens_per_s: 4.0e3,
         backend: "flex".into(),
         stale: false,
+        config_id: String::new(),
+        trunk: String::new(),
+        val_loss_se: None,
+        target: false,
     }
 }
 
@@ -166,6 +170,7 @@ fn law_fit(t: &TrueLaw, points: &[FitPoint]) -> LawFit {
         starts: 64,
         converged_starts: 58,
         bootstrap_resamples: 1000,
+        unidentified: vec![],
     }
 }
 
@@ -183,6 +188,7 @@ fn allocation(t: &TrueLaw) -> Allocation {
                 d_opt: est_log(d, w),
                 tokens_per_param: est_log(d / n, 2.0 * w),
                 loss: est(t.predict(n, d), 0.01 + 0.004 * (c / 1e13).log10()),
+                extrapolated: c > 1e15,
             }
         })
         .collect();
@@ -245,6 +251,7 @@ fn curve(t: &TrueLaw, n: f64, d: f64, seed: u64) -> Vec<CurvePoint> {
                 lr: 3e-3,
                 train_loss: train,
                 val_loss: val,
+                val_loss_se: val.map(|v| v * 0.002),
                 val_bpb: val.map(|v| v / std::f64::consts::LN_2),
                 grad_norm: 1.0,
                 wall_s: k as f64 * 0.5,
@@ -372,6 +379,10 @@ pub fn full() -> ReportInput {
             isoflop,
             hyper,
             extrapolation: Some(extrapolation),
+            rolling: vec![],
+            targets: vec![],
+            replicates: vec![],
+            max_flops: 1e13,
             points,
         });
     }
@@ -417,6 +428,10 @@ pub fn full() -> ReportInput {
         isoflop: None,
         hyper: None,
         extrapolation: None,
+        rolling: vec![],
+        targets: vec![],
+        replicates: vec![],
+        max_flops: 1e13,
         points: Vec::new(),
     });
     let failed = row(sweep, "failed", "rust", "dense", 1e7, 5e6, 3e-3, 32, 50, None);
@@ -563,6 +578,10 @@ pub fn partly_failed() -> ReportInput {
         isoflop: None,
         hyper: None,
         extrapolation: None,
+        rolling: vec![],
+        targets: vec![],
+        replicates: vec![],
+        max_flops: 1e13,
         points: Vec::new(),
     };
     ReportInput {

@@ -32,13 +32,7 @@ impl Asha {
 
     /// Rung token counts below this trial's budget.
     pub fn rungs(&self, config: &TrialConfig) -> Vec<f64> {
-        let mut out = Vec::new();
-        let mut r = self.rule.min_tokens;
-        while r < config.tokens {
-            out.push(r);
-            r *= self.rule.reduction;
-        }
-        out
+        rungs(&self.rule, config)
     }
 
     /// Records the trial's loss at a rung and says whether it goes on.
@@ -52,6 +46,17 @@ impl Asha {
         write_json(&self.path, &rungs)?;
         Ok(go_on)
     }
+}
+
+/// Rung token counts of `rule` below the trial's budget.
+pub fn rungs(rule: &EarlyStop, config: &TrialConfig) -> Vec<f64> {
+    let mut out = Vec::new();
+    let mut r = rule.min_tokens;
+    while r < config.tokens {
+        out.push(r);
+        r *= rule.reduction;
+    }
+    out
 }
 
 fn promote(mut losses: Vec<f64>, loss: f64, reduction: f64) -> bool {

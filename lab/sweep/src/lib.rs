@@ -1,6 +1,7 @@
 //! Sweeps: sweep files, planning, the local and Slurm executors, early stopping, status.
 
 pub mod asha;
+pub mod branches;
 pub mod estimate;
 pub mod lock;
 pub mod plan;

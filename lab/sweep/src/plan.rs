@@ -9,12 +9,55 @@ use serde_json::Value;
 
 use crate::spec::{apply, toml_to_json, Distribution, Method, Parameter, Sweep};
 
-/// The trials of a sweep, duplicates removed (first occurrence kept).
+/// The ladder's trials of a sweep, duplicates removed (first occurrence kept).
 pub fn plan(sweep: &Sweep) -> Result<Vec<TrialConfig>> {
     let assignments = match sweep.method {
-        Method::Grid => grid(sweep),
+        Method::Grid => grid(&sweep.parameters),
         Method::Random => random(sweep),
     };
+    resolve_all(sweep, assignments)
+}
+
+/// The held-out targets of a sweep: the grid of the ladder's parameters with the `[targets]`
+/// keys' values in place of the ladder's. A target that is also a ladder trial is refused (it
+/// would be fitted).
+pub fn plan_targets(sweep: &Sweep, ladder: &[TrialConfig]) -> Result<Vec<TrialConfig>> {
+    if sweep.targets.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (first, (_, line)) = sweep.targets.first().expect("non-empty");
+    let refuse = |message: &str| -> anyhow::Error { BadInput(format!("{}:{line}: `targets.{first}`: {message}", sweep.path.display())).into() };
+    if sweep.method == Method::Random {
+        return Err(refuse("targets need a grid ladder (`method = \"grid\"`)"));
+    }
+    let mut parameters = sweep.parameters.clone();
+    for (key, p) in &sweep.targets {
+        parameters.insert(key.clone(), p.clone());
+    }
+    let targets = resolve_all(sweep, grid(&parameters))?;
+    let ladder: std::collections::HashSet<String> = ladder.iter().map(TrialConfig::trial_id).collect();
+    if let Some(t) = targets.iter().find(|t| ladder.contains(&t.trial_id())) {
+        return Err(refuse(&format!("the target {} {} on {:.3e} tokens is also a ladder trial, so it would be fitted", t.language, t.model, t.tokens)));
+    }
+    Ok(targets)
+}
+
+/// Resolves assignments (adding replicates), blaming the line of the key at fault.
+fn resolve_all(sweep: &Sweep, assignments: Vec<Assignment>) -> Result<Vec<TrialConfig>> {
+    // Replicates vary fastest: each configuration's seeds are planned together.
+    let assignments: Vec<Assignment> = assignments
+        .into_iter()
+        .flat_map(|a| {
+            let base_seed = sweep.base.seed.unwrap_or(0);
+            (0..sweep.replicates as u64).map(move |r| {
+                let mut a = a.clone();
+                if sweep.replicates > 1 {
+                    a.push(("seed".to_string(), serde_json::json!(base_seed + r)));
+                }
+                a
+            })
+        })
+        .collect();
     let mut seen = std::collections::HashSet::new();
     let mut trials = Vec::new();
     for assignment in assignments {
@@ -59,9 +102,9 @@ fn values(p: &Parameter) -> Vec<Value> {
 }
 
 /// Cartesian product, the first parameter varying slowest.
-fn grid(sweep: &Sweep) -> Vec<Assignment> {
+fn grid(parameters: &indexmap::IndexMap<String, (Parameter, usize)>) -> Vec<Assignment> {
     let mut out: Vec<Assignment> = vec![Vec::new()];
-    for (key, (p, _)) in &sweep.parameters {
+    for (key, (p, _)) in parameters {
         let vs = values(p);
         out = out
             .into_iter()
@@ -146,6 +189,29 @@ mod tests {
         assert_eq!((trials[1].arch, trials[1].n_experts, trials[1].top_k), (codescale_core::Arch::Moe, 4, 1));
         let e = plan(&sweep("name = \"m\"\n[base]\nlanguage = \"go\"\nmodel = \"d64-l2\"\n[parameters]\nfamily = { values = [{ arch = \"moe\", n_experts = 2, top_k = 3 }] }\n").unwrap()).unwrap_err();
         assert!(e.to_string().starts_with("s.toml:6: `family`"), "{e}");
+    }
+
+    #[test]
+    fn replicates_are_seeds_of_each_configuration() {
+        let s = sweep("name = \"r\"\nreplicates = 3\n[base]\nlanguage = \"go\"\nseed = 7\n[parameters]\nmodel = { values = [\"d64-l2\", \"d96-l3\"] }\n").unwrap();
+        let trials = plan(&s).unwrap();
+        assert_eq!(trials.iter().map(|c| (c.model.as_str(), c.seed)).collect::<Vec<_>>(), [("d64-l2", 7), ("d64-l2", 8), ("d64-l2", 9), ("d96-l3", 7), ("d96-l3", 8), ("d96-l3", 9)]);
+        assert_eq!(trials[0].replicate_id(), trials[2].replicate_id());
+        assert_ne!(trials[0].replicate_id(), trials[3].replicate_id());
+        let e = sweep("name = \"r\"\nreplicates = 2\n[base]\nlanguage = \"go\"\n[parameters]\nseed = { values = [1, 2] }\n").unwrap_err();
+        assert!(e.to_string().contains("s.toml:2: `replicates`"), "{e}");
+    }
+
+    #[test]
+    fn targets_replace_the_ladder_keys_they_name() {
+        let s = sweep("name = \"t\"\n[base]\nlanguage = \"go\"\n[parameters]\nlanguage = { values = [\"go\", \"rust\"] }\nmodel = { values = [\"d64-l2\", \"d96-l3\"] }\ntokens = { values = [2e5, 4e5] }\n[targets]\nmodel = { values = [\"d192-l4\"] }\ntokens = { values = [4e5] }\n").unwrap();
+        let ladder = plan(&s).unwrap();
+        let targets = plan_targets(&s, &ladder).unwrap();
+        assert_eq!(ladder.len(), 8);
+        assert_eq!(targets.iter().map(|c| (c.language.as_str(), c.model.as_str(), c.tokens)).collect::<Vec<_>>(), [("go", "d192-l4", 4e5), ("rust", "d192-l4", 4e5)]);
+        let clash = sweep("name = \"t\"\n[base]\nlanguage = \"go\"\n[parameters]\nmodel = { values = [\"d64-l2\", \"d96-l3\"] }\n[targets]\nmodel = { values = [\"d96-l3\"] }\n").unwrap();
+        let e = plan_targets(&clash, &plan(&clash).unwrap()).unwrap_err();
+        assert!(e.to_string().contains("s.toml:7: `targets.model`") && e.to_string().contains("also a ladder trial"), "{e}");
     }
 
     #[test]

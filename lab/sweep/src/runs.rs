@@ -16,6 +16,9 @@ pub const RESULTS_FILE: &str = "results.parquet";
 pub struct Plan {
     pub sweep: String,
     pub trials: Vec<TrialConfig>,
+    /// Ids of the held-out targets among `trials`: trained, never fitted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
 }
 
 pub struct SweepDir {
@@ -69,7 +72,12 @@ impl SweepDir {
     /// Writes `results.parquet`: one row per planned trial, flat columns.
     pub fn write_results(&self) -> Result<Vec<ResultRow>> {
         let name = self.name();
-        let rows: Vec<ResultRow> = self.records()?.iter().map(|r| ResultRow::from_record(&name, r)).collect();
+        let targets = self.plan()?.targets;
+        let rows: Vec<ResultRow> = self
+            .records()?
+            .iter()
+            .map(|r| ResultRow { target: targets.contains(&r.id), ..ResultRow::from_record(&name, r) })
+            .collect();
         codescale_table::write_rows(&self.path.join(RESULTS_FILE), &rows).context("writing results.parquet")?;
         Ok(rows)
     }

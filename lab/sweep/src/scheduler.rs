@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use codescale_core::{BadInput, CorpusKey, ResultRow, Status, TrialConfig, TrialRecord};
 use codescale_data::{BuildOptions, Corpus};
-use codescale_train::RunOptions;
+use codescale_train::{Branch, RunOptions};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::asha::Asha;
@@ -64,8 +64,10 @@ impl Summary {
 
 /// A sweep planned against its corpora.
 pub struct Planned {
-    /// Every trial, bound to its corpus.
+    /// Every trial, bound to its corpus: the ladder, then the held-out targets.
     pub trials: Vec<TrialConfig>,
+    /// Ids of the targets among `trials`.
+    pub targets: Vec<String>,
     pub corpora: Corpora,
     /// What planning left out and why (languages the corpus lacks, under
     /// `skip_missing_languages`).
@@ -77,13 +79,22 @@ pub struct Planned {
 /// the runs folder; a language the corpus lacks is bad input naming the sweep file's line
 /// (unless the sweep says `skip_missing_languages = true`).
 pub fn plan_with_corpora(sweep: &Sweep, quiet: bool) -> Result<Planned> {
-    let trials = plan(sweep)?;
+    let ladder = plan(sweep)?;
+    let targets = crate::plan::plan_targets(sweep, &ladder)?;
+    let ladder_len = ladder.len();
+    let trials: Vec<TrialConfig> = ladder.into_iter().chain(targets).collect();
     let corpora = build_corpora(&trials, quiet)?;
     let mut bound = Vec::new();
+    let mut target_ids = Vec::new();
     let mut missing = std::collections::BTreeSet::new();
-    for config in trials {
+    for (i, config) in trials.into_iter().enumerate() {
         match corpora.bind(config, sweep) {
-            Ok(c) => bound.push(c),
+            Ok(c) => {
+                if i >= ladder_len {
+                    target_ids.push(c.trial_id());
+                }
+                bound.push(c)
+            }
             Err(Missing { language, error }) if sweep.skip_missing_languages => {
                 missing.insert(format!("{language}: {error}"));
             }
@@ -94,14 +105,14 @@ pub fn plan_with_corpora(sweep: &Sweep, quiet: bool) -> Result<Planned> {
     if bound.is_empty() {
         return Err(BadInput(format!("{}: no planned trial has a language the corpus holds ({})", sweep.path.display(), notes.join("; "))).into());
     }
-    Ok(Planned { trials: bound, corpora, notes })
+    Ok(Planned { trials: bound, targets: target_ids, corpora, notes })
 }
 
 /// Plans the sweep and writes its folder (copy of the file, plan). A plan estimated to take
 /// over a day is bad input unless `cfg.confirmed`; then nothing is written.
 pub fn prepare(sweep: &Sweep, cfg: &RunConfig) -> Result<(SweepDir, Plan, Planned)> {
     let planned = plan_with_corpora(sweep, cfg.quiet)?;
-    let trials = planned.trials.clone();
+    let (trials, targets) = (planned.trials.clone(), planned.targets.clone());
     let (seconds, source) = crate::estimate::plan_seconds(&trials, &cfg.runs_root);
     if seconds > crate::estimate::CONFIRM_ABOVE_S && !cfg.confirmed {
         return Err(BadInput(format!(
@@ -114,7 +125,7 @@ pub fn prepare(sweep: &Sweep, cfg: &RunConfig) -> Result<(SweepDir, Plan, Planne
     let dir = SweepDir::new(&cfg.runs_root, &sweep.name);
     std::fs::create_dir_all(&dir.path).with_context(|| format!("creating {}", dir.path.display()))?;
     codescale_core::atomic::write_atomic(&dir.path.join(SWEEP_FILE), sweep.source.as_bytes())?;
-    let plan = Plan { sweep: sweep.name.clone(), trials };
+    let plan = Plan { sweep: sweep.name.clone(), trials, targets };
     dir.write_plan(&plan)?;
     Ok((dir, plan, planned))
 }
@@ -170,6 +181,7 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
     let cores = cfg.cores.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let threads = (cores / jobs).max(1);
     let asha = sweep.early_stop.clone().map(|rule| Asha::new(rule, dir.path.join("asha.json")));
+    let branches: BTreeMap<String, Branch> = plan_branches(sweep, &plan.trials, &cfg.runs_root).into_iter().zip(&plan.trials).filter_map(|(b, c)| Some((c.trial_id(), b?))).collect();
 
     let multi = MultiProgress::with_draw_target(if cfg.quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
     let overall = multi.add(ProgressBar::new(queue.len() as u64));
@@ -191,7 +203,8 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
                 let bar = multi.insert_before(&overall, ProgressBar::new(config.total_steps() as u64));
                 bar.set_style(ProgressStyle::with_template("  {prefix:16} {pos}/{len} steps [{bar:20}] {msg}").expect("template").progress_chars("=> "));
                 bar.set_prefix(format!("{} {}", config.language, config.model));
-                let status = run_one(&dir, &config, &corpora, asha.as_ref(), bar.clone());
+                let branch = branches.get(&config.trial_id()).cloned();
+                let status = run_one(&dir, &config, &corpora, asha.as_ref(), branch, bar.clone());
                 bar.finish_and_clear();
                 multi.remove(&bar);
                 *outcomes.lock().unwrap().entry(status.as_str()).or_default() += 1;
@@ -209,8 +222,17 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
     Ok(Summary { dir: dir.path.clone(), rows, trained, skipped, notes })
 }
 
+/// The trunk each trial of the plan forks from (none when the sweep turns branching off).
+pub fn plan_branches(sweep: &Sweep, trials: &[TrialConfig], runs_root: &Path) -> Vec<Option<Branch>> {
+    if !sweep.branches {
+        return vec![None; trials.len()];
+    }
+    let rungs = |c: &TrialConfig| sweep.early_stop.as_ref().map(|rule| crate::asha::rungs(rule, c)).unwrap_or_default();
+    crate::branches::plan(trials, runs_root, rungs)
+}
+
 /// Runs one trial to a final status; an error or a panic is recorded as `failed`.
-fn run_one(dir: &SweepDir, config: &TrialConfig, corpora: &Corpora, asha: Option<&Asha>, bar: ProgressBar) -> Status {
+fn run_one(dir: &SweepDir, config: &TrialConfig, corpora: &Corpora, asha: Option<&Asha>, branch: Option<Branch>, bar: ProgressBar) -> Status {
     let trial_dir = dir.trial_dir(&config.trial_id());
     let on_rung = |tokens: f64, loss: f64| -> Result<bool> {
         match asha {
@@ -218,7 +240,7 @@ fn run_one(dir: &SweepDir, config: &TrialConfig, corpora: &Corpora, asha: Option
             None => Ok(true),
         }
     };
-    let opts = RunOptions { quiet: true, progress: Some(bar), rungs: asha.map(|a| a.rungs(config)).unwrap_or_default(), on_rung: Some(&on_rung), ..Default::default() };
+    let opts = RunOptions { quiet: true, progress: Some(bar), rungs: asha.map(|a| a.rungs(config)).unwrap_or_default(), on_rung: Some(&on_rung), branch, ..Default::default() };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<TrialRecord> {
         let corpus = corpora.get(config)?;
         std::fs::create_dir_all(&trial_dir)?;

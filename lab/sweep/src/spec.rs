@@ -76,9 +76,13 @@ struct RawSweep {
     base: IndexMap<String, Spanned<toml::Value>>,
     #[serde(default)]
     parameters: IndexMap<String, Spanned<Parameter>>,
+    #[serde(default)]
+    targets: IndexMap<String, Spanned<Parameter>>,
     early_stop: Option<Spanned<EarlyStop>>,
     slurm: Option<SlurmOptions>,
     skip_missing_languages: Option<bool>,
+    branches: Option<bool>,
+    replicates: Option<Spanned<usize>>,
 }
 
 /// A validated sweep file. Lines are kept so later checks (planning) can point at keys.
@@ -95,11 +99,19 @@ pub struct Sweep {
     /// Line of each key set in `[base]`.
     pub base_lines: IndexMap<String, usize>,
     pub parameters: IndexMap<String, (Parameter, usize)>,
+    /// Held-out targets: keys whose `values` replace the ladder's (other parameters vary as in
+    /// the ladder). Their trials are trained but never fitted; the fit predicts them.
+    pub targets: IndexMap<String, (Parameter, usize)>,
     pub early_stop: Option<EarlyStop>,
     pub slurm: Option<SlurmOptions>,
     /// Leave out (with a note) the trials of languages the corpus lacks, instead of refusing
     /// the sweep: for studies meant to run on whatever languages a machine has.
     pub skip_missing_languages: bool,
+    /// Let WSD trials that differ only in budget share a trunk (default on).
+    pub branches: bool,
+    /// Each configuration trained with this many seeds (the base seed, +1, +2, …): repeated
+    /// measurements that give the spread of a configuration's loss.
+    pub replicates: usize,
 }
 
 impl Sweep {
@@ -150,26 +162,41 @@ impl Sweep {
             }
         }
 
-        let mut parameters = IndexMap::new();
-        for (key, p) in &raw.parameters {
+        // `label` names the key in messages (`targets.model` for a target's).
+        let check = |key: &str, label: &str, p: &Spanned<Parameter>, method: Method| -> Result<(Parameter, usize)> {
             let l = line(p.span());
             let param = p.get_ref().clone();
-            validate_parameter(&param, method).map_err(|m| fail(l, key, &m))?;
+            validate_parameter(&param, method).map_err(|m| fail(l, label, &m))?;
             // Every listed value must fit the key's type.
             let probes: Vec<serde_json::Value> = match (&param.values, &param.value) {
-                (Some(vs), _) => vs.iter().map(json_of_toml).collect::<Result<_, _>>().map_err(|m| fail(l, key, &m))?,
-                (_, Some(v)) => vec![json_of_toml(v).map_err(|m| fail(l, key, &m))?],
+                (Some(vs), _) => vs.iter().map(json_of_toml).collect::<Result<_, _>>().map_err(|m| fail(l, label, &m))?,
+                (_, Some(v)) => vec![json_of_toml(v).map_err(|m| fail(l, label, &m))?],
                 _ => vec![match param.distribution {
                     Some(Distribution::IntUniform) => serde_json::json!(param.min.unwrap_or(1.0) as i64),
                     _ => serde_json::json!(param.min.unwrap_or(1.0)),
                 }],
             };
             for v in probes {
-                apply(&mut TrialSpec::default(), key, &v).map_err(|m| fail(l, key, &m))?;
+                apply(&mut TrialSpec::default(), key, &v).map_err(|m| fail(l, label, &m))?;
             }
-            parameters.insert(key.clone(), (param, l));
+            Ok((param, l))
+        };
+        let mut parameters = IndexMap::new();
+        for (key, p) in &raw.parameters {
+            parameters.insert(key.clone(), check(key, key, p, method)?);
+        }
+        // Targets are a grid whatever the ladder's method: a few chosen runs.
+        let mut targets = IndexMap::new();
+        for (key, p) in &raw.targets {
+            targets.insert(key.clone(), check(key, &format!("targets.{key}"), p, Method::Grid)?);
         }
 
+        let replicates = match &raw.replicates {
+            Some(r) if *r.get_ref() == 0 => return Err(fail(line(r.span()), "replicates", "must be ≥ 1")),
+            Some(r) if raw.parameters.contains_key("seed") => return Err(fail(line(r.span()), "replicates", "give either `replicates` or seeds as a parameter, not both")),
+            Some(r) => *r.get_ref(),
+            None => 1,
+        };
         let early_stop = match raw.early_stop {
             Some(es) => {
                 let l = line(es.span());
@@ -199,15 +226,18 @@ impl Sweep {
             base,
             base_lines,
             parameters,
+            targets,
             early_stop,
             slurm: raw.slurm,
             skip_missing_languages: raw.skip_missing_languages.unwrap_or(false),
+            branches: raw.branches.unwrap_or(true),
+            replicates,
         })
     }
 
     /// Line to blame for a problem with `key`: where a parameter or `[base]` sets it.
     pub fn line_of_key(&self, key: &str) -> Option<usize> {
-        self.parameters.get(key).map(|(_, l)| *l).or_else(|| self.base_lines.get(key).copied())
+        self.parameters.get(key).or_else(|| self.targets.get(key)).map(|(_, l)| *l).or_else(|| self.base_lines.get(key).copied())
     }
 }
 

@@ -55,7 +55,12 @@ impl Checkpoint {
         Checkpoint { meta, params, moments }
     }
 
+    /// Saves as `dir/state.bin`.
     pub fn save(&self, dir: &Path) -> Result<()> {
+        self.save_file(&dir.join(FILE))
+    }
+
+    pub fn save_file(&self, path: &Path) -> Result<()> {
         let meta = serde_json::to_vec(&self.meta)?;
         let floats: usize = self.params.iter().map(Vec::len).sum::<usize>() + self.moments.iter().flatten().map(|(m, v)| m.len() + v.len()).sum::<usize>();
         let mut bytes = Vec::with_capacity(16 + meta.len() + 4 * floats);
@@ -68,11 +73,15 @@ impl Checkpoint {
                 bytes.extend_from_slice(&x.to_le_bytes());
             }
         }
-        codescale_core::atomic::write_atomic(&dir.join(FILE), &bytes)
+        codescale_core::atomic::write_atomic(path, &bytes)
     }
 
+    /// Loads `dir/state.bin`, if there is one.
     pub fn load(dir: &Path) -> Result<Option<Checkpoint>> {
-        let path = dir.join(FILE);
+        Checkpoint::load_file(&dir.join(FILE))
+    }
+
+    pub fn load_file(path: &Path) -> Result<Option<Checkpoint>> {
         if !path.exists() {
             return Ok(None);
         }

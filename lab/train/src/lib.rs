@@ -9,7 +9,10 @@ pub mod kernels;
 pub mod model;
 pub mod moe;
 pub mod optim;
+pub mod run;
 pub mod trainer;
+pub mod trunk;
 
 pub use backend::{train_trial, CpuBackend, CpuTrainBackend};
 pub use trainer::RunOptions;
+pub use trunk::Branch;

@@ -246,9 +246,7 @@ pub fn cross_entropy(logits: &[f32], targets: &[i64], v: usize) -> (f32, Vec<f32
             simd(|| {
                 let mut sum = 0f64;
                 for ((l, row), &t) in lse.iter_mut().zip(logits.chunks(v)).zip(targets) {
-                    let m = max(row);
-                    let s = lanes(row, row, 0.0, |acc, x, _| acc + exp(x - m), |a, b| a + b);
-                    *l = m + s.ln();
+                    *l = log_sum_exp(row);
                     sum += (*l - row[t as usize]) as f64;
                 }
                 sum
@@ -256,6 +254,25 @@ pub fn cross_entropy(logits: &[f32], targets: &[i64], v: usize) -> (f32, Vec<f32
         })
         .collect();
     ((partials.iter().sum::<f64>() / targets.len() as f64) as f32, lse)
+}
+
+/// Each row's cross-entropy, `lse(row) − row[target]`, as [`cross_entropy`] computes it.
+pub fn token_losses(logits: &[f32], targets: &[i64], v: usize) -> Vec<f32> {
+    let mut out = vec![0f32; targets.len()];
+    out.par_chunks_mut(ROWS).zip(logits.par_chunks(v * ROWS)).zip(targets.par_chunks(ROWS)).for_each(|((out, logits), targets)| {
+        simd(|| {
+            for ((o, row), &t) in out.iter_mut().zip(logits.chunks(v)).zip(targets) {
+                *o = log_sum_exp(row) - row[t as usize];
+            }
+        })
+    });
+    out
+}
+
+fn log_sum_exp(row: &[f32]) -> f32 {
+    let m = max(row);
+    let s = lanes(row, row, 0.0, |acc, x, _| acc + exp(x - m), |a, b| a + b);
+    m + s.ln()
 }
 
 /// `d logits = g/n · (softmax − onehot(target))`.

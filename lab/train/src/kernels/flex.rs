@@ -96,6 +96,11 @@ impl Kernels for Flex {
     fn cross_entropy(logits: Tensor<Self, 2>, targets_: Tensor<Self, 1, Int>) -> Tensor<Self, 1> {
         wrap(cross_entropy(&inner(logits), &targets(targets_)).0)
     }
+    fn token_losses(logits: Tensor<Self, 2>, targets_: Tensor<Self, 1, Int>) -> Tensor<Self, 1> {
+        let logits = inner(logits);
+        let n = logits.shape()[0];
+        wrap(flex(cpu::token_losses(host(&logits), &targets(targets_), logits.shape()[1]), [n]))
+    }
 }
 
 /// Registers `out` as the result of `op` on `parents`, keeping `state` for the backward pass
@@ -312,6 +317,19 @@ mod tests {
         let fused = |[l]: [Tensor<Ad, 2>; 1]| Ad::cross_entropy(l, targets.clone()).reshape([1, 1]);
         let reference = |[l]: [Tensor<Ad, 2>; 1]| composed::cross_entropy(l, t.clone()).reshape([1, 1]);
         check("cross_entropy", [random([7, 10], 9).mul_scalar(4.0)], fused, reference);
+    }
+
+    #[test]
+    fn token_losses_match_burn_and_average_to_the_loss() {
+        let targets = Tensor::<Flex, 1, Int>::from_ints([3, 0, 9, 9, 1, 4, 7], &FlexDevice);
+        let logits = random([7, 10], 9).mul_scalar(4.0).inner();
+        let fused: Vec<f32> = Flex::token_losses(logits.clone(), targets.clone()).into_data().to_vec().unwrap();
+        let reference: Vec<f32> = composed::token_losses(logits.clone(), targets.clone()).into_data().to_vec().unwrap();
+        for (a, b) in fused.iter().zip(&reference) {
+            assert!((a - b).abs() < 1e-5, "{fused:?} vs {reference:?}");
+        }
+        let mean: f32 = Flex::cross_entropy(logits, targets).into_scalar();
+        assert!((fused.iter().sum::<f32>() / 7.0 - mean).abs() < 1e-6);
     }
 
     #[test]

@@ -38,6 +38,11 @@ pub trait Kernels: Backend {
     fn cross_entropy(logits: Tensor<Self, 2>, targets: Tensor<Self, 1, Int>) -> Tensor<Self, 1> {
         composed::cross_entropy(logits, targets)
     }
+    /// Cross-entropy of each row, `[n]` (for evaluation, which needs the spread of the losses
+    /// as well as their mean; not differentiated).
+    fn token_losses(logits: Tensor<Self, 2>, targets: Tensor<Self, 1, Int>) -> Tensor<Self, 1> {
+        composed::token_losses(logits, targets)
+    }
 }
 
 #[cfg(feature = "cuda")]
@@ -74,6 +79,11 @@ pub mod composed {
 
     pub fn cross_entropy<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> Tensor<B, 1> {
         log_softmax(logits, 1).gather(1, targets.unsqueeze_dim(1)).mean().neg()
+    }
+
+    pub fn token_losses<B: Backend>(logits: Tensor<B, 2>, targets: Tensor<B, 1, Int>) -> Tensor<B, 1> {
+        let n = targets.dims()[0];
+        log_softmax(logits, 1).gather(1, targets.unsqueeze_dim(1)).reshape([n]).neg()
     }
 }
 

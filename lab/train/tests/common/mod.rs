@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! A small real corpus for trainer tests: this repository's own Rust code.
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,200 @@
+//! A model in training: weights, optimizer, data and the curve so far, advanced one optimizer
+//! step at a time along its config's learning-rate schedule. The trainer (one trial) and the
+//! trunk (shared WSD prefixes) both drive one of these.
+
+use std::time::Instant;
+
+use anyhow::Result;
+use burn::module::AutodiffModule;
+use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::ElementConversion;
+use codescale_core::{BadInput, CurvePoint, TrialConfig};
+use codescale_data::{Corpus, Split};
+
+use crate::checkpoint::{self, Checkpoint};
+use crate::data::{EvalSet, Sampler};
+use crate::kernels::Kernels;
+use crate::model::Transformer;
+use crate::optim::AdamW;
+
+pub struct Run<'d, B: AutodiffBackend + Kernels>
+where
+    B::InnerBackend: Kernels,
+{
+    /// The schedule followed (a trial's, or a trunk's constant-rate one).
+    pub config: TrialConfig,
+    device: &'d B::Device,
+    /// Taken out while the optimizer updates it: a clone would hold a second reference to every
+    /// weight and turn the in-place updates into copies.
+    model: Option<Transformer<B>>,
+    opt: AdamW<B>,
+    sampler: Sampler,
+    eval: EvalSet,
+    val_bytes_per_token: f64,
+    /// Optimizer steps done.
+    pub steps: usize,
+    pub curve: Vec<CurvePoint>,
+    /// Seconds spent before this process took over (restored from a checkpoint).
+    wall_before: f64,
+    started: Instant,
+    /// Seconds spent in training steps (evaluation excluded), all processes together.
+    pub train_s: f64,
+}
+
+/// How a step ended.
+pub enum Stepped {
+    Ok,
+    /// The loss or the gradient blew up before the update; nothing was changed.
+    Diverged(String),
+}
+
+/// A training loss this far above a uniform guess (ln V) means the run has blown up even if
+/// it is still finite: with clipping and normalisation a run at LR 10 can stay finite for
+/// hundreds of steps while learning nothing.
+fn divergence_threshold(vocab: usize) -> f64 {
+    2.0 * (vocab as f64).ln() + 1.0
+}
+
+impl<'d, B: AutodiffBackend + Kernels> Run<'d, B>
+where
+    B::InnerBackend: Kernels,
+{
+    /// A fresh model at step 0, with the config's data.
+    pub fn new(config: &TrialConfig, corpus: &Corpus, device: &'d B::Device) -> Result<Self> {
+        let train_tokens = corpus.shard(&config.language, Split::Train)?;
+        let val_tokens = corpus.shard(&config.language, Split::Val)?;
+        // Too small a shard for the window fails the same way every time: bad input, not retried.
+        let sampler = Sampler::new(train_tokens, config.seq_len, config.micro_batch, config.seed).map_err(|e| BadInput(format!("training shard of {}: {e:#}", config.language)))?;
+        let eval = EvalSet::new(val_tokens, config.seq_len, config.eval_tokens, config.micro_batch).map_err(|e| BadInput(format!("validation shard of {}: {e:#}", config.language)))?;
+        Ok(Run {
+            config: config.clone(),
+            device,
+            model: Some(Transformer::new(config, device)),
+            opt: AdamW::new(config),
+            sampler,
+            eval,
+            val_bytes_per_token: corpus.bytes_per_token(&config.language, Split::Val),
+            steps: 0,
+            curve: Vec::new(),
+            wall_before: 0.0,
+            started: Instant::now(),
+            train_s: 0.0,
+        })
+    }
+
+    fn model(&self) -> &Transformer<B> {
+        self.model.as_ref().expect("the model is only out during an update")
+    }
+
+    /// Takes over a checkpoint's state: weights, optimizer, step, curve and timings. On error
+    /// the run is left unusable: start a new one.
+    pub fn restore(&mut self, ck: Checkpoint) -> Result<()> {
+        anyhow::ensure!(ck.meta.param_steps.len() == ck.moments.len(), "it has no per-parameter step counts");
+        self.model = Some(checkpoint::import_params(self.model.take().expect("model present"), ck.params)?);
+        self.opt.import_state(ck.moments, ck.meta.param_steps, ck.meta.adam_t, self.device);
+        self.steps = ck.meta.step;
+        self.curve = ck.meta.curve;
+        self.wall_before = ck.meta.wall_s;
+        self.started = Instant::now();
+        self.train_s = ck.meta.train_s;
+        Ok(())
+    }
+
+    /// The state to resume from, labelled with its owner's id.
+    pub fn checkpoint(&self, owner: &str) -> Checkpoint {
+        Checkpoint::new(owner, self.steps, self.opt.t, self.opt.export_steps(), self.wall_s(), self.train_s, self.curve.clone(), checkpoint::export_params(self.model()), self.opt.export_moments())
+    }
+
+    pub fn wall_s(&self) -> f64 {
+        self.wall_before + self.started.elapsed().as_secs_f64()
+    }
+
+    /// One optimizer step (all its micro-batches) at the schedule's rate; its curve point is
+    /// pushed. Batches are a pure function of (seed, step), so a restored run continues exactly.
+    pub fn step(&mut self) -> Stepped {
+        let step = self.steps;
+        let lr = self.config.lr_at(step);
+        let accum = self.config.accumulation_steps();
+        let t0 = Instant::now();
+        let mut loss_sum = None;
+        for micro in 0..accum {
+            let batch = self.sampler.batch::<B>(step, micro, self.device);
+            let (loss, aux) = self.model().loss(batch.inputs, batch.targets);
+            let objective = match aux.loss {
+                Some(aux) => loss.clone() + aux,
+                None => loss.clone(),
+            };
+            let objective = if accum > 1 { objective.div_scalar(accum as f64) } else { objective };
+            let grads = objective.backward();
+            self.opt.accumulate(self.model.as_ref().expect("model present"), &grads);
+            let loss = loss.inner();
+            loss_sum = Some(match loss_sum {
+                Some(s) => s + loss,
+                None => loss,
+            });
+        }
+        let train_loss = loss_sum.expect("at least one micro-batch").into_scalar().elem::<f64>() / accum as f64;
+        let grad_norm = self.opt.grad_norm();
+        if !train_loss.is_finite() || !grad_norm.is_finite() || train_loss > divergence_threshold(self.config.vocab_size()) {
+            return Stepped::Diverged(format!("diverged at step {step}: train loss {train_loss}, gradient norm {grad_norm}"));
+        }
+        let model = self.model.take().expect("model present");
+        self.model = Some(self.opt.step(model, lr, grad_norm));
+        self.train_s += t0.elapsed().as_secs_f64();
+        self.steps = step + 1;
+        let tokens = (self.steps * self.config.tokens_per_step()) as f64;
+        self.curve.push(CurvePoint { step: self.steps, tokens, lr, train_loss, val_loss: None, val_loss_se: None, val_bpb: None, grad_norm, wall_s: self.wall_s(), expert_load: None, router_entropy: None });
+        Stepped::Ok
+    }
+
+    /// Evaluates the model as it is now on the fixed validation windows and records the loss,
+    /// its standard error and the routing in the last curve point.
+    pub fn evaluate(&mut self) {
+        let e = evaluate(&self.model().valid(), &mut self.eval, self.device);
+        let point = self.curve.last_mut().expect("evaluation after a step");
+        point.val_loss = Some(e.loss);
+        point.val_loss_se = Some(e.se);
+        point.val_bpb = Some(e.loss / self.val_bytes_per_token / std::f64::consts::LN_2);
+        point.expert_load = e.load;
+        point.router_entropy = e.entropy;
+    }
+
+    /// Tokens per second of training so far.
+    pub fn tokens_per_s(&self) -> f64 {
+        (self.steps * self.config.tokens_per_step()) as f64 / self.train_s.max(1e-9)
+    }
+}
+
+/// One evaluation: the mean loss over the windows, its standard error, and the first MoE
+/// layer's routing.
+struct Evaluation {
+    loss: f64,
+    se: f64,
+    load: Option<Vec<f64>>,
+    entropy: Option<f64>,
+}
+
+/// Every window is one sample of the validation set: the loss is the mean of the windows'
+/// mean token losses, and its standard error their standard deviation over √windows.
+fn evaluate<B: Kernels>(model: &Transformer<B>, eval: &mut EvalSet, device: &B::Device) -> Evaluation {
+    let mut windows: Vec<f64> = Vec::new();
+    let mut load: Option<Vec<f64>> = None;
+    let mut entropy = 0.0;
+    for batch in eval.batches::<B>(device) {
+        let [rows, time] = batch.inputs.dims();
+        let (logits, aux) = model.forward(batch.inputs);
+        let losses: Vec<f32> = B::token_losses(logits, batch.targets.reshape([rows * time])).into_data().convert::<f32>().to_vec().expect("f32 losses");
+        windows.extend(losses.chunks(time).map(|w| w.iter().map(|&l| l as f64).sum::<f64>() / time as f64));
+        if let Some(stats) = aux.router.into_iter().next() {
+            let acc = load.get_or_insert_with(|| vec![0.0; stats.load.len()]);
+            acc.iter_mut().zip(&stats.load).for_each(|(a, l)| *a += l * rows as f64);
+            entropy += stats.entropy.into_scalar().elem::<f64>() * rows as f64;
+        }
+    }
+    let n = windows.len().max(1) as f64;
+    let loss = windows.iter().sum::<f64>() / n;
+    let var = windows.iter().map(|w| (w - loss).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    let load = load.map(|l| l.into_iter().map(|v| v / n).collect());
+    let entropy = load.as_ref().map(|_| entropy / n);
+    Evaluation { loss, se: (var / n).sqrt(), load, entropy }
+}
