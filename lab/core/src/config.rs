@@ -103,7 +103,50 @@ pub struct CorpusKey {
 /// The version of the trainer's numerics, hashed into every trial id. Bump it whenever a change
 /// alters what a trial computes (its losses), so that no earlier result is reused as if it came
 /// from the new code; `lab/train/tests/golden.rs` fails when the numerics change without it.
-pub const NUMERICS_VERSION: u32 = 3;
+pub const NUMERICS_VERSION: u32 = 4;
+
+/// A learning rate: a number, or a rule of the model size and budget, so that every size of a
+/// ladder trains near its best rate (`lr = { rule = "power", coef = 3e-3, n_exponent = -0.25 }`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Lr {
+    Value(f64),
+    Rule(LrRule),
+}
+
+impl From<f64> for Lr {
+    fn from(v: f64) -> Lr {
+        Lr::Value(v)
+    }
+}
+
+/// η = coef · (N / 10⁶)^n_exponent · (D / 10⁹)^d_exponent, with N the non-embedding parameters
+/// and D the training tokens. The fitter prints the rule it finds for an LR sweep in this form.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LrRule {
+    pub rule: RuleKind,
+    pub coef: f64,
+    pub n_exponent: f64,
+    #[serde(default)]
+    pub d_exponent: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuleKind {
+    Power,
+}
+
+/// The sizes the rule's constants refer to.
+pub const LR_RULE_N_REF: f64 = 1e6;
+pub const LR_RULE_D_REF: f64 = 1e9;
+
+impl LrRule {
+    pub fn at(&self, n: f64, d: f64) -> f64 {
+        self.coef * (n / LR_RULE_N_REF).powf(self.n_exponent) * (d / LR_RULE_D_REF).powf(self.d_exponent)
+    }
+}
 
 /// Every key a trial file, a sweep's `[base]` or a sweep parameter may set.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -135,7 +178,8 @@ pub struct TrialSpec {
     pub micro_batch: Option<usize>,
     /// Training token budget.
     pub tokens: Option<f64>,
-    pub lr: Option<f64>,
+    /// A rate, or a rule of N and D (resolved to the rate for this trial's size and budget).
+    pub lr: Option<Lr>,
     /// Below 1: a fraction of the steps; 1 or more: a number of steps.
     pub warmup: Option<f64>,
     pub schedule: Option<Schedule>,
@@ -377,10 +421,16 @@ impl TrialSpec {
         if tokens > limits::MAX_TOKENS {
             return Err(bad("tokens", format!("{tokens:e} tokens is beyond any trial this lab can run (at most {:e})", limits::MAX_TOKENS)));
         }
-        let lr = self.lr.unwrap_or(3e-3);
-        if !(lr.is_finite() && lr > 0.0 && lr <= limits::MAX_LR) {
-            return Err(bad("lr", format!("{lr} is not a learning rate in (0, {}]", limits::MAX_LR)));
-        }
+        // A rule needs N, so it is applied once the shape is known (below).
+        let lr = match self.lr.unwrap_or(Lr::Value(3e-3)) {
+            Lr::Value(v) => v,
+            Lr::Rule(r) => {
+                if ![r.coef, r.n_exponent, r.d_exponent].iter().all(|x| x.is_finite()) || r.coef <= 0.0 {
+                    return Err(bad("lr", "the rule's `coef` must be a finite number > 0 and its exponents finite"));
+                }
+                r.coef
+            }
+        };
         let warmup = self.warmup.unwrap_or(0.05);
         if !(warmup.is_finite() && warmup >= 0.0 && (warmup < 1.0 || warmup.fract() == 0.0)) {
             return Err(bad("warmup", format!("{warmup} is not a fraction in [0, 1) or a whole number of steps")));
@@ -459,6 +509,13 @@ impl TrialSpec {
         };
         if config.total_steps() < 1 {
             return Err(bad("tokens", "gives no training step"));
+        }
+        let mut config = config;
+        if let Some(Lr::Rule(rule)) = self.lr {
+            config.lr = rule.at(config.params().n_params, config.tokens);
+        }
+        if !(config.lr.is_finite() && config.lr > 0.0 && config.lr <= limits::MAX_LR) {
+            return Err(bad("lr", format!("{} is not a learning rate in (0, {}]", config.lr, limits::MAX_LR)));
         }
         Ok(config)
     }
@@ -684,7 +741,7 @@ mod tests {
         s.set("lr", "0.01").unwrap();
         s.set("schedule", "wsd").unwrap();
         s.set("batch_size", "8").unwrap();
-        assert_eq!(s.lr, Some(0.01));
+        assert_eq!(s.lr, Some(Lr::Value(0.01)));
         assert_eq!(s.schedule, Some(Schedule::Wsd));
         assert_eq!(s.batch_size, Some(8));
         assert!(s.set("nope", "1").is_err());
@@ -701,6 +758,22 @@ mod tests {
         assert_ne!(b.trial_id(), c.trial_id(), "a changed corpus is a different trial");
         assert_eq!(b.config_id(), c.config_id());
         assert_eq!(a.config_id(), b.config_id());
+    }
+
+    #[test]
+    fn a_learning_rate_rule_sets_each_size_its_rate() {
+        let mut small = spec();
+        small.set("lr", r#"{ rule = "power", coef = 2e-3, n_exponent = -0.5 }"#).unwrap();
+        let mut large = small.clone();
+        large.model = Some("d128-l4".into());
+        let (small, large) = (small.resolve().unwrap(), large.resolve().unwrap());
+        let expected = |c: &TrialConfig| 2e-3 * (c.params().n_params / 1e6).powf(-0.5);
+        assert!((small.lr - expected(&small)).abs() < 1e-15 && (large.lr - expected(&large)).abs() < 1e-15);
+        assert!(small.lr > large.lr);
+        let mut bad_rule = spec();
+        bad_rule.set("lr", r#"{ rule = "power", coef = -1.0, n_exponent = 0.0 }"#).unwrap();
+        assert_eq!(bad_rule.resolve().unwrap_err().key, "lr");
+        assert!(spec().set("lr", r#"{ rule = "exp", coef = 1.0, n_exponent = 0.0 }"#).is_err());
     }
 
     #[test]

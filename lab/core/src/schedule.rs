@@ -52,7 +52,7 @@ mod tests {
             seq_len: Some(16),
             tokens: Some(64.0 * 100.0),
             warmup: Some(10.0),
-            lr: Some(1e-2),
+            lr: Some(1e-2.into()),
             final_lr_ratio: Some(0.1),
             decay_frac: Some(0.2),
             ..Default::default()

@@ -79,7 +79,7 @@ mod tests {
             batch_size: Some(4),
             seq_len: Some(16),
             warmup: Some(10.0),
-            lr: Some(lr),
+            lr: Some(lr.into()),
             tokens: Some(tokens),
             ..Default::default()
         }

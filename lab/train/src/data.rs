@@ -74,13 +74,10 @@ impl EvalSet {
         Ok(EvalSet { sampler, offsets })
     }
 
-    pub fn tokens(&self) -> usize {
-        self.offsets.len() * self.sampler.seq_len
-    }
-
-    /// The windows in batches of at most `batch` rows.
-    pub fn batches<B: Backend>(&mut self, device: &B::Device) -> Vec<Batch<B>> {
-        let chunks: Vec<Vec<usize>> = self.offsets.chunks(self.sampler.micro_batch).map(|c| c.to_vec()).collect();
+    /// Every `stride`-th window (all with 1), in batches of at most `batch` rows.
+    pub fn batches<B: Backend>(&mut self, device: &B::Device, stride: usize) -> Vec<Batch<B>> {
+        let windows: Vec<usize> = self.offsets.iter().copied().step_by(stride.max(1)).collect();
+        let chunks: Vec<Vec<usize>> = windows.chunks(self.sampler.micro_batch).map(|c| c.to_vec()).collect();
         chunks
             .into_iter()
             .map(|chunk| {

@@ -41,6 +41,9 @@ where
     pub train_s: f64,
 }
 
+/// Evaluations before the last step read one window in this many.
+pub const CURVE_EVAL_STRIDE: usize = 8;
+
 /// How a step ended.
 pub enum Stepped {
     Ok,
@@ -148,9 +151,13 @@ where
     }
 
     /// Evaluates the model as it is now on the fixed validation windows and records the loss,
-    /// its standard error and the routing in the last curve point.
-    pub fn evaluate(&mut self) {
-        let e = evaluate(&self.model().valid(), &mut self.eval, self.device);
+    /// its standard error and the routing in the last curve point. A trial's final evaluation
+    /// (`full`) reads all `eval_tokens`; those along the way read every [`CURVE_EVAL_STRIDE`]-th
+    /// window, since a ladder's points are its final losses and a full evaluation costs about a
+    /// third of training on as many tokens.
+    pub fn evaluate(&mut self, full: bool) {
+        let stride = if full { 1 } else { CURVE_EVAL_STRIDE };
+        let e = evaluate(&self.model().valid(), &mut self.eval, self.device, stride);
         let point = self.curve.last_mut().expect("evaluation after a step");
         point.val_loss = Some(e.loss);
         point.val_loss_se = Some(e.se);
@@ -176,11 +183,11 @@ struct Evaluation {
 
 /// Every window is one sample of the validation set: the loss is the mean of the windows'
 /// mean token losses, and its standard error their standard deviation over √windows.
-fn evaluate<B: Kernels>(model: &Transformer<B>, eval: &mut EvalSet, device: &B::Device) -> Evaluation {
+fn evaluate<B: Kernels>(model: &Transformer<B>, eval: &mut EvalSet, device: &B::Device, stride: usize) -> Evaluation {
     let mut windows: Vec<f64> = Vec::new();
     let mut load: Option<Vec<f64>> = None;
     let mut entropy = 0.0;
-    for batch in eval.batches::<B>(device) {
+    for batch in eval.batches::<B>(device, stride) {
         let [rows, time] = batch.inputs.dims();
         let (logits, aux) = model.forward(batch.inputs);
         let losses: Vec<f32> = B::token_losses(logits, batch.targets.reshape([rows * time])).into_data().convert::<f32>().to_vec().expect("f32 losses");

@@ -100,7 +100,7 @@ where
         }
         let step = run.steps;
         if config.evaluates_at(step, &rungs) {
-            run.evaluate();
+            run.evaluate(step == total);
         }
         bar.set_position(step as u64);
         bar.set_message(format!("loss {:.3} · {:.0} tok/s", run.curve.last().map_or(f64::NAN, |p| p.train_loss), run.tokens_per_s()));

@@ -108,8 +108,9 @@ where
             write_json(&dir.join(RECORD), &record)?;
             return Ok(Fork::Diverged { step: d.step, message: d.message, curve: d.curve });
         }
+        // A trunk never reaches a trial's last step: its evaluations are all along the way.
         if branch.eval_steps.binary_search(&run.steps).is_ok() {
-            run.evaluate();
+            run.evaluate(false);
         }
         if run.steps < at && branch.fork_steps.binary_search(&run.steps).is_ok() {
             save_fork(dir, &mut record, &run.checkpoint(&id))?;

@@ -29,7 +29,7 @@ fn an_idle_parameter_first_update_is_a_first_adam_step_as_in_pytorch() {
     let device = Default::default();
     let (lr, wd) = (1e-2, 0.1);
     let config = common::config(10, |s| {
-        s.lr = Some(lr);
+        s.lr = Some(lr.into());
         s.weight_decay = Some(wd);
         s.beta1 = Some(0.9);
         s.beta2 = Some(0.95);

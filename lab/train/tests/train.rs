@@ -94,7 +94,7 @@ fn huge_learning_rate_is_recorded_as_diverged() {
     let tmp = tempfile::tempdir().unwrap();
     let corpus = common::corpus(tmp.path());
     let config = common::config(100, |s| {
-        s.lr = Some(10.0);
+        s.lr = Some(10.0.into());
         s.warmup = Some(0.0);
         s.grad_clip = Some(0.0);
     });
@@ -129,4 +129,23 @@ fn a_small_moe_learns_on_real_code_and_reports_its_routing() {
     assert_eq!(load.len(), 4);
     assert!((load.iter().sum::<f64>() - 1.0).abs() < 1e-9);
     assert!(evals.last().unwrap().router_entropy.unwrap() > 0.0);
+}
+
+/// Each evaluation records the standard error of its loss over the windows, and four times the
+/// windows halve it (the windows are spread evenly over the shard, so they are nearly
+/// independent samples of it).
+#[test]
+fn validation_standard_error_shrinks_as_one_over_root_windows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = common::corpus(tmp.path());
+    let se = |eval_tokens: usize| {
+        let config = common::config(60, |s| s.eval_tokens = Some(eval_tokens));
+        let record = train_trial(&tmp.path().join(format!("e{eval_tokens}")), &config, &corpus, &quiet()).unwrap();
+        let (loss, se) = (record.metrics.val_loss.unwrap(), record.metrics.val_loss_se.unwrap());
+        assert!(se > 0.0 && se < 0.2 * loss, "se {se} of loss {loss}");
+        se
+    };
+    let (small, large) = (se(64 * 64), se(64 * 256));
+    let ratio = small / large;
+    assert!((1.5..2.7).contains(&ratio), "4× the windows should halve the standard error: {small} → {large} (×{ratio:.2})");
 }

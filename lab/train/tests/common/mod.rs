@@ -29,7 +29,7 @@ pub fn config(steps: usize, extra: impl FnOnce(&mut TrialSpec)) -> TrialConfig {
         seq_len: Some(64),
         batch_size: Some(16),
         tokens: Some((steps * 16 * 64) as f64),
-        lr: Some(3e-3),
+        lr: Some(3e-3.into()),
         warmup: Some(10.0),
         eval_tokens: Some(4096),
         threads: Some(2),
