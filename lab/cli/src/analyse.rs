@@ -43,11 +43,19 @@ pub struct FitArgs {
     /// (listing them) instead of refusing the table.
     #[arg(long)]
     pub skip_bad_rows: bool,
+    /// Weight each point by the precision of its evaluation (its validation loss's standard
+    /// error).
+    #[arg(long)]
+    pub weight_by_se: bool,
+    /// Allocations for budgets beyond this multiple of the largest fitted trial's compute are
+    /// marked extrapolated.
+    #[arg(long, default_value_t = 100.0)]
+    pub trust_factor: f64,
 }
 
 impl FitArgs {
     pub fn for_sweep(dir: PathBuf) -> FitArgs {
-        FitArgs { sweep_dir: Some(dir), table: None, n_col: None, d_col: None, c_col: None, loss_col: None, group_col: None, bootstrap: 1000, seed: 0, out: None, json: false, skip_bad_rows: false }
+        FitArgs { sweep_dir: Some(dir), table: None, n_col: None, d_col: None, c_col: None, loss_col: None, group_col: None, bootstrap: 1000, seed: 0, out: None, json: false, skip_bad_rows: false, weight_by_se: false, trust_factor: 100.0 }
     }
 }
 
@@ -167,7 +175,10 @@ impl Column {
 
 #[allow(clippy::too_many_arguments)]
 fn write_fit(name: &str, source: &str, points: &[Point], args: &FitArgs, n_col: &str, budgets: &[f64], out: &Path, quiet: bool) -> Result<FitFile> {
-    let opts = FitOptions { bootstrap: args.bootstrap, seed: args.seed, n_col: n_col.to_string(), budgets: budgets.to_vec(), ..Default::default() };
+    if !(args.trust_factor.is_finite() && args.trust_factor >= 1.0) {
+        return Err(BadInput(format!("--trust-factor {}: must be a number ≥ 1", args.trust_factor)).into());
+    }
+    let opts = FitOptions { bootstrap: args.bootstrap, seed: args.seed, n_col: n_col.to_string(), budgets: budgets.to_vec(), weight_by_se: args.weight_by_se, trust_factor: args.trust_factor, ..Default::default() };
     let fit = codescale_fit::fit_points(name, source, points, &opts);
     codescale_core::atomic::write_json(out, &fit)?;
     if args.json {

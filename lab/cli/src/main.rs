@@ -198,21 +198,32 @@ fn run(sweep_file: &std::path::Path, args: &train::RunArgs, quiet: bool) -> Resu
     let fit = analyse::fit_sweep(&summary.dir, &analyse::FitArgs::for_sweep(summary.dir.clone()), quiet)?;
     let report = analyse::report(&summary.dir, None, quiet)?;
     println!();
+    let mut flagged = false;
     for group in fit.groups.iter().filter(|g| g.group != "pooled") {
         match &group.law {
-            Some(law) => println!(
-                "{:<12} α_N {:.3} [{}]  α_D {:.3} [{}]  L_inf {:.3} [{}]  (RMSE of log loss {:.4})",
-                group.group,
-                law.alpha_n.value,
-                analyse::interval(&law.alpha_n),
-                law.alpha_d.value,
-                analyse::interval(&law.alpha_d),
-                law.l_inf.value,
-                analyse::interval(&law.l_inf),
-                law.rmse_log
-            ),
+            Some(law) => {
+                let param = |e: &codescale_fit::Estimate, name: &str| {
+                    let mark = if law.unidentified.iter().any(|u| u == name) { "*" } else { "" };
+                    format!("{:.3} [{}]{mark}", e.value, analyse::interval(e))
+                };
+                flagged |= !law.unidentified.is_empty();
+                println!(
+                    "{:<12} α_N {}  α_D {}  L_inf {}  (RMSE of log loss {:.4})",
+                    group.group,
+                    param(&law.alpha_n, "α_N"),
+                    param(&law.alpha_d, "α_D"),
+                    param(&law.l_inf, "L_inf"),
+                    law.rmse_log
+                );
+                for t in &group.targets {
+                    println!("{:<12} {}", "", codescale_fit::table::target_line(t));
+                }
+            }
             None => println!("{:<12} no fit: {}", group.group, group.message.clone().unwrap_or_default()),
         }
+    }
+    if flagged {
+        println!("{}", codescale_fit::table::UNIDENTIFIED_LEGEND);
     }
     println!("report: {}", report.display());
     Ok(if summary.all_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })

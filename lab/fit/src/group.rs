@@ -101,6 +101,7 @@ pub(crate) fn fit_group(group: &str, pts: &[&Point], targets: &[&Point], opts: &
         allocation: None,
         isoflop: None,
         hyper: None,
+        lr_rule: None,
         extrapolation: None,
         rolling: vec![],
         targets: vec![],
@@ -155,6 +156,11 @@ pub(crate) fn fit_group(group: &str, pts: &[&Point], targets: &[&Point], opts: &
     let mut notes = vec![];
     out.hyper = hyper_laws(&hp, opts.bootstrap, derive_seed(seed, "hyper"), opts.confidence, &mut notes);
     if out.hyper.is_some() {
+        out.warnings.append(&mut notes);
+    }
+    let mut notes = vec![];
+    out.lr_rule = crate::lr_rule::lr_rule(&hp, &mut notes);
+    if out.lr_rule.is_some() {
         out.warnings.append(&mut notes);
     }
     out

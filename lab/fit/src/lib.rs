@@ -13,6 +13,7 @@ pub mod extrapolate;
 mod group;
 pub mod hyper;
 pub mod isoflop;
+pub mod lr_rule;
 pub mod results;
 pub mod schema;
 pub mod table;

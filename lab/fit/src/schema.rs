@@ -56,6 +56,9 @@ pub struct GroupFit {
     pub allocation: Option<Allocation>,
     pub isoflop: Option<IsoFlopFit>,
     pub hyper: Option<HyperLaws>,
+    /// For a sweep of learning rates across sizes: the rule η_opt(N, D) to give a ladder.
+    #[serde(default)]
+    pub lr_rule: Option<crate::lr_rule::LrRuleFit>,
     pub extrapolation: Option<Extrapolation>,
     /// The rolling check: for each number k of smallest sizes, the law refitted on them alone
     /// predicting every larger size.

@@ -1,6 +1,6 @@
 //! Plain-text summary of a fit file for the terminal.
 
-use crate::schema::{Estimate, FitFile, GroupFit};
+use crate::schema::{Estimate, FitFile, GroupFit, TargetCheck};
 
 /// Three significant figures, switching to exponent notation outside [1e-3, 1e4).
 pub fn num(x: f64) -> String {
@@ -27,11 +27,22 @@ pub fn est(e: &Estimate) -> String {
     }
 }
 
+/// A law parameter, marked `*` when the data cannot pin it down (see the legend).
+pub fn flagged(e: &Estimate, name: &str, unidentified: &[String]) -> String {
+    let mark = if unidentified.iter().any(|u| u == name) { " *" } else { "" };
+    format!("{}{mark}", est(e))
+}
+
+/// The legend of [`flagged`].
+pub const UNIDENTIFIED_LEGEND: &str = "* not identified: the 95 % interval is wider than the estimate";
+
 fn row(g: &GroupFit) -> Vec<String> {
     let mut r = vec![g.group.clone(), g.n_points.to_string()];
     match (&g.law, &g.allocation) {
         (Some(l), Some(a)) => {
-            r.extend([&l.alpha_n, &l.alpha_d, &l.l_inf, &l.n_c, &l.d_c, &a.a, &a.b].map(est));
+            let u = &l.unidentified;
+            r.extend([flagged(&l.alpha_n, "α_N", u), flagged(&l.alpha_d, "α_D", u), flagged(&l.l_inf, "L_inf", u)]);
+            r.extend([&l.n_c, &l.d_c, &a.a, &a.b].map(est));
             r.push(format!("{:.4}", l.rmse_log));
         }
         _ => r.extend(std::iter::repeat_n("—".to_string(), 8)),
@@ -99,6 +110,14 @@ pub fn render_table(fit: &FitFile) -> String {
                 }
             }
         }
+        if let Some(r) = &g.lr_rule {
+            lines.push(format!(
+                "learning-rate rule from {} best rates (RMS of ln η off the rule {:.3}): {}",
+                r.optima.len(),
+                r.rmse_log,
+                r.toml()
+            ));
+        }
         if let Some(x) = &g.extrapolation {
             let held: Vec<String> = x.held_out_n.iter().map(|n| num(*n)).collect();
             lines.push(format!(
@@ -108,6 +127,32 @@ pub fn render_table(fit: &FitFile) -> String {
                 100.0 * x.max_abs_rel_error
             ));
         }
+        for x in &g.rolling {
+            lines.push(format!(
+                "rolling: fitted below N = {}, predicting {} larger size(s): mean |rel. error| {:.2} %, max {:.2} %",
+                num(x.held_out_n[0]),
+                x.held_out_n.len(),
+                100.0 * x.mean_abs_rel_error,
+                100.0 * x.max_abs_rel_error
+            ));
+        }
+        for t in &g.targets {
+            lines.push(target_line(t));
+        }
+        if !g.replicates.is_empty() {
+            let mut rel: Vec<f64> = g.replicates.iter().map(|r| r.sd / r.mean).collect();
+            rel.sort_by(f64::total_cmp);
+            lines.push(format!(
+                "replicates: {} configuration(s) measured {}×; seed spread (sd) {:.2} % of the loss (median), {:.2} % at most",
+                g.replicates.len(),
+                g.replicates.iter().map(|r| r.count).max().unwrap_or(0),
+                100.0 * rel[rel.len() / 2],
+                100.0 * rel[rel.len() - 1]
+            ));
+        }
+        if let Some(line) = headline(g) {
+            lines.push(line);
+        }
         lines.extend(g.warnings.iter().map(|w| format!("warning: {w}")));
         if !lines.is_empty() {
             out.push_str(&format!("\n{}:\n", g.group));
@@ -116,6 +161,9 @@ pub fn render_table(fit: &FitFile) -> String {
             }
         }
     }
+    if fit.groups.iter().filter_map(|g| g.law.as_ref()).any(|l| !l.unidentified.is_empty()) {
+        out.push_str(&format!("\n{UNIDENTIFIED_LEGEND}\n"));
+    }
     if !fit.excluded.is_empty() {
         out.push_str(&format!("\nexcluded ({}):\n", fit.excluded.len()));
         for e in &fit.excluded {
@@ -123,4 +171,45 @@ pub fn render_table(fit: &FitFile) -> String {
         }
     }
     out
+}
+
+/// A held-out target against its prediction, on one line.
+pub fn target_line(t: &TargetCheck) -> String {
+    let interval = match (t.predicted.lo, t.predicted.hi) {
+        (Some(lo), Some(hi)) => format!(" [{lo:.4}, {hi:.4}]"),
+        _ => String::new(),
+    };
+    format!(
+        "target {} (N = {}, D = {}, {}× the largest fitted compute): predicted {:.4}{interval}, measured {:.4} ({:+.2} %, {} the 95 % prediction interval)",
+        t.id.chars().take(10).collect::<String>(),
+        num(t.n),
+        num(t.d),
+        num(t.compute_ratio),
+        t.predicted.value,
+        t.measured,
+        100.0 * t.error,
+        if t.covered { "inside" } else { "outside" }
+    )
+}
+
+/// The allocation for the largest budget within the trust range, or a statement that there is
+/// none; `None` without an allocation.
+pub fn headline(g: &GroupFit) -> Option<String> {
+    let a = g.allocation.as_ref()?;
+    let interval = |e: &Estimate| match (e.lo, e.hi) {
+        (Some(lo), Some(hi)) => format!(" [{}, {}]", num(lo), num(hi)),
+        _ => String::new(),
+    };
+    Some(match a.budgets.iter().filter(|b| !b.extrapolated).max_by(|x, y| x.flops.total_cmp(&y.flops)) {
+        Some(b) => format!(
+            "allocation at C = {} FLOPs (the largest budget within the trust range): N = {}{}, D = {}{} ({} tokens per parameter)",
+            num(b.flops),
+            num(b.n_opt.value),
+            interval(&b.n_opt),
+            num(b.d_opt.value),
+            interval(&b.d_opt),
+            num(b.tokens_per_param.value)
+        ),
+        None => "no allocation budget lies within the trust range of these trials; every allocation is extrapolated".to_string(),
+    })
 }

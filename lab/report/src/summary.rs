@@ -29,6 +29,8 @@ pub struct Summary {
     pub hyper: Vec<HyperRow>,
     pub isoflop: Vec<IsoRow>,
     pub extrapolation: Vec<ExtrapRow>,
+    pub targets: Vec<TargetRow>,
+    pub rolling: Vec<ExtrapRow>,
     pub trials: Vec<TrialRow>,
     pub unfinished: Vec<TrialRow>,
     pub excluded: Vec<ExcludedRow>,
@@ -47,6 +49,8 @@ pub struct Count {
 pub struct Est {
     pub value: String,
     pub interval: String,
+    /// The interval is wider than the estimate: the data cannot pin this parameter down.
+    pub unidentified: bool,
 }
 
 fn est(e: &Estimate, f: fn(f64) -> String) -> Est {
@@ -57,7 +61,13 @@ fn est(e: &Estimate, f: fn(f64) -> String) -> Est {
     Est {
         value: f(e.value),
         interval,
+        unidentified: false,
     }
+}
+
+/// `est` for a law parameter, flagged when the fit could not pin it down.
+fn param(e: &Estimate, f: fn(f64) -> String, name: &str, unidentified: &[String]) -> Est {
+    Est { unidentified: unidentified.iter().any(|u| u == name), ..est(e, f) }
 }
 
 #[derive(Serialize)]
@@ -100,6 +110,19 @@ pub struct IsoRow {
     pub a: Est,
     pub b: Est,
     pub budgets: usize,
+}
+
+#[derive(Serialize)]
+pub struct TargetRow {
+    pub group: String,
+    pub id: String,
+    pub n: String,
+    pub d: String,
+    pub compute: String,
+    pub predicted: Est,
+    pub measured: String,
+    pub error: String,
+    pub covered: bool,
 }
 
 #[derive(Serialize)]
@@ -263,6 +286,8 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
     let mut hyper = Vec::new();
     let mut isoflop = Vec::new();
     let mut extrapolation = Vec::new();
+    let mut targets = Vec::new();
+    let mut rolling = Vec::new();
     let mut excluded = Vec::new();
     if let Some(fit) = &input.fit {
         for g in &fit.groups {
@@ -302,14 +327,25 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
                     budgets: i.budgets.len(),
                 });
             }
-            if let Some(e) = &g.extrapolation {
-                extrapolation.push(ExtrapRow {
-                    group: g.group.clone(),
-                    held_out: e.held_out_n.iter().map(|n| fmt_si(*n)).collect::<Vec<_>>().join(", "),
-                    mean: fmt_pct(100.0 * e.mean_abs_rel_error),
-                    max: fmt_pct(100.0 * e.max_abs_rel_error),
-                });
-            }
+            let extrap_row = |e: &codescale_fit::Extrapolation| ExtrapRow {
+                group: g.group.clone(),
+                held_out: e.held_out_n.iter().map(|n| fmt_si(*n)).collect::<Vec<_>>().join(", "),
+                mean: fmt_pct(100.0 * e.mean_abs_rel_error),
+                max: fmt_pct(100.0 * e.max_abs_rel_error),
+            };
+            extrapolation.extend(g.extrapolation.iter().map(extrap_row));
+            rolling.extend(g.rolling.iter().map(extrap_row));
+            targets.extend(g.targets.iter().map(|t| TargetRow {
+                group: g.group.clone(),
+                id: t.id.chars().take(10).collect(),
+                n: fmt_si(t.n),
+                d: fmt_si(t.d),
+                compute: format!("{}×", fmt_num(t.compute_ratio)),
+                predicted: est(&t.predicted, |v| format!("{v:.4}")),
+                measured: format!("{:.4}", t.measured),
+                error: format!("{:+.2} %", 100.0 * t.error),
+                covered: t.covered,
+            }));
         }
         excluded = fit
             .excluded
@@ -371,6 +407,8 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
         hyper,
         isoflop,
         extrapolation,
+        targets,
+        rolling,
         trials,
         unfinished,
         excluded,
@@ -391,12 +429,13 @@ fn status_order(counts: BTreeMap<String, usize>) -> Vec<Count> {
 fn law_rows(g: &GroupFit, laws: &mut Vec<LawRow>, plans: &mut Vec<PlanRow>, headline: &mut Vec<String>) {
     let Some(l) = &g.law else { return };
     let alloc = g.allocation.as_ref();
+    let u = &l.unidentified;
     laws.push(LawRow {
         group: g.group.clone(),
         n_points: g.n_points,
-        alpha_n: est(&l.alpha_n, fmt_num),
-        alpha_d: est(&l.alpha_d, fmt_num),
-        l_inf: est(&l.l_inf, fmt_num),
+        alpha_n: param(&l.alpha_n, fmt_num, "α_N", u),
+        alpha_d: param(&l.alpha_d, fmt_num, "α_D", u),
+        l_inf: param(&l.l_inf, fmt_num, "L_inf", u),
         n_c: est(&l.n_c, fmt_big),
         d_c: est(&l.d_c, fmt_big),
         a_exp: alloc.map(|a| est(&a.a, fmt_num)),
@@ -416,13 +455,19 @@ fn law_rows(g: &GroupFit, laws: &mut Vec<LawRow>, plans: &mut Vec<PlanRow>, head
         ),
     });
     let Some(a) = alloc else { return };
+    let interval = |e: &Estimate| match (e.lo, e.hi) {
+        (Some(lo), Some(hi)) => format!(" [{} – {}]", fmt_si(lo), fmt_si(hi)),
+        _ => String::new(),
+    };
+    let sentence = |b: &codescale_fit::BudgetPlan| {
+        let plan = format!("train {}{} parameters on {}{} tokens", fmt_si(b.n_opt.value), interval(&b.n_opt), fmt_si(b.d_opt.value), interval(&b.d_opt));
+        if b.extrapolated {
+            format!("For C = {} FLOPs (extrapolated, beyond {}× the largest trial's compute): {plan}.", fmt_pow10(b.flops), fmt_num(b.flops / g.max_flops))
+        } else {
+            format!("For C = {} FLOPs, {plan}.", fmt_pow10(b.flops))
+        }
+    };
     for b in &a.budgets {
-        let sentence = format!(
-            "For C = {} FLOPs, train {} parameters on {} tokens.",
-            fmt_pow10(b.flops),
-            fmt_si(b.n_opt.value),
-            fmt_si(b.d_opt.value)
-        );
         plans.push(PlanRow {
             group: g.group.clone(),
             flops: fmt_pow10(b.flops),
@@ -430,19 +475,23 @@ fn law_rows(g: &GroupFit, laws: &mut Vec<LawRow>, plans: &mut Vec<PlanRow>, head
             d_opt: est(&b.d_opt, fmt_si),
             tokens_per_param: fmt_num(b.tokens_per_param.value),
             loss: est(&b.loss, |v| format!("{v:.3}")),
-            sentence,
+            sentence: sentence(b),
         });
     }
-    if let Some(b) = a.budgets.iter().max_by(|x, y| x.flops.total_cmp(&y.flops)) {
-        headline.push(format!(
-            "{}: for C = {} FLOPs, train {} parameters on {} tokens ({} tokens per parameter), predicted loss {:.3}.",
+    // The headline speaks for the largest budget the data supports, never beyond it.
+    let trusted = a.budgets.iter().filter(|b| !b.extrapolated).max_by(|x, y| x.flops.total_cmp(&y.flops));
+    let flags = if u.is_empty() { String::new() } else { format!(" ({} not identified by these points)", u.join(", ")) };
+    match trusted {
+        Some(b) => headline.push(format!(
+            "{}: for C = {} FLOPs, train {} parameters on {} tokens ({} tokens per parameter), predicted loss {:.3}{flags}.",
             g.group,
             fmt_pow10(b.flops),
             fmt_si(b.n_opt.value),
             fmt_si(b.d_opt.value),
             fmt_num(b.tokens_per_param.value),
             b.loss.value
-        ));
+        )),
+        None => headline.push(format!("{}: no budget lies within the trust range of this ladder's compute; every allocation below is extrapolated{flags}.", g.group)),
     }
 }
 

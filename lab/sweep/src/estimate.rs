@@ -6,7 +6,7 @@ use codescale_core::{Status, TrialConfig, TrialRecord};
 
 /// Training FLOP/s per thread (with the head) measured with `bench/throughput.sh` on the
 /// 2-core CI machine, used until this machine has finished trials of its own.
-const REFERENCE_FLOPS_PER_S_PER_THREAD: f64 = 1.0e9;
+const REFERENCE_FLOPS_PER_S_PER_THREAD: f64 = 1.5e10;
 
 /// A plan estimated to run longer than this must be confirmed (`RunConfig::confirmed`): beyond
 /// it a typo in a budget is likelier than a deliberate day of computing.
