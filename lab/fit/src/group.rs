@@ -276,11 +276,13 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
     out.allocation = Some(allocation);
     let mut warnings = identifiability(pts, out.law.as_ref().expect("set above"), c);
     out.warnings.append(&mut warnings);
-    match extrapolate(&triples, opts.delta) {
-        Ok(x) => out.extrapolation = Some(x),
-        Err(why) => out.warnings.push(format!("extrapolation check skipped: {why}")),
+    if opts.checks {
+        match extrapolate(&triples, opts.delta) {
+            Ok(x) => out.extrapolation = Some(x),
+            Err(why) => out.warnings.push(format!("extrapolation check skipped: {why}")),
+        }
+        out.rolling = rolling(&triples, opts.delta);
     }
-    out.rolling = rolling(&triples, opts.delta);
     let residuals: Vec<f64> = triples.iter().map(|&(n, d, l)| l.ln() - law.predict(n, d).ln()).collect();
     out.targets = targets
         .iter()

@@ -65,6 +65,8 @@ pub struct FitOptions {
     /// Allocation headlines for budgets beyond this multiple of the largest fitted trial's
     /// compute are marked extrapolated.
     pub trust_factor: f64,
+    /// Run the extrapolation checks (largest sizes held out, rolling): a refit each.
+    pub checks: bool,
 }
 
 impl Default for FitOptions {
@@ -79,6 +81,7 @@ impl Default for FitOptions {
             threads: None,
             weight_by_se: false,
             trust_factor: 100.0,
+            checks: true,
         }
     }
 }
