@@ -38,7 +38,8 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
     let d = LossVs { along: Along::D, groups };
     let cap_n = "Final validation loss against model size N, one colour per token budget D. Lines: the \
                  fitted law L(N, D) = E + A/N^α + B/D^β at each D; dashed grey: its D → ∞ limit E + A/N^α. \
-                 Log–log axes."
+                 Vertical bars through points: the spread (± one standard deviation) of replicates; black \
+                 triangles: held-out targets, with the law's 95 % prediction interval. Log–log axes."
         .to_string();
     let cap_d = "Final validation loss against training tokens D, one colour per model size N. Lines: the \
                  fitted law at each N; dashed grey: its N → ∞ limit E + B/D^β. Log–log axes."
@@ -78,14 +79,16 @@ impl LossVs<'_> {
         };
         let lv = levels(g.points.iter().map(sv), 6);
         let nl = lv.len();
-        let (x0, x1) = pad_log(log_extent(g.points.iter().map(xv)).unwrap_or((1.0, 10.0)), 0.08);
+        let targets = g.fit.map(|f| f.targets.as_slice()).unwrap_or_default();
+        let target_x = |t: &codescale_fit::TargetCheck| if self.along == Along::N { t.n } else { t.d };
+        let (x0, x1) = pad_log(log_extent(g.points.iter().map(xv).chain(targets.iter().map(target_x))).unwrap_or((1.0, 10.0)), 0.08);
         let law = g.law();
         let xs = geomspace(x0, x1, 64);
         let at = |x: f64, s: f64| match self.along {
             Along::N => (x, s),
             Along::D => (s, x),
         };
-        let mut ys: Vec<f64> = g.points.iter().map(|p| p.loss).collect();
+        let mut ys: Vec<f64> = g.points.iter().map(|p| p.loss).chain(targets.iter().flat_map(|t| [t.measured, t.predicted.lo.unwrap_or(t.measured), t.predicted.hi.unwrap_or(t.measured)])).collect();
         if let Some(law) = law {
             for s in &lv {
                 ys.extend(xs.iter().map(|&x| {
@@ -142,6 +145,11 @@ impl LossVs<'_> {
                 .collect();
             marks(&mut c, &pts, Mark::Circle, 5, color.filled())?;
             marks(&mut c, &pts, Mark::Circle, 5, WHITE.stroke_width(1))?;
+            // Replicates: the seed spread (mean ± sd) as an error bar.
+            for r in g.fit.map(|f| f.replicates.as_slice()).unwrap_or_default().iter().filter(|r| level_of(if self.along == Along::N { r.d } else { r.n }, &lv) == i) {
+                let x = if self.along == Along::N { r.n } else { r.d };
+                line(&mut c, &[(x, r.mean - r.sd), (x, r.mean + r.sd)], color.stroke_width(2), false)?;
+            }
             legend_entry(
                 &mut c,
                 &format!("{slabel} = {}", fmt_si(*s)),
@@ -149,6 +157,17 @@ impl LossVs<'_> {
                 Some(Mark::Circle),
                 law.is_some(),
             )?;
+        }
+        // Held-out targets: measured (triangle) against the 95 % prediction interval (bar).
+        for t in targets {
+            let x = target_x(t);
+            if let (Some(lo), Some(hi)) = (t.predicted.lo, t.predicted.hi) {
+                line(&mut c, &[(x, lo), (x, hi)], style::TEXT.stroke_width(2), false)?;
+            }
+            marks(&mut c, &[(x, t.measured)], Mark::Triangle, 7, style::TEXT.filled())?;
+        }
+        if !targets.is_empty() {
+            legend_entry(&mut c, "held-out target (bar: 95 % prediction interval)", style::TEXT, Some(Mark::Triangle), false)?;
         }
         if law.is_some() {
             legend_entry(
