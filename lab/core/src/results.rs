@@ -21,6 +21,10 @@ pub struct ResultRow {
     pub n_params: f64,
     pub n_params_total: f64,
     pub n_params_active: f64,
+    /// Active non-embedding parameters plus the output head (Porian et al. 2024 count the head,
+    /// whose compute is large in small models; Kaplan et al. leave it out).
+    #[serde(default)]
+    pub n_params_with_head: f64,
     /// Tokens trained on (the budget for finished trials, fewer for pruned or diverged ones).
     pub tokens: f64,
     pub flops: f64,
@@ -78,6 +82,7 @@ impl ResultRow {
             n_params: p.n_params,
             n_params_total: p.n_params_total,
             n_params_active: p.n_params_active,
+            n_params_with_head: p.n_params_active + p.head,
             tokens,
             flops: p.flops_per_token(c) * tokens,
             seq_len: c.seq_len as i64,

@@ -22,7 +22,7 @@ pub fn language_of(group: &str) -> &str {
 }
 
 /// Columns a sweep's N can come from.
-pub const N_COLUMNS: [&str; 3] = ["n_params", "n_params_active", "n_params_total"];
+pub const N_COLUMNS: [&str; 4] = ["n_params", "n_params_active", "n_params_total", "n_params_with_head"];
 
 /// One fit point per results row, N from `n_col` (one of [`N_COLUMNS`]; anything else reads
 /// `n_params`).
@@ -35,6 +35,7 @@ pub fn points_from_rows(rows: &[ResultRow], n_col: &str) -> Vec<Point> {
             n: match n_col {
                 "n_params_active" => r.n_params_active,
                 "n_params_total" => r.n_params_total,
+                "n_params_with_head" => r.n_params_with_head,
                 _ => r.n_params,
             },
             d: r.tokens,

@@ -132,6 +132,7 @@ pub fn row(
         trunk: String::new(),
         val_loss_se: None,
         target: false,
+        n_params_with_head: n,
     }
 }
 
