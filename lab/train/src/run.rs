@@ -41,8 +41,9 @@ where
     pub train_s: f64,
 }
 
-/// Evaluations before the last step read one window in this many.
-pub const CURVE_EVAL_STRIDE: usize = 8;
+/// Evaluations before the last step read about this many tokens (evenly spaced windows of the
+/// full set), at most all `eval_tokens`.
+pub const CURVE_EVAL_TOKENS: usize = 32_768;
 
 /// How a step ended.
 pub enum Stepped {
@@ -152,11 +153,11 @@ where
 
     /// Evaluates the model as it is now on the fixed validation windows and records the loss,
     /// its standard error and the routing in the last curve point. A trial's final evaluation
-    /// (`full`) reads all `eval_tokens`; those along the way read every [`CURVE_EVAL_STRIDE`]-th
-    /// window, since a ladder's points are its final losses and a full evaluation costs about a
-    /// third of training on as many tokens.
+    /// (`full`) reads all `eval_tokens`; those along the way read about [`CURVE_EVAL_TOKENS`],
+    /// since a ladder's points are its final losses and a full evaluation costs about a third of
+    /// training on as many tokens.
     pub fn evaluate(&mut self, full: bool) {
-        let stride = if full { 1 } else { CURVE_EVAL_STRIDE };
+        let stride = if full { 1 } else { self.config.eval_tokens.div_ceil(CURVE_EVAL_TOKENS) };
         let e = evaluate(&self.model().valid(), &mut self.eval, self.device, stride);
         let point = self.curve.last_mut().expect("evaluation after a step");
         point.val_loss = Some(e.loss);
