@@ -13,6 +13,6 @@ pub mod shape;
 pub mod time;
 
 pub use config::{Arch, Backend, CorpusKey, Precision, Schedule, TrialConfig, TrialSpec, NUMERICS_VERSION};
-pub use record::{CurvePoint, Metrics, Provenance, Status, TrialRecord};
+pub use record::{CurvePoint, CurveRow, Metrics, Provenance, Status, TrialRecord};
 pub use results::ResultRow;
 pub use error::{is_bad_input, BadInput};

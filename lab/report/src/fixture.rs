@@ -101,6 +101,7 @@ pub fn row(
         status: status.into(),
         language: lang.into(),
         arch: arch.into(),
+        model: format!("d{d_model}-l4"),
         tokenizer: "bytes".into(),
         d_model,
         n_layers: 4,

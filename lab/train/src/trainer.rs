@@ -173,14 +173,14 @@ where
         if interval > 0 && start % interval == 0 && start < steps {
             let wall = wall_before + started.elapsed().as_secs_f64();
             Checkpoint::new(&id, start, opt.t, opt.export_steps(), wall, train_s, curve.clone(), checkpoint::export_params(&model), opt.export_moments()).save(&ckpt_dir)?;
-            codescale_table::write_rows(&dir.join(CURVE_FILE), &curve)?;
+            codescale_table::write_curve(&dir.join(CURVE_FILE), &id, &curve)?;
             // Progress for `sweep status`; the status stays `running`.
             record.metrics.steps = start;
             record.save(dir)?;
         }
         if opts.stop_after_steps.is_some_and(|n| start >= n) && start < steps {
             bar.abandon();
-            codescale_table::write_rows(&dir.join(CURVE_FILE), &curve)?;
+            codescale_table::write_curve(&dir.join(CURVE_FILE), &id, &curve)?;
             record.metrics.steps = start;
             return Ok(record);
         }
@@ -192,7 +192,7 @@ where
     record.status = outcome;
     record.metrics = Metrics { diverged_at, ..Metrics::from_curve(config, &curve, wall_s, train_s) };
     record.provenance.finished = Some(provenance::now_rfc3339());
-    codescale_table::write_rows(&dir.join(CURVE_FILE), &curve)?;
+    codescale_table::write_curve(&dir.join(CURVE_FILE), &id, &curve)?;
     record.save(dir)?;
     if !opts.keep_checkpoint && ckpt_dir.exists() {
         std::fs::remove_dir_all(&ckpt_dir).with_context(|| format!("removing {}", ckpt_dir.display()))?;
