@@ -199,6 +199,8 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], opts: &FitOptions, seed: u64) {
         starts: fit.starts,
         converged_starts: fit.converged_starts,
         bootstrap_resamples: boot.laws.len(),
+        // JSON has no infinity: a law that overflowed is left out of the band.
+        samples: boot.laws.iter().filter(|l| [l.e, l.a, l.b, l.alpha, l.beta].iter().all(|x| x.is_finite())).take(crate::schema::BAND_SAMPLES).copied().collect(),
     });
     for (fp, p) in out.points.iter_mut().zip(pts) {
         fp.predicted = Some(law.predict(p.n, p.d));

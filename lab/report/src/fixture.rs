@@ -167,6 +167,7 @@ fn law_fit(t: &TrueLaw, points: &[FitPoint]) -> LawFit {
         starts: 64,
         converged_starts: 58,
         bootstrap_resamples: 1000,
+        samples: Vec::new(),
     }
 }
 
