@@ -86,11 +86,14 @@ pub fn copy_tree(from: &Path, to: &Path) {
 /// The Python of the virtual environment `scripts/setup` makes (`.venv`), with the packages
 /// other tools read our files with. A missing one fails the test, saying how to get it.
 pub fn python() -> PathBuf {
-    let python = repo().join(".venv/bin/python");
-    let modules = "nbconvert, ipykernel, pandas, pyarrow, matplotlib, tensorboard";
-    let found = Command::new(&python).args(["-c", &format!("import {modules}")]).output().is_ok_and(|o| o.status.success());
-    assert!(found, "{} cannot import {modules}: run scripts/setup", python.display());
-    python
+    static CHECKED: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let checked = CHECKED.get_or_init(|| {
+        let python = repo().join(".venv/bin/python");
+        let modules = "nbconvert, ipykernel, pandas, pyarrow, matplotlib, tensorboard";
+        let found = Command::new(&python).args(["-c", &format!("import {modules}")]).output().is_ok_and(|o| o.status.success());
+        found.then_some(python.clone()).ok_or_else(|| format!("{} cannot import {modules}: run scripts/setup", python.display()))
+    });
+    checked.clone().unwrap_or_else(|why| panic!("{why}"))
 }
 
 /// Runs a Python program with [`python`], in `dir`, and returns its standard output; a failure

@@ -117,9 +117,7 @@ pub fn to_toml(path: &Path, source: &str) -> Result<Converted> {
             out.push(l, format!("{key} = {}", scalar(n, key, &fail)?));
         }
     }
-    if let Some((l, n)) = get("metric") {
-        check_metric(l, n, &fail)?;
-    }
+    let metric = get("metric").map(|(l, n)| check_metric(l, n, &fail)).transpose()?;
 
     let parameters = match get("parameters") {
         Some((l, n)) => (l, entries(n, "parameters", &fail)?),
@@ -135,6 +133,9 @@ pub fn to_toml(path: &Path, source: &str) -> Result<Converted> {
     }
 
     if let Some((l, n)) = get("early_terminate") {
+        if let Some((metric_line, name)) = metric.filter(|(_, name)| name == "train_loss") {
+            return Err(fail.at(metric_line, "metric.name", &format!("early stopping ranks trials by validation loss, not `{name}`")));
+        }
         let (min_tokens, eta) = hyperband(l, n, &parameters.1, &fail)?;
         out.push(l, "[early_stop]");
         out.push(l, "metric = \"val_loss\"");
@@ -223,7 +224,9 @@ fn toml_key(key: &str) -> String {
     }
 }
 
-fn check_metric(l: usize, node: &Node, fail: &Fail) -> Result<()> {
+/// The metric's name and its line, once checked.
+fn check_metric(l: usize, node: &Node, fail: &Fail) -> Result<(usize, String)> {
+    let mut named = None;
     for (key, kl, v) in entries(node, "metric", fail)? {
         match key {
             "name" => {
@@ -231,6 +234,7 @@ fn check_metric(l: usize, node: &Node, fail: &Fail) -> Result<()> {
                 if !RECORDED_METRICS.contains(&name.as_str()) {
                     return Err(fail.at(kl, "metric.name", &format!("`{name}` is not a metric codescale records ({})", RECORDED_METRICS.join(", "))));
                 }
+                named = Some((kl, name));
             }
             "goal" => {
                 if string(v, "metric.goal", fail)? != "minimize" {
@@ -241,10 +245,7 @@ fn check_metric(l: usize, node: &Node, fail: &Fail) -> Result<()> {
             other => return Err(fail.at(kl, &format!("metric.{other}"), "is not a key of `metric` (name, goal)")),
         }
     }
-    if entries(node, "metric", fail)?.iter().all(|(k, _, _)| *k != "name") {
-        return Err(fail.at(l, "metric.name", "is required"));
-    }
-    Ok(())
+    named.ok_or_else(|| fail.at(l, "metric.name", "is required"))
 }
 
 /// One parameter: a comment for the TOML when the meaning shifts, and our inline table.
@@ -440,6 +441,7 @@ early_terminate:
             (format!("{head}  lr: {{values: [0.1, 0.2], probabilities: [0.5]}}\n"), "sweep.yaml:7: `lr`: 1 `probabilities` for 2 `values`"),
             (format!("{head}metric: {{name: val_loss, goal: maximize}}\n"), "sweep.yaml:7: `metric.goal`"),
             (format!("{head}metric: {{name: accuracy, goal: minimize}}\n"), "sweep.yaml:7: `metric.name`: `accuracy` is not a metric"),
+            (format!("{head}metric:\n  name: train_loss\nearly_terminate: {{type: hyperband, min_tokens: 1.0e4}}\n"), "sweep.yaml:8: `metric.name`: early stopping ranks"),
             (format!("{head}early_terminate: {{type: hyperband, min_iter: 3}}\n"), "sweep.yaml:7: `early_terminate.min_iter`: counts evaluations"),
             (format!("{head}early_terminate: {{type: hyperband, max_iter: 27, s: 2}}\n"), "sweep.yaml:7: `early_terminate.max_iter`: is not supported"),
             (format!("{head}early_terminate: {{type: envelope}}\n"), "sweep.yaml:7: `early_terminate.type`: `envelope` is not supported"),
