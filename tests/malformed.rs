@@ -33,6 +33,7 @@ fn cases() -> Vec<(String, usize, &'static str)> {
         (format!("{HEAD}model = \"d64-l2\"\ntokens = 10\n"), 5, "tokens"),
         (format!("{HEAD}model = \"d64-l2\"\nmicro_batch = 5\n"), 5, "micro_batch"),
         (format!("{HEAD}model = \"d64-l2\"\n[parameters\n"), 5, ""),
+        ("name = \"bad\"\n[base]\nmodel = \"d64-l2\"\n".to_string(), 1, "`language`: is required"),
     ]
 }
 

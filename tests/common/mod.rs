@@ -16,26 +16,43 @@ pub fn repo() -> PathBuf {
 /// A scratch folder with a corpus recipe over a copy of this repository's Rust code, so tests
 /// may change the sources without touching the repository.
 pub struct Lab {
-    pub dir: tempfile::TempDir,
+    root: PathBuf,
+    /// Removes a test's own lab when the test ends.
+    _temp: Option<tempfile::TempDir>,
 }
 
 impl Lab {
     pub fn new() -> Lab {
-        let dir = tempfile::tempdir().unwrap();
-        let src = dir.path().join("src");
+        let temp = tempfile::tempdir().unwrap();
+        Lab::fill(temp.path().to_path_buf(), Some(temp))
+    }
+
+    /// A lab at a fixed place under cargo's `target/tmp`, emptied first, for several tests of
+    /// one binary to share from a static (which is never dropped, so a temporary folder would
+    /// be left behind on every run).
+    pub fn shared(name: &str) -> Lab {
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+        if root.exists() {
+            std::fs::remove_dir_all(&root).unwrap();
+        }
+        Lab::fill(root, None)
+    }
+
+    fn fill(root: PathBuf, temp: Option<tempfile::TempDir>) -> Lab {
+        let src = root.join("src");
         for crate_dir in ["core", "sweep", "train", "fit"] {
             copy_tree(&repo().join("lab").join(crate_dir).join("src"), &src.join(crate_dir));
         }
         std::fs::write(
-            dir.path().join("recipe.toml"),
+            root.join("recipe.toml"),
             "name = \"self\"\nvalidation_fraction = 0.1\n[languages.rust]\nsources = [{ dir = \"src\", include = [\"**/*.rs\"] }]\n",
         )
         .unwrap();
-        Lab { dir }
+        Lab { root, _temp: temp }
     }
 
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        &self.root
     }
 
     /// Writes a sweep file whose trials are tiny models on the scratch corpus.
@@ -64,6 +81,27 @@ pub fn copy_tree(from: &Path, to: &Path) {
             std::fs::copy(entry.path(), target).unwrap();
         }
     }
+}
+
+/// The Python of the virtual environment `scripts/setup` makes (`.venv`), with the packages
+/// other tools read our files with. A missing one fails the test, saying how to get it.
+pub fn python() -> PathBuf {
+    static CHECKED: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    let checked = CHECKED.get_or_init(|| {
+        let python = repo().join(".venv/bin/python");
+        let modules = "nbconvert, ipykernel, pandas, pyarrow, matplotlib, tensorboard";
+        let found = Command::new(&python).args(["-c", &format!("import {modules}")]).output().is_ok_and(|o| o.status.success());
+        found.then_some(python.clone()).ok_or_else(|| format!("{} cannot import {modules}: run scripts/setup", python.display()))
+    });
+    checked.clone().unwrap_or_else(|why| panic!("{why}"))
+}
+
+/// Runs a Python program with [`python`], in `dir`, and returns its standard output; a failure
+/// fails the test with what Python printed.
+pub fn run_python(dir: &Path, program: &str, args: &[&str]) -> String {
+    let out = Command::new(python()).arg("-c").arg(program).args(args).current_dir(dir).output().unwrap();
+    assert!(out.status.success(), "python failed:\n{}", text(&out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 pub fn text(out: &Output) -> String {

@@ -25,12 +25,16 @@ pub struct FitArgs {
     /// Column with compute in FLOPs.
     #[arg(long)]
     pub c_col: Option<String>,
+    /// Column with the loss to fit (with --table; default `loss`).
     #[arg(long)]
     pub loss_col: Option<String>,
+    /// Column whose values split the table into groups fitted apart (with --table).
     #[arg(long)]
     pub group_col: Option<String>,
+    /// Bootstrap resamples for the confidence intervals.
     #[arg(long, default_value_t = 1000)]
     pub bootstrap: usize,
+    /// Seed of the bootstrap's resampling.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Output file (default fits/<name>.json).
@@ -198,7 +202,19 @@ pub fn interval(e: &Estimate) -> String {
 }
 
 
-pub fn report(dir: &Path, out: Option<PathBuf>, quiet: bool) -> Result<PathBuf> {
+/// Where a report was written, printed as one line: `report: <html> (<n> figures)`.
+pub struct Written {
+    pub html: PathBuf,
+    pub figures: usize,
+}
+
+impl std::fmt::Display for Written {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "report: {} ({} figures)", self.html.display(), self.figures)
+    }
+}
+
+pub fn report(dir: &Path, out: Option<PathBuf>) -> Result<Written> {
     let sweep = SweepDir::open(dir)?;
     let name = sweep.name();
     let rows = sweep_rows(dir)?;
@@ -235,8 +251,5 @@ pub fn report(dir: &Path, out: Option<PathBuf>, quiet: bool) -> Result<PathBuf> 
     let input = codescale_report::ReportInput { sweep: name.clone(), results: rows, curves, fit: Some(fit), provenance, sweep_toml, notes };
     let out_dir = out.unwrap_or_else(|| sibling_of_runs(dir, "reports").join(&name));
     let output = codescale_report::write_report(&input, &out_dir)?;
-    if !quiet {
-        eprintln!("{} figures", output.figures.len());
-    }
-    Ok(output.html)
+    Ok(Written { html: output.html, figures: output.figures.len() })
 }

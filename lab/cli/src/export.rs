@@ -1,10 +1,11 @@
-//! `export`: results and curves as CSV, Parquet or JSON lines, readable without codescale.
+//! `export`: results and curves as CSV, Parquet or JSON lines, readable without codescale, or
+//! curves as TensorBoard runs.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use codescale_core::CurvePoint;
+use codescale_core::{CurvePoint, CurveRow, TrialRecord};
 use codescale_sweep::SweepDir;
 use serde::Serialize;
 
@@ -13,33 +14,27 @@ pub enum Format {
     Csv,
     Parquet,
     Jsonl,
-}
-
-/// A curve row tagged with its trial, so all curves fit in one table.
-#[derive(Serialize)]
-struct TaggedPoint<'a> {
-    trial_id: &'a str,
-    #[serde(flatten)]
-    point: &'a CurvePoint,
+    /// One TensorBoard run per trial under `<out>/tensorboard/`.
+    Tensorboard,
 }
 
 pub fn export(dir: &Path, format: Format, out: Option<PathBuf>) -> Result<()> {
     let sweep = SweepDir::open(dir)?;
     let rows = crate::analyse::sweep_rows(dir)?;
-    let mut curves: Vec<(String, Vec<CurvePoint>)> = Vec::new();
-    for row in &rows {
-        let path = sweep.trial_dir(&row.trial_id).join(codescale_core::record::CURVE_FILE);
-        if path.exists() {
-            curves.push((row.trial_id.clone(), codescale_table::read_rows(&path)?));
-        }
-    }
-    let tagged: Vec<TaggedPoint> = curves.iter().flat_map(|(id, c)| c.iter().map(move |p| TaggedPoint { trial_id: id, point: p })).collect();
     let out = out.unwrap_or_else(|| dir.to_path_buf());
     let ext = match format {
         Format::Csv => "csv",
         Format::Parquet => "parquet",
         Format::Jsonl => "jsonl",
+        Format::Tensorboard => return tensorboard(&sweep, &out.join("tensorboard")),
     };
+    let mut curves: Vec<(String, Vec<CurvePoint>)> = Vec::new();
+    for row in &rows {
+        if let Some(curve) = curve(&sweep, &row.trial_id)? {
+            curves.push((row.trial_id.clone(), curve));
+        }
+    }
+    let tagged: Vec<CurveRow> = curves.iter().flat_map(|(id, c)| CurveRow::tag(id, c)).collect();
     let (results_path, curves_path) = (out.join(format!("results.{ext}")), out.join(format!("curves.{ext}")));
     match format {
         Format::Jsonl => {
@@ -53,6 +48,35 @@ pub fn export(dir: &Path, format: Format, out: Option<PathBuf>) -> Result<()> {
     }
     println!("{}\n{}", results_path.display(), curves_path.display());
     Ok(())
+}
+
+/// Every trial with a curve as a run named `<language>-<model>-<trial id>`, so TensorBoard's
+/// run filter can pick a language or a model.
+fn tensorboard(sweep: &SweepDir, logdir: &Path) -> Result<()> {
+    let mut runs = 0;
+    for record in sweep.records()? {
+        if let Some(curve) = curve(sweep, &record.id)? {
+            codescale_table::tensorboard::write_run(&logdir.join(run_name(&record)), started(&record), &curve)?;
+            runs += 1;
+        }
+    }
+    println!("{runs} runs in {}\nview them with: tensorboard --logdir {}", logdir.display(), logdir.display());
+    Ok(())
+}
+
+/// A trial's curve, if it has one yet.
+fn curve(sweep: &SweepDir, id: &str) -> Result<Option<Vec<CurvePoint>>> {
+    let path = sweep.trial_dir(id).join(codescale_core::record::CURVE_FILE);
+    path.exists().then(|| codescale_table::read_rows(&path)).transpose()
+}
+
+fn run_name(r: &TrialRecord) -> String {
+    format!("{}-{}-{}", r.config.language, r.config.model, r.id)
+}
+
+/// The trial's start in seconds since the epoch (0 for a record that never started).
+fn started(r: &TrialRecord) -> u64 {
+    codescale_core::time::unix_seconds(&r.provenance.started).unwrap_or(0)
 }
 
 fn write_jsonl<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {

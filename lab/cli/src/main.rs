@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser)]
 #[command(name = "codescale", version, about = "Scaling laws and hyperparameter sweeps for code language models")]
@@ -30,6 +30,7 @@ enum Command {
     },
     /// Train one trial from a trial file.
     Train {
+        /// A trial file: TOML with any trial key (`language`, `model`, `tokens`, `lr`, …).
         trial: PathBuf,
         /// Override a key: `--set lr=1e-3` (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -55,6 +56,7 @@ enum Command {
     Fit(analyse::FitArgs),
     /// Write the HTML report of a sweep.
     Report {
+        /// A sweep's runs folder (`runs/<sweep>`).
         sweep_dir: PathBuf,
         /// Output folder (default reports/<sweep>).
         #[arg(long)]
@@ -73,7 +75,10 @@ enum Command {
     },
     /// Export a sweep's results and curves for other tools.
     Export {
+        /// A sweep's runs folder (`runs/<sweep>`).
         sweep_dir: PathBuf,
+        /// `results.<ext>` and `curves.<ext>` (every curve row tagged with its trial), or
+        /// TensorBoard event files, one run per trial.
         #[arg(long, value_enum, default_value = "csv")]
         format: export::Format,
         /// Output folder (default the sweep folder).
@@ -82,16 +87,26 @@ enum Command {
     },
     /// Corpus → sweep → fit → report, in one command.
     Run {
+        /// A sweep file (TOML, or W&B's YAML dialect).
         sweep: PathBuf,
         #[command(flatten)]
         run: train::RunArgs,
+    },
+    /// Print a shell completion script (bash: `codescale completions bash >
+    /// ~/.local/share/bash-completion/completions/codescale`).
+    Completions {
+        /// The shell to complete in.
+        shell: clap_complete::Shell,
     },
 }
 
 #[derive(Subcommand)]
 enum CorpusCommand {
+    /// Read, filter, deduplicate, split and tokenize a recipe's sources into shards.
     Build {
+        /// A corpus recipe (TOML), such as `corpora/local.toml`.
         recipe: PathBuf,
+        /// Output folder (default corpus/<recipe>-<tokenizer>).
         #[arg(long)]
         out: Option<PathBuf>,
         /// `bytes` or `bpe:<vocab>` (overrides the recipe).
@@ -107,12 +122,15 @@ enum CorpusCommand {
 enum SweepCommand {
     /// Expand and validate a sweep; print its trials.
     Plan {
+        /// A sweep file (TOML, or W&B's YAML dialect).
         sweep: PathBuf,
+        /// Print every trial's resolved config as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Run a sweep (resumes; finished trials are never rerun).
     Run {
+        /// A sweep file (TOML, or W&B's YAML dialect).
         sweep: PathBuf,
         /// Where trials run: this machine, or a Slurm array job.
         #[arg(long, value_enum, default_value = "local")]
@@ -124,17 +142,30 @@ enum SweepCommand {
     Status {
         /// A sweep file or its runs folder.
         sweep: PathBuf,
+        /// Folder holding every sweep's runs folder (for a sweep file).
         #[arg(long, default_value = "runs")]
         runs: PathBuf,
+        /// Print the status as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Convert a W&B sweep file (YAML) to codescale's TOML.
+    Convert {
+        /// A sweep file in W&B's YAML dialect.
+        sweep: PathBuf,
+        /// Write the TOML here instead of printing it.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
 #[derive(Subcommand)]
 enum TrialCommand {
+    /// Train the trial at one index of a prepared sweep's plan.
     Run {
+        /// A prepared sweep's runs folder (`runs/<sweep>`).
         sweep_dir: PathBuf,
+        /// The trial's index in `plan.json` (Slurm's `$SLURM_ARRAY_TASK_ID`).
         #[arg(long)]
         index: usize,
     },
@@ -147,6 +178,7 @@ enum Executor {
 }
 
 fn main() -> ExitCode {
+    restore_sigpipe();
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,
@@ -179,24 +211,55 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
             SweepCommand::Run { sweep, executor: Executor::Slurm, run } => train::submit_slurm(&sweep, &run),
             SweepCommand::Status { sweep, runs, json } => train::status(&sweep, &runs, json),
+            SweepCommand::Convert { sweep, out } => convert(&sweep, out.as_deref()),
         },
         Command::Trial { command: TrialCommand::Run { sweep_dir, index } } => train::trial_run(&sweep_dir, index, quiet),
         Command::Fit(args) => analyse::fit(&args, quiet).map(|_| ExitCode::SUCCESS),
-        Command::Report { sweep_dir, out } => analyse::report(&sweep_dir, out, quiet).map(|path| {
-            println!("report: {}", path.display());
+        Command::Report { sweep_dir, out } => analyse::report(&sweep_dir, out).map(|report| {
+            println!("{report}");
             ExitCode::SUCCESS
         }),
         Command::Replay { path, sample, force } => replay::replay(&path, sample, force, quiet),
         Command::Export { sweep_dir, format, out } => export::export(&sweep_dir, format, out).map(|_| ExitCode::SUCCESS),
         Command::Run { sweep, run: args } => run(&sweep, &args, quiet),
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "codescale", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+/// Rust ignores SIGPIPE, so printing into a closed pipe (`codescale sweep plan --json | head`)
+/// panics with a backtrace; with the default action the process ends quietly, as `cat` does.
+fn restore_sigpipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread exists; only resets a disposition.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// `sweep convert`: the W&B file as our TOML, checked by the same parser `sweep run` uses.
+fn convert(path: &std::path::Path, out: Option<&std::path::Path>) -> Result<ExitCode> {
+    if !codescale_sweep::wandb::is_yaml(path) {
+        return Err(codescale_core::BadInput(format!("{}: `sweep convert` reads W&B sweep files (.yaml, .yml)", path.display())).into());
+    }
+    let toml = codescale_sweep::Sweep::load(path)?.source;
+    match out {
+        Some(out) => {
+            codescale_core::atomic::write_atomic(out, toml.as_bytes())?;
+            println!("{}", out.display());
+        }
+        None => print!("{toml}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The README's main job: every stage, each reusing what is already on disk.
 fn run(sweep_file: &std::path::Path, args: &train::RunArgs, quiet: bool) -> Result<ExitCode> {
     let summary = train::run_sweep(sweep_file, args, quiet)?;
     let fit = analyse::fit_sweep(&summary.dir, &analyse::FitArgs::for_sweep(summary.dir.clone()), quiet)?;
-    let report = analyse::report(&summary.dir, None, quiet)?;
+    let report = analyse::report(&summary.dir, None)?;
     println!();
     let mut flagged = false;
     for group in fit.groups.iter().filter(|g| g.group != "pooled") {
@@ -225,6 +288,35 @@ fn run(sweep_file: &std::path::Path, args: &train::RunArgs, quiet: bool) -> Resu
     if flagged {
         println!("{}", codescale_fit::table::UNIDENTIFIED_LEGEND);
     }
-    println!("report: {}", report.display());
+    println!("{report}");
     Ok(if summary.all_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every subcommand, argument and flag a user can see says what it is for in `--help`.
+    #[test]
+    fn every_command_and_flag_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments().filter(|a| !a.is_hide_set() && !["help", "version"].contains(&a.get_id().as_str())) {
+                if arg.get_help().is_none() {
+                    missing.push(format!("{path} {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let sub_path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() {
+                    missing.push(sub_path.clone());
+                }
+                walk(sub, &sub_path, missing);
+            }
+        }
+        let mut cmd = Cli::command();
+        cmd.build();
+        let mut missing = Vec::new();
+        walk(&cmd, "codescale", &mut missing);
+        assert!(missing.is_empty(), "no help text for: {}", missing.join(", "));
+    }
 }

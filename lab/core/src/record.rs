@@ -189,7 +189,23 @@ pub const TRIAL_FILE: &str = "trial.json";
 pub const CURVE_FILE: &str = "curve.parquet";
 pub const CHECKPOINT_DIR: &str = "checkpoint";
 
-/// One row of `curve.parquet`. `val_loss` is present only on evaluation steps.
+/// A row of `curve.parquet` as written: a point tagged with its trial, so curves globbed
+/// together (DuckDB, polars, `export`) keep which trial each row is. Curves are read back as
+/// [`CurvePoint`], which ignores the column, so files written before it read alike.
+#[derive(Debug, Serialize)]
+pub struct CurveRow<'a> {
+    pub trial_id: &'a str,
+    #[serde(flatten)]
+    pub point: &'a CurvePoint,
+}
+
+impl<'a> CurveRow<'a> {
+    pub fn tag(trial_id: &'a str, curve: &'a [CurvePoint]) -> impl Iterator<Item = CurveRow<'a>> {
+        curve.iter().map(move |point| CurveRow { trial_id, point })
+    }
+}
+
+/// One point of a trial's curve. `val_loss` is present only on evaluation steps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CurvePoint {
     pub step: usize,

@@ -11,6 +11,9 @@ pub struct ResultRow {
     pub status: String,
     pub language: String,
     pub arch: String,
+    /// The shape's name (`d64-l2`), as the sweep file or the shape ladder named it.
+    #[serde(default)]
+    pub model: String,
     pub tokenizer: String,
     pub d_model: i64,
     pub n_layers: i64,
@@ -72,6 +75,7 @@ impl ResultRow {
             status: r.status.as_str().to_string(),
             language: c.language.clone(),
             arch: c.arch.as_str().to_string(),
+            model: c.model.clone(),
             tokenizer: c.tokenizer.clone(),
             d_model: c.d_model as i64,
             n_layers: c.n_layers as i64,

@@ -65,15 +65,17 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<Corpus> {
             continue;
         }
         let tried: Vec<String> = spec.sources.iter().map(|s| format!("{} {}", s.kind.as_str(), s.location)).collect();
-        if spec.optional {
-            skipped.insert(spec.name.clone(), format!("no source files found (looked in {})", tried.join("; ")));
+        // A section without sources of its own only sets options for a language of [[sources]].
+        let (skip, fail) = if tried.is_empty() {
+            let none = "the recipe's [[sources]] hold none of it".to_string();
+            (none.clone(), none)
         } else {
-            return Err(bad(format!(
-                "{}: language `{}` has no documents: its sources matched no files ({})",
-                recipe.path.display(),
-                spec.name,
-                tried.join("; ")
-            )));
+            (format!("no source files found (looked in {})", tried.join("; ")), format!("its sources matched no files ({})", tried.join("; ")))
+        };
+        if spec.optional {
+            skipped.insert(spec.name.clone(), skip);
+        } else {
+            return Err(bad(format!("{}: language `{}` has no documents: {fail}", recipe.path.display(), spec.name)));
         }
     }
     items.retain(|l, _| !skipped.contains_key(l));

@@ -12,8 +12,14 @@
 //! [extensions]                   # extra extension → language mappings, e.g. pyx = "python"
 //! [languages.python]             # optional = true skips a language with no sources, with a warning
 //! sources = [{ dir = "src", include = ["**/*.py"], exclude = ["**/tests/**"] }]
+//! [languages.rust]               # no sources: settings for a language found in [[sources]]
+//! filters = { max_line_length = 400 }
 //! [[sources]]                    # mixed sources: language from the record's `lang` or the path's extension
 //! jsonl = "data/stack.jsonl"
+//! content_column = "text"        # jsonl and parquet: field names (defaults content, lang, path)
+//! lang_column = "language"
+//! path_column = "max_stars_repo_path"
+//! languages = ["python", "rust"] # mixed sources: keep only these languages
 //! ```
 
 use std::collections::BTreeMap;
@@ -28,6 +34,7 @@ use crate::error::{bad, Result};
 use crate::filters::{FilterConfig, FilterSpec};
 use crate::lang::{self, Detector};
 use crate::locate::Location;
+pub use codescale_table::documents::Columns;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +65,7 @@ struct RawLanguage {
     min_bytes: Option<u64>,
     #[serde(default)]
     filters: FilterSpec,
+    #[serde(default)]
     sources: Vec<Spanned<RawSource>>,
 }
 
@@ -72,6 +80,10 @@ struct RawSource {
     #[serde(default)]
     exclude: Vec<String>,
     language: Option<String>,
+    languages: Option<Vec<String>>,
+    content_column: Option<String>,
+    lang_column: Option<String>,
+    path_column: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +114,10 @@ pub struct SourceSpec {
     pub exclude: Vec<String>,
     /// For a mixed source: every document is this language instead of being detected.
     pub language: Option<String>,
+    /// For a mixed source: only documents of these languages are taken.
+    pub languages: Option<Vec<String>>,
+    /// Where jsonl and parquet records keep their content, language and path.
+    pub columns: Columns,
     /// Line in the recipe, for messages.
     pub line: usize,
 }
@@ -200,8 +216,8 @@ impl Recipe {
             for s in &l.sources {
                 sources.push(source(s, Some(&name), &detector, &file, text)?);
             }
-            if sources.is_empty() {
-                return Err(bad(format!("{file}:{header_line}: `languages.{written}.sources`: no sources")));
+            if sources.is_empty() && raw.sources.is_empty() {
+                return Err(bad(format!("{file}:{header_line}: `languages.{written}.sources`: no sources (a section without sources only sets options for a language of the recipe's `[[sources]]`, and it has none)")));
             }
             languages.push(LanguageSpec {
                 name,
@@ -308,6 +324,26 @@ fn source(
         (None, sec) => sec.map(String::from),
     };
     let files = matches!(kind, SourceKind::Dir | SourceKind::Zip);
+    let named = [("content_column", &r.content_column), ("lang_column", &r.lang_column), ("path_column", &r.path_column)];
+    if let Some((key, _)) = named.iter().find(|(_, v)| v.is_some()).filter(|_| files) {
+        return Err(err(key, format!("column names apply to `jsonl` and `parquet` sources, not `{}`", kind.as_str())));
+    }
+    if let (Some(_), Some(sec)) = (&r.lang_column, section) {
+        return Err(err("lang_column", format!("not used under `languages.{sec}`, which names the language of every record")));
+    }
+    let languages = match (&r.languages, section.or(r.language.as_deref())) {
+        (Some(_), Some(_)) => return Err(err("languages", "keeps some languages of a mixed source; this source has one language".into())),
+        (Some(list), None) => Some(
+            list.iter().map(|l| lang::canonical(l).ok_or_else(|| err("languages", format!("`{l}` is not a usable language name")))).collect::<Result<Vec<_>>>()?,
+        ),
+        (None, _) => None,
+    };
+    let defaults = Columns::default();
+    let columns = Columns {
+        content: r.content_column.clone().unwrap_or(defaults.content),
+        lang: r.lang_column.clone().unwrap_or(defaults.lang),
+        path: r.path_column.clone().unwrap_or(defaults.path),
+    };
     if !files && (r.include.is_some() || !r.exclude.is_empty()) {
         return Err(err(
             "include",
@@ -328,7 +364,7 @@ fn source(
             err(if r.include.as_ref().is_some_and(|i| i.contains(g)) { "include" } else { "exclude" }, e.to_string())
         })?;
     }
-    Ok(SourceSpec { kind, location: location.clone(), include, exclude: r.exclude.clone(), language, line })
+    Ok(SourceSpec { kind, location: location.clone(), include, exclude: r.exclude.clone(), language, languages, columns, line })
 }
 
 fn stem(path: &Path) -> String {
@@ -432,5 +468,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("r.toml:4: `include`"), "{e}");
+    }
+
+    #[test]
+    fn column_names_and_kept_languages_go_where_they_mean_something() {
+        let r = parse("[[sources]]\nparquet = \"s.parquet\"\ncontent_column = \"text\"\nlanguages = [\"Python\", \"C++\"]\n[languages.python]\nfilters = { max_line_length = 80 }\n").unwrap();
+        let s = &r.mixed[0];
+        assert_eq!((s.columns.content.as_str(), s.columns.lang.as_str(), s.columns.path.as_str()), ("text", "lang", "path"));
+        assert_eq!(s.languages, Some(vec!["python".to_string(), "cpp".to_string()]));
+        assert_eq!(r.language("python").filters.max_line_length, 80, "a section without sources sets options");
+        let cases = [
+            ("[languages.rust]\nsources = [{ dir = \"x\", path_column = \"p\" }]\n", "r.toml:2: `path_column`"),
+            ("[languages.rust]\nsources = [{ jsonl = \"x\", lang_column = \"l\" }]\n", "r.toml:2: `lang_column`"),
+            ("[languages.rust]\nsources = [{ jsonl = \"x\", languages = [\"go\"] }]\n", "r.toml:2: `languages`"),
+            ("[[sources]]\njsonl = \"x\"\nlanguages = [\"c c\"]\n", "r.toml:1: `languages`"),
+            ("[languages.rust]\nfilters = { max_line_length = 80 }\n", "r.toml:1: `languages.rust.sources`: no sources"),
+        ];
+        for (text, expected) in cases {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.starts_with(expected), "expected `{expected}`, got `{e}`");
+        }
     }
 }

@@ -14,10 +14,9 @@ use std::time::UNIX_EPOCH;
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use indicatif::ProgressBar;
 use rayon::prelude::*;
-use serde::Deserialize;
 
 use crate::error::{bad, CorpusError, Result};
-use crate::recipe::{Recipe, SourceKind, SourceSpec};
+use crate::recipe::{Columns, Recipe, SourceKind, SourceSpec};
 
 /// A recipe source with its location resolved on this machine.
 #[derive(Debug, Clone)]
@@ -236,13 +235,26 @@ pub struct Collected {
     pub unassigned: u64,
 }
 
-#[derive(Deserialize)]
-struct JsonRecord {
-    content: String,
-    #[serde(default)]
-    lang: Option<String>,
-    #[serde(default)]
-    path: Option<String>,
+/// A JSON line's content, language and path, from the fields the source names.
+fn json_record(line: &[u8], columns: &Columns) -> std::result::Result<(String, Option<String>, Option<String>), String> {
+    let mut record: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+    let mut text = |field: &str, required: bool| match record.remove(field) {
+        Some(serde_json::Value::String(s)) => Ok(Some(s)),
+        None | Some(serde_json::Value::Null) if !required => Ok(None),
+        None => Err(format!("no `{field}` field")),
+        Some(other) => Err(format!("`{field}` is {other:.40}, not a string")),
+    };
+    let content = text(&columns.content, true)?.expect("required");
+    Ok((content, text(&columns.lang, false)?, text(&columns.path, false)?))
+}
+
+/// What becomes of a document of a source.
+enum Assign {
+    To(String),
+    /// No language could be told (counted in the manifest).
+    Unknown,
+    /// A language the source's `languages` leaves out.
+    LeftOut,
 }
 
 fn sample_key(lang: &str, name: &str) -> u64 {
@@ -269,18 +281,24 @@ pub fn collect(recipe: &Recipe, sources: &[ResolvedSource], listings: &[Listing]
     };
     for (i, (src, listing)) in sources.iter().zip(listings).enumerate() {
         let fixed = src.section.clone().or_else(|| src.spec.language.clone());
-        let detect = |name: &str, lang: Option<&str>| -> Option<String> {
-            fixed
+        let assign = |name: &str, lang: Option<&str>| {
+            let told = fixed
                 .clone()
                 .or_else(|| lang.and_then(crate::lang::canonical))
-                .or_else(|| recipe.detector.detect(name).map(String::from))
+                .or_else(|| recipe.detector.detect(name).map(String::from));
+            match told {
+                None => Assign::Unknown,
+                Some(l) if src.spec.languages.as_ref().is_some_and(|keep| !keep.contains(&l)) => Assign::LeftOut,
+                Some(l) => Assign::To(l),
+            }
         };
         match src.spec.kind {
             SourceKind::Dir | SourceKind::Zip => {
                 for e in &listing.entries {
-                    match detect(&e.name, None) {
-                        Some(l) => offer(l, e.name.clone(), i, e.size, Content::At(e.origin.clone())),
-                        None => unassigned += 1,
+                    match assign(&e.name, None) {
+                        Assign::To(l) => offer(l, e.name.clone(), i, e.size, Content::At(e.origin.clone())),
+                        Assign::Unknown => unassigned += 1,
+                        Assign::LeftOut => {}
                     }
                 }
             }
@@ -302,26 +320,29 @@ pub fn collect(recipe: &Recipe, sources: &[ResolvedSource], listings: &[Listing]
                     if line.iter().all(u8::is_ascii_whitespace) {
                         continue;
                     }
-                    let r: JsonRecord = serde_json::from_slice(&line).map_err(|e| {
-                        bad(format!("{}:{number}: not a JSON object with a string `content`: {e}", path.display()))
+                    let (content, lang, doc_path) = json_record(&line, &src.spec.columns).map_err(|e| {
+                        let content = &src.spec.columns.content;
+                        bad(format!("{}:{number}: not a JSON object with a string `{content}`: {e}", path.display()))
                     })?;
-                    let name = r.path.clone().unwrap_or_else(|| format!("{}:{number}", listing.entries[0].name));
-                    let size = r.content.len() as u64;
-                    match detect(&name, r.lang.as_deref()) {
-                        Some(l) => offer(l, name, i, size, Content::Inline(r.content.into_bytes())),
-                        None => unassigned += 1,
+                    let name = doc_path.unwrap_or_else(|| format!("{}:{number}", listing.entries[0].name));
+                    let size = content.len() as u64;
+                    match assign(&name, lang.as_deref()) {
+                        Assign::To(l) => offer(l, name, i, size, Content::Inline(content.into_bytes())),
+                        Assign::Unknown => unassigned += 1,
+                        Assign::LeftOut => {}
                     }
                 }
             }
             SourceKind::Parquet => {
                 let Some(path) = &src.path else { continue };
-                let docs = codescale_table::documents::read_documents(path).map_err(|e| bad(format!("{e:#}")))?;
+                let docs = codescale_table::documents::read_documents(path, &src.spec.columns).map_err(|e| bad(format!("{e:#}")))?;
                 for (row, d) in docs.into_iter().enumerate() {
                     let name = d.path.clone().unwrap_or_else(|| format!("{}#{row}", listing.entries[0].name));
                     let size = d.content.len() as u64;
-                    match detect(&name, d.lang.as_deref()) {
-                        Some(l) => offer(l, name, i, size, Content::Inline(d.content)),
-                        None => unassigned += 1,
+                    match assign(&name, d.lang.as_deref()) {
+                        Assign::To(l) => offer(l, name, i, size, Content::Inline(d.content)),
+                        Assign::Unknown => unassigned += 1,
+                        Assign::LeftOut => {}
                     }
                 }
             }

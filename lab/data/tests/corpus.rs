@@ -352,3 +352,56 @@ fn refuses_to_overwrite_a_directory_that_is_not_a_corpus() {
     assert!(e.is_bad_input() && e.to_string().contains("not a corpus directory"), "{e}");
     assert_eq!(fs::read_to_string(tmp.path().join("precious/file.txt")).unwrap(), "keep me");
 }
+
+/// The documented recipe for a Stack-style dump (corpora/stack.toml), as shipped, on generated
+/// files: a Parquet file mixing languages under its own column names, and a JSON-lines file of
+/// one language.
+#[test]
+fn the_stack_recipe_reads_its_columns_keeps_its_languages_and_filters_per_language() {
+    use polars::prelude::{df, ParquetWriter};
+    let tmp = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../corpora/stack.toml");
+    // The same recipe, with byte thresholds for files of a few kilobytes.
+    let text = fs::read_to_string(shipped).unwrap().replace("min_bytes = 200_000", "min_bytes = 1");
+    let recipe = recipe(tmp.path(), &text);
+
+    let long_line = format!("x = \"{}\"\n", "a".repeat(500));
+    let ts = |i: usize| format!("export function f{i}(a: number): number {{\n  return a * {i} + {};\n}}\n", i * 7).repeat(12);
+    let rows: Vec<(String, &str, String)> = vec![
+        (py_doc(1), "Python", "pkg/a.py".into()),
+        (py_doc(2) + &long_line, "Python", "pkg/b.py".into()),
+        (rust_doc(1) + "// " + &"b".repeat(500) + "\n", "Rust", "src/lib.rs".into()),
+        (rust_doc(2), "Rust", "src/main.rs".into()),
+        (ts(1), "TypeScript", "web/a.ts".into()),
+        (ts(2), "TypeScript", "web/b.ts".into()),
+        ("package main\n\nfunc main() {}\n".repeat(20), "Go", "main.go".into()),
+        ("int main(void) { return 0; }\n".repeat(20), "C", "main.c".into()),
+    ];
+    let mut frame = df!(
+        "content" => rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        "lang" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        "max_stars_repo_path" => rows.iter().map(|r| r.2.as_str()).collect::<Vec<_>>(),
+        "max_stars_count" => rows.iter().map(|_| 3i64).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    fs::create_dir_all(tmp.path().join("stack")).unwrap();
+    ParquetWriter::new(fs::File::create(tmp.path().join("stack/the-stack-sample.parquet")).unwrap()).finish(&mut frame).unwrap();
+    let go: String = (0..4)
+        .map(|i| serde_json::json!({"text": format!("package p{i}\n\nfunc F{i}(x int) int {{\n\treturn x * {i}\n}}\n").repeat(8), "path": format!("p{i}/f.go")}).to_string() + "\n")
+        .collect();
+    write(tmp.path(), "stack/go.jsonl", go);
+
+    let corpus = build(&recipe, &opts(&tmp.path().join("out"))).unwrap();
+    assert_eq!(corpus.languages(), ["go", "python", "rust", "typescript"], "the Parquet file's Go and C rows are left out");
+    let m = &corpus.manifest;
+    assert_eq!(m.languages["python"].input.documents, 2);
+    assert_eq!(m.languages["python"].removed.get("max_line_length"), Some(&1), "python's own 400-character limit");
+    assert_eq!(m.languages["rust"].removed.get("max_line_length").copied().unwrap_or(0), 0, "rust keeps the default 1000");
+    assert_eq!(m.languages["go"].input.documents, 4, "the Go section reads its JSON lines' `text`");
+    assert!(all_documents(&corpus, "typescript").contains(&ts(1)));
+
+    // A column the file does not have is named.
+    fs::write(&recipe, text.replace("content_column = \"content\"", "content_column = \"body\"")).unwrap();
+    let e = build(&recipe, &opts(&tmp.path().join("out2"))).unwrap_err().to_string();
+    assert!(e.contains("no `body` column") && e.contains("max_stars_repo_path"), "{e}");
+}

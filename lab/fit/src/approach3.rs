@@ -12,7 +12,7 @@ use rayon::prelude::*;
 pub type Params = [f64; 5];
 
 /// A fitted law in natural units.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Law {
     pub e: f64,
     pub a: f64,

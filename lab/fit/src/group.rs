@@ -258,6 +258,8 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
         converged_starts: fit.converged_starts,
         bootstrap_resamples: boot.laws.len(),
         unidentified: vec![],
+        // JSON has no infinity: a law that overflowed is left out of the band.
+        samples: boot.laws.iter().filter(|l| [l.e, l.a, l.b, l.alpha, l.beta].iter().all(|x| x.is_finite())).take(crate::schema::BAND_SAMPLES).copied().collect(),
     };
     law_fit.unidentified = [("α_N", &law_fit.alpha_n), ("α_D", &law_fit.alpha_d), ("L_inf", &law_fit.l_inf)].into_iter().filter(|(_, e)| wider_than_estimate(e)).map(|(name, _)| name.to_string()).collect();
     out.law = Some(law_fit);

@@ -156,7 +156,15 @@ pub struct LawFit {
     /// printed: `α_N`, `α_D`, `L_inf`).
     #[serde(default)]
     pub unidentified: Vec<String>,
+    /// The first [`BAND_SAMPLES`] bootstrap laws, so that a reader (the notebooks) can draw the
+    /// law's confidence band, pointwise percentiles of L(N, D) across them, without refitting.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<crate::approach3::Law>,
 }
+
+/// Bootstrap laws kept in a fit file: enough for a smooth 95 % band, few enough to keep the
+/// file small (about 20 kB per group).
+pub const BAND_SAMPLES: usize = 200;
 
 impl LawFit {
     /// The law at its point estimates.

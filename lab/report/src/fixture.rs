@@ -101,6 +101,7 @@ pub fn row(
         status: status.into(),
         language: lang.into(),
         arch: arch.into(),
+        model: format!("d{d_model}-l4"),
         tokenizer: "bytes".into(),
         d_model,
         n_layers: 4,
@@ -172,6 +173,7 @@ fn law_fit(t: &TrueLaw, points: &[FitPoint]) -> LawFit {
         converged_starts: 58,
         bootstrap_resamples: 1000,
         unidentified: vec![],
+        samples: Vec::new(),
     }
 }
 

@@ -10,6 +10,7 @@ pub mod scheduler;
 pub mod slurm;
 pub mod spec;
 pub mod status;
+pub mod wandb;
 
 pub use runs::{Plan, SweepDir};
 pub use scheduler::{run_sweep, RunConfig, Summary};

@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
-use crate::spec::{apply, toml_to_json, Distribution, Method, Parameter, Sweep};
+use crate::spec::{apply, quantized, toml_to_json, Distribution, Method, Parameter, Sweep};
 
 /// The ladder's trials of a sweep, duplicates removed (first occurrence kept).
 pub fn plan(sweep: &Sweep) -> Result<Vec<TrialConfig>> {
@@ -67,10 +67,12 @@ fn resolve_all(sweep: &Sweep, assignments: Vec<Assignment>) -> Result<Vec<TrialC
         }
         let config = spec.resolve().map_err(|e| {
             // A shape error may come from a key the file does not set (heads from the ladder):
-            // blame the key that chose the shape.
+            // blame the key that chose the shape. Any other key the file does not set is
+            // missing, and is named as it is (`language`: is required).
             let set_by = |k: &str| assignment.iter().find(|(_, v)| v.get(k).is_some()).map(|(p, _)| p.as_str());
-            let key = [e.key, "model", "n_params", "d_model", "n_layers"]
-                .into_iter()
+            let shape_keys: &[&str] = if SHAPE_DERIVED.contains(&e.key) { &["model", "n_params", "d_model", "n_layers"] } else { &[] };
+            let key = std::iter::once(e.key)
+                .chain(shape_keys.iter().copied())
                 .find_map(|k| set_by(k).or_else(|| sweep.line_of_key(k).map(|_| k)))
                 .unwrap_or(e.key);
             let detail = assignment.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ");
@@ -85,6 +87,9 @@ fn resolve_all(sweep: &Sweep, assignments: Vec<Assignment>) -> Result<Vec<TrialC
     }
     Ok(trials)
 }
+
+/// Keys that default from the model's shape, so a problem with one lies with what chose it.
+const SHAPE_DERIVED: [&str; 7] = ["model", "d_model", "n_layers", "n_heads", "d_ff", "d_expert", "moe_every"];
 
 fn blame(sweep: &Sweep, key: &str, message: &str) -> anyhow::Error {
     let line = sweep.line_of_key(key).unwrap_or(1);
@@ -132,9 +137,9 @@ fn random(sweep: &Sweep) -> Vec<Assignment> {
                     let value = match p.distribution {
                         None => {
                             let vs = values(p);
-                            vs[rng.random_range(0..vs.len())].clone()
+                            vs[pick(p.probabilities.as_deref(), vs.len(), &mut rng)].clone()
                         }
-                        Some(d) => draw(d, p.min.unwrap(), p.max.unwrap(), &mut rng),
+                        Some(d) => draw(d, p, &mut rng),
                     };
                     (key.clone(), value)
                 })
@@ -143,11 +148,26 @@ fn random(sweep: &Sweep) -> Vec<Assignment> {
         .collect()
 }
 
-fn draw(d: Distribution, min: f64, max: f64, rng: &mut ChaCha8Rng) -> Value {
+/// An index into `n` values: uniform, or weighted by `probabilities` (which sum to 1).
+fn pick(probabilities: Option<&[f64]>, n: usize, rng: &mut ChaCha8Rng) -> usize {
+    let Some(probabilities) = probabilities else { return rng.random_range(0..n) };
+    let u: f64 = rng.random_range(0.0..1.0);
+    let mut total = 0.0;
+    // The last value takes what rounding leaves of the sum.
+    probabilities.iter().position(|p| {
+        total += p;
+        u < total
+    })
+    .unwrap_or(n - 1)
+}
+
+fn draw(d: Distribution, p: &Parameter, rng: &mut ChaCha8Rng) -> Value {
+    let (min, max) = (p.min.unwrap(), p.max.unwrap());
     match d {
         Distribution::Uniform => serde_json::json!(rng.random_range(min..max)),
         Distribution::LogUniform => serde_json::json!(rng.random_range(min.ln()..max.ln()).exp()),
         Distribution::IntUniform => serde_json::json!(rng.random_range(min as i64..=max as i64)),
+        Distribution::QUniform => quantized(rng.random_range(min..max), p.q.unwrap_or(1.0)),
     }
 }
 
@@ -182,6 +202,17 @@ mod tests {
     }
 
     #[test]
+    fn probabilities_weight_the_draw_and_q_uniform_rounds() {
+        let text = "name = \"r\"\nmethod = \"random\"\ntrials = 400\n[base]\nlanguage = \"go\"\nmodel = \"d64-l2\"\n[parameters]\nschedule = { values = [\"cosine\", \"wsd\"], probabilities = [0.9, 0.1] }\nbatch_size = { distribution = \"q_uniform\", min = 8, max = 64, q = 8 }\nwarmup = { distribution = \"q_uniform\", min = 0, max = 0.3, q = 0.1 }\nlr = { distribution = \"log_uniform\", min = 1e-4, max = 1e-2 }\n";
+        let trials = plan(&sweep(text).unwrap()).unwrap();
+        assert_eq!(trials.len(), 400);
+        let wsd = trials.iter().filter(|c| c.schedule == codescale_core::Schedule::Wsd).count();
+        assert!((15..=70).contains(&wsd), "about 10 % wsd, got {wsd} of {}", trials.len());
+        assert!(trials.iter().all(|c| c.batch_size % 8 == 0 && (8..=64).contains(&c.batch_size)));
+        assert!(trials.iter().all(|c| ((c.warmup * 10.0).round() - c.warmup * 10.0).abs() < 1e-9));
+    }
+
+    #[test]
     fn table_values_set_several_keys() {
         let s = sweep("name = \"m\"\n[base]\nlanguage = \"go\"\nmodel = \"d64-l2\"\n[parameters]\nfamily = { values = [{ arch = \"dense\" }, { arch = \"moe\", n_experts = 4, top_k = 1 }] }\n").unwrap();
         let trials = plan(&s).unwrap();
@@ -212,6 +243,12 @@ mod tests {
         let clash = sweep("name = \"t\"\n[base]\nlanguage = \"go\"\n[parameters]\nmodel = { values = [\"d64-l2\", \"d96-l3\"] }\n[targets]\nmodel = { values = [\"d96-l3\"] }\n").unwrap();
         let e = plan_targets(&clash, &plan(&clash).unwrap()).unwrap_err();
         assert!(e.to_string().contains("s.toml:7: `targets.model`") && e.to_string().contains("also a ladder trial"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_key_is_named_not_the_shape_beside_it() {
+        let e = plan(&sweep("name = \"x\"\n[base]\nmodel = \"d64-l2\"\n").unwrap()).unwrap_err();
+        assert!(e.to_string().starts_with("s.toml:1: `language`: is required"), "{e}");
     }
 
     #[test]

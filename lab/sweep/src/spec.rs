@@ -21,8 +21,11 @@ pub enum Method {
 #[serde(rename_all = "snake_case")]
 pub enum Distribution {
     Uniform,
+    /// `min` and `max` are the values themselves (W&B's `log_uniform_values`).
     LogUniform,
     IntUniform,
+    /// Uniform, rounded to a multiple of `q` (default 1), as W&B's `q_uniform`.
+    QUniform,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -33,6 +36,10 @@ pub struct Parameter {
     pub distribution: Option<Distribution>,
     pub min: Option<f64>,
     pub max: Option<f64>,
+    /// `q_uniform`'s step.
+    pub q: Option<f64>,
+    /// With `values` under `method = "random"`: the chance of drawing each value.
+    pub probabilities: Option<Vec<f64>>,
 }
 
 /// Asynchronous successive halving over the token budget.
@@ -115,19 +122,30 @@ pub struct Sweep {
 }
 
 impl Sweep {
+    /// Reads a sweep file: our TOML, or W&B's YAML dialect (`.yaml`, `.yml`), which is
+    /// converted to TOML first ([`crate::wandb`]) with errors still naming the YAML's lines.
     pub fn load(path: &Path) -> Result<Sweep> {
         let source = std::fs::read_to_string(path).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
+        if crate::wandb::is_yaml(path) {
+            let converted = crate::wandb::to_toml(path, &source)?;
+            return Sweep::parse_mapped(path, &converted.toml, &|l| converted.source_line(l));
+        }
         Sweep::parse(path, &source)
     }
 
     pub fn parse(path: &Path, source: &str) -> Result<Sweep> {
+        Sweep::parse_mapped(path, source, &|line| line)
+    }
+
+    /// Parses TOML whose line `l` came from line `source_line(l)` of the file at `path`.
+    pub fn parse_mapped(path: &Path, source: &str, source_line: &dyn Fn(usize) -> usize) -> Result<Sweep> {
         let file = path.display();
         let fail = |line: usize, key: &str, msg: &str| -> anyhow::Error { BadInput(format!("{file}:{line}: `{key}`: {msg}")).into() };
+        let line = |span: std::ops::Range<usize>| source_line(line_of(source, span.start));
         let raw: RawSweep = toml::from_str(source).map_err(|e| {
-            let line = e.span().map(|s| line_of(source, s.start)).unwrap_or(1);
+            let line = e.span().map(line).unwrap_or(1);
             BadInput(format!("{file}:{line}: {}", e.message().trim()))
         })?;
-        let line = |span: std::ops::Range<usize>| line_of(source, span.start);
 
         let name = raw.name.get_ref().clone();
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
@@ -173,6 +191,7 @@ impl Sweep {
                 (_, Some(v)) => vec![json_of_toml(v).map_err(|m| fail(l, label, &m))?],
                 _ => vec![match param.distribution {
                     Some(Distribution::IntUniform) => serde_json::json!(param.min.unwrap_or(1.0) as i64),
+                    Some(Distribution::QUniform) => quantized(param.min.unwrap_or(1.0), param.q.unwrap_or(1.0)),
                     _ => serde_json::json!(param.min.unwrap_or(1.0)),
                 }],
             };
@@ -252,6 +271,21 @@ fn validate_parameter(p: &Parameter, method: Method) -> Result<(), String> {
     if p.distribution.is_none() && (p.min.is_some() || p.max.is_some()) {
         return Err("`min` and `max` go with `distribution`".into());
     }
+    if let Some(probabilities) = &p.probabilities {
+        let Some(values) = &p.values else { return Err("`probabilities` go with `values`".into()) };
+        if method == Method::Grid {
+            return Err("`probabilities` need `method = \"random\"` (a grid takes every value)".into());
+        }
+        if probabilities.len() != values.len() {
+            return Err(format!("{} `probabilities` for {} `values`", probabilities.len(), values.len()));
+        }
+        if probabilities.iter().any(|x| !(x.is_finite() && *x >= 0.0)) || (probabilities.iter().sum::<f64>() - 1.0).abs() > 1e-6 {
+            return Err("`probabilities` must be numbers ≥ 0 that sum to 1".into());
+        }
+    }
+    if p.q.is_some() && p.distribution != Some(Distribution::QUniform) {
+        return Err("`q` goes with `distribution = \"q_uniform\"`".into());
+    }
     if let Some(d) = p.distribution {
         if method == Method::Grid {
             return Err("a `distribution` needs `method = \"random\"` (a grid takes `values`)".into());
@@ -268,6 +302,9 @@ fn validate_parameter(p: &Parameter, method: Method) -> Result<(), String> {
         if d == Distribution::IntUniform && (min.fract() != 0.0 || max.fract() != 0.0) {
             return Err("`int_uniform` needs whole-number bounds".into());
         }
+        if p.q.is_some_and(|q| !(q.is_finite() && q > 0.0)) {
+            return Err("`q` must be > 0".into());
+        }
     }
     Ok(())
 }
@@ -279,6 +316,17 @@ pub fn apply(spec: &mut TrialSpec, key: &str, value: &serde_json::Value) -> Resu
     match value {
         serde_json::Value::Object(keys) => keys.iter().try_for_each(|(k, v)| spec.set_value(k, v.clone())),
         _ => spec.set_value(key, value.clone()),
+    }
+}
+
+/// `x` rounded to a multiple of `q`: a whole number when `q` is one (so `batch_size` may be
+/// drawn from a `q_uniform`), else a float.
+pub fn quantized(x: f64, q: f64) -> serde_json::Value {
+    let v = (x / q).round() * q;
+    if q.fract() == 0.0 && v.abs() < 2f64.powi(53) {
+        serde_json::json!(v as i64)
+    } else {
+        serde_json::json!(v)
     }
 }
 

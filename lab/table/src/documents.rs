@@ -1,8 +1,9 @@
 //! Reading documents (a `content` column) from Parquet files, for corpus sources.
 //!
-//! The shape is that of The Stack / StarCoderData exports: a `content` column (string, or
-//! binary when the export kept undecodable files) plus optional `lang` and `path` columns.
-//! Other columns are never read, so wide exports with many metadata columns stay cheap.
+//! The shape is that of The Stack / StarCoderData exports: a content column (string, or
+//! binary when the export kept undecodable files) plus optional language and path columns,
+//! named `content`, `lang` and `path` unless [`Columns`] says otherwise. Other columns are
+//! never read, so wide exports with many metadata columns stay cheap.
 
 use std::fs::File;
 use std::path::Path;
@@ -20,26 +21,40 @@ pub struct Document {
     pub path: Option<String>,
 }
 
-/// Reads every row of `path`. Fails when the file is not Parquet or has no `content` column.
-pub fn read_documents(path: &Path) -> Result<Vec<Document>> {
+/// The columns (or JSON fields) a document's content, language and path are read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Columns {
+    pub content: String,
+    pub lang: String,
+    pub path: String,
+}
+
+impl Default for Columns {
+    fn default() -> Columns {
+        Columns { content: "content".into(), lang: "lang".into(), path: "path".into() }
+    }
+}
+
+/// Reads every row of `path`. Fails when the file is not Parquet or has no content column.
+pub fn read_documents(path: &Path, columns: &Columns) -> Result<Vec<Document>> {
     let open = || File::open(path).with_context(|| format!("opening {}", path.display()));
     let schema = ParquetReader::new(open()?)
         .schema()
         .with_context(|| format!("{} is not a readable Parquet file", path.display()))?;
-    if !schema.contains("content") {
+    if !schema.contains(&columns.content) {
         let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
-        bail!("{} has no `content` column (columns: {})", path.display(), names.join(", "));
+        bail!("{} has no `{}` column (columns: {})", path.display(), columns.content, names.join(", "));
     }
     let wanted: Vec<String> =
-        ["content", "lang", "path"].into_iter().filter(|c| schema.contains(c)).map(String::from).collect();
+        [&columns.content, &columns.lang, &columns.path].into_iter().filter(|c| schema.contains(c)).cloned().collect();
     let df = ParquetReader::new(open()?)
         .with_columns(Some(wanted))
         .finish()
         .with_context(|| format!("reading {}", path.display()))?;
 
-    let content = bytes_column(&df, "content", path)?.context("content column vanished")?;
-    let lang = string_column(&df, "lang", path)?;
-    let paths = string_column(&df, "path", path)?;
+    let content = bytes_column(&df, &columns.content, path)?.context("content column vanished")?;
+    let lang = string_column(&df, &columns.lang, path)?;
+    let paths = string_column(&df, &columns.path, path)?;
     Ok((0..df.height())
         .map(|i| Document {
             content: content[i].clone().unwrap_or_default(),
@@ -81,7 +96,7 @@ mod tests {
         )
         .unwrap();
         ParquetWriter::new(File::create(&file).unwrap()).finish(&mut df).unwrap();
-        let docs = read_documents(&file).unwrap();
+        let docs = read_documents(&file, &Columns::default()).unwrap();
         assert_eq!(docs.len(), 2);
         assert_eq!(docs[0].content, b"print(1)\n");
         assert_eq!(docs[0].lang.as_deref(), Some("python"));
@@ -90,8 +105,10 @@ mod tests {
 
         let mut no_content = df!("text" => ["x"]).unwrap();
         ParquetWriter::new(File::create(&file).unwrap()).finish(&mut no_content).unwrap();
-        let err = read_documents(&file).unwrap_err().to_string();
+        let err = read_documents(&file, &Columns::default()).unwrap_err().to_string();
         assert!(err.contains("no `content` column") && err.contains("text"), "{err}");
+        let columns = Columns { content: "text".into(), ..Columns::default() };
+        assert_eq!(read_documents(&file, &columns).unwrap()[0].content, b"x");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -4,6 +4,7 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
+use codescale_core::{CurvePoint, CurveRow};
 use polars::prelude::*;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -101,15 +102,29 @@ pub fn write_rows<T: Serialize>(path: &Path, rows: &[T]) -> Result<()> {
     write_frame(path, &mut df)
 }
 
+/// Writes a trial's `curve.parquet`, every row tagged with the trial's id.
+pub fn write_curve(path: &Path, trial_id: &str, curve: &[CurvePoint]) -> Result<()> {
+    write_rows(path, &CurveRow::tag(trial_id, curve).collect::<Vec<_>>())
+}
+
 pub fn write_frame(path: &Path, df: &mut DataFrame) -> Result<()> {
     let mut buf = Vec::new();
     match path.extension().and_then(|e| e.to_str()) {
         Some("csv") => CsvWriter::new(&mut buf).finish(df)?,
         _ => {
-            ParquetWriter::new(&mut buf).finish(df)?;
+            ParquetWriter::new(&mut buf).with_key_value_metadata(Some(portable_arrow_schema(df))).finish(df)?;
         }
     }
     codescale_core::atomic::write_atomic(path, &buf)
+}
+
+/// The Arrow schema a Parquet file carries for Arrow readers, with strings as `large_string`.
+/// polars 0.55's eager writer embeds its newest types, where strings are `string_view`, which
+/// older pyarrow, Spark and DuckDB cannot read; the Parquet columns themselves are the same
+/// UTF-8 byte arrays either way, so only the embedded schema needs to change.
+fn portable_arrow_schema(df: &DataFrame) -> KeyValueMetadata {
+    let schema = df.schema().to_arrow(CompatLevel::oldest());
+    KeyValueMetadata::Static(vec![polars_parquet::write::schema_to_metadata_key(&schema)])
 }
 
 pub fn read_frame(path: &Path) -> Result<DataFrame> {
@@ -128,7 +143,6 @@ pub fn read_rows<T: DeserializeOwned>(path: &Path) -> Result<Vec<T>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use codescale_core::CurvePoint;
 
     #[test]
     fn curve_round_trips_through_parquet() {
@@ -138,8 +152,15 @@ mod tests {
             CurvePoint { step: 1, tokens: 4096.0, lr: 1e-3, train_loss: 5.5, val_loss: None, val_loss_se: None, val_bpb: None, grad_norm: 1.5, wall_s: 0.1, expert_load: None, router_entropy: None },
             CurvePoint { step: 2, tokens: 8192.0, lr: 2e-3, train_loss: 5.0, val_loss: Some(4.9), val_loss_se: Some(0.01), val_bpb: Some(7.0), grad_norm: 1.2, wall_s: 0.2, expert_load: Some(vec![0.25, 0.75]), router_entropy: Some(0.5) },
         ];
-        write_rows(&path, &rows).unwrap();
+        write_curve(&path, "abc123", &rows).unwrap();
+        let ids = crate::user::str_column(&read_frame(&path).unwrap(), "trial_id").unwrap();
+        assert_eq!(ids, ["abc123", "abc123"]);
         let back: Vec<CurvePoint> = read_rows(&path).unwrap();
         assert_eq!(back, rows);
+
+        // A curve written before the column existed still reads.
+        write_rows(&path, &rows).unwrap();
+        assert!(!crate::user::has_column(&read_frame(&path).unwrap(), "trial_id"));
+        assert_eq!(read_rows::<CurvePoint>(&path).unwrap(), rows);
     }
 }

@@ -113,7 +113,7 @@ where
         }
         if opts.stop_after_steps.is_some_and(|n| step >= n) && step < total {
             bar.abandon();
-            codescale_table::write_rows(&dir.join(CURVE_FILE), &run.curve)?;
+            codescale_table::write_curve(&dir.join(CURVE_FILE), &id, &run.curve)?;
             record.metrics.steps = step;
             return Ok(record);
         }
@@ -206,7 +206,7 @@ where
     B::InnerBackend: Kernels,
 {
     run.checkpoint(id).save(&dir.join(CHECKPOINT_DIR))?;
-    codescale_table::write_rows(&dir.join(CURVE_FILE), &run.curve)?;
+    codescale_table::write_curve(&dir.join(CURVE_FILE), id, &run.curve)?;
     record.metrics.steps = run.steps;
     record.save(dir)
 }
@@ -220,7 +220,7 @@ where
     record.status = outcome;
     record.metrics = Metrics { diverged_at, ..Metrics::from_curve(config, &run.curve, run.wall_s(), run.train_s) };
     record.provenance.finished = Some(provenance::now_rfc3339());
-    codescale_table::write_rows(&dir.join(CURVE_FILE), &run.curve)?;
+    codescale_table::write_curve(&dir.join(CURVE_FILE), &config.trial_id(), &run.curve)?;
     record.save(dir)?;
     let ckpt_dir = dir.join(CHECKPOINT_DIR);
     if !opts.keep_checkpoint && ckpt_dir.exists() {
