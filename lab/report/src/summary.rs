@@ -462,7 +462,7 @@ fn law_rows(g: &GroupFit, laws: &mut Vec<LawRow>, plans: &mut Vec<PlanRow>, head
     let sentence = |b: &codescale_fit::BudgetPlan| {
         let plan = format!("train {}{} parameters on {}{} tokens", fmt_si(b.n_opt.value), interval(&b.n_opt), fmt_si(b.d_opt.value), interval(&b.d_opt));
         if b.extrapolated {
-            format!("For C = {} FLOPs (extrapolated, beyond {}× the largest trial's compute): {plan}.", fmt_pow10(b.flops), fmt_num(b.flops / g.max_flops))
+            format!("For C = {} FLOPs, {plan} — extrapolated: {}× the largest fitted trial's compute.", fmt_pow10(b.flops), fmt_num(b.flops / g.max_flops))
         } else {
             format!("For C = {} FLOPs, {plan}.", fmt_pow10(b.flops))
         }
