@@ -23,208 +23,34 @@ const CODE_VERSION: &str = concat!(env!("CARGO_PKG_NAME"), " ", env!("CARGO_PKG_
 
 pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<Corpus> {
     let started = Instant::now();
-    let mut recipe = Recipe::load(recipe_path)?;
-    if let Some(t) = &opts.tokenizer {
-        check_tokenizer(t).map_err(|m| bad(format!("tokenizer override: {m}")))?;
-        recipe.tokenizer = t.clone();
-    }
+    let recipe = load_recipe(recipe_path, opts)?;
     let out = opts.out.clone().unwrap_or_else(|| crate::default_dir(recipe_path, &recipe.tokenizer));
     let ui = Ui { quiet: opts.quiet };
+    let mut stats = BuildStats::default();
+    let mut skipped: BTreeMap<String, String> = BTreeMap::new();
 
     let t = Instant::now();
     let resolved = sources::resolve(&recipe);
-    let mut skipped: BTreeMap<String, String> = BTreeMap::new();
     let listings = list_sources(&recipe, &resolved, &mut skipped)?;
-
-    let mut stats = BuildStats::default();
-    let listed_bytes = listings.iter().flat_map(|l| &l.entries).map(|e| e.size).sum();
-    stats.list = Stage { seconds: t.elapsed().as_secs_f64(), bytes: listed_bytes };
+    stats.list = Stage { seconds: t.elapsed().as_secs_f64(), bytes: listings.iter().flat_map(|l| &l.entries).map(|e| e.size).sum() };
     let fingerprint = fingerprint(&recipe, &resolved, &listings);
     remove_dead_builds(&out);
     if !opts.force {
-        if let Ok(mut existing) = Corpus::open(&out) {
-            if existing.manifest.build.fingerprint == fingerprint {
-                // Reused only if every shard still holds what the manifest says: a shard damaged
-                // on disk is rebuilt here rather than failing every trial that reads it.
-                match existing.verify() {
-                    Ok(()) => {
-                        existing.reused = true;
-                        return Ok(existing);
-                    }
-                    Err(e) => ui.warn(&format!("{e}; rebuilding the corpus")),
-                }
-            }
+        if let Some(existing) = reuse(&out, &fingerprint, &ui) {
+            return Ok(existing);
         }
     }
     check_replaceable(&out)?;
 
-    let collected = sources::collect(&recipe, &resolved, &listings)?;
-    let mut items = collected.languages;
-    for spec in &recipe.languages {
-        if items.get(&spec.name).is_some_and(|v| !v.is_empty()) || skipped.contains_key(&spec.name) {
-            continue;
-        }
-        let tried: Vec<String> = spec.sources.iter().map(|s| format!("{} {}", s.kind.as_str(), s.location)).collect();
-        // A section without sources of its own only sets options for a language of [[sources]].
-        let (skip, fail) = if tried.is_empty() {
-            let none = "the recipe's [[sources]] hold none of it".to_string();
-            (none.clone(), none)
-        } else {
-            (format!("no source files found (looked in {})", tried.join("; ")), format!("its sources matched no files ({})", tried.join("; ")))
-        };
-        if spec.optional {
-            skipped.insert(spec.name.clone(), skip);
-        } else {
-            return Err(bad(format!("{}: language `{}` has no documents: {fail}", recipe.path.display(), spec.name)));
-        }
-    }
-    items.retain(|l, _| !skipped.contains_key(l));
-
-    // Read.
-    let t = Instant::now();
-    let total: u64 = items.values().flatten().map(|i| i.read_size()).sum();
-    let n_files: usize = items.values().map(Vec::len).sum();
-    let bar = ui.bytes_bar(total, format!("{n_files} files"));
-    let mut docs: BTreeMap<String, Vec<Doc>> = BTreeMap::new();
-    for (lang, list) in items {
-        docs.insert(lang, sources::read(list, &bar)?);
-    }
-    bar.finish_and_clear();
-    stats.read = Stage { seconds: t.elapsed().as_secs_f64(), bytes: total };
-    ui.stage("read", &stats.read);
-
-    // Filter.
-    let t = Instant::now();
-    let mut removed: BTreeMap<String, BTreeMap<Reason, u64>> = BTreeMap::new();
-    let mut inputs: BTreeMap<String, Counts> = BTreeMap::new();
-    for (lang, list) in docs.iter_mut() {
-        let cfg = recipe.language(lang).filters;
-        let verdicts: Vec<Option<Reason>> = list
-            .par_iter()
-            .map(|d| if d.oversize { Some(Reason::TooLarge) } else { filters::check(&d.content, &d.name, &cfg) })
-            .collect();
-        inputs.insert(
-            lang.clone(),
-            Counts { documents: list.len() as u64, bytes: list.iter().map(|d| d.content.len() as u64).sum() },
-        );
-        let counts = removed.entry(lang.clone()).or_default();
-        let mut verdicts = verdicts.into_iter();
-        list.retain(|_| match verdicts.next().flatten() {
-            Some(r) => {
-                *counts.entry(r).or_default() += 1;
-                false
-            }
-            None => true,
-        });
-    }
-    stats.filter = Stage { seconds: t.elapsed().as_secs_f64(), bytes: inputs.values().map(|c| c.bytes).sum() };
-    ui.stage("filter", &stats.filter);
-
-    // Dedup, then split by the same content hash.
-    let t = Instant::now();
-    let spinner = ui.spinner("dedup");
-    let mut hashes: BTreeMap<String, Vec<[u8; 32]>> = BTreeMap::new();
-    let mut dedup_bytes = 0;
-    for (lang, list) in docs.iter_mut() {
-        dedup_bytes += list.iter().map(|d| d.content.len() as u64).sum::<u64>();
-        let counts = removed.get_mut(lang).expect("filtered");
-        let mut h: Vec<[u8; 32]> = list.par_iter().map(|d| *blake3::hash(&d.content).as_bytes()).collect();
-        if recipe.dedup.exact {
-            let dup = dedup::exact_duplicates(&h);
-            *counts.entry(Reason::ExactDuplicate).or_default() += dup.iter().filter(|&&d| d).count() as u64;
-            keep(list, &mut h, &dup);
-        }
-        if recipe.dedup.near {
-            let contents: Vec<&[u8]> = list.iter().map(|d| d.content.as_slice()).collect();
-            let dup = dedup::near_duplicates(&contents, &recipe.dedup);
-            *counts.entry(Reason::NearDuplicate).or_default() += dup.iter().filter(|&&d| d).count() as u64;
-            keep(list, &mut h, &dup);
-        }
-        hashes.insert(lang.clone(), h);
-    }
-    spinner.finish_and_clear();
-    stats.dedup = Stage { seconds: t.elapsed().as_secs_f64(), bytes: dedup_bytes };
-    ui.stage("dedup", &stats.dedup);
-
-    for (lang, list) in &docs {
-        let kept: u64 = list.iter().map(|d| d.content.len() as u64).sum();
-        let min_bytes = recipe.language(lang).min_bytes;
-        let msg = if list.is_empty() {
-            let why: Vec<String> =
-                removed[lang].iter().filter(|(_, &n)| n > 0).map(|(r, n)| format!("{} {n}", r.as_str())).collect();
-            format!("all {} documents were removed ({})", inputs[lang].documents, why.join(", "))
-        } else if kept < min_bytes {
-            format!("only {kept} bytes in {} documents left after filtering, below min_bytes = {min_bytes}", list.len())
-        } else {
-            continue;
-        };
-        if recipe.language(lang).optional {
-            skipped.insert(lang.clone(), msg);
-        } else {
-            return Err(bad(format!("{}: language `{lang}` is empty: {msg}", recipe.path.display())));
-        }
-    }
-    docs.retain(|l, _| !skipped.contains_key(l));
-    if docs.is_empty() {
-        return Err(bad(format!(
-            "{}: no language has any documents ({})",
-            recipe.path.display(),
-            describe_skips(&skipped)
-        )));
-    }
-    for (lang, why) in &skipped {
-        ui.warn(&format!("skipping language `{lang}`: {why}"));
-    }
-
-    let mut sides: BTreeMap<String, (Vec<Doc>, Vec<Doc>)> = BTreeMap::new();
-    for (lang, list) in docs {
-        let val = split::validation(&hashes[&lang], recipe.validation_fraction);
-        let (mut train, mut valid) = (Vec::new(), Vec::new());
-        for (d, v) in list.into_iter().zip(val) {
-            if v {
-                valid.push(d)
-            } else {
-                train.push(d)
-            }
-        }
-        sides.insert(lang, (train, valid));
-    }
-
-    // Tokenizer.
-    let t = Instant::now();
-    let tokenizer = match crate::vocab_of(&recipe.tokenizer) {
-        None => Tokenizer::Bytes,
-        Some(vocab) => {
-            let spinner = ui.spinner("training BPE");
-            let texts = sides
-                .values()
-                .flat_map(|(train, _)| train)
-                .map(|d| std::str::from_utf8(&d.content).expect("filtered to UTF-8"));
-            let tok = Tokenizer::train_bpe(vocab, texts)?;
-            spinner.finish_and_clear();
-            tok
-        }
-    };
-    if !matches!(tokenizer, Tokenizer::Bytes) {
-        stats.train_tokenizer = Stage {
-            seconds: t.elapsed().as_secs_f64(),
-            bytes: sides.values().flat_map(|(tr, _)| tr).map(|d| d.content.len() as u64).sum(),
-        };
-        ui.stage("train_tokenizer", &stats.train_tokenizer);
-    }
-
-    // Tokenize.
-    let t = Instant::now();
-    let spinner = ui.spinner("tokenize");
-    let mut encoded: BTreeMap<String, [Vec<Vec<u16>>; 2]> = BTreeMap::new();
-    for (lang, (train, val)) in &sides {
-        let enc = |docs: &Vec<Doc>| docs.par_iter().map(|d| tokenizer.encode(&d.content)).collect::<Result<Vec<_>>>();
-        encoded.insert(lang.clone(), [enc(train)?, enc(val)?]);
-    }
-    spinner.finish_and_clear();
-    let kept_bytes: u64 = sides.values().flat_map(|(a, b)| a.iter().chain(b)).map(|d| d.content.len() as u64).sum();
-    stats.tokenize = Stage { seconds: t.elapsed().as_secs_f64(), bytes: kept_bytes };
-    ui.stage("tokenize", &stats.tokenize);
+    let sources::Collected { languages: items, per_source, unassigned } = sources::collect(&recipe, &resolved, &listings)?;
+    let items = languages_with_sources(&recipe, items, &mut skipped)?;
+    let mut docs = read(items, &ui, &mut stats)?;
+    let (inputs, mut removed) = filter(&recipe, &mut docs, &ui, &mut stats);
+    let hashes = deduplicate(&recipe, &mut docs, &mut removed, &ui, &mut stats);
+    drop_thin_languages(&recipe, &mut docs, &inputs, &removed, &mut skipped, &ui)?;
+    let sides = split(&recipe, docs, &hashes);
+    let tokenizer = tokenizer(&recipe, &sides, &ui, &mut stats)?;
+    let encoded = tokenize(&tokenizer, &sides, &ui, &mut stats)?;
 
     // Write into a temporary sibling, then swap it in.
     let t = Instant::now();
@@ -250,7 +76,7 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<Corpus> {
         };
         let train_entry = entry_for("train", train, train_ids)?;
         let val_entry = entry_for("val", val, val_ids)?;
-        let records = source_records(lang, &resolved, &listings, &collected.per_source);
+        let records = source_records(lang, &resolved, &listings, &per_source);
         languages.insert(
             lang.clone(),
             LanguageEntry {
@@ -289,7 +115,7 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<Corpus> {
         dedup: recipe.dedup.clone(),
         languages,
         skipped,
-        unassigned: collected.unassigned,
+        unassigned,
         build: BuildInfo {
             created: manifest::now_rfc3339(),
             fingerprint,
@@ -304,6 +130,213 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<Corpus> {
     tmp.install(&out)?;
     ui.stage("write", &manifest.build.stats.write);
     Ok(Corpus { dir: out, manifest, reused: false, tokenizer })
+}
+
+/// Documents of a language, keyed by language.
+type Docs = BTreeMap<String, Vec<Doc>>;
+/// Per language, removals by reason.
+type Removed = BTreeMap<String, BTreeMap<Reason, u64>>;
+
+/// The recipe, with the tokenizer override applied.
+fn load_recipe(path: &Path, opts: &BuildOptions) -> Result<Recipe> {
+    let mut recipe = Recipe::load(path)?;
+    if let Some(t) = &opts.tokenizer {
+        check_tokenizer(t).map_err(|m| bad(format!("tokenizer override: {m}")))?;
+        recipe.tokenizer = t.clone();
+    }
+    Ok(recipe)
+}
+
+/// The corpus already at `out`, if it was built from the same recipe, sources and code and every
+/// shard still holds what the manifest says: a shard damaged on disk is rebuilt rather than
+/// failing every trial that reads it.
+fn reuse(out: &Path, fingerprint: &str, ui: &Ui) -> Option<Corpus> {
+    let mut existing = Corpus::open(out).ok().filter(|c| c.manifest.build.fingerprint == fingerprint)?;
+    match existing.verify() {
+        Ok(()) => {
+            existing.reused = true;
+            Some(existing)
+        }
+        Err(e) => {
+            ui.warn(&format!("{e}; rebuilding the corpus"));
+            None
+        }
+    }
+}
+
+/// The collected files of every language that has some; a language without any is skipped when
+/// optional, an error otherwise.
+fn languages_with_sources(recipe: &Recipe, mut items: BTreeMap<String, Vec<sources::Item>>, skipped: &mut BTreeMap<String, String>) -> Result<BTreeMap<String, Vec<sources::Item>>> {
+    for spec in &recipe.languages {
+        if items.get(&spec.name).is_some_and(|v| !v.is_empty()) || skipped.contains_key(&spec.name) {
+            continue;
+        }
+        let tried: Vec<String> = spec.sources.iter().map(|s| format!("{} {}", s.kind.as_str(), s.location)).collect();
+        // A section without sources of its own only sets options for a language of [[sources]].
+        let (skip, fail) = if tried.is_empty() {
+            let none = "the recipe's [[sources]] hold none of it".to_string();
+            (none.clone(), none)
+        } else {
+            (format!("no source files found (looked in {})", tried.join("; ")), format!("its sources matched no files ({})", tried.join("; ")))
+        };
+        if spec.optional {
+            skipped.insert(spec.name.clone(), skip);
+        } else {
+            return Err(bad(format!("{}: language `{}` has no documents: {fail}", recipe.path.display(), spec.name)));
+        }
+    }
+    items.retain(|l, _| !skipped.contains_key(l));
+    Ok(items)
+}
+
+fn read(items: BTreeMap<String, Vec<sources::Item>>, ui: &Ui, stats: &mut BuildStats) -> Result<Docs> {
+    let t = Instant::now();
+    let total: u64 = items.values().flatten().map(|i| i.read_size()).sum();
+    let n_files: usize = items.values().map(Vec::len).sum();
+    let bar = ui.bytes_bar(total, format!("{n_files} files"));
+    let mut docs = Docs::new();
+    for (lang, list) in items {
+        docs.insert(lang, sources::read(list, &bar)?);
+    }
+    bar.finish_and_clear();
+    stats.read = Stage { seconds: t.elapsed().as_secs_f64(), bytes: total };
+    ui.stage("read", &stats.read);
+    Ok(docs)
+}
+
+/// Drops the documents the language's filters reject; returns what came in and what went, per
+/// language.
+fn filter(recipe: &Recipe, docs: &mut Docs, ui: &Ui, stats: &mut BuildStats) -> (BTreeMap<String, Counts>, Removed) {
+    let t = Instant::now();
+    let mut removed = Removed::new();
+    let mut inputs: BTreeMap<String, Counts> = BTreeMap::new();
+    for (lang, list) in docs.iter_mut() {
+        let cfg = recipe.language(lang).filters;
+        let verdicts: Vec<Option<Reason>> = list
+            .par_iter()
+            .map(|d| if d.oversize { Some(Reason::TooLarge) } else { filters::check(&d.content, &d.name, &cfg) })
+            .collect();
+        inputs.insert(lang.clone(), Counts { documents: list.len() as u64, bytes: list.iter().map(|d| d.content.len() as u64).sum() });
+        let counts = removed.entry(lang.clone()).or_default();
+        let mut verdicts = verdicts.into_iter();
+        list.retain(|_| match verdicts.next().flatten() {
+            Some(r) => {
+                *counts.entry(r).or_default() += 1;
+                false
+            }
+            None => true,
+        });
+    }
+    stats.filter = Stage { seconds: t.elapsed().as_secs_f64(), bytes: inputs.values().map(|c| c.bytes).sum() };
+    ui.stage("filter", &stats.filter);
+    (inputs, removed)
+}
+
+/// Drops exact and near duplicates; returns each kept document's content hash (which the split
+/// also uses).
+fn deduplicate(recipe: &Recipe, docs: &mut Docs, removed: &mut Removed, ui: &Ui, stats: &mut BuildStats) -> BTreeMap<String, Vec<[u8; 32]>> {
+    let t = Instant::now();
+    let spinner = ui.spinner("dedup");
+    let mut hashes: BTreeMap<String, Vec<[u8; 32]>> = BTreeMap::new();
+    let mut dedup_bytes = 0;
+    for (lang, list) in docs.iter_mut() {
+        dedup_bytes += list.iter().map(|d| d.content.len() as u64).sum::<u64>();
+        let counts = removed.get_mut(lang).expect("filtered");
+        let mut h: Vec<[u8; 32]> = list.par_iter().map(|d| *blake3::hash(&d.content).as_bytes()).collect();
+        if recipe.dedup.exact {
+            let dup = dedup::exact_duplicates(&h);
+            *counts.entry(Reason::ExactDuplicate).or_default() += dup.iter().filter(|&&d| d).count() as u64;
+            keep(list, &mut h, &dup);
+        }
+        if recipe.dedup.near {
+            let contents: Vec<&[u8]> = list.iter().map(|d| d.content.as_slice()).collect();
+            let dup = dedup::near_duplicates(&contents, &recipe.dedup);
+            *counts.entry(Reason::NearDuplicate).or_default() += dup.iter().filter(|&&d| d).count() as u64;
+            keep(list, &mut h, &dup);
+        }
+        hashes.insert(lang.clone(), h);
+    }
+    spinner.finish_and_clear();
+    stats.dedup = Stage { seconds: t.elapsed().as_secs_f64(), bytes: dedup_bytes };
+    ui.stage("dedup", &stats.dedup);
+    hashes
+}
+
+/// Skips (or, for a required language, refuses) every language left empty or under `min_bytes`
+/// by filtering and dedup.
+fn drop_thin_languages(recipe: &Recipe, docs: &mut Docs, inputs: &BTreeMap<String, Counts>, removed: &Removed, skipped: &mut BTreeMap<String, String>, ui: &Ui) -> Result<()> {
+    for (lang, list) in docs.iter() {
+        let kept: u64 = list.iter().map(|d| d.content.len() as u64).sum();
+        let min_bytes = recipe.language(lang).min_bytes;
+        let msg = if list.is_empty() {
+            let why: Vec<String> = removed[lang].iter().filter(|(_, &n)| n > 0).map(|(r, n)| format!("{} {n}", r.as_str())).collect();
+            format!("all {} documents were removed ({})", inputs[lang].documents, why.join(", "))
+        } else if kept < min_bytes {
+            format!("only {kept} bytes in {} documents left after filtering, below min_bytes = {min_bytes}", list.len())
+        } else {
+            continue;
+        };
+        if recipe.language(lang).optional {
+            skipped.insert(lang.clone(), msg);
+        } else {
+            return Err(bad(format!("{}: language `{lang}` is empty: {msg}", recipe.path.display())));
+        }
+    }
+    docs.retain(|l, _| !skipped.contains_key(l));
+    if docs.is_empty() {
+        return Err(bad(format!("{}: no language has any documents ({})", recipe.path.display(), describe_skips(skipped))));
+    }
+    for (lang, why) in skipped.iter() {
+        ui.warn(&format!("skipping language `{lang}`: {why}"));
+    }
+    Ok(())
+}
+
+/// (train, validation) documents per language, by content hash.
+fn split(recipe: &Recipe, docs: Docs, hashes: &BTreeMap<String, Vec<[u8; 32]>>) -> BTreeMap<String, (Vec<Doc>, Vec<Doc>)> {
+    let mut sides = BTreeMap::new();
+    for (lang, list) in docs {
+        let val = split::validation(&hashes[&lang], recipe.validation_fraction);
+        let (mut train, mut valid) = (Vec::new(), Vec::new());
+        for (d, v) in list.into_iter().zip(val) {
+            if v {
+                valid.push(d)
+            } else {
+                train.push(d)
+            }
+        }
+        sides.insert(lang, (train, valid));
+    }
+    sides
+}
+
+/// Bytes, or a BPE tokenizer trained on every language's training split.
+fn tokenizer(recipe: &Recipe, sides: &BTreeMap<String, (Vec<Doc>, Vec<Doc>)>, ui: &Ui, stats: &mut BuildStats) -> Result<Tokenizer> {
+    let Some(vocab) = crate::vocab_of(&recipe.tokenizer) else { return Ok(Tokenizer::Bytes) };
+    let t = Instant::now();
+    let spinner = ui.spinner("training BPE");
+    let texts = sides.values().flat_map(|(train, _)| train).map(|d| std::str::from_utf8(&d.content).expect("filtered to UTF-8"));
+    let tok = Tokenizer::train_bpe(vocab, texts)?;
+    spinner.finish_and_clear();
+    stats.train_tokenizer = Stage { seconds: t.elapsed().as_secs_f64(), bytes: sides.values().flat_map(|(tr, _)| tr).map(|d| d.content.len() as u64).sum() };
+    ui.stage("train_tokenizer", &stats.train_tokenizer);
+    Ok(tok)
+}
+
+/// [train, validation] token ids of every document, per language.
+fn tokenize(tokenizer: &Tokenizer, sides: &BTreeMap<String, (Vec<Doc>, Vec<Doc>)>, ui: &Ui, stats: &mut BuildStats) -> Result<BTreeMap<String, [Vec<Vec<u16>>; 2]>> {
+    let t = Instant::now();
+    let spinner = ui.spinner("tokenize");
+    let mut encoded = BTreeMap::new();
+    for (lang, (train, val)) in sides {
+        let enc = |docs: &Vec<Doc>| docs.par_iter().map(|d| tokenizer.encode(&d.content)).collect::<Result<Vec<_>>>();
+        encoded.insert(lang.clone(), [enc(train)?, enc(val)?]);
+    }
+    spinner.finish_and_clear();
+    let kept_bytes: u64 = sides.values().flat_map(|(a, b)| a.iter().chain(b)).map(|d| d.content.len() as u64).sum();
+    stats.tokenize = Stage { seconds: t.elapsed().as_secs_f64(), bytes: kept_bytes };
+    ui.stage("tokenize", &stats.tokenize);
+    Ok(encoded)
 }
 
 /// Lists every source. In an optional language a missing or unreadable source only skips the
