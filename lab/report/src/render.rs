@@ -16,6 +16,37 @@ pub trait Plot {
         DB::ErrorType: 'static;
 }
 
+/// A figure of one panel per item, laid out in a grid (side by side up to two, three to a row
+/// beyond four): what most figures are. [`Grid`] turns one into a [`Plot`].
+pub trait Panels {
+    fn count(&self) -> usize;
+    /// Draws panel `i` (of [`count`](Panels::count)) into `area`.
+    fn panel<DB: DrawingBackend>(&self, i: usize, area: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static;
+}
+
+/// The [`Plot`] of a [`Panels`] figure.
+pub struct Grid<P>(pub P);
+
+impl<P: Panels> Plot for Grid<P> {
+    fn size(&self) -> (u32, u32) {
+        let n = self.0.count();
+        grid_size(n, cols_for(n))
+    }
+
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    where
+        DB::ErrorType: 'static,
+    {
+        let n = self.0.count();
+        for (i, area) in panels(root, n, cols_for(n)).iter().enumerate() {
+            self.0.panel(i, area)?;
+        }
+        Ok(())
+    }
+}
+
 pub struct Figure {
     /// File stem: `<name>.png` (and `<name>.svg`) beside `index.html`.
     pub name: String,
@@ -84,7 +115,7 @@ fn encode_png(rgb: &[u8], w: u32, h: u32) -> Result<Vec<u8>> {
 }
 
 /// Height for `n` panels laid out `cols` to a row, plus the title strip.
-pub fn grid_size(n: usize, cols: usize) -> (u32, u32) {
+fn grid_size(n: usize, cols: usize) -> (u32, u32) {
     let rows = n.div_ceil(cols.max(1)).max(1);
     // A lone panel stretched to full width reads as a banner with tiny text.
     let width = if cols <= 1 { style::FIG_W_SINGLE } else { style::FIG_W };
@@ -92,7 +123,7 @@ pub fn grid_size(n: usize, cols: usize) -> (u32, u32) {
 }
 
 /// Columns for `n` panels: side by side up to two, three to a row beyond four.
-pub fn cols_for(n: usize) -> usize {
+fn cols_for(n: usize) -> usize {
     match n {
         0 | 1 => 1,
         2..=4 => 2,
@@ -101,7 +132,7 @@ pub fn cols_for(n: usize) -> usize {
 }
 
 /// The panels of a figure, in reading order; `n` of them, the rest of the grid left blank.
-pub fn panels<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, n: usize, cols: usize) -> Vec<DrawingArea<DB, Shift>> {
+fn panels<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, n: usize, cols: usize) -> Vec<DrawingArea<DB, Shift>> {
     let rows = n.div_ceil(cols.max(1)).max(1);
     let mut all = area.split_evenly((rows, cols.max(1)));
     all.truncate(n);

@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use super::{chart, legend, legend_entry, line, marks, Ctx, Made, Mark};
 use crate::axes::{fmt_num, fmt_si, log_extent, pad_log, Scale};
 use crate::data::{group_of, level_of, levels};
-use crate::render::{cols_for, grid_size, panels, render, Plot};
+use crate::render::{render, Grid, Panels};
 use crate::style;
 
 /// More points than this per trial add nothing at 700 px wide.
@@ -91,39 +91,37 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
         "training_curves",
         "Training curves",
         caption,
-        &curves,
+        &Grid(curves),
         false,
     )?)])
 }
 
-impl Plot for Curves {
-    fn size(&self) -> (u32, u32) {
-        grid_size(self.panels.len(), cols_for(self.panels.len()))
+impl Panels for Curves {
+    fn count(&self) -> usize {
+        self.panels.len()
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    fn panel<DB: DrawingBackend>(&self, i: usize, area: &DrawingArea<DB, Shift>) -> Result<()>
     where
         DB::ErrorType: 'static,
     {
-        let cols = cols_for(self.panels.len());
         let nl = self.n_levels.len();
-        for (i, (area, (group, traces))) in panels(root, self.panels.len(), cols).iter().zip(&self.panels).enumerate() {
-            let mut c = chart(area, group, self.x.clone(), self.y.clone(), "tokens seen D", "loss (nats/token)")?;
-            for t in traces {
-                let color = if t.n.is_finite() {
-                    style::level(level_of(t.n, &self.n_levels), nl)
-                } else {
-                    style::MUTED
-                };
-                line(&mut c, &t.train, color.mix(0.85).stroke_width(2), false)?;
-                marks(&mut c, &t.val, Mark::Circle, 3, color.filled())?;
+        let (group, traces) = &self.panels[i];
+        let mut c = chart(area, group, self.x.clone(), self.y.clone(), "tokens seen D", "loss (nats/token)")?;
+        for t in traces {
+            let color = if t.n.is_finite() {
+                style::level(level_of(t.n, &self.n_levels), nl)
+            } else {
+                style::MUTED
+            };
+            line(&mut c, &t.train, color.mix(0.85).stroke_width(2), false)?;
+            marks(&mut c, &t.val, Mark::Circle, 3, color.filled())?;
+        }
+        if i == 0 {
+            for (j, n) in self.n_levels.iter().enumerate() {
+                legend_entry(&mut c, &format!("N = {}", fmt_si(*n)), style::level(j, nl), None, true)?;
             }
-            if i == 0 {
-                for (j, n) in self.n_levels.iter().enumerate() {
-                    legend_entry(&mut c, &format!("N = {}", fmt_si(*n)), style::level(j, nl), None, true)?;
-                }
-                legend(&mut c, SeriesLabelPosition::UpperRight)?;
-            }
+            legend(&mut c, SeriesLabelPosition::UpperRight)?;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use super::{chart, legend, legend_entry, line, marks, Ctx, Made, Mark};
 use crate::axes::{extent, fmt_count, fmt_num, log_extent, pad_lin, pad_log, Scale};
 use crate::data::{hyper_slices, level_of, HyperSlice};
-use crate::render::{cols_for, grid_size, panels, render, Plot};
+use crate::render::{render, Grid, Panels};
 use crate::style;
 
 /// More panels than this stop being readable; the rest are named in the caption.
@@ -45,7 +45,7 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
             "hyper_heatmap",
             "Learning rate × batch size",
             caption,
-            &h,
+            &Grid(h),
             false,
         )?));
     }
@@ -69,26 +69,24 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
             "hyper_lr",
             "Loss vs learning rate, per warmup",
             caption,
-            &l,
+            &Grid(l),
             false,
         )?));
     }
     Ok(out)
 }
 
-impl Plot for Heatmaps<'_> {
-    fn size(&self) -> (u32, u32) {
-        grid_size(self.slices.len(), cols_for(self.slices.len()))
+impl Panels for Heatmaps<'_> {
+    fn count(&self) -> usize {
+        self.slices.len()
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    fn panel<DB: DrawingBackend>(&self, i: usize, area: &DrawingArea<DB, Shift>) -> Result<()>
     where
         DB::ErrorType: 'static,
     {
-        let cols = cols_for(self.slices.len());
-        for (area, s) in panels(root, self.slices.len(), cols).iter().zip(&self.slices) {
-            heatmap(area, s)?;
-        }
+        let s = &self.slices[i];
+        heatmap(area, s)?;
         Ok(())
     }
 }
@@ -181,57 +179,55 @@ where
     Ok(())
 }
 
-impl Plot for LrLines<'_> {
-    fn size(&self) -> (u32, u32) {
-        grid_size(self.slices.len(), cols_for(self.slices.len()))
+impl Panels for LrLines<'_> {
+    fn count(&self) -> usize {
+        self.slices.len()
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    fn panel<DB: DrawingBackend>(&self, i: usize, area: &DrawingArea<DB, Shift>) -> Result<()>
     where
         DB::ErrorType: 'static,
     {
-        let cols = cols_for(self.slices.len());
-        for (area, s) in panels(root, self.slices.len(), cols).iter().zip(&self.slices) {
-            let lrs = s.lrs();
-            let warmups = s.warmups();
-            let (x0, x1) = pad_log(log_extent(lrs.iter().copied()).unwrap_or((1e-4, 1e-2)), 0.08);
-            let (y0, y1) = pad_lin(extent(s.points.iter().map(|p| p.loss)).unwrap_or((1.0, 2.0)), 0.12);
-            let mut c = chart(
-                area,
-                &s.title,
-                Scale::log(x0, x1, fmt_num),
-                Scale::linear(y0, y1, fmt_num),
-                "learning rate",
-                "final val loss (nats/token)",
-            )?;
-            for (k, w) in warmups.iter().enumerate() {
-                let color = style::categorical(k);
-                let mut best_at: Vec<Option<f64>> = vec![None; lrs.len()];
-                for p in s.points.iter().filter(|p| p.warmup_steps == *w && p.loss.is_finite()) {
-                    let i = level_of(p.lr, &lrs);
-                    best_at[i] = Some(best_at[i].map_or(p.loss, |b: f64| b.min(p.loss)));
-                }
-                let pts: Vec<(f64, f64)> = lrs.iter().zip(&best_at).filter_map(|(lr, l)| l.map(|l| (*lr, l))).collect();
-                line(&mut c, &pts, color.stroke_width(3), false)?;
-                marks(&mut c, &pts, Mark::Circle, 5, color.filled())?;
-                legend_entry(&mut c, &format!("warmup {} steps", fmt_num(*w)), color, Some(Mark::Circle), true)?;
+        let s = &self.slices[i];
+        let lrs = s.lrs();
+        let warmups = s.warmups();
+        let (x0, x1) = pad_log(log_extent(lrs.iter().copied()).unwrap_or((1e-4, 1e-2)), 0.08);
+        let (y0, y1) = pad_lin(extent(s.points.iter().map(|p| p.loss)).unwrap_or((1.0, 2.0)), 0.12);
+        let mut c = chart(
+            area,
+            &s.title,
+            Scale::log(x0, x1, fmt_num),
+            Scale::linear(y0, y1, fmt_num),
+            "learning rate",
+            "final val loss (nats/token)",
+        )?;
+        for (k, w) in warmups.iter().enumerate() {
+            let color = style::categorical(k);
+            let mut best_at: Vec<Option<f64>> = vec![None; lrs.len()];
+            for p in s.points.iter().filter(|p| p.warmup_steps == *w && p.loss.is_finite()) {
+                let i = level_of(p.lr, &lrs);
+                best_at[i] = Some(best_at[i].map_or(p.loss, |b: f64| b.min(p.loss)));
             }
-            if let Some(best) = s
-                .points
-                .iter()
-                .filter(|p| p.loss.is_finite())
-                .min_by(|a, b| a.loss.total_cmp(&b.loss))
-            {
-                marks(&mut c, &[(best.lr, best.loss)], Mark::Circle, 10, style::TEXT.stroke_width(2))?;
-            }
-            if !s.diverged.is_empty() {
-                let top = y1 - (y1 - y0) * 0.04;
-                let pts: Vec<(f64, f64)> = s.diverged.iter().map(|d| (d.0, top)).collect();
-                marks(&mut c, &pts, Mark::Cross, 7, style::ALERT.stroke_width(3))?;
-                legend_entry(&mut c, "diverged", style::ALERT, Some(Mark::Cross), false)?;
-            }
-            legend(&mut c, SeriesLabelPosition::UpperLeft)?;
+            let pts: Vec<(f64, f64)> = lrs.iter().zip(&best_at).filter_map(|(lr, l)| l.map(|l| (*lr, l))).collect();
+            line(&mut c, &pts, color.stroke_width(3), false)?;
+            marks(&mut c, &pts, Mark::Circle, 5, color.filled())?;
+            legend_entry(&mut c, &format!("warmup {} steps", fmt_num(*w)), color, Some(Mark::Circle), true)?;
         }
+        if let Some(best) = s
+            .points
+            .iter()
+            .filter(|p| p.loss.is_finite())
+            .min_by(|a, b| a.loss.total_cmp(&b.loss))
+        {
+            marks(&mut c, &[(best.lr, best.loss)], Mark::Circle, 10, style::TEXT.stroke_width(2))?;
+        }
+        if !s.diverged.is_empty() {
+            let top = y1 - (y1 - y0) * 0.04;
+            let pts: Vec<(f64, f64)> = s.diverged.iter().map(|d| (d.0, top)).collect();
+            marks(&mut c, &pts, Mark::Cross, 7, style::ALERT.stroke_width(3))?;
+            legend_entry(&mut c, "diverged", style::ALERT, Some(Mark::Cross), false)?;
+        }
+        legend(&mut c, SeriesLabelPosition::UpperLeft)?;
         Ok(())
     }
 }

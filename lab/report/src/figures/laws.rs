@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use super::{chart, geomspace, interval, legend, legend_entry, line, marks, note, Ctx, Made, Mark};
 use crate::axes::{fmt_num, fmt_si, log_extent, pad_log, Scale};
 use crate::data::{law_loss, level_of, levels, Group, Pt};
-use crate::render::{cols_for, grid_size, panels, render, Plot};
+use crate::render::{render, Grid, Panels};
 use crate::style;
 
 #[derive(Clone, Copy, PartialEq)]
@@ -45,33 +45,21 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
                  fitted law at each N; dashed grey: its N → ∞ limit E + B/D^β. Log–log axes."
         .to_string();
     Ok(vec![
-        Made::Fig(render("loss_vs_n", "Loss vs model size (per token budget)", cap_n, &n, true)?),
-        Made::Fig(render("loss_vs_d", "Loss vs training tokens (per model size)", cap_d, &d, true)?),
+        Made::Fig(render("loss_vs_n", "Loss vs model size (per token budget)", cap_n, &Grid(n), true)?),
+        Made::Fig(render("loss_vs_d", "Loss vs training tokens (per model size)", cap_d, &Grid(d), true)?),
     ])
 }
 
-impl Plot for LossVs<'_> {
-    fn size(&self) -> (u32, u32) {
-        grid_size(self.groups.len(), cols_for(self.groups.len()))
+impl Panels for LossVs<'_> {
+    fn count(&self) -> usize {
+        self.groups.len()
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    fn panel<DB: DrawingBackend>(&self, i: usize, area: &DrawingArea<DB, Shift>) -> Result<()>
     where
         DB::ErrorType: 'static,
     {
-        let cols = cols_for(self.groups.len());
-        for (area, g) in panels(root, self.groups.len(), cols).iter().zip(&self.groups) {
-            self.panel(area, g)?;
-        }
-        Ok(())
-    }
-}
-
-impl LossVs<'_> {
-    fn panel<DB: DrawingBackend>(&self, area: &DrawingArea<DB, Shift>, g: &Group) -> Result<()>
-    where
-        DB::ErrorType: 'static,
-    {
+        let g = self.groups[i];
         // x is the plotted variable, s the one that picks the series.
         let (xv, sv): (Coord, Coord) = match self.along {
             Along::N => (|p| p.n, |p| p.d),

@@ -10,7 +10,7 @@ use plotters::prelude::*;
 use super::{chart, legend, legend_entry, line, marks, Ctx, Made, Mark};
 use crate::axes::{fmt_num, fmt_si, log_extent, pad_log, Scale};
 use crate::data::{is_done, level_of, levels};
-use crate::render::{cols_for, grid_size, panels, render, Plot};
+use crate::render::{render, Grid, Panels};
 use crate::style;
 
 struct Series {
@@ -82,43 +82,41 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
         "dense_vs_moe",
         "Dense vs MoE at equal active parameters",
         caption,
-        &DenseMoe { langs },
+        &Grid(DenseMoe { langs }),
         false,
     )?)])
 }
 
-impl Plot for DenseMoe {
-    fn size(&self) -> (u32, u32) {
-        grid_size(self.langs.len(), cols_for(self.langs.len()))
+impl Panels for DenseMoe {
+    fn count(&self) -> usize {
+        self.langs.len()
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    fn panel<DB: DrawingBackend>(&self, i: usize, area: &DrawingArea<DB, Shift>) -> Result<()>
     where
         DB::ErrorType: 'static,
     {
-        let cols = cols_for(self.langs.len());
-        for (area, (lang, series, nl)) in panels(root, self.langs.len(), cols).iter().zip(&self.langs) {
-            let all = || series.iter().flat_map(|s| s.pts.iter());
-            let (x0, x1) = pad_log(log_extent(all().map(|p| p.0)).unwrap_or((1.0, 10.0)), 0.08);
-            let (y0, y1) = pad_log(log_extent(all().map(|p| p.1)).unwrap_or((1.0, 10.0)), 0.06);
-            let mut c = chart(
-                area,
-                lang,
-                Scale::log(x0, x1, fmt_si),
-                Scale::log(y0, y1, fmt_num),
-                "active parameters N_active",
-                "final val loss (nats/token)",
-            )?;
-            for s in series {
-                let color = style::level(s.level, *nl);
-                line(&mut c, &s.pts, color.stroke_width(2), s.moe)?;
-                let mark = if s.moe { Mark::Triangle } else { Mark::Circle };
-                marks(&mut c, &s.pts, mark, 5, color.filled())?;
-                let name = if s.moe { "MoE" } else { "dense" };
-                legend_entry(&mut c, &format!("{name} · D = {}", fmt_si(s.d)), color, Some(mark), true)?;
-            }
-            legend(&mut c, SeriesLabelPosition::UpperRight)?;
+        let (lang, series, nl) = &self.langs[i];
+        let all = || series.iter().flat_map(|s| s.pts.iter());
+        let (x0, x1) = pad_log(log_extent(all().map(|p| p.0)).unwrap_or((1.0, 10.0)), 0.08);
+        let (y0, y1) = pad_log(log_extent(all().map(|p| p.1)).unwrap_or((1.0, 10.0)), 0.06);
+        let mut c = chart(
+            area,
+            lang,
+            Scale::log(x0, x1, fmt_si),
+            Scale::log(y0, y1, fmt_num),
+            "active parameters N_active",
+            "final val loss (nats/token)",
+        )?;
+        for s in series {
+            let color = style::level(s.level, *nl);
+            line(&mut c, &s.pts, color.stroke_width(2), s.moe)?;
+            let mark = if s.moe { Mark::Triangle } else { Mark::Circle };
+            marks(&mut c, &s.pts, mark, 5, color.filled())?;
+            let name = if s.moe { "MoE" } else { "dense" };
+            legend_entry(&mut c, &format!("{name} · D = {}", fmt_si(s.d)), color, Some(mark), true)?;
         }
+        legend(&mut c, SeriesLabelPosition::UpperRight)?;
         Ok(())
     }
 }

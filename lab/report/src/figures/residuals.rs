@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use super::{chart, legend, legend_entry, line, marks, Ctx, Made, Mark};
 use crate::axes::{fmt_num, fmt_pct, fmt_si, log_extent, pad_log, Scale};
 use crate::data::{level_of, levels, Group};
-use crate::render::{cols_for, grid_size, panels, render, Plot};
+use crate::render::{render, Grid, Panels};
 use crate::style;
 
 struct Residuals<'a> {
@@ -36,74 +36,72 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
         "residuals",
         "Residuals of the fit",
         caption,
-        &Residuals { groups },
+        &Grid(Residuals { groups }),
         false,
     )?)])
 }
 
-impl Plot for Residuals<'_> {
-    fn size(&self) -> (u32, u32) {
-        grid_size(self.groups.len(), cols_for(self.groups.len()))
+impl Panels for Residuals<'_> {
+    fn count(&self) -> usize {
+        self.groups.len()
     }
 
-    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>
+    fn panel<DB: DrawingBackend>(&self, i: usize, area: &DrawingArea<DB, Shift>) -> Result<()>
     where
         DB::ErrorType: 'static,
     {
-        let cols = cols_for(self.groups.len());
-        for (area, g) in panels(root, self.groups.len(), cols).iter().zip(&self.groups) {
-            let law = g.law().unwrap();
-            let pts: Vec<(f64, f64, f64)> = g
-                .points
-                .iter()
-                .filter_map(|p| p.predicted.filter(|q| *q > 0.0).map(|q| (p.n, p.d, rel(p.loss, q))))
-                .collect();
-            let extra = g.fit.and_then(|f| f.extrapolation.as_ref());
-            let held: Vec<(f64, f64)> = extra
-                .map(|e| {
-                    e.points
-                        .iter()
-                        .filter_map(|p| p.predicted.filter(|q| *q > 0.0).map(|q| (p.n, rel(p.loss, q))))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let ns = pts.iter().map(|p| p.0).chain(held.iter().map(|p| p.0));
-            let (x0, x1) = pad_log(log_extent(ns).unwrap_or((1.0, 10.0)), 0.08);
-            let m = pts
-                .iter()
-                .map(|p| p.2.abs())
-                .chain(held.iter().map(|p| p.1.abs()))
-                .fold(0.5, f64::max)
-                * 1.3;
-            let title = format!("{} · RMSE(ln L) = {}", g.name, fmt_num(law.rmse_log));
-            let mut c = chart(
-                area,
-                &title,
-                Scale::log(x0, x1, fmt_si),
-                Scale::linear(-m, m, fmt_pct),
-                "model size N (parameters)",
-                "observed / predicted − 1",
-            )?;
-            line(&mut c, &[(x0, 0.0), (x1, 0.0)], style::MUTED.stroke_width(2), true)?;
-            let lv = levels(pts.iter().map(|p| p.1), 6);
-            for (i, d) in lv.iter().enumerate() {
-                let color = style::level(i, lv.len());
-                let mine: Vec<(f64, f64)> = pts.iter().filter(|p| level_of(p.1, &lv) == i).map(|p| (p.0, p.2)).collect();
-                marks(&mut c, &mine, Mark::Circle, 5, color.filled())?;
-                legend_entry(&mut c, &format!("D = {}", fmt_si(*d)), color, Some(Mark::Circle), false)?;
-            }
-            if let (Some(e), false) = (extra, held.is_empty()) {
-                marks(&mut c, &held, Mark::Cross, 7, style::ALERT.stroke_width(3))?;
-                legend_entry(
-                    &mut c,
-                    &format!("held out, mean |err| {}", fmt_pct(100.0 * e.mean_abs_rel_error)),
-                    style::ALERT,
-                    Some(Mark::Cross),
-                    false,
-                )?;
-            }
-            legend(&mut c, SeriesLabelPosition::UpperRight)?;
+        let g = &self.groups[i];
+        let law = g.law().unwrap();
+        let pts: Vec<(f64, f64, f64)> = g
+            .points
+            .iter()
+            .filter_map(|p| p.predicted.filter(|q| *q > 0.0).map(|q| (p.n, p.d, rel(p.loss, q))))
+            .collect();
+        let extra = g.fit.and_then(|f| f.extrapolation.as_ref());
+        let held: Vec<(f64, f64)> = extra
+            .map(|e| {
+                e.points
+                    .iter()
+                    .filter_map(|p| p.predicted.filter(|q| *q > 0.0).map(|q| (p.n, rel(p.loss, q))))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let ns = pts.iter().map(|p| p.0).chain(held.iter().map(|p| p.0));
+        let (x0, x1) = pad_log(log_extent(ns).unwrap_or((1.0, 10.0)), 0.08);
+        let m = pts
+            .iter()
+            .map(|p| p.2.abs())
+            .chain(held.iter().map(|p| p.1.abs()))
+            .fold(0.5, f64::max)
+            * 1.3;
+        let title = format!("{} · RMSE(ln L) = {}", g.name, fmt_num(law.rmse_log));
+        let mut c = chart(
+            area,
+            &title,
+            Scale::log(x0, x1, fmt_si),
+            Scale::linear(-m, m, fmt_pct),
+            "model size N (parameters)",
+            "observed / predicted − 1",
+        )?;
+        line(&mut c, &[(x0, 0.0), (x1, 0.0)], style::MUTED.stroke_width(2), true)?;
+        let lv = levels(pts.iter().map(|p| p.1), 6);
+        for (i, d) in lv.iter().enumerate() {
+            let color = style::level(i, lv.len());
+            let mine: Vec<(f64, f64)> = pts.iter().filter(|p| level_of(p.1, &lv) == i).map(|p| (p.0, p.2)).collect();
+            marks(&mut c, &mine, Mark::Circle, 5, color.filled())?;
+            legend_entry(&mut c, &format!("D = {}", fmt_si(*d)), color, Some(Mark::Circle), false)?;
         }
+        if let (Some(e), false) = (extra, held.is_empty()) {
+            marks(&mut c, &held, Mark::Cross, 7, style::ALERT.stroke_width(3))?;
+            legend_entry(
+                &mut c,
+                &format!("held out, mean |err| {}", fmt_pct(100.0 * e.mean_abs_rel_error)),
+                style::ALERT,
+                Some(Mark::Cross),
+                false,
+            )?;
+        }
+        legend(&mut c, SeriesLabelPosition::UpperRight)?;
         Ok(())
     }
 }
