@@ -8,6 +8,7 @@
 mod axes;
 mod data;
 mod figures;
+#[cfg(feature = "fixture")]
 pub mod fixture;
 mod fonts;
 mod html;
