@@ -6,14 +6,18 @@ rotary positions (rotate-half), fused QKV, causal attention, SwiGLU with fused g
 head; AdamW (β = 0.9, 0.95, ε = 1e-8, decay 0.1 on matrices only) with global-norm clipping at
 1.0. Batches are random windows of a codescale shard (little-endian u16 token ids).
 
-Prints one JSON line: {"tokens_per_s": ..., "steps": ..., "final_loss": ...}.
+On CUDA (`--device cuda`), `--precision bf16` runs the step under bf16 autocast (matrix
+multiplies and attention in bf16; weights, optimizer state and the loss in f32), and
+`--compile` wraps the model in torch.compile. f32 keeps PyTorch's default of no TF32.
+
+Prints one JSON line: {"tokens_per_s": ..., "steps": ..., "final_loss": ..., ...}.
 """
 import argparse
+import contextlib
 import json
 import math
 import time
 
-import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -91,40 +95,78 @@ def main():
     p.add_argument("--seq", type=int, default=256)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--warmup-steps", type=int, default=3, help="untimed steps first")
-    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--heads", type=int, default=0, help="default: the codescale ladder's (heads of 32)")
+    p.add_argument("--threads", type=int, default=2, help="CPU threads (on the CPU)")
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--precision", choices=["f32", "bf16"], default="f32", help="bf16: autocast")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model")
     args = p.parse_args()
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     # ⌈8/3·d⌉ rounded up to a multiple of 16, as in lab/core/src/shape.rs.
     d_ff = args.d_ff or ((8 * args.d_model + 2) // 3 + 15) // 16 * 16
-    heads = max(1, args.d_model // 32)
-    model = Transformer(args.vocab, args.d_model, args.layers, heads, d_ff, args.seq)
+    heads = args.heads or max(1, args.d_model // 32)
+    model = Transformer(args.vocab, args.d_model, args.layers, heads, d_ff, args.seq).to(device)
+    # Parameters in matrix multiplies (all but the embedding table and the gains), for MFU.
+    matmul_params = sum(p.numel() for n, p in model.named_parameters() if p.dim() == 2 and not n.startswith("embed"))
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": no_decay, "weight_decay": 0.0}], lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
-    data = torch.from_numpy(np.fromfile(args.data, dtype="<u2").astype(np.int64))
-    rng = np.random.default_rng(0)
+    step_model = torch.compile(model) if args.compile else model
+    # Read without numpy, which a PyTorch install need not have.
+    with open(args.data, "rb") as f:
+        raw = f.read()
+    data = torch.frombuffer(bytearray(raw), dtype=torch.int16).to(torch.int64) & 0xFFFF
+    rng = torch.Generator().manual_seed(0)
 
     def batch():
-        starts = rng.integers(0, len(data) - args.seq - 1, size=args.batch)
-        window = torch.stack([data[s : s + args.seq + 1] for s in starts])
+        starts = torch.randint(0, len(data) - args.seq - 1, (args.batch,), generator=rng)
+        window = torch.stack([data[s : s + args.seq + 1] for s in starts.tolist()]).to(device, non_blocking=True)
         return window[:, :-1], window[:, 1:]
+
+    def autocast():
+        if args.precision == "bf16":
+            return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
 
     loss = None
     for step in range(args.warmup_steps + args.steps):
         if step == args.warmup_steps:
+            sync()
             start = time.perf_counter()
         x, y = batch()
-        loss = model(x, y)
+        with autocast():
+            loss = step_model(x, y)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+    sync()
     elapsed = time.perf_counter() - start
     tokens = args.steps * args.batch * args.seq
-    print(json.dumps({"tokens_per_s": tokens / elapsed, "steps": args.steps, "final_loss": loss.item(), "torch": torch.__version__}))
+    out = {
+        "tokens_per_s": tokens / elapsed,
+        "steps": args.steps,
+        "final_loss": loss.item(),
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "precision": args.precision,
+        "compile": args.compile,
+        "tf32": torch.backends.cuda.matmul.allow_tf32,
+        "matmul_params": matmul_params,
+        "d_model": args.d_model,
+        "layers": args.layers,
+        "heads": heads,
+        "d_ff": d_ff,
+    }
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

@@ -62,3 +62,26 @@ fn missing_sweep_file_is_bad_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("nope.toml"));
 }
+
+/// `codescale train` on a GPU that is not here: bad input naming the key, before the corpus is
+/// built. Without the `cuda` feature the build is what is missing; with it, on this GPU-less
+/// machine, the driver; on a GPU machine, device 7.
+#[test]
+fn training_on_a_missing_gpu_exits_2_naming_the_key() {
+    let lab = Lab::new();
+    let trial = lab.path().join("trial.toml");
+    let body = "corpus = \"recipe.toml\"\nlanguage = \"rust\"\nmodel = \"d32-l1\"\nseq_len = 32\nbatch_size = 8\nbackend = \"cuda\"\ndevice = 7\n";
+    std::fs::write(&trial, body).unwrap();
+    let out = lab.run(&["train", "trial.toml"]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(msg.contains("trial.toml") && !msg.contains("panicked"), "{msg}");
+    assert!(msg.contains("`backend` = \"cuda\"") || msg.contains("`device` = 7"), "{msg}");
+    assert!(!lab.path().join("corpus").exists() && !lab.path().join("runs").exists(), "nothing is built or written");
+
+    std::fs::write(&trial, body.replace("backend = \"cuda\"\n", "")).unwrap();
+    let out = lab.run(&["train", "trial.toml"]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(msg.contains("trial.toml:7: `device`"), "{msg}");
+}

@@ -90,3 +90,25 @@ fn reduced_quickstart_runs_end_to_end_on_this_machines_code() {
     }
     assert!(lab.path().join("reports/quickstart-ci/index.html").exists());
 }
+
+/// `codescale train`'s trial folder exports its curve, so a curve is readable without
+/// codescale or a Parquet reader (`bench/gpu.sh` compares curves this way on the GPU machine).
+#[test]
+fn a_trained_trials_curve_exports_as_json_lines() {
+    let lab = Lab::new();
+    std::fs::write(lab.path().join("t.toml"), "corpus = \"recipe.toml\"\nlanguage = \"rust\"\nmodel = \"d32-l1\"\nseq_len = 32\nbatch_size = 8\ntokens = 2560\neval_tokens = 256\n").unwrap();
+    let out = lab.run(&["train", "t.toml", "--out", "t", "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let out = lab.run(&["export", "t", "--format", "jsonl"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(lab.path().join("t/trial.json")).unwrap()).unwrap();
+    let lines = std::fs::read_to_string(lab.path().join("t/curve.jsonl")).unwrap();
+    let rows: Vec<serde_json::Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(rows.len(), 10, "one row per step: 2560 tokens / (8 × 32)");
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row["trial_id"], record["id"]);
+        assert_eq!(row["step"], i + 1);
+        assert!(row["train_loss"].as_f64().unwrap().is_finite() && row["wall_s"].as_f64().is_some());
+    }
+    assert!(rows[9]["val_loss"].as_f64().is_some(), "the last step is evaluated");
+}

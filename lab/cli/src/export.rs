@@ -1,10 +1,11 @@
-//! `export`: results and curves as CSV, Parquet or JSON lines, readable without codescale, or
-//! curves as TensorBoard runs.
+//! `export`: a sweep's results and curves, or one trial's curve, as CSV, Parquet or JSON lines,
+//! readable without codescale, or curves as TensorBoard runs.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use codescale_core::record::{CURVE_FILE, TRIAL_FILE};
 use codescale_core::{CurvePoint, CurveRow, TrialRecord};
 use codescale_sweep::SweepDir;
 use serde::Serialize;
@@ -19,6 +20,9 @@ pub enum Format {
 }
 
 pub fn export(dir: &Path, format: Format, out: Option<PathBuf>) -> Result<()> {
+    if dir.join(TRIAL_FILE).exists() {
+        return export_trial(dir, format, out);
+    }
     let sweep = SweepDir::open(dir)?;
     let rows = crate::analyse::sweep_rows(dir)?;
     let out = out.unwrap_or_else(|| dir.to_path_buf());
@@ -47,6 +51,33 @@ pub fn export(dir: &Path, format: Format, out: Option<PathBuf>) -> Result<()> {
         }
     }
     println!("{}\n{}", results_path.display(), curves_path.display());
+    Ok(())
+}
+
+/// One trial's folder (`codescale train --out`): its curve as `curve.<ext>`, each row tagged
+/// with the trial's id, as a sweep's `curves.<ext>` is, or as one TensorBoard run.
+fn export_trial(dir: &Path, format: Format, out: Option<PathBuf>) -> Result<()> {
+    let record = TrialRecord::load(dir)?;
+    let curve: Vec<CurvePoint> = codescale_table::read_rows(&dir.join(CURVE_FILE))?;
+    let out = out.unwrap_or_else(|| dir.to_path_buf());
+    let ext = match format {
+        Format::Csv => "csv",
+        Format::Parquet => "parquet",
+        Format::Jsonl => "jsonl",
+        Format::Tensorboard => {
+            let logdir = out.join("tensorboard");
+            codescale_table::tensorboard::write_run(&logdir.join(run_name(&record)), started(&record), &curve)?;
+            println!("1 run in {}\nview it with: tensorboard --logdir {}", logdir.display(), logdir.display());
+            return Ok(());
+        }
+    };
+    let rows: Vec<CurveRow> = CurveRow::tag(&record.id, &curve).collect();
+    let path = out.join(format!("curve.{ext}"));
+    match format {
+        Format::Jsonl => write_jsonl(&path, &rows)?,
+        _ => codescale_table::write_rows(&path, &rows)?,
+    }
+    println!("{}", path.display());
     Ok(())
 }
 

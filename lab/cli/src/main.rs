@@ -73,9 +73,9 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Export a sweep's results and curves for other tools.
+    /// Export a sweep's results and curves, or one trial's curve, for other tools.
     Export {
-        /// A sweep's runs folder (`runs/<sweep>`).
+        /// A sweep's runs folder (`runs/<sweep>`), or one trial's folder (`curve.<ext>`).
         sweep_dir: PathBuf,
         /// `results.<ext>` and `curves.<ext>` (every curve row tagged with its trial), or
         /// TensorBoard event files, one run per trial.

@@ -36,6 +36,8 @@ pub fn corpus_for(config: &TrialConfig, quiet: bool) -> Result<codescale_data::C
 
 pub fn train(path: &Path, sets: &[String], out: Option<PathBuf>, stop_after_steps: Option<usize>, quiet: bool) -> Result<ExitCode> {
     let config = load_trial(path, sets)?;
+    // A GPU that is not here is refused before the corpus is built, which can take minutes.
+    codescale_train::backend::device_name(&config).with_context(|| path.display().to_string())?;
     let corpus = corpus_for(&config, quiet)?;
     if !corpus.languages().contains(&config.language) {
         return Err(BadInput(format!("{}: `language`: `{}` is not in corpus {} (it has: {})", path.display(), config.language, config.corpus, corpus.languages().join(", "))).into());

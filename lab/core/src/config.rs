@@ -198,6 +198,9 @@ pub struct TrialSpec {
     pub checkpoint_interval: Option<usize>,
     pub seed: Option<u64>,
     pub backend: Option<Backend>,
+    /// The GPU's index (as `nvidia-smi` and `CUDA_VISIBLE_DEVICES` count) for `backend = "cuda"`;
+    /// 0 by default.
+    pub device: Option<usize>,
     /// `f32` (default) or `bf16` (autocast matrix multiplies).
     pub precision: Option<Precision>,
     pub threads: Option<usize>,
@@ -245,6 +248,10 @@ pub struct TrialConfig {
     pub checkpoint_interval: usize,
     pub seed: u64,
     pub backend: Backend,
+    /// Which GPU (`backend = "cuda"` only). Like `threads`, it changes where a trial runs, not
+    /// what it computes: left out of the id.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub device: Option<usize>,
     /// Left out of the canonical JSON when f32, so ids from before the key existed still hold.
     #[serde(skip_serializing_if = "Precision::is_f32", default)]
     pub precision: Precision,
@@ -470,6 +477,10 @@ impl TrialSpec {
         if let Some(t) = self.threads {
             positive("threads", t)?;
         }
+        let backend = self.backend.unwrap_or(Backend::Flex);
+        if self.device.is_some() && backend != Backend::Cuda {
+            return Err(bad("device", format!("picks a GPU, but `backend` is \"{}\": set `backend = \"cuda\"` or remove `device`", backend.as_str())));
+        }
 
         let model = self.model.clone().unwrap_or_else(|| shape::name(d_model, n_layers));
         let config = TrialConfig {
@@ -508,7 +519,8 @@ impl TrialSpec {
             eval_tokens,
             checkpoint_interval: self.checkpoint_interval.unwrap_or(0),
             seed: self.seed.unwrap_or(0),
-            backend: self.backend.unwrap_or(Backend::Flex),
+            backend,
+            device: self.device,
             precision: self.precision.unwrap_or_default(),
             threads: self.threads,
             corpus_key: None,
@@ -606,14 +618,16 @@ impl TrialConfig {
         crate::schedule::lr_at(self, step)
     }
     /// The canonical form of the configuration: sorted keys, without the keys that change how
-    /// a trial runs but not what it computes (`threads`, `checkpoint_interval`) and without the
-    /// corpus it is bound to.
+    /// a trial runs but not what it computes (`threads`, `device`, `checkpoint_interval`) and
+    /// without the corpus it is bound to.
     pub fn canonical_json(&self) -> String {
         let mut c = self.clone();
-        c.threads = None;
-        c.checkpoint_interval = 0;
         c.corpus_key = None;
-        canonical(&c)
+        canonical(&c.without_placement())
+    }
+    /// This config without the keys that only say where and how often it runs.
+    fn without_placement(self) -> TrialConfig {
+        TrialConfig { threads: None, device: None, checkpoint_interval: 0, ..self }
     }
     /// The trial's id: the hash of everything that determines its result — the configuration,
     /// the corpus contents and tokenizer ([`CorpusKey`]) and the trainer's numerics version.
@@ -649,7 +663,7 @@ impl TrialConfig {
     pub fn trunk_id(&self) -> Option<String> {
         (self.schedule == Schedule::Wsd).then(|| {
             let t = self.trunk_config(0);
-            short_hash(&format!("trunk\n{}\ncorpus {}\nnumerics {NUMERICS_VERSION}", canonical(&TrialConfig { threads: None, checkpoint_interval: 0, ..t }), serde_json::to_string(&self.corpus_key).expect("key serializes")))
+            short_hash(&format!("trunk\n{}\ncorpus {}\nnumerics {NUMERICS_VERSION}", canonical(&t.without_placement()), serde_json::to_string(&self.corpus_key).expect("key serializes")))
         })
     }
     /// The trunk's own config, trained for `steps` steps: a constant rate after this trial's
@@ -727,6 +741,32 @@ mod tests {
         assert!(serde_json::to_string(&b).unwrap().contains(r#""precision":"bf16""#));
         assert_ne!(a.trial_id(), b.trial_id());
         assert!(spec().set("precision", "fp8").is_err());
+    }
+
+    #[test]
+    fn device_picks_a_gpu_without_changing_the_trial() {
+        let flex = spec().resolve().unwrap();
+        assert!(!serde_json::to_string(&flex).unwrap().contains("device"), "flex trials keep their ids");
+        let mut s = spec();
+        s.set("backend", "cuda").unwrap();
+        let gpu0 = s.resolve().unwrap();
+        s.set("device", "1").unwrap();
+        let gpu1 = s.resolve().unwrap();
+        assert_eq!(gpu1.device, Some(1));
+        assert!(serde_json::to_string(&gpu1).unwrap().contains(r#""device":1"#));
+        assert_eq!(gpu0.trial_id(), gpu1.trial_id(), "the same trial on another GPU");
+        assert_ne!(flex.trial_id(), gpu0.trial_id(), "another backend computes another trial");
+        let mut wsd = s.clone();
+        wsd.set("schedule", "wsd").unwrap();
+        let trunk = wsd.resolve().unwrap().trunk_id();
+        wsd.set("device", "0").unwrap();
+        assert_eq!(wsd.resolve().unwrap().trunk_id(), trunk, "branches on other GPUs share the trunk");
+        let mut cpu = spec();
+        cpu.set("device", "1").unwrap();
+        let e = cpu.resolve().unwrap_err();
+        assert_eq!(e.key, "device");
+        assert!(e.message.contains("backend = \"cuda\""), "{e}");
+        assert!(spec().set("device", "-1").is_err());
     }
 
     #[test]

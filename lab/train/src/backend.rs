@@ -1,12 +1,18 @@
 //! Backend choice. Burn's backend is a type parameter, so the runtime choice is a `match`
 //! that calls the generic trainer.
+//!
+//! Burn's CUDA backend finds what it needs at run time, on first touching the device: the
+//! driver (`libcuda`), NVRTC (which compiles its kernels) and the CUDA headers those kernels
+//! include. It panics when one is missing, and cubecl also panics on a device index that is not
+//! there. [`device_name`] asks for each of them first, fallibly, so that a trial asking for a
+//! GPU that is not here fails as bad input naming the key.
 
 use std::path::Path;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use burn::backend::flex::FlexDevice;
 use burn::backend::{Autodiff, Flex};
-use codescale_core::{Backend, TrialConfig, TrialRecord};
+use codescale_core::{Backend, BadInput, TrialConfig, TrialRecord};
 use codescale_data::Corpus;
 
 use crate::trainer::{self, RunOptions};
@@ -17,33 +23,147 @@ pub type CpuTrainBackend = Autodiff<Flex>;
 /// Trains on the backend the config names, inside a thread pool of `config.threads` threads
 /// (all cores by default), so parallel trials split the machine instead of fighting over it.
 pub fn train_trial(dir: &Path, config: &TrialConfig, corpus: &Corpus, opts: &RunOptions) -> Result<TrialRecord> {
+    let device_name = device_name(config)?;
     let threads = config.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
     pool.install(|| match config.backend {
-        Backend::Flex => trainer::train::<CpuTrainBackend>(dir, config, corpus, &FlexDevice, "cpu (flex)", opts),
-        Backend::Cuda => train_cuda(dir, config, corpus, opts),
+        Backend::Flex => trainer::train::<CpuTrainBackend>(dir, config, corpus, &FlexDevice, &device_name, opts),
+        Backend::Cuda => train_cuda(dir, config, corpus, &device_name, opts),
     })
 }
 
-#[cfg(feature = "cuda")]
-fn train_cuda(dir: &Path, config: &TrialConfig, corpus: &Corpus, opts: &RunOptions) -> Result<TrialRecord> {
-    use burn::backend::cuda::CudaDevice;
-    use burn::backend::Cuda;
-    // cudarc panics when it cannot load the driver library; find it first and say so plainly.
-    if !cuda_driver_present() {
-        bail!("backend = \"cuda\" but no CUDA driver (libcuda.so) was found on this machine; use backend = \"flex\"");
+/// The device the config's backend names, as provenance records it (`cuda:0 (NVIDIA H100 80GB
+/// HBM3)`), or bad input saying what is missing when that device cannot run here.
+pub fn device_name(config: &TrialConfig) -> Result<String> {
+    match config.backend {
+        Backend::Flex => Ok("cpu (flex)".into()),
+        Backend::Cuda => {
+            let index = config.device.unwrap_or(0);
+            let name = cuda::probe(index).map_err(BadInput)?;
+            Ok(format!("cuda:{index} ({name})"))
+        }
     }
-    let device = CudaDevice::default();
-    trainer::train::<Autodiff<Cuda>>(dir, config, corpus, &device, "cuda:0", opts)
 }
 
 #[cfg(feature = "cuda")]
-fn cuda_driver_present() -> bool {
-    let dirs = ["/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/local/cuda/lib64", "/usr/lib/wsl/lib", "/usr/lib"];
-    dirs.iter().any(|d| Path::new(d).join("libcuda.so.1").exists() || Path::new(d).join("libcuda.so").exists())
+fn train_cuda(dir: &Path, config: &TrialConfig, corpus: &Corpus, device_name: &str, opts: &RunOptions) -> Result<TrialRecord> {
+    use burn::backend::cuda::CudaDevice;
+    use burn::backend::Cuda;
+    let device = CudaDevice::new(config.device.unwrap_or(0));
+    trainer::train::<Autodiff<Cuda>>(dir, config, corpus, &device, device_name, opts)
 }
 
 #[cfg(not(feature = "cuda"))]
-fn train_cuda(_: &Path, _: &TrialConfig, _: &Corpus, _: &RunOptions) -> Result<TrialRecord> {
-    bail!("backend = \"cuda\" but this codescale was built without CUDA: rebuild with `cargo build --release --features cuda`")
+fn train_cuda(_: &Path, _: &TrialConfig, _: &Corpus, _: &str, _: &RunOptions) -> Result<TrialRecord> {
+    unreachable!("device_name refuses CUDA in a build without it")
+}
+
+#[cfg(not(feature = "cuda"))]
+mod cuda {
+    pub fn probe(_index: usize) -> Result<String, String> {
+        Err("`backend` = \"cuda\" but this codescale was built without CUDA: rebuild with `cargo build --release --features cuda` (see bench/gpu.sh)".into())
+    }
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use cudarc::driver::{result as driver, sys as driver_sys, CudaContext};
+    use cudarc::nvrtc::sys as nvrtc;
+
+    /// `major.minor` of a CUDA version number such as 13000.
+    fn version(v: i32) -> String {
+        format!("{}.{}", v / 1000, v % 1000 / 10)
+    }
+
+    /// The name of GPU `index`, or what is missing to train on it, in words a user can act on.
+    pub fn probe(index: usize) -> Result<String, String> {
+        // SAFETY: opens the driver library and closes it again, as cudarc does on first use;
+        // nothing of it is called.
+        if !unsafe { driver_sys::is_culib_present() } {
+            return Err("`backend` = \"cuda\" but no CUDA driver (libcuda.so) could be loaded on this machine: run on a machine with an NVIDIA GPU and its driver, or set `backend = \"flex\"`".into());
+        }
+        let count = CudaContext::device_count().map_err(|e| format!("`backend` = \"cuda\" but the CUDA driver has no usable GPU here ({e})"))?.max(0) as usize;
+        if index >= count {
+            return Err(format!("`device` = {index} but this machine has {count} CUDA device(s), numbered from 0 (CUDA_VISIBLE_DEVICES={})", std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_else(|_| "unset".into())));
+        }
+        let name = driver::device::get(index as i32).and_then(driver::device::get_name).map_err(|e| format!("`device` = {index}: the CUDA driver cannot name it ({e})"))?;
+
+        // cudarc calls the driver's entry points of the CUDA version it was built for; an older
+        // driver may lack some, which surfaces as a panic deep inside a training step.
+        let mut driver_version = 0;
+        // SAFETY: writes one integer through a valid pointer.
+        unsafe { driver_sys::cuDriverGetVersion(&mut driver_version) }.result().map_err(|e| format!("`backend` = \"cuda\": the driver does not report its version ({e})"))?;
+        let built = driver_sys::CUDA_VERSION as i32;
+        if driver_version < built {
+            return Err(format!(
+                "`backend` = \"cuda\": this codescale was built for CUDA {} but the driver supports CUDA {}: rebuild with CUDARC_CUDA_VERSION={}0{}0 (as bench/gpu.sh does)",
+                version(built),
+                version(driver_version),
+                driver_version / 1000,
+                driver_version % 1000 / 10
+            ));
+        }
+
+        // SAFETY: as for the driver above.
+        if !unsafe { nvrtc::is_culib_present() } {
+            return Err("`backend` = \"cuda\" needs NVRTC (libnvrtc.so), which compiles the CUDA kernels at run time, and none could be loaded: install the CUDA toolkit, or put the lib folder of PyTorch's CUDA wheels (site-packages/nvidia/cu13/lib) on LD_LIBRARY_PATH".into());
+        }
+        let (mut major, mut minor) = (0, 0);
+        // SAFETY: writes two integers through valid pointers.
+        unsafe { nvrtc::nvrtcVersion(&mut major, &mut minor) }.result().map_err(|e| format!("`backend` = \"cuda\": NVRTC does not report its version ({e:?})"))?;
+        // The kernels reach the driver as PTX, which a driver older than the compiler refuses.
+        if major * 1000 + minor * 10 > driver_version {
+            return Err(format!(
+                "`backend` = \"cuda\": NVRTC {major}.{minor} writes PTX that this driver (CUDA {}) cannot load: put an NVRTC of CUDA {} or older first on LD_LIBRARY_PATH",
+                version(driver_version),
+                version(driver_version)
+            ));
+        }
+
+        let Some(root) = cubecl_cuda::install::cuda_path() else {
+            return Err("`backend` = \"cuda\" needs the CUDA headers its kernels include, and found no CUDA installation (CUDA_PATH, /usr/local/cuda, /opt/cuda): set CUDA_PATH to a CUDA toolkit, or to PyTorch's site-packages/nvidia/cu13, whose include/ holds cuda_runtime.h".into());
+        };
+        let header = root.join("include").join("cuda_runtime.h");
+        if !header.exists() {
+            return Err(format!("`backend` = \"cuda\" needs the CUDA headers its kernels include, and {} is missing: point CUDA_PATH at a folder whose include/ holds them", header.display()));
+        }
+        Ok(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use codescale_core::{is_bad_input, TrialSpec};
+
+    use super::*;
+
+    fn config(sets: &[(&str, &str)]) -> TrialConfig {
+        let mut spec = TrialSpec { language: Some("python".into()), model: Some("d64-l2".into()), ..Default::default() };
+        for (k, v) in sets {
+            spec.set(k, v).unwrap();
+        }
+        spec.resolve().unwrap()
+    }
+
+    #[test]
+    fn flex_runs_on_the_cpu() {
+        assert_eq!(device_name(&config(&[])).unwrap(), "cpu (flex)");
+    }
+
+    /// Here, with no GPU, this is the path a user meets: bad input (exit 2) that names the key
+    /// and says what is missing, not a panic inside cudarc. On a machine with a GPU, built with
+    /// CUDA, device 4095 is what is missing.
+    #[test]
+    fn a_gpu_that_is_not_here_is_bad_input_naming_the_key() {
+        let e = device_name(&config(&[("backend", "cuda"), ("device", "4095")])).unwrap_err();
+        let message = format!("{e:#}");
+        assert!(is_bad_input(&e), "{message}");
+        if cfg!(not(feature = "cuda")) {
+            assert!(message.contains("`backend` = \"cuda\"") && message.contains("built without CUDA"), "{message}");
+        } else if !std::path::Path::new("/dev/nvidiactl").exists() {
+            assert!(message.contains("`backend` = \"cuda\"") && (message.contains("libcuda.so") || message.contains("no usable GPU")), "{message}");
+        } else {
+            assert!(message.contains("`device` = 4095"), "{message}");
+        }
+    }
 }

@@ -44,17 +44,15 @@ impl<B: AutodiffBackend> AdamW<B> {
         model.visit(&mut visitor);
     }
 
+    /// Squared global L2 norm of the accumulated gradient, left on the device (`None` before
+    /// any gradient), for the caller to read along with whatever else it reads.
+    pub fn grad_sq_sum(&self) -> Option<Tensor<Inner<B>, 1>> {
+        self.grads.iter().flatten().map(|g| g.clone().square().sum()).reduce(|a, b| a + b)
+    }
+
     /// Global L2 norm of the accumulated gradient (one device→host read).
     pub fn grad_norm(&self) -> f64 {
-        let sum = self
-            .grads
-            .iter()
-            .flatten()
-            .map(|g| g.clone().square().sum())
-            .reduce(|a, b| a + b)
-            .map(|s| s.into_scalar().elem::<f64>())
-            .unwrap_or(0.0);
-        sum.sqrt()
+        self.grad_sq_sum().map_or(0.0, |s| s.into_scalar().elem::<f64>()).sqrt()
     }
 
     /// Applies one update with learning rate `lr`, given the accumulated gradient's norm, and

@@ -7,7 +7,7 @@ use std::time::Instant;
 use anyhow::Result;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
-use burn::tensor::ElementConversion;
+use burn::tensor::{ElementConversion, Tensor};
 use codescale_core::{BadInput, CurvePoint, TrialConfig};
 use codescale_data::{Corpus, Split};
 
@@ -15,7 +15,7 @@ use crate::checkpoint::{self, Checkpoint};
 use crate::data::{EvalSet, Sampler};
 use crate::kernels::Kernels;
 use crate::model::Transformer;
-use crate::optim::AdamW;
+use crate::optim::{to_vec, AdamW};
 
 pub struct Run<'d, B: AutodiffBackend + Kernels>
 where
@@ -137,8 +137,13 @@ where
                 None => loss,
             });
         }
-        let train_loss = loss_sum.expect("at least one micro-batch").into_scalar().elem::<f64>() / accum as f64;
-        let grad_norm = self.opt.grad_norm();
+        // The loss and the gradient's norm come to the host in one read: on CUDA a read waits
+        // for the device to finish everything queued before it, and leaves it idle until the
+        // next work is queued. The values are the same as read one by one.
+        let sq_sum = self.opt.grad_sq_sum().expect("a model with parameters has gradients");
+        let read = to_vec(Tensor::cat(vec![loss_sum.expect("at least one micro-batch"), sq_sum], 0));
+        let train_loss = read[0] as f64 / accum as f64;
+        let grad_norm = (read[1] as f64).sqrt();
         if !train_loss.is_finite() || !grad_norm.is_finite() || train_loss > divergence_threshold(self.config.vocab_size()) {
             return Stepped::Diverged(format!("diverged at step {step}: train loss {train_loss}, gradient norm {grad_norm}"));
         }
