@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Result;
-use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "codescale", version, about = "Scaling laws and hyperparameter sweeps for code language models")]
@@ -132,9 +132,10 @@ enum SweepCommand {
     Run {
         /// A sweep file (TOML, or W&B's YAML dialect).
         sweep: PathBuf,
-        /// Where trials run: this machine, or a Slurm array job.
-        #[arg(long, value_enum, default_value = "local")]
-        executor: Executor,
+        /// On Slurm: follow the jobs to their end (a bar of the trials), write results.parquet
+        /// and exit with the sweep's status; Ctrl-C stops following, not the jobs.
+        #[arg(long)]
+        wait: bool,
         #[command(flatten)]
         run: train::RunArgs,
     },
@@ -165,16 +166,13 @@ enum TrialCommand {
     Run {
         /// A prepared sweep's runs folder (`runs/<sweep>`).
         sweep_dir: PathBuf,
-        /// The trial's index in `plan.json` (Slurm's `$SLURM_ARRAY_TASK_ID`).
+        /// The trial's index in `plan.json` (the array's offset plus `$SLURM_ARRAY_TASK_ID`).
         #[arg(long)]
         index: usize,
+        /// Train it again if it failed, even when its failure looked permanent.
+        #[arg(long)]
+        retry_failed: bool,
     },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Executor {
-    Local,
-    Slurm,
 }
 
 fn main() -> ExitCode {
@@ -205,15 +203,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Command::Train { trial, set, out, stop_after_steps } => train::train(&trial, &set, out, stop_after_steps, quiet),
         Command::Sweep { command } => match command {
             SweepCommand::Plan { sweep, json } => train::plan(&sweep, json, quiet),
-            SweepCommand::Run { sweep, executor: Executor::Local, run } => {
-                let summary = train::run_sweep(&sweep, &run, quiet)?;
-                Ok(if summary.all_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
-            }
-            SweepCommand::Run { sweep, executor: Executor::Slurm, run } => train::submit_slurm(&sweep, &run),
+            SweepCommand::Run { sweep, wait, run } => Ok(match train::run_sweep(&sweep, &run, wait, quiet)? {
+                train::Ran::Ended(summary) => exit_for(&summary),
+                train::Ran::Left(code) => code,
+            }),
             SweepCommand::Status { sweep, runs, json } => train::status(&sweep, &runs, json),
             SweepCommand::Convert { sweep, out } => convert(&sweep, out.as_deref()),
         },
-        Command::Trial { command: TrialCommand::Run { sweep_dir, index } } => train::trial_run(&sweep_dir, index, quiet),
+        Command::Trial { command: TrialCommand::Run { sweep_dir, index, retry_failed } } => train::trial_run(&sweep_dir, index, retry_failed, quiet),
         Command::Fit(args) => analyse::fit(&args, quiet).map(|_| ExitCode::SUCCESS),
         Command::Report { sweep_dir, out } => analyse::report(&sweep_dir, out).map(|report| {
             println!("{report}");
@@ -257,7 +254,10 @@ fn convert(path: &std::path::Path, out: Option<&std::path::Path>) -> Result<Exit
 
 /// The README's main job: every stage, each reusing what is already on disk.
 fn run(sweep_file: &std::path::Path, args: &train::RunArgs, quiet: bool) -> Result<ExitCode> {
-    let summary = train::run_sweep(sweep_file, args, quiet)?;
+    let summary = match train::run_sweep(sweep_file, args, true, quiet)? {
+        train::Ran::Ended(summary) => summary,
+        train::Ran::Left(code) => return Ok(code),
+    };
     let fit = analyse::fit_sweep(&summary.dir, &analyse::FitArgs::for_sweep(summary.dir.clone()), quiet)?;
     let report = analyse::report(&summary.dir, None)?;
     println!();
@@ -289,7 +289,16 @@ fn run(sweep_file: &std::path::Path, args: &train::RunArgs, quiet: bool) -> Resu
         println!("{}", codescale_fit::table::UNIDENTIFIED_LEGEND);
     }
     println!("{report}");
-    Ok(if summary.all_ok() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(exit_for(&summary))
+}
+
+/// The sweep's status as the exit code: 0 when every trial ended and none failed.
+fn exit_for(summary: &codescale_sweep::Summary) -> ExitCode {
+    if summary.all_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 #[cfg(test)]

@@ -4,10 +4,13 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use clap::builder::{PossibleValuesParser, TypedValueParser};
 use codescale_core::error::line_of;
 use codescale_core::{BadInput, CorpusKey, Status, TrialConfig, TrialRecord, TrialSpec};
 use codescale_sweep::estimate;
-use codescale_sweep::scheduler::{plan_with_corpora, prepare};
+use codescale_sweep::scheduler::plan_with_corpora;
+use codescale_sweep::spec::Executor;
+use codescale_sweep::trial::Outcome;
 use codescale_sweep::{RunConfig, Summary, Sweep, SweepDir};
 use codescale_train::RunOptions;
 
@@ -125,7 +128,12 @@ pub fn plan(path: &Path, json: bool, quiet: bool) -> Result<ExitCode> {
 /// What `sweep run` and `run` take besides the sweep file.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub struct RunArgs {
-    /// Trials to train at once (default: the sweep's `jobs`, else 1); cores are shared out.
+    /// Where trials run: `local` (this machine) or `slurm` (array jobs); default: the sweep's
+    /// `executor`, else local.
+    #[arg(long, value_parser = PossibleValuesParser::new(["local", "slurm"]).map(|s| s.parse::<Executor>().expect("a listed value")))]
+    pub executor: Option<Executor>,
+    /// Trials to train at once (default: the sweep's `jobs`, else 1); cores are shared out. On
+    /// Slurm: tasks at once, unless `[slurm] array_parallelism` says.
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Folder holding every sweep's runs folder.
@@ -143,10 +151,25 @@ pub struct RunArgs {
     pub yes: bool,
 }
 
-pub fn run_sweep(path: &Path, args: &RunArgs, quiet: bool) -> Result<Summary> {
+/// How `sweep run` ended.
+pub enum Ran {
+    /// Every trial was run to its end here, or the Slurm arrays were followed to theirs.
+    Ended(Summary),
+    /// The Slurm arrays go on (submitted without `--wait`, or left on Ctrl-C): exit with this.
+    Left(ExitCode),
+}
+
+/// Runs the sweep on its executor; on Slurm, `wait` follows the arrays to their end.
+pub fn run_sweep(path: &Path, args: &RunArgs, wait: bool, quiet: bool) -> Result<Ran> {
     let sweep = Sweep::load(path)?;
     let cfg = RunConfig { runs_root: args.runs.clone(), jobs: args.jobs, quiet, cores: None, retry_failed: args.retry_failed, reuse_stale: args.reuse_stale, confirmed: args.yes };
-    let summary = codescale_sweep::run_sweep(&sweep, &cfg)?;
+    let summary = match args.executor.unwrap_or(sweep.executor) {
+        Executor::Local => codescale_sweep::run_sweep(&sweep, &cfg)?,
+        Executor::Slurm => match on_slurm(path, &sweep, &cfg, args, wait)? {
+            Ok(summary) => summary,
+            Err(code) => return Ok(Ran::Left(code)),
+        },
+    };
     let counts: Vec<String> = [Status::Done, Status::Pruned, Status::Diverged, Status::Failed, Status::Running, Status::Pending]
         .iter()
         .map(|&s| (s, summary.count(s)))
@@ -164,45 +187,79 @@ pub fn run_sweep(path: &Path, args: &RunArgs, quiet: bool) -> Result<Summary> {
         println!("  failed {}: {error} ({retry})", row.trial_id);
     }
     println!("results: {}", summary.dir.join(codescale_sweep::runs::RESULTS_FILE).display());
-    Ok(summary)
+    Ok(Ran::Ended(summary))
 }
 
-pub fn submit_slurm(path: &Path, args: &RunArgs) -> Result<ExitCode> {
-    let sweep = Sweep::load(path)?;
-    // Corpora are built once here (by planning), not by every array task at once.
-    let cfg = RunConfig { runs_root: args.runs.clone(), confirmed: args.yes, ..Default::default() };
-    let (dir, plan, _) = prepare(&sweep, &cfg)?;
-    let exe = std::env::current_exe()?;
-    let (job, indices) = codescale_sweep::slurm::write_job(&dir, &plan, sweep.slurm.as_ref(), &exe)?;
-    if indices.is_empty() {
-        println!("every trial of {} is finished; nothing to submit", sweep.name);
-        return Ok(ExitCode::SUCCESS);
+/// Submits the sweep's unfinished trials to Slurm and, with `wait`, follows the arrays to
+/// their end: the summary then, else the exit code to leave with (the arrays go on).
+fn on_slurm(path: &Path, sweep: &Sweep, cfg: &RunConfig, args: &RunArgs, wait: bool) -> Result<Result<Summary, ExitCode>> {
+    let submission = codescale_sweep::slurm::submit(sweep, cfg, &std::env::current_exe()?)?;
+    for note in &submission.notes {
+        println!("note: {note}");
     }
-    println!("{} unfinished trials; job script {}", indices.len(), job.display());
-    let submitted = codescale_sweep::slurm::submit(&job)?;
-    println!("{submitted}");
-    Ok(ExitCode::SUCCESS)
+    let covered = if submission.covered > 0 { format!("; {} left to tasks already queued or running", submission.covered) } else { String::new() };
+    match &submission.script {
+        Some(script) => {
+            let jobs: Vec<String> = submission.arrays.iter().map(|a| format!("{} (tasks {}, plan index {} + task)", a.job, a.tasks, a.offset)).collect();
+            println!("submitted {} trials of {} as array job {}{covered}; job script {}", submission.sent, sweep.name, jobs.join(", "), script.display());
+        }
+        None => println!("nothing to submit for {}: {} trials had ended{covered}", sweep.name, submission.skipped),
+    }
+    let runs = if args.runs == Path::new("runs") { String::new() } else { format!(" --runs {}", args.runs.display()) };
+    let follow = format!("codescale sweep run {} --executor slurm --wait{runs}", path.display());
+    let status = format!("codescale sweep status {}{runs}", path.display());
+    if !wait {
+        println!("follow it with `{follow}`, or look with `{status}`");
+        return Ok(Err(ExitCode::SUCCESS));
+    }
+    interrupt::catch();
+    match codescale_sweep::slurm::follow(&submission.dir, cfg.quiet, &interrupt::caught)? {
+        Some(summary) => Ok(Ok(Summary { trained: submission.sent, skipped: submission.skipped, ..summary })),
+        None => {
+            eprintln!("interrupted: the Slurm jobs go on. Follow them again with `{follow}`, or look with `{status}`");
+            Ok(Err(ExitCode::from(130)))
+        }
+    }
 }
 
-pub fn trial_run(sweep_dir: &Path, index: usize, quiet: bool) -> Result<ExitCode> {
-    let dir = SweepDir::open(sweep_dir)?;
-    let plan = dir.plan()?;
-    let mut config = plan.trials.get(index).cloned().ok_or_else(|| BadInput(format!("{} plans {} trials; there is no index {index}", sweep_dir.display(), plan.trials.len())))?;
-    let trial_dir = dir.trial_dir(&config.trial_id());
-    if !dir.record(&config)?.needs_run(false) {
-        println!("trial {} is already finished", config.trial_id());
-        return Ok(ExitCode::SUCCESS);
+/// Ctrl-C while following Slurm jobs stops the following, not the jobs.
+mod interrupt {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static CAUGHT: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn on_sigint(_: libc::c_int) {
+        CAUGHT.store(true, Ordering::SeqCst);
     }
-    config.checkpoint_interval = config.checkpoint_every();
-    // The same trunk as the local executor would use: the plan's, under the runs folder.
-    let sweep = Sweep::load(&sweep_dir.join(codescale_sweep::runs::SWEEP_FILE))?;
-    let runs_root = sweep_dir.parent().unwrap_or(Path::new("."));
-    let branch = codescale_sweep::scheduler::plan_branches(&sweep, &plan.trials, runs_root).swap_remove(index);
-    let corpus = corpus_for(&config, quiet)?;
-    std::fs::create_dir_all(&trial_dir)?;
-    let record = codescale_train::train_trial(&trial_dir, &config, &corpus, &RunOptions { quiet, branch, ..Default::default() })?;
-    print_record(&record, &trial_dir);
-    Ok(exit_for(&record))
+
+    pub fn catch() {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
+        }
+    }
+
+    pub fn caught() -> bool {
+        CAUGHT.load(Ordering::SeqCst)
+    }
+}
+
+pub fn trial_run(sweep_dir: &Path, index: usize, retry_failed: bool, quiet: bool) -> Result<ExitCode> {
+    let (id, outcome) = codescale_sweep::trial::run_planned(sweep_dir, index, retry_failed, quiet)?;
+    match outcome {
+        Outcome::Trained(record) => {
+            print_record(&record, &sweep_dir.join("trials").join(&id));
+            Ok(exit_for(&record))
+        }
+        Outcome::Busy(owner) => {
+            println!("trial {id} is being trained by {}; nothing to do", owner.map_or("another process".into(), |o| o.describe()));
+            Ok(ExitCode::SUCCESS)
+        }
+        Outcome::Ended(status) => {
+            println!("trial {id} had already ended ({}); nothing to do", status.as_str());
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 pub fn status(path: &Path, runs: &Path, json: bool) -> Result<ExitCode> {

@@ -4,17 +4,21 @@
 //! validation loss is among the best 1/reduction of all losses recorded at that rung so far
 //! (with fewer than `reduction` recorded, it goes on). Trials are compared only with trials
 //! of the same language, model and budget, so a small model is never pruned for losing to a
-//! large one. The recorded losses live on disk, so a restarted scheduler keeps its rungs.
+//! large one. The recorded losses live on disk (`runs/<sweep>/asha.json`), so a restarted
+//! scheduler keeps its rungs and the local pool's threads and Slurm's array tasks, each with an
+//! [`Asha`] of its own, decide on the same rungs.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use codescale_core::atomic::{read_json, write_json};
 use codescale_core::TrialConfig;
 
 use crate::spec::EarlyStop;
+
+/// The rung state, in the sweep's runs folder.
+pub const ASHA_FILE: &str = "asha.json";
 
 /// group → rung (tokens, as text) → trial id → loss.
 type Rungs = BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>>;
@@ -22,12 +26,11 @@ type Rungs = BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>>;
 pub struct Asha {
     rule: EarlyStop,
     path: PathBuf,
-    state: Mutex<()>,
 }
 
 impl Asha {
     pub fn new(rule: EarlyStop, path: PathBuf) -> Asha {
-        Asha { rule, path, state: Mutex::new(()) }
+        Asha { rule, path }
     }
 
     /// Rung token counts below this trial's budget.
@@ -37,7 +40,12 @@ impl Asha {
 
     /// Records the trial's loss at a rung and says whether it goes on.
     pub fn report(&self, config: &TrialConfig, rung: f64, loss: f64) -> Result<bool> {
-        let _guard = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        // Read, decide and write under an exclusive flock on a file beside the state (never
+        // removed, so every reporter locks the same inode): another thread or process reporting
+        // at once would otherwise decide on stale losses and overwrite this one's.
+        let lock_path = self.path.with_extension("lock");
+        let lock = std::fs::File::options().create(true).truncate(false).write(true).open(&lock_path).with_context(|| format!("opening {}", lock_path.display()))?;
+        lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
         let mut rungs: Rungs = if self.path.exists() { read_json(&self.path)? } else { Rungs::new() };
         let group = format!("{}/{}/{}/{}", config.language, config.arch.as_str(), config.model, config.tokens);
         let at = rungs.entry(group).or_default().entry(format!("{rung}")).or_default();
@@ -73,7 +81,7 @@ fn promote(mut losses: Vec<f64>, loss: f64, reduction: f64) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::promote;
+    use super::*;
 
     #[test]
     fn keeps_the_top_third() {
@@ -82,5 +90,28 @@ mod tests {
         assert!(!promote(vec![1.0, 2.0, 3.0], 2.0, 3.0));
         assert!(promote(vec![1.0, 2.0, 3.0, 0.5, 4.0, 5.0], 1.0, 3.0));
         assert!(!promote(vec![f64::NAN], f64::NAN, 3.0));
+    }
+
+    /// Reporters that each have their own `Asha` (as array tasks do) and report at once lose
+    /// no loss to another's write.
+    #[test]
+    fn concurrent_reporters_keep_every_loss() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("asha.json");
+        let rule = EarlyStop { metric: "val_loss".into(), min_tokens: 1e3, reduction: 3.0 };
+        let config = |seed: u64| codescale_core::TrialSpec { language: Some("go".into()), model: Some("d64-l2".into()), seed: Some(seed), ..Default::default() }.resolve().unwrap();
+        std::thread::scope(|s| {
+            for t in 0..4u64 {
+                let (rule, path) = (rule.clone(), path.clone());
+                s.spawn(move || {
+                    let asha = Asha::new(rule, path);
+                    for k in 0..25 {
+                        asha.report(&config(t * 100 + k), 1e3, 1.0 + k as f64).unwrap();
+                    }
+                });
+            }
+        });
+        let rungs: Rungs = read_json(&path).unwrap();
+        assert_eq!(rungs.values().flat_map(|g| g.values()).map(|r| r.len()).sum::<usize>(), 100);
     }
 }

@@ -3,6 +3,7 @@
 pub mod asha;
 pub mod branches;
 pub mod estimate;
+pub mod lease;
 pub mod lock;
 pub mod plan;
 pub mod runs;
@@ -10,6 +11,7 @@ pub mod scheduler;
 pub mod slurm;
 pub mod spec;
 pub mod status;
+pub mod trial;
 pub mod wandb;
 
 pub use runs::{Plan, SweepDir};

@@ -3,23 +3,27 @@
 //!
 //! Every state change is an atomic write of `trial.json`, so after a crash the folder tells
 //! exactly what happened: `done` (and every other final status) is never run again, `running`
-//! resumes from its checkpoint, `pending` starts.
+//! resumes from its checkpoint, `pending` starts. Each trial runs under its lease
+//! ([`crate::trial`]), so a Slurm array task training the same sweep never trains it too.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use codescale_core::{BadInput, CorpusKey, ResultRow, Status, TrialConfig, TrialRecord};
 use codescale_data::{BuildOptions, Corpus};
-use codescale_train::{Branch, RunOptions};
+use codescale_train::Branch;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::asha::Asha;
+use crate::lease::{Acquired, Lease};
 use crate::lock::SweepLock;
 use crate::plan::plan;
 use crate::runs::{copy_trial, find_done_elsewhere, find_stale, Plan, SweepDir, SWEEP_FILE};
 use crate::spec::Sweep;
+use crate::trial::{Outcome, TrialRun, LEASE_FILE};
 
 #[derive(Debug, Clone)]
 pub struct RunConfig {
@@ -57,8 +61,10 @@ impl Summary {
     pub fn count(&self, status: Status) -> usize {
         self.rows.iter().filter(|r| r.status == status.as_str()).count()
     }
+    /// Every trial ended and none failed: the sweep's exit status is success.
     pub fn all_ok(&self) -> bool {
-        self.count(Status::Failed) == 0
+        let ended_ok = [Status::Done, Status::Diverged, Status::Pruned].map(Status::as_str);
+        self.rows.iter().all(|r| ended_ok.contains(&r.status.as_str()))
     }
 }
 
@@ -131,18 +137,98 @@ pub fn prepare(sweep: &Sweep, cfg: &RunConfig) -> Result<(SweepDir, Plan, Planne
 }
 
 pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
-    let (dir, plan, Planned { corpora, notes: mut planning_notes, .. }) = prepare(sweep, cfg)?;
+    let (dir, plan, Planned { corpora, notes: planning_notes, .. }) = prepare(sweep, cfg)?;
     let lock = SweepLock::acquire(&dir.path)?;
+    let Triage { queue, skipped, notes: triage_notes } = triage(&dir, &plan, cfg)?;
+    let notes = Mutex::new(planning_notes.into_iter().chain(triage_notes).collect::<Vec<_>>());
+
+    let jobs = cfg.jobs.or(sweep.jobs).unwrap_or(1).max(1).min(queue.len().max(1));
+    let cores = cfg.cores.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let threads = (cores / jobs).max(1);
+    let asha = asha_of(sweep, &dir);
+    let branches = plan_branches(sweep, &plan.trials, &cfg.runs_root);
+
+    let multi = MultiProgress::with_draw_target(if cfg.quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
+    let overall = multi.add(ProgressBar::new(queue.len() as u64));
+    overall.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} trials · {msg} · ETA {eta}").expect("template").progress_chars("=> "));
+    overall.set_prefix(sweep.name.clone());
+    let queue = Mutex::new(VecDeque::from(queue));
+    let outcomes: Mutex<BTreeMap<&'static str, usize>> = Mutex::new(BTreeMap::new());
+    let (trained, ended) = (AtomicUsize::new(0), AtomicUsize::new(0));
+
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| loop {
+                if lock.lost() {
+                    break;
+                }
+                let Some(i) = queue.lock().unwrap().pop_front() else { break };
+                let mut config = plan.trials[i].clone();
+                config.threads = Some(threads);
+                config.checkpoint_interval = config.checkpoint_every();
+                let id = config.trial_id();
+                let bar = multi.insert_before(&overall, ProgressBar::new(config.total_steps() as u64));
+                bar.set_style(ProgressStyle::with_template("  {prefix:16} {pos}/{len} steps [{bar:20}] {msg}").expect("template").progress_chars("=> "));
+                bar.set_prefix(format!("{} {}", config.language, config.model));
+                let run = TrialRun { dir: &dir, asha: asha.as_ref(), branch: branches[i].clone(), retry_failed: cfg.retry_failed, progress: Some(bar.clone()), quiet: true };
+                let label = match run.run(&config, || corpora.get(&config)) {
+                    Ok(Outcome::Trained(record)) => {
+                        trained.fetch_add(1, Ordering::Relaxed);
+                        record.status.as_str()
+                    }
+                    Ok(Outcome::Ended(status)) => {
+                        ended.fetch_add(1, Ordering::Relaxed);
+                        status.as_str()
+                    }
+                    Ok(Outcome::Busy(owner)) => {
+                        notes.lock().unwrap().push(format!("trial {id} is being trained by {}; left to it", owner.map_or("another process".into(), |o| o.describe())));
+                        "busy elsewhere"
+                    }
+                    Err(e) => {
+                        notes.lock().unwrap().push(format!("trial {id} could not be claimed: {e:#}"));
+                        "unclaimed"
+                    }
+                };
+                bar.finish_and_clear();
+                multi.remove(&bar);
+                *outcomes.lock().unwrap().entry(label).or_default() += 1;
+                overall.set_message(outcomes.lock().unwrap().iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", "));
+                overall.inc(1);
+            });
+        }
+    });
+    overall.finish_and_clear();
+    let mut notes = notes.into_inner().unwrap();
+    if lock.lost() {
+        notes.push("the sweep lock was taken over by another scheduler; this one stopped starting trials".into());
+    }
+
+    let rows = dir.write_results()?;
+    Ok(Summary { dir: dir.path.clone(), rows, trained: trained.into_inner(), skipped: skipped + ended.into_inner(), notes })
+}
+
+/// What a prepared sweep has left to train, once what is on disk is repaired and reused.
+pub struct Triage {
+    /// Plan indices of the trials to train, in plan order.
+    pub queue: Vec<usize>,
+    /// Trials that had ended, or were copied from another sweep.
+    pub skipped: usize,
+    pub notes: Vec<String>,
+}
+
+/// Sorts a prepared sweep's trials, for either executor, under the sweep lock: removes the
+/// temporary files of killed writers, saves records recovered from unreadable files, skips
+/// ended trials, copies finished ones from other sweeps of the runs folder (stale ones too
+/// under `reuse_stale`), and queues the rest (failed ones as `needs_run` says).
+pub fn triage(dir: &SweepDir, plan: &Plan, cfg: &RunConfig) -> Result<Triage> {
     let mut notes = Vec::new();
-    notes.append(&mut planning_notes);
     let cleaned = codescale_core::atomic::remove_stale_temps(&dir.path);
     if cleaned > 0 {
         notes.push(format!("removed {cleaned} temporary file(s) left by a killed run"));
     }
-
-    let mut queue = VecDeque::new();
+    let mut queue = Vec::new();
     let mut skipped = 0;
-    for config in &plan.trials {
+    for (i, config) in plan.trials.iter().enumerate() {
         let id = config.trial_id();
         let trial_dir = dir.trial_dir(&id);
         let (record, recovered) = dir.read_record(config)?;
@@ -158,68 +244,43 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
             notes.push(format!("trial {id} failed before ({}); retrying", record.error.as_deref().unwrap_or("no reason recorded")));
         }
         if let Some(done) = find_done_elsewhere(&cfg.runs_root, &id, &dir.path) {
-            copy_trial(&done, &trial_dir, |_| {})?;
-            skipped += 1;
-            continue;
-        }
-        if cfg.reuse_stale {
-            if let Some((from, why)) = find_stale(&cfg.runs_root, config) {
-                copy_trial(&from, &trial_dir, |r| {
-                    r.id = id.clone();
-                    r.config = config.clone();
-                    r.stale = Some(why.clone());
-                })?;
-                notes.push(format!("trial {id}: kept a stale result ({why})"));
+            if copy_claimed(&done, &trial_dir, |_| {})? {
                 skipped += 1;
                 continue;
             }
         }
-        queue.push_back(config.clone());
-    }
-
-    let jobs = cfg.jobs.or(sweep.jobs).unwrap_or(1).max(1).min(queue.len().max(1));
-    let cores = cfg.cores.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
-    let threads = (cores / jobs).max(1);
-    let asha = sweep.early_stop.clone().map(|rule| Asha::new(rule, dir.path.join("asha.json")));
-    let branches: BTreeMap<String, Branch> = plan_branches(sweep, &plan.trials, &cfg.runs_root).into_iter().zip(&plan.trials).filter_map(|(b, c)| Some((c.trial_id(), b?))).collect();
-
-    let multi = MultiProgress::with_draw_target(if cfg.quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
-    let overall = multi.add(ProgressBar::new(queue.len() as u64));
-    overall.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} trials · {msg} · ETA {eta}").expect("template").progress_chars("=> "));
-    overall.set_prefix(sweep.name.clone());
-    let trained = queue.len();
-    let queue = Arc::new(Mutex::new(queue));
-    let outcomes: Mutex<BTreeMap<&'static str, usize>> = Mutex::new(BTreeMap::new());
-
-    std::thread::scope(|scope| {
-        for _ in 0..jobs {
-            scope.spawn(|| loop {
-                if lock.lost() {
-                    break;
+        if cfg.reuse_stale {
+            if let Some((from, why)) = find_stale(&cfg.runs_root, config) {
+                let stale = |r: &mut TrialRecord| {
+                    r.id = id.clone();
+                    r.config = config.clone();
+                    r.stale = Some(why.clone());
+                };
+                if copy_claimed(&from, &trial_dir, stale)? {
+                    notes.push(format!("trial {id}: kept a stale result ({why})"));
+                    skipped += 1;
+                    continue;
                 }
-                let Some(mut config) = queue.lock().unwrap().pop_front() else { break };
-                config.threads = Some(threads);
-                config.checkpoint_interval = config.checkpoint_every();
-                let bar = multi.insert_before(&overall, ProgressBar::new(config.total_steps() as u64));
-                bar.set_style(ProgressStyle::with_template("  {prefix:16} {pos}/{len} steps [{bar:20}] {msg}").expect("template").progress_chars("=> "));
-                bar.set_prefix(format!("{} {}", config.language, config.model));
-                let branch = branches.get(&config.trial_id()).cloned();
-                let status = run_one(&dir, &config, &corpora, asha.as_ref(), branch, bar.clone());
-                bar.finish_and_clear();
-                multi.remove(&bar);
-                *outcomes.lock().unwrap().entry(status.as_str()).or_default() += 1;
-                overall.set_message(outcomes.lock().unwrap().iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", "));
-                overall.inc(1);
-            });
+            }
         }
-    });
-    overall.finish_and_clear();
-    if lock.lost() {
-        notes.push("the sweep lock was taken over by another scheduler; this one stopped starting trials".into());
+        queue.push(i);
     }
+    Ok(Triage { queue, skipped, notes })
+}
 
-    let rows = dir.write_results()?;
-    Ok(Summary { dir: dir.path.clone(), rows, trained, skipped, notes })
+/// [`copy_trial`] under the trial's lease; false (nothing copied) when a process holds it,
+/// which is training the trial.
+fn copy_claimed(from: &Path, to: &Path, edit: impl FnOnce(&mut TrialRecord)) -> Result<bool> {
+    std::fs::create_dir_all(to)?;
+    match Lease::acquire(&to.join(LEASE_FILE))? {
+        Acquired::Held(_lease) => copy_trial(from, to, edit).map(|_| true),
+        Acquired::Busy(_) => Ok(false),
+    }
+}
+
+/// The sweep's early stopping, deciding on the rungs under its runs folder.
+pub fn asha_of(sweep: &Sweep, dir: &SweepDir) -> Option<Asha> {
+    sweep.early_stop.clone().map(|rule| Asha::new(rule, dir.path.join(crate::asha::ASHA_FILE)))
 }
 
 /// The trunk each trial of the plan forks from (none when the sweep turns branching off).
@@ -229,37 +290,6 @@ pub fn plan_branches(sweep: &Sweep, trials: &[TrialConfig], runs_root: &Path) ->
     }
     let rungs = |c: &TrialConfig| sweep.early_stop.as_ref().map(|rule| crate::asha::rungs(rule, c)).unwrap_or_default();
     crate::branches::plan(trials, runs_root, rungs)
-}
-
-/// Runs one trial to a final status; an error or a panic is recorded as `failed`.
-fn run_one(dir: &SweepDir, config: &TrialConfig, corpora: &Corpora, asha: Option<&Asha>, branch: Option<Branch>, bar: ProgressBar) -> Status {
-    let trial_dir = dir.trial_dir(&config.trial_id());
-    let on_rung = |tokens: f64, loss: f64| -> Result<bool> {
-        match asha {
-            Some(a) => a.report(config, tokens, loss),
-            None => Ok(true),
-        }
-    };
-    let opts = RunOptions { quiet: true, progress: Some(bar), rungs: asha.map(|a| a.rungs(config)).unwrap_or_default(), on_rung: Some(&on_rung), branch, ..Default::default() };
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<TrialRecord> {
-        let corpus = corpora.get(config)?;
-        std::fs::create_dir_all(&trial_dir)?;
-        codescale_train::train_trial(&trial_dir, config, corpus, &opts)
-    }));
-    // Bad input (a shard too small for the window, say) fails the same way every time; a panic
-    // is a bug. Anything else (I/O, a corrupt corpus since repaired, a changed corpus) may go
-    // away, so the next run tries again.
-    let (error, retryable) = match result {
-        Ok(Ok(record)) => return record.status,
-        Ok(Err(e)) => (format!("{e:#}"), !codescale_core::is_bad_input(&e)),
-        Err(panic) => (format!("panicked: {}", panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()), false),
-    };
-    let mut record = TrialRecord::load(&trial_dir).unwrap_or_else(|_| TrialRecord::pending(config.clone()));
-    record.fail(error, retryable);
-    if let Err(e) = record.save(&trial_dir) {
-        eprintln!("could not record the failure of trial {}: {e:#}", config.trial_id());
-    }
-    Status::Failed
 }
 
 /// The corpora a plan needs, built or reused once per (recipe, tokenizer).

@@ -59,15 +59,92 @@ fn default_reduction() -> f64 {
     3.0
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Where a sweep's trials run: this machine's pool, or Slurm array jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Executor {
+    #[default]
+    Local,
+    Slurm,
+}
+
+impl std::str::FromStr for Executor {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Executor, String> {
+        match s {
+            "local" => Ok(Executor::Local),
+            "slurm" => Ok(Executor::Slurm),
+            _ => Err(format!("`{s}` is not an executor (`local` or `slurm`)")),
+        }
+    }
+}
+
+/// The `[slurm]` table: what each array task asks for, and how the arrays are cut.
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct SlurmOptions {
     pub partition: Option<String>,
     pub time: Option<String>,
     pub cpus_per_task: Option<usize>,
     pub mem: Option<String>,
-    #[serde(default)]
+    /// Generic resources per task, e.g. `gpu:1`.
+    pub gres: Option<String>,
+    pub account: Option<String>,
+    pub qos: Option<String>,
+    pub constraint: Option<String>,
+    /// At most this many tasks run at once (`--array=…%N`).
+    pub array_parallelism: Option<usize>,
+    /// The cluster's MaxArraySize (array indices stay below it); asked of `scontrol` when absent.
+    pub max_array_size: Option<usize>,
+    /// Further `#SBATCH` lines, as given.
     pub extra: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSlurm {
+    partition: Option<Spanned<String>>,
+    time: Option<Spanned<String>>,
+    cpus_per_task: Option<Spanned<usize>>,
+    mem: Option<Spanned<String>>,
+    gres: Option<Spanned<String>>,
+    account: Option<Spanned<String>>,
+    qos: Option<Spanned<String>>,
+    constraint: Option<Spanned<String>>,
+    array_parallelism: Option<Spanned<usize>>,
+    max_array_size: Option<Spanned<usize>>,
+    #[serde(default)]
+    extra: Vec<Spanned<String>>,
+}
+
+impl RawSlurm {
+    /// The options, each checked: counts above zero, text on one line (it becomes an
+    /// `#SBATCH` line of the job script). `fail(span, key, message)` makes the error.
+    fn check(self, fail: &dyn Fn(std::ops::Range<usize>, &str, &str) -> anyhow::Error) -> Result<SlurmOptions> {
+        let text = |v: Option<Spanned<String>>, key: &str| -> Result<Option<String>> {
+            match v {
+                Some(v) if v.get_ref().trim().is_empty() || v.get_ref().chars().any(char::is_control) => Err(fail(v.span(), key, "must be a non-empty value on one line")),
+                v => Ok(v.map(Spanned::into_inner)),
+            }
+        };
+        let count = |v: Option<Spanned<usize>>, key: &str| -> Result<Option<usize>> {
+            match v {
+                Some(v) if *v.get_ref() == 0 => Err(fail(v.span(), key, "must be > 0")),
+                v => Ok(v.map(Spanned::into_inner)),
+            }
+        };
+        Ok(SlurmOptions {
+            partition: text(self.partition, "slurm.partition")?,
+            time: text(self.time, "slurm.time")?,
+            cpus_per_task: count(self.cpus_per_task, "slurm.cpus_per_task")?,
+            mem: text(self.mem, "slurm.mem")?,
+            gres: text(self.gres, "slurm.gres")?,
+            account: text(self.account, "slurm.account")?,
+            qos: text(self.qos, "slurm.qos")?,
+            constraint: text(self.constraint, "slurm.constraint")?,
+            array_parallelism: count(self.array_parallelism, "slurm.array_parallelism")?,
+            max_array_size: count(self.max_array_size, "slurm.max_array_size")?,
+            extra: self.extra.into_iter().map(|line| text(Some(line), "slurm.extra").map(Option::unwrap_or_default)).collect::<Result<_>>()?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -86,7 +163,8 @@ struct RawSweep {
     #[serde(default)]
     targets: IndexMap<String, Spanned<Parameter>>,
     early_stop: Option<Spanned<EarlyStop>>,
-    slurm: Option<SlurmOptions>,
+    executor: Option<Spanned<String>>,
+    slurm: Option<RawSlurm>,
     skip_missing_languages: Option<bool>,
     branches: Option<bool>,
     replicates: Option<Spanned<usize>>,
@@ -110,6 +188,8 @@ pub struct Sweep {
     /// the ladder). Their trials are trained but never fitted; the fit predicts them.
     pub targets: IndexMap<String, (Parameter, usize)>,
     pub early_stop: Option<EarlyStop>,
+    /// The executor `sweep run` and `run` use unless told otherwise.
+    pub executor: Executor,
     pub slurm: Option<SlurmOptions>,
     /// Leave out (with a note) the trials of languages the corpus lacks, instead of refusing
     /// the sweep: for studies meant to run on whatever languages a machine has.
@@ -234,6 +314,15 @@ impl Sweep {
             None => None,
         };
 
+        let executor = match &raw.executor {
+            Some(e) => e.get_ref().parse().map_err(|m: String| fail(line(e.span()), "executor", &m))?,
+            None => Executor::Local,
+        };
+        let slurm = match raw.slurm {
+            Some(s) => Some(s.check(&|span, key, msg| fail(line(span), key, msg))?),
+            None => None,
+        };
+
         Ok(Sweep {
             path: path.to_path_buf(),
             source: source.to_string(),
@@ -247,7 +336,8 @@ impl Sweep {
             parameters,
             targets,
             early_stop,
-            slurm: raw.slurm,
+            executor,
+            slurm,
             skip_missing_languages: raw.skip_missing_languages.unwrap_or(false),
             branches: raw.branches.unwrap_or(true),
             replicates,

@@ -3,10 +3,49 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use codescale_core::Status;
+use codescale_core::{Status, TrialRecord};
 use serde::Serialize;
 
+use crate::lease::{holder, Holder, Owner};
 use crate::runs::SweepDir;
+use crate::trial::LEASE_FILE;
+
+/// The state of a trial whose record says `running` but whose lease no live process holds
+/// (a killed scheduler, a cancelled task, a lost node): the next run resumes it.
+pub const LOST: &str = "lost";
+
+/// A planned trial's record and the state it is shown in.
+pub struct Shown {
+    pub record: TrialRecord,
+    /// The record's status, or [`LOST`].
+    pub state: &'static str,
+    /// Who holds its lease, alive or not.
+    pub holder: Option<Owner>,
+}
+
+/// Every planned trial, in plan order, as shown: its record's status, except that an
+/// unfinished trial a live process holds is `running` (its record may not say so yet), and one
+/// whose record says `running` with nobody alive holding it is [`LOST`].
+pub fn shown(dir: &SweepDir) -> Result<Vec<Shown>> {
+    let records = dir.records()?;
+    Ok(records
+        .into_iter()
+        .map(|record| {
+            let lease = holder(&dir.trial_dir(&record.id).join(LEASE_FILE));
+            let state = match (&lease, record.status) {
+                (_, s) if s.is_final() => s.as_str(),
+                (Some(Holder::Live(_)), _) => Status::Running.as_str(),
+                (_, Status::Running) => LOST,
+                (_, s) => s.as_str(),
+            };
+            let holder = match lease {
+                Some(Holder::Live(o) | Holder::Gone(o)) => o,
+                None => None,
+            };
+            Shown { record, state, holder }
+        })
+        .collect())
+}
 
 #[derive(Debug, Serialize)]
 pub struct StatusReport {
@@ -14,6 +53,8 @@ pub struct StatusReport {
     pub total: usize,
     pub counts: BTreeMap<String, usize>,
     pub running: Vec<RunningTrial>,
+    /// Trials whose holder is gone, resumed from their checkpoint by the next run.
+    pub lost: Vec<RunningTrial>,
     pub best: Option<BestTrial>,
     pub problems: Vec<(String, String)>,
     /// Repairs and reuse worth knowing about: discarded checkpoints, rebuilt records, stale
@@ -29,6 +70,8 @@ pub struct RunningTrial {
     /// Steps done at the last checkpoint, of the total.
     pub steps: usize,
     pub total_steps: usize,
+    /// Who holds (or held) its lease: `pid 12 on node3 (Slurm job 40_2), since …`.
+    pub holder: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -41,19 +84,26 @@ pub struct BestTrial {
 }
 
 pub fn status(dir: &SweepDir) -> Result<StatusReport> {
-    let records = dir.records()?;
+    let shown = shown(dir)?;
     let mut counts = BTreeMap::new();
-    for s in [Status::Pending, Status::Running, Status::Done, Status::Failed, Status::Diverged, Status::Pruned] {
-        counts.insert(s.as_str().to_string(), 0);
+    for s in [Status::Pending.as_str(), Status::Running.as_str(), LOST, Status::Done.as_str(), Status::Failed.as_str(), Status::Diverged.as_str(), Status::Pruned.as_str()] {
+        counts.insert(s.to_string(), 0);
     }
-    for r in &records {
-        *counts.entry(r.status.as_str().to_string()).or_default() += 1;
+    for t in &shown {
+        *counts.entry(t.state.to_string()).or_default() += 1;
     }
-    let running = records
-        .iter()
-        .filter(|r| r.status == Status::Running)
-        .map(|r| RunningTrial { id: r.id.clone(), language: r.config.language.clone(), model: r.config.model.clone(), steps: r.metrics.steps, total_steps: r.config.total_steps() })
-        .collect();
+    let in_state = |state: &str| -> Vec<RunningTrial> {
+        shown
+            .iter()
+            .filter(|t| t.state == state)
+            .map(|t| {
+                let r = &t.record;
+                RunningTrial { id: r.id.clone(), language: r.config.language.clone(), model: r.config.model.clone(), steps: r.metrics.steps, total_steps: r.config.total_steps(), holder: t.holder.as_ref().map(Owner::describe) }
+            })
+            .collect()
+    };
+    let (running, lost) = (in_state(Status::Running.as_str()), in_state(LOST));
+    let records: Vec<TrialRecord> = shown.into_iter().map(|t| t.record).collect();
     let best = records
         .iter()
         .filter(|r| r.status == Status::Done)
@@ -75,7 +125,7 @@ pub fn status(dir: &SweepDir) -> Result<StatusReport> {
         .iter()
         .flat_map(|r| r.notes.iter().cloned().chain(r.stale.iter().map(|why| format!("stale result kept with --reuse-stale: {why}"))).map(|n| (r.id.clone(), n)))
         .collect();
-    Ok(StatusReport { sweep: dir.name(), total: records.len(), counts, running, best, problems, notes })
+    Ok(StatusReport { sweep: dir.name(), total: records.len(), counts, running, lost, best, problems, notes })
 }
 
 pub fn render(s: &StatusReport) -> String {
@@ -83,7 +133,12 @@ pub fn render(s: &StatusReport) -> String {
     let counts: Vec<String> = s.counts.iter().filter(|(_, &n)| n > 0).map(|(k, n)| format!("{n} {k}")).collect();
     out += &format!("  {}\n", counts.join(", "));
     for r in &s.running {
-        out += &format!("  running {} {} {}: step {}/{}\n", r.id, r.language, r.model, r.steps, r.total_steps);
+        let by = r.holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default();
+        out += &format!("  running {} {} {}: step {}/{}{by}\n", r.id, r.language, r.model, r.steps, r.total_steps);
+    }
+    for r in &s.lost {
+        let by = r.holder.as_ref().map(|h| format!(" by {h}")).unwrap_or_default();
+        out += &format!("  lost {} {} {}: held{by}, which is gone; the next run resumes it from step {}/{}\n", r.id, r.language, r.model, r.steps, r.total_steps);
     }
     if let Some(b) = &s.best {
         out += &format!("  best so far: {} ({} {}, {:.3e} tokens) val_loss {:.4}\n", b.id, b.language, b.model, b.tokens, b.val_loss);

@@ -1,0 +1,118 @@
+//! One trial of a sweep, as both executors run it (a thread of the local pool, a Slurm array
+//! task): claim the trial's lease, train it with its ASHA rungs and cooldown branch, record how
+//! it ended, release the lease.
+
+use std::borrow::Borrow;
+use std::path::Path;
+
+use anyhow::Result;
+use codescale_core::{BadInput, Status, TrialConfig, TrialRecord};
+use codescale_data::{BuildOptions, Corpus};
+use codescale_train::{Branch, RunOptions};
+use indicatif::ProgressBar;
+
+use crate::asha::Asha;
+use crate::lease::{Acquired, Lease, Owner};
+use crate::runs::{SweepDir, SWEEP_FILE};
+use crate::scheduler::{asha_of, build_corpus, plan_branches};
+use crate::spec::Sweep;
+
+/// The lease a trial is trained under: `runs/<sweep>/trials/<id>/lease`.
+pub const LEASE_FILE: &str = "lease";
+
+/// How a trial is run, besides its config.
+pub struct TrialRun<'a> {
+    pub dir: &'a SweepDir,
+    pub asha: Option<&'a Asha>,
+    pub branch: Option<Branch>,
+    /// Train a `failed` trial again even when its cause looked permanent.
+    pub retry_failed: bool,
+    /// The bar to drive (the local pool's); without one the trainer makes its own unless quiet.
+    pub progress: Option<ProgressBar>,
+    pub quiet: bool,
+}
+
+pub enum Outcome {
+    /// Trained (resumed, or started) to this record's status.
+    Trained(TrialRecord),
+    /// Another process holds the trial's lease: it is being trained there.
+    Busy(Option<Owner>),
+    /// It had ended by the time we held its lease (another task finished it).
+    Ended(Status),
+}
+
+impl TrialRun<'_> {
+    /// Trains `config` unless another process holds it or it has ended. Errors and panics while
+    /// training are recorded as `failed` (and returned as such); an error is returned only when
+    /// the lease or the record cannot be read. `corpus` is asked for once the trial is ours.
+    pub fn run<C: Borrow<Corpus>>(&self, config: &TrialConfig, corpus: impl FnOnce() -> Result<C>) -> Result<Outcome> {
+        let trial_dir = self.dir.trial_dir(&config.trial_id());
+        std::fs::create_dir_all(&trial_dir)?;
+        let _lease = match Lease::acquire(&trial_dir.join(LEASE_FILE))? {
+            Acquired::Held(lease) => lease,
+            Acquired::Busy(owner) => return Ok(Outcome::Busy(owner)),
+        };
+        // What the caller saw may be stale: another task may have finished it since.
+        let record = self.dir.record(config)?;
+        if !record.needs_run(self.retry_failed) {
+            return Ok(Outcome::Ended(record.status));
+        }
+        Ok(Outcome::Trained(self.train(config, corpus)))
+    }
+
+    fn train<C: Borrow<Corpus>>(&self, config: &TrialConfig, corpus: impl FnOnce() -> Result<C>) -> TrialRecord {
+        let trial_dir = self.dir.trial_dir(&config.trial_id());
+        let on_rung = |tokens: f64, loss: f64| -> Result<bool> {
+            match self.asha {
+                Some(a) => a.report(config, tokens, loss),
+                None => Ok(true),
+            }
+        };
+        let opts = RunOptions {
+            quiet: self.quiet,
+            progress: self.progress.clone(),
+            rungs: self.asha.map(|a| a.rungs(config)).unwrap_or_default(),
+            on_rung: Some(&on_rung),
+            branch: self.branch.clone(),
+            ..Default::default()
+        };
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<TrialRecord> {
+            let corpus = corpus()?;
+            codescale_train::train_trial(&trial_dir, config, corpus.borrow(), &opts)
+        }));
+        // Bad input (a shard too small for the window, say) fails the same way every time; a
+        // panic is a bug. Anything else (I/O, a corrupt corpus since repaired, a changed corpus)
+        // may go away, so the next run tries again.
+        let (error, retryable) = match result {
+            Ok(Ok(record)) => return record,
+            Ok(Err(e)) => (format!("{e:#}"), !codescale_core::is_bad_input(&e)),
+            Err(panic) => (format!("panicked: {}", panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()), false),
+        };
+        let mut record = TrialRecord::load(&trial_dir).unwrap_or_else(|_| TrialRecord::pending(config.clone()));
+        record.fail(error, retryable);
+        if let Err(e) = record.save(&trial_dir) {
+            eprintln!("could not record the failure of trial {}: {e:#}", config.trial_id());
+        }
+        record
+    }
+}
+
+/// `codescale trial run <sweep_dir> --index N`, what each Slurm array task runs: the trial at
+/// plan index `index` of a prepared sweep, with the sweep's rungs and branches, its threads
+/// taken from what Slurm allocated. Returns the trial's id and how it went.
+pub fn run_planned(sweep_dir: &Path, index: usize, retry_failed: bool, quiet: bool) -> Result<(String, Outcome)> {
+    let dir = SweepDir::open(sweep_dir)?;
+    let plan = dir.plan()?;
+    let mut config = plan.trials.get(index).cloned().ok_or_else(|| BadInput(format!("{} plans {} trials; there is no index {index}", sweep_dir.display(), plan.trials.len())))?;
+    config.threads = crate::slurm::allocated_cpus();
+    config.checkpoint_interval = config.checkpoint_every();
+    // The same trunk and rungs as the local executor would use: the plan's, under the runs folder.
+    let sweep = Sweep::load(&sweep_dir.join(SWEEP_FILE))?;
+    let runs_root = sweep_dir.parent().unwrap_or(Path::new("."));
+    let branch = plan_branches(&sweep, &plan.trials, runs_root).swap_remove(index);
+    let asha = asha_of(&sweep, &dir);
+    let run = TrialRun { dir: &dir, asha: asha.as_ref(), branch, retry_failed, progress: None, quiet };
+    let corpus = || build_corpus(Path::new(&config.corpus), &BuildOptions { tokenizer: Some(config.tokenizer.clone()), quiet: true, ..Default::default() });
+    let outcome = run.run(&config, corpus)?;
+    Ok((config.trial_id(), outcome))
+}
