@@ -116,9 +116,16 @@ where
         let lr = config.lr_at(step);
         let t0 = Instant::now();
         let mut loss_sum = None;
+        let mut dropped_sum = None;
         for micro in 0..accum {
             let batch = sampler.batch::<B>(step, micro, device);
             let (loss, aux) = model.loss(batch.inputs, batch.targets);
+            if let Some(dropped) = aux.dropped().map(|d| d.inner()) {
+                dropped_sum = Some(match dropped_sum.take() {
+                    Some(s) => s + dropped,
+                    None => dropped,
+                });
+            }
             let objective = match aux.loss {
                 Some(aux) => loss.clone() + aux,
                 None => loss.clone(),
@@ -133,6 +140,7 @@ where
             });
         }
         let train_loss = loss_sum.expect("at least one micro-batch").into_scalar().elem::<f64>() / accum as f64;
+        let dropped_frac = dropped_sum.map(|d| d.into_scalar().elem::<f64>() / accum as f64);
         let grad_norm = opt.grad_norm();
         if !train_loss.is_finite() || !grad_norm.is_finite() || train_loss > threshold {
             record.metrics.diverged_at = Some(step);
@@ -146,7 +154,7 @@ where
         let tokens = start as f64 * tokens_per_step;
 
         let at_rung = rungs.first().is_some_and(|&r| tokens >= r);
-        let mut point = CurvePoint { step: start, tokens, lr, train_loss, val_loss: None, val_bpb: None, grad_norm, wall_s: wall_before + started.elapsed().as_secs_f64(), expert_load: None, router_entropy: None };
+        let mut point = CurvePoint { step: start, tokens, lr, train_loss, val_loss: None, val_bpb: None, grad_norm, wall_s: wall_before + started.elapsed().as_secs_f64(), expert_load: None, router_entropy: None, dropped_frac };
         if start % eval_every == 0 || start == steps || at_rung {
             let (val_loss, load, entropy) = evaluate(&model.valid(), &mut eval, device);
             point.val_loss = Some(val_loss);
@@ -232,9 +240,10 @@ fn evaluate<B: Kernels>(model: &Transformer<B>, eval: &mut EvalSet, device: &B::
         let (loss, aux) = model.loss(batch.inputs, batch.targets);
         total += loss.into_scalar().elem::<f64>() * n as f64;
         if let Some(stats) = aux.router.into_iter().next() {
-            let acc = load.get_or_insert_with(|| vec![0.0; stats.load.len()]);
-            acc.iter_mut().zip(&stats.load).for_each(|(a, l)| *a += l * n as f64);
-            entropy += stats.entropy.into_scalar().elem::<f64>() * n as f64;
+            let layer_load = crate::optim::to_vec(stats.load.clone());
+            let acc = load.get_or_insert_with(|| vec![0.0; layer_load.len()]);
+            acc.iter_mut().zip(layer_load).for_each(|(a, l)| *a += l as f64 * n as f64);
+            entropy += stats.entropy().into_scalar().elem::<f64>() * n as f64;
         }
         rows += n;
     }

@@ -8,11 +8,14 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
+use std::sync::Arc;
+
 use burn::tensor::{Int, Shape, Tensor, TensorData, TensorMetadata, TensorPrimitive};
 use burn_flex::FlexTensor;
 
 use super::cpu::{self, Heads};
-use super::{Kernels, RMS_EPS};
+use super::moe::{self, Expert, Plan};
+use super::{ExpertWeights, Kernels, Routed, RMS_EPS};
 
 type Ad = Autodiff<Flex>;
 type AdTensor = FloatTensor<Ad>;
@@ -29,7 +32,7 @@ fn heads(shape: &Shape) -> Heads {
     Heads { batch: shape[0], time: shape[1], heads: shape[2], head_dim: shape[3] }
 }
 
-fn targets<B: Backend>(t: Tensor<B, 1, Int>) -> Vec<i64> {
+fn ints<B: Backend, const D: usize>(t: Tensor<B, D, Int>) -> Vec<i64> {
     t.into_data().iter::<i64>().collect()
 }
 
@@ -94,8 +97,31 @@ impl Kernels for Flex {
         wrap(rotary(&inner(x), &inner(cos), &inner(sin), false))
     }
     fn cross_entropy(logits: Tensor<Self, 2>, targets_: Tensor<Self, 1, Int>) -> Tensor<Self, 1> {
-        wrap(cross_entropy(&inner(logits), &targets(targets_)).0)
+        wrap(cross_entropy(&inner(logits), &ints(targets_)).0)
     }
+    fn moe_experts(x: Tensor<Self, 2>, gates: Tensor<Self, 2>, experts: Tensor<Self, 2, Int>, weights: &[ExpertWeights<Self>], capacity: Option<usize>) -> Routed<Self> {
+        let plan = plan(experts, weights.len(), capacity);
+        let running: Vec<[FlexTensor; 3]> = plan.active.iter().map(|&e| weights[e].clone().map(inner)).collect();
+        let views: Vec<Expert> = running.iter().map(|[gate, up, down]| Expert { gate: host(gate), up: host(up), down: host(down) }).collect();
+        let x = inner(x);
+        let (out, _) = moe::forward(host(&x), host(&inner(gates)), &plan, &views);
+        routed(wrap(flex(out, x.shape())), &plan)
+    }
+}
+
+/// The routing of `experts: [n, k]` among `n_experts`.
+fn plan<B: Backend>(experts: Tensor<B, 2, Int>, n_experts: usize, capacity: Option<usize>) -> Plan {
+    let k = experts.dims()[1];
+    Plan::new(&ints(experts), n_experts, k, capacity)
+}
+
+/// `out` with the plan's tallies.
+fn routed<B: Backend>(out: Tensor<B, 2>, plan: &Plan) -> Routed<B> {
+    let device = out.device();
+    let load: Vec<f32> = plan.routed.iter().map(|&n| n as f32).collect();
+    let load = Tensor::from_data(TensorData::new(load, [plan.routed.len()]), &device);
+    let dropped = Tensor::from_data(TensorData::new(vec![plan.dropped() as f32], [1]), &device);
+    Routed { out, load, dropped }
 }
 
 /// Registers `out` as the result of `op` on `parents`, keeping `state` for the backward pass
@@ -108,10 +134,11 @@ fn record<Op: Backward<Flex, N>, const N: usize>(op: Op, parents: [&AdTensor; N]
 }
 
 /// The shared part of every backward pass: takes the output's gradient, lets `grad` turn it
-/// into one gradient per parent, and hands each parent that wants one its gradient.
-fn backward<S, const N: usize>(ops: Ops<S, N>, grads: &mut Gradients, grad: impl FnOnce(&S, FlexTensor) -> [FlexTensor; N]) {
+/// (and the state, which it may consume) into one gradient per parent, and hands each parent
+/// that wants one its gradient.
+fn backward<S, const N: usize>(ops: Ops<S, N>, grads: &mut Gradients, grad: impl FnOnce(S, FlexTensor) -> [FlexTensor; N]) {
     let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
-    for (parent, value) in ops.parents.into_iter().zip(grad(&ops.state, dy)) {
+    for (parent, value) in ops.parents.into_iter().zip(grad(ops.state, dy)) {
         if let Some(node) = parent {
             grads.register::<Flex>(node.id, value);
         }
@@ -127,7 +154,7 @@ impl Backward<Flex, 3> for AttentionGrad {
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         backward(ops, grads, |[q, k, v, out, lse], dout| {
             let shape = q.shape();
-            let (dq, dk, dv) = cpu::attention_backward(host(q), host(k), host(v), host(out), host(lse), host(&dout), heads(&shape));
+            let (dq, dk, dv) = cpu::attention_backward(host(&q), host(&k), host(&v), host(&out), host(&lse), host(&dout), heads(&shape));
             [flex(dq, shape.clone()), flex(dk, shape.clone()), flex(dv, shape)]
         });
     }
@@ -141,7 +168,7 @@ impl Backward<Flex, 2> for RmsNormGrad {
     type State = [FlexTensor; 3];
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         backward(ops, grads, |[x, gamma, inv], dy| {
-            let (dx, dgamma) = cpu::rms_norm_backward(host(x), host(gamma), host(inv), host(&dy));
+            let (dx, dgamma) = cpu::rms_norm_backward(host(&x), host(&gamma), host(&inv), host(&dy));
             [flex(dx, x.shape()), flex(dgamma, gamma.shape())]
         });
     }
@@ -155,7 +182,7 @@ impl Backward<Flex, 2> for SwigluGrad {
     type State = [FlexTensor; 2];
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         backward(ops, grads, |[g, u], dy| {
-            let (dg, du) = cpu::swiglu_backward(host(g), host(u), host(&dy));
+            let (dg, du) = cpu::swiglu_backward(host(&g), host(&u), host(&dy));
             [flex(dg, g.shape()), flex(du, u.shape())]
         });
     }
@@ -168,7 +195,7 @@ impl Backward<Flex, 1> for RotaryGrad {
     /// cos, sin.
     type State = (FlexTensor, FlexTensor);
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        backward(ops, grads, |(cos, sin), dy| [rotary(&dy, cos, sin, true)]);
+        backward(ops, grads, |(cos, sin), dy| [rotary(&dy, &cos, &sin, true)]);
     }
 }
 
@@ -177,13 +204,43 @@ struct CrossEntropyGrad;
 
 impl Backward<Flex, 1> for CrossEntropyGrad {
     /// logits, targets, log-sum-exp per row.
-    type State = (FlexTensor, std::sync::Arc<Vec<i64>>, FlexTensor);
+    type State = (FlexTensor, Arc<Vec<i64>>, FlexTensor);
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         backward(ops, grads, |(logits, targets, lse), dloss| {
             let v = logits.shape()[1];
-            [flex(cpu::cross_entropy_backward(host(logits), targets, host(lse), v, host(&dloss)[0]), logits.shape())]
+            [flex(cpu::cross_entropy_backward(host(&logits), &targets, host(&lse), v, host(&dloss)[0]), logits.shape())]
         });
     }
+}
+
+#[derive(Debug)]
+struct MoeGrad;
+
+/// x, gates, the running experts' stacked gate, up and down weights, the plan, and what the
+/// forward pass saved.
+#[derive(Debug, Clone)]
+struct MoeState {
+    x: FlexTensor,
+    gates: FlexTensor,
+    weights: [FlexTensor; 3],
+    plan: Arc<Plan>,
+    saved: moe::Saved,
+}
+
+impl Backward<Flex, 5> for MoeGrad {
+    type State = MoeState;
+    fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
+        backward(ops, grads, |MoeState { x, gates, weights, plan, saved }, dout| {
+            let g = moe::backward(host(&x), host(&gates), &plan, &stacked(&weights, &plan), saved, host(&dout));
+            let [wg, wu, wd] = weights.map(|w| w.shape());
+            [flex(g.x, x.shape()), flex(g.gates, gates.shape()), flex(g.gate, wg), flex(g.up, wu), flex(g.down, wd)]
+        });
+    }
+}
+
+/// The kernel's view of the running experts' stacked weights.
+fn stacked<'a>([gate, up, down]: &'a [FlexTensor; 3], plan: &Plan) -> Vec<Expert<'a>> {
+    Expert::unstack(host(gate), host(up), host(down), plan.active.len())
 }
 
 /// The host tensor of a tracked tensor, contiguous.
@@ -218,11 +275,25 @@ impl Kernels for Ad {
         wrap(record(RotaryGrad, [&x], (cos, sin), y))
     }
     fn cross_entropy(logits: Tensor<Self, 2>, targets_: Tensor<Self, 1, Int>) -> Tensor<Self, 1> {
-        let targets = std::sync::Arc::new(targets(targets_));
+        let targets = Arc::new(ints(targets_));
         let logits = prim(logits);
         let lf = host_of(&logits);
         let (loss, lse) = cross_entropy(&lf, &targets);
         wrap(record(CrossEntropyGrad, [&logits], (lf, targets, lse), loss))
+    }
+    fn moe_experts(x: Tensor<Self, 2>, gates: Tensor<Self, 2>, experts: Tensor<Self, 2, Int>, weights: &[ExpertWeights<Self>], capacity: Option<usize>) -> Routed<Self> {
+        let plan = Arc::new(plan(experts, weights.len(), capacity));
+        // The node takes the running experts' weights stacked, one parent per projection: a
+        // fixed number of parents, and experts that no token reached get no gradient at all
+        // (so that AdamW leaves them alone, as PyTorch does).
+        let stack = |p: usize| prim(Tensor::cat(plan.active.iter().map(|&e| weights[e][p].clone()).collect(), 0));
+        let w = [stack(0), stack(1), stack(2)];
+        let (x, gates) = (prim(x), prim(gates));
+        let (xf, gf, wf) = (host_of(&x), host_of(&gates), w.each_ref().map(host_of));
+        let (out, saved) = moe::forward(host(&xf), host(&gf), &plan, &stacked(&wf, &plan));
+        let out = flex(out, xf.shape());
+        let state = MoeState { x: xf, gates: gf, weights: wf, plan: plan.clone(), saved };
+        routed(wrap(record(MoeGrad, [&x, &gates, &w[0], &w[1], &w[2]], state, out)), &plan)
     }
 }
 
