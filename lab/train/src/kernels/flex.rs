@@ -385,6 +385,76 @@ mod tests {
         check("cross_entropy", [random([7, 10], 9).mul_scalar(4.0)], fused, reference);
     }
 
+    /// `x [n, d]`, gates `[n, k]`, and gate, up, down weights of four experts, as one list.
+    fn moe_inputs(n: usize, k: usize) -> [Tensor<Ad, 2>; 14] {
+        let (d, h) = (24, 40);
+        let weights = (0..4).flat_map(|e| [random([d, h], 10 + 3 * e), random([d, h], 11 + 3 * e), random([h, d], 12 + 3 * e)]);
+        let mut inputs = vec![random([n, d], 1), random([n, k], 2)];
+        inputs.extend(weights);
+        inputs.try_into().unwrap()
+    }
+
+    /// A routing of `n` tokens to `k ≤ 2` distinct experts of four: every expert is chosen, the
+    /// first one twice as often as the others, so that a capacity binds.
+    fn moe_routing(n: usize, k: usize) -> Tensor<Ad, 2, Int> {
+        let choices = |i: usize| {
+            let first = i % 5 % 4;
+            [first, (first + 1 + i % 3) % 4].map(|e| e as i64)
+        };
+        let flat: Vec<i64> = (0..n).flat_map(|i| choices(i)[..k].to_vec()).collect();
+        Tensor::from_data(TensorData::new(flat, [n, k]), &FlexDevice)
+    }
+
+    fn experts(inputs: &[Tensor<Ad, 2>]) -> Vec<ExpertWeights<Ad>> {
+        inputs.chunks(3).map(|w| [w[0].clone(), w[1].clone(), w[2].clone()]).collect()
+    }
+
+    #[test]
+    fn moe_experts_match_burn_with_and_without_capacity() {
+        for k in [1, 2] {
+            for capacity in [None, Some(9)] {
+                let idx = moe_routing(40, k);
+                let (i, c) = (idx.clone(), capacity);
+                let fused = |[x, g, w @ ..]: [Tensor<Ad, 2>; 14]| Ad::moe_experts(x, g, i.clone(), &experts(&w), c).out;
+                let reference = |[x, g, w @ ..]: [Tensor<Ad, 2>; 14]| {
+                    let w = experts(&w);
+                    composed::moe_experts(x, g, idx.clone(), 4, capacity, |e, x| composed::swiglu_mlp(x, &w[e])).out
+                };
+                check(&format!("moe top-{k}, capacity {capacity:?}"), moe_inputs(40, k), fused, reference);
+                let [x, g, w @ ..] = moe_inputs(40, k);
+                let tally = |r: Routed<Ad>| (r.load.into_data(), r.dropped.into_data());
+                let fused = tally(Ad::moe_experts(x.clone(), g.clone(), moe_routing(40, k), &experts(&w), capacity));
+                let reference = tally(composed::moe_experts(x, g, moe_routing(40, k), 4, capacity, |e, x| composed::swiglu_mlp(x, &experts(&w)[e])));
+                assert_eq!(fused, reference, "top-{k}, capacity {capacity:?}: load and dropped slots");
+            }
+        }
+    }
+
+    #[test]
+    fn moe_experts_give_no_gradient_to_an_expert_no_token_reached() {
+        let [x, g, w @ ..] = moe_inputs(8, 1);
+        let idx = Tensor::from_data(TensorData::new(vec![0i64, 1, 3, 0, 1, 3, 0, 1], [8, 1]), &FlexDevice);
+        let grads = Ad::moe_experts(x, g, idx, &experts(&w), None).out.sum().backward();
+        let reached: Vec<bool> = w.iter().map(|w| w.grad(&grads).is_some()).collect();
+        assert_eq!(reached, [[true; 3], [true; 3], [false; 3], [true; 3]].concat(), "AdamW leaves an idle expert alone only without a gradient");
+    }
+
+    #[test]
+    fn moe_experts_are_bit_identical_whatever_the_pool_size() {
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                // 300 tokens: several blocks per expert, and a partial one.
+                let [x, g, w @ ..] = moe_inputs(300, 2).map(|t| t.detach().require_grad());
+                let out = Ad::moe_experts(x.clone(), g.clone(), moe_routing(300, 2), &experts(&w), Some(170)).out;
+                let grads = (out.clone() * out.clone()).sum().backward();
+                let grads: Vec<TensorData> = [x, g].into_iter().chain(w).map(|t| t.grad(&grads).unwrap().into_data()).collect();
+                (out.into_data(), grads)
+            })
+        };
+        assert_eq!(run(1), run(3));
+    }
+
     #[test]
     fn forward_on_flex_equals_forward_on_autodiff() {
         let shape = [1, 70, 2, 4];
