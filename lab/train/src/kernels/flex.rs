@@ -104,7 +104,8 @@ impl Kernels for Flex {
         let running: Vec<[FlexTensor; 3]> = plan.active.iter().map(|&e| weights[e].clone().map(inner)).collect();
         let views: Vec<Expert> = running.iter().map(|[gate, up, down]| Expert { gate: host(gate), up: host(up), down: host(down) }).collect();
         let x = inner(x);
-        let (out, _) = moe::forward(host(&x), host(&inner(gates)), &plan, &views);
+        let (out, saved) = moe::forward(host(&x), host(&inner(gates)), &plan, &views);
+        saved.recycle();
         routed(wrap(flex(out, x.shape())), &plan)
     }
 }

@@ -10,6 +10,7 @@
 
 use std::cell::RefCell;
 use std::ops::Range;
+use std::sync::Mutex;
 
 use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
@@ -17,13 +18,40 @@ use rayon::prelude::*;
 use super::cpu::{dot, sigmoid, simd, ROWS};
 
 /// Rows of one expert per parallel task.
-const BLOCK: usize = 64;
+const BLOCK: usize = 128;
 /// [`Plan`]'s row of a slot dropped over capacity.
 const DROPPED: usize = usize::MAX;
 
 thread_local! {
     /// Per-thread scratch rows (gathered inputs, activations), reused across blocks and calls.
     static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Per-row buffers of earlier calls (the saved projections, the backward pass's temporaries),
+/// for reuse. Fresh allocations of their size come as new pages from the OS, faulted in one at a
+/// time: at lab sizes that took longer than the experts' products.
+static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
+/// Buffers kept in [`POOL`]: the saved ones of a dozen MoE layers and a backward pass's.
+const POOL_SIZE: usize = 40;
+
+/// A buffer of `len` values left over from an earlier call: its contents are stale, so every
+/// user writes each element before it reads it.
+fn take(len: usize) -> Vec<f32> {
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    let fit = pool.iter().enumerate().filter(|(_, b)| b.capacity() >= len).min_by_key(|(_, b)| b.capacity()).map(|(i, _)| i);
+    let mut buf = fit.map(|i| pool.swap_remove(i)).unwrap_or_default();
+    drop(pool);
+    buf.resize(len, 0.0);
+    buf
+}
+
+fn give(buffers: impl IntoIterator<Item = Vec<f32>>) {
+    let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
+    for b in buffers {
+        if pool.len() < POOL_SIZE {
+            pool.push(b);
+        }
+    }
 }
 
 /// Where every token-slot goes. Slot `i·k + j` is token `i`'s `j`-th choice; the kept slots
@@ -132,6 +160,13 @@ pub struct Saved {
     y: Vec<f32>,
 }
 
+impl Saved {
+    /// Hands the buffers back for reuse when no backward pass will read them.
+    pub fn recycle(self) {
+        give([self.gate, self.up, self.y]);
+    }
+}
+
 /// Gradients of [`forward`]; those of the weights are stacked like the running experts'.
 pub struct Grads {
     pub x: Vec<f32>,
@@ -147,7 +182,7 @@ pub fn forward(x: &[f32], gates: &[f32], plan: &Plan, experts: &[Expert]) -> (Ve
     let d = x.len() / plan.tokens();
     let h = experts[0].gate.len() / d;
     let rows = plan.rows();
-    let (mut gate, mut up, mut y) = (vec![0f32; rows * h], vec![0f32; rows * h], vec![0f32; rows * d]);
+    let (mut gate, mut up, mut y) = (take(rows * h), take(rows * h), take(rows * d));
     let blocks = plan.blocks();
     let tasks: Vec<_> = split(&mut gate, h, &blocks).into_iter().zip(split(&mut up, h, &blocks)).zip(split(&mut y, d, &blocks)).zip(&blocks).collect();
     tasks.into_par_iter().for_each(|(((g, u), y), (a, rows))| {
@@ -197,7 +232,7 @@ pub fn backward(x: &[f32], gates: &[f32], plan: &Plan, experts: &[Expert], saved
     let h = experts[0].gate.len() / d;
     let rows = plan.rows();
     let Saved { gate: mut dg, up: mut du, y } = saved;
-    let (mut xs, mut dy, mut act, mut dxs) = (vec![0f32; rows * d], vec![0f32; rows * d], vec![0f32; rows * h], vec![0f32; rows * d]);
+    let (mut xs, mut dy, mut act, mut dxs) = (take(rows * d), take(rows * d), take(rows * h), take(rows * d));
     let blocks = plan.blocks();
     let per_row = [(&mut dg, h), (&mut du, h), (&mut xs, d), (&mut dy, d), (&mut act, h), (&mut dxs, d)];
     let [dg_, du_, xs_, dy_, act_, dxs_] = per_row.map(|(buf, width)| split(buf, width, &blocks));
@@ -228,6 +263,7 @@ pub fn backward(x: &[f32], gates: &[f32], plan: &Plan, experts: &[Expert], saved
     });
     let (gate, up, down) = weight_grads(plan, d, h, [&xs, &dg, &du, &act, &dy]);
     let (dx, dgates) = scatter_back(plan, &dxs, &y, dout, d);
+    give([dg, du, y, xs, dy, act, dxs]);
     Grads { x: dx, gates: dgates, gate, up, down }
 }
 
