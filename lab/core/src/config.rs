@@ -46,6 +46,38 @@ pub enum Backend {
     Cuda,
 }
 
+/// How a mixture-of-experts router turns its logits into the weights of the chosen experts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gate {
+    /// Softmax over all experts, then the top-k probabilities as they are (Switch, GShard):
+    /// under top-1 the gate is the chosen expert's probability, through which the router
+    /// learns from the language-model loss.
+    Softmax,
+    /// Softmax over the top-k logits only, so the gates sum to one (Mixtral). Under top-1 every
+    /// gate is exactly 1 and the router learns only from the auxiliary losses.
+    SoftmaxTopk,
+}
+
+impl Gate {
+    /// The default for `top_k` chosen experts: `softmax` for top-1 (the only gating under which
+    /// a top-1 router gets the LM loss's gradient), `softmax_topk` from top-2 on (Mixtral's
+    /// choice, and what every MoE trial ran before the key existed).
+    pub fn default_for(top_k: usize) -> Gate {
+        if top_k == 1 {
+            Gate::Softmax
+        } else {
+            Gate::SoftmaxTopk
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Gate::Softmax => "softmax",
+            Gate::SoftmaxTopk => "softmax_topk",
+        }
+    }
+}
+
 impl Arch {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -103,7 +135,7 @@ pub struct CorpusKey {
 /// The version of the trainer's numerics, hashed into every trial id. Bump it whenever a change
 /// alters what a trial computes (its losses), so that no earlier result is reused as if it came
 /// from the new code; `lab/train/tests/golden.rs` fails when the numerics change without it.
-pub const NUMERICS_VERSION: u32 = 5;
+pub const NUMERICS_VERSION: u32 = 6;
 
 /// A learning rate: a number, or a rule of the model size and budget, so that every size of a
 /// ladder trains near its best rate (`lr = { rule = "power", coef = 3e-3, n_exponent = -0.25 }`).
@@ -169,6 +201,11 @@ pub struct TrialSpec {
     pub d_expert: Option<usize>,
     pub moe_every: Option<usize>,
     pub shared_expert: Option<bool>,
+    /// `softmax` (default for top-1) or `softmax_topk` (default from top-2 on).
+    pub gate: Option<Gate>,
+    /// Slots per expert per forward pass, as a multiple of an even share (`tokens · top_k /
+    /// n_experts`); slots beyond it are dropped. Unset: dropless routing.
+    pub capacity_factor: Option<f64>,
     pub aux_loss_coef: Option<f64>,
     pub z_loss_coef: Option<f64>,
     pub seq_len: Option<usize>,
@@ -224,6 +261,13 @@ pub struct TrialConfig {
     pub d_expert: usize,
     pub moe_every: usize,
     pub shared_expert: bool,
+    /// Set for MoE trials only, and left out of the canonical JSON otherwise, so dense trials
+    /// keep the ids they had before the key existed. See [`TrialConfig::gate`].
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub gate: Option<Gate>,
+    /// MoE only; unset is dropless routing (and keeps the key out of the id).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub capacity_factor: Option<f64>,
     pub aux_loss_coef: f64,
     pub z_loss_coef: f64,
     pub seq_len: usize,
@@ -417,6 +461,20 @@ impl TrialSpec {
         within("d_expert", d_expert, limits::MAX_WIDTH * 8)?;
         let moe_every = self.moe_every.unwrap_or(1);
         within("moe_every", moe_every, n_layers.max(1))?;
+        let gate = match arch {
+            Arch::Dense if self.gate.is_some() => return Err(bad("gate", "needs `arch = \"moe\"`")),
+            Arch::Dense => None,
+            Arch::Moe => Some(self.gate.unwrap_or(Gate::default_for(top_k))),
+        };
+        if let Some(f) = self.capacity_factor {
+            if arch == Arch::Dense {
+                return Err(bad("capacity_factor", "needs `arch = \"moe\"`"));
+            }
+            // From n_experts / top_k on no slot can be dropped; far beyond it is a typo.
+            if !(f.is_finite() && f > 0.0 && f <= n_experts as f64) {
+                return Err(bad("capacity_factor", format!("{f} must lie in (0, n_experts = {n_experts}]; leave it unset for dropless routing")));
+            }
+        }
 
         let seq_len = self.seq_len.unwrap_or(128);
         within("seq_len", seq_len, limits::MAX_SEQ_LEN)?;
@@ -498,6 +556,8 @@ impl TrialSpec {
             d_expert,
             moe_every,
             shared_expert: self.shared_expert.unwrap_or(false),
+            gate,
+            capacity_factor: self.capacity_factor,
             aux_loss_coef,
             z_loss_coef,
             seq_len,
@@ -685,6 +745,11 @@ impl TrialConfig {
         self.corpus_key = Some(key);
         self
     }
+    /// The MoE gating: the resolved key, or for a record from before the key existed the
+    /// renormalised top-k every MoE trial ran then.
+    pub fn gate(&self) -> Gate {
+        self.gate.unwrap_or(Gate::SoftmaxTopk)
+    }
     pub fn params(&self) -> crate::accounting::Params {
         crate::accounting::Params::of(self)
     }
@@ -741,6 +806,60 @@ mod tests {
         assert!(serde_json::to_string(&b).unwrap().contains(r#""precision":"bf16""#));
         assert_ne!(a.trial_id(), b.trial_id());
         assert!(spec().set("precision", "fp8").is_err());
+    }
+
+    fn moe(top_k: usize) -> TrialSpec {
+        TrialSpec { arch: Some(Arch::Moe), n_experts: Some(4), top_k: Some(top_k), ..spec() }
+    }
+
+    #[test]
+    fn dense_trials_keep_their_ids_and_moe_trials_name_their_gate() {
+        let dense = serde_json::to_string(&spec().resolve().unwrap()).unwrap();
+        assert!(!dense.contains("gate") && !dense.contains("capacity_factor"), "{dense}");
+        let top1 = moe(1).resolve().unwrap();
+        assert_eq!(top1.gate, Some(Gate::Softmax), "top-1 routers learn from the LM loss by default");
+        assert_eq!(moe(2).resolve().unwrap().gate, Some(Gate::SoftmaxTopk));
+        assert!(serde_json::to_string(&top1).unwrap().contains(r#""gate":"softmax""#));
+        let mut renormalised = moe(1);
+        renormalised.set("gate", "softmax_topk").unwrap();
+        assert_ne!(renormalised.resolve().unwrap().trial_id(), top1.trial_id());
+        assert!(moe(1).set("gate", "sigmoid").is_err());
+    }
+
+    #[test]
+    fn capacity_factor_is_moe_only_positive_and_in_the_id() {
+        let dropless = moe(1).resolve().unwrap();
+        assert_eq!(dropless.capacity_factor, None);
+        assert!(!serde_json::to_string(&dropless).unwrap().contains("capacity_factor"));
+        let mut s = moe(1);
+        s.set("capacity_factor", "1.25").unwrap();
+        let capped = s.resolve().unwrap();
+        assert_eq!(capped.capacity_factor, Some(1.25));
+        assert_ne!(capped.trial_id(), dropless.trial_id());
+        for v in ["0", "-1", "4.5", "125"] {
+            let mut s = moe(1);
+            s.set("capacity_factor", v).unwrap();
+            assert_eq!(s.resolve().unwrap_err().key, "capacity_factor", "capacity_factor = {v}");
+        }
+        for v in ["nan", "inf"] {
+            assert!(moe(1).set("capacity_factor", v).is_err(), "capacity_factor = {v}");
+        }
+        let mut s = moe(1);
+        s.capacity_factor = Some(f64::NAN);
+        assert_eq!(s.resolve().unwrap_err().key, "capacity_factor");
+        for (key, value) in [("capacity_factor", "1.0"), ("gate", "softmax")] {
+            let mut s = spec();
+            s.set(key, value).unwrap();
+            assert_eq!(s.resolve().unwrap_err().key, key, "{key} on a dense trial");
+        }
+    }
+
+    #[test]
+    fn records_from_before_the_gate_key_ran_renormalised_top_k() {
+        let mut json: serde_json::Value = serde_json::to_value(moe(1).resolve().unwrap()).unwrap();
+        json.as_object_mut().unwrap().remove("gate");
+        let old: TrialConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(old.gate(), Gate::SoftmaxTopk);
     }
 
     #[test]

@@ -12,7 +12,7 @@ pub mod schedule;
 pub mod shape;
 pub mod time;
 
-pub use config::{Arch, Backend, CorpusKey, DecayShape, Lr, LrRule, Precision, Schedule, TrialConfig, TrialSpec, NUMERICS_VERSION};
+pub use config::{Arch, Backend, CorpusKey, DecayShape, Gate, Lr, LrRule, Precision, Schedule, TrialConfig, TrialSpec, NUMERICS_VERSION};
 pub use record::{BranchOrigin, CurvePoint, CurveRow, Metrics, Provenance, Status, TrialRecord};
 pub use results::ResultRow;
 pub use error::{is_bad_input, BadInput};

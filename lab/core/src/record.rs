@@ -60,6 +60,10 @@ pub struct Metrics {
     /// MoE: the router sent more than 90 % of tokens to one expert at the last evaluation.
     #[serde(default)]
     pub router_collapsed: bool,
+    /// MoE with a `capacity_factor`: the fraction of token-slots dropped over capacity in
+    /// training, averaged over the steps. Unset when nothing can be dropped.
+    #[serde(default)]
+    pub dropped_frac: Option<f64>,
 }
 
 impl Metrics {
@@ -87,8 +91,15 @@ impl Metrics {
             tokens_per_s: if train_s > 0.0 { tokens / train_s } else { 0.0 },
             diverged_at: None,
             router_collapsed: last_eval.and_then(|p| p.expert_load.as_ref()).is_some_and(|load| load.len() > 1 && load.iter().any(|&f| f > 0.9)),
+            dropped_frac: mean(curve.iter().filter_map(|p| p.dropped_frac)),
         }
     }
+}
+
+/// Every step trains on the same number of tokens, so the mean over steps is the token-weighted one.
+fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
+    let (sum, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    (n > 0).then(|| sum / n as f64)
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -225,4 +236,8 @@ pub struct CurvePoint {
     pub expert_load: Option<Vec<f64>>,
     #[serde(default)]
     pub router_entropy: Option<f64>,
+    /// MoE with a `capacity_factor`: the fraction of token-slots this step's forward passes
+    /// dropped over capacity (all MoE layers).
+    #[serde(default)]
+    pub dropped_frac: Option<f64>,
 }

@@ -21,6 +21,15 @@ pub struct ResultRow {
     pub d_ff: i64,
     pub n_experts: i64,
     pub top_k: i64,
+    /// MoE gating (`softmax`, `softmax_topk`); empty for dense models.
+    #[serde(default)]
+    pub gate: Option<String>,
+    /// MoE expert capacity; empty for dense models and dropless routing.
+    #[serde(default)]
+    pub capacity_factor: Option<f64>,
+    /// Fraction of token-slots dropped over capacity in training; empty when none can be.
+    #[serde(default)]
+    pub dropped_frac: Option<f64>,
     pub n_params: f64,
     pub n_params_total: f64,
     pub n_params_active: f64,
@@ -83,6 +92,9 @@ impl ResultRow {
             d_ff: c.d_ff as i64,
             n_experts: c.n_experts as i64,
             top_k: c.top_k as i64,
+            gate: c.gate.map(|g| g.as_str().to_string()),
+            capacity_factor: c.capacity_factor,
+            dropped_frac: m.dropped_frac,
             n_params: p.n_params,
             n_params_total: p.n_params_total,
             n_params_active: p.n_params_active,

@@ -109,6 +109,9 @@ pub fn row(
         d_ff: 4 * d_model,
         n_experts: if moe { 8 } else { 0 },
         top_k: if moe { 2 } else { 0 },
+        gate: moe.then(|| "softmax_topk".into()),
+        capacity_factor: None,
+        dropped_frac: None,
         n_params: n,
         n_params_total: n + 2.0 * 256.0 * d_model as f64,
         n_params_active: active,
@@ -260,6 +263,7 @@ fn curve(t: &TrueLaw, n: f64, d: f64, seed: u64) -> Vec<CurvePoint> {
                 wall_s: k as f64 * 0.5,
                 expert_load: None,
                 router_entropy: None,
+                dropped_frac: None,
             }
         })
         .collect()

@@ -1,5 +1,6 @@
 //! Time of each fused CPU kernel, forward and backward, at the shapes of the throughput
-//! benchmark's d128-l4 step (micro-batch 16 × 256 tokens), against burn's composed ops.
+//! benchmark's d128-l4 step (micro-batch 16 × 256 tokens), against burn's composed ops; and of
+//! a mixture-of-experts MLP layer against the dense MLP with the same active parameters.
 //!
 //!     cargo bench -p codescale-train --bench kernels [-- THREADS]
 
@@ -7,7 +8,11 @@ use std::time::Instant;
 
 use burn::backend::{flex::FlexDevice, Autodiff, Flex};
 use burn::tensor::{Distribution, Int, Tensor};
+use codescale_core::{Arch, TrialSpec};
+use codescale_train::init::Init;
 use codescale_train::kernels::{composed, rotary_tables, Kernels};
+use codescale_train::model::SwiGlu;
+use codescale_train::moe::MoeMlp;
 
 type Ad = Autodiff<Flex>;
 
@@ -85,4 +90,24 @@ fn main() {
         time(&logits, |[l]| Ad::cross_entropy(l, targets.clone()).reshape([1, 1])),
         time(&logits, |[l]| composed::cross_entropy(l, targets.clone()).reshape([1, 1])),
     );
+    mlp_layers(b * t);
+}
+
+/// The MLP layer of d128-l4: dense, and MoE with top-1 of 4 experts of the same width or top-2
+/// of 8 experts of half the width (equal active parameters), forward and backward.
+fn mlp_layers(tokens: usize) {
+    let x = [random([tokens, 128])];
+    let dense = SwiGlu::<Ad>::new(&mut Init::new(0, &FlexDevice), 128, 352, 0.02);
+    let (f, b) = time(&x, |[x]| dense.forward(x));
+    println!("{:<16} {:>9} {:>9} {:>9}", "mlp layer", "fwd", "bwd", "÷ dense");
+    println!("{:<16} {f:>9.2} {b:>9.2} {:>9.2}", "dense", 1.0);
+    for (top_k, n_experts) in [(1, 4), (2, 8)] {
+        let spec = TrialSpec { language: Some("python".into()), model: Some("d128-l4".into()), arch: Some(Arch::Moe), n_experts: Some(n_experts), top_k: Some(top_k), d_expert: Some(352 / top_k), ..Default::default() };
+        let moe = MoeMlp::<Ad>::new(&mut Init::new(0, &FlexDevice), &spec.resolve().unwrap(), 0.02);
+        let (mf, mb) = time(&x, |[x]| {
+            let (y, aux, _) = moe.forward(x);
+            y + aux.reshape([1, 1])
+        });
+        println!("{:<16} {mf:>9.2} {mb:>9.2} {:>9.2}", format!("moe top-{top_k}"), (mf + mb) / (f + b));
+    }
 }

@@ -116,6 +116,13 @@ impl<B: Backend> SwiGlu<B> {
     }
 }
 
+impl<B: Backend> SwiGlu<B> {
+    /// The gate, up and down weights.
+    pub fn weights(&self) -> [Tensor<B, 2>; 3] {
+        [self.gate.weight.val(), self.up.weight.val(), self.down.weight.val()]
+    }
+}
+
 impl<B: Kernels> SwiGlu<B> {
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         self.down.forward(B::swiglu(self.gate.forward(x.clone()), self.up.forward(x)))
@@ -150,6 +157,16 @@ pub struct Transformer<B: Backend> {
 pub struct Aux<B: Backend> {
     pub loss: Option<Tensor<B, 1>>,
     pub router: Vec<RouterStats<B>>,
+}
+
+impl<B: Backend> Aux<B> {
+    /// The fraction of token-slots dropped over capacity, over all MoE layers (each routes the
+    /// same number of slots); `None` when no layer has a capacity.
+    pub fn dropped(&self) -> Option<Tensor<B, 1>> {
+        let layers: Vec<Tensor<B, 1>> = self.router.iter().filter_map(|s| s.dropped.clone()).collect();
+        let n = layers.len();
+        layers.into_iter().reduce(|a, b| a + b).map(|sum| sum.div_scalar(n as f64))
+    }
 }
 
 impl<B: Backend> Transformer<B> {

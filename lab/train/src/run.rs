@@ -121,9 +121,16 @@ where
         let accum = self.config.accumulation_steps();
         let t0 = Instant::now();
         let mut loss_sum = None;
+        let mut dropped_sum = None;
         for micro in 0..accum {
             let batch = self.sampler.batch::<B>(step, micro, self.device);
             let (loss, aux) = self.model().loss(batch.inputs, batch.targets);
+            if let Some(dropped) = aux.dropped().map(|d| d.inner()) {
+                dropped_sum = Some(match dropped_sum.take() {
+                    Some(s) => s + dropped,
+                    None => dropped,
+                });
+            }
             let objective = match aux.loss {
                 Some(aux) => loss.clone() + aux,
                 None => loss.clone(),
@@ -141,9 +148,10 @@ where
         // for the device to finish everything queued before it, and leaves it idle until the
         // next work is queued. The values are the same as read one by one.
         let sq_sum = self.opt.grad_sq_sum().expect("a model with parameters has gradients");
-        let read = to_vec(Tensor::cat(vec![loss_sum.expect("at least one micro-batch"), sq_sum], 0));
+        let read = to_vec(Tensor::cat([loss_sum.expect("at least one micro-batch"), sq_sum].into_iter().chain(dropped_sum).collect(), 0));
         let train_loss = read[0] as f64 / accum as f64;
         let grad_norm = (read[1] as f64).sqrt();
+        let dropped_frac = read.get(2).map(|&d| d as f64 / accum as f64);
         if !train_loss.is_finite() || !grad_norm.is_finite() || train_loss > divergence_threshold(self.config.vocab_size()) {
             return Stepped::Diverged(format!("diverged at step {step}: train loss {train_loss}, gradient norm {grad_norm}"));
         }
@@ -152,7 +160,7 @@ where
         self.train_s += t0.elapsed().as_secs_f64();
         self.steps = step + 1;
         let tokens = (self.steps * self.config.tokens_per_step()) as f64;
-        self.curve.push(CurvePoint { step: self.steps, tokens, lr, train_loss, val_loss: None, val_loss_se: None, val_bpb: None, grad_norm, wall_s: self.wall_s(), expert_load: None, router_entropy: None });
+        self.curve.push(CurvePoint { step: self.steps, tokens, lr, train_loss, val_loss: None, val_loss_se: None, val_bpb: None, grad_norm, wall_s: self.wall_s(), expert_load: None, router_entropy: None, dropped_frac });
         Stepped::Ok
     }
 
@@ -199,9 +207,10 @@ fn evaluate<B: Kernels>(model: &Transformer<B>, eval: &mut EvalSet, device: &B::
         let losses: Vec<f32> = B::token_losses(logits, batch.targets.reshape([rows * time])).into_data().convert::<f32>().to_vec().expect("f32 losses");
         windows.extend(losses.chunks(time).map(|w| w.iter().map(|&l| l as f64).sum::<f64>() / time as f64));
         if let Some(stats) = aux.router.into_iter().next() {
-            let acc = load.get_or_insert_with(|| vec![0.0; stats.load.len()]);
-            acc.iter_mut().zip(&stats.load).for_each(|(a, l)| *a += l * rows as f64);
-            entropy += stats.entropy.into_scalar().elem::<f64>() * rows as f64;
+            let layer_load = to_vec(stats.load.clone());
+            let acc = load.get_or_insert_with(|| vec![0.0; layer_load.len()]);
+            acc.iter_mut().zip(layer_load).for_each(|(a, l)| *a += l as f64 * rows as f64);
+            entropy += stats.entropy().into_scalar().elem::<f64>() * rows as f64;
         }
     }
     let n = windows.len().max(1) as f64;

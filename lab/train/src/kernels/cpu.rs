@@ -12,7 +12,7 @@ use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
 /// Rows per parallel task in the row-wise kernels.
-const ROWS: usize = 32;
+pub(super) const ROWS: usize = 32;
 /// Query rows per block in attention: the causal mask lets block `[r0, r1)` stop at key `r1`.
 const BLOCK: usize = 64;
 
@@ -45,7 +45,7 @@ pub fn exp(x: f32) -> f32 {
 }
 
 #[inline(always)]
-fn sigmoid(x: f32) -> f32 {
+pub(super) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + exp(-x))
 }
 
@@ -56,7 +56,7 @@ fn sigmoid(x: f32) -> f32 {
 /// run at baseline width. The lane order of every reduction is fixed and Rust never fuses a
 /// multiply and an add on its own, so the result does not depend on which path runs.
 #[inline(always)]
-fn simd<R>(f: impl FnOnce() -> R) -> R {
+pub(super) fn simd<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -99,7 +99,7 @@ fn lanes(a: &[f32], b: &[f32], init: f32, step: impl Fn(f32, f32, f32) -> f32, m
 }
 
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(super) fn dot(a: &[f32], b: &[f32]) -> f32 {
     lanes(a, b, 0.0, |acc, x, y| acc + x * y, |a, b| a + b)
 }
 

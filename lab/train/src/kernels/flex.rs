@@ -8,11 +8,14 @@ use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
 use burn::tensor::ops::FloatTensor;
+use std::sync::Arc;
+
 use burn::tensor::{Int, Shape, Tensor, TensorData, TensorMetadata, TensorPrimitive};
 use burn_flex::FlexTensor;
 
 use super::cpu::{self, Heads};
-use super::{Kernels, RMS_EPS};
+use super::moe::{self, Expert, Plan};
+use super::{ExpertWeights, Kernels, Routed, RMS_EPS};
 
 type Ad = Autodiff<Flex>;
 type AdTensor = FloatTensor<Ad>;
@@ -29,7 +32,7 @@ fn heads(shape: &Shape) -> Heads {
     Heads { batch: shape[0], time: shape[1], heads: shape[2], head_dim: shape[3] }
 }
 
-fn targets<B: Backend>(t: Tensor<B, 1, Int>) -> Vec<i64> {
+fn ints<B: Backend, const D: usize>(t: Tensor<B, D, Int>) -> Vec<i64> {
     t.into_data().iter::<i64>().collect()
 }
 
@@ -94,13 +97,37 @@ impl Kernels for Flex {
         wrap(rotary(&inner(x), &inner(cos), &inner(sin), false))
     }
     fn cross_entropy(logits: Tensor<Self, 2>, targets_: Tensor<Self, 1, Int>) -> Tensor<Self, 1> {
-        wrap(cross_entropy(&inner(logits), &targets(targets_)).0)
+        wrap(cross_entropy(&inner(logits), &ints(targets_)).0)
     }
     fn token_losses(logits: Tensor<Self, 2>, targets_: Tensor<Self, 1, Int>) -> Tensor<Self, 1> {
         let logits = inner(logits);
         let n = logits.shape()[0];
-        wrap(flex(cpu::token_losses(host(&logits), &targets(targets_), logits.shape()[1]), [n]))
+        wrap(flex(cpu::token_losses(host(&logits), &ints(targets_), logits.shape()[1]), [n]))
     }
+    fn moe_experts(x: Tensor<Self, 2>, gates: Tensor<Self, 2>, experts: Tensor<Self, 2, Int>, weights: &[ExpertWeights<Self>], capacity: Option<usize>) -> Routed<Self> {
+        let plan = plan(experts, weights.len(), capacity);
+        let running: Vec<[FlexTensor; 3]> = plan.active.iter().map(|&e| weights[e].clone().map(inner)).collect();
+        let views: Vec<Expert> = running.iter().map(|[gate, up, down]| Expert { gate: host(gate), up: host(up), down: host(down) }).collect();
+        let x = inner(x);
+        let (out, saved) = moe::forward(host(&x), host(&inner(gates)), &plan, &views);
+        saved.recycle();
+        routed(wrap(flex(out, x.shape())), &plan)
+    }
+}
+
+/// The routing of `experts: [n, k]` among `n_experts`.
+fn plan<B: Backend>(experts: Tensor<B, 2, Int>, n_experts: usize, capacity: Option<usize>) -> Plan {
+    let k = experts.dims()[1];
+    Plan::new(&ints(experts), n_experts, k, capacity)
+}
+
+/// `out` with the plan's tallies.
+fn routed<B: Backend>(out: Tensor<B, 2>, plan: &Plan) -> Routed<B> {
+    let device = out.device();
+    let load: Vec<f32> = plan.routed.iter().map(|&n| n as f32).collect();
+    let load = Tensor::from_data(TensorData::new(load, [plan.routed.len()]), &device);
+    let dropped = Tensor::from_data(TensorData::new(vec![plan.dropped() as f32], [1]), &device);
+    Routed { out, load, dropped }
 }
 
 /// Registers `out` as the result of `op` on `parents`, keeping `state` for the backward pass
@@ -113,10 +140,11 @@ fn record<Op: Backward<Flex, N>, const N: usize>(op: Op, parents: [&AdTensor; N]
 }
 
 /// The shared part of every backward pass: takes the output's gradient, lets `grad` turn it
-/// into one gradient per parent, and hands each parent that wants one its gradient.
-fn backward<S, const N: usize>(ops: Ops<S, N>, grads: &mut Gradients, grad: impl FnOnce(&S, FlexTensor) -> [FlexTensor; N]) {
+/// (and the state, which it may consume) into one gradient per parent, and hands each parent
+/// that wants one its gradient.
+fn backward<S, const N: usize>(ops: Ops<S, N>, grads: &mut Gradients, grad: impl FnOnce(S, FlexTensor) -> [FlexTensor; N]) {
     let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
-    for (parent, value) in ops.parents.into_iter().zip(grad(&ops.state, dy)) {
+    for (parent, value) in ops.parents.into_iter().zip(grad(ops.state, dy)) {
         if let Some(node) = parent {
             grads.register::<Flex>(node.id, value);
         }
@@ -132,7 +160,7 @@ impl Backward<Flex, 3> for AttentionGrad {
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         backward(ops, grads, |[q, k, v, out, lse], dout| {
             let shape = q.shape();
-            let (dq, dk, dv) = cpu::attention_backward(host(q), host(k), host(v), host(out), host(lse), host(&dout), heads(&shape));
+            let (dq, dk, dv) = cpu::attention_backward(host(&q), host(&k), host(&v), host(&out), host(&lse), host(&dout), heads(&shape));
             [flex(dq, shape.clone()), flex(dk, shape.clone()), flex(dv, shape)]
         });
     }
@@ -146,7 +174,7 @@ impl Backward<Flex, 2> for RmsNormGrad {
     type State = [FlexTensor; 3];
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         backward(ops, grads, |[x, gamma, inv], dy| {
-            let (dx, dgamma) = cpu::rms_norm_backward(host(x), host(gamma), host(inv), host(&dy));
+            let (dx, dgamma) = cpu::rms_norm_backward(host(&x), host(&gamma), host(&inv), host(&dy));
             [flex(dx, x.shape()), flex(dgamma, gamma.shape())]
         });
     }
@@ -160,7 +188,7 @@ impl Backward<Flex, 2> for SwigluGrad {
     type State = [FlexTensor; 2];
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         backward(ops, grads, |[g, u], dy| {
-            let (dg, du) = cpu::swiglu_backward(host(g), host(u), host(&dy));
+            let (dg, du) = cpu::swiglu_backward(host(&g), host(&u), host(&dy));
             [flex(dg, g.shape()), flex(du, u.shape())]
         });
     }
@@ -173,7 +201,7 @@ impl Backward<Flex, 1> for RotaryGrad {
     /// cos, sin.
     type State = (FlexTensor, FlexTensor);
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        backward(ops, grads, |(cos, sin), dy| [rotary(&dy, cos, sin, true)]);
+        backward(ops, grads, |(cos, sin), dy| [rotary(&dy, &cos, &sin, true)]);
     }
 }
 
@@ -182,13 +210,43 @@ struct CrossEntropyGrad;
 
 impl Backward<Flex, 1> for CrossEntropyGrad {
     /// logits, targets, log-sum-exp per row.
-    type State = (FlexTensor, std::sync::Arc<Vec<i64>>, FlexTensor);
+    type State = (FlexTensor, Arc<Vec<i64>>, FlexTensor);
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         backward(ops, grads, |(logits, targets, lse), dloss| {
             let v = logits.shape()[1];
-            [flex(cpu::cross_entropy_backward(host(logits), targets, host(lse), v, host(&dloss)[0]), logits.shape())]
+            [flex(cpu::cross_entropy_backward(host(&logits), &targets, host(&lse), v, host(&dloss)[0]), logits.shape())]
         });
     }
+}
+
+#[derive(Debug)]
+struct MoeGrad;
+
+/// x, gates, the running experts' stacked gate, up and down weights, the plan, and what the
+/// forward pass saved.
+#[derive(Debug, Clone)]
+struct MoeState {
+    x: FlexTensor,
+    gates: FlexTensor,
+    weights: [FlexTensor; 3],
+    plan: Arc<Plan>,
+    saved: moe::Saved,
+}
+
+impl Backward<Flex, 5> for MoeGrad {
+    type State = MoeState;
+    fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
+        backward(ops, grads, |MoeState { x, gates, weights, plan, saved }, dout| {
+            let g = moe::backward(host(&x), host(&gates), &plan, &stacked(&weights, &plan), saved, host(&dout));
+            let [wg, wu, wd] = weights.map(|w| w.shape());
+            [flex(g.x, x.shape()), flex(g.gates, gates.shape()), flex(g.gate, wg), flex(g.up, wu), flex(g.down, wd)]
+        });
+    }
+}
+
+/// The kernel's view of the running experts' stacked weights.
+fn stacked<'a>([gate, up, down]: &'a [FlexTensor; 3], plan: &Plan) -> Vec<Expert<'a>> {
+    Expert::unstack(host(gate), host(up), host(down), plan.active.len())
 }
 
 /// The host tensor of a tracked tensor, contiguous.
@@ -223,11 +281,25 @@ impl Kernels for Ad {
         wrap(record(RotaryGrad, [&x], (cos, sin), y))
     }
     fn cross_entropy(logits: Tensor<Self, 2>, targets_: Tensor<Self, 1, Int>) -> Tensor<Self, 1> {
-        let targets = std::sync::Arc::new(targets(targets_));
+        let targets = Arc::new(ints(targets_));
         let logits = prim(logits);
         let lf = host_of(&logits);
         let (loss, lse) = cross_entropy(&lf, &targets);
         wrap(record(CrossEntropyGrad, [&logits], (lf, targets, lse), loss))
+    }
+    fn moe_experts(x: Tensor<Self, 2>, gates: Tensor<Self, 2>, experts: Tensor<Self, 2, Int>, weights: &[ExpertWeights<Self>], capacity: Option<usize>) -> Routed<Self> {
+        let plan = Arc::new(plan(experts, weights.len(), capacity));
+        // The node takes the running experts' weights stacked, one parent per projection: a
+        // fixed number of parents, and experts that no token reached get no gradient at all
+        // (so that AdamW leaves them alone, as PyTorch does).
+        let stack = |p: usize| prim(Tensor::cat(plan.active.iter().map(|&e| weights[e][p].clone()).collect(), 0));
+        let w = [stack(0), stack(1), stack(2)];
+        let (x, gates) = (prim(x), prim(gates));
+        let (xf, gf, wf) = (host_of(&x), host_of(&gates), w.each_ref().map(host_of));
+        let (out, saved) = moe::forward(host(&xf), host(&gf), &plan, &stacked(&wf, &plan));
+        let out = flex(out, xf.shape());
+        let state = MoeState { x: xf, gates: gf, weights: wf, plan: plan.clone(), saved };
+        routed(wrap(record(MoeGrad, [&x, &gates, &w[0], &w[1], &w[2]], state, out)), &plan)
     }
 }
 
@@ -317,6 +389,76 @@ mod tests {
         let fused = |[l]: [Tensor<Ad, 2>; 1]| Ad::cross_entropy(l, targets.clone()).reshape([1, 1]);
         let reference = |[l]: [Tensor<Ad, 2>; 1]| composed::cross_entropy(l, t.clone()).reshape([1, 1]);
         check("cross_entropy", [random([7, 10], 9).mul_scalar(4.0)], fused, reference);
+    }
+
+    /// `x [n, d]`, gates `[n, k]`, and gate, up, down weights of four experts, as one list.
+    fn moe_inputs(n: usize, k: usize) -> [Tensor<Ad, 2>; 14] {
+        let (d, h) = (24, 40);
+        let weights = (0..4).flat_map(|e| [random([d, h], 10 + 3 * e), random([d, h], 11 + 3 * e), random([h, d], 12 + 3 * e)]);
+        let mut inputs = vec![random([n, d], 1), random([n, k], 2)];
+        inputs.extend(weights);
+        inputs.try_into().unwrap()
+    }
+
+    /// A routing of `n` tokens to `k ≤ 2` distinct experts of four: every expert is chosen, the
+    /// first one twice as often as the others, so that a capacity binds.
+    fn moe_routing(n: usize, k: usize) -> Tensor<Ad, 2, Int> {
+        let choices = |i: usize| {
+            let first = i % 5 % 4;
+            [first, (first + 1 + i % 3) % 4].map(|e| e as i64)
+        };
+        let flat: Vec<i64> = (0..n).flat_map(|i| choices(i)[..k].to_vec()).collect();
+        Tensor::from_data(TensorData::new(flat, [n, k]), &FlexDevice)
+    }
+
+    fn experts(inputs: &[Tensor<Ad, 2>]) -> Vec<ExpertWeights<Ad>> {
+        inputs.chunks(3).map(|w| [w[0].clone(), w[1].clone(), w[2].clone()]).collect()
+    }
+
+    #[test]
+    fn moe_experts_match_burn_with_and_without_capacity() {
+        for k in [1, 2] {
+            for capacity in [None, Some(9)] {
+                let idx = moe_routing(40, k);
+                let (i, c) = (idx.clone(), capacity);
+                let fused = |[x, g, w @ ..]: [Tensor<Ad, 2>; 14]| Ad::moe_experts(x, g, i.clone(), &experts(&w), c).out;
+                let reference = |[x, g, w @ ..]: [Tensor<Ad, 2>; 14]| {
+                    let w = experts(&w);
+                    composed::moe_experts(x, g, idx.clone(), 4, capacity, |e, x| composed::swiglu_mlp(x, &w[e])).out
+                };
+                check(&format!("moe top-{k}, capacity {capacity:?}"), moe_inputs(40, k), fused, reference);
+                let [x, g, w @ ..] = moe_inputs(40, k);
+                let tally = |r: Routed<Ad>| (r.load.into_data(), r.dropped.into_data());
+                let fused = tally(Ad::moe_experts(x.clone(), g.clone(), moe_routing(40, k), &experts(&w), capacity));
+                let reference = tally(composed::moe_experts(x, g, moe_routing(40, k), 4, capacity, |e, x| composed::swiglu_mlp(x, &experts(&w)[e])));
+                assert_eq!(fused, reference, "top-{k}, capacity {capacity:?}: load and dropped slots");
+            }
+        }
+    }
+
+    #[test]
+    fn moe_experts_give_no_gradient_to_an_expert_no_token_reached() {
+        let [x, g, w @ ..] = moe_inputs(8, 1);
+        let idx = Tensor::from_data(TensorData::new(vec![0i64, 1, 3, 0, 1, 3, 0, 1], [8, 1]), &FlexDevice);
+        let grads = Ad::moe_experts(x, g, idx, &experts(&w), None).out.sum().backward();
+        let reached: Vec<bool> = w.iter().map(|w| w.grad(&grads).is_some()).collect();
+        assert_eq!(reached, [[true; 3], [true; 3], [false; 3], [true; 3]].concat(), "AdamW leaves an idle expert alone only without a gradient");
+    }
+
+    #[test]
+    fn moe_experts_are_bit_identical_whatever_the_pool_size() {
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+            pool.install(|| {
+                // 300 tokens: several blocks per expert, and a partial one.
+                let [x, g, w @ ..] = moe_inputs(300, 2).map(|t| t.detach().require_grad());
+                let out = Ad::moe_experts(x.clone(), g.clone(), moe_routing(300, 2), &experts(&w), Some(170)).out;
+                let grads = (out.clone() * out.clone()).sum().backward();
+                let grads: Vec<TensorData> = [x, g].into_iter().chain(w).map(|t| t.grad(&grads).unwrap().into_data()).collect();
+                (out.into_data(), grads)
+            })
+        };
+        assert_eq!(run(1), run(3));
     }
 
     #[test]
