@@ -83,5 +83,5 @@ fn training_on_a_missing_gpu_exits_2_naming_the_key() {
     let out = lab.run(&["train", "trial.toml"]);
     let msg = text(&out);
     assert_eq!(out.status.code(), Some(2), "{msg}");
-    assert!(msg.contains("trial.toml:7: `device`"), "{msg}");
+    assert!(msg.contains("trial.toml:6: `device`"), "{msg}");
 }
