@@ -8,7 +8,7 @@
 reporting the compute each way trains, the wall time, and each budget's final validation loss
 under both, against the seed spread (the difference should be within it).
 
-    python3 bench/branches.py [MODEL] [LANGUAGE]     # after `cargo build`; local corpus
+    python3 bench/branches.py [MODEL] [LANGUAGE]     # after `cargo build --release`; local corpus
 """
 import json
 import re
@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / "target" / "debug" / "codescale"
+# The release build when there is one (`cargo build --release`): timings mean little in debug.
+BIN = next((p for p in (ROOT / "target" / b / "codescale" for b in ("release", "debug")) if p.exists()), ROOT / "target" / "debug" / "codescale")
 MODEL = sys.argv[1] if len(sys.argv) > 1 else "d64-l2"
 LANGUAGE = sys.argv[2] if len(sys.argv) > 2 else "python"
 BUDGETS = [1e5, 3e5, 1e6, 3e6]

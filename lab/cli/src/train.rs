@@ -119,6 +119,10 @@ pub fn plan(path: &Path, json: bool, quiet: bool) -> Result<ExitCode> {
             100.0 * (1.0 - branched / alone)
         );
     }
+    let split = codescale_sweep::branches::split_by_lr(&trials);
+    if split > 0 {
+        println!("note: {split} WSD trials differ from a sibling budget only in learning rate (a rule with a `d_exponent`?), so they train their own trunks; a rule of N alone, evaluated at the longest budget, lets them branch");
+    }
     if total_s > estimate::CONFIRM_ABOVE_S {
         println!("warning: over {:.0} h: `sweep run` will ask for --yes", estimate::CONFIRM_ABOVE_S / 3600.0);
     }

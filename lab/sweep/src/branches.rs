@@ -46,6 +46,19 @@ pub fn plan(trials: &[TrialConfig], runs_root: &Path, rungs: impl Fn(&TrialConfi
     out
 }
 
+/// How many WSD trials cannot share a trunk only because their learning rates differ, as a
+/// rule with a `d_exponent` makes them: each budget then runs at its own constant rate.
+pub fn split_by_lr(trials: &[TrialConfig]) -> usize {
+    let mut trunks_of: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for c in trials {
+        if let Some(id) = c.trunk_id() {
+            let same_rate = TrialConfig { lr: 1.0, ..c.clone() }.trunk_id().expect("still WSD");
+            trunks_of.entry(same_rate).or_default().insert(id);
+        }
+    }
+    trunks_of.values().filter(|ids| ids.len() > 1).map(|ids| ids.len()).sum()
+}
+
 /// Training FLOPs of `trials` trained alone, and with the branches of `branches` (each trunk
 /// once, to its last fork, plus every cooldown).
 pub fn compute(trials: &[TrialConfig], branches: &[Option<Branch>]) -> (f64, f64) {
@@ -69,6 +82,14 @@ pub fn compute(trials: &[TrialConfig], branches: &[Option<Branch>]) -> (f64, f64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rate_that_follows_the_budget_is_what_keeps_budgets_apart() {
+        let same = [trial(1e5, 1e-3), trial(3e5, 1e-3)];
+        assert_eq!(split_by_lr(&same), 0);
+        let apart = [trial(1e5, 1e-3), trial(3e5, 2e-3)];
+        assert_eq!(split_by_lr(&apart), 2);
+    }
     use codescale_core::{Schedule, TrialSpec};
 
     fn trial(tokens: f64, lr: f64) -> TrialConfig {
