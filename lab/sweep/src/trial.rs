@@ -33,8 +33,8 @@ pub struct TrialRun<'a> {
 }
 
 pub enum Outcome {
-    /// Trained (resumed, or started) to this record's status.
-    Trained(TrialRecord),
+    /// Trained (resumed, or started) to this record's status (boxed: a record is large).
+    Trained(Box<TrialRecord>),
     /// Another process holds the trial's lease: it is being trained there.
     Busy(Option<Owner>),
     /// It had ended by the time we held its lease (another task finished it).
@@ -57,7 +57,7 @@ impl TrialRun<'_> {
         if !record.needs_run(self.retry_failed) {
             return Ok(Outcome::Ended(record.status));
         }
-        Ok(Outcome::Trained(self.train(config, corpus)))
+        Ok(Outcome::Trained(Box::new(self.train(config, corpus))))
     }
 
     fn train<C: Borrow<Corpus>>(&self, config: &TrialConfig, corpus: impl FnOnce() -> Result<C>) -> TrialRecord {

@@ -72,6 +72,11 @@ where
     let mut run = Run::<B>::new(config, corpus, device)?;
     match resume(&mut run, &ckpt_dir, &id) {
         Ok(resumed) => {
+            // Said in the record so whoever reads it (`sweep status`, a test) can tell a run
+            // that went on from its checkpoint from one that started again.
+            if resumed {
+                record.notes.push(format!("resumed from its checkpoint at step {} of {}", run.steps, config.total_steps()));
+            }
             if !resumed && opts.branch.is_some() {
                 if let Some(outcome) = fork(&mut run, &mut record, opts, &rungs, corpus, device)? {
                     return finish(dir, config, run, record, outcome, opts);

@@ -35,6 +35,20 @@ pub fn sbatch(script: &Path, array: &str, offset: usize, after: Option<&str>) ->
     Ok(id)
 }
 
+/// Whether sbatch's error refuses what the job asks for (a partition, account, QOS, GRES,
+/// feature, size or array the cluster does not have: the sweep's `[slurm]` table is wrong), as
+/// opposed to a controller that could not be reached, which may go away.
+pub fn refused_request(message: &str) -> bool {
+    const REFUSALS: [&str; 5] = [
+        "Batch job submission failed: Invalid",
+        "Requested node configuration is not available",
+        "Memory specification can not be satisfied",
+        "Job violates accounting/QOS policy",
+        "Requested time limit is invalid",
+    ];
+    REFUSALS.iter().any(|r| message.contains(r))
+}
+
 /// The cluster's MaxArraySize, from `scontrol show config`.
 pub fn max_array_size() -> Result<usize> {
     let config = run("scontrol", &["show", "config"])?;
@@ -132,5 +146,7 @@ mod tests {
         let tasks = parse_tasks("12|3|RUNNING\n12|4-6%2|PENDING\n13|N/A|PENDING\n");
         assert_eq!(tasks.iter().map(|t| (t.job.as_str(), t.task, t.state.as_str())).collect::<Vec<_>>(), [("12", 3, "RUNNING"), ("12", 4, "PENDING"), ("12", 5, "PENDING"), ("12", 6, "PENDING")]);
         assert_eq!(expand("[0,2-3%1]"), vec![0, 2, 3]);
+        assert!(refused_request("sbatch: error: invalid partition specified: gpu\nsbatch: error: Batch job submission failed: Invalid partition name specified"));
+        assert!(!refused_request("sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)"));
     }
 }

@@ -1,9 +1,6 @@
-//! `--wait`: follows a sweep's arrays until none of their tasks is queued or running, with a
-//! bar of the trials done, running, pending and failed, then writes `results.parquet`.
-//!
-//! Progress comes from the trial records (the queue says only whether tasks remain). A trial
-//! left unfinished when its tasks are gone is explained from accounting (`sacct`: cancelled,
-//! timed out, out of memory) when the cluster keeps it, else from its record and lease.
+//! `--wait`: follows a sweep's arrays until none of their tasks is queued or running and no
+//! live process holds one of its trials, with a bar of the trials done, running, pending and
+//! failed, then writes `results.parquet`.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -48,7 +45,10 @@ pub fn follow(dir: &SweepDir, quiet: bool, interrupted: &dyn Fn() -> bool) -> Re
         match queue {
             Ok(tasks) => {
                 unreadable_since = None;
-                if tasks.is_empty() {
+                // A trial a live process holds when none of our tasks is left (trained by an
+                // array sent by hand, or a local run of the same sweep) is still part of the
+                // sweep's end: wait for it rather than call it unfinished.
+                if tasks.is_empty() && !counts.contains_key("running") {
                     break;
                 }
                 let mut states: BTreeMap<String, usize> = BTreeMap::new();

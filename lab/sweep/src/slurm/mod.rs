@@ -20,6 +20,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use codescale_core::BadInput;
 use serde::{Deserialize, Serialize};
 
 use crate::lease::Holder;
@@ -114,7 +115,15 @@ pub fn submit(sweep: &Sweep, cfg: &RunConfig, exe: &Path) -> Result<Submission> 
     let mut after: Option<String> = None;
     for chunk in script::chunks(&send, max_array_size) {
         let tasks = script::array_spec(&chunk.tasks, parallelism);
-        let job = cluster::sbatch(&job_script, &tasks, chunk.offset, after.as_deref().filter(|_| parallelism.is_some()))?;
+        let job = cluster::sbatch(&job_script, &tasks, chunk.offset, after.as_deref().filter(|_| parallelism.is_some())).map_err(|e| {
+            let message = format!("{e:#}");
+            if cluster::refused_request(&message) {
+                let why = message.lines().filter_map(|l| l.rsplit("sbatch: error: ").next()).map(str::trim).collect::<Vec<_>>().join("; ");
+                BadInput(format!("{}: `[slurm]`: the cluster refused the job ({why})", sweep.path.display())).into()
+            } else {
+                e
+            }
+        })?;
         let array = Array { job: job.clone(), offset: chunk.offset, tasks, submitted: codescale_core::provenance::now_rfc3339() };
         // Kept after every sbatch, so arrays submitted before a failure are still followed.
         all.push(array.clone());
