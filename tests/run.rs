@@ -76,6 +76,7 @@ fn reduced_quickstart_runs_end_to_end_on_this_machines_code() {
             Some("model") => "model = { values = [\"d32-l1\", \"d48-l1\", \"d64-l1\"] }".to_string(),
             Some("tokens") => "tokens = { values = [8192, 16384] }".to_string(),
             Some("eval_tokens") => "eval_tokens = 2048".to_string(),
+            Some("warmup") => "warmup = 2".to_string(),
             _ => line.to_string(),
         })
         .collect::<Vec<_>>()
@@ -88,6 +89,9 @@ fn reduced_quickstart_runs_end_to_end_on_this_machines_code() {
     for language in ["python", "rust", "go"] {
         assert!(log.lines().any(|l| l.starts_with(language) && l.contains("α_N")), "{language} has a fit: {log}");
     }
+    // One held-out target per language, predicted with an interval and measured.
+    let targets = log.lines().filter(|l| l.trim_start().starts_with("target ") && l.contains("predicted") && l.contains("measured")).count();
+    assert_eq!(targets, 3, "{log}");
     assert!(lab.path().join("reports/quickstart-ci/index.html").exists());
 }
 
