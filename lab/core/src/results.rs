@@ -1,4 +1,4 @@
-//! One row of `results.parquet` (DESIGN.md, "Results table columns").
+//! One row of `results.parquet` (../shared/DESIGN.md, "Results table columns").
 
 use serde::{Deserialize, Serialize};
 
