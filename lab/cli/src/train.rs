@@ -99,7 +99,7 @@ pub fn plan(path: &Path, json: bool, quiet: bool) -> Result<ExitCode> {
     let (mut total_flops, mut total_s) = (0.0, 0.0);
     for c in &trials {
         let p = c.params();
-        let flops = p.flops_per_token(c) * c.tokens;
+        let flops = p.flops_per_token() * c.tokens;
         let seconds = estimate::trial_seconds(c, per_thread, threads);
         total_flops += flops;
         total_s += seconds;

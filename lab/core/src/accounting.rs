@@ -4,7 +4,7 @@
 //! training token is 6·N plus Kaplan's attention term 6·n_layers·seq_len·d_model; the
 //! `_with_head` variants add the output head's 6·d_model·vocab (the Porian et al. convention).
 
-use crate::config::{Arch, TrialConfig};
+use crate::architecture::ModelConfig;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Params {
@@ -16,39 +16,50 @@ pub struct Params {
     pub n_params_active: f64,
     pub embedding: f64,
     pub head: f64,
+    /// Kaplan's 6·n_layers·seq_len·d_model: training FLOPs per token of the attention scores
+    /// and their weighted sum, which no parameter accounts for.
+    pub attention_flops_per_token: f64,
 }
 
 impl Params {
-    pub fn of(c: &TrialConfig) -> Params {
-        let d = c.d_model as f64;
-        let v = c.vocab_size() as f64;
+    pub fn of(m: &ModelConfig) -> Params {
+        let d = m.d_model as f64;
+        let v = m.vocab_size as f64;
         let attention = 4.0 * d * d;
         let norms = 2.0 * d;
-        let dense_mlp = 3.0 * d * c.d_ff as f64;
-        let expert = 3.0 * d * c.d_expert as f64;
+        let dense_mlp = 3.0 * d * m.d_ff as f64;
         let (mut total, mut active) = (d, d); // final norm
-        for layer in 0..c.n_layers {
-            let (mlp_total, mlp_active) = if c.arch == Arch::Moe && layer % c.moe_every == 0 {
-                let router = d * c.n_experts as f64;
-                let shared = if c.shared_expert { expert } else { 0.0 };
-                (router + shared + c.n_experts as f64 * expert, router + shared + c.top_k as f64 * expert)
-            } else {
-                (dense_mlp, dense_mlp)
+        for layer in 0..m.n_layers {
+            let (mlp_total, mlp_active) = match m.moe_at(layer) {
+                Some(moe) => {
+                    let expert = 3.0 * d * moe.d_expert as f64;
+                    let router = d * moe.n_experts as f64;
+                    let shared = if moe.shared_expert { expert } else { 0.0 };
+                    (router + shared + moe.n_experts as f64 * expert, router + shared + moe.top_k as f64 * expert)
+                }
+                None => (dense_mlp, dense_mlp),
             };
             total += attention + norms + mlp_total;
             active += attention + norms + mlp_active;
         }
         let embedding = v * d;
         let head = d * v;
-        Params { n_params: total, n_params_total: total + embedding + head, n_params_active: active, embedding, head }
+        Params {
+            n_params: total,
+            n_params_total: total + embedding + head,
+            n_params_active: active,
+            embedding,
+            head,
+            attention_flops_per_token: 6.0 * (m.n_layers * m.seq_len * m.d_model) as f64,
+        }
     }
 
     /// Training FLOPs per token from active parameters, with Kaplan's attention term.
-    pub fn flops_per_token(&self, c: &TrialConfig) -> f64 {
-        6.0 * self.n_params_active + 6.0 * (c.n_layers * c.seq_len * c.d_model) as f64
+    pub fn flops_per_token(&self) -> f64 {
+        6.0 * self.n_params_active + self.attention_flops_per_token
     }
-    pub fn flops_per_token_with_head(&self, c: &TrialConfig) -> f64 {
-        self.flops_per_token(c) + 6.0 * self.head
+    pub fn flops_per_token_with_head(&self) -> f64 {
+        self.flops_per_token() + 6.0 * self.head
     }
 }
 
@@ -76,7 +87,7 @@ mod tests {
         assert_eq!(p.n_params, l * (4.0 * d * d + 3.0 * d * f + 2.0 * d) + d);
         assert_eq!(p.n_params_total, p.n_params + 2.0 * v * d);
         assert_eq!(p.n_params_active, p.n_params);
-        assert_eq!(p.flops_per_token(&c), 6.0 * p.n_params + 6.0 * l * 128.0 * d);
+        assert_eq!(p.flops_per_token(), 6.0 * p.n_params + 6.0 * l * 128.0 * d);
     }
 
     #[test]

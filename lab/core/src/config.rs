@@ -751,7 +751,7 @@ impl TrialConfig {
         self.gate.unwrap_or(Gate::SoftmaxTopk)
     }
     pub fn params(&self) -> crate::accounting::Params {
-        crate::accounting::Params::of(self)
+        crate::accounting::Params::of(&self.model_config())
     }
 }
 

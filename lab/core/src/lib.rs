@@ -2,6 +2,7 @@
 //! dependencies: fitting and reporting build on this without burn or polars.
 
 pub mod accounting;
+pub mod architecture;
 pub mod atomic;
 pub mod provenance;
 pub mod config;
@@ -12,6 +13,7 @@ pub mod schedule;
 pub mod shape;
 pub mod time;
 
+pub use architecture::{ModelConfig, MoeConfig};
 pub use config::{Arch, Backend, CorpusKey, DecayShape, Gate, Lr, LrRule, Precision, Schedule, TrialConfig, TrialSpec, NUMERICS_VERSION};
 pub use record::{BranchOrigin, CurvePoint, CurveRow, Metrics, Provenance, Status, TrialRecord};
 pub use results::ResultRow;

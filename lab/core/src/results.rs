@@ -1,4 +1,4 @@
-//! One row of `results.parquet` (../shared/DESIGN.md beside the repository, "Results table columns").
+//! One row of `results.parquet` (../shared/DESIGN.md, "Results table columns").
 
 use serde::{Deserialize, Serialize};
 
@@ -100,7 +100,7 @@ impl ResultRow {
             n_params_active: p.n_params_active,
             n_params_with_head: p.n_params_active + p.head,
             tokens,
-            flops: p.flops_per_token(c) * tokens,
+            flops: p.flops_per_token() * tokens,
             seq_len: c.seq_len as i64,
             batch_size: c.batch_size as i64,
             lr: c.lr,

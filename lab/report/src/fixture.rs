@@ -1,24 +1,22 @@
-//! Synthetic but realistic report inputs: losses from known laws with small deterministic
-//! noise, fits computed from those laws the way the fitter reports them. Used by the tests and
-//! by `examples/fixture_report.rs`, so anyone can look at a full report without running a sweep.
+//! Synthetic but realistic report inputs: losses from known laws with small seeded noise, and
+//! the fits `codescale fit` makes of them (the fitter itself, run on the synthetic rows). Used
+//! by the tests and by `examples/fixture_report.rs`, so anyone can look at a full report
+//! without running a sweep.
 
 use std::path::Path;
 
 use codescale_core::{CurvePoint, Provenance, ResultRow};
-use codescale_fit::{
-    Allocation, BudgetPlan, Estimate, Excluded, Extrapolation, FitFile, FitPoint, GroupFit, HyperBudget, HyperLaws, HyperPoint,
-    IsoFlopBudget, IsoFlopFit, LawFit, PowerLaw,
-};
+use codescale_fit::results::points_from_rows;
+use codescale_fit::{fit_points_at, FitFile, FitOptions};
 
 use crate::{write_report, ReportInput, ReportOutput};
 
 /// The true law of one fixture language.
 pub use codescale_fit::approach3::Law as TrueLaw;
 
-/// The compute-optimal (N, D) of a true law.
-fn optimal(t: &TrueLaw, c: f64) -> (f64, f64) {
-    let plan = codescale_fit::allocation::plan(t, c);
-    (plan.n_opt, plan.d_opt)
+/// The compute-optimal N of a true law at `c` FLOPs, around which the IsoFLOP trials are placed.
+fn optimal_n(t: &TrueLaw, c: f64) -> f64 {
+    codescale_fit::allocation::plan(t, c).n_opt
 }
 
 pub const LANGS: [(&str, TrueLaw); 3] = [
@@ -140,108 +138,16 @@ pub fn row(
     }
 }
 
-fn est(v: f64, rel: f64) -> Estimate {
-    Estimate {
-        value: v,
-        lo: Some(v * (1.0 - rel)),
-        hi: Some(v * (1.0 + rel)),
-    }
+/// The fitter as `codescale fit` runs it, with fewer bootstrap resamples so that the tests
+/// stay quick, on the rows of one sweep that finished or not.
+fn fit(sweep: &str, rows: &[ResultRow]) -> FitFile {
+    let opts = FitOptions { bootstrap: BOOTSTRAP, budgets: BUDGETS.to_vec(), ..FitOptions::default() };
+    fit_points_at(sweep, &format!("runs/{sweep}/results.parquet"), &points_from_rows(rows, "n_params"), &opts, CREATED)
 }
 
-fn est_log(v: f64, w: f64) -> Estimate {
-    Estimate {
-        value: v,
-        lo: Some(v * (-w).exp()),
-        hi: Some(v * w.exp()),
-    }
-}
-
-fn law_fit(t: &TrueLaw, points: &[FitPoint]) -> LawFit {
-    let r: Vec<f64> = points.iter().map(|p| (p.loss / p.predicted.unwrap_or(p.loss)).ln()).collect();
-    let rmse = (r.iter().map(|x| x * x).sum::<f64>() / r.len().max(1) as f64).sqrt();
-    LawFit {
-        e: est(t.e, 0.05),
-        a: est(t.a, 0.25),
-        b: est(t.b, 0.25),
-        alpha: est(t.alpha, 0.07),
-        beta: est(t.beta, 0.07),
-        l_inf: est(t.e, 0.05),
-        alpha_n: est(t.alpha, 0.07),
-        alpha_d: est(t.beta, 0.07),
-        n_c: est_log(t.a.powf(1.0 / t.alpha), 0.6),
-        d_c: est_log(t.b.powf(1.0 / t.beta), 0.6),
-        huber: r.iter().map(|x| x * x / 2.0).sum(),
-        rmse_log: rmse,
-        starts: 64,
-        converged_starts: 58,
-        bootstrap_resamples: 1000,
-        unidentified: vec![],
-        samples: Vec::new(),
-    }
-}
-
-fn allocation(t: &TrueLaw) -> Allocation {
-    let x = codescale_fit::allocation::allocation(t);
-    let budgets = BUDGETS
-        .iter()
-        .map(|&c| {
-            let (n, d) = optimal(t, c);
-            // The interval widens the further the budget lies beyond the trials.
-            let w = 0.08 + 0.07 * (c / 1e13).log10();
-            BudgetPlan {
-                flops: c,
-                n_opt: est_log(n, w),
-                d_opt: est_log(d, w),
-                tokens_per_param: est_log(d / n, 2.0 * w),
-                loss: est(t.predict(n, d), 0.01 + 0.004 * (c / 1e13).log10()),
-                extrapolated: c > 1e15,
-            }
-        })
-        .collect();
-    Allocation {
-        a: est(x.a, 0.06),
-        b: est(x.b, 0.06),
-        g: est(x.g, 0.3),
-        budgets,
-    }
-}
-
-/// Least-squares parabola in ln N, as the fitter's IsoFLOP step reports it.
-fn parabola(points: &[FitPoint]) -> [f64; 3] {
-    let mut m = [[0.0f64; 4]; 3];
-    for p in points {
-        let x = p.n.ln();
-        let xs = [1.0, x, x * x];
-        for i in 0..3 {
-            for j in 0..3 {
-                m[i][j] += xs[i] * xs[j];
-            }
-            m[i][3] += xs[i] * p.loss;
-        }
-    }
-    #[allow(clippy::needless_range_loop)] // Gauss–Jordan reads clearer with indices
-    for col in 0..3 {
-        let piv = (col..3).max_by(|&a, &b| m[a][col].abs().total_cmp(&m[b][col].abs())).unwrap_or(col);
-        m.swap(col, piv);
-        for r in 0..3 {
-            if r != col {
-                let f = m[r][col] / m[col][col];
-                for k in col..4 {
-                    m[r][k] -= f * m[col][k];
-                }
-            }
-        }
-    }
-    [m[0][3] / m[0][0], m[1][3] / m[1][1], m[2][3] / m[2][2]]
-}
-
-fn slope(xs: &[f64], ys: &[f64]) -> f64 {
-    let n = xs.len() as f64;
-    let (mx, my) = (xs.iter().sum::<f64>() / n, ys.iter().sum::<f64>() / n);
-    let num: f64 = xs.iter().zip(ys).map(|(x, y)| (x - mx) * (y - my)).sum();
-    let den: f64 = xs.iter().map(|x| (x - mx) * (x - mx)).sum();
-    num / den
-}
+/// Enough resamples for intervals that look like the real ones.
+const BOOTSTRAP: usize = 100;
+const CREATED: &str = "2026-05-01T12:00:00Z";
 
 fn curve(t: &TrueLaw, n: f64, d: f64, seed: u64) -> Vec<CurvePoint> {
     let steps = 80;
@@ -291,108 +197,38 @@ fn provenance(i: usize) -> Provenance {
 /// few points to fit, an IsoFLOP set, two learning-rate × batch slices with a diverged corner,
 /// dense and MoE rows, a failed trial, curves and provenance.
 pub fn full() -> ReportInput {
+    // Fitting takes seconds (bootstrap and extrapolation refits of six groups): once per process.
+    static FULL: std::sync::OnceLock<ReportInput> = std::sync::OnceLock::new();
+    FULL.get_or_init(full_sweep).clone()
+}
+
+fn full_sweep() -> ReportInput {
     let sweep = "fixture";
     let mut results = Vec::new();
     let mut curves = Vec::new();
-    let mut groups = Vec::new();
-    let mut excluded = Vec::new();
     let mut seed = 1u64;
-    for (li, (lang, t)) in LANGS.iter().enumerate() {
-        let mut points = Vec::new();
+    for (lang, t) in LANGS.iter() {
         for &n in &SIZES {
             for &d in &TOKENS {
                 seed += 1;
-                let clean = t.predict(n, d);
-                let loss = clean * (1.0 + 0.006 * noise(seed));
+                let loss = t.predict(n, d) * (1.0 + 0.006 * noise(seed));
                 let r = row(sweep, "done", lang, "dense", n, d, 3e-3, 32, 50, Some(loss));
                 curves.push((r.trial_id.clone(), curve(t, n, d, seed)));
                 results.push(r);
-                points.push(FitPoint {
-                    n,
-                    d,
-                    loss,
-                    predicted: Some(clean),
-                });
             }
         }
-        let law = law_fit(t, &points);
-        let held_n = SIZES[SIZES.len() - 1];
-        let held: Vec<FitPoint> = points
-            .iter()
-            .filter(|p| p.n == held_n)
-            .map(|p| FitPoint {
-                predicted: p.predicted.map(|q| q * (1.0 + 0.008 * (li as f64 + 1.0))),
-                ..*p
-            })
-            .collect();
-        let errs: Vec<f64> = held.iter().map(|p| (p.predicted.unwrap() / p.loss - 1.0).abs()).collect();
-        let extrapolation = Extrapolation {
-            held_out_n: vec![held_n],
-            mean_abs_rel_error: errs.iter().sum::<f64>() / errs.len() as f64,
-            max_abs_rel_error: errs.iter().copied().fold(0.0, f64::max),
-            points: held,
-        };
-        let mut isoflop = None;
         if *lang == "rust" {
-            let mut budgets = Vec::new();
+            // Five sizes around the optimum of each of three budgets, D = C / 6N.
             for (bi, &c) in [1e12, 4e12, 1.6e13].iter().enumerate() {
-                let (n_star, _) = optimal(t, c);
-                let pts: Vec<FitPoint> = (0..5)
-                    .map(|k| {
-                        let n = n_star * 10f64.powf(-0.6 + 0.3 * k as f64);
-                        let d = c / (6.0 * n);
-                        let clean = t.predict(n, d);
-                        let loss = clean * (1.0 + 0.003 * noise(9000 + bi as u64 * 10 + k));
-                        results.push(row(sweep, "done", lang, "dense", n, d, 3e-3, 32, 50, Some(loss)));
-                        FitPoint {
-                            n,
-                            d,
-                            loss,
-                            predicted: Some(clean),
-                        }
-                    })
-                    .collect();
-                let coeffs = parabola(&pts);
-                let n_opt = (-coeffs[1] / (2.0 * coeffs[2])).exp();
-                budgets.push(IsoFlopBudget {
-                    flops: c,
-                    coeffs,
-                    n_opt,
-                    d_opt: c / (6.0 * n_opt),
-                    points: pts,
-                });
+                let n_star = optimal_n(t, c);
+                for k in 0..5 {
+                    let n = n_star * 10f64.powf(-0.6 + 0.3 * k as f64);
+                    let d = c / (6.0 * n);
+                    let loss = t.predict(n, d) * (1.0 + 0.003 * noise(9000 + bi as u64 * 10 + k));
+                    results.push(row(sweep, "done", lang, "dense", n, d, 3e-3, 32, 50, Some(loss)));
+                }
             }
-            let lc: Vec<f64> = budgets.iter().map(|b| b.flops.ln()).collect();
-            let a = slope(&lc, &budgets.iter().map(|b| b.n_opt.ln()).collect::<Vec<_>>());
-            let b = slope(&lc, &budgets.iter().map(|b| b.d_opt.ln()).collect::<Vec<_>>());
-            isoflop = Some(IsoFlopFit {
-                budgets,
-                a: est(a, 0.08),
-                b: est(b, 0.08),
-            });
         }
-        let hyper = (*lang == "python").then(|| hyper_slices(sweep, t, &mut results, &mut excluded));
-        groups.push(GroupFit {
-            group: lang.to_string(),
-            n_points: points.len(),
-            message: None,
-            warnings: if *lang == "java" {
-                vec!["2 of 64 starts hit the iteration limit".into()]
-            } else {
-                Vec::new()
-            },
-            law: Some(law),
-            allocation: Some(allocation(t)),
-            isoflop,
-            hyper,
-            lr_rule: None,
-            extrapolation: Some(extrapolation),
-            rolling: vec![],
-            targets: vec![],
-            replicates: vec![],
-            max_flops: 1e13,
-            points,
-        });
     }
     // Mixture-of-experts rows for python at the same active sizes and budgets as dense ones.
     let py = LANGS[0].1;
@@ -404,70 +240,37 @@ pub fn full() -> ReportInput {
         }
     }
     // A language with too few finished trials to fit.
-    let go = TrueLaw {
-        e: 0.8,
-        a: 55.0,
-        b: 50.0,
-        alpha: 0.33,
-        beta: 0.31,
-    };
+    let go = TrueLaw { e: 0.8, a: 55.0, b: 50.0, alpha: 0.33, beta: 0.31 };
     for &n in &SIZES[..3] {
         seed += 1;
-        results.push(row(
-            sweep,
-            "done",
-            "go",
-            "dense",
-            n,
-            1e6,
-            3e-3,
-            32,
-            50,
-            Some(go.predict(n, 1e6) * (1.0 + 0.005 * noise(seed))),
-        ));
+        results.push(row(sweep, "done", "go", "dense", n, 1e6, 3e-3, 32, 50, Some(go.predict(n, 1e6) * (1.0 + 0.005 * noise(seed)))));
     }
-    groups.push(GroupFit {
-        group: "go".into(),
-        n_points: 3,
-        message: Some("3 points, 5 needed".into()),
-        warnings: Vec::new(),
-        law: None,
-        allocation: None,
-        isoflop: None,
-        hyper: None,
-        lr_rule: None,
-        extrapolation: None,
-        rolling: vec![],
-        targets: vec![],
-        replicates: vec![],
-        max_flops: 1e13,
-        points: Vec::new(),
-    });
-    let failed = row(sweep, "failed", "rust", "dense", 1e7, 5e6, 3e-3, 32, 50, None);
-    excluded.push(Excluded {
-        id: failed.trial_id.clone(),
-        group: "rust".into(),
-        reason: "status failed (out of memory)".into(),
-    });
-    results.push(failed);
-    let provenance = results
-        .iter()
-        .enumerate()
-        .map(|(i, r)| (r.trial_id.clone(), provenance(i)))
-        .collect();
+    results.push(row(sweep, "failed", "rust", "dense", 1e7, 5e6, 3e-3, 32, 50, None));
+    let mut fit_file = fit(sweep, &results);
+
+    // The learning-rate × batch slices are fitted apart, as the lab's LR sweeps are (their
+    // off-optimum losses would bend the law): with the grid trials at their budgets, python's
+    // hyperparameter laws come from them.
+    let slices = hyper_slices(sweep, &py);
+    let at_slice = |r: &&ResultRow| r.language == "python" && r.arch == "dense" && slices.iter().any(|s| (s.n_params, s.tokens) == (r.n_params, r.tokens));
+    let slice_rows: Vec<ResultRow> = results.iter().filter(at_slice).cloned().chain(slices.iter().cloned()).collect();
+    let mut hyper_fit = fit(sweep, &slice_rows);
+    fn python(f: &mut FitFile) -> &mut codescale_fit::GroupFit {
+        f.groups.iter_mut().find(|g| g.group == "python").expect("python is fitted")
+    }
+    let from = python(&mut hyper_fit);
+    let (hyper, lr_rule) = (from.hyper.take(), from.lr_rule.take());
+    let to = python(&mut fit_file);
+    (to.hyper, to.lr_rule) = (hyper, lr_rule);
+    fit_file.excluded.extend(hyper_fit.excluded);
+    results.extend(slices);
+
+    let provenance = results.iter().enumerate().map(|(i, r)| (r.trial_id.clone(), provenance(i))).collect();
     ReportInput {
         sweep: sweep.into(),
         results,
         curves,
-        fit: Some(FitFile {
-            name: sweep.into(),
-            source: "runs/fixture/results.parquet".into(),
-            n_col: "n_params".into(),
-            created: "2026-05-01T12:00:00Z".into(),
-            input_hash: String::new(),
-            groups,
-            excluded,
-        }),
+        fit: Some(fit_file),
         provenance,
         sweep_toml: Some(SWEEP_TOML.into()),
         notes: Vec::new(),
@@ -493,30 +296,24 @@ tokens   = { values = [2e5, 1e6, 5e6] }
 # <script>alert("escaped")</script> & friends stay text
 "#;
 
-/// Two budgets of python trained over learning rate × batch × warmup; the most aggressive
-/// corner diverges.
-fn hyper_slices(sweep: &str, t: &TrueLaw, results: &mut Vec<ResultRow>, excluded: &mut Vec<Excluded>) -> HyperLaws {
-    let mut budgets = Vec::new();
+/// Two budgets of python trained over learning rate × batch × warmup, without the grid trial
+/// (3e-3, 32, 50) they share with the N × D grid; the most aggressive corner diverges.
+fn hyper_slices(sweep: &str, t: &TrueLaw) -> Vec<ResultRow> {
+    let mut results = Vec::new();
     for (si, &(n, d)) in [(3.5e5f64, 1e6f64), (1e6, 5e6)].iter().enumerate() {
         let c = 6.0 * n * d;
         let lr_opt = 2.5e-3 * (c / 2.1e12).powf(-0.125);
         let b_opt = 4096.0 * (c / 2.1e12).powf(0.33);
-        let mut all = Vec::new();
         for (i, &lr) in [3e-4, 1e-3, 3e-3, 1e-2, 3e-2].iter().enumerate() {
             for (j, &batch) in [16i64, 32, 64].iter().enumerate() {
                 for &warmup in &[50i64, 200] {
                     let bt = (batch * SEQ_LEN) as f64;
                     if lr == 3e-3 && batch == 32 && warmup == 50 {
-                        continue; // the grid trial itself
+                        continue;
                     }
                     if lr == 3e-2 && batch == 16 {
-                        let r = row(sweep, "diverged", "python", "dense", n, d * 0.2, lr, batch, warmup, None);
-                        excluded.push(Excluded {
-                            id: r.trial_id.clone(),
-                            group: "python".into(),
-                            reason: "status diverged (loss NaN at step 41)".into(),
-                        });
-                        results.push(r);
+                        // It stopped a fifth of the way in.
+                        results.push(row(sweep, "diverged", "python", "dense", n, d * 0.2, lr, batch, warmup, None));
                         continue;
                     }
                     let penalty = 0.045 * (lr / lr_opt).ln().powi(2)
@@ -525,35 +322,11 @@ fn hyper_slices(sweep: &str, t: &TrueLaw, results: &mut Vec<ResultRow>, excluded
                     let loss =
                         (t.predict(n, d) + penalty) * (1.0 + 0.002 * noise(7000 + si as u64 * 100 + i as u64 * 10 + j as u64 + warmup as u64));
                     results.push(row(sweep, "done", "python", "dense", n, d, lr, batch, warmup, Some(loss)));
-                    all.push(HyperPoint {
-                        lr,
-                        batch_tokens: bt,
-                        warmup_steps: warmup as f64,
-                        loss,
-                    });
                 }
             }
         }
-        let best = *all.iter().min_by(|a, b| a.loss.total_cmp(&b.loss)).unwrap();
-        let near_best = all.iter().copied().filter(|p| p.loss <= best.loss * 1.0025).collect();
-        budgets.push(HyperBudget {
-            flops: c,
-            best,
-            near_best,
-            all,
-        });
     }
-    HyperLaws {
-        budgets,
-        lr_law: Some(PowerLaw {
-            k: est(0.3118, 0.2),
-            p: est(-0.125, 0.15),
-        }),
-        batch_law: Some(PowerLaw {
-            k: est(0.292, 0.2),
-            p: est(0.3271, 0.1),
-        }),
-    }
+    results
 }
 
 /// A sweep that went wrong: some trials failed or diverged and no group could be fitted.
@@ -568,45 +341,11 @@ pub fn partly_failed() -> ReportInput {
     results.push(row(sweep, "diverged", "go", "dense", 1.2e5, 1e6, 3e-2, 32, 50, None));
     results.push(row(sweep, "diverged", "go", "dense", 3.5e5, 1e6, 3e-2, 32, 50, None));
     results.push(row(sweep, "pending", "go", "dense", 1e6, 1e6, 3e-3, 32, 50, None));
-    let excluded = results
-        .iter()
-        .filter(|r| r.status != "done")
-        .map(|r| Excluded {
-            id: r.trial_id.clone(),
-            group: r.language.clone(),
-            reason: format!("status {}", r.status),
-        })
-        .collect();
-    let empty_group = |g: &str, n: usize| GroupFit {
-        group: g.into(),
-        n_points: n,
-        message: Some(format!("{n} points, 5 needed")),
-        warnings: Vec::new(),
-        law: None,
-        allocation: None,
-        isoflop: None,
-        hyper: None,
-        lr_rule: None,
-        extrapolation: None,
-        rolling: vec![],
-        targets: vec![],
-        replicates: vec![],
-        max_flops: 1e13,
-        points: Vec::new(),
-    };
     ReportInput {
         sweep: sweep.into(),
+        fit: Some(fit(sweep, &results)),
         results,
         curves: Vec::new(),
-        fit: Some(FitFile {
-            name: sweep.into(),
-            source: "runs/partial/results.parquet".into(),
-            n_col: "n_params".into(),
-            created: "2026-05-02T09:00:00Z".into(),
-            input_hash: String::new(),
-            groups: vec![empty_group("python", 3), empty_group("go", 0)],
-            excluded,
-        }),
         provenance: Vec::new(),
         sweep_toml: None,
         notes: vec!["2 trial records could not be read and were skipped".into()],

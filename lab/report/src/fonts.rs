@@ -1,4 +1,4 @@
-//! plotters is built without fontconfig/freetype (see ../shared/DEPENDENCIES.md, beside the repository), so text only
+//! plotters is built without fontconfig/freetype (see ../shared/DEPENDENCIES.md), so text only
 //! renders once a font is registered with its `ab_glyph` backend. Registration is global and
 //! the bytes must live for the whole process, so it happens once and the outcome is cached.
 

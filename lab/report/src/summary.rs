@@ -271,7 +271,7 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
             }
             for g in &fit.groups {
                 if g.law.is_none() {
-                    let why = g.message.clone().unwrap_or_else(|| "no reason recorded".into());
+                    let why = g.message.as_deref().map_or("no reason recorded", |m| unfitted_reason(&g.group, m));
                     missing.push(format!("No fit for {}: {why}.", g.group).replace("..", "."));
                 }
             }
@@ -419,6 +419,12 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
 }
 
 /// Finished first, then the ways a trial can fall short, then whatever else a newer lab writes.
+/// Why a group has no law, without the group's name: the fitter's messages begin with it, and
+/// the report already names the group.
+pub(crate) fn unfitted_reason<'a>(group: &str, message: &'a str) -> &'a str {
+    message.strip_prefix(group).and_then(|m| m.strip_prefix(": ")).unwrap_or(message)
+}
+
 fn status_order(counts: BTreeMap<String, usize>) -> Vec<Count> {
     const ORDER: [&str; 6] = ["done", "running", "pending", "pruned", "diverged", "failed"];
     let mut v: Vec<Count> = counts.into_iter().map(|(status, n)| Count { status, n }).collect();

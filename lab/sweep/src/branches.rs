@@ -62,7 +62,7 @@ pub fn split_by_lr(trials: &[TrialConfig]) -> usize {
 /// Training FLOPs of `trials` trained alone, and with the branches of `branches` (each trunk
 /// once, to its last fork, plus every cooldown).
 pub fn compute(trials: &[TrialConfig], branches: &[Option<Branch>]) -> (f64, f64) {
-    let per_step = |c: &TrialConfig| c.params().flops_per_token(c) * c.tokens_per_step() as f64;
+    let per_step = |c: &TrialConfig| c.params().flops_per_token() * c.tokens_per_step() as f64;
     let alone: f64 = trials.iter().map(|c| per_step(c) * c.total_steps() as f64).sum();
     let mut trunks: BTreeMap<&Path, f64> = BTreeMap::new();
     let mut branched = 0.0;
@@ -120,7 +120,7 @@ mod tests {
         assert!(a.eval_steps.contains(&10) && a.eval_steps.contains(&30) && a.eval_steps.contains(&240) && !a.eval_steps.contains(&241));
         let (alone, branched) = compute(&trials, &plan);
         assert!(branched < alone);
-        let per_step = trials[0].params().flops_per_token(&trials[0]) * 64.0;
+        let per_step = trials[0].params().flops_per_token() * 64.0;
         assert!((alone - branched - per_step * 80.0).abs() < 1e-6 * alone, "the shorter budget's 80 trunk steps are saved");
     }
 }

@@ -21,7 +21,7 @@ pub fn flops_per_s_per_thread(runs: &Path) -> (f64, &'static str) {
             if let Ok(r) = TrialRecord::load(&trial.path()) {
                 if r.status == Status::Done && r.metrics.tokens_per_s > 0.0 {
                     let threads = r.provenance.threads.max(1) as f64;
-                    rates.push(r.config.params().flops_per_token_with_head(&r.config) * r.metrics.tokens_per_s / threads);
+                    rates.push(r.config.params().flops_per_token_with_head() * r.metrics.tokens_per_s / threads);
                 }
             }
         }
@@ -35,7 +35,7 @@ pub fn flops_per_s_per_thread(runs: &Path) -> (f64, &'static str) {
 
 /// Estimated seconds of one trial with `threads` threads at `per_thread` FLOP/s each.
 pub fn trial_seconds(c: &TrialConfig, per_thread: f64, threads: f64) -> f64 {
-    c.params().flops_per_token_with_head(c) * c.tokens / (per_thread * threads)
+    c.params().flops_per_token_with_head() * c.tokens / (per_thread * threads)
 }
 
 /// Estimated seconds for `trials` on this machine with all its cores, and where the throughput

@@ -22,6 +22,10 @@ impl<'a, B: Backend> Init<'a, B> {
         Init { rng: ChaCha8Rng::seed_from_u64(seed), device, std: 0.02, bf16: false }
     }
 
+    pub fn device(&self) -> &'a B::Device {
+        self.device
+    }
+
     pub fn normal<const D: usize>(&mut self, shape: [usize; D], std: f64) -> Param<Tensor<B, D>> {
         let normal = Normal::new(0.0f32, std as f32).expect("finite std");
         let values: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| normal.sample(&mut self.rng)).collect();

@@ -9,7 +9,7 @@ use burn::module::{Module, Param};
 use burn::tensor::backend::Backend;
 use burn::tensor::module::embedding;
 use burn::tensor::{FloatDType, Int, Tensor};
-use codescale_core::{Arch, Precision, TrialConfig};
+use codescale_core::{ModelConfig, Precision, TrialConfig};
 
 use crate::init::Init;
 use crate::kernels::{rotary_tables, Kernels};
@@ -170,40 +170,44 @@ impl<B: Backend> Aux<B> {
 }
 
 impl<B: Backend> Transformer<B> {
-    /// GPT-2/LLaMA initialisation: N(0, 0.02) everywhere, residual output projections scaled
-    /// by 1/√(2·n_layers), norms at 1. Drawn on the host from the trial seed, so every backend
-    /// starts from the same weights.
-    pub fn new(c: &TrialConfig, device: &B::Device) -> Self {
+    /// The trial's model: its architecture, drawn from its seed, multiplying in its precision.
+    pub fn for_trial(c: &TrialConfig, device: &B::Device) -> Self {
         let mut init = Init::new(c.seed, device);
         init.bf16 = c.precision == Precision::Bf16;
-        let (d, v) = (c.d_model, c.vocab_size());
+        Transformer::new(&c.model_config(), &mut init)
+    }
+
+    /// GPT-2/LLaMA initialisation: N(0, 0.02) everywhere, residual output projections scaled
+    /// by 1/√(2·n_layers), norms at 1. Drawn on the host from `init`'s seed, so every backend
+    /// starts from the same weights.
+    pub fn new(c: &ModelConfig, init: &mut Init<'_, B>) -> Self {
+        let (d, v) = (c.d_model, c.vocab_size);
         let std = init.std;
         let out_std = std / (2.0 * c.n_layers as f64).sqrt();
         let embed = init.normal([v, d], std);
         let blocks = (0..c.n_layers)
             .map(|layer| {
-                let mlp = if c.arch == Arch::Moe && layer % c.moe_every == 0 {
-                    Mlp::Moe(MoeMlp::new(&mut init, c, out_std))
-                } else {
-                    Mlp::Dense(SwiGlu::new(&mut init, d, c.d_ff, out_std))
+                let mlp = match c.moe_at(layer) {
+                    Some(moe) => Mlp::Moe(MoeMlp::new(init, d, moe, out_std)),
+                    None => Mlp::Dense(SwiGlu::new(init, d, c.d_ff, out_std)),
                 };
                 Block {
-                    norm_attn: RmsNorm::new(&mut init, d),
+                    norm_attn: RmsNorm::new(init, d),
                     attn: Attention {
-                        q: Linear::new(&mut init, d, d, std),
-                        k: Linear::new(&mut init, d, d, std),
-                        v: Linear::new(&mut init, d, d, std),
-                        out: Linear::new(&mut init, d, d, out_std),
+                        q: Linear::new(init, d, d, std),
+                        k: Linear::new(init, d, d, std),
+                        v: Linear::new(init, d, d, std),
+                        out: Linear::new(init, d, d, out_std),
                         n_heads: c.n_heads,
                     },
-                    norm_mlp: RmsNorm::new(&mut init, d),
+                    norm_mlp: RmsNorm::new(init, d),
                     mlp,
                 }
             })
             .collect();
-        let norm = RmsNorm::new(&mut init, d);
-        let head = Linear::new(&mut init, d, v, std);
-        Transformer { embed, blocks, norm, head, rotary: Rotary::new(c.seq_len, d / c.n_heads, device) }
+        let norm = RmsNorm::new(init, d);
+        let head = Linear::new(init, d, v, std);
+        Transformer { embed, blocks, norm, head, rotary: Rotary::new(c.seq_len, c.head_dim(), init.device()) }
     }
 }
 

@@ -12,7 +12,7 @@ use burn::module::Module;
 use burn::tensor::activation::{log_softmax, softmax};
 use burn::tensor::backend::Backend;
 use burn::tensor::{IndexingUpdateOp, Int, Tensor};
-use codescale_core::{Gate, TrialConfig};
+use codescale_core::{Gate, MoeConfig};
 
 use crate::init::Init;
 use crate::kernels::{composed, ExpertWeights, Kernels, Routed};
@@ -47,13 +47,12 @@ impl<B: Backend> RouterStats<B> {
 }
 
 impl<B: Backend> MoeMlp<B> {
-    pub fn new(init: &mut Init<'_, B>, c: &TrialConfig, out_std: f64) -> Self {
-        let d = c.d_model;
+    pub fn new(init: &mut Init<'_, B>, d: usize, c: &MoeConfig, out_std: f64) -> Self {
         let std = init.std;
         let router = Linear::new(init, d, c.n_experts, std);
         let experts = (0..c.n_experts).map(|_| SwiGlu::new(init, d, c.d_expert, out_std)).collect();
         let shared = c.shared_expert.then(|| SwiGlu::new(init, d, c.d_expert, out_std));
-        MoeMlp { router, experts, shared, top_k: c.top_k, gate: c.gate(), capacity_factor: c.capacity_factor, aux_loss_coef: c.aux_loss_coef, z_loss_coef: c.z_loss_coef }
+        MoeMlp { router, experts, shared, top_k: c.top_k, gate: c.gate, capacity_factor: c.capacity_factor, aux_loss_coef: c.aux_loss_coef, z_loss_coef: c.z_loss_coef }
     }
 
     /// Slots each expert takes from `tokens` tokens: the capacity factor times an even share.
@@ -141,7 +140,7 @@ mod tests {
     use super::*;
     use crate::backend::{CpuBackend, CpuTrainBackend};
     use burn::tensor::{Distribution, TensorData};
-    use codescale_core::{Arch, TrialSpec};
+    use codescale_core::{Arch, TrialConfig, TrialSpec};
 
     type B = CpuBackend;
     type T = CpuTrainBackend;
@@ -161,6 +160,10 @@ mod tests {
         .unwrap()
     }
 
+    fn moe_config(c: &TrialConfig) -> MoeConfig {
+        c.model_config().moe.expect("an MoE trial")
+    }
+
     fn input<Bk: Backend>(n: usize, d: usize) -> Tensor<Bk, 2> {
         let values: Vec<f32> = (0..n * d).map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0).collect();
         Tensor::from_data(TensorData::new(values, [n, d]), &Default::default())
@@ -176,7 +179,7 @@ mod tests {
             let mut c = config(1, 1);
             c.gate = Some(gate);
             let device = Default::default();
-            let moe = MoeMlp::<T>::new(&mut Init::new(3, &device), &c, 0.02);
+            let moe = MoeMlp::<T>::new(&mut Init::new(3, &device), c.d_model, &moe_config(&c), 0.02);
             let x = input::<T>(12, 64).require_grad();
             let (y, _, stats) = moe.forward(x.clone());
             let dense = moe.experts[0].forward(x.clone());
@@ -204,7 +207,7 @@ mod tests {
         let mut c = config(4, top_k);
         (c.shared_expert, c.capacity_factor, c.aux_loss_coef, c.z_loss_coef) = (shared, capacity_factor, 0.01, 1e-3);
         let device = Default::default();
-        let moe = MoeMlp::<T>::new(&mut Init::new(11, &device), &c, 0.02);
+        let moe = MoeMlp::<T>::new(&mut Init::new(11, &device), c.d_model, &moe_config(&c), 0.02);
         <B as Backend>::seed(&device, 5);
         let x = Tensor::<T, 2>::random([96, 64], Distribution::Normal(0.0, 1.0), &device);
         let weights = Tensor::<T, 2>::random([96, 64], Distribution::Normal(0.0, 1.0), &device);
@@ -256,7 +259,7 @@ mod tests {
         c.weight_decay = 0.0;
         let device = Default::default();
         let mut init = Init::<T>::new(7, &device);
-        let mut moe = MoeMlp::<T>::new(&mut init, &c, 0.02);
+        let mut moe = MoeMlp::<T>::new(&mut init, c.d_model, &moe_config(&c), 0.02);
         // A router that sends every (positive) input to expert 0.
         let skewed: Vec<f32> = (0..64 * 4).map(|i| if i % 4 == 0 { 0.5 } else { 0.0 }).collect();
         moe.router = Linear { weight: burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(skewed, [64, 4]), &device)), bf16: false };
@@ -295,7 +298,7 @@ mod tests {
         for gate in [Gate::Softmax, Gate::SoftmaxTopk] {
             let mut c = config(4, 2);
             c.gate = Some(gate);
-            let moe = MoeMlp::<B>::new(&mut Init::new(5, &Default::default()), &c, 0.02);
+            let moe = MoeMlp::<B>::new(&mut Init::new(5, &Default::default()), c.d_model, &moe_config(&c), 0.02);
             let probs = softmax(moe.router.forward(x.clone()), 1);
             moe.forward_with(x.clone(), |x, gates, experts, _| {
                 let sums: Vec<f32> = gates.clone().sum_dim(1).into_data().to_vec().unwrap();

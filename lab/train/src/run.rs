@@ -73,7 +73,7 @@ where
         Ok(Run {
             config: config.clone(),
             device,
-            model: Some(Transformer::new(config, device)),
+            model: Some(Transformer::for_trial(config, device)),
             opt: AdamW::new(config),
             sampler,
             eval,

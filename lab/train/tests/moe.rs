@@ -50,7 +50,7 @@ impl ModuleVisitor<T> for RouterGradient<'_> {
 /// The router's largest gradient from one batch's LM loss alone (no auxiliary loss).
 fn router_gradient_from_lm_loss(config: &TrialConfig, tokens: Vec<u16>) -> f32 {
     let device = Default::default();
-    let model = Transformer::<T>::new(config, &device);
+    let model = Transformer::<T>::for_trial(config, &device);
     let batch = Sampler::new(tokens, config.seq_len, config.micro_batch, 0).unwrap().batch::<T>(0, 0, &device);
     let (loss, _) = model.loss(batch.inputs, batch.targets);
     let grads = loss.backward();

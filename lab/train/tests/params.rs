@@ -1,84 +1,178 @@
-//! The N of every law is the parameter count from `codescale_core::accounting`, a formula: it
-//! must be the number of parameters the trainer's model actually has, for every shape the
-//! shipped sweeps use, dense and MoE.
+//! The parameter accounting against the network the trainer builds. N, N_total and N_active
+//! are results columns and the x-axis of every fitted law, computed from the config alone;
+//! here they are checked against the parameters of the actual burn model, dense and MoE, for
+//! every shape the sweeps in `sweeps/` train and the ladders the lab uses besides.
 
-use burn::backend::flex::FlexDevice;
-use burn::backend::Flex;
-use burn::module::Module;
-use codescale_core::TrialSpec;
+use std::collections::BTreeSet;
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::tensor::Tensor;
+use codescale_core::shape::{self, Shape};
+use codescale_core::{Arch, TrialConfig, TrialSpec};
+use codescale_train::init::Init;
 use codescale_train::model::Transformer;
+use codescale_train::CpuBackend;
 
-/// `(model, n_heads)` of the shipped ladders (sweeps/*.toml) and the targets beyond them.
-const SHAPES: [(&str, usize); 14] = [
-    ("d16-l2", 2),
-    ("d24-l2", 3),
-    ("d32-l2", 4),
-    ("d48-l2", 6),
-    ("d96-l2", 12),
-    ("d32-l1", 0),
-    ("d48-l2", 0),
-    ("d64-l2", 0),
-    ("d96-l3", 0),
-    ("d128-l4", 0),
-    ("d160-l5", 0),
-    ("d128-l2", 0),
-    ("d256-l6", 0),
-    ("d384-l8", 0),
-];
+type B = CpuBackend;
 
-/// MoE variants: `(n_experts, top_k, shared_expert, moe_every)`.
-const MOE: [(usize, usize, bool, usize); 4] = [(4, 1, false, 1), (8, 2, false, 1), (4, 1, true, 1), (4, 2, false, 2)];
-
-fn count(spec: &TrialSpec) -> (f64, f64, f64, f64) {
-    let c = spec.resolve().unwrap_or_else(|e| panic!("{spec:?}: {e}"));
-    let p = c.params();
-    let model = Transformer::<Flex>::new(&c, &FlexDevice);
-    (model.num_params() as f64, p.n_params_total, p.n_params_total - p.embedding - p.head, p.n_params)
+/// Every parameter of a model with the path of module names that leads to it.
+#[derive(Default)]
+struct Inventory {
+    path: Vec<String>,
+    params: Vec<(Vec<String>, usize)>,
 }
 
-fn spec(model: &str, n_heads: usize) -> TrialSpec {
-    let mut s = TrialSpec::default();
-    s.set("language", "python").unwrap();
-    s.set("model", model).unwrap();
-    if n_heads > 0 {
-        s.set("n_heads", &n_heads.to_string()).unwrap();
+impl ModuleVisitor<B> for Inventory {
+    fn enter_module(&mut self, name: &str, _: &str) {
+        self.path.push(name.to_string());
     }
-    s
+    fn exit_module(&mut self, _: &str, _: &str) {
+        self.path.pop();
+    }
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+        self.params.push((self.path.clone(), param.val().shape().num_elements()));
+    }
 }
 
-#[test]
-fn accounting_counts_the_parameters_the_model_has() {
-    for (model, n_heads) in SHAPES {
-        let dense = spec(model, n_heads);
-        let (built, total, non_embedding, n) = count(&dense);
-        assert_eq!(built, total, "{model} dense: the model has {built} parameters, accounting says {total}");
-        assert_eq!(non_embedding, n, "{model} dense: N is the total without embedding and head");
-        let layers = dense.resolve().unwrap().n_layers;
-        for (experts, top_k, shared, every) in MOE.into_iter().filter(|m| m.3 <= layers) {
-            let mut moe = dense.clone();
-            for (k, v) in [("arch", "moe".to_string()), ("n_experts", experts.to_string()), ("top_k", top_k.to_string()), ("shared_expert", shared.to_string()), ("moe_every", every.to_string())] {
-                moe.set(k, &v).unwrap();
+/// What the built model holds, counted from its parameters.
+#[derive(Debug, PartialEq)]
+struct Counted {
+    non_embedding: f64,
+    total: f64,
+    active: f64,
+    embedding: f64,
+    head: f64,
+}
+
+fn count(config: &TrialConfig) -> Counted {
+    let device = Default::default();
+    let model = Transformer::<B>::new(&config.model_config(), &mut Init::new(0, &device));
+    let mut inventory = Inventory::default();
+    model.visit(&mut inventory);
+    let params = inventory.params;
+    let total: usize = params.iter().map(|(_, n)| n).sum();
+    assert_eq!(total, model.num_params(), "the visitor sees every parameter burn counts");
+    let under = |name: &str| -> usize { params.iter().filter(|(p, _)| p.first().map(String::as_str) == Some(name)).map(|(_, n)| n).sum() };
+    let (embedding, head) = (under("embed"), under("head"));
+    assert!(embedding > 0 && head > 0, "the paths name the embedding and head: {:?}", params.iter().map(|(p, _)| p).collect::<Vec<_>>());
+    // A token runs through top_k of each routed layer's experts: the others are inactive.
+    let mut inactive = 0;
+    for layer in 0..config.n_layers {
+        let expert = |e: usize| -> usize {
+            let e = e.to_string();
+            params.iter().filter(|(p, _)| p.get(..2) == Some(&["blocks".to_string(), layer.to_string()][..]) && p.windows(2).any(|w| w[0] == "experts" && w[1] == e)).map(|(_, n)| n).sum()
+        };
+        let sizes: Vec<usize> = (0..config.n_experts).map(expert).filter(|&n| n > 0).collect();
+        if sizes.is_empty() {
+            continue;
+        }
+        assert_eq!(sizes.len(), config.n_experts, "layer {layer} holds every expert");
+        assert!(sizes.iter().all(|&n| n == sizes[0]), "layer {layer}: experts of one size");
+        inactive += (config.n_experts - config.top_k) * sizes[0];
+    }
+    let non_embedding = total - embedding - head;
+    Counted { non_embedding: non_embedding as f64, total: total as f64, active: (non_embedding - inactive) as f64, embedding: embedding as f64, head: head as f64 }
+}
+
+fn accounted(config: &TrialConfig) -> Counted {
+    let p = config.params();
+    Counted { non_embedding: p.n_params, total: p.n_params_total, active: p.n_params_active, embedding: p.embedding, head: p.head }
+}
+
+/// The shape names and `n_params` targets anywhere in a sweep file (base, parameter values,
+/// tables of values such as a `family`).
+fn shapes_in(value: &toml::Value, key: Option<&str>, out: &mut BTreeSet<(usize, usize)>) {
+    match value {
+        toml::Value::String(s) => {
+            if let Ok(s) = shape::parse_name(s) {
+                out.insert((s.d_model, s.n_layers));
             }
-            let (built, total, non_embedding, n) = count(&moe);
-            assert_eq!(built, total, "{model} MoE {experts}×top-{top_k} shared {shared} every {every}: the model has {built}, accounting says {total}");
-            assert_eq!(non_embedding, n);
         }
+        toml::Value::Float(_) | toml::Value::Integer(_) if key == Some("n_params") => {
+            let n = value.as_float().or(value.as_integer().map(|i| i as f64)).unwrap();
+            let s = shape::from_param_count(n);
+            out.insert((s.d_model, s.n_layers));
+        }
+        toml::Value::Array(a) => a.iter().for_each(|v| shapes_in(v, key, out)),
+        toml::Value::Table(t) => t.iter().for_each(|(k, v)| shapes_in(v, if k == "values" || k == "value" { key } else { Some(k) }, out)),
+        _ => {}
     }
 }
 
-/// Active parameters: a MoE with one expert is the dense model plus its router, and top-k of
-/// E experts touches k experts' worth of the MLP.
-#[test]
-fn active_parameters_are_the_dense_count_plus_the_router() {
-    for (model, n_heads) in SHAPES {
-        let dense = spec(model, n_heads).resolve().unwrap();
-        let mut moe = spec(model, n_heads);
-        for (k, v) in [("arch", "moe"), ("n_experts", "4"), ("top_k", "1"), ("d_expert", &dense.d_ff.to_string())] {
-            moe.set(k, v).unwrap();
+fn sweep_shapes() -> BTreeSet<(usize, usize)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../sweeps");
+    let mut shapes = BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let text = std::fs::read_to_string(&path).unwrap();
+            shapes_in(&toml::from_str::<toml::Value>(&text).unwrap(), None, &mut shapes);
         }
-        let moe = moe.resolve().unwrap();
-        let router = (dense.n_layers * dense.d_model * 4) as f64;
-        assert_eq!(moe.params().n_params_active, dense.params().n_params + router, "{model}");
-        assert_eq!(moe.params().n_params, dense.params().n_params + router + 3.0 * (3 * dense.d_model * dense.d_ff) as f64 * dense.n_layers as f64, "{model}");
     }
+    shapes
+}
+
+/// The dense, MoE and head-count variants every shape is built in: routed every layer or
+/// every other one, top-1 and top-2, with and without the shared expert, experts narrower
+/// than the dense MLP.
+fn variants(d_model: usize, n_layers: usize) -> Vec<TrialSpec> {
+    let base = TrialSpec { language: Some("python".into()), d_model: Some(d_model), n_layers: Some(n_layers), ..Default::default() };
+    let moe = |n_experts: usize, top_k: usize, shared: bool, every: usize, d_expert: Option<usize>| TrialSpec {
+        arch: Some(Arch::Moe),
+        n_experts: Some(n_experts),
+        top_k: Some(top_k),
+        shared_expert: Some(shared),
+        moe_every: Some(every.min(n_layers)),
+        d_expert,
+        ..base.clone()
+    };
+    let mut specs = vec![
+        base.clone(),
+        moe(4, 1, false, 1, None),
+        moe(4, 2, false, 1, None),
+        moe(4, 1, true, 1, None),
+        moe(8, 2, true, 2, Some(Shape::new(d_model, n_layers).d_ff / 2)),
+    ];
+    // Head counts change no parameter count; every valid one is built for the small widths.
+    for n_heads in (1..=d_model / 2).filter(|h| d_model % h == 0 && (d_model / h) % 2 == 0 && d_model <= 96) {
+        specs.push(TrialSpec { n_heads: Some(n_heads), ..base.clone() });
+    }
+    specs
+}
+
+#[test]
+fn accounting_counts_the_parameters_of_the_built_model() {
+    let mut shapes = sweep_shapes();
+    assert!(shapes.contains(&(64, 2)) && shapes.len() >= 5, "the sweeps' shapes were found: {shapes:?}");
+    // Ladders the lab runs besides its bundled sweeps: narrow two-layer models, and the wider
+    // rungs of the benchmarks and the README.
+    shapes.extend((16..=96).step_by(16).map(|d| (d, 2)));
+    shapes.extend([(32, 1), (48, 2), (96, 3), (128, 4), (160, 4), (160, 5), (256, 6), (384, 8)]);
+    let mut checked = 0;
+    for (d_model, n_layers) in shapes {
+        for spec in variants(d_model, n_layers) {
+            let config = spec.resolve().unwrap_or_else(|e| panic!("d{d_model}-l{n_layers}: {e}"));
+            let name = format!("d{d_model}-l{n_layers} {:?} {} experts top-{} shared {} every {} heads {}", config.arch, config.n_experts, config.top_k, config.shared_expert, config.moe_every, config.n_heads);
+            let counted = count(&config);
+            if config.arch == Arch::Moe {
+                assert!(counted.active < counted.non_embedding, "{name}: the inactive experts were found");
+            }
+            assert_eq!(accounted(&config), counted, "{name}");
+            if config.arch == Arch::Dense {
+                let s = Shape { d_model, n_layers, n_heads: config.n_heads, d_ff: config.d_ff };
+                assert_eq!(shape::non_embedding_params(&s), config.params().n_params, "{name}: the ladder's count");
+            }
+            checked += 1;
+        }
+    }
+    println!("{checked} models checked");
+}
+
+#[test]
+fn accounting_follows_the_vocabulary_into_embedding_and_head_only() {
+    let spec = |tokenizer: &str| TrialSpec { language: Some("python".into()), model: Some("d64-l2".into()), tokenizer: Some(tokenizer.into()), ..Default::default() };
+    let (bytes, bpe) = (spec("bytes").resolve().unwrap(), spec("bpe:4096").resolve().unwrap());
+    assert_eq!(accounted(&bpe), count(&bpe));
+    assert_eq!(accounted(&bpe).non_embedding, accounted(&bytes).non_embedding);
+    assert_eq!(count(&bpe).embedding, 4096.0 * 64.0);
 }

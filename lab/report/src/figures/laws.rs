@@ -88,7 +88,7 @@ impl Panels for LossVs<'_> {
         let (y0, y1) = pad_log(log_extent(ys).unwrap_or((1.0, 10.0)), 0.06);
         let title = match (law, g.fit.and_then(|f| f.message.as_deref())) {
             (Some(_), _) => g.name.clone(),
-            (None, Some(msg)) => format!("{} — no fit: {msg}", g.name),
+            (None, Some(msg)) => format!("{} — no fit: {}", g.name, crate::summary::unfitted_reason(&g.name, msg)),
             (None, None) => format!("{} — no fit", g.name),
         };
         let (xlabel, slabel) = match self.along {

@@ -1,0 +1,100 @@
+//! What a model is built from: its architecture alone, without the data, optimizer, schedule
+//! or placement of the trial that trains it. The trainer builds its network from this and the
+//! accounting counts the same network's parameters from it, so the two read one description.
+
+use crate::config::{Arch, Gate, TrialConfig};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelConfig {
+    /// Rows of the embedding and columns of the output head, end-of-document token included.
+    pub vocab_size: usize,
+    pub d_model: usize,
+    pub n_layers: usize,
+    pub n_heads: usize,
+    /// The dense SwiGLU hidden size (of every layer of a dense model, of the layers between
+    /// routed ones otherwise).
+    pub d_ff: usize,
+    /// The longest sequence: the length of the rotary tables, and of the attention context in
+    /// Kaplan's FLOP count.
+    pub seq_len: usize,
+    /// `None` for a dense model.
+    pub moe: Option<MoeConfig>,
+}
+
+/// The routed MLP of a mixture-of-experts model.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MoeConfig {
+    pub n_experts: usize,
+    /// Experts each token is sent to.
+    pub top_k: usize,
+    /// Each expert's SwiGLU hidden size.
+    pub d_expert: usize,
+    /// Layers 0, `every`, 2·`every`, … route; the others keep the dense MLP.
+    pub every: usize,
+    /// An always-on expert of `d_expert` beside the routed ones.
+    pub shared_expert: bool,
+    pub gate: Gate,
+    /// Slots per expert as a multiple of an even share; `None` is dropless.
+    pub capacity_factor: Option<f64>,
+    /// The auxiliary losses are the layer's own output (each routed layer adds its terms to
+    /// the loss), so their weights belong to the layer.
+    pub aux_loss_coef: f64,
+    pub z_loss_coef: f64,
+}
+
+impl ModelConfig {
+    /// The routing of layer `layer` (0-based); `None` where the layer's MLP is dense.
+    pub fn moe_at(&self, layer: usize) -> Option<&MoeConfig> {
+        self.moe.as_ref().filter(|m| layer % m.every == 0)
+    }
+    pub fn head_dim(&self) -> usize {
+        self.d_model / self.n_heads
+    }
+}
+
+impl TrialConfig {
+    /// The architecture this trial trains.
+    pub fn model_config(&self) -> ModelConfig {
+        let moe = (self.arch == Arch::Moe).then(|| MoeConfig {
+            n_experts: self.n_experts,
+            top_k: self.top_k,
+            d_expert: self.d_expert,
+            every: self.moe_every,
+            shared_expert: self.shared_expert,
+            gate: self.gate(),
+            capacity_factor: self.capacity_factor,
+            aux_loss_coef: self.aux_loss_coef,
+            z_loss_coef: self.z_loss_coef,
+        });
+        ModelConfig {
+            vocab_size: self.vocab_size(),
+            d_model: self.d_model,
+            n_layers: self.n_layers,
+            n_heads: self.n_heads,
+            d_ff: self.d_ff,
+            seq_len: self.seq_len,
+            moe,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::{Arch, TrialSpec};
+
+    #[test]
+    fn routed_layers_are_every_moe_every_th_from_the_first() {
+        let spec = TrialSpec {
+            language: Some("go".into()),
+            model: Some("d64-l5".into()),
+            arch: Some(Arch::Moe),
+            moe_every: Some(2),
+            ..Default::default()
+        };
+        let m = spec.resolve().unwrap().model_config();
+        let routed: Vec<usize> = (0..m.n_layers).filter(|&l| m.moe_at(l).is_some()).collect();
+        assert_eq!(routed, [0, 2, 4]);
+        let dense = TrialSpec { arch: None, moe_every: None, ..spec }.resolve().unwrap().model_config();
+        assert!(dense.moe.is_none() && (0..dense.n_layers).all(|l| dense.moe_at(l).is_none()));
+    }
+}
