@@ -3,7 +3,7 @@
 //! largest run plus the cooldowns instead of the sum of its runs. Each branch stays an ordinary
 //! trial (own id, record, curve), equal bit for bit to training it alone.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use codescale_core::TrialConfig;
@@ -49,7 +49,7 @@ pub fn plan(trials: &[TrialConfig], runs_root: &Path, rungs: impl Fn(&TrialConfi
 /// How many WSD trials cannot share a trunk only because their learning rates differ, as a
 /// rule with a `d_exponent` makes them: each budget then runs at its own constant rate.
 pub fn split_by_lr(trials: &[TrialConfig]) -> usize {
-    let mut trunks_of: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let mut trunks_of: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for c in trials {
         if let Some(id) = c.trunk_id() {
             let same_rate = TrialConfig { lr: 1.0, ..c.clone() }.trunk_id().expect("still WSD");
@@ -82,6 +82,7 @@ pub fn compute(trials: &[TrialConfig], branches: &[Option<Branch>]) -> (f64, f64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use codescale_core::{Schedule, TrialSpec};
 
     #[test]
     fn a_rate_that_follows_the_budget_is_what_keeps_budgets_apart() {
@@ -90,7 +91,6 @@ mod tests {
         let apart = [trial(1e5, 1e-3), trial(3e5, 2e-3)];
         assert_eq!(split_by_lr(&apart), 2);
     }
-    use codescale_core::{Schedule, TrialSpec};
 
     fn trial(tokens: f64, lr: f64) -> TrialConfig {
         TrialSpec {
