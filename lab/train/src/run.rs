@@ -125,11 +125,8 @@ where
         for micro in 0..accum {
             let batch = self.sampler.batch::<B>(step, micro, self.device);
             let (loss, aux) = self.model().loss(batch.inputs, batch.targets);
-            if let Some(dropped) = aux.dropped().map(|d| d.inner()) {
-                dropped_sum = Some(match dropped_sum.take() {
-                    Some(s) => s + dropped,
-                    None => dropped,
-                });
+            if let Some(dropped) = aux.dropped() {
+                add(&mut dropped_sum, dropped.inner());
             }
             let objective = match aux.loss {
                 Some(aux) => loss.clone() + aux,
@@ -138,11 +135,7 @@ where
             let objective = if accum > 1 { objective.div_scalar(accum as f64) } else { objective };
             let grads = objective.backward();
             self.opt.accumulate(self.model.as_ref().expect("model present"), &grads);
-            let loss = loss.inner();
-            loss_sum = Some(match loss_sum {
-                Some(s) => s + loss,
-                None => loss,
-            });
+            add(&mut loss_sum, loss.inner());
         }
         // The loss and the gradient's norm come to the host in one read: on CUDA a read waits
         // for the device to finish everything queued before it, and leaves it idle until the
@@ -184,6 +177,14 @@ where
     pub fn tokens_per_s(&self) -> f64 {
         (self.steps * self.config.tokens_per_step()) as f64 / self.train_s.max(1e-9)
     }
+}
+
+/// `sum += x`, where an empty sum is `x` itself (a sum of device tensors, read once per step).
+fn add<T: std::ops::Add<Output = T>>(sum: &mut Option<T>, x: T) {
+    *sum = Some(match sum.take() {
+        Some(s) => s + x,
+        None => x,
+    });
 }
 
 /// One evaluation: the mean loss over the windows, its standard error, and the first MoE
