@@ -3,7 +3,7 @@
 use rayon::prelude::*;
 
 use crate::allocation::{allocation_with_intervals, default_budgets};
-use crate::approach3::{chinchilla_grid, fit_grid, Data, Law};
+use crate::approach3::{chinchilla_grid, fit_grid, fit_noise_matched, Data, Law};
 use rand::Rng;
 
 use crate::bootstrap::{bootstrap_law, clusters, derive_seed, estimate};
@@ -215,7 +215,11 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
         data = data.with_weights(&precision_weights(pts));
     }
     let grid = chinchilla_grid();
-    let Some(fit) = fit_grid(&data, opts.delta, &grid) else {
+    let fitted = match opts.delta {
+        Some(delta) => fit_grid(&data, delta, &grid).map(|fit| (fit, delta)),
+        None => fit_noise_matched(&data, &grid),
+    };
+    let Some((fit, delta)) = fitted else {
         out.message = Some(format!("{group}: the objective was not finite from any start"));
         return;
     };
@@ -228,7 +232,7 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
     // Replicates of one configuration are resampled together: they are repeated measurements of
     // one point of the law, not independent points.
     let configs: Vec<String> = pts.iter().map(|p| p.config.clone().unwrap_or_else(|| p.id.clone())).collect();
-    let boot = bootstrap_law(&data, &fit, opts.delta, opts.bootstrap, derive_seed(seed, "law"), &clusters(&configs));
+    let boot = bootstrap_law(&data, &fit, delta, opts.bootstrap, derive_seed(seed, "law"), &clusters(&configs));
     if boot.failed * 20 > boot.resamples {
         out.warnings.push(format!(
             "{} of {} bootstrap resamples did not converge and were left out",
@@ -253,6 +257,7 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
         n_c: estimate(law.n_c(), &col(|l| l.n_c()), c),
         d_c: estimate(law.d_c(), &col(|l| l.d_c()), c),
         huber: fit.huber,
+        huber_delta: delta,
         rmse_log: fit.rmse_log,
         starts: fit.starts,
         converged_starts: fit.converged_starts,
@@ -279,11 +284,11 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
     let mut warnings = identifiability(pts, out.law.as_ref().expect("set above"), c);
     out.warnings.append(&mut warnings);
     if opts.checks {
-        match extrapolate(&triples, opts.delta) {
+        match extrapolate(&triples, delta) {
             Ok(x) => out.extrapolation = Some(x),
             Err(why) => out.warnings.push(format!("extrapolation check skipped: {why}")),
         }
-        out.rolling = rolling(&triples, opts.delta);
+        out.rolling = rolling(&triples, delta);
     }
     let residuals: Vec<f64> = triples.iter().map(|&(n, d, l)| l.ln() - law.predict(n, d).ln()).collect();
     out.targets = targets

@@ -6,6 +6,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 /// JSON has no NaN or infinity: serde_json writes them as `null`. Reading `null` back as NaN
 /// lets a fit of a degenerate group (an overflowing term, an undefined allocation) round-trip
 /// instead of making the whole file unreadable.
+fn nan() -> f64 {
+    f64::NAN
+}
+
 fn f64_or_nan<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
@@ -146,6 +150,10 @@ pub struct LawFit {
     /// Summed Huber objective at the optimum.
     #[serde(deserialize_with = "f64_or_nan")]
     pub huber: f64,
+    /// The Huber threshold on log loss the law was fitted with (see
+    /// [`crate::FitOptions::delta`]); NaN in files written before it was recorded.
+    #[serde(default = "nan", deserialize_with = "f64_or_nan")]
+    pub huber_delta: f64,
     /// Root-mean-square error of log loss.
     #[serde(deserialize_with = "f64_or_nan")]
     pub rmse_log: f64,

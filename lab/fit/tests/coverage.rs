@@ -1,7 +1,12 @@
-//! Do the bootstrap intervals mean what they say? Slow: run with
-//! `cargo test -p codescale-fit --release --test coverage -- --ignored --nocapture`.
+//! Do the bootstrap intervals mean what they say? Points are drawn around Chinchilla's law with
+//! 1 % noise and fitted as the lab fits them (Huber threshold matched to the noise); the dev
+//! profile builds this crate optimised so these run in about a minute.
+//!
+//! At Chinchilla's own threshold (1e-3, a least-absolute-deviations fit at this noise) the same
+//! intervals cover 99 % of 500 cases: conservative, not calibrated. That is why the lab matches
+//! the threshold to the noise (`approach3::fit_noise_matched`).
 
-use codescale_fit::approach3::{chinchilla_grid, fit_grid, Data, Law};
+use codescale_fit::approach3::{chinchilla_grid, fit_noise_matched, Data, Fit, Law};
 use codescale_fit::bootstrap::{bootstrap_law, interval};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -20,26 +25,31 @@ fn normal(rng: &mut impl Rng) -> f64 {
     (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
 }
 
+/// 8 sizes from 1e5 to 1e8 parameters, 6 token counts each (2–200 tokens per parameter), with 1 %
+/// multiplicative noise; fitted as the lab fits them.
+fn noisy_ladder(rep: u64) -> (Data, Fit, f64) {
+    let mut rng = ChaCha8Rng::seed_from_u64(1000 + rep);
+    let mut pts = vec![];
+    for i in 0..8 {
+        let n = 1e5 * 10f64.powf(i as f64 * 3.0 / 7.0);
+        for k in [2.0, 5.0, 10.0, 20.0, 50.0, 200.0] {
+            pts.push((n, k * n, TRUTH.predict(n, k * n) * (1.0 + 0.01 * normal(&mut rng))));
+        }
+    }
+    let data = Data::new(&pts);
+    let (fit, delta) = fit_noise_matched(&data, &chinchilla_grid()).expect("fit");
+    (data, fit, delta)
+}
+
 #[test]
-#[ignore = "slow: 300 fits × 1000 bootstrap resamples"]
 fn intervals_cover_the_truth() {
-    const REPLICATES: u64 = 300;
+    const REPLICATES: u64 = 120;
     let names = ["E", "A", "B", "alpha", "beta"];
     let truth = [TRUTH.e, TRUTH.a, TRUTH.b, TRUTH.alpha, TRUTH.beta];
     let mut covered = [0usize; 5];
     for rep in 0..REPLICATES {
-        let mut rng = ChaCha8Rng::seed_from_u64(1000 + rep);
-        // 8 sizes from 1e5 to 1e8 parameters, 6 token counts each (2–200 tokens per parameter).
-        let mut pts = vec![];
-        for i in 0..8 {
-            let n = 1e5 * 10f64.powf(i as f64 * 3.0 / 7.0);
-            for k in [2.0, 5.0, 10.0, 20.0, 50.0, 200.0] {
-                pts.push((n, k * n, TRUTH.predict(n, k * n) * (1.0 + 0.01 * normal(&mut rng))));
-            }
-        }
-        let data = Data::new(&pts);
-        let fit = fit_grid(&data, 1e-3, &chinchilla_grid()).expect("fit");
-        let boot = bootstrap_law(&data, &fit, 1e-3, 1000, rep, &codescale_fit::bootstrap::singletons(data.len()));
+        let (data, fit, delta) = noisy_ladder(rep);
+        let boot = bootstrap_law(&data, &fit, delta, 200, rep, &codescale_fit::bootstrap::singletons(data.len()));
         let get: [fn(&Law) -> f64; 5] = [|l| l.e, |l| l.a, |l| l.b, |l| l.alpha, |l| l.beta];
         for k in 0..5 {
             let samples: Vec<f64> = boot.laws.iter().map(get[k]).collect();
@@ -57,30 +67,20 @@ fn intervals_cover_the_truth() {
 }
 
 #[test]
-#[ignore = "slow: 30 fits × 300 bootstrap resamples"]
 fn bootstrap_spread_matches_replicate_spread() {
     let mut fitted = vec![];
     let mut boot_sd = vec![];
     let mut opt_worse = 0;
     let (mut tails, mut centre) = (vec![], vec![]);
     for rep in 0..30u64 {
-        let mut rng = ChaCha8Rng::seed_from_u64(1000 + rep);
-        let mut pts = vec![];
-        for i in 0..8 {
-            let n = 1e5 * 10f64.powf(i as f64 * 3.0 / 7.0);
-            for k in [2.0, 5.0, 10.0, 20.0, 50.0, 200.0] {
-                pts.push((n, k * n, TRUTH.predict(n, k * n) * (1.0 + 0.01 * normal(&mut rng))));
-            }
-        }
-        let data = Data::new(&pts);
-        let fit = fit_grid(&data, 1e-3, &chinchilla_grid()).expect("fit");
+        let (data, fit, delta) = noisy_ladder(rep);
         let mut g = [0.0; 5];
-        let at_truth = codescale_fit::approach3::objective(&data, 1e-3, &TRUTH.params(), &mut g);
+        let at_truth = codescale_fit::approach3::objective(&data, delta, &TRUTH.params(), &mut g);
         if at_truth < fit.huber {
             opt_worse += 1;
         }
         fitted.push(fit.law.alpha);
-        let boot = bootstrap_law(&data, &fit, 1e-3, 300, rep, &codescale_fit::bootstrap::singletons(data.len()));
+        let boot = bootstrap_law(&data, &fit, delta, 300, rep, &codescale_fit::bootstrap::singletons(data.len()));
         let v: Vec<f64> = boot.laws.iter().map(|l| l.alpha).collect();
         let m = v.iter().sum::<f64>() / v.len() as f64;
         let sd = (v.iter().map(|x| (x - m).powi(2)).sum::<f64>() / v.len() as f64).sqrt();
