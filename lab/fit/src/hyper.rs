@@ -28,6 +28,17 @@ fn distinct(xs: impl Iterator<Item = f64>) -> usize {
     v.len()
 }
 
+/// Whether some (N, D) of the bin was trained at two or more values of the hyperparameter. Only
+/// then was it swept: a ladder whose rate follows a rule of N has a different rate at each size
+/// of a compute bin, but those rates come with the sizes, and the best of them says nothing about
+/// the best rate at that compute.
+fn varied_within_a_run_shape(points: &[HyperInput], bin: &[usize], value: fn(&HyperInput) -> f64) -> bool {
+    bin.iter().any(|&i| {
+        let (n, d) = (points[i].n, points[i].d);
+        distinct(bin.iter().map(|&j| &points[j]).filter(|p| p.n == n && p.d == d).map(value)) >= 2
+    })
+}
+
 /// k·C^p through (C, value) pairs, with percentile intervals from resampling within budgets.
 fn power_law(budgets: &[HyperBudget], value: fn(&HyperPoint) -> f64, resamples: usize, seed: u64, confidence: f64) -> Option<PowerLaw> {
     let fit = |sets: &[Vec<HyperPoint>]| {
@@ -87,14 +98,15 @@ pub fn hyper_laws(points: &[HyperInput], resamples: usize, seed: u64, confidence
                 }
             })
             .collect();
-        if distinct(all.iter().map(|p| p.lr)) < 2 && distinct(all.iter().map(|p| p.batch_tokens)) < 2 {
+        let (lr_varied, batch_varied) = (varied_within_a_run_shape(points, &b, |p| p.lr), varied_within_a_run_shape(points, &b, |p| p.batch_tokens));
+        if !lr_varied && !batch_varied {
             continue;
         }
         let best = *all.iter().min_by(|x, y| x.loss.total_cmp(&y.loss)).expect("bins are never empty");
         let near_best: Vec<HyperPoint> = all.iter().copied().filter(|p| p.loss <= best.loss * (1.0 + NEAR_BEST)).collect();
         let flops = geomean(b.iter().map(|&i| c[i]));
-        lr_swept.push(distinct(all.iter().map(|p| p.lr)) >= 2);
-        batch_swept.push(distinct(all.iter().map(|p| p.batch_tokens)) >= 2);
+        lr_swept.push(lr_varied);
+        batch_swept.push(batch_varied);
         budgets.push(HyperBudget {
             flops,
             best,
@@ -187,5 +199,19 @@ mod tests {
             })
             .collect();
         assert!(hyper_laws(&pts, 10, 1, 0.95, &mut vec![]).is_none());
+    }
+
+    /// A ladder whose rate follows a rule of N: several sizes share each compute bin, each at its
+    /// own rate, yet no rate was swept, so there is no law to print.
+    #[test]
+    fn rates_set_by_a_size_rule_are_not_a_sweep() {
+        let mut pts = vec![];
+        for n in [1e4, 2e4, 4e4, 8e4] {
+            for d in [2.5e5, 5e5, 1e6] {
+                pts.push(HyperInput { n, d, flops: Some(6.0 * n * d), lr: 1e-2 * (n / 1e4).powf(-0.3), batch_tokens: 1024.0, warmup_steps: 50.0, loss: 1.0 + 50.0 / n.powf(0.3) + 100.0 / d.powf(0.3) });
+            }
+        }
+        let mut notes = vec![];
+        assert!(hyper_laws(&pts, 10, 1, 0.95, &mut notes).is_none(), "{notes:?}");
     }
 }
