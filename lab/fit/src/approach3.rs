@@ -508,7 +508,13 @@ pub fn fit_noise_matched(data: &Data, grid: &[Params]) -> Option<(Fit, f64)> {
     if delta == CHINCHILLA_DELTA {
         return Some((first, delta));
     }
-    Some((fit_grid(data, delta, grid)?, delta))
+    // The optimum moves little with the threshold: restart from the first optimum and from the
+    // grid starts that reached the first fit's best basins, not from the whole grid again.
+    let mut starts = vec![first.params];
+    starts.extend(first.good_starts.iter().copied());
+    let second = fit_from_serial(data, delta, &starts)?;
+    // The counts describe the search of basins, which was the grid's.
+    Some((Fit { starts: first.starts, converged_starts: first.converged_starts, ..second }, delta))
 }
 
 /// 1.4826 × the median absolute log residual of the (unweighted) points at `p`.
