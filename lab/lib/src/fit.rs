@@ -104,8 +104,8 @@ pub fn fit_sweep(sweep_dir: &Path, opts: &Options) -> Result<Fitted> {
 ///
 /// // Losses from a known law, L = 1.7 + (3e4/N)^0.34 + (2e7/D)^0.28.
 /// let mut csv = String::from("n_params,tokens,loss\n");
-/// for n in [1e5, 3e5, 1e6, 3e6] {
-///     for d in [1e8, 3e8, 1e9] {
+/// for n in [1e5_f64, 3e5, 1e6, 3e6] {
+///     for d in [1e8_f64, 3e8, 1e9] {
 ///         csv += &format!("{n},{d},{}\n", 1.7 + (3e4 / n).powf(0.34) + (2e7 / d).powf(0.28));
 ///     }
 /// }
