@@ -1,6 +1,6 @@
 //! The pipeline from Rust, end to end, on a tiny sweep: corpus → plan → train → fit → report →
-//! replay, each stage one call of the `codescale` library (the calls the CLI makes). About half a
-//! minute on 2 cores after the build:
+//! replay, each stage one call of the `codescale` library (the calls the CLI makes). Seconds on 2
+//! cores after the build:
 //!
 //! ```sh
 //! cargo run --example pipeline            # the lab is removed at the end

@@ -100,7 +100,7 @@ pub fn estimate(sweep: &Sweep, trials: &[TrialConfig], runs_root: &Path) -> Esti
 /// Runs `sweep` on this machine (`--executor local`): plans it, writes `runs/<sweep>/`, trains
 /// what has not ended (resuming interrupted trials from their checkpoints) and writes
 /// `results.parquet`. Safe to kill and call again. A Slurm cluster runs the same plan through
-/// [`slurm::submit`] and [`slurm::follow`], whose tasks call [`crate::trial::run_planned`].
+/// [`slurm::submit`] and [`slurm::follow()`], whose tasks call [`crate::trial::run_planned`].
 ///
 /// ```
 /// use codescale::sweep;
