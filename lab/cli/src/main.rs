@@ -1,7 +1,8 @@
-//! `codescale`: corpus → sweep → fit → report, and replays.
+//! `codescale`: corpus → sweep → fit → report, and replays. A thin layer over the `codescale`
+//! library: it parses the command line, calls the library's stage, prints what it returns and
+//! maps errors to exit codes (2 for bad input, 1 otherwise).
 
 mod analyse;
-mod export;
 mod replay;
 mod train;
 
@@ -80,7 +81,7 @@ enum Command {
         /// `results.<ext>` and `curves.<ext>` (every curve row tagged with its trial), or
         /// TensorBoard event files, one run per trial.
         #[arg(long, value_enum, default_value = "csv")]
-        format: export::Format,
+        format: codescale::export::Format,
         /// Output folder (default the sweep folder).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -182,7 +183,7 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
-            if codescale_core::is_bad_input(&e) {
+            if codescale::is_bad_input(&e) {
                 ExitCode::from(2)
             } else {
                 ExitCode::from(1)
@@ -195,8 +196,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Corpus { command: CorpusCommand::Build { recipe, out, tokenizer, force } } => {
-            let corpus = codescale_sweep::scheduler::build_corpus(&recipe, &codescale_data::BuildOptions { out, tokenizer, quiet, force })?;
-            println!("{}", codescale_data::summary_table(&corpus.manifest));
+            let corpus = codescale::corpus::build(&recipe, &codescale::corpus::BuildOptions { out, tokenizer, quiet, force })?;
+            println!("{}", codescale::corpus::summary_table(&corpus.manifest));
             println!("corpus {} at {}", corpus.hash(), corpus.dir.display());
             Ok(ExitCode::SUCCESS)
         }
@@ -212,12 +213,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         },
         Command::Trial { command: TrialCommand::Run { sweep_dir, index, retry_failed } } => train::trial_run(&sweep_dir, index, retry_failed, quiet),
         Command::Fit(args) => analyse::fit(&args, quiet).map(|_| ExitCode::SUCCESS),
-        Command::Report { sweep_dir, out } => analyse::report(&sweep_dir, out).map(|report| {
+        Command::Report { sweep_dir, out } => codescale::report::render(&sweep_dir, out).map(|report| {
             println!("{report}");
             ExitCode::SUCCESS
         }),
         Command::Replay { path, sample, force } => replay::replay(&path, sample, force, quiet),
-        Command::Export { sweep_dir, format, out } => export::export(&sweep_dir, format, out).map(|_| ExitCode::SUCCESS),
+        Command::Export { sweep_dir, format, out } => codescale::export::export(&sweep_dir, format, out).map(|exported| {
+            println!("{exported}");
+            ExitCode::SUCCESS
+        }),
         Command::Run { sweep, run: args } => run(&sweep, &args, quiet),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "codescale", &mut std::io::stdout());
@@ -258,36 +262,11 @@ fn run(sweep_file: &std::path::Path, args: &train::RunArgs, quiet: bool) -> Resu
         train::Ran::Ended(summary) => summary,
         train::Ran::Left(code) => return Ok(code),
     };
-    let fit = analyse::fit_sweep(&summary.dir, &analyse::FitArgs::for_sweep(summary.dir.clone()), quiet)?;
-    let report = analyse::report(&summary.dir, None)?;
+    let fitted = codescale::fit::fit_sweep(&summary.dir, &codescale::fit::Options::default())?;
+    analyse::show(&fitted, false, quiet)?;
+    let report = codescale::report::render(&summary.dir, None)?;
     println!();
-    let mut flagged = false;
-    for group in fit.groups.iter().filter(|g| g.group != "pooled") {
-        match &group.law {
-            Some(law) => {
-                let param = |e: &codescale_fit::Estimate, name: &str| {
-                    let mark = if law.unidentified.iter().any(|u| u == name) { "*" } else { "" };
-                    format!("{:.3} [{}]{mark}", e.value, analyse::interval(e))
-                };
-                flagged |= !law.unidentified.is_empty();
-                println!(
-                    "{:<12} α_N {}  α_D {}  L_inf {}  (RMSE of log loss {:.4})",
-                    group.group,
-                    param(&law.alpha_n, "α_N"),
-                    param(&law.alpha_d, "α_D"),
-                    param(&law.l_inf, "L_inf"),
-                    law.rmse_log
-                );
-                for t in &group.targets {
-                    println!("{:<12} {}", "", codescale_fit::table::target_line(t));
-                }
-            }
-            None => println!("{:<12} no fit: {}", group.group, group.message.clone().unwrap_or_default()),
-        }
-    }
-    if flagged {
-        println!("{}", codescale_fit::table::UNIDENTIFIED_LEGEND);
-    }
+    print!("{}", codescale_fit::table::law_summary(&fitted.fit));
     println!("{report}");
     Ok(exit_for(&summary))
 }

@@ -1,136 +1,33 @@
-//! `replay`: re-train trials from their records alone and compare the curves step by step.
+//! `replay`: one trial or a sweep's, a verdict per trial. The replaying is `codescale::replay`.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
-use codescale_core::record::{CURVE_FILE, TRIAL_FILE};
-use codescale_core::{provenance, BadInput, Backend, CurvePoint, Status, TrialRecord};
-use codescale_sweep::SweepDir;
-use codescale_train::RunOptions;
-use rand::seq::SliceRandom;
-use rand::SeedableRng;
-
-/// How a replayed curve compares with the recorded one.
-#[derive(Debug)]
-pub enum Verdict {
-    Identical { steps: usize },
-    /// First step whose training or validation loss differs, with both values.
-    Diverges { step: usize, recorded: f64, replayed: f64 },
-    LengthDiffers { recorded: usize, replayed: usize },
-    Refused(String),
-}
-
-impl std::fmt::Display for Verdict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Verdict::Identical { steps } => write!(f, "identical ({steps} steps, bit for bit)"),
-            Verdict::Diverges { step, recorded, replayed } => write!(f, "differs from step {step}: recorded {recorded:.9}, replayed {replayed:.9} (Δ {:.3e})", replayed - recorded),
-            Verdict::LengthDiffers { recorded, replayed } => write!(f, "recorded {recorded} steps, replayed {replayed}"),
-            Verdict::Refused(why) => write!(f, "refused: {why}"),
-        }
-    }
-}
+use anyhow::Result;
+use codescale::replay::{replay_trial, replayable, Verdict};
 
 pub fn replay(path: &Path, sample: Option<usize>, force: bool, quiet: bool) -> Result<ExitCode> {
-    if path.join(TRIAL_FILE).exists() {
+    if codescale::trial::is_trial_dir(path) {
         let verdict = replay_trial(path, force, quiet)?;
         println!("{}: {verdict}", path.display());
         return Ok(exit(&[verdict]));
     }
-    let sweep = SweepDir::open(path)?;
-    let mut ids: Vec<String> = sweep.records()?.into_iter().filter(|r| r.status.is_final() && r.status != Status::Failed).map(|r| r.id).collect();
-    if let Some(k) = sample {
-        ids.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
-        ids.truncate(k);
-    }
+    let trials = replayable(path, sample)?;
     let mut verdicts = Vec::new();
     println!("{:<18} verdict", "trial");
-    for id in ids {
-        let verdict = replay_trial(&sweep.trial_dir(&id), force, quiet)?;
+    for (id, dir) in trials {
+        let verdict = replay_trial(&dir, force, quiet)?;
         println!("{id:<18} {verdict}");
         verdicts.push(verdict);
     }
     Ok(exit(&verdicts))
 }
 
+/// Success only when every curve replayed bit for bit (or within the GPU tolerance).
 fn exit(verdicts: &[Verdict]) -> ExitCode {
     if verdicts.iter().all(|v| matches!(v, Verdict::Identical { .. })) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
     }
-}
-
-pub fn replay_trial(dir: &Path, force: bool, quiet: bool) -> Result<Verdict> {
-    let record = TrialRecord::load(dir).map_err(|e| BadInput(format!("{e:#}")))?;
-    if !record.status.is_final() || record.status == Status::Failed {
-        return Ok(Verdict::Refused(format!("the trial is {}; only finished trials can be replayed", record.status.as_str())));
-    }
-    let recorded: Vec<CurvePoint> = codescale_table::read_rows(&dir.join(CURVE_FILE)).context("recorded curve")?;
-    let mut config = record.config.clone();
-    config.threads = Some(record.provenance.threads.max(1));
-    let corpus = crate::train::corpus_for(&config, true)?;
-
-    let mut differences = Vec::new();
-    if corpus.hash() != record.provenance.corpus_hash {
-        differences.push(format!("corpus hash {} ≠ recorded {}", corpus.hash(), record.provenance.corpus_hash));
-    }
-    let (commit, dirty) = provenance::git_commit();
-    if provenance::VERSION != record.provenance.codescale_version || commit != record.provenance.git_commit {
-        differences.push(format!(
-            "code {} at {} ≠ recorded {} at {}",
-            provenance::VERSION,
-            short(&commit),
-            record.provenance.codescale_version,
-            short(&record.provenance.git_commit)
-        ));
-    }
-    if dirty || record.provenance.git_dirty {
-        // Same commit with local edits may or may not be the same code: say so, and let the
-        // curves decide.
-        eprintln!("note: the source tree had uncommitted changes (now: {dirty}, when recorded: {})", record.provenance.git_dirty);
-    }
-    if !differences.is_empty() {
-        if !force {
-            return Ok(Verdict::Refused(format!("{} (use --force to replay anyway)", differences.join("; "))));
-        }
-        eprintln!("replaying despite: {}", differences.join("; "));
-        // Train on the corpus as it is now: the record's binding names the old one.
-        config.corpus_key = None;
-    }
-
-    let scratch = tempfile::tempdir().context("scratch folder for the replay")?;
-    // A pruned trial stopped where its rung said so; stop the replay at the same step.
-    let stop = (record.status == Status::Pruned).then_some(record.metrics.steps);
-    let opts = RunOptions { quiet, stop_after_steps: stop, ..Default::default() };
-    codescale_train::train_trial(scratch.path(), &config, &corpus, &opts)?;
-    let replayed: Vec<CurvePoint> = codescale_table::read_rows(&scratch.path().join(CURVE_FILE)).context("replayed curve")?;
-    Ok(compare(&recorded, &replayed, config.backend))
-}
-
-/// Bit-identical on the CPU backend; elsewhere within 1e-4 relative.
-pub fn compare(recorded: &[CurvePoint], replayed: &[CurvePoint], backend: Backend) -> Verdict {
-    let same = |a: f64, b: f64| match backend {
-        Backend::Flex => a.to_bits() == b.to_bits(),
-        Backend::Cuda => (a - b).abs() <= 1e-4 * a.abs().max(1.0),
-    };
-    for (r, p) in recorded.iter().zip(replayed) {
-        if !same(r.train_loss, p.train_loss) {
-            return Verdict::Diverges { step: r.step, recorded: r.train_loss, replayed: p.train_loss };
-        }
-        if let (Some(a), Some(b)) = (r.val_loss, p.val_loss) {
-            if !same(a, b) {
-                return Verdict::Diverges { step: r.step, recorded: a, replayed: b };
-            }
-        }
-    }
-    if recorded.len() != replayed.len() {
-        return Verdict::LengthDiffers { recorded: recorded.len(), replayed: replayed.len() };
-    }
-    Verdict::Identical { steps: recorded.len() }
-}
-
-fn short(commit: &str) -> &str {
-    &commit[..commit.len().min(10)]
 }

@@ -1,57 +1,20 @@
-//! `train`, `sweep plan|run|status` and `trial run`.
+//! `train`, `sweep plan|run|status` and `trial run`: their flags, the executor a sweep runs on,
+//! and what is printed. Planning, training and status are `codescale::{sweep, trial}`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use codescale_core::error::line_of;
-use codescale_core::{BadInput, CorpusKey, Status, TrialConfig, TrialRecord, TrialSpec};
-use codescale_sweep::estimate;
-use codescale_sweep::scheduler::plan_with_corpora;
+use codescale::sweep::{self, RunConfig, Summary, Sweep};
+use codescale::trial::{self, Outcome, RunOptions};
+use codescale_core::{Status, TrialRecord};
 use codescale_sweep::spec::Executor;
-use codescale_sweep::trial::Outcome;
-use codescale_sweep::{RunConfig, Summary, Sweep, SweepDir};
-use codescale_train::RunOptions;
-
-/// Reads a trial file, applies `--set` overrides and resolves it; errors name file and line.
-pub fn load_trial(path: &Path, sets: &[String]) -> Result<TrialConfig> {
-    let source = std::fs::read_to_string(path).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
-    let mut spec: TrialSpec = toml::from_str(&source).map_err(|e| {
-        let line = e.span().map(|s| line_of(&source, s.start)).unwrap_or(1);
-        BadInput(format!("{}:{line}: {}", path.display(), e.message().trim()))
-    })?;
-    for set in sets {
-        let (key, value) = set.split_once('=').ok_or_else(|| BadInput(format!("--set {set}: expected KEY=VALUE")))?;
-        spec.set(key.trim(), value.trim()).map_err(|m| BadInput(format!("--set {set}: {m}")))?;
-    }
-    spec.resolve().map_err(|e| {
-        let line = source.lines().position(|l| l.trim_start().strip_prefix(e.key).is_some_and(|r| r.trim_start().starts_with('='))).map(|i| i + 1);
-        let at = line.map(|l| format!(":{l}")).unwrap_or_default();
-        BadInput(format!("{}{at}: {e}", path.display())).into()
-    })
-}
-
-pub fn corpus_for(config: &TrialConfig, quiet: bool) -> Result<codescale_data::Corpus> {
-    let opts = codescale_data::BuildOptions { tokenizer: Some(config.tokenizer.clone()), quiet, ..Default::default() };
-    codescale_sweep::scheduler::build_corpus(Path::new(&config.corpus), &opts)
-}
 
 pub fn train(path: &Path, sets: &[String], out: Option<PathBuf>, stop_after_steps: Option<usize>, quiet: bool) -> Result<ExitCode> {
-    let config = load_trial(path, sets)?;
-    // A GPU that is not here is refused before the corpus is built, which can take minutes.
-    codescale_train::backend::device_name(&config).with_context(|| path.display().to_string())?;
-    let corpus = corpus_for(&config, quiet)?;
-    if !corpus.languages().contains(&config.language) {
-        return Err(BadInput(format!("{}: `language`: `{}` is not in corpus {} (it has: {})", path.display(), config.language, config.corpus, corpus.languages().join(", "))).into());
-    }
-    let config = config.bound_to(CorpusKey { manifest: corpus.hash().to_string(), tokenizer: corpus.tokenizer_hash().to_string() });
-    let dir = out.unwrap_or_else(|| PathBuf::from("runs/trials").join(config.trial_id()));
-    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let opts = RunOptions { quiet, stop_after_steps, ..Default::default() };
-    let record = codescale_train::train_trial(&dir, &config, &corpus, &opts)?;
-    print_record(&record, &dir);
-    Ok(exit_for(&record))
+    let trained = trial::train(path, sets, out, &RunOptions { quiet, stop_after_steps, ..Default::default() })?;
+    print_record(&trained.record, &trained.dir);
+    Ok(exit_for(&trained.record))
 }
 
 fn exit_for(record: &TrialRecord) -> ExitCode {
@@ -84,7 +47,7 @@ fn print_record(r: &TrialRecord, dir: &Path) {
 
 pub fn plan(path: &Path, json: bool, quiet: bool) -> Result<ExitCode> {
     let sweep = Sweep::load(path)?;
-    let planned = plan_with_corpora(&sweep, quiet)?;
+    let planned = sweep::plan(&sweep, quiet)?;
     let trials = planned.trials;
     for note in &planned.notes {
         eprintln!("note: {note}");
@@ -93,38 +56,27 @@ pub fn plan(path: &Path, json: bool, quiet: bool) -> Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&trials)?);
         return Ok(ExitCode::SUCCESS);
     }
-    let (per_thread, source) = estimate::flops_per_s_per_thread(Path::new("runs"));
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
+    let cost = sweep::estimate(&sweep, &trials, Path::new("runs"));
     println!("{:<16} {:<10} {:<6} {:<9} {:>10} {:>10} {:>10} {:>9}", "trial", "language", "arch", "model", "N", "D", "FLOPs", "est. s");
-    let (mut total_flops, mut total_s) = (0.0, 0.0);
-    for c in &trials {
-        let p = c.params();
-        let flops = p.flops_per_token() * c.tokens;
-        let seconds = estimate::trial_seconds(c, per_thread, threads);
-        total_flops += flops;
-        total_s += seconds;
-        println!("{:<16} {:<10} {:<6} {:<9} {:>10.3e} {:>10.3e} {:>10.3e} {:>9.0}", c.trial_id(), c.language, c.arch.as_str(), c.model, p.n_params, c.tokens, flops, seconds);
+    for (c, (flops, seconds)) in trials.iter().zip(&cost.per_trial) {
+        println!("{:<16} {:<10} {:<6} {:<9} {:>10.3e} {:>10.3e} {:>10.3e} {:>9.0}", c.trial_id(), c.language, c.arch.as_str(), c.model, c.params().n_params, c.tokens, flops, seconds);
     }
-    println!("{} trials, {:.3e} FLOPs, about {:.1} min on this machine with all cores (throughput from {source})", trials.len(), total_flops, total_s / 60.0);
-    let branches = codescale_sweep::scheduler::plan_branches(&sweep, &trials, Path::new("runs"));
-    let trunks: std::collections::BTreeSet<_> = branches.iter().flatten().map(|b| b.trunk_dir.clone()).collect();
-    if !trunks.is_empty() {
-        let (alone, branched) = codescale_sweep::branches::compute(&trials, &branches);
+    println!("{} trials, {:.3e} FLOPs, about {:.1} min on this machine with all cores (throughput from {})", trials.len(), cost.flops(), cost.seconds() / 60.0, cost.throughput_from);
+    if let Some(b) = &cost.branching {
         println!(
             "cooldown branches: {} trials fork from {} shared trunks: {:.3e} FLOPs trained instead of {:.3e} ({:.0} % saved)",
-            branches.iter().flatten().count(),
-            trunks.len(),
-            branched,
-            alone,
-            100.0 * (1.0 - branched / alone)
+            b.branches,
+            b.trunks,
+            b.branched,
+            b.alone,
+            100.0 * (1.0 - b.branched / b.alone)
         );
     }
-    let split = codescale_sweep::branches::split_by_lr(&trials);
-    if split > 0 {
-        println!("note: {split} WSD trials differ from a sibling budget only in learning rate (a rule with a `d_exponent`?), so they train their own trunks; a rule of N alone, evaluated at the longest budget, lets them branch");
+    if cost.split_by_lr > 0 {
+        println!("note: {} WSD trials differ from a sibling budget only in learning rate (a rule with a `d_exponent`?), so they train their own trunks; a rule of N alone, evaluated at the longest budget, lets them branch", cost.split_by_lr);
     }
-    if total_s > estimate::CONFIRM_ABOVE_S {
-        println!("warning: over {:.0} h: `sweep run` will ask for --yes", estimate::CONFIRM_ABOVE_S / 3600.0);
+    if cost.needs_confirmation() {
+        println!("warning: over {:.0} h: `sweep run` will ask for --yes", codescale_sweep::estimate::CONFIRM_ABOVE_S / 3600.0);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -168,7 +120,7 @@ pub fn run_sweep(path: &Path, args: &RunArgs, wait: bool, quiet: bool) -> Result
     let sweep = Sweep::load(path)?;
     let cfg = RunConfig { runs_root: args.runs.clone(), jobs: args.jobs, quiet, cores: None, retry_failed: args.retry_failed, reuse_stale: args.reuse_stale, confirmed: args.yes };
     let summary = match args.executor.unwrap_or(sweep.executor) {
-        Executor::Local => codescale_sweep::run_sweep(&sweep, &cfg)?,
+        Executor::Local => sweep::run(&sweep, &cfg)?,
         Executor::Slurm => match on_slurm(path, &sweep, &cfg, args, wait)? {
             Ok(summary) => summary,
             Err(code) => return Ok(Ran::Left(code)),
@@ -197,7 +149,7 @@ pub fn run_sweep(path: &Path, args: &RunArgs, wait: bool, quiet: bool) -> Result
 /// Submits the sweep's unfinished trials to Slurm and, with `wait`, follows the arrays to
 /// their end: the summary then, else the exit code to leave with (the arrays go on).
 fn on_slurm(path: &Path, sweep: &Sweep, cfg: &RunConfig, args: &RunArgs, wait: bool) -> Result<Result<Summary, ExitCode>> {
-    let submission = codescale_sweep::slurm::submit(sweep, cfg, &std::env::current_exe()?)?;
+    let submission = sweep::slurm::submit(sweep, cfg, &std::env::current_exe()?)?;
     for note in &submission.notes {
         println!("note: {note}");
     }
@@ -217,7 +169,7 @@ fn on_slurm(path: &Path, sweep: &Sweep, cfg: &RunConfig, args: &RunArgs, wait: b
         return Ok(Err(ExitCode::SUCCESS));
     }
     interrupt::catch();
-    match codescale_sweep::slurm::follow(&submission.dir, cfg.quiet, &interrupt::caught)? {
+    match sweep::slurm::follow(&submission.dir, cfg.quiet, &interrupt::caught)? {
         Some(summary) => Ok(Ok(Summary { trained: submission.sent, skipped: submission.skipped, ..summary })),
         None => {
             eprintln!("interrupted: the Slurm jobs go on. Follow them again with `{follow}`, or look with `{status}`");
@@ -249,7 +201,7 @@ mod interrupt {
 }
 
 pub fn trial_run(sweep_dir: &Path, index: usize, retry_failed: bool, quiet: bool) -> Result<ExitCode> {
-    let (id, outcome) = codescale_sweep::trial::run_planned(sweep_dir, index, retry_failed, quiet)?;
+    let (id, outcome) = trial::run_planned(sweep_dir, index, retry_failed, quiet)?;
     match outcome {
         Outcome::Trained(record) => {
             print_record(&record, &sweep_dir.join("trials").join(&id));
@@ -267,12 +219,11 @@ pub fn trial_run(sweep_dir: &Path, index: usize, retry_failed: bool, quiet: bool
 }
 
 pub fn status(path: &Path, runs: &Path, json: bool) -> Result<ExitCode> {
-    let dir = if path.is_dir() { SweepDir::open(path)? } else { SweepDir::open(&runs.join(Sweep::load(path)?.name))? };
-    let report = codescale_sweep::status::status(&dir)?;
+    let report = sweep::status(path, runs)?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
-        print!("{}", codescale_sweep::status::render(&report));
+        print!("{}", sweep::render_status(&report));
     }
     Ok(ExitCode::SUCCESS)
 }

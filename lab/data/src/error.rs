@@ -17,6 +17,15 @@ impl CorpusError {
     pub fn is_bad_input(&self) -> bool {
         matches!(self, CorpusError::BadInput(_))
     }
+
+    /// As an [`anyhow::Error`] whose bad input is [`codescale_core::BadInput`], the one type the
+    /// CLI (exit code 2) and the other crates look for in an error chain.
+    pub fn into_anyhow(self) -> anyhow::Error {
+        match self {
+            CorpusError::BadInput(m) => codescale_core::BadInput(m).into(),
+            CorpusError::Io(e) => e,
+        }
+    }
 }
 
 impl fmt::Display for CorpusError {

@@ -192,6 +192,44 @@ pub fn target_line(t: &TargetCheck) -> String {
     )
 }
 
+/// What `codescale run` ends with: per group (the pooled fit left out) α_N, α_D and L_inf with
+/// their intervals, `*` on those not identified, and the RMSE of log loss, then each held-out
+/// target against its prediction; the legend when a parameter is flagged. One line each, every
+/// line ending in a newline (nothing at all for a fit without groups).
+pub fn law_summary(fit: &FitFile) -> String {
+    let mut lines = Vec::new();
+    let mut flagged = false;
+    for group in fit.groups.iter().filter(|g| g.group != "pooled") {
+        match &group.law {
+            Some(law) => {
+                let param = |e: &Estimate, name: &str| {
+                    let mark = if law.unidentified.iter().any(|u| u == name) { "*" } else { "" };
+                    let interval = match (e.lo, e.hi) {
+                        (Some(lo), Some(hi)) => format!("{lo:.3}–{hi:.3}"),
+                        _ => "no interval".into(),
+                    };
+                    format!("{:.3} [{interval}]{mark}", e.value)
+                };
+                flagged |= !law.unidentified.is_empty();
+                lines.push(format!(
+                    "{:<12} α_N {}  α_D {}  L_inf {}  (RMSE of log loss {:.4})",
+                    group.group,
+                    param(&law.alpha_n, "α_N"),
+                    param(&law.alpha_d, "α_D"),
+                    param(&law.l_inf, "L_inf"),
+                    law.rmse_log
+                ));
+                lines.extend(group.targets.iter().map(|t| format!("{:<12} {}", "", target_line(t))));
+            }
+            None => lines.push(format!("{:<12} no fit: {}", group.group, group.message.clone().unwrap_or_default())),
+        }
+    }
+    if flagged {
+        lines.push(UNIDENTIFIED_LEGEND.to_string());
+    }
+    lines.into_iter().map(|l| l + "\n").collect()
+}
+
 /// The allocation for the largest budget within the trust range, or a statement that there is
 /// none; `None` without an allocation.
 pub fn headline(g: &GroupFit) -> Option<String> {

@@ -336,19 +336,15 @@ pub fn build_corpora(trials: &[TrialConfig], quiet: bool) -> Result<Corpora> {
         if built.contains_key(&key) {
             continue;
         }
-        let opts = BuildOptions { tokenizer: Some(c.tokenizer.clone()), quiet, ..Default::default() };
-        let corpus = build_corpus(Path::new(&c.corpus), &opts).with_context(|| format!("corpus {} ({})", c.corpus, c.tokenizer))?;
+        let corpus = corpus_for(c, quiet).with_context(|| format!("corpus {} ({})", c.corpus, c.tokenizer))?;
         built.insert(key, corpus);
     }
     Ok(Corpora { built })
 }
 
-/// Builds or reuses the corpus of a recipe for one tokenizer; bad recipes become [`BadInput`].
-///
-/// [`BadInput`]: codescale_core::BadInput
-pub fn build_corpus(recipe: &Path, opts: &BuildOptions) -> Result<Corpus> {
-    codescale_data::build(recipe, opts).map_err(|e| match e {
-        codescale_data::CorpusError::BadInput(m) => codescale_core::BadInput(m).into(),
-        codescale_data::CorpusError::Io(e) => e,
-    })
+/// Builds or reuses the corpus a trial trains on (its recipe, with its tokenizer, in the default
+/// folder); bad recipes become [`BadInput`].
+pub fn corpus_for(config: &TrialConfig, quiet: bool) -> Result<Corpus> {
+    let opts = BuildOptions { tokenizer: Some(config.tokenizer.clone()), quiet, ..Default::default() };
+    codescale_data::build(Path::new(&config.corpus), &opts).map_err(codescale_data::CorpusError::into_anyhow)
 }

@@ -7,14 +7,14 @@ use std::path::Path;
 
 use anyhow::Result;
 use codescale_core::{BadInput, Status, TrialConfig, TrialRecord};
-use codescale_data::{BuildOptions, Corpus};
+use codescale_data::Corpus;
 use codescale_train::{Branch, RunOptions};
 use indicatif::ProgressBar;
 
 use crate::asha::Asha;
 use crate::lease::{Acquired, Lease, Owner};
 use crate::runs::{SweepDir, SWEEP_FILE};
-use crate::scheduler::{asha_of, build_corpus, plan_branches};
+use crate::scheduler::{asha_of, corpus_for, plan_branches};
 use crate::spec::Sweep;
 
 /// The lease a trial is trained under: `runs/<sweep>/trials/<id>/lease`.
@@ -112,7 +112,7 @@ pub fn run_planned(sweep_dir: &Path, index: usize, retry_failed: bool, quiet: bo
     let branch = plan_branches(&sweep, &plan.trials, runs_root).swap_remove(index);
     let asha = asha_of(&sweep, &dir);
     let run = TrialRun { dir: &dir, asha: asha.as_ref(), branch, retry_failed, progress: None, quiet };
-    let corpus = || build_corpus(Path::new(&config.corpus), &BuildOptions { tokenizer: Some(config.tokenizer.clone()), quiet: true, ..Default::default() });
+    let corpus = || corpus_for(&config, true);
     let outcome = run.run(&config, corpus)?;
     Ok((config.trial_id(), outcome))
 }

@@ -3,49 +3,23 @@
 //! it fails, the change altered what trials compute — bump `NUMERICS_VERSION` in
 //! `lab/core/src/config.rs` and update `GOLDEN` below with the values it prints.
 //!
-//! The corpus is generated here (not read from the repository, whose code changes), and the
-//! tolerance (1e-4 relative) absorbs the rounding differences between SIMD paths (AVX-512 and
-//! AVX2 matrix kernels sum in different orders) but not a change of formula.
+//! The corpus is generated (`common::synthetic_corpus`, not read from the repository, whose code
+//! changes), and the tolerance (1e-4 relative) absorbs the rounding differences between SIMD
+//! paths (AVX-512 and AVX2 matrix kernels sum in different orders) but not a change of formula.
+
+mod common;
 
 use codescale_core::record::CURVE_FILE;
 use codescale_core::{CurvePoint, TrialSpec, NUMERICS_VERSION};
-use codescale_data::BuildOptions;
 use codescale_train::{train_trial, RunOptions};
 
 /// (NUMERICS_VERSION, train loss after steps 1, 10, 20, 30, final validation loss).
 const GOLDEN: (u32, [f64; 5]) = (6, [5.552307605743408, 4.752139091491699, 3.947157859802246, 3.8193180561065674, 3.803269204683602]);
 
-/// Code-like text from a fixed generator: a few hundred kilobytes of small functions.
-fn synthetic_source() -> String {
-    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = move || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        state
-    };
-    let names = ["count", "total", "index", "value", "width", "offset", "limit", "step"];
-    let ops = ["+", "-", "*", "^", "&", "|"];
-    let mut text = String::new();
-    for i in 0..6000 {
-        let (a, b) = (names[(next() % 8) as usize], names[(next() % 8) as usize]);
-        let op = ops[(next() % 6) as usize];
-        text += &format!("fn f{i}({a}: u32, {b}: u32) -> u32 {{\n    let r = {a} {op} {b} {op} {};\n    r.wrapping_mul({})\n}}\n\n", next() % 100, next() % 1000);
-    }
-    text
-}
-
 #[test]
 fn the_numerics_match_their_version() {
     let tmp = tempfile::tempdir().unwrap();
-    let src = tmp.path().join("src");
-    std::fs::create_dir_all(&src).unwrap();
-    for (i, chunk) in synthetic_source().as_bytes().chunks(8192).enumerate() {
-        std::fs::write(src.join(format!("f{i:03}.rs")), chunk).unwrap();
-    }
-    let recipe = tmp.path().join("recipe.toml");
-    std::fs::write(&recipe, format!("name = \"golden\"\nvalidation_fraction = 0.1\n[languages.rust]\nsources = [{{ dir = \"{}\", include = [\"*.rs\"] }}]\n", src.display())).unwrap();
-    let corpus = codescale_data::build(&recipe, &BuildOptions { out: Some(tmp.path().join("corpus")), quiet: true, ..Default::default() }).unwrap();
+    let corpus = common::synthetic_corpus(tmp.path());
     let config = TrialSpec {
         language: Some("rust".into()),
         model: Some("d32-l1".into()),

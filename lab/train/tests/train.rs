@@ -133,11 +133,13 @@ fn a_small_moe_learns_on_real_code_and_reports_its_routing() {
 
 /// Each evaluation records the standard error of its loss over the windows, and four times the
 /// windows halve it (the windows are spread evenly over the shard, so they are nearly
-/// independent samples of it).
+/// independent samples of it). On the generated corpus (ratio 2.02): on this repository's code
+/// the ratio follows which files the validation split happens to hold, and swung from 2.19 to
+/// 1.46 when a change added and edited a few files under lab/.
 #[test]
 fn validation_standard_error_shrinks_as_one_over_root_windows() {
     let tmp = tempfile::tempdir().unwrap();
-    let corpus = common::corpus(tmp.path());
+    let corpus = common::synthetic_corpus(tmp.path());
     let se = |eval_tokens: usize| {
         let config = common::config(60, |s| s.eval_tokens = Some(eval_tokens));
         let record = train_trial(&tmp.path().join(format!("e{eval_tokens}")), &config, &corpus, &quiet()).unwrap();

@@ -1,0 +1,90 @@
+//! Stage 4, `codescale report`: one self-contained HTML page with its figures, from a sweep's
+//! records, curves and fit. [`codescale_report`] draws and writes; this module gathers its input
+//! from the runs folder and refits when the fit on disk is not of these results.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use codescale_core::CurvePoint;
+use codescale_fit::results::{input_hash, points_from_rows, N_COLUMNS};
+use codescale_fit::FitFile;
+pub use codescale_report::{write_report, ReportInput, ReportOutput};
+
+use crate::sweep::SweepDir;
+
+/// Where a report was written; shown as one line, `report: <html> (<n> figures)`.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub html: PathBuf,
+    pub figures: usize,
+}
+
+impl std::fmt::Display for Written {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "report: {} ({} figures)", self.html.display(), self.figures)
+    }
+}
+
+/// Writes the report of the sweep at `sweep_dir` (`runs/<sweep>`) into `out` (default
+/// [`crate::paths::report_dir`]). It uses the fit on disk if that was made from the sweep's
+/// results as they are now, else fits again (and says so on the page). A sweep with gaps
+/// (trials failed or not yet run, too few points for a law) still gets a page saying what is
+/// missing.
+///
+/// ```
+/// use codescale::{report, sweep};
+///
+/// let lab = codescale::example::Lab::new()?;
+/// let summary = sweep::run(&lab.sweep()?, &lab.run_config())?;
+/// let written = report::render(&summary.dir, None)?;
+/// assert_eq!(written.html, lab.path().join("reports/tiny/index.html"));
+/// assert!(written.figures > 0 && lab.path().join("fits/tiny.json").exists());
+/// println!("{written}");
+/// # anyhow::Ok(())
+/// ```
+pub fn render(sweep_dir: &Path, out: Option<PathBuf>) -> Result<Written> {
+    let input = input(sweep_dir)?;
+    let out_dir = out.unwrap_or_else(|| crate::paths::report_dir(sweep_dir));
+    let output = write_report(&input, &out_dir)?;
+    Ok(Written { html: output.html, figures: output.figures.len() })
+}
+
+/// Everything the report of `sweep_dir` is drawn from, fitted now if need be.
+pub fn input(sweep_dir: &Path) -> Result<ReportInput> {
+    let sweep = SweepDir::open(sweep_dir)?;
+    let rows = crate::sweep::results(sweep_dir)?;
+    let mut notes = Vec::new();
+    let fit_file = crate::paths::fit_file(sweep_dir);
+    let fit = match current_fit(&fit_file, &rows) {
+        Some(fit) => fit,
+        None => {
+            notes.push(if fit_file.exists() { format!("{} was made from other results; fitted again", fit_file.display()) } else { format!("{} was missing; fitted now", fit_file.display()) });
+            crate::fit::fit_sweep(sweep_dir, &crate::fit::Options::default())?.fit
+        }
+    };
+    let mut curves = Vec::new();
+    let mut provenance = Vec::new();
+    for record in sweep.records()? {
+        let curve_path = sweep.trial_dir(&record.id).join(codescale_core::record::CURVE_FILE);
+        if curve_path.exists() {
+            match codescale_table::read_rows::<CurvePoint>(&curve_path) {
+                Ok(curve) => curves.push((record.id.clone(), curve)),
+                Err(e) => notes.push(format!("the curve of trial {} is unreadable ({e:#}); left out", record.id)),
+            }
+        }
+        if let Some(why) = &record.stale {
+            notes.push(format!("trial {} is a stale result kept with --reuse-stale: {why}", record.id));
+        }
+        if !record.provenance.started.is_empty() {
+            provenance.push((record.id.clone(), record.provenance.clone()));
+        }
+    }
+    let sweep_toml = std::fs::read_to_string(sweep_dir.join(codescale_sweep::runs::SWEEP_FILE)).ok();
+    Ok(ReportInput { sweep: sweep.name(), results: rows, curves, fit: Some(fit), provenance, sweep_toml, notes })
+}
+
+/// The fit at `path` if it was made from exactly these rows (with a sweep's N column).
+fn current_fit(path: &Path, rows: &[codescale_core::ResultRow]) -> Option<FitFile> {
+    let on_disk = path.exists().then(|| codescale_core::atomic::read_json::<FitFile>(path)).and_then(Result::ok)?;
+    (N_COLUMNS.contains(&on_disk.n_col.as_str()) && on_disk.input_hash == input_hash(&points_from_rows(rows, &on_disk.n_col))).then_some(on_disk)
+}

@@ -1,0 +1,71 @@
+//! One trial: `codescale train` (a trial file, outside any sweep) and `codescale trial run` (one
+//! planned trial of a prepared sweep, what each Slurm array task runs).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use codescale_core::error::line_of;
+use codescale_core::{BadInput, CorpusKey, TrialConfig, TrialRecord, TrialSpec};
+pub use codescale_sweep::trial::{run_planned, Outcome};
+pub use codescale_train::RunOptions;
+
+/// Reads a trial file (TOML with any trial key), applies `KEY=VALUE` overrides (`--set`) and
+/// resolves it; errors are bad input naming the file and line, or the override.
+pub fn load(path: &Path, sets: &[String]) -> Result<TrialConfig> {
+    let source = std::fs::read_to_string(path).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
+    let mut spec: TrialSpec = toml::from_str(&source).map_err(|e| {
+        let line = e.span().map(|s| line_of(&source, s.start)).unwrap_or(1);
+        BadInput(format!("{}:{line}: {}", path.display(), e.message().trim()))
+    })?;
+    for set in sets {
+        let (key, value) = set.split_once('=').ok_or_else(|| BadInput(format!("--set {set}: expected KEY=VALUE")))?;
+        spec.set(key.trim(), value.trim()).map_err(|m| BadInput(format!("--set {set}: {m}")))?;
+    }
+    spec.resolve().map_err(|e| {
+        let line = source.lines().position(|l| l.trim_start().strip_prefix(e.key).is_some_and(|r| r.trim_start().starts_with('='))).map(|i| i + 1);
+        let at = line.map(|l| format!(":{l}")).unwrap_or_default();
+        BadInput(format!("{}{at}: {e}", path.display())).into()
+    })
+}
+
+/// `path` is one trial's folder (it holds `trial.json`), not a sweep's.
+pub fn is_trial_dir(path: &Path) -> bool {
+    path.join(codescale_core::record::TRIAL_FILE).exists()
+}
+
+/// A trained trial and the folder it was trained in.
+pub struct Trained {
+    pub record: TrialRecord,
+    pub dir: PathBuf,
+}
+
+/// Trains the trial of a trial file ([`load`] with `sets`) into `out` (default
+/// `runs/trials/<id>`), building or reusing its corpus first; a trial stopped part way (by
+/// `opts.stop_after_steps`) resumes from its checkpoint when trained again into the same folder.
+/// A GPU backend that this machine cannot run is refused before the corpus is built.
+///
+/// ```
+/// use codescale::trial;
+///
+/// let lab = codescale::example::Lab::new()?;
+/// std::fs::write("t.toml", "corpus = \"recipe.toml\"\nlanguage = \"rust\"\nmodel = \"d32-l1\"\nseq_len = 32\nbatch_size = 8\ntokens = 2560\neval_tokens = 256\n")?;
+/// let opts = trial::RunOptions { quiet: true, ..Default::default() };
+/// let trained = trial::train("t.toml".as_ref(), &["lr=3e-3".to_string()], Some(lab.path().join("t")), &opts)?;
+/// assert_eq!(trained.record.metrics.steps, 10, "2560 tokens / (8 × 32)");
+/// assert_eq!(trained.record.config.lr, 3e-3);
+/// # anyhow::Ok(())
+/// ```
+pub fn train(path: &Path, sets: &[String], out: Option<PathBuf>, opts: &RunOptions) -> Result<Trained> {
+    let config = load(path, sets)?;
+    // A GPU that is not here is refused before the corpus is built, which can take minutes.
+    codescale_train::backend::device_name(&config).with_context(|| path.display().to_string())?;
+    let corpus = codescale_sweep::scheduler::corpus_for(&config, opts.quiet)?;
+    if !corpus.languages().contains(&config.language) {
+        return Err(BadInput(format!("{}: `language`: `{}` is not in corpus {} (it has: {})", path.display(), config.language, config.corpus, corpus.languages().join(", "))).into());
+    }
+    let config = config.bound_to(CorpusKey { manifest: corpus.hash().to_string(), tokenizer: corpus.tokenizer_hash().to_string() });
+    let dir = out.unwrap_or_else(|| PathBuf::from("runs/trials").join(config.trial_id()));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let record = codescale_train::train_trial(&dir, &config, &corpus, opts)?;
+    Ok(Trained { record, dir })
+}
