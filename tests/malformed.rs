@@ -85,3 +85,36 @@ fn training_on_a_missing_gpu_exits_2_naming_the_key() {
     assert_eq!(out.status.code(), Some(2), "{msg}");
     assert!(msg.contains("trial.toml:6: `device`"), "{msg}");
 }
+
+/// `--huber-delta`: `auto` matches the threshold to the scatter, a number fixes it, and anything
+/// else is bad input before anything is fitted or written. The threshold used is in the fit file.
+#[test]
+fn the_huber_threshold_is_matched_or_fixed_and_recorded() {
+    let lab = Lab::new();
+    let mut csv = String::from("n_params,tokens,loss\n");
+    for (i, n) in [1e5f64, 3e5, 1e6, 3e6].into_iter().enumerate() {
+        for (j, d) in [1e7f64, 3e7, 1e8, 3e8].into_iter().enumerate() {
+            // ±2 % of scatter, far above Chinchilla's 1e-3.
+            let wiggle = 1.0 + 0.02 * [1.0, -1.0, 0.5, -0.5][(i + j) % 4];
+            csv.push_str(&format!("{n},{d},{}\n", (1.7 + 400.0 / n.powf(0.34) + 410.0 / d.powf(0.28)) * wiggle));
+        }
+    }
+    std::fs::write(lab.path().join("points.csv"), csv).unwrap();
+    let delta = |args: &[&str], out: &str| {
+        let mut cmd = vec!["fit", "--table", "points.csv", "--bootstrap", "20", "--out", out];
+        cmd.extend_from_slice(args);
+        let run = lab.run(&cmd);
+        assert!(run.status.success(), "{}", text(&run));
+        let fit: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(lab.path().join(out)).unwrap()).unwrap();
+        fit["groups"][0]["law"]["huber_delta"].as_f64().unwrap()
+    };
+    let auto = delta(&[], "auto.json");
+    assert!(auto > 0.005 && auto < 0.05, "matched to the 2 % scatter: {auto}");
+    assert_eq!(delta(&["--huber-delta", "1e-3"], "fixed.json"), 1e-3);
+
+    let out = lab.run(&["fit", "--table", "points.csv", "--huber-delta", "0", "--out", "bad.json"]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(msg.contains("--huber-delta") && msg.contains("`0`"), "{msg}");
+    assert!(!lab.path().join("bad.json").exists(), "nothing written");
+}

@@ -52,11 +52,29 @@ pub struct FitArgs {
     /// marked extrapolated.
     #[arg(long, default_value_t = fit::Options::default().trust_factor)]
     pub trust_factor: f64,
+    /// Huber threshold on log loss: `auto` matches it to the points' scatter (1.345 × their
+    /// robust scale); a number fixes it (Chinchilla's is 1e-3).
+    #[arg(long, default_value = "auto", value_parser = huber_delta)]
+    pub huber_delta: HuberDelta,
+}
+
+/// `--huber-delta`: `None` for `auto`.
+#[derive(Debug, Clone, Copy)]
+pub struct HuberDelta(Option<f64>);
+
+fn huber_delta(s: &str) -> Result<HuberDelta, String> {
+    match s {
+        "auto" => Ok(HuberDelta(None)),
+        _ => match s.parse::<f64>() {
+            Ok(x) if x.is_finite() && x > 0.0 => Ok(HuberDelta(Some(x))),
+            _ => Err(format!("`{s}` is neither `auto` nor a positive number")),
+        },
+    }
 }
 
 impl FitArgs {
     fn options(&self) -> fit::Options {
-        fit::Options { n_col: self.n_col.clone(), bootstrap: self.bootstrap, seed: self.seed, weight_by_se: self.weight_by_se, trust_factor: self.trust_factor, out: self.out.clone() }
+        fit::Options { n_col: self.n_col.clone(), bootstrap: self.bootstrap, seed: self.seed, weight_by_se: self.weight_by_se, trust_factor: self.trust_factor, huber_delta: self.huber_delta.0, out: self.out.clone() }
     }
 
     fn columns(&self) -> fit::Columns {

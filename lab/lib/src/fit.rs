@@ -25,6 +25,9 @@ pub struct Options {
     /// Allocations for budgets beyond this multiple of the largest fitted trial's compute are
     /// marked extrapolated; at least 1.
     pub trust_factor: f64,
+    /// Huber threshold on log loss; `None` matches it to the points' scatter (see
+    /// [`FitOptions::delta`]).
+    pub huber_delta: Option<f64>,
     /// The fit file to write (default [`crate::paths::fit_file`] for a sweep,
     /// `fits/<table's stem>.json` for a table).
     pub out: Option<PathBuf>,
@@ -33,7 +36,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         let fit = FitOptions::default();
-        Options { n_col: None, bootstrap: fit.bootstrap, seed: fit.seed, weight_by_se: fit.weight_by_se, trust_factor: fit.trust_factor, out: None }
+        Options { n_col: None, bootstrap: fit.bootstrap, seed: fit.seed, weight_by_se: fit.weight_by_se, trust_factor: fit.trust_factor, huber_delta: fit.delta, out: None }
     }
 }
 
@@ -206,7 +209,7 @@ fn write_fit(name: &str, source: &str, points: &[Point], opts: &Options, n_col: 
     if !(opts.trust_factor.is_finite() && opts.trust_factor >= 1.0) {
         return Err(BadInput(format!("--trust-factor {}: must be a number ≥ 1", opts.trust_factor)).into());
     }
-    let fit_opts = FitOptions { bootstrap: opts.bootstrap, seed: opts.seed, n_col: n_col.to_string(), budgets: budgets.to_vec(), weight_by_se: opts.weight_by_se, trust_factor: opts.trust_factor, ..Default::default() };
+    let fit_opts = FitOptions { bootstrap: opts.bootstrap, seed: opts.seed, n_col: n_col.to_string(), budgets: budgets.to_vec(), weight_by_se: opts.weight_by_se, trust_factor: opts.trust_factor, delta: opts.huber_delta, ..Default::default() };
     let fit = codescale_fit::fit_points(name, source, points, &fit_opts);
     codescale_core::atomic::write_json(&out, &fit)?;
     Ok(Fitted { fit, path: out, left_out })
