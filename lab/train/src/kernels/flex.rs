@@ -307,14 +307,19 @@ impl Kernels for Ad {
 mod tests {
     //! Each fused op against the same op in burn's own tensor ops: values and gradients.
     use burn::backend::flex::FlexDevice;
-    use burn::tensor::{Distribution, Tensor};
+    use burn::tensor::Tensor;
 
     use super::super::composed;
     use super::*;
 
+    /// Standard normal values from the test's own generator: the backend's is global, and a
+    /// test on another thread drawing between its seeding and its draw would change the values
+    /// (the fused and reference runs then weighed their outputs differently).
     fn random<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<Ad, D> {
-        <Flex as Backend>::seed(&FlexDevice, seed);
-        Tensor::<Ad, D>::random(shape, Distribution::Normal(0.0, 1.0), &FlexDevice).require_grad()
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let values: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal)).collect();
+        Tensor::<Ad, D>::from_data(burn::tensor::TensorData::new(values, shape), &FlexDevice).require_grad()
     }
 
     fn assert_close<const D: usize>(what: &str, a: Tensor<Flex, D>, b: Tensor<Flex, D>) {
