@@ -5,9 +5,9 @@
 #   bench/throughput.sh [STEPS] [THREADS]
 #
 # Per shape, at THREADS and at 1 thread: tokens/s of each side and their ratio; each side's CPU
-# utilisation over the steps (100 % = one core busy), measured as the extra CPU time over the
-# extra wall time of a run with twice the steps, so that start-up (loading, `import torch`)
-# cancels out; and the achieved GFLOP/s, counting 6·N per token for every matrix-multiplied
+# utilisation over the steps (100 % = one core busy): PyTorch's from getrusage around its timed
+# steps, codescale's as the extra CPU time over the extra wall time of a run with twice the
+# steps, so that loading the corpus and building the model cancel out; and the achieved GFLOP/s, counting 6·N per token for every matrix-multiplied
 # parameter (the output head included, the embedding gather not) plus 6·layers·seq·d for
 # attention's two products. The first line names the CPU and the widest SIMD path it offers,
 # which both sides' kernels pick at run time.
@@ -57,17 +57,18 @@ TOML
     python3 -c "import json; print(json.load(open('$work/run/trial.json'))['metrics']['tokens_per_s'])"
 }
 
+# `theirs d l t` → "tok/s util" of the PyTorch reference.
 theirs() {
-    local d=$1 l=$2 t=$3 s=$4
-    timed "$work/torch.json" python3 bench/torch_reference.py --data "$shard" --d-model "$d" --layers "$l" --batch $batch --seq $seq --steps "$s" --threads "$t" >&3
-    python3 -c "import json; print(json.load(open('$work/torch.json'))['tokens_per_s'])"
+    python3 bench/torch_reference.py --data "$shard" --d-model "$1" --layers "$2" --batch $batch --seq $seq --steps "$steps" --threads "$3" \
+        | python3 -c "import json, sys; r = json.load(sys.stdin); print(r['tokens_per_s'], 100 * r['cpu_util'])"
 }
 
-# `utilisation SIDE d l t` → "tok/s util" from runs of `steps` and 2·`steps` steps.
+# `utilisation d l t` → "tok/s util" of codescale, from runs of `steps` and 2·`steps` steps.
 utilisation() {
-    local side=$1 d=$2 l=$3 t=$4
-    $side "$d" "$l" "$t" "$steps" 3>"$work/short" >/dev/null
-    local tps; tps=$($side "$d" "$l" "$t" $(( 2 * steps )) 3>"$work/long")
+    local d=$1 l=$2 t=$3
+    ours "$d" "$l" "$t" "$steps" 3>"$work/short" >/dev/null
+    local tps; tps=$(ours "$d" "$l" "$t" $(( 2 * steps )) 3>"$work/long")
+    echo "codescale d$d-l$l, $t thread(s): cpu and wall seconds, $steps steps: $(cat "$work/short"); $(( 2 * steps )) steps: $(cat "$work/long")" >&2
     python3 -c "
 s = open('$work/short').read().split(); l = open('$work/long').read().split()
 wall = float(l[1]) - float(s[1])
@@ -84,11 +85,12 @@ for shape in "128 4" "256 6" "384 8"; do
     d_ff=$(( ((8 * d + 2) / 3 + 15) / 16 * 16 ))
     flops_per_token=$(( 6 * (l * (4 * d * d + 3 * d * d_ff) + 256 * d) + 6 * l * seq * d ))
     for t in $threads 1; do
-        read -r a_tps a_util <<<"$(utilisation ours "$d" "$l" "$t")"
-        read -r b_tps b_util <<<"$(utilisation theirs "$d" "$l" "$t")"
+        read -r a_tps a_util <<<"$(utilisation "$d" "$l" "$t")"
+        read -r b_tps b_util <<<"$(theirs "$d" "$l" "$t")"
         python3 -c "
 f = $flops_per_token / 1e9
-print('%-9s %7d %15.0f %12.0f%% %9.1f %15.0f %12.0f%% %9.1f %7.2f' % ('d$d-l$l', $t, $a_tps, $a_util, $a_tps * f, $b_tps, $b_util, $b_tps * f, $a_tps / $b_tps))"
+a, au, b, bu = float('$a_tps'), float('$a_util'), float('$b_tps'), float('$b_util')
+print('%-9s %7d %15.0f %12.0f%% %9.1f %15.0f %12.0f%% %9.1f %7.2f' % ('d$d-l$l', $t, a, au, a * f, b, bu, b * f, a / b))"
         [ "$threads" = 1 ] && break
     done
 done

@@ -16,6 +16,7 @@ import argparse
 import contextlib
 import json
 import math
+import resource
 import time
 
 import torch
@@ -84,6 +85,11 @@ class Transformer(nn.Module):
         return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
 
 
+def cpu_seconds():
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--data", required=True, help="a codescale train shard (u16)")
@@ -141,6 +147,7 @@ def main():
         if step == args.warmup_steps:
             sync()
             start = time.perf_counter()
+            cpu_start = cpu_seconds()
         x, y = batch()
         with autocast():
             loss = step_model(x, y)
@@ -150,9 +157,12 @@ def main():
         opt.step()
     sync()
     elapsed = time.perf_counter() - start
+    cpu = cpu_seconds() - cpu_start
     tokens = args.steps * args.batch * args.seq
     out = {
         "tokens_per_s": tokens / elapsed,
+        # Process CPU time over the timed steps ÷ their wall time (1.0 = one core busy).
+        "cpu_util": cpu / elapsed,
         "steps": args.steps,
         "final_loss": loss.item(),
         "torch": torch.__version__,
