@@ -29,10 +29,10 @@ pub struct FitArgs {
     #[arg(long)]
     pub group_col: Option<String>,
     /// Bootstrap resamples for the confidence intervals.
-    #[arg(long, default_value_t = fit::Options::default().bootstrap)]
+    #[arg(long, default_value_t = fit::FitOptions::default().bootstrap)]
     pub bootstrap: usize,
     /// Seed of the bootstrap's resampling.
-    #[arg(long, default_value_t = fit::Options::default().seed)]
+    #[arg(long, default_value_t = fit::FitOptions::default().seed)]
     pub seed: u64,
     /// Output file (default fits/<name>.json).
     #[arg(long)]
@@ -50,7 +50,7 @@ pub struct FitArgs {
     pub weight_by_se: bool,
     /// Allocations for budgets beyond this multiple of the largest fitted trial's compute are
     /// marked extrapolated.
-    #[arg(long, default_value_t = fit::Options::default().trust_factor)]
+    #[arg(long, default_value_t = fit::FitOptions::default().trust_factor)]
     pub trust_factor: f64,
     /// Huber threshold on log loss: `auto` matches it to the points' scatter (1.345 × their
     /// robust scale); a number fixes it (Chinchilla's is 1e-3).
@@ -74,7 +74,8 @@ fn huber_delta(s: &str) -> Result<HuberDelta, String> {
 
 impl FitArgs {
     fn options(&self) -> fit::Options {
-        fit::Options { n_col: self.n_col.clone(), bootstrap: self.bootstrap, seed: self.seed, weight_by_se: self.weight_by_se, trust_factor: self.trust_factor, huber_delta: self.huber_delta.0, out: self.out.clone() }
+        let law = fit::FitOptions { bootstrap: self.bootstrap, seed: self.seed, weight_by_se: self.weight_by_se, trust_factor: self.trust_factor, delta: self.huber_delta.0, ..Default::default() };
+        fit::Options { n_col: self.n_col.clone(), fit: law, out: self.out.clone() }
     }
 
     fn columns(&self) -> fit::Columns {

@@ -8,36 +8,19 @@ use anyhow::Result;
 use codescale_core::BadInput;
 use codescale_fit::results::{budgets_around, points_from_rows};
 pub use codescale_fit::results::N_COLUMNS;
-pub use codescale_fit::{render_table, FitFile, GroupFit, Point};
-use codescale_fit::FitOptions;
+pub use codescale_fit::{render_table, FitFile, FitOptions, GroupFit, Point};
 
 /// How to fit, whatever the points come from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Options {
     /// The column N comes from (default `n_params`; for a sweep, one of [`N_COLUMNS`]).
     pub n_col: Option<String>,
-    /// Bootstrap resamples for the confidence intervals.
-    pub bootstrap: usize,
-    /// Seed of the bootstrap's resampling.
-    pub seed: u64,
-    /// Weight each point by the precision of its evaluation (its loss's standard error).
-    pub weight_by_se: bool,
-    /// Allocations for budgets beyond this multiple of the largest fitted trial's compute are
-    /// marked extrapolated; at least 1.
-    pub trust_factor: f64,
-    /// Huber threshold on log loss; `None` matches it to the points' scatter (see
-    /// [`FitOptions::delta`]).
-    pub huber_delta: Option<f64>,
+    /// The fitter's own options (bootstrap, seed, Huber threshold, weighting, trust range). Its
+    /// `n_col` is set from the field above and its `budgets` from the points' compute.
+    pub fit: FitOptions,
     /// The fit file to write (default [`crate::paths::fit_file`] for a sweep,
     /// `fits/<table's stem>.json` for a table).
     pub out: Option<PathBuf>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        let fit = FitOptions::default();
-        Options { n_col: None, bootstrap: fit.bootstrap, seed: fit.seed, weight_by_se: fit.weight_by_se, trust_factor: fit.trust_factor, huber_delta: fit.delta, out: None }
-    }
 }
 
 /// Which columns of a table of your own hold what (for [`fit_table`]).
@@ -80,7 +63,7 @@ impl Fitted {
 ///
 /// let lab = codescale::example::Lab::new()?;
 /// let summary = sweep::run(&lab.sweep()?, &lab.run_config())?;
-/// let fitted = fit::fit_sweep(&summary.dir, &fit::Options { bootstrap: 50, ..Default::default() })?;
+/// let fitted = fit::fit_sweep(&summary.dir, &fit::Options { fit: fit::FitOptions { bootstrap: 50, ..Default::default() }, ..Default::default() })?;
 /// assert_eq!(fitted.path, lab.path().join("fits/tiny.json"));
 /// let rust = &fitted.fit.groups[0];
 /// assert_eq!((rust.group.as_str(), rust.n_points), ("rust", 6));
@@ -114,7 +97,7 @@ pub fn fit_sweep(sweep_dir: &Path, opts: &Options) -> Result<Fitted> {
 /// }
 /// let dir = tempfile::tempdir()?;
 /// std::fs::write(dir.path().join("mine.csv"), csv)?;
-/// let opts = fit::Options { bootstrap: 50, out: Some(dir.path().join("mine.json")), ..Default::default() };
+/// let opts = fit::Options { fit: fit::FitOptions { bootstrap: 50, ..Default::default() }, out: Some(dir.path().join("mine.json")), ..Default::default() };
 /// let fitted = fit::fit_table(&dir.path().join("mine.csv"), &fit::Columns::default(), &opts)?;
 /// let law = fitted.fit.groups[0].law.as_ref().expect("12 points make a law");
 /// assert!((law.alpha_n.value - 0.34).abs() < 0.02, "{}", law.alpha_n.value);
@@ -206,10 +189,11 @@ fn listing(problems: &[String]) -> String {
 
 #[allow(clippy::too_many_arguments)]
 fn write_fit(name: &str, source: &str, points: &[Point], opts: &Options, n_col: &str, budgets: &[f64], out: PathBuf, left_out: Vec<String>) -> Result<Fitted> {
-    if !(opts.trust_factor.is_finite() && opts.trust_factor >= 1.0) {
-        return Err(BadInput(format!("--trust-factor {}: must be a number ≥ 1", opts.trust_factor)).into());
+    let trust_factor = opts.fit.trust_factor;
+    if !(trust_factor.is_finite() && trust_factor >= 1.0) {
+        return Err(BadInput(format!("--trust-factor {trust_factor}: must be a number ≥ 1")).into());
     }
-    let fit_opts = FitOptions { bootstrap: opts.bootstrap, seed: opts.seed, n_col: n_col.to_string(), budgets: budgets.to_vec(), weight_by_se: opts.weight_by_se, trust_factor: opts.trust_factor, delta: opts.huber_delta, ..Default::default() };
+    let fit_opts = FitOptions { n_col: n_col.to_string(), budgets: budgets.to_vec(), ..opts.fit.clone() };
     let fit = codescale_fit::fit_points(name, source, points, &fit_opts);
     codescale_core::atomic::write_json(&out, &fit)?;
     Ok(Fitted { fit, path: out, left_out })
