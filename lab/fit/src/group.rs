@@ -90,8 +90,9 @@ fn too_few(group: &str, pts: &[&Point]) -> Option<String> {
 }
 
 /// Fits the law to `pts` and checks it against `targets` (held out: predicted, never fitted).
-pub(crate) fn fit_group(group: &str, pts: &[&Point], targets: &[&Point], opts: &FitOptions) -> GroupFit {
+pub(crate) fn fit_group(group: &str, all: &[&Point], targets: &[&Point], opts: &FitOptions) -> GroupFit {
     let seed = derive_seed(opts.seed, group);
+    let pts = &best_configurations(all);
     let mut out = GroupFit {
         group: group.to_string(),
         n_points: pts.len(),
@@ -105,6 +106,7 @@ pub(crate) fn fit_group(group: &str, pts: &[&Point], targets: &[&Point], opts: &
         extrapolation: None,
         rolling: vec![],
         targets: vec![],
+        tuned_out: all.len() - pts.len(),
         replicates: replicates(pts),
         max_flops: pts.iter().map(|p| compute(p)).fold(0.0, f64::max),
         points: pts
@@ -135,7 +137,7 @@ pub(crate) fn fit_group(group: &str, pts: &[&Point], targets: &[&Point], opts: &
         out.isoflop = Some(fit);
         out.warnings.append(&mut notes);
     }
-    let hp: Vec<HyperInput> = pts
+    let hp: Vec<HyperInput> = all
         .iter()
         .filter_map(|p| {
             let (lr, bt) = (
@@ -164,6 +166,32 @@ pub(crate) fn fit_group(group: &str, pts: &[&Point], targets: &[&Point], opts: &
         out.warnings.append(&mut notes);
     }
     out
+}
+
+/// The points a law is fitted to. Where several configurations (learning rate, batch size,
+/// warmup, …) were trained at one (N, D) of a language, only the best one's points are kept
+/// (lowest mean loss over its replicates): a law describes a well-tuned model, so a sweep that
+/// searches the rate at every size is fitted at each size's best rate, and the other
+/// configurations inform only the hyperparameter laws.
+fn best_configurations<'a>(pts: &[&'a Point]) -> Vec<&'a Point> {
+    // A configuration: the sweep's config id, or for a table of your own its LR, batch and warmup.
+    let config = |p: &Point| p.config.clone().unwrap_or_else(|| format!("{:?}", [p.lr, p.batch_tokens, p.warmup_steps].map(|x| x.map(f64::to_bits))));
+    let cell = |p: &Point| (p.group.clone(), p.n.to_bits(), p.d.to_bits());
+    let mut mean: Vec<((String, u64, u64), String, f64, usize)> = Vec::new();
+    for p in pts {
+        let (c, k) = (cell(p), config(p));
+        match mean.iter_mut().find(|m| m.0 == c && m.1 == k) {
+            Some(m) => {
+                m.2 += p.loss;
+                m.3 += 1;
+            }
+            None => mean.push((c, k, p.loss, 1)),
+        }
+    }
+    let best = |c: &(String, u64, u64)| {
+        mean.iter().filter(|m| &m.0 == c).min_by(|a, b| (a.2 / a.3 as f64).total_cmp(&(b.2 / b.3 as f64))).map(|m| m.1.clone())
+    };
+    pts.iter().copied().filter(|p| best(&cell(p)).as_deref() == Some(config(p).as_str())).collect()
 }
 
 /// Training compute of a point: recorded, or 6·N·D.

@@ -72,6 +72,10 @@ pub struct GroupFit {
     /// interval, against the measured loss.
     #[serde(default)]
     pub targets: Vec<TargetCheck>,
+    /// Points left out of the law (and the IsoFLOP fit) because a better configuration was
+    /// trained at their (N, D); they still inform the hyperparameter laws.
+    #[serde(default)]
+    pub tuned_out: usize,
     /// The spread of each configuration measured more than once (replicates: other seeds).
     #[serde(default)]
     pub replicates: Vec<Replicates>,

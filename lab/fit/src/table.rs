@@ -90,6 +90,12 @@ pub fn render_table(fit: &FitFile) -> String {
         if let Some(m) = &g.message {
             lines.push(m.clone());
         }
+        if g.tuned_out > 0 {
+            lines.push(format!(
+                "law fitted at the best configuration of each (N, D): {} points of other configurations inform only the hyperparameter laws",
+                g.tuned_out
+            ));
+        }
         if let Some(i) = &g.isoflop {
             lines.push(format!(
                 "IsoFLOP over {} budgets: a = {}, b = {}",

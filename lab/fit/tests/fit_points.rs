@@ -260,3 +260,34 @@ fn isoflop_and_hyper_sweeps_through_fit_points() {
     let table = render_table(&fit);
     assert!(table.contains("IsoFLOP over 3 budgets") && table.contains("η_opt(C)"), "{table}");
 }
+
+/// A sweep that trains three learning rates at every (N, D), one of them (not always the same)
+/// on the law and the others worse, with two seeds each: the law is the best configuration's,
+/// every replicate of it kept, and the rest are left to the hyperparameter laws.
+#[test]
+fn law_is_fitted_at_the_best_configuration_of_each_size_and_budget() {
+    let mut pts = vec![];
+    for (cell, p) in sweep("python", &PY, 0.0, 1).into_iter().enumerate() {
+        let best = cell % 3;
+        for (i, lr) in [1e-3, 3e-3, 1e-2].into_iter().enumerate() {
+            let worse = 1.0 + 0.04 * ((i + 3 - best) % 3) as f64;
+            for seed in 0..2 {
+                pts.push(Point {
+                    id: format!("c{cell}-lr{i}-s{seed}"),
+                    config: Some(format!("c{cell}-lr{i}")),
+                    lr: Some(lr),
+                    batch_tokens: Some(2048.0),
+                    loss: p.loss * worse * (1.0 + 0.001 * seed as f64),
+                    ..p.clone()
+                });
+            }
+        }
+    }
+    let g = &fit_points_at("tuned", "t", &pts, &opts(0), "2026-01-01T00:00:00Z").groups[0];
+    assert_eq!((g.n_points, g.tuned_out), (60, 120));
+    assert_eq!(g.replicates.len(), 30, "both seeds of each best configuration are fitted");
+    let law = g.law.as_ref().expect("law");
+    assert!((law.alpha.value / PY.alpha - 1.0).abs() < 0.02, "α {} against {}", law.alpha.value, PY.alpha);
+    assert!(law.rmse_log < 0.002, "only on-law points were fitted: RMSE {}", law.rmse_log);
+    assert!(render_table(&fit_points_at("tuned", "t", &pts, &opts(0), "x")).contains("120 points of other configurations"));
+}

@@ -62,6 +62,7 @@ pub fn input(sweep_dir: &Path) -> Result<ReportInput> {
             crate::fit::fit_sweep(sweep_dir, &crate::fit::Options::default())?.fit
         }
     };
+    let n_fits = if rows.iter().any(|r| !r.arch.is_empty() && r.arch != "dense") { by_active_and_total(sweep_dir, &rows, &fit, &mut notes)? } else { Vec::new() };
     let mut curves = Vec::new();
     let mut provenance = Vec::new();
     for record in sweep.records()? {
@@ -80,7 +81,26 @@ pub fn input(sweep_dir: &Path) -> Result<ReportInput> {
         }
     }
     let sweep_toml = std::fs::read_to_string(sweep_dir.join(codescale_sweep::runs::SWEEP_FILE)).ok();
-    Ok(ReportInput { sweep: sweep.name(), results: rows, curves, fit: Some(fit), provenance, sweep_toml, notes })
+    Ok(ReportInput { sweep: sweep.name(), results: rows, curves, fit: Some(fit), n_fits, provenance, sweep_toml, notes })
+}
+
+/// For a sweep with mixture-of-experts trials: its fits against active and against total
+/// (non-embedding) parameters, other than the main fit, from `fits/<sweep>.<n_col>.json` when
+/// those are of these results, else fitted now and written there.
+fn by_active_and_total(sweep_dir: &Path, rows: &[codescale_core::ResultRow], main: &FitFile, notes: &mut Vec<String>) -> Result<Vec<FitFile>> {
+    let mut fits = Vec::new();
+    for n_col in ["n_params_active", "n_params"].into_iter().filter(|c| *c != main.n_col) {
+        let path = crate::paths::fit_file_by(sweep_dir, n_col);
+        match current_fit(&path, rows) {
+            Some(fit) if fit.n_col == n_col => fits.push(fit),
+            _ => {
+                notes.push(format!("fitted against {n_col} for the dense-vs-MoE laws: {}", path.display()));
+                let opts = crate::fit::Options { n_col: Some(n_col.into()), out: Some(path), ..Default::default() };
+                fits.push(crate::fit::fit_sweep(sweep_dir, &opts)?.fit);
+            }
+        }
+    }
+    Ok(fits)
 }
 
 /// The fit at `path` if it was made from exactly these rows (with a sweep's N column).

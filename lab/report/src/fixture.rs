@@ -141,8 +141,13 @@ pub fn row(
 /// The fitter as `codescale fit` runs it, with fewer bootstrap resamples so that the tests
 /// stay quick, on the rows of one sweep that finished or not.
 fn fit(sweep: &str, rows: &[ResultRow]) -> FitFile {
-    let opts = FitOptions { bootstrap: BOOTSTRAP, budgets: BUDGETS.to_vec(), ..FitOptions::default() };
-    fit_points_at(sweep, &format!("runs/{sweep}/results.parquet"), &points_from_rows(rows, "n_params"), &opts, CREATED)
+    fit_by(sweep, rows, "n_params")
+}
+
+/// [`fit`] with N from `n_col`.
+fn fit_by(sweep: &str, rows: &[ResultRow], n_col: &str) -> FitFile {
+    let opts = FitOptions { bootstrap: BOOTSTRAP, budgets: BUDGETS.to_vec(), n_col: n_col.into(), ..FitOptions::default() };
+    fit_points_at(sweep, &format!("runs/{sweep}/results.parquet"), &points_from_rows(rows, n_col), &opts, CREATED)
 }
 
 /// Enough resamples for intervals that look like the real ones.
@@ -239,6 +244,23 @@ fn full_sweep() -> ReportInput {
             results.push(row(sweep, "done", "python", "moe", active * 4.0, d, 3e-3, 32, 50, Some(loss)));
         }
     }
+    // Both architectures over learning rate × batch at one size and budget, MoE the more
+    // sensitive (its bowl twice as steep); the MoE's most aggressive corner diverges.
+    let (active, d) = (SIZES[1], TOKENS[2]);
+    for (arch, steepness) in [("dense", 0.02), ("moe", 0.04)] {
+        let n = if arch == "moe" { active * 4.0 } else { active };
+        let best = results.iter().find(|r| r.arch == arch && r.language == "python" && r.n_params == n && r.tokens == d).and_then(|r| r.val_loss).expect("the grid's centre was trained");
+        for lr in [1e-3, 3e-3, 1e-2] {
+            for batch in [32, 64] {
+                if (lr, batch) == (3e-3, 32) {
+                    continue;
+                }
+                let off = (lr / 3e-3f64).log10().powi(2) + if batch == 64 { 0.3 } else { 0.0 };
+                let diverges = arch == "moe" && lr == 1e-2 && batch == 64;
+                results.push(row(sweep, if diverges { "diverged" } else { "done" }, "python", arch, n, d, lr, batch, 50, (!diverges).then(|| best * (1.0 + steepness * off))));
+            }
+        }
+    }
     // A language with too few finished trials to fit.
     let go = TrueLaw { e: 0.8, a: 55.0, b: 50.0, alpha: 0.33, beta: 0.31 };
     for &n in &SIZES[..3] {
@@ -247,6 +269,7 @@ fn full_sweep() -> ReportInput {
     }
     results.push(row(sweep, "failed", "rust", "dense", 1e7, 5e6, 3e-3, 32, 50, None));
     let mut fit_file = fit(sweep, &results);
+    let n_fits = vec![fit_by(sweep, &results, "n_params_active")];
 
     // The learning-rate × batch slices are fitted apart, as the lab's LR sweeps are (their
     // off-optimum losses would bend the law): with the grid trials at their budgets, python's
@@ -271,6 +294,7 @@ fn full_sweep() -> ReportInput {
         results,
         curves,
         fit: Some(fit_file),
+        n_fits,
         provenance,
         sweep_toml: Some(SWEEP_TOML.into()),
         notes: Vec::new(),
@@ -346,6 +370,7 @@ pub fn partly_failed() -> ReportInput {
         fit: Some(fit(sweep, &results)),
         results,
         curves: Vec::new(),
+        n_fits: Vec::new(),
         provenance: Vec::new(),
         sweep_toml: None,
         notes: vec!["2 trial records could not be read and were skipped".into()],

@@ -32,6 +32,9 @@ pub struct ReportInput {
     /// (trial id, curve) per trial that recorded one.
     pub curves: Vec<(String, Vec<codescale_core::CurvePoint>)>,
     pub fit: Option<codescale_fit::FitFile>,
+    /// The same results fitted against other N columns than `fit`'s (for a sweep with
+    /// mixture-of-experts trials: active and total parameters, drawn side by side).
+    pub n_fits: Vec<codescale_fit::FitFile>,
     /// (trial id, provenance) per trial record.
     pub provenance: Vec<(String, codescale_core::Provenance)>,
     /// The sweep file as run.

@@ -17,7 +17,8 @@ const FULL_FIGURES: &[(&str, u32)] = &[
     ("isoflop", 1400),
     ("hyper_heatmap", 1400),
     ("hyper_lr", 1400),
-    ("dense_vs_moe", 1000),
+    ("dense_vs_moe", 1400),
+    ("lr_batch_sensitivity", 1400),
     ("residuals", 1400),
 ];
 

@@ -47,16 +47,22 @@ pub fn plan(trials: &[TrialConfig], runs_root: &Path, rungs: impl Fn(&TrialConfi
 }
 
 /// How many WSD trials cannot share a trunk only because their learning rates differ, as a
-/// rule with a `d_exponent` makes them: each budget then runs at its own constant rate.
+/// rule with a `d_exponent` makes them: each budget then runs at its own constant rate. A trial
+/// counts when it would train alone although a trial of another budget differs from it only in
+/// rate (an LR grid whose budgets share trunks rate by rate is not split).
 pub fn split_by_lr(trials: &[TrialConfig]) -> usize {
-    let mut trunks_of: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut per_trunk: BTreeMap<String, usize> = BTreeMap::new();
+    let mut budgets_of: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    let mut lone = Vec::new();
     for c in trials {
         if let Some(id) = c.trunk_id() {
+            *per_trunk.entry(id.clone()).or_default() += 1;
             let same_rate = TrialConfig { lr: 1.0, ..c.clone() }.trunk_id().expect("still WSD");
-            trunks_of.entry(same_rate).or_default().insert(id);
+            budgets_of.entry(same_rate.clone()).or_default().insert(c.tokens.to_bits());
+            lone.push((id, same_rate));
         }
     }
-    trunks_of.values().filter(|ids| ids.len() > 1).map(|ids| ids.len()).sum()
+    lone.iter().filter(|(id, same_rate)| per_trunk[id] == 1 && budgets_of[same_rate].len() > 1).count()
 }
 
 /// Training FLOPs of `trials` trained alone, and with the branches of `branches` (each trunk
@@ -90,6 +96,10 @@ mod tests {
         assert_eq!(split_by_lr(&same), 0);
         let apart = [trial(1e5, 1e-3), trial(3e5, 2e-3)];
         assert_eq!(split_by_lr(&apart), 2);
+        // A learning-rate grid whose budgets share one trunk per rate, or that has one budget.
+        let grid = [trial(1e5, 1e-3), trial(3e5, 1e-3), trial(1e5, 2e-3), trial(3e5, 2e-3)];
+        assert_eq!(split_by_lr(&grid), 0);
+        assert_eq!(split_by_lr(&[trial(1e5, 1e-3), trial(1e5, 2e-3)]), 0);
     }
 
     fn trial(tokens: f64, lr: f64) -> TrialConfig {

@@ -34,6 +34,7 @@ pub const ALL_NAMES: &[&str] = &[
     "hyper_heatmap",
     "hyper_lr",
     "dense_vs_moe",
+    "lr_batch_sensitivity",
     "residuals",
 ];
 
