@@ -55,6 +55,9 @@ pub fn refit_on_smallest(points: &[Triple], keep: usize, delta: f64) -> Result<E
     let fit = fit_grid(&Data::new(&train), delta, &chinchilla_grid()).ok_or("the refit failed from every start")?;
     let points: Vec<FitPoint> = test.iter().map(|&(n, d, loss)| FitPoint { n, d, loss, predicted: Some(fit.law.predict(n, d)) }).collect();
     let errs: Vec<f64> = points.iter().map(|p| (p.predicted.unwrap_or(f64::NAN) / p.loss - 1.0).abs()).collect();
+    if errs.iter().any(|e| !e.is_finite()) {
+        return Err("the refitted law's prediction at the held-out sizes is not a finite number".into());
+    }
     Ok(Extrapolation {
         held_out_n,
         mean_abs_rel_error: errs.iter().sum::<f64>() / errs.len() as f64,

@@ -54,11 +54,25 @@ pub(crate) fn fit_all(points: &[Point], opts: &FitOptions) -> (Vec<GroupFit>, Ve
     names.dedup();
     let in_group = |g: &str, target: bool| kept.iter().copied().filter(|p| p.group == g && p.target == target).collect::<Vec<&Point>>();
     let mut jobs: Vec<(String, Vec<&Point>, Vec<&Point>)> = names.iter().map(|&g| (g.to_string(), in_group(g, false), in_group(g, true))).collect();
-    if jobs.iter().filter(|(_, pts, _)| !pts.is_empty()).count() > 1 {
-        jobs.push((POOLED.to_string(), kept.iter().copied().filter(|p| !p.target).collect(), vec![]));
+    // Languages pooled per architecture: dense and mixture-of-experts models follow different
+    // laws, so pooling them would fit neither.
+    let mut archs: Vec<&str> = names.iter().map(|g| arch_of(g)).collect();
+    archs.sort();
+    archs.dedup();
+    for arch in archs {
+        let of_arch = |g: &str| arch_of(g) == arch;
+        if jobs.iter().filter(|(g, pts, _)| of_arch(g) && !pts.is_empty()).count() > 1 {
+            let name = if arch.is_empty() { POOLED.to_string() } else { format!("{POOLED}/{arch}") };
+            jobs.push((name, kept.iter().copied().filter(|p| !p.target && of_arch(&p.group)).collect(), vec![]));
+        }
     }
     let groups = jobs.par_iter().map(|(g, pts, targets)| fit_group(g, pts, targets, opts)).collect();
     (groups, excluded)
+}
+
+/// The architecture part of a group name (`python/moe` → `moe`, `python` → ``).
+fn arch_of(group: &str) -> &str {
+    group.split_once('/').map_or("", |(_, arch)| arch)
 }
 
 fn distinct(xs: impl Iterator<Item = f64>) -> Vec<f64> {

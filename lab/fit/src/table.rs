@@ -205,7 +205,7 @@ pub fn target_line(t: &TargetCheck) -> String {
 pub fn law_summary(fit: &FitFile) -> String {
     let mut lines = Vec::new();
     let mut flagged = false;
-    for group in fit.groups.iter().filter(|g| g.group != "pooled") {
+    for group in fit.groups.iter().filter(|g| crate::results::language_of(&g.group) != crate::group::POOLED) {
         match &group.law {
             Some(law) => {
                 let param = |e: &Estimate, name: &str| {

@@ -291,3 +291,15 @@ fn law_is_fitted_at_the_best_configuration_of_each_size_and_budget() {
     assert!(law.rmse_log < 0.002, "only on-law points were fitted: RMSE {}", law.rmse_log);
     assert!(render_table(&fit_points_at("tuned", "t", &pts, &opts(0), "x")).contains("120 points of other configurations"));
 }
+
+/// Languages are pooled per architecture: dense and MoE points never share a pooled law.
+#[test]
+fn pooled_fits_never_mix_architectures() {
+    let mut pts = sweep("python", &PY, 0.0, 1);
+    pts.extend(sweep("go", &GO, 0.0, 2));
+    pts.extend(sweep("python/moe", &GO, 0.0, 3));
+    let names = |pts: &[Point]| fit_points_at("p", "t", pts, &opts(0), "x").groups.into_iter().map(|g| (g.group, g.n_points)).collect::<Vec<_>>();
+    assert_eq!(names(&pts), [("go".into(), 30), ("python".into(), 30), ("python/moe".into(), 30), ("pooled".into(), 60)]);
+    pts.extend(sweep("go/moe", &PY, 0.0, 4));
+    assert_eq!(names(&pts).last(), Some(&("pooled/moe".to_string(), 60)));
+}

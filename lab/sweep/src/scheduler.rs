@@ -152,7 +152,7 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
     let overall = multi.add(ProgressBar::new(queue.len() as u64));
     overall.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} trials · {msg} · ETA {eta}").expect("template").progress_chars("=> "));
     overall.set_prefix(sweep.name.clone());
-    let queue = Mutex::new(VecDeque::from(queue));
+    let queue = Mutex::new(Dispatch { queue: VecDeque::from(queue), busy: Vec::new() });
     let outcomes: Mutex<BTreeMap<&'static str, usize>> = Mutex::new(BTreeMap::new());
     let (trained, ended) = (AtomicUsize::new(0), AtomicUsize::new(0));
 
@@ -162,7 +162,7 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
                 if lock.lost() {
                     break;
                 }
-                let Some(i) = queue.lock().unwrap().pop_front() else { break };
+                let Some(i) = queue.lock().unwrap().next(&branches) else { break };
                 let mut config = plan.trials[i].clone();
                 config.threads = Some(threads);
                 config.checkpoint_interval = config.checkpoint_every();
@@ -189,6 +189,7 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
                         "unclaimed"
                     }
                 };
+                queue.lock().unwrap().done(&branches[i]);
                 bar.finish_and_clear();
                 multi.remove(&bar);
                 *outcomes.lock().unwrap().entry(label).or_default() += 1;
@@ -205,6 +206,32 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
 
     let rows = dir.write_results()?;
     Ok(Summary { dir: dir.path.clone(), rows, trained: trained.into_inner(), skipped: skipped + ended.into_inner(), notes })
+}
+
+/// The local executor's queue, in plan order, and the WSD trunks its running trials branch from.
+struct Dispatch {
+    queue: VecDeque<usize>,
+    busy: Vec<PathBuf>,
+}
+
+impl Dispatch {
+    /// The next trial to start: the first whose trunk no running trial branches from, so that a
+    /// job never waits on the trunk's lock with its cores idle while another trunk could train;
+    /// the first of all when every trunk left is busy.
+    fn next(&mut self, branches: &[Option<Branch>]) -> Option<usize> {
+        let free = self.queue.iter().position(|&i| branches[i].as_ref().is_none_or(|b| !self.busy.contains(&b.trunk_dir)));
+        let i = self.queue.remove(free.unwrap_or(0))?;
+        if let Some(b) = &branches[i] {
+            self.busy.push(b.trunk_dir.clone());
+        }
+        Some(i)
+    }
+
+    fn done(&mut self, branch: &Option<Branch>) {
+        if let Some(at) = branch.as_ref().and_then(|b| self.busy.iter().position(|t| *t == b.trunk_dir)) {
+            self.busy.swap_remove(at);
+        }
+    }
 }
 
 /// What a prepared sweep has left to train, once what is on disk is repaired and reused.
@@ -347,4 +374,31 @@ pub fn build_corpora(trials: &[TrialConfig], quiet: bool) -> Result<Corpora> {
 pub fn corpus_for(config: &TrialConfig, quiet: bool) -> Result<Corpus> {
     let opts = BuildOptions { tokenizer: Some(config.tokenizer.clone()), quiet, ..Default::default() };
     codescale_data::build(Path::new(&config.corpus), &opts).map_err(codescale_data::CorpusError::into_anyhow)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn branch(trunk: &str) -> Option<Branch> {
+        Some(Branch { trunk_dir: PathBuf::from(trunk), eval_steps: Vec::new(), fork_steps: Vec::new() })
+    }
+
+    #[test]
+    fn two_jobs_never_start_on_one_trunk_while_another_is_free() {
+        // Plan order: three budgets of trunk a, three of trunk b, one trial without a trunk.
+        let branches = [branch("a"), branch("a"), branch("a"), branch("b"), branch("b"), branch("b"), None];
+        let mut d = Dispatch { queue: (0..7).collect(), busy: Vec::new() };
+        assert_eq!(d.next(&branches), Some(0));
+        assert_eq!(d.next(&branches), Some(3), "the second job skips to trunk b");
+        d.done(&branches[0]);
+        assert_eq!(d.next(&branches), Some(1), "trunk a is free again");
+        assert_eq!(d.next(&branches), Some(6), "a and b busy: the lone trial");
+        d.done(&branches[6]);
+        assert_eq!(d.next(&branches), Some(2), "every trunk left is busy: the first in order");
+        assert_eq!(d.busy.iter().filter(|t| t.as_path() == Path::new("a")).count(), 2);
+        d.done(&branches[1]);
+        d.done(&branches[3]);
+        assert_eq!(d.next(&branches), Some(4));
+    }
 }
