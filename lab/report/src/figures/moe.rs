@@ -198,7 +198,7 @@ fn sensitivity(ctx: &Ctx) -> Result<Made> {
     let caption = "How much loss each architecture gives up away from its best learning rate and batch size: \
                    the final validation loss over the best configuration at the same size and budget, in %, at \
                    the largest budget trained on a grid (one colour per size, solid for the smallest batch, \
-                   dashed for larger ones). The box gives the mean and largest excess over every size and \
+                   dashed for larger ones). Each title gives the mean and largest excess over every size and \
                    budget of the grid, and how many runs diverged; the panels share their y axis."
         .to_string();
     Ok(Made::Fig(render("lr_batch_sensitivity", "LR × batch sensitivity, dense vs MoE", caption, &Grid(SensitivityPanels { panels, y_max }), false)?))
@@ -269,7 +269,8 @@ impl Panels for SensitivityPanels {
         let lrs = s.lines.values().flatten().map(|p| p.0);
         let (x0, x1) = pad_log(log_extent(lrs).unwrap_or((1e-4, 1e-2)), 0.08);
         let (y0, y1) = pad_lin((0.0, self.y_max.max(1.0)), 0.06);
-        let title = format!("{} · D = {}", s.group, fmt_si(s.budget));
+        // The grid's summary goes in the title: a box inside would sit on the lines.
+        let title = format!("{} · D = {} · excess mean {:.1} %, max {:.1} %, {} diverged", s.group, fmt_si(s.budget), s.mean, s.worst, s.diverged);
         let mut c = chart(area, &title, Scale::log(x0, x1, fmt_num), Scale::linear(y0, y1, fmt_pct), "learning rate", "loss over the best (%)")?;
         for ((n, b), pts) in &s.lines {
             let (n, b) = (f64::from_bits(*n), f64::from_bits(*b));
@@ -286,7 +287,6 @@ impl Panels for SensitivityPanels {
             legend_entry(&mut c, &format!("batch {} tokens", fmt_si(*b)), style::TEXT, Some(mark), false)?;
         }
         legend(&mut c, SeriesLabelPosition::UpperRight)?;
-        note(&c, &[format!("mean excess {:.1} %, largest {:.1} %", s.mean, s.worst), format!("diverged: {}", s.diverged)])?;
         Ok(())
     }
 }
