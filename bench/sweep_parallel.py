@@ -53,7 +53,7 @@ def run(work: Path, runs: str, jobs: int, asha: bool):
 
 
 def main():
-    subprocess.run(["cargo", "build", "-q", "--bin", "codescale"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "-q", "--workspace", "--bin", "codescale"], cwd=ROOT, check=True)
     cores = os.cpu_count()
     work = Path(tempfile.mkdtemp())
     try:

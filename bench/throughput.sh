@@ -18,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-20}
 threads=${2:-2}
-cargo build -q --bin codescale
+cargo build -q --workspace --bin codescale
 bin=target/debug/codescale
 $bin corpus build corpora/local.toml --quiet >/dev/null
 shard=$(ls corpus/local-bytes/python.train.bin)

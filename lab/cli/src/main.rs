@@ -173,6 +173,16 @@ enum TrialCommand {
         /// Train it again if it failed, even when its failure looked permanent.
         #[arg(long)]
         retry_failed: bool,
+        /// Threads to train with (default: what Slurm allocated, else every core).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// A built corpus folder to train from instead of building or checking the recipe's;
+        /// refused unless it is the corpus the trial was planned against.
+        #[arg(long)]
+        corpus: Option<PathBuf>,
+        /// Progress and outcome as lines on stdout, for the local executor that started it.
+        #[arg(long, hide = true)]
+        child: bool,
     },
 }
 
@@ -211,7 +221,14 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             SweepCommand::Status { sweep, runs, json } => train::status(&sweep, &runs, json),
             SweepCommand::Convert { sweep, out } => convert(&sweep, out.as_deref()),
         },
-        Command::Trial { command: TrialCommand::Run { sweep_dir, index, retry_failed } } => train::trial_run(&sweep_dir, index, retry_failed, quiet),
+        Command::Trial { command: TrialCommand::Run { sweep_dir, index, retry_failed, threads, corpus, child } } => {
+            let opts = codescale::trial::TaskOptions { retry_failed, quiet, threads, corpus, progress: None };
+            if child {
+                train::trial_run_as_child(&sweep_dir, index, opts)
+            } else {
+                train::trial_run(&sweep_dir, index, &opts)
+            }
+        }
         Command::Fit(args) => analyse::fit(&args, quiet).map(|_| ExitCode::SUCCESS),
         Command::Report { sweep_dir, out } => codescale::report::render(&sweep_dir, out).map(|report| {
             println!("{report}");

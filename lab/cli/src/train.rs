@@ -118,7 +118,7 @@ pub enum Ran {
 /// Runs the sweep on its executor; on Slurm, `wait` follows the arrays to their end.
 pub fn run_sweep(path: &Path, args: &RunArgs, wait: bool, quiet: bool) -> Result<Ran> {
     let sweep = Sweep::load(path)?;
-    let cfg = RunConfig { runs_root: args.runs.clone(), jobs: args.jobs, quiet, cores: None, retry_failed: args.retry_failed, reuse_stale: args.reuse_stale, confirmed: args.yes };
+    let cfg = RunConfig { runs_root: args.runs.clone(), jobs: args.jobs, quiet, cores: None, retry_failed: args.retry_failed, reuse_stale: args.reuse_stale, confirmed: args.yes, trial_exe: Some(std::env::current_exe()?) };
     let summary = match args.executor.unwrap_or(sweep.executor) {
         Executor::Local => sweep::run(&sweep, &cfg)?,
         Executor::Slurm => match on_slurm(path, &sweep, &cfg, args, wait)? {
@@ -200,8 +200,8 @@ mod interrupt {
     }
 }
 
-pub fn trial_run(sweep_dir: &Path, index: usize, retry_failed: bool, quiet: bool) -> Result<ExitCode> {
-    let (id, outcome) = trial::run_planned(sweep_dir, index, retry_failed, quiet)?;
+pub fn trial_run(sweep_dir: &Path, index: usize, opts: &trial::TaskOptions) -> Result<ExitCode> {
+    let (id, outcome) = trial::run_planned(sweep_dir, index, opts)?;
     match outcome {
         Outcome::Trained(record) => {
             print_record(&record, &sweep_dir.join("trials").join(&id));
@@ -216,6 +216,16 @@ pub fn trial_run(sweep_dir: &Path, index: usize, retry_failed: bool, quiet: bool
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `trial run --child`: the trial of one of the local executor's jobs, telling its parent how
+/// far it got and how it ended (see [`codescale_sweep::child`]).
+pub fn trial_run_as_child(sweep_dir: &Path, index: usize, opts: trial::TaskOptions) -> Result<ExitCode> {
+    let reporter = codescale_sweep::child::ProgressReporter::start();
+    let (_, outcome) = trial::run_planned(sweep_dir, index, &trial::TaskOptions { progress: Some(reporter.bar.clone()), ..opts })?;
+    drop(reporter);
+    println!("{}", codescale_sweep::child::outcome_line(&outcome));
+    Ok(ExitCode::SUCCESS)
 }
 
 pub fn status(path: &Path, runs: &Path, json: bool) -> Result<ExitCode> {

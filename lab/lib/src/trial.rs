@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use codescale_core::error::line_of;
 use codescale_core::{BadInput, CorpusKey, TrialConfig, TrialRecord, TrialSpec};
-pub use codescale_sweep::trial::{run_planned, Outcome};
+pub use codescale_sweep::trial::{run_planned, Outcome, TaskOptions};
 pub use codescale_train::RunOptions;
 
 /// Reads a trial file (TOML with any trial key), applies `KEY=VALUE` overrides (`--set`) and

@@ -2,6 +2,7 @@
 
 pub mod asha;
 pub mod branches;
+pub mod child;
 pub mod estimate;
 pub mod lease;
 pub mod lock;

@@ -18,6 +18,7 @@ use codescale_train::Branch;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::asha::Asha;
+use crate::child::{train_in_child, Reported};
 use crate::lease::{Acquired, Lease};
 use crate::lock::SweepLock;
 use crate::plan::plan;
@@ -40,11 +41,15 @@ pub struct RunConfig {
     pub reuse_stale: bool,
     /// Run a plan estimated to take longer than [`CONFIRM_ABOVE_S`](crate::estimate::CONFIRM_ABOVE_S).
     pub confirmed: bool,
+    /// The `codescale` program to train each trial in a child process of (`trial run
+    /// --child`, see [`crate::child`]); without it (a library caller) trials are threads of
+    /// this process, which slow each other when several run at once.
+    pub trial_exe: Option<PathBuf>,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig { runs_root: PathBuf::from("runs"), jobs: None, quiet: false, cores: None, retry_failed: false, reuse_stale: false, confirmed: false }
+        RunConfig { runs_root: PathBuf::from("runs"), jobs: None, quiet: false, cores: None, retry_failed: false, reuse_stale: false, confirmed: false, trial_exe: None }
     }
 }
 
@@ -139,7 +144,8 @@ pub fn prepare(sweep: &Sweep, cfg: &RunConfig) -> Result<(SweepDir, Plan, Planne
 pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
     let (dir, plan, Planned { corpora, notes: planning_notes, .. }) = prepare(sweep, cfg)?;
     let lock = SweepLock::acquire(&dir.path)?;
-    let Triage { queue, skipped, notes: triage_notes } = triage(&dir, &plan, cfg)?;
+    let Triage { mut queue, skipped, notes: triage_notes } = triage(&dir, &plan, cfg)?;
+    longest_first(&mut queue, &plan.trials);
     let notes = Mutex::new(planning_notes.into_iter().chain(triage_notes).collect::<Vec<_>>());
 
     let jobs = cfg.jobs.or(sweep.jobs).unwrap_or(1).max(1).min(queue.len().max(1));
@@ -171,22 +177,30 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
                 bar.set_style(ProgressStyle::with_template("  {prefix:16} {pos}/{len} steps [{bar:20}] {msg}").expect("template").progress_chars("=> "));
                 bar.set_prefix(format!("{} {}", config.language, config.model));
                 let run = TrialRun { dir: &dir, asha: asha.as_ref(), branch: branches[i].clone(), retry_failed: cfg.retry_failed, progress: Some(bar.clone()), quiet: true };
-                let label = match run.run(&config, || corpora.get(&config)) {
-                    Ok(Outcome::Trained(record)) => {
+                let outcome = match &cfg.trial_exe {
+                    Some(exe) => corpora.get(&config).and_then(|corpus| train_in_child(exe, &dir.path, i, threads, &corpus.dir, cfg.retry_failed, &bar)),
+                    None => run.run(&config, || corpora.get(&config)).map(|o| match o {
+                        Outcome::Trained(record) => Reported::Trained(record.status),
+                        Outcome::Ended(status) => Reported::Ended(status),
+                        Outcome::Busy(owner) => Reported::Busy(owner.map_or("another process".into(), |o| o.describe())),
+                    }),
+                };
+                let label = match outcome {
+                    Ok(Reported::Trained(status)) => {
                         trained.fetch_add(1, Ordering::Relaxed);
-                        record.status.as_str()
+                        status.as_str()
                     }
-                    Ok(Outcome::Ended(status)) => {
+                    Ok(Reported::Ended(status)) => {
                         ended.fetch_add(1, Ordering::Relaxed);
                         status.as_str()
                     }
-                    Ok(Outcome::Busy(owner)) => {
-                        notes.lock().unwrap().push(format!("trial {id} is being trained by {}; left to it", owner.map_or("another process".into(), |o| o.describe())));
+                    Ok(Reported::Busy(owner)) => {
+                        notes.lock().unwrap().push(format!("trial {id} is being trained by {owner}; left to it"));
                         "busy elsewhere"
                     }
                     Err(e) => {
-                        notes.lock().unwrap().push(format!("trial {id} could not be claimed: {e:#}"));
-                        "unclaimed"
+                        notes.lock().unwrap().push(format!("trial {id} could not be run: {e:#}"));
+                        "not run"
                     }
                 };
                 queue.lock().unwrap().done(&branches[i]);
@@ -208,7 +222,17 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
     Ok(Summary { dir: dir.path.clone(), rows, trained: trained.into_inner(), skipped: skipped + ended.into_inner(), notes })
 }
 
-/// The local executor's queue, in plan order, and the WSD trunks its running trials branch from.
+/// Orders `queue` (plan indices) by each trial's training compute, largest first, plan order
+/// among equals. The big trials (held-out targets, each trunk's longest budget, which trains
+/// the trunk and leaves its siblings only their cooldowns) then start while every job still has
+/// work, and small ones fill the end, instead of one long trial on one core while the others
+/// idle.
+fn longest_first(queue: &mut [usize], trials: &[TrialConfig]) {
+    let compute = |c: &TrialConfig| c.params().flops_per_token() * (c.tokens_per_step() * c.total_steps()) as f64;
+    queue.sort_by(|&a, &b| compute(&trials[b]).total_cmp(&compute(&trials[a])));
+}
+
+/// The local executor's queue, in the order trials should start, and the WSD trunks its running trials branch from.
 struct Dispatch {
     queue: VecDeque<usize>,
     busy: Vec<PathBuf>,
@@ -382,6 +406,17 @@ mod tests {
 
     fn branch(trunk: &str) -> Option<Branch> {
         Some(Branch { trunk_dir: PathBuf::from(trunk), eval_steps: Vec::new(), fork_steps: Vec::new() })
+    }
+
+    #[test]
+    fn the_largest_trials_start_first_and_equals_keep_plan_order() {
+        let trial = |model: &str, tokens: f64| {
+            codescale_core::TrialSpec { language: Some("go".into()), model: Some(model.into()), batch_size: Some(4), seq_len: Some(16), tokens: Some(tokens), ..Default::default() }.resolve().unwrap()
+        };
+        let trials = [trial("d32-l2", 1e4), trial("d128-l2", 1e4), trial("d32-l2", 2e4), trial("d32-l2", 1e4), trial("d128-l2", 2e4)];
+        let mut queue = vec![0, 1, 2, 3, 4];
+        longest_first(&mut queue, &trials);
+        assert_eq!(queue, [4, 1, 2, 0, 3]);
     }
 
     #[test]

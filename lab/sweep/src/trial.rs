@@ -97,22 +97,51 @@ impl TrialRun<'_> {
     }
 }
 
-/// `codescale trial run <sweep_dir> --index N`, what each Slurm array task runs: the trial at
-/// plan index `index` of a prepared sweep, with the sweep's rungs and branches, its threads
-/// taken from what Slurm allocated. Returns the trial's id and how it went.
-pub fn run_planned(sweep_dir: &Path, index: usize, retry_failed: bool, quiet: bool) -> Result<(String, Outcome)> {
+/// How `codescale trial run` trains its trial, besides the plan: a Slurm array task gives none
+/// of these; the local executor's child processes give all of them.
+#[derive(Debug, Clone, Default)]
+pub struct TaskOptions {
+    /// Train a `failed` trial again even when its cause looked permanent.
+    pub retry_failed: bool,
+    pub quiet: bool,
+    /// Threads to train with (default: what Slurm allocated, else every core).
+    pub threads: Option<usize>,
+    /// A built corpus folder to train from, as the parent already checked it is current; it must
+    /// be the corpus the trial is planned against (manifest and tokenizer hash).
+    pub corpus: Option<std::path::PathBuf>,
+    /// The bar to drive.
+    pub progress: Option<ProgressBar>,
+}
+
+/// `codescale trial run <sweep_dir> --index N`, what each Slurm array task and each of the local
+/// executor's child processes runs: the trial at plan index `index` of a prepared sweep, with
+/// the sweep's rungs and branches. Returns the trial's id and how it went.
+pub fn run_planned(sweep_dir: &Path, index: usize, opts: &TaskOptions) -> Result<(String, Outcome)> {
     let dir = SweepDir::open(sweep_dir)?;
     let plan = dir.plan()?;
     let mut config = plan.trials.get(index).cloned().ok_or_else(|| BadInput(format!("{} plans {} trials; there is no index {index}", sweep_dir.display(), plan.trials.len())))?;
-    config.threads = crate::slurm::allocated_cpus();
+    config.threads = opts.threads.or_else(crate::slurm::allocated_cpus);
     config.checkpoint_interval = config.checkpoint_every();
     // The same trunk and rungs as the local executor would use: the plan's, under the runs folder.
     let sweep = Sweep::load(&sweep_dir.join(SWEEP_FILE))?;
     let runs_root = sweep_dir.parent().unwrap_or(Path::new("."));
     let branch = plan_branches(&sweep, &plan.trials, runs_root).swap_remove(index);
     let asha = asha_of(&sweep, &dir);
-    let run = TrialRun { dir: &dir, asha: asha.as_ref(), branch, retry_failed, progress: None, quiet };
-    let corpus = || corpus_for(&config, true);
+    let run = TrialRun { dir: &dir, asha: asha.as_ref(), branch, retry_failed: opts.retry_failed, progress: opts.progress.clone(), quiet: opts.quiet };
+    let corpus = || match &opts.corpus {
+        Some(path) => open_planned_corpus(path, &config),
+        None => corpus_for(&config, true),
+    };
     let outcome = run.run(&config, corpus)?;
     Ok((config.trial_id(), outcome))
+}
+
+/// The built corpus at `path`, if it is the one `config` was planned against.
+fn open_planned_corpus(path: &Path, config: &TrialConfig) -> Result<Corpus> {
+    let corpus = Corpus::open(path)?;
+    let key = codescale_core::CorpusKey { manifest: corpus.hash().to_string(), tokenizer: corpus.tokenizer_hash().to_string() };
+    if config.corpus_key.as_ref() != Some(&key) {
+        return Err(BadInput(format!("{} is not the corpus trial {} was planned against", path.display(), config.trial_id())).into());
+    }
+    Ok(corpus)
 }
