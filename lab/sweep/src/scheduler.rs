@@ -1,5 +1,6 @@
-//! The local executor: trials in parallel, each with its share of the cores, that survives
-//! being killed at any moment.
+//! The local executor: trials in parallel, each with its share of the cores and (from the CLI)
+//! in a process of its own ([`crate::child`]), largest first, that survives being killed at any
+//! moment.
 //!
 //! Every state change is an atomic write of `trial.json`, so after a crash the folder tells
 //! exactly what happened: `done` (and every other final status) is never run again, `running`
@@ -176,10 +177,9 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
                 let bar = multi.insert_before(&overall, ProgressBar::new(config.total_steps() as u64));
                 bar.set_style(ProgressStyle::with_template("  {prefix:16} {pos}/{len} steps [{bar:20}] {msg}").expect("template").progress_chars("=> "));
                 bar.set_prefix(format!("{} {}", config.language, config.model));
-                let run = TrialRun { dir: &dir, asha: asha.as_ref(), branch: branches[i].clone(), retry_failed: cfg.retry_failed, progress: Some(bar.clone()), quiet: true };
                 let outcome = match &cfg.trial_exe {
                     Some(exe) => corpora.get(&config).and_then(|corpus| train_in_child(exe, &dir.path, i, threads, &corpus.dir, cfg.retry_failed, &bar)),
-                    None => run.run(&config, || corpora.get(&config)).map(|o| match o {
+                    None => TrialRun { dir: &dir, asha: asha.as_ref(), branch: branches[i].clone(), retry_failed: cfg.retry_failed, progress: Some(bar.clone()), quiet: true }.run(&config, || corpora.get(&config)).map(|o| match o {
                         Outcome::Trained(record) => Reported::Trained(record.status),
                         Outcome::Ended(status) => Reported::Ended(status),
                         Outcome::Busy(owner) => Reported::Busy(owner.map_or("another process".into(), |o| o.describe())),
@@ -232,7 +232,8 @@ fn longest_first(queue: &mut [usize], trials: &[TrialConfig]) {
     queue.sort_by(|&a, &b| compute(&trials[b]).total_cmp(&compute(&trials[a])));
 }
 
-/// The local executor's queue, in the order trials should start, and the WSD trunks its running trials branch from.
+/// The local executor's queue, in the order trials should start, and the WSD trunks its
+/// running trials branch from.
 struct Dispatch {
     queue: VecDeque<usize>,
     busy: Vec<PathBuf>,
