@@ -1,5 +1,7 @@
 //! Filtering points, grouping them, and running every analysis on one group.
 
+use std::collections::BTreeMap;
+
 use rayon::prelude::*;
 
 use crate::allocation::{allocation_with_intervals, default_budgets};
@@ -191,21 +193,19 @@ fn best_configurations<'a>(pts: &[&'a Point]) -> Vec<&'a Point> {
     // A configuration: the sweep's config id, or for a table of your own its LR, batch and warmup.
     let config = |p: &Point| p.config.clone().unwrap_or_else(|| format!("{:?}", [p.lr, p.batch_tokens, p.warmup_steps].map(|x| x.map(f64::to_bits))));
     let cell = |p: &Point| (p.group.clone(), p.n.to_bits(), p.d.to_bits());
-    let mut mean: Vec<((String, u64, u64), String, f64, usize)> = Vec::new();
+    let mut sums: BTreeMap<_, (f64, usize)> = BTreeMap::new();
     for p in pts {
-        let (c, k) = (cell(p), config(p));
-        match mean.iter_mut().find(|m| m.0 == c && m.1 == k) {
-            Some(m) => {
-                m.2 += p.loss;
-                m.3 += 1;
-            }
-            None => mean.push((c, k, p.loss, 1)),
+        let s = sums.entry((cell(p), config(p))).or_default();
+        *s = (s.0 + p.loss, s.1 + 1);
+    }
+    let mut best: BTreeMap<_, (f64, String)> = BTreeMap::new();
+    for ((cell, config), (sum, count)) in sums {
+        let mean = sum / count as f64;
+        if best.get(&cell).is_none_or(|b| mean < b.0) {
+            best.insert(cell, (mean, config));
         }
     }
-    let best = |c: &(String, u64, u64)| {
-        mean.iter().filter(|m| &m.0 == c).min_by(|a, b| (a.2 / a.3 as f64).total_cmp(&(b.2 / b.3 as f64))).map(|m| m.1.clone())
-    };
-    pts.iter().copied().filter(|p| best(&cell(p)).as_deref() == Some(config(p).as_str())).collect()
+    pts.iter().copied().filter(|p| best[&cell(p)].1 == config(p)).collect()
 }
 
 /// Training compute of a point: recorded, or 6·N·D.

@@ -271,9 +271,9 @@ fn full_sweep() -> ReportInput {
     let mut fit_file = fit(sweep, &results);
     let n_fits = vec![fit_by(sweep, &results, "n_params_active")];
 
-    // The learning-rate × batch slices are fitted apart, as the lab's LR sweeps are (their
-    // off-optimum losses would bend the law): with the grid trials at their budgets, python's
-    // hyperparameter laws come from them.
+    // The learning-rate × batch slices are fitted apart, as the lab's LR sweeps are, so that
+    // python's law (whose values the tests check) comes from the N × D grid alone: with the grid
+    // trials at their budgets, python's hyperparameter laws come from them.
     let slices = hyper_slices(sweep, &py);
     let at_slice = |r: &&ResultRow| r.language == "python" && r.arch == "dense" && slices.iter().any(|s| (s.n_params, s.tokens) == (r.n_params, r.tokens));
     let slice_rows: Vec<ResultRow> = results.iter().filter(at_slice).cloned().chain(slices.iter().cloned()).collect();

@@ -53,16 +53,16 @@ pub fn plan(trials: &[TrialConfig], runs_root: &Path, rungs: impl Fn(&TrialConfi
 pub fn split_by_lr(trials: &[TrialConfig]) -> usize {
     let mut per_trunk: BTreeMap<String, usize> = BTreeMap::new();
     let mut budgets_of: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
-    let mut lone = Vec::new();
+    let mut keys = Vec::new();
     for c in trials {
         if let Some(id) = c.trunk_id() {
             *per_trunk.entry(id.clone()).or_default() += 1;
             let same_rate = TrialConfig { lr: 1.0, ..c.clone() }.trunk_id().expect("still WSD");
             budgets_of.entry(same_rate.clone()).or_default().insert(c.tokens.to_bits());
-            lone.push((id, same_rate));
+            keys.push((id, same_rate));
         }
     }
-    lone.iter().filter(|(id, same_rate)| per_trunk[id] == 1 && budgets_of[same_rate].len() > 1).count()
+    keys.iter().filter(|(id, same_rate)| per_trunk[id] == 1 && budgets_of[same_rate].len() > 1).count()
 }
 
 /// Training FLOPs of `trials` trained alone, and with the branches of `branches` (each trunk
