@@ -146,3 +146,31 @@ fn dense_and_moe_of_equal_active_size_finish_in_one_sweep() {
     assert_eq!(moe.n_params_active - dense.n_params_active, 32.0 * 4.0);
     assert!(moe.n_params_total > dense.n_params_total);
 }
+
+/// `trial run --corpus` (what the local executor gives its child processes) trains from the
+/// given corpus only if it is the trial's: another corpus, or a folder that is none, is a
+/// mistake in the command (exit 2, nothing written), not a failure recorded against the trial.
+#[test]
+fn trial_run_refuses_a_corpus_the_trial_was_not_planned_against() {
+    let lab = Lab::new();
+    let sweep = lab.sweep("given", "tokens = 2560\n");
+    let out = lab.run(&["sweep", "run", sweep.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let trials = lab.path().join("runs/given/trials");
+    std::fs::remove_dir_all(&trials).unwrap();
+    let corpus = std::fs::read_dir(lab.path().join("corpus")).unwrap().map(|e| e.unwrap().path()).find(|p| p.join("manifest.json").exists()).expect("the sweep built its corpus");
+    // The same shards under a manifest that names other contents.
+    let other = lab.path().join("other-corpus");
+    common::copy_tree(&corpus, &other);
+    let manifest = std::fs::read_to_string(other.join("manifest.json")).unwrap();
+    let hash = serde_json::from_str::<serde_json::Value>(&manifest).unwrap()["hash"].as_str().unwrap().to_string();
+    std::fs::write(other.join("manifest.json"), manifest.replace(&hash, &"0".repeat(hash.len()))).unwrap();
+    for (given, says) in [(other.as_path(), "is not the corpus trial"), (lab.path().join("nowhere").as_path(), "is not a corpus directory")] {
+        let out = lab.run(&["trial", "run", "runs/given", "--index", "0", "--corpus", given.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(text(&out).contains(says), "{}", text(&out));
+        assert!(!trials.exists(), "nothing is written for a refused command");
+    }
+    let out = lab.run(&["trial", "run", "runs/given", "--index", "0", "--corpus", corpus.to_str().unwrap(), "--threads", "1"]);
+    assert!(out.status.success() && text(&out).contains(" done: "), "{}", text(&out));
+}

@@ -128,8 +128,11 @@ pub fn run_planned(sweep_dir: &Path, index: usize, opts: &TaskOptions) -> Result
     let branch = plan_branches(&sweep, &plan.trials, runs_root).swap_remove(index);
     let asha = asha_of(&sweep, &dir);
     let run = TrialRun { dir: &dir, asha: asha.as_ref(), branch, retry_failed: opts.retry_failed, progress: opts.progress.clone(), quiet: opts.quiet };
-    let corpus = || match &opts.corpus {
-        Some(path) => open_planned_corpus(path, &config),
+    // A corpus given on the command line is checked before the trial is claimed: the wrong one
+    // is a mistake in the command (exit 2), not a failure to record against the trial.
+    let given = opts.corpus.as_deref().map(|path| open_planned_corpus(path, &config)).transpose()?;
+    let corpus = || match given {
+        Some(corpus) => Ok(corpus),
         None => corpus_for(&config, true),
     };
     let outcome = run.run(&config, corpus)?;
@@ -138,7 +141,7 @@ pub fn run_planned(sweep_dir: &Path, index: usize, opts: &TaskOptions) -> Result
 
 /// The built corpus at `path`, if it is the one `config` was planned against.
 fn open_planned_corpus(path: &Path, config: &TrialConfig) -> Result<Corpus> {
-    let corpus = Corpus::open(path)?;
+    let corpus = Corpus::open(path).map_err(|e| BadInput(format!("--corpus {}: {e:#}", path.display())))?;
     let key = codescale_core::CorpusKey { manifest: corpus.hash().to_string(), tokenizer: corpus.tokenizer_hash().to_string() };
     if config.corpus_key.as_ref() != Some(&key) {
         return Err(BadInput(format!("{} is not the corpus trial {} was planned against", path.display(), config.trial_id())).into());
