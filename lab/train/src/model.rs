@@ -27,11 +27,14 @@ impl<B: Backend> Linear<B> {
     pub fn new(init: &mut Init<'_, B>, d_in: usize, d_out: usize, std: f64) -> Self {
         Linear { weight: init.normal([d_in, d_out], std), bf16: init.bf16 }
     }
+}
+
+impl<B: Kernels> Linear<B> {
     pub fn forward(&self, x: Tensor<B, 2>) -> Tensor<B, 2> {
         if self.bf16 {
             x.cast(FloatDType::BF16).matmul(self.weight.val().cast(FloatDType::BF16)).cast(FloatDType::F32)
         } else {
-            x.matmul(self.weight.val())
+            B::project(x, self.weight.val())
         }
     }
 }

@@ -14,6 +14,7 @@ use burn::tensor::{Int, Shape, Tensor, TensorData, TensorMetadata, TensorPrimiti
 use burn_flex::FlexTensor;
 
 use super::cpu::{self, Heads};
+use super::gemm::{self, Mat};
 use super::moe::{self, Expert, Plan};
 use super::{ExpertWeights, Kernels, Routed, RMS_EPS};
 
@@ -52,6 +53,17 @@ fn inner<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {
 // Forward passes on contiguous host tensors, shared by inference (Flex) and training
 // (Autodiff<Flex>); each returns its output and what its backward pass keeps.
 
+/// `x·w` for `x: [m, k]`, `w: [k, n]`.
+fn project(x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
+    let (m, [k, n]) = (x.shape()[0], dims2(w));
+    flex(gemm::product(Mat::new(host(x), m, k), Mat::new(host(w), k, n)), [m, n])
+}
+
+fn dims2(t: &FlexTensor) -> [usize; 2] {
+    let shape = t.shape();
+    [shape[0], shape[1]]
+}
+
 /// Output and log-sum-exp `[b·h, t]`.
 fn attention(q: &FlexTensor, k: &FlexTensor, v: &FlexTensor) -> (FlexTensor, FlexTensor) {
     let sh = heads(&q.shape());
@@ -84,6 +96,9 @@ fn cross_entropy(logits: &FlexTensor, targets: &[i64]) -> (FlexTensor, FlexTenso
 }
 
 impl Kernels for Flex {
+    fn project(x: Tensor<Self, 2>, w: Tensor<Self, 2>) -> Tensor<Self, 2> {
+        wrap(project(&inner(x), &inner(w)))
+    }
     fn causal_attention(q: Tensor<Self, 4>, k: Tensor<Self, 4>, v: Tensor<Self, 4>) -> Tensor<Self, 4> {
         wrap(attention(&inner(q), &inner(k), &inner(v)).0)
     }
@@ -147,6 +162,28 @@ fn backward<S, const N: usize>(ops: Ops<S, N>, grads: &mut Gradients, grad: impl
     for (parent, value) in ops.parents.into_iter().zip(grad(ops.state, dy)) {
         if let Some(node) = parent {
             grads.register::<Flex>(node.id, value);
+        }
+    }
+}
+
+#[derive(Debug)]
+struct LinearGrad;
+
+impl Backward<Flex, 2> for LinearGrad {
+    /// x, w.
+    type State = [FlexTensor; 2];
+    fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
+        let [x, w] = ops.state;
+        let ([m, k], n) = (dims2(&x), dims2(&w)[1]);
+        let dy_ = Mat::new(host(&dy), m, n);
+        // Each gradient only for a parent that wants one: each is a full matrix product.
+        let [x_node, w_node] = ops.parents;
+        if let Some(node) = x_node {
+            grads.register::<Flex>(node.id, flex(gemm::product(dy_, Mat::new(host(&w), k, n).t()), [m, k]));
+        }
+        if let Some(node) = w_node {
+            grads.register::<Flex>(node.id, flex(gemm::product(Mat::new(host(&x), m, k).t(), dy_), [k, n]));
         }
     }
 }
@@ -255,6 +292,12 @@ fn host_of(t: &AdTensor) -> FlexTensor {
 }
 
 impl Kernels for Ad {
+    fn project(x: Tensor<Self, 2>, w: Tensor<Self, 2>) -> Tensor<Self, 2> {
+        let (x, w) = (prim(x), prim(w));
+        let (xf, wf) = (host_of(&x), host_of(&w));
+        let y = project(&xf, &wf);
+        wrap(record(LinearGrad, [&x, &w], [xf, wf], y))
+    }
     fn causal_attention(q: Tensor<Self, 4>, k: Tensor<Self, 4>, v: Tensor<Self, 4>) -> Tensor<Self, 4> {
         let (q, k, v) = (prim(q), prim(k), prim(v));
         let (qf, kf, vf) = (host_of(&q), host_of(&k), host_of(&v));
@@ -349,6 +392,28 @@ mod tests {
         assert_close(&format!("{name} output"), y_fused, y_ref);
         for (i, (a, b)) in g_fused.into_iter().zip(g_ref).enumerate() {
             assert_close(&format!("{name} gradient of input {i}"), a, b);
+        }
+    }
+
+    /// The projection makes burn-flex's own gemm call, so it matches burn's matmul bit for bit,
+    /// forward and backward: swapping it in changes no trial's losses.
+    #[test]
+    fn project_is_bit_identical_to_burn() {
+        // A small product (one thread) and one above the threading threshold.
+        for (m, k, n) in [(33, 20, 17), (300, 200, 130)] {
+            let (x, w) = (random([m, k], 11), random([k, n], 12));
+            let run = |f: &dyn Fn(Tensor<Ad, 2>, Tensor<Ad, 2>) -> Tensor<Ad, 2>| {
+                let (x, w) = (x.clone().detach().require_grad(), w.clone().detach().require_grad());
+                let y = f(x.clone(), w.clone());
+                let grads = (y.clone() * random::<2>([m, n], 13).detach()).sum().backward();
+                [y.inner(), x.grad(&grads).unwrap(), w.grad(&grads).unwrap()].map(|t| t.into_data().to_vec::<f32>().unwrap())
+            };
+            let (ours, burns) = (run(&|x, w| Ad::project(x, w)), run(&|x, w| x.matmul(w)));
+            for (what, (a, b)) in ["output", "gradient of x", "gradient of w"].iter().zip(ours.iter().zip(&burns)) {
+                assert!(a == b, "[{m}, {k}]·[{k}, {n}] {what} differs from burn's matmul");
+            }
+            let inference = Flex::project(x.clone().inner(), w.clone().inner()).into_data().to_vec::<f32>().unwrap();
+            assert!(inference == burns[0], "inference output differs from burn's matmul");
         }
     }
 

@@ -1,13 +1,14 @@
 //! The model's fused operations, as a burn backend extension.
 //!
 //! [`Kernels`] names the operations where burn's generic ops cost the most on the CPU
-//! (attention, RMSNorm, SwiGLU, rotary, cross-entropy, routed experts). Its default methods
-//! compose burn's tensor ops (what CUDA uses, where burn fuses kernels itself); Flex and
-//! `Autodiff<Flex>` override them with the one-pass kernels of [`cpu`] and [`moe`] and
-//! hand-written backward passes.
+//! (projections, attention, RMSNorm, SwiGLU, rotary, cross-entropy, routed experts). Its
+//! default methods compose burn's tensor ops (what CUDA uses, where burn fuses kernels
+//! itself); Flex and `Autodiff<Flex>` override them with the one-pass kernels of [`cpu`],
+//! [`moe`] and [`gemm`] and hand-written backward passes.
 
 pub mod cpu;
 mod flex;
+mod gemm;
 pub mod moe;
 
 use burn::tensor::activation::{log_softmax, silu};
@@ -19,6 +20,10 @@ use burn::tensor::{Bool, Int, Tensor};
 pub const RMS_EPS: f32 = 1e-6;
 
 pub trait Kernels: Backend {
+    /// `x·w` for `x: [n, d_in]` and a weight `w: [d_in, d_out]`.
+    fn project(x: Tensor<Self, 2>, w: Tensor<Self, 2>) -> Tensor<Self, 2> {
+        x.matmul(w)
+    }
     /// Causal softmax attention; `q`, `k`, `v` and the result are `[batch, time, heads, head_dim]`.
     fn causal_attention(q: Tensor<Self, 4>, k: Tensor<Self, 4>, v: Tensor<Self, 4>) -> Tensor<Self, 4> {
         composed::causal_attention(q, k, v)

@@ -12,10 +12,10 @@ use std::cell::RefCell;
 use std::ops::Range;
 use std::sync::Mutex;
 
-use gemm::{gemm, Parallelism};
 use rayon::prelude::*;
 
 use super::cpu::{dot, sigmoid, simd, ROWS};
+use super::gemm::{matmul, Mat};
 
 /// Rows of one expert per parallel task.
 const BLOCK: usize = 128;
@@ -332,59 +332,3 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     r
 }
 
-/// A matrix read through strides: a row-major `[rows, cols]` slice, or a transposed view.
-#[derive(Clone, Copy)]
-struct Mat<'a> {
-    data: &'a [f32],
-    rows: usize,
-    cols: usize,
-    row_stride: usize,
-    col_stride: usize,
-}
-
-impl<'a> Mat<'a> {
-    fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        assert_eq!(data.len(), rows * cols, "a [{rows}, {cols}] matrix");
-        Mat { data, rows, cols, row_stride: cols, col_stride: 1 }
-    }
-    fn t(self) -> Self {
-        Mat { rows: self.cols, cols: self.rows, row_stride: self.col_stride, col_stride: self.row_stride, ..self }
-    }
-    /// Rows `r` of the matrix as it reads.
-    fn rows(self, r: Range<usize>) -> Self {
-        Mat { data: &self.data[r.start * self.row_stride..], rows: r.len(), ..self }
-    }
-    fn fits(&self) -> bool {
-        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < self.data.len()
-    }
-}
-
-/// `dst = a·b`, or `dst += a·b` with `accumulate`; `dst` is row-major `[a.rows, b.cols]`. One
-/// thread: the callers parallelise over blocks.
-fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
-    assert!(a.cols == b.rows && dst.len() == a.rows * b.cols && a.fits() && b.fits(), "matmul shapes");
-    // SAFETY: the asserts keep every element gemm reads or writes inside its slice.
-    unsafe {
-        gemm(
-            a.rows,
-            b.cols,
-            a.cols,
-            dst.as_mut_ptr(),
-            1,
-            b.cols as isize,
-            accumulate,
-            a.data.as_ptr(),
-            a.col_stride as isize,
-            a.row_stride as isize,
-            b.data.as_ptr(),
-            b.col_stride as isize,
-            b.row_stride as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        );
-    }
-}
