@@ -9,8 +9,11 @@
 # steps, codescale's as the extra CPU time over the extra wall time of a run with twice the
 # steps, so that loading the corpus and building the model cancel out; and the achieved GFLOP/s, counting 6·N per token for every matrix-multiplied
 # parameter (the output head included, the embedding gather not) plus 6·layers·seq·d for
-# attention's two products. The first line names the CPU and the widest SIMD path it offers,
-# which both sides' kernels pick at run time.
+# attention's two products; and each side's fraction of the machine's gemm peak at the model's
+# shapes: the GFLOP/s of that step's projection products (forward and backward) run alone, back
+# to back, through the trainer's own gemm call (lab/train/examples/gemm_peak.rs). The first
+# line names the CPU and the widest SIMD path it offers, which both sides' kernels pick at run
+# time.
 #
 # Needs `pip install torch numpy` (kept out of CI: the wheels are large). Uses the same build
 # as the tests (dependencies at opt-level 3).
@@ -18,7 +21,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 steps=${1:-20}
 threads=${2:-2}
-cargo build -q --workspace --bin codescale
+cargo build -q --workspace --bin codescale --examples
 bin=target/debug/codescale
 $bin corpus build corpora/local.toml --quiet >/dev/null
 shard=$(ls corpus/local-bytes/python.train.bin)
@@ -77,7 +80,7 @@ print($tps, 100 * (float(l[0]) - float(s[0])) / wall if wall > 1 else float('nan
 }
 
 batch=16; seq=256
-printf '%-9s %7s %15s %13s %9s %15s %13s %9s %7s\n' model threads "codescale tok/s" "CPU util" "GFLOP/s" "pytorch tok/s" "CPU util" "GFLOP/s" ratio
+printf '%-9s %7s %10s %15s %9s %9s %7s %15s %9s %9s %7s %7s\n' model threads "gemm peak" "codescale tok/s" "CPU util" "GFLOP/s" "% peak" "pytorch tok/s" "CPU util" "GFLOP/s" "% peak" ratio
 for shape in "128 4" "256 6" "384 8"; do
     set -- $shape
     d=$1; l=$2
@@ -87,10 +90,11 @@ for shape in "128 4" "256 6" "384 8"; do
     for t in $threads 1; do
         read -r a_tps a_util <<<"$(utilisation "$d" "$l" "$t")"
         read -r b_tps b_util <<<"$(theirs "$d" "$l" "$t")"
+        peak=$(target/debug/examples/gemm_peak "$d" "$l" "$t")
         python3 -c "
-f = $flops_per_token / 1e9
+f, peak = $flops_per_token / 1e9, $peak
 a, au, b, bu = float('$a_tps'), float('$a_util'), float('$b_tps'), float('$b_util')
-print('%-9s %7d %15.0f %12.0f%% %9.1f %15.0f %12.0f%% %9.1f %7.2f' % ('d$d-l$l', $t, a, au, a * f, b, bu, b * f, a / b))"
+print('%-9s %7d %10.1f %15.0f %8.0f%% %9.1f %6.0f%% %15.0f %8.0f%% %9.1f %6.0f%% %7.2f' % ('d$d-l$l', $t, peak, a, au, a * f, 100 * a * f / peak, b, bu, b * f, 100 * b * f / peak, a / b))"
         [ "$threads" = 1 ] && break
     done
 done

@@ -32,10 +32,14 @@ pub fn resolve(recipe: &Recipe) -> Vec<ResolvedSource> {
     let base = recipe.base_dir();
     let sections = recipe.languages.iter().flat_map(|l| l.sources.iter().map(move |s| (Some(l.name.clone()), s)));
     let mixed = recipe.mixed.iter().map(|s| (None, s));
-    sections
-        .chain(mixed)
-        .map(|(section, spec)| ResolvedSource { section, path: spec.location.resolve(&base), spec: spec.clone() })
-        .collect()
+    let sources: Vec<_> = sections.chain(mixed).collect();
+    // Side by side: a location may run a command (`npm root -g` alone takes a third of a
+    // second), and every sweep resolves its corpus's sources to check that it is current.
+    std::thread::scope(|scope| {
+        let base = &base;
+        let resolving: Vec<_> = sources.into_iter().map(|(section, spec)| scope.spawn(move || ResolvedSource { section, path: spec.location.resolve(base), spec: spec.clone() })).collect();
+        resolving.into_iter().map(|r| r.join().expect("resolving a location does not panic")).collect()
+    })
 }
 
 /// Metadata of one file or archive entry, before reading.

@@ -8,7 +8,7 @@
 
 pub mod cpu;
 mod flex;
-mod gemm;
+pub mod gemm;
 pub mod moe;
 
 use burn::tensor::activation::{log_softmax, silu};
