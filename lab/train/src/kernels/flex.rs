@@ -55,7 +55,7 @@ fn inner<const D: usize>(t: Tensor<Flex, D>) -> FlexTensor {
 
 /// `x·w` for `x: [m, k]`, `w: [k, n]`.
 fn project(x: &FlexTensor, w: &FlexTensor) -> FlexTensor {
-    let (m, [k, n]) = (x.shape()[0], dims2(w));
+    let ([m, k], n) = (dims2(x), dims2(w)[1]);
     flex(gemm::product(Mat::new(host(x), m, k), Mat::new(host(w), k, n)), [m, n])
 }
 
@@ -167,23 +167,23 @@ fn backward<S, const N: usize>(ops: Ops<S, N>, grads: &mut Gradients, grad: impl
 }
 
 #[derive(Debug)]
-struct LinearGrad;
+struct ProjectGrad;
 
-impl Backward<Flex, 2> for LinearGrad {
+impl Backward<Flex, 2> for ProjectGrad {
     /// x, w.
     type State = [FlexTensor; 2];
     fn backward(self, ops: Ops<Self::State, 2>, grads: &mut Gradients, _: &mut Checkpointer) {
         let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
         let [x, w] = ops.state;
         let ([m, k], n) = (dims2(&x), dims2(&w)[1]);
-        let dy_ = Mat::new(host(&dy), m, n);
+        let (x, w, dy) = (Mat::new(host(&x), m, k), Mat::new(host(&w), k, n), Mat::new(host(&dy), m, n));
         // Each gradient only for a parent that wants one: each is a full matrix product.
         let [x_node, w_node] = ops.parents;
         if let Some(node) = x_node {
-            grads.register::<Flex>(node.id, flex(gemm::product(dy_, Mat::new(host(&w), k, n).t()), [m, k]));
+            grads.register::<Flex>(node.id, flex(gemm::product(dy, w.t()), [m, k]));
         }
         if let Some(node) = w_node {
-            grads.register::<Flex>(node.id, flex(gemm::product(Mat::new(host(&x), m, k).t(), dy_), [k, n]));
+            grads.register::<Flex>(node.id, flex(gemm::product(x.t(), dy), [k, n]));
         }
     }
 }
@@ -296,7 +296,7 @@ impl Kernels for Ad {
         let (x, w) = (prim(x), prim(w));
         let (xf, wf) = (host_of(&x), host_of(&w));
         let y = project(&xf, &wf);
-        wrap(record(LinearGrad, [&x, &w], [xf, wf], y))
+        wrap(record(ProjectGrad, [&x, &w], [xf, wf], y))
     }
     fn causal_attention(q: Tensor<Self, 4>, k: Tensor<Self, 4>, v: Tensor<Self, 4>) -> Tensor<Self, 4> {
         let (q, k, v) = (prim(q), prim(k), prim(v));
