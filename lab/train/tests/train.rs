@@ -63,6 +63,28 @@ fn same_seed_same_curve_different_seed_different_curve() {
     assert_ne!(losses("a1"), losses("b"));
 }
 
+/// `threads` is left out of the trial id because it changes where a trial runs, not what it
+/// computes: every parallel kernel splits work into fixed pieces, whatever the pool's size.
+#[test]
+fn the_pool_size_changes_no_number() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = common::corpus(tmp.path());
+    // d128: the projections (1024 × 128 · 128 × 352 and up) are past the size where gemm
+    // threads them, so the threaded paths are the ones compared.
+    let run = |threads: usize| {
+        let config = common::config(12, |s| {
+            s.model = Some("d128-l2".into());
+            s.threads = Some(threads);
+        });
+        let dir = tmp.path().join(format!("threads{threads}"));
+        train_trial(&dir, &config, &corpus, &quiet()).unwrap();
+        curve(&dir).iter().map(|p| (p.train_loss.to_bits(), p.val_loss.map(f64::to_bits), p.grad_norm.to_bits())).collect::<Vec<_>>()
+    };
+    let one = run(1);
+    assert_eq!(one.len(), 12);
+    assert_eq!(one, run(3));
+}
+
 #[test]
 fn killed_and_resumed_run_equals_uninterrupted_run_bit_for_bit() {
     let tmp = tempfile::tempdir().unwrap();
