@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 
 use rayon::prelude::*;
 
+use crate::additivity::{additivity, Measurement};
 use crate::allocation::{allocation_with_intervals, default_budgets};
 use crate::approach3::{chinchilla_grid, fit_grid, fit_noise_matched, Data, Law};
 use rand::Rng;
@@ -124,6 +125,7 @@ pub(crate) fn fit_group(group: &str, all: &[&Point], targets: &[&Point], opts: &
         targets: vec![],
         tuned_out: all.len() - pts.len(),
         replicates: replicates(pts),
+        additivity: additivity(&measurements(pts)),
         max_flops: pts.iter().map(|p| compute(p)).fold(0.0, f64::max),
         points: pts
             .iter()
@@ -135,6 +137,14 @@ pub(crate) fn fit_group(group: &str, all: &[&Point], targets: &[&Point], opts: &
             })
             .collect(),
     };
+    if let Some(a) = out.additivity.filter(|a| a.rejected()) {
+        out.warnings.push(format!(
+            "the loss is not additive in N and D here (lack-of-fit p = {:.2e}): no surface f(N) + g(D), the law's form included, comes closer than {:.2} % RMS to the configurations, against {:.2} % seed-to-seed noise; the law's form cannot express that N × D interaction, and every extrapolation carries it",
+            a.p_value.unwrap_or(f64::NAN),
+            100.0 * a.misfit,
+            100.0 * a.noise.unwrap_or(f64::NAN)
+        ));
+    }
     if out.message.is_none() {
         fit_law(&mut out, pts, targets, opts, seed);
     }
@@ -206,6 +216,11 @@ fn best_configurations<'a>(pts: &[&'a Point]) -> Vec<&'a Point> {
         }
     }
     pts.iter().copied().filter(|p| best[&cell(p)].1 == config(p)).collect()
+}
+
+/// The points as the additivity check reads them: a point without a configuration is its own.
+fn measurements<'a>(pts: &[&'a Point]) -> Vec<Measurement<'a>> {
+    pts.iter().map(|p| Measurement { n: p.n, d: p.d, loss: p.loss, config: p.config.as_deref().unwrap_or(&p.id) }).collect()
 }
 
 /// Training compute of a point: recorded, or 6·N·D.
@@ -333,20 +348,25 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
         out.rolling = rolling(&triples, delta);
     }
     let residuals: Vec<f64> = triples.iter().map(|&(n, d, l)| l.ln() - law.predict(n, d).ln()).collect();
-    out.targets = targets
-        .iter()
-        .map(|t| {
+    // A target's replicates (other seeds) measure one configuration: it is checked once, on their
+    // mean loss.
+    let keys: Vec<&str> = targets.iter().map(|t| t.config.as_deref().unwrap_or(&t.id)).collect();
+    out.targets = clusters(&keys)
+        .into_iter()
+        .map(|runs| {
+            let t = targets[runs[0]];
+            let measured = runs.iter().map(|&i| targets[i].loss).sum::<f64>() / runs.len() as f64;
             let predicted = predict_with_interval(&law, &boot.laws, &residuals, t.n, t.d, c, derive_seed(seed, &t.id));
-            let error = t.loss / predicted.value - 1.0;
             TargetCheck {
                 id: t.id.clone(),
                 n: t.n,
                 d: t.d,
                 compute_ratio: compute(t) / out.max_flops,
-                measured: t.loss,
-                covered: predicted.lo.is_some_and(|lo| lo <= t.loss) && predicted.hi.is_some_and(|hi| t.loss <= hi),
+                measured,
+                runs: runs.len(),
+                covered: predicted.lo.is_some_and(|lo| lo <= measured) && predicted.hi.is_some_and(|hi| measured <= hi),
+                error: measured / predicted.value - 1.0,
                 predicted,
-                error,
             }
         })
         .collect();

@@ -6,6 +6,7 @@
 //! batch-size laws ([`hyper`]) and an extrapolation check ([`extrapolate`]). [`render_table`]
 //! prints the result.
 
+pub mod additivity;
 pub mod allocation;
 pub mod approach3;
 pub mod bootstrap;

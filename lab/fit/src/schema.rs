@@ -10,6 +10,10 @@ fn nan() -> f64 {
     f64::NAN
 }
 
+fn one() -> usize {
+    1
+}
+
 fn f64_or_nan<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
@@ -79,6 +83,10 @@ pub struct GroupFit {
     /// The spread of each configuration measured more than once (replicates: other seeds).
     #[serde(default)]
     pub replicates: Vec<Replicates>,
+    /// Whether the loss is additive in N and D at the fitted points, as the law assumes
+    /// ([`crate::additivity`]); absent when the design cannot tell.
+    #[serde(default)]
+    pub additivity: Option<Additivity>,
     /// Compute of the largest fitted trial, in FLOPs: what "within the ladder" means.
     #[serde(default, deserialize_with = "f64_or_nan")]
     pub max_flops: f64,
@@ -97,8 +105,12 @@ pub struct TargetCheck {
     /// Its compute over the largest fitted trial's.
     #[serde(deserialize_with = "f64_or_nan")]
     pub compute_ratio: f64,
+    /// The mean loss of its runs (replicates: other seeds).
     #[serde(deserialize_with = "f64_or_nan")]
     pub measured: f64,
+    /// How many runs `measured` averages (1 in files written before replicates were averaged).
+    #[serde(default = "one")]
+    pub runs: usize,
     /// The prediction, with the prediction interval (parameter bootstrap plus residual noise).
     pub predicted: Estimate,
     /// measured / predicted − 1.
@@ -125,6 +137,32 @@ pub struct Replicates {
     pub min: f64,
     #[serde(deserialize_with = "f64_or_nan")]
     pub max: f64,
+}
+
+/// How far the points are from every surface f(N) + g(D), the law's form included.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Additivity {
+    /// RMS relative distance of the configurations from the best free additive surface (a value
+    /// per size plus one per budget), per degree of freedom: the lack of fit, plus the noise
+    /// when there are no replicates to set it apart.
+    #[serde(deserialize_with = "f64_or_nan")]
+    pub misfit: f64,
+    /// Configurations minus the surface's free levels.
+    pub lack_of_fit_df: usize,
+    /// Relative seed-to-seed spread of one run, pooled over replicated configurations.
+    pub noise: Option<f64>,
+    /// Runs minus configurations.
+    pub noise_df: usize,
+    /// Lack-of-fit F test: the chance of a misfit this large from noise alone, were the loss
+    /// additive. Needs replicates.
+    pub p_value: Option<f64>,
+}
+
+impl Additivity {
+    /// The loss is significantly not additive (5 % level).
+    pub fn rejected(&self) -> bool {
+        self.p_value.is_some_and(|p| p < 0.05)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

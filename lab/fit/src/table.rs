@@ -1,6 +1,6 @@
 //! Plain-text summary of a fit file for the terminal.
 
-use crate::schema::{Estimate, FitFile, GroupFit, TargetCheck};
+use crate::schema::{Additivity, Estimate, FitFile, GroupFit, TargetCheck};
 
 /// Three significant figures, switching to exponent notation outside [1e-3, 1e4).
 pub fn num(x: f64) -> String {
@@ -156,6 +156,9 @@ pub fn render_table(fit: &FitFile) -> String {
                 100.0 * rel[rel.len() - 1]
             ));
         }
+        if let Some(a) = &g.additivity {
+            lines.push(additivity_detail(a));
+        }
         if let Some(line) = headline(g) {
             lines.push(line);
         }
@@ -185,8 +188,9 @@ pub fn target_line(t: &TargetCheck) -> String {
         (Some(lo), Some(hi)) => format!(" [{lo:.4}, {hi:.4}]"),
         _ => String::new(),
     };
+    let runs = if t.runs > 1 { format!(" (mean of {} seeds)", t.runs) } else { String::new() };
     format!(
-        "target {} (N = {}, D = {}, {}× the largest fitted compute): predicted {:.4}{interval}, measured {:.4} ({:+.2} %, {} the 95 % prediction interval)",
+        "target {} (N = {}, D = {}, {}× the largest fitted compute): predicted {:.4}{interval}, measured {:.4}{runs} ({:+.2} %, {} the 95 % prediction interval)",
         t.id.chars().take(10).collect::<String>(),
         num(t.n),
         num(t.d),
@@ -198,9 +202,36 @@ pub fn target_line(t: &TargetCheck) -> String {
     )
 }
 
+/// The additivity check in full: the misfit, and with replicates the noise and the test.
+fn additivity_detail(a: &Additivity) -> String {
+    let mut line = format!(
+        "additivity: the best free surface f(N) + g(D) misses the configurations by {:.2} % RMS ({} degrees of freedom)",
+        100.0 * a.misfit,
+        a.lack_of_fit_df
+    );
+    match (a.noise, a.p_value) {
+        (Some(noise), Some(p)) => line.push_str(&format!("; seed-to-seed noise {:.2} % ({} degrees of freedom); lack-of-fit p = {p:.2e}", 100.0 * noise, a.noise_df)),
+        _ => line.push_str("; no replicates, so noise and N × D interaction cannot be told apart"),
+    }
+    line
+}
+
+/// The additivity verdict on one line, for a fit with replicates (without them there is none).
+pub fn additivity_verdict(a: &Additivity) -> Option<String> {
+    let (noise, p) = (a.noise?, a.p_value?);
+    let verdict = if a.rejected() { "not additive in N and D: an N × D interaction the law cannot express" } else { "additive within the noise" };
+    Some(format!(
+        "lack of fit {:.2} % against {:.2} % seed-to-seed noise (p = {}): {verdict}",
+        100.0 * a.misfit,
+        100.0 * noise,
+        if p < 1e-3 { format!("{p:.0e}") } else { format!("{p:.3}") }
+    ))
+}
+
 /// What `codescale run` ends with: per group (the pooled fit left out) α_N, α_D and L_inf with
-/// their intervals, `*` on those not identified, and the RMSE of log loss, then each held-out
-/// target against its prediction; the legend when a parameter is flagged. One line each, every
+/// their intervals, `*` on those not identified, and the RMSE of log loss, then (with
+/// replicates) whether the loss is additive in N and D, then each held-out target against its
+/// prediction; the legend when a parameter is flagged. One line each, every
 /// line ending in a newline (nothing at all for a fit without groups).
 pub fn law_summary(fit: &FitFile) -> String {
     let mut lines = Vec::new();
@@ -225,6 +256,7 @@ pub fn law_summary(fit: &FitFile) -> String {
                     param(&law.l_inf, "L_inf"),
                     law.rmse_log
                 ));
+                lines.extend(group.additivity.as_ref().and_then(additivity_verdict).map(|v| format!("{:<12} {v}", "")));
                 lines.extend(group.targets.iter().map(|t| format!("{:<12} {}", "", target_line(t))));
             }
             None => lines.push(format!("{:<12} no fit: {}", group.group, group.message.clone().unwrap_or_default())),

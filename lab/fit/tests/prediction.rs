@@ -51,3 +51,17 @@ fn the_prediction_interval_covers_held_out_targets_about_95_percent_of_the_time(
     eprintln!("coverage {rate:.3}, median |error| {:.3} %", 100.0 * errors[errors.len() / 2]);
     assert!((0.90..=0.98).contains(&rate), "coverage {rate:.2} (median |error| {:.3} %)", 100.0 * errors[errors.len() / 2]);
 }
+
+#[test]
+fn a_targets_seeds_are_checked_once_on_their_mean() {
+    let mut pts: Vec<Point> = sweep(0).into_iter().filter(|p| !p.target).collect();
+    for (id, loss) in [("t0", 1.60), ("t1", 1.64)] {
+        pts.push(Point { id: id.into(), group: "g".into(), status: "done".into(), n: 1.2e6, d: 3e6, loss, target: true, config: Some("t".into()), ..Default::default() });
+    }
+    let opts = FitOptions { bootstrap: 50, checks: false, ..Default::default() };
+    let fit = fit_points("synthetic", "test", &pts, &opts);
+    let t = &fit.groups[0].targets;
+    assert_eq!(t.len(), 1, "{t:?}");
+    assert_eq!((t[0].id.as_str(), t[0].runs), ("t0", 2));
+    assert!((t[0].measured - 1.62).abs() < 1e-12 && (t[0].error - (1.62 / t[0].predicted.value - 1.0)).abs() < 1e-12, "{:?}", t[0]);
+}
