@@ -1,6 +1,20 @@
-//! Scratch: sampling spread of the fitted law at a design.
+//! What a ladder design can pin down, before any of it is trained: ladders are drawn around a
+//! known law with the noise measured on real runs, fitted as the lab fits them (noise-matched
+//! Huber threshold, bootstrap over configurations), and the table row says how often each
+//! parameter comes out identified and how far the held-out target's prediction lands.
+//!
+//!   design LAW SIZES BUDGETS SEEDS TRUNK_NOISE RUN_NOISE TARGET_N [DATASETS] [BOOTSTRAP]
+//!
+//! LAW is `additive:E,A,B,α,β` (the law's own form) or `kaplan:E,N_c,D_c,α_N,α_D`, the form
+//! E + ((N_c/N)^(α_N/α_D) + D_c/D)^α_D whose N × D interaction no additive law can fit. SIZES
+//! and BUDGETS are comma lists; each size trains SEEDS trunks, and TRUNK_NOISE is the relative
+//! noise every budget of one trunk shares (cooldown branches fork from it), RUN_NOISE each
+//! run's own. The target is TARGET_N at the largest budget, measured with SEEDS seeds too.
+//! `bench/design.sh` runs the designs the README compares.
+
+use codescale_fit::additivity::{additivity, Measurement};
 use codescale_fit::approach3::{chinchilla_grid, fit_noise_matched, Data, Law};
-use codescale_fit::bootstrap::{bootstrap_law, interval, singletons};
+use codescale_fit::bootstrap::{bootstrap_law, clusters, interval};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
@@ -10,67 +24,115 @@ fn normal(rng: &mut impl Rng) -> f64 {
     (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
 }
 
-fn main() {
-    let a: Vec<String> = std::env::args().collect();
-    let parse = |s: &str| s.split(',').map(|x| x.parse::<f64>().unwrap()).collect::<Vec<f64>>();
-    let law_v = parse(&a[1]); // e,a,b,alpha,beta
-    let truth = Law { e: law_v[0], a: law_v[1], b: law_v[2], alpha: law_v[3], beta: law_v[4] };
-    let ns = parse(&a[2]);
-    let ds = parse(&a[3]);
-    let sigma: f64 = a[4].parse().unwrap(); // per point
-    let tau: f64 = a[5].parse().unwrap(); // per size (trunk) shared
-    let reps: u64 = a[6].parse().unwrap();
-    let target = parse(&a[7]);
-    let boot: usize = a.get(8).map(|s| s.parse().unwrap()).unwrap_or(0);
-    let res: Vec<_> = (0..reps)
-        .into_par_iter()
-        .map(|rep| {
-            let mut rng = ChaCha8Rng::seed_from_u64(77 + rep);
-            let mut pts = vec![];
-            for &n in &ns {
-                let size_eff = tau * normal(&mut rng);
-                for &d in &ds {
-                    pts.push((n, d, truth.predict(n, d) * (size_eff + sigma * normal(&mut rng)).exp()));
-                }
-            }
-            let data = Data::new(&pts);
-            let (fit, delta) = fit_noise_matched(&data, &chinchilla_grid()).unwrap();
-            let l = fit.law;
-            let pred = l.predict(target[0], target[1]) / truth.predict(target[0], target[1]) - 1.0;
-            let mut cover = [false; 3];
-            let mut width = [0.0; 3];
-            if boot > 0 {
-                let b = bootstrap_law(&data, &fit, delta, boot, rep, &singletons(data.len()));
-                let gets: [fn(&Law) -> f64; 3] = [|l| l.alpha, |l| l.beta, |l| l.e];
-                let tv = [truth.alpha, truth.beta, truth.e];
-                for k in 0..3 {
-                    let s: Vec<f64> = b.laws.iter().map(gets[k]).collect();
-                    let (lo, hi) = interval(&s, 0.95).unwrap();
-                    cover[k] = lo <= tv[k] && tv[k] <= hi;
-                    width[k] = (hi - lo) / tv[k];
-                }
-            }
-            (l, pred, cover, width)
-        })
-        .collect();
-    let q = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        let n = v.len() as f64;
-        (v[(0.025 * n) as usize], v[(0.5 * n) as usize], v[((0.975 * n) as usize).min(v.len() - 1)])
-    };
-    for (name, t, f) in [("alpha", truth.alpha, (|l: &Law| l.alpha) as fn(&Law) -> f64), ("beta", truth.beta, |l| l.beta), ("E", truth.e, |l| l.e)] {
-        let (lo, med, hi) = q(res.iter().map(|r| f(&r.0)).collect());
-        println!("{name:>6} truth {t:.3}  median {med:.3}  95% [{lo:.3}, {hi:.3}]  width/truth {:.2}", (hi - lo) / t);
-    }
-    let (lo, med, hi) = q(res.iter().map(|r| r.1 * 100.0).collect());
-    let mae = res.iter().map(|r| r.1.abs()).sum::<f64>() / res.len() as f64 * 100.0;
-    println!("target err %: median {med:.2} 95% [{lo:.2}, {hi:.2}] mean|err| {mae:.2}");
-    if boot > 0 {
-        for (k, name) in ["alpha", "beta", "E"].iter().enumerate() {
-            let c = res.iter().filter(|r| r.2[k]).count();
-            let w = res.iter().filter(|r| r.3[k] < 1.0).count();
-            let mw = q(res.iter().map(|r| r.3[k]).collect()).1;
-            println!("  boot {name}: coverage {c}/{reps}, identified {w}/{reps}, median width/truth {mw:.2}");
+enum Truth {
+    Additive(Law),
+    Kaplan([f64; 5]),
+}
+
+impl Truth {
+    fn parse(s: &str) -> Truth {
+        let (form, values) = s.split_once(':').expect("LAW is form:values");
+        let v: Vec<f64> = list(values);
+        assert_eq!(v.len(), 5, "LAW has five values");
+        match form {
+            "additive" => Truth::Additive(Law { e: v[0], a: v[1], b: v[2], alpha: v[3], beta: v[4] }),
+            "kaplan" => Truth::Kaplan([v[0], v[1], v[2], v[3], v[4]]),
+            _ => panic!("LAW form is additive or kaplan, not {form}"),
         }
     }
+
+    fn loss(&self, n: f64, d: f64) -> f64 {
+        match self {
+            Truth::Additive(law) => law.predict(n, d),
+            Truth::Kaplan([e, n_c, d_c, a_n, a_d]) => e + ((n_c / n).powf(a_n / a_d) + d_c / d).powf(*a_d),
+        }
+    }
+}
+
+fn list(s: &str) -> Vec<f64> {
+    s.split(',').map(|x| x.trim().parse().expect("a number")).collect()
+}
+
+/// One simulated ladder's outcome.
+struct Outcome {
+    /// Interval width over estimate for α_N, α_D, L_inf.
+    width: [f64; 3],
+    /// Prediction over the target's noise-free loss, minus one.
+    bias: f64,
+    /// Measured (its seeds' mean) over prediction, minus one: what the lab reports.
+    error: f64,
+    /// The additivity check rejected the form.
+    not_additive: bool,
+}
+
+fn main() {
+    let a: Vec<String> = std::env::args().collect();
+    if a.len() < 8 {
+        eprintln!("usage: design LAW SIZES BUDGETS SEEDS TRUNK_NOISE RUN_NOISE TARGET_N [DATASETS] [BOOTSTRAP]");
+        std::process::exit(2);
+    }
+    let truth = Truth::parse(&a[1]);
+    let (sizes, budgets) = (list(&a[2]), list(&a[3]));
+    let seeds: usize = a[4].parse().expect("SEEDS");
+    let (trunk, run): (f64, f64) = (a[5].parse().expect("TRUNK_NOISE"), a[6].parse().expect("RUN_NOISE"));
+    let target_n: f64 = a[7].parse().expect("TARGET_N");
+    let datasets: u64 = a.get(8).map_or(100, |s| s.parse().expect("DATASETS"));
+    let resamples: usize = a.get(9).map_or(200, |s| s.parse().expect("BOOTSTRAP"));
+    let target_d = budgets.iter().copied().fold(0.0, f64::max);
+    let outcomes: Vec<Outcome> = (0..datasets)
+        .into_par_iter()
+        .map(|set| {
+            let mut rng = ChaCha8Rng::seed_from_u64(set);
+            let mut runs = vec![];
+            for &n in &sizes {
+                for _ in 0..seeds {
+                    let shared = trunk * normal(&mut rng);
+                    for &d in &budgets {
+                        runs.push((n, d, truth.loss(n, d) * (shared + run * normal(&mut rng)).exp(), format!("{n}/{d}")));
+                    }
+                }
+            }
+            let measured = (0..seeds).map(|_| truth.loss(target_n, target_d) * (trunk * normal(&mut rng) + run * normal(&mut rng)).exp()).sum::<f64>() / seeds as f64;
+            let triples: Vec<(f64, f64, f64)> = runs.iter().map(|r| (r.0, r.1, r.2)).collect();
+            let data = Data::new(&triples);
+            let (fit, delta) = fit_noise_matched(&data, &chinchilla_grid()).expect("a fit");
+            let configs: Vec<&str> = runs.iter().map(|r| r.3.as_str()).collect();
+            let boot = bootstrap_law(&data, &fit, delta, resamples, set, &clusters(&configs));
+            let get: [fn(&Law) -> f64; 3] = [|l| l.alpha, |l| l.beta, |l| l.e];
+            let width = get.map(|f| {
+                let samples: Vec<f64> = boot.laws.iter().map(f).collect();
+                interval(&samples, 0.95).map_or(f64::INFINITY, |(lo, hi)| (hi - lo) / f(&fit.law).abs())
+            });
+            let predicted = fit.law.predict(target_n, target_d);
+            let m: Vec<Measurement> = runs.iter().map(|r| Measurement { n: r.0, d: r.1, loss: r.2, config: &r.3 }).collect();
+            Outcome {
+                width,
+                bias: predicted / truth.loss(target_n, target_d) - 1.0,
+                error: measured / predicted - 1.0,
+                not_additive: additivity(&m).is_some_and(|x| x.rejected()),
+            }
+        })
+        .collect();
+    let share = |f: &dyn Fn(&Outcome) -> bool| 100.0 * outcomes.iter().filter(|o| f(o)).count() as f64 / outcomes.len() as f64;
+    let median = |f: &dyn Fn(&Outcome) -> f64| {
+        let mut v: Vec<f64> = outcomes.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let flops: f64 = sizes.iter().map(|n| 6.0 * n * target_d * seeds as f64).sum();
+    println!(
+        "| {} × {} × {} | {:.1e} | {:.2} / {:.2} / {:.2} | {:.0} % | {:+.2} % | {:.2} % | {:.0} % | {:.0} % |",
+        sizes.len(),
+        budgets.len(),
+        seeds,
+        flops,
+        median(&|o| o.width[0]),
+        median(&|o| o.width[1]),
+        median(&|o| o.width[2]),
+        share(&|o| o.width.iter().all(|w| *w < 1.0)),
+        100.0 * median(&|o| o.bias),
+        100.0 * median(&|o| o.error.abs()),
+        share(&|o| o.error.abs() <= 0.015),
+        share(&|o| o.not_additive),
+    );
 }

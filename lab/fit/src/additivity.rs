@@ -43,14 +43,23 @@ pub fn additivity(points: &[Measurement]) -> Option<Additivity> {
     let total: f64 = (0..y.len()).map(|k| w[k] * (y[k] - fitted[k]).powi(2)).sum();
     let means = weighted_means(&y, &w, &cell, configs.len());
     let noise_ss: f64 = (0..y.len()).map(|k| w[k] * (y[k] - means[cell[k]]).powi(2)).sum();
+    // Each run's configuration mean against the surface: Σ over configurations of runs × miss².
     let lof_ss = (total - noise_ss).max(0.0);
-    let misfit = (lof_ss / lof_df as f64).sqrt();
+    let runs = y.len() as f64;
     let noise = (noise_df > 0).then(|| (noise_ss / noise_df as f64).sqrt());
     let p_value = noise.filter(|s| *s > 0.0).and_then(|s| {
-        let f = (misfit / s).powi(2);
+        let f = (lof_ss / lof_df as f64) / s.powi(2);
         FisherSnedecor::new(lof_df as f64, noise_df as f64).ok().map(|dist| dist.sf(f))
     });
-    Some(Additivity { misfit, lack_of_fit_df: lof_df, noise, noise_df, p_value })
+    Some(Additivity {
+        misfit: (lof_ss / runs).sqrt(),
+        lack_of_fit_df: lof_df,
+        // Noise alone leaves lof_df·σ² of lack-of-fit sum of squares, on average.
+        noise_floor: noise.map(|s| s * (lof_df as f64 / runs).sqrt()),
+        noise,
+        noise_df,
+        p_value,
+    })
 }
 
 /// Least-squares values a_size + b_budget by backfitting (Gauss–Seidel on the normal equations,
@@ -140,7 +149,7 @@ mod tests {
     fn an_additive_surface_is_fitted_exactly() {
         let a = check(&grid(|n, d, _| 1.5 + 30.0 / n.powf(0.4) + 300.0 / d.powf(0.45), 1)).unwrap();
         assert!(a.misfit < 1e-9, "{a:?}");
-        assert_eq!((a.lack_of_fit_df, a.noise_df, a.noise, a.p_value), (6, 0, None, None));
+        assert_eq!((a.lack_of_fit_df, a.noise_df, a.noise, a.noise_floor, a.p_value), (6, 0, None, None, None));
     }
 
     #[test]
@@ -150,6 +159,8 @@ mod tests {
         let a = check(&pts).unwrap();
         assert_eq!((a.lack_of_fit_df, a.noise_df), (6, 12));
         assert!((a.noise.unwrap() - 0.01 * 2f64.sqrt()).abs() < 1e-3, "{a:?}");
+        // Noise alone: 6 of the 24 runs' degrees of freedom, each of variance σ².
+        assert!((a.noise_floor.unwrap() - a.noise.unwrap() * 0.5).abs() < 1e-12, "{a:?}");
         assert!(a.p_value.unwrap() > 0.99, "{a:?}");
     }
 

@@ -142,9 +142,9 @@ pub struct Replicates {
 /// How far the points are from every surface f(N) + g(D), the law's form included.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Additivity {
-    /// RMS relative distance of the configurations from the best free additive surface (a value
-    /// per size plus one per budget), per degree of freedom: the lack of fit, plus the noise
-    /// when there are no replicates to set it apart.
+    /// RMS over runs of the relative distance of each run's configuration (the mean of its
+    /// seeds) from the best free additive surface (a value per size plus one per budget): the
+    /// lack of fit, plus the noise that seed means still carry.
     #[serde(deserialize_with = "f64_or_nan")]
     pub misfit: f64,
     /// Configurations minus the surface's free levels.
@@ -153,6 +153,9 @@ pub struct Additivity {
     pub noise: Option<f64>,
     /// Runs minus configurations.
     pub noise_df: usize,
+    /// What `misfit` would be, on average, from seed noise alone on an additive loss.
+    #[serde(default)]
+    pub noise_floor: Option<f64>,
     /// Lack-of-fit F test: the chance of a misfit this large from noise alone, were the loss
     /// additive. Needs replicates.
     pub p_value: Option<f64>,

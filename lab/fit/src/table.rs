@@ -205,25 +205,30 @@ pub fn target_line(t: &TargetCheck) -> String {
 /// The additivity check in full: the misfit, and with replicates the noise and the test.
 fn additivity_detail(a: &Additivity) -> String {
     let mut line = format!(
-        "additivity: the best free surface f(N) + g(D) misses the configurations by {:.2} % RMS ({} degrees of freedom)",
+        "additivity: the configurations miss the best free surface f(N) + g(D) by {:.2} % RMS ({} degrees of freedom)",
         100.0 * a.misfit,
         a.lack_of_fit_df
     );
-    match (a.noise, a.p_value) {
-        (Some(noise), Some(p)) => line.push_str(&format!("; seed-to-seed noise {:.2} % ({} degrees of freedom); lack-of-fit p = {p:.2e}", 100.0 * noise, a.noise_df)),
-        _ => line.push_str("; no replicates, so noise and N × D interaction cannot be told apart"),
+    match (a.noise, a.noise_floor, a.p_value) {
+        (Some(noise), Some(floor), Some(p)) => line.push_str(&format!(
+            "; seed noise alone would give {:.2} % (one run's seed-to-seed noise {:.2} %, {} degrees of freedom); lack-of-fit p = {p:.2e}",
+            100.0 * floor,
+            100.0 * noise,
+            a.noise_df
+        )),
+        _ => line.push_str("; no replicates, so noise and an N × D interaction cannot be told apart"),
     }
     line
 }
 
 /// The additivity verdict on one line, for a fit with replicates (without them there is none).
 pub fn additivity_verdict(a: &Additivity) -> Option<String> {
-    let (noise, p) = (a.noise?, a.p_value?);
-    let verdict = if a.rejected() { "not additive in N and D: an N × D interaction the law cannot express" } else { "additive within the noise" };
+    let (floor, p) = (a.noise_floor?, a.p_value?);
+    let verdict = if a.rejected() { "not additive in N and D, an interaction the law cannot express" } else { "additive within the noise" };
     Some(format!(
-        "lack of fit {:.2} % against {:.2} % seed-to-seed noise (p = {}): {verdict}",
+        "additive surfaces miss by {:.2} % RMS where seed noise explains {:.2} % (p = {}): {verdict}",
         100.0 * a.misfit,
-        100.0 * noise,
+        100.0 * floor,
         if p < 1e-3 { format!("{p:.0e}") } else { format!("{p:.3}") }
     ))
 }

@@ -82,6 +82,15 @@ pub struct LawRow {
     pub a_exp: Option<Est>,
     pub b_exp: Option<Est>,
     pub rmse_log: String,
+    /// The additivity check's verdict: yes, no, untested (one seed), or "–" when the design
+    /// cannot tell.
+    pub additivity: String,
+    /// Its lack-of-fit p-value.
+    pub additivity_p: String,
+    /// Its numbers, for the cell's tooltip.
+    pub additivity_detail: String,
+    /// The check rejected the law's additive form.
+    pub not_additive: bool,
     pub detail: String,
 }
 
@@ -342,7 +351,7 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
                 d: fmt_si(t.d),
                 compute: format!("{}×", fmt_num(t.compute_ratio)),
                 predicted: est(&t.predicted, |v| format!("{v:.4}")),
-                measured: format!("{:.4}", t.measured),
+                measured: if t.runs > 1 { format!("{:.4} (mean of {} seeds)", t.measured, t.runs) } else { format!("{:.4}", t.measured) },
                 error: format!("{:+.2} %", 100.0 * t.error),
                 covered: t.covered,
             }));
@@ -447,6 +456,17 @@ fn law_rows(g: &GroupFit, laws: &mut Vec<LawRow>, plans: &mut Vec<PlanRow>, head
         a_exp: alloc.map(|a| est(&a.a, fmt_num)),
         b_exp: alloc.map(|a| est(&a.b, fmt_num)),
         rmse_log: fmt_num(l.rmse_log),
+        additivity: g.additivity.map_or("–".into(), |a| match a.p_value {
+            Some(_) if a.rejected() => "no".into(),
+            Some(_) => "yes".into(),
+            None => "untested".into(),
+        }),
+        additivity_p: g.additivity.and_then(|a| a.p_value).map_or_else(|| "one seed".into(), |p| format!("p = {}", fmt_num(p))),
+        additivity_detail: g.additivity.map_or(String::new(), |a| match a.noise_floor {
+            Some(floor) => format!("the configurations miss the best free surface f(N) + g(D) by {} RMS where seed noise explains {}", fmt_pct(100.0 * a.misfit), fmt_pct(100.0 * floor)),
+            None => format!("the configurations miss the best free surface f(N) + g(D) by {} RMS; without seeds noise and interaction cannot be told apart", fmt_pct(100.0 * a.misfit)),
+        }),
+        not_additive: g.additivity.is_some_and(|a| a.rejected()),
         detail: format!(
             "E = {}, A = {}, B = {}, α = {}, β = {}; Huber {}, {} of {} starts converged, {} bootstrap resamples",
             fmt_num(l.e.value),
