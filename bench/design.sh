@@ -12,7 +12,7 @@
 # Two truths: the additive law fitted to the quickstart's go ladder, and Kaplan's form fitted to
 # the same ladder's two-seed means (its N × D interaction is what the quickstart measures).
 #
-#   bench/design.sh [DATASETS]     (about 10 minutes on 2 cores at 100)
+#   bench/design.sh [DATASETS]     (about 8 minutes on 2 cores at 100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 datasets=${1:-100}
@@ -24,9 +24,11 @@ qs_n=6736,13944,26784,55536
 wide_n=3300,6736,13944,26784,55536,111000
 budgets=249856,499712,999424
 long=249856,499712,999424,1998848,3997696
-echo "| truth | sizes × budgets × seeds | ladder FLOPs (6ND) | width ÷ estimate α_N / α_D / L_inf | all identified | target bias | median target error | within 1.5 % | form rejected |"
-echo "|---|---|---|---|---|---|---|---|---|"
-row() { printf '| %s ' "$1"; shift; "$bin" "$@" "$datasets" 200 | sed 's/^| //'; }
+echo "| truth | noise (trunk / run) | sizes × budgets × seeds | ladder 6·N·D | width ÷ estimate α_N / α_D / L_inf | all identified | target bias | median target error | within 1.5 % | form rejected |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+# row TRUTH LAW SIZES BUDGETS SEEDS TRUNK RUN TARGET_N
+row() { printf '| %s | %s / %s %% ' "$1" "$(pct "$6")" "$(pct "$7")"; shift; "$bin" "$@" "$datasets" 200; }
+pct() { python3 -c "print(f'{100 * $1:.2g}')"; }
 for truth in additive kaplan; do
   law=${!truth}
   row "$truth" "$law" $qs_n $budgets 1 0.0086 0.0064 222144

@@ -94,6 +94,10 @@ fn reduced_quickstart_runs_end_to_end_on_this_machines_code() {
     // One held-out target per language, predicted with an interval and measured.
     let targets = log.lines().filter(|l| l.trim_start().starts_with("target ") && l.contains("predicted") && l.contains("measured")).count();
     assert_eq!(targets, 3, "{log}");
+    // Every trial has two seeds: each target is checked once on their mean, and each language's
+    // law is tested for additivity against the seeds' noise.
+    assert_eq!(log.matches("(mean of 2 seeds, ").count(), 3, "{log}");
+    assert_eq!(log.matches("where seed noise explains").count(), 3, "{log}");
     assert!(lab.path().join("reports/quickstart-ci/index.html").exists());
 }
 

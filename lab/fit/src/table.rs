@@ -188,9 +188,9 @@ pub fn target_line(t: &TargetCheck) -> String {
         (Some(lo), Some(hi)) => format!(" [{lo:.4}, {hi:.4}]"),
         _ => String::new(),
     };
-    let runs = if t.runs > 1 { format!(" (mean of {} seeds)", t.runs) } else { String::new() };
+    let runs = if t.runs > 1 { format!("mean of {} seeds, ", t.runs) } else { String::new() };
     format!(
-        "target {} (N = {}, D = {}, {}× the largest fitted compute): predicted {:.4}{interval}, measured {:.4}{runs} ({:+.2} %, {} the 95 % prediction interval)",
+        "target {} (N = {}, D = {}, {}× the largest fitted compute): predicted {:.4}{interval}, measured {:.4} ({runs}{:+.2} %, {} the 95 % prediction interval)",
         t.id.chars().take(10).collect::<String>(),
         num(t.n),
         num(t.d),
