@@ -150,6 +150,30 @@ fn fit_table_refuses_bad_rows_or_skips_them_when_asked() {
     assert_eq!(fit.groups[0].n_points, 8);
 }
 
+#[test]
+fn a_tables_repeated_rows_are_seeds_of_one_configuration() {
+    let lab = Lab::new();
+    let mut csv = String::from("n,tokens,loss\n");
+    for n in [1e5f64, 2e5, 4e5, 8e5] {
+        for d in [1e6f64, 2e6, 4e6] {
+            for seed in [-1.0, 1.0] {
+                csv += &format!("{n},{d},{}\n", (1.5 + 30.0 / n.powf(0.3) + 40.0 / d.powf(0.3)) * (1.0 + 0.01 * seed));
+            }
+        }
+    }
+    std::fs::write(lab.path().join("t.csv"), &csv).unwrap();
+    let out = lab.run(&["fit", "--table", "t.csv", "--n-col", "n", "--bootstrap", "20"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let fit: codescale_fit::FitFile = serde_json::from_slice(&std::fs::read(lab.path().join("fits/t.json")).unwrap()).unwrap();
+    let g = &fit.groups[0];
+    assert_eq!(g.replicates.len(), 12, "every (N, D) measured twice");
+    let a = g.additivity.expect("a crossed design is checked");
+    // 24 rows, 12 configurations, 4 + 3 − 1 free levels: the seeds' spread is the noise, and the
+    // additive surface misses nothing beyond it.
+    assert_eq!((a.noise_df, a.lack_of_fit_df), (12, 6));
+    assert!((a.noise.unwrap() - 0.01 * 2f64.sqrt()).abs() < 1e-3 && !a.rejected(), "{a:?}");
+}
+
 /// Runs the sweep until its first trial has written a checkpoint, then kills it (SIGKILL).
 fn kill_after_first_checkpoint(lab: &Lab, sweep: &str, name: &str) -> PathBuf {
     let mut child = common::bin().args(["sweep", "run", sweep, "--quiet"]).current_dir(lab.path()).spawn().unwrap();

@@ -154,6 +154,9 @@ pub fn fit_table(path: &Path, columns: &Columns, opts: &Options) -> Result<Fitte
             flops: flops.as_ref().map(|c| c.values[i]),
             lr: lr.as_ref().map(|v| v[i]),
             batch_tokens: batch.as_ref().map(|v| v[i]),
+            // Rows of one group at the same N, D, LR and batch are repeated measurements (seeds) of
+            // one configuration, as a sweep's replicates are.
+            config: Some(format!("{}|{}|{}|{:?}|{:?}", groups[i], n.values[i], d.values[i], lr.as_ref().map(|v| v[i]), batch.as_ref().map(|v| v[i]))),
             ..Default::default()
         })
         .collect();
