@@ -77,6 +77,11 @@ fn full_fixture_writes_every_figure_and_a_complete_page() {
     assert!(html.contains("0.271 – 0.388"), "interval of alpha_N missing");
     assert!(html.contains(">0.284<"), "alpha_D missing");
     assert!(html.contains("For C = 10¹⁸ FLOPs, train"), "budget sentence missing");
+    // The additivity check's column: one seed per configuration, so measured but not tested.
+    let python = fit.groups.iter().find(|g| g.group == "python").unwrap();
+    assert!(python.additivity.is_some_and(|a| a.p_value.is_none()), "{:?}", python.additivity);
+    assert!(html.contains(">additive</th>") && html.contains("untested<span class=\"ci\">one seed</span>"), "additivity column missing");
+    assert!(html.contains("without seeds noise and interaction cannot be told apart"), "additivity tooltip missing");
     assert!(html.contains(&format!("{} trials", input.results.len())), "trial count missing");
     assert!(html.matches("<tr><td><code title=").count() >= input.results.len());
     // Gaps in an otherwise good sweep are named.
