@@ -10,6 +10,7 @@
 
 use statrs::distribution::{ContinuousCDF, FisherSnedecor};
 
+use crate::distinct;
 use crate::schema::Additivity;
 
 /// One measurement: N, D, loss, and the configuration it measures (replicates share it).
@@ -24,8 +25,8 @@ pub struct Measurement<'a> {
 /// The check, or `None` when the design leaves the free additive model nothing to miss: every
 /// configuration is then fitted exactly (each size at a single budget, say).
 pub fn additivity(points: &[Measurement]) -> Option<Additivity> {
-    let sizes = levels(points.iter().map(|p| p.n));
-    let budgets = levels(points.iter().map(|p| p.d));
+    let sizes = distinct(points.iter().map(|p| p.n));
+    let budgets = distinct(points.iter().map(|p| p.d));
     let configs = levels_by(points.iter().map(|p| p.config));
     let at = |levels: &[f64], x: f64| levels.iter().position(|&l| l == x).expect("a level of the points");
     let size: Vec<usize> = points.iter().map(|p| at(&sizes, p.n)).collect();
@@ -108,13 +109,6 @@ fn components(sizes: usize, budgets: usize, size: &[usize], budget: &[usize]) ->
         parent[ri] = rj;
     }
     (0..parent.len()).filter(|&x| root(&mut parent, x) == x).count()
-}
-
-fn levels(xs: impl Iterator<Item = f64>) -> Vec<f64> {
-    let mut v: Vec<f64> = xs.collect();
-    v.sort_by(f64::total_cmp);
-    v.dedup();
-    v
 }
 
 fn levels_by<'a>(xs: impl Iterator<Item = &'a str>) -> Vec<&'a str> {

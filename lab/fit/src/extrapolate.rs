@@ -35,10 +35,7 @@ pub fn rolling(points: &[(f64, f64, f64)], delta: f64) -> Vec<Extrapolation> {
 }
 
 fn sizes(points: &[Triple]) -> Vec<f64> {
-    let mut sizes: Vec<f64> = points.iter().map(|p| p.0).collect();
-    sizes.sort_by(f64::total_cmp);
-    sizes.dedup();
-    sizes
+    crate::distinct(points.iter().map(|p| p.0))
 }
 
 /// Fits the points of the `keep` smallest sizes and predicts the others.

@@ -14,7 +14,7 @@ use crate::extrapolate::{extrapolate, rolling};
 use crate::hyper::{hyper_laws, HyperInput};
 use crate::isoflop::{isoflop, line, IsoPoint};
 use crate::schema::{Estimate, Excluded, FitPoint, GroupFit, LawFit, Replicates, TargetCheck};
-use crate::{FitOptions, Point};
+use crate::{distinct, FitOptions, Point};
 
 /// Free parameters of the law, hence the fewest points that can pin it down.
 pub const MIN_POINTS: usize = 5;
@@ -76,13 +76,6 @@ pub(crate) fn fit_all(points: &[Point], opts: &FitOptions) -> (Vec<GroupFit>, Ve
 /// The architecture part of a group name (`python/moe` → `moe`, `python` → ``).
 fn arch_of(group: &str) -> &str {
     group.split_once('/').map_or("", |(_, arch)| arch)
-}
-
-fn distinct(xs: impl Iterator<Item = f64>) -> Vec<f64> {
-    let mut v: Vec<f64> = xs.collect();
-    v.sort_by(f64::total_cmp);
-    v.dedup();
-    v
 }
 
 /// Why the law cannot be fitted to these points at all.

@@ -5,6 +5,7 @@
 use crate::bootstrap::{estimate, resample_strata, rng};
 use crate::isoflop::{bins, budgets_of, geomean, line};
 use crate::schema::{HyperBudget, HyperLaws, HyperPoint, PowerLaw};
+use crate::distinct;
 
 /// Near-best: loss within this fraction of the budget's best loss.
 pub const NEAR_BEST: f64 = 0.0025;
@@ -21,13 +22,6 @@ pub struct HyperInput {
     pub loss: f64,
 }
 
-fn distinct(xs: impl Iterator<Item = f64>) -> usize {
-    let mut v: Vec<f64> = xs.collect();
-    v.sort_by(f64::total_cmp);
-    v.dedup();
-    v.len()
-}
-
 /// Whether some (N, D) of the bin was trained at two or more values of the hyperparameter. Only
 /// then was it swept: a ladder whose rate follows a rule of N has a different rate at each size
 /// of a compute bin, but those rates come with the sizes, and the best of them says nothing about
@@ -35,7 +29,7 @@ fn distinct(xs: impl Iterator<Item = f64>) -> usize {
 fn varied_within_a_run_shape(points: &[HyperInput], bin: &[usize], value: fn(&HyperInput) -> f64) -> bool {
     bin.iter().any(|&i| {
         let (n, d) = (points[i].n, points[i].d);
-        distinct(bin.iter().map(|&j| &points[j]).filter(|p| p.n == n && p.d == d).map(value)) >= 2
+        distinct(bin.iter().map(|&j| &points[j]).filter(|p| p.n == n && p.d == d).map(value)).len() >= 2
     })
 }
 

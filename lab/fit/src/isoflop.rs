@@ -3,6 +3,7 @@
 
 use crate::bootstrap::{estimate, resample_strata, rng};
 use crate::schema::{FitPoint, IsoFlopBudget, IsoFlopFit};
+use crate::distinct;
 
 /// Budgets whose C lie within this factor of the budget's smallest C share a bin when C comes
 /// from 6·N·D; sweeps aim at a budget but round N and D.
@@ -112,17 +113,10 @@ pub fn line(x: &[f64], y: &[f64]) -> Option<(f64, f64)> {
     Some((my - s * mx, s))
 }
 
-fn distinct(xs: impl Iterator<Item = f64>) -> usize {
-    let mut v: Vec<f64> = xs.collect();
-    v.sort_by(f64::total_cmp);
-    v.dedup();
-    v.len()
-}
-
 /// The vertex of a parabola fitted through `idx`, if the parabola opens upwards and its minimum
 /// lies inside the sampled range of ln N (an extrapolated minimum says nothing about N_opt).
 fn vertex(points: &[IsoPoint], idx: &[usize]) -> Option<([f64; 3], f64)> {
-    if distinct(idx.iter().map(|&i| points[i].n)) < MIN_SIZES {
+    if distinct(idx.iter().map(|&i| points[i].n)).len() < MIN_SIZES {
         return None;
     }
     let x: Vec<f64> = idx.iter().map(|&i| points[i].n.ln()).collect();
@@ -158,7 +152,7 @@ pub fn isoflop(points: &[IsoPoint], resamples: usize, seed: u64, confidence: f64
     let (c, factor) = budgets_of(&flops, &n, &d);
     let candidates: Vec<Vec<usize>> = bins(&c, factor)
         .into_iter()
-        .filter(|b| distinct(b.iter().map(|&i| points[i].n)) >= MIN_SIZES)
+        .filter(|b| distinct(b.iter().map(|&i| points[i].n)).len() >= MIN_SIZES)
         .collect();
     if candidates.len() < 2 {
         return Err(format!(

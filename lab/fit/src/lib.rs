@@ -112,3 +112,11 @@ pub fn fit_points_at(name: &str, source: &str, points: &[Point], opts: &FitOptio
         excluded,
     }
 }
+
+/// The distinct values, sorted (sizes, budgets, …).
+pub(crate) fn distinct(xs: impl Iterator<Item = f64>) -> Vec<f64> {
+    let mut v: Vec<f64> = xs.collect();
+    v.sort_by(f64::total_cmp);
+    v.dedup();
+    v
+}
