@@ -10,6 +10,7 @@
 
 use statrs::distribution::{ContinuousCDF, FisherSnedecor};
 
+use crate::bootstrap::clusters;
 use crate::distinct;
 use crate::schema::Additivity;
 
@@ -27,11 +28,14 @@ pub struct Measurement<'a> {
 pub fn additivity(points: &[Measurement]) -> Option<Additivity> {
     let sizes = distinct(points.iter().map(|p| p.n));
     let budgets = distinct(points.iter().map(|p| p.d));
-    let configs = levels_by(points.iter().map(|p| p.config));
+    let configs = clusters(&points.iter().map(|p| p.config).collect::<Vec<&str>>());
     let at = |levels: &[f64], x: f64| levels.iter().position(|&l| l == x).expect("a level of the points");
     let size: Vec<usize> = points.iter().map(|p| at(&sizes, p.n)).collect();
     let budget: Vec<usize> = points.iter().map(|p| at(&budgets, p.d)).collect();
-    let cell: Vec<usize> = points.iter().map(|p| configs.iter().position(|c| *c == p.config).expect("a configuration of the points")).collect();
+    let mut cell = vec![0; points.len()];
+    for (c, runs) in configs.iter().enumerate() {
+        runs.iter().for_each(|&k| cell[k] = c);
+    }
     // Each connected set of sizes and budgets (linked by a measurement) shares one free level.
     let free = sizes.len() + budgets.len() - components(sizes.len(), budgets.len(), &size, &budget);
     let lof_df = configs.len().checked_sub(free).filter(|&df| df > 0)?;
@@ -68,19 +72,21 @@ pub fn additivity(points: &[Measurement]) -> Option<Additivity> {
 /// other levels leave.
 fn additive_fit(y: &[f64], w: &[f64], size: &[usize], budget: &[usize], sizes: usize, budgets: usize) -> Vec<f64> {
     let (mut a, mut b) = (vec![0.0; sizes], vec![0.0; budgets]);
-    let fitted = |a: &[f64], b: &[f64]| (0..y.len()).map(|k| a[size[k]] + b[budget[k]]).collect::<Vec<f64>>();
+    let surface = |a: &[f64], b: &[f64]| (0..y.len()).map(|k| a[size[k]] + b[budget[k]]).collect::<Vec<f64>>();
+    let mut fitted = surface(&a, &b);
     for _ in 0..10_000 {
-        let before = fitted(&a, &b);
         let r: Vec<f64> = (0..y.len()).map(|k| y[k] - b[budget[k]]).collect();
         a = weighted_means(&r, w, size, sizes);
         let r: Vec<f64> = (0..y.len()).map(|k| y[k] - a[size[k]]).collect();
         b = weighted_means(&r, w, budget, budgets);
-        let moved = fitted(&a, &b).iter().zip(&before).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+        let next = surface(&a, &b);
+        let moved = next.iter().zip(&fitted).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+        fitted = next;
         if moved < 1e-13 {
             break;
         }
     }
-    fitted(&a, &b)
+    fitted
 }
 
 /// The weighted mean of `values` within each of `count` classes.
@@ -111,12 +117,6 @@ fn components(sizes: usize, budgets: usize, size: &[usize], budget: &[usize]) ->
     (0..parent.len()).filter(|&x| root(&mut parent, x) == x).count()
 }
 
-fn levels_by<'a>(xs: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
-    let mut v: Vec<&str> = xs.collect();
-    v.sort();
-    v.dedup();
-    v
-}
 
 #[cfg(test)]
 mod tests {

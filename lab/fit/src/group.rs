@@ -212,9 +212,9 @@ fn best_configurations<'a>(pts: &[&'a Point]) -> Vec<&'a Point> {
     pts.iter().copied().filter(|p| best[&cell(p)].1 == config(p)).collect()
 }
 
-/// The points as the additivity check reads them: a point without a configuration is its own.
+/// The points as the additivity check reads them.
 fn measurements<'a>(pts: &[&'a Point]) -> Vec<Measurement<'a>> {
-    pts.iter().map(|p| Measurement { n: p.n, d: p.d, loss: p.loss, config: p.config.as_deref().unwrap_or(&p.id) }).collect()
+    pts.iter().map(|p| Measurement { n: p.n, d: p.d, loss: p.loss, config: p.config_key() }).collect()
 }
 
 /// Training compute of a point: recorded, or 6·N·D.
@@ -282,7 +282,7 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
     }
     // Replicates of one configuration are resampled together: they are repeated measurements of
     // one point of the law, not independent points.
-    let configs: Vec<String> = pts.iter().map(|p| p.config.clone().unwrap_or_else(|| p.id.clone())).collect();
+    let configs: Vec<&str> = pts.iter().map(|p| p.config_key()).collect();
     let boot = bootstrap_law(&data, &fit, delta, opts.bootstrap, derive_seed(seed, "law"), &clusters(&configs));
     if boot.failed * 20 > boot.resamples {
         out.warnings.push(format!(
@@ -344,7 +344,7 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
     let residuals: Vec<f64> = triples.iter().map(|&(n, d, l)| l.ln() - law.predict(n, d).ln()).collect();
     // A target's replicates (other seeds) measure one configuration: it is checked once, on their
     // mean loss.
-    let keys: Vec<&str> = targets.iter().map(|t| t.config.as_deref().unwrap_or(&t.id)).collect();
+    let keys: Vec<&str> = targets.iter().map(|t| t.config_key()).collect();
     out.targets = clusters(&keys)
         .into_iter()
         .map(|runs| {

@@ -46,6 +46,14 @@ pub struct Point {
     pub target: bool,
 }
 
+impl Point {
+    /// The configuration this point measures: its replicates share it, and a point without one is
+    /// its own.
+    pub fn config_key(&self) -> &str {
+        self.config.as_deref().unwrap_or(&self.id)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct FitOptions {
     /// Bootstrap resamples (0 disables intervals).
