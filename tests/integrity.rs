@@ -153,25 +153,34 @@ fn fit_table_refuses_bad_rows_or_skips_them_when_asked() {
 #[test]
 fn a_tables_repeated_rows_are_seeds_of_one_configuration() {
     let lab = Lab::new();
-    let mut csv = String::from("n,tokens,loss\n");
+    // Each seed's runs of one size shift together, as cooldown branches of one trunk do.
+    let mut csv = String::from("n,tokens,loss,trunk\n");
     for n in [1e5f64, 2e5, 4e5, 8e5] {
         for d in [1e6f64, 2e6, 4e6] {
             for seed in [-1.0, 1.0] {
-                csv += &format!("{n},{d},{}\n", (1.5 + 30.0 / n.powf(0.3) + 40.0 / d.powf(0.3)) * (1.0 + 0.01 * seed));
+                csv += &format!("{n},{d},{},{n}/{seed}\n", 1.5 + 30.0 / n.powf(0.3) + 40.0 / d.powf(0.3) + 0.02 * seed);
             }
         }
     }
-    std::fs::write(lab.path().join("t.csv"), &csv).unwrap();
-    let out = lab.run(&["fit", "--table", "t.csv", "--n-col", "n", "--bootstrap", "20"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let fit: codescale_fit::FitFile = serde_json::from_slice(&std::fs::read(lab.path().join("fits/t.json")).unwrap()).unwrap();
-    let g = &fit.groups[0];
+    let fit = |name: &str, csv: &str| {
+        std::fs::write(lab.path().join(format!("{name}.csv")), csv).unwrap();
+        let out = lab.run(&["fit", "--table", &format!("{name}.csv"), "--n-col", "n", "--bootstrap", "20"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let fit: codescale_fit::FitFile = serde_json::from_slice(&std::fs::read(lab.path().join(format!("fits/{name}.json"))).unwrap()).unwrap();
+        fit.groups.into_iter().next().unwrap()
+    };
+    let without_trunks: String = csv.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n").collect();
+    let g = fit("seeds", &without_trunks);
     assert_eq!(g.replicates.len(), 12, "every (N, D) measured twice");
     let a = g.additivity.expect("a crossed design is checked");
     // 24 rows, 12 configurations, 4 + 3 − 1 free levels: the seeds' spread is the noise, and the
     // additive surface misses nothing beyond it.
-    assert_eq!((a.noise_df, a.lack_of_fit_df), (12, 6));
-    assert!((a.noise.unwrap() - 0.01 * 2f64.sqrt()).abs() < 1e-3 && !a.rejected(), "{a:?}");
+    assert_eq!((a.noise_df, a.lack_of_fit_df, a.trunks), (12, 6, 0));
+    assert!(a.noise.unwrap() > 0.005 && !a.rejected(), "{a:?}");
+    // Told the trunks, the check takes each as a block: the shift is no longer noise.
+    let a = fit("trunks", &csv).additivity.expect("a crossed design is checked");
+    assert_eq!((a.noise_df, a.lack_of_fit_df, a.trunks), (8, 6, 8));
+    assert!(a.noise.unwrap() < 1e-9 && a.misfit < 1e-9, "{a:?}");
 }
 
 /// Runs the sweep until its first trial has written a checkpoint, then kills it (SIGKILL).

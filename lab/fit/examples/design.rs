@@ -85,10 +85,10 @@ fn main() {
             let mut rng = ChaCha8Rng::seed_from_u64(set);
             let mut runs = vec![];
             for &n in &sizes {
-                for _ in 0..seeds {
+                for seed in 0..seeds {
                     let shared = trunk * normal(&mut rng);
                     for &d in &budgets {
-                        runs.push((n, d, truth.loss(n, d) * (shared + run * normal(&mut rng)).exp(), format!("{n}/{d}")));
+                        runs.push((n, d, truth.loss(n, d) * (shared + run * normal(&mut rng)).exp(), format!("{n}/{d}"), format!("{n}/{seed}")));
                     }
                 }
             }
@@ -104,7 +104,7 @@ fn main() {
                 interval(&samples, 0.95).map_or(f64::INFINITY, |(lo, hi)| (hi - lo) / f(&fit.law).abs())
             });
             let predicted = fit.law.predict(target_n, target_d);
-            let m: Vec<Measurement> = runs.iter().map(|r| Measurement { n: r.0, d: r.1, loss: r.2, config: &r.3 }).collect();
+            let m: Vec<Measurement> = runs.iter().map(|r| Measurement { n: r.0, d: r.1, loss: r.2, config: &r.3, trunk: Some(&r.4) }).collect();
             Outcome {
                 width,
                 bias: predicted / truth.loss(target_n, target_d) - 1.0,

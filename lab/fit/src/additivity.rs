@@ -7,49 +7,71 @@
 //! split that miss into noise and lack of fit: the classical lack-of-fit F test. A significant
 //! lack of fit is an N × D interaction (small models gaining less from more data than large
 //! ones), which the law's extrapolations carry but its form cannot express.
+//!
+//! Cooldown branches of one WSD trunk share that trunk's noise: a seed that trains a worse trunk
+//! makes every budget of that size worse alike. Such a shift is additive, so the test should not
+//! count it as noise either: each shared trunk is a block with its own free level, in both
+//! models. The pure error is then the noise a run does not share with its trunk, and the test
+//! compares how budgets differ within a trunk, which is where an interaction shows.
 
 use statrs::distribution::{ContinuousCDF, FisherSnedecor};
 
 use crate::bootstrap::clusters;
-use crate::distinct;
 use crate::schema::Additivity;
 
-/// One measurement: N, D, loss, and the configuration it measures (replicates share it).
+/// One measurement: N, D, loss, the configuration it measures (replicates share it) and the
+/// trunk it branched from, if any (runs that share one share its noise).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Measurement<'a> {
     pub n: f64,
     pub d: f64,
     pub loss: f64,
     pub config: &'a str,
+    pub trunk: Option<&'a str>,
+}
+
+/// A factor of a linear model: each measurement's level of it (`None`: the factor leaves that
+/// measurement alone), and how many levels there are.
+struct Factor {
+    level: Vec<Option<usize>>,
+    levels: usize,
+}
+
+impl Factor {
+    /// Equal keys share a level; a measurement without a key has none.
+    fn of<K: PartialEq>(keys: &[Option<K>]) -> Factor {
+        let groups = clusters(keys);
+        let mut level = vec![None; keys.len()];
+        let mut levels = 0;
+        for runs in groups.iter().filter(|runs| keys[runs[0]].is_some()) {
+            runs.iter().for_each(|&k| level[k] = Some(levels));
+            levels += 1;
+        }
+        Factor { level, levels }
+    }
 }
 
 /// The check, or `None` when the design leaves the free additive model nothing to miss: every
 /// configuration is then fitted exactly (each size at a single budget, say).
 pub fn additivity(points: &[Measurement]) -> Option<Additivity> {
-    let sizes = distinct(points.iter().map(|p| p.n));
-    let budgets = distinct(points.iter().map(|p| p.d));
-    let configs = clusters(&points.iter().map(|p| p.config).collect::<Vec<&str>>());
-    let at = |levels: &[f64], x: f64| levels.iter().position(|&l| l == x).expect("a level of the points");
-    let size: Vec<usize> = points.iter().map(|p| at(&sizes, p.n)).collect();
-    let budget: Vec<usize> = points.iter().map(|p| at(&budgets, p.d)).collect();
-    let mut cell = vec![0; points.len()];
-    for (c, runs) in configs.iter().enumerate() {
-        runs.iter().for_each(|&k| cell[k] = c);
-    }
-    // Each connected set of sizes and budgets (linked by a measurement) shares one free level.
-    let free = sizes.len() + budgets.len() - components(sizes.len(), budgets.len(), &size, &budget);
-    let lof_df = configs.len().checked_sub(free).filter(|&df| df > 0)?;
-    let noise_df = points.len() - configs.len();
+    let factor = |key: fn(&Measurement) -> f64| Factor::of(&points.iter().map(|p| Some(key(p))).collect::<Vec<_>>());
+    let (size, budget) = (factor(|p| p.n), factor(|p| p.d));
+    let cell = Factor::of(&points.iter().map(|p| Some(p.config)).collect::<Vec<_>>());
+    let block = Factor::of(&shared(&points.iter().map(|p| p.trunk).collect::<Vec<_>>()));
+    let y: Vec<f64> = points.iter().map(|p| p.loss).collect();
     // Relative deviations: weight 1/L², so a 1 % miss counts the same at every loss.
     let w: Vec<f64> = points.iter().map(|p| p.loss.powi(-2)).collect();
-    let y: Vec<f64> = points.iter().map(|p| p.loss).collect();
 
-    let fitted = additive_fit(&y, &w, &size, &budget, sizes.len(), budgets.len());
-    let total: f64 = (0..y.len()).map(|k| w[k] * (y[k] - fitted[k]).powi(2)).sum();
-    let means = weighted_means(&y, &w, &cell, configs.len());
-    let noise_ss: f64 = (0..y.len()).map(|k| w[k] * (y[k] - means[cell[k]]).powi(2)).sum();
-    // Each run's configuration mean against the surface: Σ over configurations of runs × miss².
-    let lof_ss = (total - noise_ss).max(0.0);
+    let additive = [&size, &budget, &block];
+    let saturated = [&cell, &block];
+    let lof_df = rank(&saturated, y.len()).checked_sub(rank(&additive, y.len())).filter(|&df| df > 0)?;
+    let noise_df = y.len() - rank(&saturated, y.len());
+    let rss = |factors: &[&Factor]| -> f64 {
+        let fitted = least_squares(&y, &w, factors);
+        (0..y.len()).map(|k| w[k] * (y[k] - fitted[k]).powi(2)).sum()
+    };
+    let noise_ss = rss(&saturated);
+    let lof_ss = (rss(&additive) - noise_ss).max(0.0);
     let runs = y.len() as f64;
     let noise = (noise_df > 0).then(|| (noise_ss / noise_df as f64).sqrt());
     let p_value = noise.filter(|s| *s > 0.0).and_then(|s| {
@@ -63,23 +85,32 @@ pub fn additivity(points: &[Measurement]) -> Option<Additivity> {
         noise_floor: noise.map(|s| s * (lof_df as f64 / runs).sqrt()),
         noise,
         noise_df,
+        trunks: block.levels,
         p_value,
     })
 }
 
-/// Least-squares values a_size + b_budget by backfitting (Gauss–Seidel on the normal equations,
-/// which converges for any design): each sweep sets every level to the weighted mean of what the
-/// other levels leave.
-fn additive_fit(y: &[f64], w: &[f64], size: &[usize], budget: &[usize], sizes: usize, budgets: usize) -> Vec<f64> {
-    let (mut a, mut b) = (vec![0.0; sizes], vec![0.0; budgets]);
-    let surface = |a: &[f64], b: &[f64]| (0..y.len()).map(|k| a[size[k]] + b[budget[k]]).collect::<Vec<f64>>();
-    let mut fitted = surface(&a, &b);
+/// The trunks that more than one measurement shares; a trunk of one run is no block (its level
+/// would only fit that run exactly).
+fn shared<'a>(trunks: &[Option<&'a str>]) -> Vec<Option<&'a str>> {
+    trunks.iter().map(|t| t.filter(|t| trunks.iter().filter(|u| **u == Some(*t)).count() > 1)).collect()
+}
+
+/// Weighted least-squares fit of a sum of factor levels, by backfitting (Gauss–Seidel on the
+/// normal equations, which converges for any design): each sweep sets every factor's levels to
+/// the weighted mean of what the other factors leave.
+fn least_squares(y: &[f64], w: &[f64], factors: &[&Factor]) -> Vec<f64> {
+    let mut effects: Vec<Vec<f64>> = factors.iter().map(|f| vec![0.0; f.levels]).collect();
+    let effect = |f: &Factor, e: &[f64], k: usize| f.level[k].map_or(0.0, |l| e[l]);
+    let mut fitted = vec![0.0; y.len()];
     for _ in 0..10_000 {
-        let r: Vec<f64> = (0..y.len()).map(|k| y[k] - b[budget[k]]).collect();
-        a = weighted_means(&r, w, size, sizes);
-        let r: Vec<f64> = (0..y.len()).map(|k| y[k] - a[size[k]]).collect();
-        b = weighted_means(&r, w, budget, budgets);
-        let next = surface(&a, &b);
+        for i in 0..factors.len() {
+            let others: Vec<f64> = (0..y.len())
+                .map(|k| y[k] - (0..factors.len()).filter(|&j| j != i).map(|j| effect(factors[j], &effects[j], k)).sum::<f64>())
+                .collect();
+            effects[i] = weighted_means(&others, w, factors[i]);
+        }
+        let next: Vec<f64> = (0..y.len()).map(|k| (0..factors.len()).map(|j| effect(factors[j], &effects[j], k)).sum()).collect();
         let moved = next.iter().zip(&fitted).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
         fitted = next;
         if moved < 1e-13 {
@@ -89,34 +120,42 @@ fn additive_fit(y: &[f64], w: &[f64], size: &[usize], budget: &[usize], sizes: u
     fitted
 }
 
-/// The weighted mean of `values` within each of `count` classes.
-fn weighted_means(values: &[f64], w: &[f64], class: &[usize], count: usize) -> Vec<f64> {
-    let mut sum = vec![0.0; count];
-    let mut weight = vec![0.0; count];
-    for k in 0..values.len() {
-        sum[class[k]] += w[k] * values[k];
-        weight[class[k]] += w[k];
-    }
-    sum.iter().zip(&weight).map(|(s, w)| s / w).collect()
-}
-
-/// Connected components of the bipartite graph of sizes and budgets, one edge per measurement.
-fn components(sizes: usize, budgets: usize, size: &[usize], budget: &[usize]) -> usize {
-    let mut parent: Vec<usize> = (0..sizes + budgets).collect();
-    fn root(parent: &mut [usize], mut x: usize) -> usize {
-        while parent[x] != x {
-            parent[x] = parent[parent[x]];
-            x = parent[x];
+/// The weighted mean of `values` within each level of `factor` (0 for a level nobody has).
+fn weighted_means(values: &[f64], w: &[f64], factor: &Factor) -> Vec<f64> {
+    let mut sum = vec![0.0; factor.levels];
+    let mut weight = vec![0.0; factor.levels];
+    for (k, level) in factor.level.iter().enumerate() {
+        if let Some(l) = *level {
+            sum[l] += w[k] * values[k];
+            weight[l] += w[k];
         }
-        x
     }
-    for (&i, &j) in size.iter().zip(budget) {
-        let (ri, rj) = (root(&mut parent, i), root(&mut parent, sizes + j));
-        parent[ri] = rj;
-    }
-    (0..parent.len()).filter(|&x| root(&mut parent, x) == x).count()
+    sum.iter().zip(&weight).map(|(s, w)| if *w > 0.0 { s / w } else { 0.0 }).collect()
 }
 
+/// The rank of the model's design matrix (one indicator column per level of each factor): the
+/// number of free values it fits. Gaussian elimination on 0/1 columns, exact enough at this size.
+fn rank(factors: &[&Factor], runs: usize) -> usize {
+    let mut columns: Vec<Vec<f64>> = factors
+        .iter()
+        .flat_map(|f| (0..f.levels).map(move |l| f.level.iter().map(|&x| if x == Some(l) { 1.0 } else { 0.0 }).collect()))
+        .collect();
+    let mut rank = 0;
+    for row in 0..runs {
+        let Some(pivot) = (rank..columns.len()).max_by(|&a, &b| columns[a][row].abs().total_cmp(&columns[b][row].abs())) else { break };
+        if columns[pivot][row].abs() < 1e-9 {
+            continue;
+        }
+        columns.swap(rank, pivot);
+        let p = columns[rank].clone();
+        for c in &mut columns[rank + 1..] {
+            let factor = c[row] / p[row];
+            c.iter_mut().zip(&p).for_each(|(x, y)| *x -= factor * y);
+        }
+        rank += 1;
+    }
+    rank
+}
 
 #[cfg(test)]
 mod tests {
@@ -134,8 +173,17 @@ mod tests {
         v
     }
 
+    /// The check without trunks: every run trained on its own.
     fn check(points: &[(f64, f64, f64, String)]) -> Option<Additivity> {
-        let m: Vec<Measurement> = points.iter().map(|(n, d, loss, c)| Measurement { n: *n, d: *d, loss: *loss, config: c }).collect();
+        let m: Vec<Measurement> = points.iter().map(|(n, d, loss, c)| Measurement { n: *n, d: *d, loss: *loss, config: c, trunk: None }).collect();
+        additivity(&m)
+    }
+
+    /// The check with each size's seeds as cooldown branches of one trunk per seed, as a WSD
+    /// ladder trains them (`grid` lists seeds innermost).
+    fn check_with_trunks(points: &[(f64, f64, f64, String)], replicates: usize) -> Option<Additivity> {
+        let trunks: Vec<String> = points.iter().enumerate().map(|(k, (n, ..))| format!("{n}/seed {}", k % replicates)).collect();
+        let m: Vec<Measurement> = points.iter().zip(&trunks).map(|((n, d, loss, c), t)| Measurement { n: *n, d: *d, loss: *loss, config: c, trunk: Some(t) }).collect();
         additivity(&m)
     }
 
@@ -156,6 +204,37 @@ mod tests {
         // Noise alone: 6 of the 24 runs' degrees of freedom, each of variance σ².
         assert!((a.noise_floor.unwrap() - a.noise.unwrap() * 0.5).abs() < 1e-12, "{a:?}");
         assert!(a.p_value.unwrap() > 0.99, "{a:?}");
+    }
+
+    #[test]
+    fn a_trunks_shift_is_not_noise() {
+        // Each seed's trunk sits 0.02 above or below an additive surface at every budget.
+        let pts = grid(|n, d, r| 1.5 + 30.0 / n.powf(0.4) + 300.0 / d.powf(0.45) + if r == 0 { 0.02 } else { -0.02 }, 2);
+        let blocked = check_with_trunks(&pts, 2).unwrap();
+        assert_eq!((blocked.lack_of_fit_df, blocked.noise_df), (6, 8));
+        assert!(blocked.misfit < 1e-9 && blocked.noise.unwrap() < 1e-9, "{blocked:?}");
+        // Without the trunks the same shift is seed noise of about 0.02 / L.
+        let unblocked = check(&pts).unwrap();
+        assert_eq!((unblocked.lack_of_fit_df, unblocked.noise_df), (6, 12));
+        assert!(unblocked.noise.unwrap() > 0.005, "{unblocked:?}");
+    }
+
+    #[test]
+    fn an_interaction_within_trunks_is_tested_against_the_noise_trunks_do_not_share() {
+        // Trunk shifts of ±3 %, run noise of ±0.2 %, and an interaction of up to 2 %: the unblocked
+        // test drowns it in the trunks' spread, the blocked one finds it.
+        let pts = grid(
+            |n, d, r| {
+                let surface = 1.5 + 30.0 / n.powf(0.4) + 300.0 / d.powf(0.45);
+                let interaction = 0.02 * (n / 2e4).ln() * (d / 5e5).ln();
+                let trunk = if r == 0 { 1.03 } else { 0.97 };
+                let run = if (n as usize / 10_000 + d as usize / 250_000 + r) % 2 == 0 { 1.002 } else { 0.998 };
+                surface * (1.0 + interaction) * trunk * run
+            },
+            2,
+        );
+        assert!(check_with_trunks(&pts, 2).unwrap().rejected());
+        assert!(!check(&pts).unwrap().rejected());
     }
 
     #[test]

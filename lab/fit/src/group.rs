@@ -214,7 +214,7 @@ fn best_configurations<'a>(pts: &[&'a Point]) -> Vec<&'a Point> {
 
 /// The points as the additivity check reads them.
 fn measurements<'a>(pts: &[&'a Point]) -> Vec<Measurement<'a>> {
-    pts.iter().map(|p| Measurement { n: p.n, d: p.d, loss: p.loss, config: p.config_key() }).collect()
+    pts.iter().map(|p| Measurement { n: p.n, d: p.d, loss: p.loss, config: p.config_key(), trunk: p.trunk.as_deref() }).collect()
 }
 
 /// Training compute of a point: recorded, or 6·N·D.

@@ -40,6 +40,8 @@ pub struct Point {
     /// Replicates (the same configuration with other seeds) share this; a point without one is
     /// its own configuration.
     pub config: Option<String>,
+    /// The WSD trunk a cooldown branch forked from: branches of one trunk share its noise.
+    pub trunk: Option<String>,
     /// Standard error of `loss` from the evaluation (for weighting).
     pub loss_se: Option<f64>,
     /// A held-out target: trained but never fitted; the law predicts it.

@@ -45,6 +45,7 @@ pub fn points_from_rows(rows: &[ResultRow], n_col: &str) -> Vec<Point> {
             batch_tokens: Some((r.batch_size * r.seq_len) as f64),
             warmup_steps: Some(r.warmup_steps as f64),
             config: (!r.config_id.is_empty()).then(|| r.config_id.clone()),
+            trunk: (!r.trunk.is_empty()).then(|| r.trunk.clone()),
             loss_se: r.val_loss_se,
             target: r.target,
         })
@@ -59,7 +60,7 @@ pub fn input_hash(points: &[Point]) -> String {
         h.update(&x.map_or(u64::MAX, f64::to_bits).to_le_bytes());
     };
     for p in points {
-        for s in [p.id.as_str(), &p.group, &p.status, p.config.as_deref().unwrap_or(""), if p.target { "target" } else { "" }] {
+        for s in [p.id.as_str(), &p.group, &p.status, p.config.as_deref().unwrap_or(""), p.trunk.as_deref().unwrap_or(""), if p.target { "target" } else { "" }] {
             h.update(&(s.len() as u64).to_le_bytes());
             h.update(s.as_bytes());
         }

@@ -149,10 +149,15 @@ pub struct Additivity {
     pub misfit: f64,
     /// Configurations minus the surface's free levels.
     pub lack_of_fit_df: usize,
-    /// Relative seed-to-seed spread of one run, pooled over replicated configurations.
+    /// Relative seed-to-seed spread of one run, pooled over replicated configurations; with
+    /// trunks as blocks, the part of it a run does not share with its trunk.
     pub noise: Option<f64>,
-    /// Runs minus configurations.
+    /// Runs minus configurations, minus the blocks' levels beyond their sizes'.
     pub noise_df: usize,
+    /// WSD trunks taken as blocks: each shifts its cooldown branches alike, which is neither
+    /// noise nor interaction. 0 for fit files from before blocks.
+    #[serde(default)]
+    pub trunks: usize,
     /// What `misfit` would be, on average, from seed noise alone on an additive loss.
     #[serde(default)]
     pub noise_floor: Option<f64>,

@@ -211,8 +211,9 @@ fn additivity_detail(a: &Additivity) -> String {
     );
     match (a.noise, a.noise_floor, a.p_value) {
         (Some(noise), Some(floor), Some(p)) => line.push_str(&format!(
-            "; seed noise alone would give {:.2} % (one run's seed-to-seed noise {:.2} %, {} degrees of freedom); lack-of-fit p = {p:.2e}",
+            "; seed noise alone would give {:.2} % (one run's seed-to-seed noise{} {:.2} %, {} degrees of freedom); lack-of-fit p = {p:.2e}",
             100.0 * floor,
+            if a.trunks > 0 { format!(" beyond its trunk's, with {} trunks as blocks,", a.trunks) } else { String::new() },
             100.0 * noise,
             a.noise_df
         )),

@@ -83,7 +83,9 @@ pub fn fit_sweep(sweep_dir: &Path, opts: &Options) -> Result<Fitted> {
 
 /// Fits a table of your own (CSV or Parquet), one row per trial. A cell of N, D, loss or
 /// compute that is not a positive number is bad input naming the file, row and column, unless
-/// `columns.skip_bad_rows`.
+/// `columns.skip_bad_rows`. Optional columns: `lr` and `batch_tokens` (rows of a group at the
+/// same N, D, LR and batch are seeds of one configuration) and `trunk` (rows naming the same one
+/// are cooldown branches of one WSD trunk, whose noise they share).
 ///
 /// ```
 /// use codescale::fit;
@@ -126,6 +128,8 @@ pub fn fit_table(path: &Path, columns: &Columns, opts: &Options) -> Result<Fitte
     };
     let optional = |name: &str| if has_column(&df, name) { f64_column(&df, name).ok() } else { None };
     let (lr, batch) = (optional("lr"), optional("batch_tokens"));
+    // Rows that name one trunk are cooldown branches of it: the additivity check blocks on it.
+    let trunks = if has_column(&df, "trunk") { Some(str_column(&df, "trunk").map_err(bad)?) } else { None };
 
     // A table is the user's own data: a cell that is not a positive number is a mistake to point
     // at (file, row, column), not a point to drop quietly.
@@ -157,6 +161,7 @@ pub fn fit_table(path: &Path, columns: &Columns, opts: &Options) -> Result<Fitte
             // Rows of one group at the same N, D, LR and batch are repeated measurements (seeds) of
             // one configuration, as a sweep's replicates are.
             config: Some(format!("{}|{}|{}|{:?}|{:?}", groups[i], n.values[i], d.values[i], lr.as_ref().map(|v| v[i]), batch.as_ref().map(|v| v[i]))),
+            trunk: trunks.as_ref().map(|t| t[i].clone()).filter(|t| !t.is_empty()),
             ..Default::default()
         })
         .collect();
