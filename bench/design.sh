@@ -12,7 +12,7 @@
 # Two truths: the additive law fitted to the quickstart's go ladder, and Kaplan's form fitted to
 # the same ladder's two-seed means (its N × D interaction is what the quickstart measures).
 #
-#   bench/design.sh [DATASETS]     (about 8 minutes on 2 cores at 100)
+#   bench/design.sh [DATASETS]     (about 6 minutes on 2 cores at 100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 datasets=${1:-100}
