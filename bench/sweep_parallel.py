@@ -3,7 +3,9 @@
 --jobs 2 (wall time, and CPU utilisation = Σ CPU seconds ÷ (wall × cores)), then with
 asynchronous successive halving, against the full grid (compute spent, best trial found).
 
-    python3 bench/sweep_parallel.py        # after `cargo build`; uses the local corpus
+    python3 bench/sweep_parallel.py              # builds codescale; uses the local corpus
+    python3 bench/sweep_parallel.py jobs2        # only the named runs (jobs1, jobs2, asha)
+    CODESCALE_BIN=/path/to/codescale python3 bench/sweep_parallel.py jobs2   # another build, side by side
 """
 import json
 import os
@@ -16,7 +18,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / "target" / "debug" / "codescale"
+BIN = Path(os.environ.get("CODESCALE_BIN", ROOT / "target" / "debug" / "codescale"))
 SWEEP = """name = "bench"
 corpus = "{corpus}"
 [base]
@@ -53,7 +55,9 @@ def run(work: Path, runs: str, jobs: int, asha: bool):
 
 
 def main():
-    subprocess.run(["cargo", "build", "-q", "--workspace", "--bin", "codescale"], cwd=ROOT, check=True)
+    if "CODESCALE_BIN" not in os.environ:
+        subprocess.run(["cargo", "build", "-q", "--workspace", "--bin", "codescale"], cwd=ROOT, check=True)
+    wanted = set(sys.argv[1:]) or {"jobs1", "jobs2", "asha"}
     cores = os.cpu_count()
     work = Path(tempfile.mkdtemp())
     try:
@@ -61,13 +65,15 @@ def main():
         subprocess.run([BIN, "corpus", "build", ROOT / "corpora" / "local.toml", "--quiet"], cwd=work, check=True, stdout=subprocess.DEVNULL)
         rows = []
         for name, jobs, asha in [("jobs1", 1, False), ("jobs2", 2, False), ("asha", 2, True)]:
-            rows.append((name, jobs, asha) + run(work, name, jobs, asha))
-        full_compute = rows[1][5]
+            if name in wanted:
+                rows.append((name, jobs, asha) + run(work, name, jobs, asha))
+        # ASHA's saving is against the full grid's compute (any run without early stopping).
+        full_compute = next((r[5] for r in rows if not r[2]), None)
         print(f"{'run':<8} {'jobs':>4} {'wall s':>8} {'CPU s':>8} {'util':>6} {'compute':>10} {'saved':>6}  best trial (lr, batch, val loss)  statuses")
         for name, jobs, asha, wall, cpu, compute, best, statuses in rows:
             c = best["config"]
             print(
-                f"{name:<8} {jobs:>4} {wall:>8.1f} {cpu:>8.1f} {cpu / (wall * cores):>6.2f} {compute:>10.3e} {1 - compute / full_compute:>6.1%}  "
+                f"{name:<8} {jobs:>4} {wall:>8.1f} {cpu:>8.1f} {cpu / (wall * cores):>6.2f} {compute:>10.3e} {(1 - compute / full_compute) if full_compute else float('nan'):>6.1%}  "
                 f"{c['lr']:.0e}, {c['batch_size']:>3}, {best['metrics']['val_loss']:.4f}          {statuses}"
             )
     finally:
