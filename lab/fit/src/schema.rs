@@ -147,7 +147,8 @@ pub struct Additivity {
     /// lack of fit, plus the noise that seed means still carry.
     #[serde(deserialize_with = "f64_or_nan")]
     pub misfit: f64,
-    /// Configurations minus the surface's free levels.
+    /// The free values of a level per configuration (and per block) minus those of the
+    /// additive surface (and the blocks): configurations minus the surface's free levels.
     pub lack_of_fit_df: usize,
     /// Relative seed-to-seed spread of one run, pooled over replicated configurations; with
     /// trunks as blocks, the part of it a run does not share with its trunk.
