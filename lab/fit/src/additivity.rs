@@ -40,10 +40,20 @@ struct Factor {
 impl Factor {
     /// Equal keys share a level; a measurement without a key has none.
     fn of<K: PartialEq>(keys: &[Option<K>]) -> Factor {
-        let groups = clusters(keys);
-        let mut level = vec![None; keys.len()];
+        Factor::levels_of(clusters(keys).into_iter().filter(|runs| keys[runs[0]].is_some()), keys.len())
+    }
+
+    /// The trunks that more than one measurement shares; a trunk of one run is no block (its
+    /// level would only fit that run exactly).
+    fn blocks(trunks: &[Option<&str>]) -> Factor {
+        Factor::levels_of(clusters(trunks).into_iter().filter(|runs| runs.len() > 1 && trunks[runs[0]].is_some()), trunks.len())
+    }
+
+    /// One level per group of measurement indices; measurements in no group have none.
+    fn levels_of(groups: impl Iterator<Item = Vec<usize>>, measurements: usize) -> Factor {
+        let mut level = vec![None; measurements];
         let mut levels = 0;
-        for runs in groups.iter().filter(|runs| keys[runs[0]].is_some()) {
+        for runs in groups {
             runs.iter().for_each(|&k| level[k] = Some(levels));
             levels += 1;
         }
@@ -57,15 +67,16 @@ pub fn additivity(points: &[Measurement]) -> Option<Additivity> {
     let factor = |key: fn(&Measurement) -> f64| Factor::of(&points.iter().map(|p| Some(key(p))).collect::<Vec<_>>());
     let (size, budget) = (factor(|p| p.n), factor(|p| p.d));
     let cell = Factor::of(&points.iter().map(|p| Some(p.config)).collect::<Vec<_>>());
-    let block = Factor::of(&shared(&points.iter().map(|p| p.trunk).collect::<Vec<_>>()));
+    let block = Factor::blocks(&points.iter().map(|p| p.trunk).collect::<Vec<_>>());
     let y: Vec<f64> = points.iter().map(|p| p.loss).collect();
     // Relative deviations: weight 1/L², so a 1 % miss counts the same at every loss.
     let w: Vec<f64> = points.iter().map(|p| p.loss.powi(-2)).collect();
 
     let additive = [&size, &budget, &block];
     let saturated = [&cell, &block];
-    let lof_df = rank(&saturated, y.len()).checked_sub(rank(&additive, y.len())).filter(|&df| df > 0)?;
-    let noise_df = y.len() - rank(&saturated, y.len());
+    let saturated_rank = rank(&saturated, y.len());
+    let lof_df = saturated_rank.checked_sub(rank(&additive, y.len())).filter(|&df| df > 0)?;
+    let noise_df = y.len() - saturated_rank;
     let rss = |factors: &[&Factor]| -> f64 {
         let fitted = least_squares(&y, &w, factors);
         (0..y.len()).map(|k| w[k] * (y[k] - fitted[k]).powi(2)).sum()
@@ -88,12 +99,6 @@ pub fn additivity(points: &[Measurement]) -> Option<Additivity> {
         trunks: block.levels,
         p_value,
     })
-}
-
-/// The trunks that more than one measurement shares; a trunk of one run is no block (its level
-/// would only fit that run exactly).
-fn shared<'a>(trunks: &[Option<&'a str>]) -> Vec<Option<&'a str>> {
-    trunks.iter().map(|t| t.filter(|t| trunks.iter().filter(|u| **u == Some(*t)).count() > 1)).collect()
 }
 
 /// Weighted least-squares fit of a sum of factor levels, by backfitting (Gauss–Seidel on the
@@ -120,7 +125,7 @@ fn least_squares(y: &[f64], w: &[f64], factors: &[&Factor]) -> Vec<f64> {
     fitted
 }
 
-/// The weighted mean of `values` within each level of `factor` (0 for a level nobody has).
+/// The weighted mean of `values` within each level of `factor` (every level has a measurement).
 fn weighted_means(values: &[f64], w: &[f64], factor: &Factor) -> Vec<f64> {
     let mut sum = vec![0.0; factor.levels];
     let mut weight = vec![0.0; factor.levels];
@@ -130,7 +135,7 @@ fn weighted_means(values: &[f64], w: &[f64], factor: &Factor) -> Vec<f64> {
             weight[l] += w[k];
         }
     }
-    sum.iter().zip(&weight).map(|(s, w)| if *w > 0.0 { s / w } else { 0.0 }).collect()
+    sum.iter().zip(&weight).map(|(s, w)| s / w).collect()
 }
 
 /// The rank of the model's design matrix (one indicator column per level of each factor): the
