@@ -153,12 +153,15 @@ fn fit_table_refuses_bad_rows_or_skips_them_when_asked() {
 #[test]
 fn a_tables_repeated_rows_are_seeds_of_one_configuration() {
     let lab = Lab::new();
-    // Each seed's runs of one size shift together, as cooldown branches of one trunk do.
-    let mut csv = String::from("n,tokens,loss,trunk\n");
+    // Two seeds 1 % apart; then, as cooldown branches of one trunk per size and seed, shifted
+    // together.
+    let (mut seeds, mut trunks) = (String::from("n,tokens,loss\n"), String::from("n,tokens,loss,trunk\n"));
     for n in [1e5f64, 2e5, 4e5, 8e5] {
         for d in [1e6f64, 2e6, 4e6] {
             for seed in [-1.0, 1.0] {
-                csv += &format!("{n},{d},{},{n}/{seed}\n", 1.5 + 30.0 / n.powf(0.3) + 40.0 / d.powf(0.3) + 0.02 * seed);
+                let law = 1.5 + 30.0 / n.powf(0.3) + 40.0 / d.powf(0.3);
+                seeds += &format!("{n},{d},{}\n", law * (1.0 + 0.01 * seed));
+                trunks += &format!("{n},{d},{},{n}/{seed}\n", law + 0.02 * seed);
             }
         }
     }
@@ -169,16 +172,15 @@ fn a_tables_repeated_rows_are_seeds_of_one_configuration() {
         let fit: codescale_fit::FitFile = serde_json::from_slice(&std::fs::read(lab.path().join(format!("fits/{name}.json"))).unwrap()).unwrap();
         fit.groups.into_iter().next().unwrap()
     };
-    let without_trunks: String = csv.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string() + "\n").collect();
-    let g = fit("seeds", &without_trunks);
+    let g = fit("seeds", &seeds);
     assert_eq!(g.replicates.len(), 12, "every (N, D) measured twice");
     let a = g.additivity.expect("a crossed design is checked");
     // 24 rows, 12 configurations, 4 + 3 − 1 free levels: the seeds' spread is the noise, and the
     // additive surface misses nothing beyond it.
     assert_eq!((a.noise_df, a.lack_of_fit_df, a.trunks), (12, 6, 0));
-    assert!(a.noise.unwrap() > 0.005 && !a.rejected(), "{a:?}");
+    assert!((a.noise.unwrap() - 0.01 * 2f64.sqrt()).abs() < 1e-3 && !a.rejected(), "{a:?}");
     // Told the trunks, the check takes each as a block: the shift is no longer noise.
-    let a = fit("trunks", &csv).additivity.expect("a crossed design is checked");
+    let a = fit("trunks", &trunks).additivity.expect("a crossed design is checked");
     assert_eq!((a.noise_df, a.lack_of_fit_df, a.trunks), (8, 6, 8));
     assert!(a.noise.unwrap() < 1e-9 && a.misfit < 1e-9, "{a:?}");
 }
