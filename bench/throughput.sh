@@ -11,7 +11,9 @@
 # parameter (the output head included, the embedding gather not) plus 6·layers·seq·d for
 # attention's two products; and each side's fraction of the machine's gemm peak at the model's
 # shapes: the GFLOP/s of that step's projection products (forward and backward) run alone, back
-# to back, through the trainer's own gemm call (lab/train/examples/gemm_peak.rs). The first
+# to back, through the trainer's own gemm call (lab/train/examples/gemm_peak.rs); and against
+# the machine's FMA ceiling, independent FMA chains on registers at the widest SIMD width
+# (lab/train/examples/fma_peak.rs), which no matrix multiply can pass. The first
 # line names the CPU and the widest SIMD path it offers, which both sides' kernels pick at run
 # time.
 #
@@ -80,7 +82,7 @@ print($tps, 100 * (float(l[0]) - float(s[0])) / wall if wall > 1 else float('nan
 }
 
 batch=16; seq=256
-printf '%-9s %7s %10s %15s %9s %9s %7s %15s %9s %9s %7s %7s\n' model threads "gemm peak" "codescale tok/s" "CPU util" "GFLOP/s" "% peak" "pytorch tok/s" "CPU util" "GFLOP/s" "% peak" ratio
+printf '%-9s %7s %9s %10s %15s %9s %9s %7s %6s %15s %9s %9s %7s %6s %7s\n' model threads "FMA peak" "gemm peak" "codescale tok/s" "CPU util" "GFLOP/s" "% gemm" "% FMA" "pytorch tok/s" "CPU util" "GFLOP/s" "% gemm" "% FMA" ratio
 for shape in "128 4" "256 6" "384 8"; do
     set -- $shape
     d=$1; l=$2
@@ -91,10 +93,11 @@ for shape in "128 4" "256 6" "384 8"; do
         read -r a_tps a_util <<<"$(utilisation "$d" "$l" "$t")"
         read -r b_tps b_util <<<"$(theirs "$d" "$l" "$t")"
         peak=$(target/debug/examples/gemm_peak "$d" "$l" "$t")
+        fma=$(target/debug/examples/fma_peak "$t")
         python3 -c "
-f, peak = $flops_per_token / 1e9, $peak
+f, peak, fma = $flops_per_token / 1e9, $peak, $fma
 a, au, b, bu = float('$a_tps'), float('$a_util'), float('$b_tps'), float('$b_util')
-print('%-9s %7d %10.1f %15.0f %8.0f%% %9.1f %6.0f%% %15.0f %8.0f%% %9.1f %6.0f%% %7.2f' % ('d$d-l$l', $t, peak, a, au, a * f, 100 * a * f / peak, b, bu, b * f, 100 * b * f / peak, a / b))"
+print('%-9s %7d %9.1f %10.1f %15.0f %8.0f%% %9.1f %6.0f%% %5.0f%% %15.0f %8.0f%% %9.1f %6.0f%% %5.0f%% %7.2f' % ('d$d-l$l', $t, fma, peak, a, au, a * f, 100 * a * f / peak, 100 * a * f / fma, b, bu, b * f, 100 * b * f / peak, 100 * b * f / fma, a / b))"
         [ "$threads" = 1 ] && break
     done
 done
