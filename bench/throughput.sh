@@ -93,6 +93,7 @@ for shape in "128 4" "256 6" "384 8"; do
         read -r a_tps a_util <<<"$(utilisation "$d" "$l" "$t")"
         read -r b_tps b_util <<<"$(theirs "$d" "$l" "$t")"
         peak=$(target/debug/examples/gemm_peak "$d" "$l" "$t")
+        # Beside each row, like the gemm peak: this VM's speed drifts within a run.
         fma=$(target/debug/examples/fma_peak "$t")
         python3 -c "
 f, peak, fma = $flops_per_token / 1e9, $peak, $fma
