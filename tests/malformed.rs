@@ -17,6 +17,10 @@ fn cases() -> Vec<(String, usize, &'static str)> {
         (format!("{HEAD}model = \"big\"\n"), 4, "model"),
         (format!("nme = \"x\"\n{HEAD}"), 1, "nme"),
         (format!("name = \"a b\"\n[base]\nlanguage = \"rust\"\n"), 1, "name"),
+        // Names the runs folder uses itself: the sweep's folder would be one of them.
+        ("name = \"trials\"\n[base]\nlanguage = \"rust\"\n".to_string(), 1, "`name`: `trials` is reserved"),
+        ("name = \"_trunks\"\n[base]\nlanguage = \"rust\"\n".to_string(), 1, "`name`: `_trunks` is reserved"),
+        ("name = \"..\"\n[base]\nlanguage = \"rust\"\n".to_string(), 1, "`name`: `..` is reserved"),
         (p("model = { values = [] }"), 5, "empty"),
         (p("lr = { values = [1e-3], value = 1e-3 }"), 5, "exactly one"),
         (p("lr = { distribution = \"log_uniform\", min = 1e-4, max = 1e-2 }"), 5, "random"),

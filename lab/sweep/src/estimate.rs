@@ -17,7 +17,7 @@ pub const CONFIRM_ABOVE_S: f64 = 24.0 * 3600.0;
 pub fn flops_per_s_per_thread(runs: &Path) -> (f64, &'static str) {
     let mut rates = Vec::new();
     for sweep in std::fs::read_dir(runs).into_iter().flatten().flatten() {
-        for trial in std::fs::read_dir(sweep.path().join("trials")).into_iter().flatten().flatten() {
+        for trial in std::fs::read_dir(sweep.path().join(crate::runs::TRIALS_DIR)).into_iter().flatten().flatten() {
             if let Ok(r) = TrialRecord::load(&trial.path()) {
                 if r.status == Status::Done && r.metrics.tokens_per_s > 0.0 {
                     let threads = r.provenance.threads.max(1) as f64;

@@ -11,6 +11,14 @@ use serde::{Deserialize, Serialize};
 pub const PLAN_FILE: &str = "plan.json";
 pub const SWEEP_FILE: &str = "sweep.toml";
 pub const RESULTS_FILE: &str = "results.parquet";
+/// The folder of a sweep's folder that holds its trials.
+pub const TRIALS_DIR: &str = "trials";
+
+/// Names a sweep may not have, as its folder is `<runs root>/<name>`: what the runs root
+/// holds besides sweeps (trunks shared between sweeps), `trials` so that no path reads as both
+/// a sweep and a sweep's trials, and `.`/`..`, which are not folders of the root at all. An
+/// entry the runs root gains belongs here.
+pub const RESERVED_NAMES: [&str; 4] = [crate::branches::TRUNKS_DIR, TRIALS_DIR, ".", ".."];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
@@ -37,7 +45,7 @@ impl SweepDir {
         self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
     }
     pub fn trial_dir(&self, id: &str) -> PathBuf {
-        self.path.join("trials").join(id)
+        self.path.join(TRIALS_DIR).join(id)
     }
     pub fn plan(&self) -> Result<Plan> {
         read_json(&self.path.join(PLAN_FILE))
@@ -110,7 +118,7 @@ fn recover(dir: &Path, config: &TrialConfig, why: &str) -> TrialRecord {
 /// experiment.
 pub fn find_done_elsewhere(runs_root: &Path, id: &str, except: &Path) -> Option<PathBuf> {
     let entries = std::fs::read_dir(runs_root).ok()?;
-    entries.flatten().map(|e| e.path().join("trials").join(id)).find(|dir| !dir.starts_with(except) && TrialRecord::load(dir).is_ok_and(|r| r.status == Status::Done && r.id == id))
+    entries.flatten().map(|e| e.path().join(TRIALS_DIR).join(id)).find(|dir| !dir.starts_with(except) && TrialRecord::load(dir).is_ok_and(|r| r.status == Status::Done && r.id == id))
 }
 
 /// A finished trial under the runs root with the same configuration as `config` but another
@@ -118,7 +126,7 @@ pub fn find_done_elsewhere(runs_root: &Path, id: &str, except: &Path) -> Option<
 pub fn find_stale(runs_root: &Path, config: &TrialConfig) -> Option<(PathBuf, String)> {
     let wanted = config.config_id();
     let sweeps = std::fs::read_dir(runs_root).ok()?;
-    for trials in sweeps.flatten().filter_map(|s| std::fs::read_dir(s.path().join("trials")).ok()) {
+    for trials in sweeps.flatten().filter_map(|s| std::fs::read_dir(s.path().join(TRIALS_DIR)).ok()) {
         for entry in trials.flatten() {
             let Ok(r) = TrialRecord::load(&entry.path()) else { continue };
             if r.status != Status::Done || r.config.config_id() != wanted {

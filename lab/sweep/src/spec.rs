@@ -231,6 +231,10 @@ impl Sweep {
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
             return Err(fail(line(raw.name.span()), "name", "must be a non-empty name of letters, digits, `-`, `_` or `.` (it names the runs folder)"));
         }
+        if crate::runs::RESERVED_NAMES.contains(&name.as_str()) {
+            let reserved = crate::runs::RESERVED_NAMES.map(|n| format!("`{n}`")).join(", ");
+            return Err(fail(line(raw.name.span()), "name", &format!("`{name}` is reserved: a sweep's folder `<runs>/<name>` must not clash with what the runs folder holds itself (reserved: {reserved})")));
+        }
         let method = raw.method.as_ref().map(|m| *m.get_ref()).unwrap_or(Method::Grid);
         let trials = match (&raw.trials, method) {
             (Some(t), Method::Random) if *t.get_ref() == 0 => return Err(fail(line(t.span()), "trials", "must be > 0")),
