@@ -51,6 +51,54 @@ fn run_fits_reports_and_replays_identically() {
     assert!(text(&out).contains("--force"), "{}", text(&out));
 }
 
+/// `fit`, `report` and `export` are reads: they leave `results.parquet` as `sweep run` wrote it
+/// (same bytes, same mtime), or absent, computing the rows from the records instead.
+#[test]
+fn fit_report_and_export_leave_results_parquet_alone() {
+    let lab = Lab::new();
+    let sweep = lab.sweep("reads", "eval_interval = 4\n[parameters]\nmodel = { values = [\"d32-l1\", \"d64-l1\"] }\ntokens = { values = [8192, 16384, 32768] }\n");
+    let out = lab.run(&["sweep", "run", sweep.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let results = lab.path().join("runs/reads/results.parquet");
+    // An mtime long past, so a rewrite shows even within the filesystem's timestamp resolution.
+    let past = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+    std::fs::File::options().write(true).open(&results).unwrap().set_modified(past).unwrap();
+    let bytes = std::fs::read(&results).unwrap();
+    let reads: [&[&str]; 4] = [
+        &["fit", "runs/reads", "--bootstrap", "20", "--quiet"],
+        &["report", "runs/reads"],
+        &["export", "runs/reads", "--format", "csv"],
+        &["export", "runs/reads", "--format", "parquet", "--out", "export"],
+    ];
+    for args in reads {
+        let out = lab.run(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        assert_eq!(std::fs::metadata(&results).unwrap().modified().unwrap(), past, "{args:?} rewrote results.parquet");
+        assert!(std::fs::read(&results).unwrap() == bytes, "{args:?} changed results.parquet");
+    }
+    // Parquet into the sweep folder would be results.parquet itself: refused, naming it.
+    let out = lab.run(&["export", "runs/reads", "--format", "parquet"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("results.parquet") && text(&out).contains("--out"), "{}", text(&out));
+    assert_eq!(std::fs::metadata(&results).unwrap().modified().unwrap(), past);
+
+    // Without the file, the reads still see every trial and leave it absent.
+    std::fs::remove_file(&results).unwrap();
+    for args in reads {
+        let out = lab.run(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        assert!(!results.exists(), "{args:?} wrote results.parquet");
+    }
+    let csv: Vec<ResultRow> = codescale_table::read_rows(&lab.path().join("runs/reads/results.csv")).unwrap();
+    assert_eq!(csv.iter().filter(|r| r.status == "done").count(), 6, "rows come from the records");
+    // The writer is `sweep run`, even with nothing left to train.
+    let out = lab.run(&["sweep", "run", sweep.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let rows: Vec<ResultRow> = codescale_table::read_rows(&results).unwrap();
+    let key = |rows: &[ResultRow]| rows.iter().map(|r| (r.trial_id.clone(), r.status.clone())).collect::<Vec<_>>();
+    assert_eq!(key(&rows), key(&csv));
+}
+
 #[test]
 fn quickstart_sweep_plans() {
     // The README's sweep must always parse and plan (its run is exercised by CI's reduced run).

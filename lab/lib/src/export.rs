@@ -84,6 +84,11 @@ pub fn export(dir: &Path, format: Format, out: Option<PathBuf>) -> Result<Export
     }
     let tagged: Vec<CurveRow> = curves.iter().flat_map(|(id, c)| CurveRow::tag(id, c)).collect();
     let (results_path, curves_path) = (out.join(format!("results.{ext}")), out.join(format!("curves.{ext}")));
+    // An export is a read: it must not replace the sweep's own table (`--format parquet` into
+    // the sweep folder), which only `sweep run` writes, under the sweep lock.
+    if same_file(&results_path, &dir.join(codescale_sweep::runs::RESULTS_FILE)) {
+        codescale_core::bad_input!("{}: exporting there would overwrite the sweep's own results table; give another folder with --out", results_path.display());
+    }
     write_table(&results_path, &rows, format)?;
     write_table(&curves_path, &tagged, format)?;
     Ok(Exported::Tables(vec![results_path, curves_path]))
@@ -132,6 +137,12 @@ fn run_name(r: &TrialRecord) -> String {
 /// The trial's start in seconds since the epoch (0 for a record that never started).
 fn started(r: &TrialRecord) -> u64 {
     codescale_core::time::unix_seconds(&r.provenance.started).unwrap_or(0)
+}
+
+/// Whether `a` and `b` name one file (`b` exists; `a` may not yet, so its folder is compared).
+fn same_file(a: &Path, b: &Path) -> bool {
+    let canonical = |p: &Path| p.parent().and_then(|d| d.canonicalize().ok()).map(|d| d.join(p.file_name().unwrap_or_default()));
+    canonical(a).is_some() && canonical(a) == canonical(b)
 }
 
 /// Rows as a table of `format` (JSON lines by serde, the others by polars).

@@ -118,10 +118,10 @@ pub fn run(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
 }
 
 /// One row per planned trial of the sweep at `sweep_dir` (`runs/<sweep>`), from its records as
-/// they are now; `results.parquet` is rewritten on the way, so it never lags behind a trial that
-/// finished since.
+/// they are now, so it never lags behind a trial that finished since. A read: it leaves
+/// `results.parquet` as it is (only `sweep run`, under the sweep lock, writes it).
 pub fn results(sweep_dir: &Path) -> Result<Vec<ResultRow>> {
-    SweepDir::open(sweep_dir)?.write_results()
+    SweepDir::open(sweep_dir)?.result_rows()
 }
 
 /// Counts by status, the running trials and the best so far of a sweep: `path` is its runs

@@ -77,15 +77,17 @@ impl SweepDir {
             Err(e) => Ok((recover(&dir, config, &format!("{e:#}")), true)),
         }
     }
-    /// Writes `results.parquet`: one row per planned trial, flat columns.
-    pub fn write_results(&self) -> Result<Vec<ResultRow>> {
+    /// One row per planned trial, flat columns, from the records as they are now; writes
+    /// nothing, so readers (fit, report, export) can use it on a folder a scheduler is writing.
+    pub fn result_rows(&self) -> Result<Vec<ResultRow>> {
         let name = self.name();
         let targets = self.plan()?.targets;
-        let rows: Vec<ResultRow> = self
-            .records()?
-            .iter()
-            .map(|r| ResultRow { target: targets.contains(&r.id), ..ResultRow::from_record(&name, r) })
-            .collect();
+        Ok(self.records()?.iter().map(|r| ResultRow { target: targets.contains(&r.id), ..ResultRow::from_record(&name, r) }).collect())
+    }
+    /// Writes [`SweepDir::result_rows`] to `results.parquet` (atomically). Only for the holder of
+    /// the sweep's [`crate::lock::SweepLock`], so two writers never race on the file.
+    pub fn write_results(&self) -> Result<Vec<ResultRow>> {
+        let rows = self.result_rows()?;
         codescale_table::write_rows(&self.path.join(RESULTS_FILE), &rows).context("writing results.parquet")?;
         Ok(rows)
     }

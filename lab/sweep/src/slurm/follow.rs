@@ -9,6 +9,7 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{arrays, cluster, plan_index, script};
+use crate::lock::SweepLock;
 use crate::runs::SweepDir;
 use crate::scheduler::Summary;
 use crate::status::{shown, Shown, LOST};
@@ -78,8 +79,16 @@ pub fn follow(dir: &SweepDir, quiet: bool, interrupted: &dyn Fn() -> bool) -> Re
     }
     bar.finish_and_clear();
 
-    let notes = unfinished_notes(dir, &arrays, &jobs)?;
-    let rows = dir.write_results()?;
+    let mut notes = unfinished_notes(dir, &arrays, &jobs)?;
+    // Written under the sweep lock, as a local run writes it; a scheduler holding the lock
+    // writes the file itself when it ends, so we only read the rows then.
+    let rows = match SweepLock::acquire(&dir.path) {
+        Ok(_lock) => dir.write_results()?,
+        Err(e) => {
+            notes.push(format!("results.parquet left to the lock's holder: {e:#}"));
+            dir.result_rows()?
+        }
+    };
     Ok(Some(Summary { dir: dir.path.clone(), rows, trained: 0, skipped: 0, notes }))
 }
 

@@ -93,6 +93,9 @@ pub fn submit(sweep: &Sweep, cfg: &RunConfig, exe: &Path) -> Result<Submission> 
     let (dir, plan, planned) = prepare(sweep, cfg)?;
     let _lock = SweepLock::acquire(&dir.path)?;
     let Triage { queue, skipped, notes: triage_notes } = triage(&dir, &plan, cfg)?;
+    // Trials that tasks finished since the last `--wait` reach results.parquet here, under the
+    // lock, since readers (fit, report, export) never write it.
+    dir.write_results()?;
     let mut notes = planned.notes;
     notes.extend(triage_notes);
     let queued = queued_indices(&dir, &sweep.name)?;
