@@ -25,9 +25,28 @@ pub struct FitArgs {
     /// Column with the loss to fit (with --table; default `loss`).
     #[arg(long)]
     pub loss_col: Option<String>,
-    /// Column whose values split the table into groups fitted apart (with --table).
+    /// Column whose values split the table into groups fitted apart (with --table; repeat it to
+    /// group by several columns together).
     #[arg(long)]
-    pub group_col: Option<String>,
+    pub group_col: Vec<String>,
+    /// Column of each row's role (with --table): `fit` rows are fitted, `target` rows are held
+    /// out and predicted with a 95 % prediction interval; any other value is bad input.
+    #[arg(long)]
+    pub role_col: Option<String>,
+    /// A role value whose rows are left out (with --role-col; repeatable), e.g. `extra`.
+    #[arg(long, requires = "role_col")]
+    pub ignore_role: Vec<String>,
+    /// Column that is `true` on a run's final point (with --table): other rows are intermediate
+    /// checkpoints, kept apart and never fitted as finished runs.
+    #[arg(long)]
+    pub final_col: Option<String>,
+    /// The law's form: `auto` chooses per group by out-of-sample error (fit the smaller sizes,
+    /// predict the larger); or one of chinchilla, kaplan, gadre, data.
+    #[arg(long, default_value = "auto", value_parser = law_choice)]
+    pub law: LawArg,
+    /// Also fit every group's points together (per architecture).
+    #[arg(long)]
+    pub pool: bool,
     /// Bootstrap resamples for the confidence intervals.
     #[arg(long, default_value_t = fit::FitOptions::default().bootstrap)]
     pub bootstrap: usize,
@@ -58,6 +77,14 @@ pub struct FitArgs {
     pub huber_delta: HuberDelta,
 }
 
+/// `--law`.
+#[derive(Debug, Clone, Copy)]
+pub struct LawArg(codescale::fit::LawChoice);
+
+fn law_choice(s: &str) -> Result<LawArg, String> {
+    codescale::fit::LawChoice::parse(s).map(LawArg).ok_or_else(|| format!("`{s}` is not a law form: auto, {}", codescale::fit::Form::ALL.map(|f| f.name()).join(", ")))
+}
+
 /// `--huber-delta`: `None` for `auto`.
 #[derive(Debug, Clone, Copy)]
 pub struct HuberDelta(Option<f64>);
@@ -74,12 +101,12 @@ fn huber_delta(s: &str) -> Result<HuberDelta, String> {
 
 impl FitArgs {
     fn options(&self) -> fit::Options {
-        let law = fit::FitOptions { bootstrap: self.bootstrap, seed: self.seed, weight_by_se: self.weight_by_se, trust_factor: self.trust_factor, delta: self.huber_delta.0, ..Default::default() };
+        let law = fit::FitOptions { bootstrap: self.bootstrap, seed: self.seed, weight_by_se: self.weight_by_se, trust_factor: self.trust_factor, delta: self.huber_delta.0, law: self.law.0, pool: self.pool, ..Default::default() };
         fit::Options { n_col: self.n_col.clone(), fit: law, out: self.out.clone() }
     }
 
     fn columns(&self) -> fit::Columns {
-        fit::Columns { d_col: self.d_col.clone(), c_col: self.c_col.clone(), loss_col: self.loss_col.clone(), group_col: self.group_col.clone(), skip_bad_rows: self.skip_bad_rows }
+        fit::Columns { d_col: self.d_col.clone(), c_col: self.c_col.clone(), loss_col: self.loss_col.clone(), group_cols: self.group_col.clone(), role_col: self.role_col.clone(), ignore_roles: self.ignore_role.clone(), final_col: self.final_col.clone(), skip_bad_rows: self.skip_bad_rows }
     }
 }
 
@@ -105,6 +132,44 @@ pub fn show(fitted: &Fitted, json: bool, quiet: bool) -> Result<()> {
     } else if !quiet {
         println!("{}", fit::render_table(&fitted.fit));
         println!("fit: {}", fitted.path.display());
+    }
+    Ok(())
+}
+
+#[derive(clap::Args, Clone)]
+pub struct PredictArgs {
+    /// A fit file (`fits/<name>.json`, from a sweep or a table).
+    pub fit: PathBuf,
+    /// Parameters N (in the fit's N convention).
+    #[arg(long, allow_negative_numbers = true)]
+    pub n: f64,
+    /// Training tokens D.
+    #[arg(long, allow_negative_numbers = true)]
+    pub d: f64,
+    /// Only this group (default: every group with a law).
+    #[arg(long)]
+    pub group: Option<String>,
+    /// Compute beyond this multiple of the largest fitted trial's is marked beyond the trust
+    /// range.
+    #[arg(long, default_value_t = fit::FitOptions::default().trust_factor)]
+    pub trust_factor: f64,
+    /// One JSON object per group (group, law, n, d, loss, lo, hi, extrapolated, …).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `codescale predict`.
+pub fn predict(args: &PredictArgs) -> Result<()> {
+    let answers = fit::predict(&args.fit, args.n, args.d, args.group.as_deref(), args.trust_factor)?;
+    if args.json {
+        for a in &answers {
+            match a {
+                Ok(p) => println!("{}", serde_json::to_string(p)?),
+                Err(why) => eprintln!("{why}"),
+            }
+        }
+    } else {
+        print!("{}", fit::render_predictions(&answers));
     }
     Ok(())
 }

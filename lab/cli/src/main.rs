@@ -55,6 +55,9 @@ enum Command {
     },
     /// Fit scaling laws to a sweep's results (or to any table).
     Fit(analyse::FitArgs),
+    /// Predict the loss N parameters reach on D tokens from a fit file, with a 95 % prediction
+    /// interval.
+    Predict(analyse::PredictArgs),
     /// Write the HTML report of a sweep.
     Report {
         /// A sweep's runs folder (`runs/<sweep>`).
@@ -230,6 +233,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             }
         }
         Command::Fit(args) => analyse::fit(&args, quiet).map(|_| ExitCode::SUCCESS),
+        Command::Predict(args) => analyse::predict(&args).map(|_| ExitCode::SUCCESS),
         Command::Report { sweep_dir, out } => codescale::report::render(&sweep_dir, out).map(|report| {
             println!("{report}");
             ExitCode::SUCCESS

@@ -79,6 +79,72 @@ pub fn allocation_with_intervals(law: &Law, boot: &[Law], budgets: &[f64], confi
     }
 }
 
+/// N_opt at `flops` for any form: the minimum over ln N of L(N, C/6N), scanned on a grid of
+/// ln N and refined by golden section (the loss along an isoFLOP line has one minimum for every
+/// form here).
+pub fn numeric_n_opt(form: crate::forms::Form, p: &[f64], flops: f64) -> f64 {
+    let f = |u: f64| form.predict(p, u.exp(), flops / (6.0 * u.exp()));
+    let (lo, hi) = (1e2_f64.ln(), (flops / 6.0 / 1e2).ln());
+    if !(hi > lo) {
+        return f64::NAN;
+    }
+    let steps = 200;
+    let at = |k: usize| lo + (hi - lo) * k as f64 / steps as f64;
+    let best = (0..=steps).filter(|&k| f(at(k)).is_finite()).min_by(|&i, &j| f(at(i)).total_cmp(&f(at(j))));
+    let Some(k) = best else { return f64::NAN };
+    let (mut a, mut b) = (at(k.saturating_sub(1)), at((k + 1).min(steps)));
+    let g = (5f64.sqrt() - 1.0) / 2.0;
+    for _ in 0..60 {
+        let (c, d) = (b - g * (b - a), a + g * (b - a));
+        if f(c) < f(d) {
+            b = d;
+        } else {
+            a = c;
+        }
+    }
+    (0.5 * (a + b)).exp()
+}
+
+/// The allocation of a form without a closed form (Kaplan's), found numerically at each budget;
+/// a and b are the slopes of ln N_opt and ln D_opt against ln C across the budgets, and G is left
+/// undefined (NaN).
+pub fn numeric(form: crate::forms::Form, p: &[f64], boot: &[Vec<f64>], budgets: &[f64], confidence: f64) -> Allocation {
+    let plan_of = |q: &[f64], c: f64| {
+        let n_opt = numeric_n_opt(form, q, c);
+        let d_opt = c / (6.0 * n_opt);
+        Plan { n_opt, d_opt, tokens_per_param: d_opt / n_opt, loss: form.predict(q, n_opt, d_opt) }
+    };
+    let slope = |q: &[f64]| {
+        let xs: Vec<f64> = budgets.iter().map(|c| c.ln()).collect();
+        let ys: Vec<f64> = budgets.iter().map(|&c| plan_of(q, c).n_opt.ln()).collect();
+        crate::isoflop::line(&xs, &ys).map_or(f64::NAN, |l| l.1)
+    };
+    let a = slope(p);
+    let sa: Vec<f64> = boot.iter().map(|q| slope(q)).collect();
+    let plans = budgets
+        .iter()
+        .map(|&c| {
+            let x = plan_of(p, c);
+            let ps: Vec<Plan> = boot.iter().map(|q| plan_of(q, c)).collect();
+            let col = |f: fn(&Plan) -> f64| ps.iter().map(f).collect::<Vec<f64>>();
+            BudgetPlan {
+                flops: c,
+                n_opt: estimate(x.n_opt, &col(|p| p.n_opt), confidence),
+                d_opt: estimate(x.d_opt, &col(|p| p.d_opt), confidence),
+                tokens_per_param: estimate(x.tokens_per_param, &col(|p| p.tokens_per_param), confidence),
+                loss: estimate(x.loss, &col(|p| p.loss), confidence),
+                extrapolated: false,
+            }
+        })
+        .collect();
+    Allocation {
+        a: estimate(a, &sa, confidence),
+        b: estimate(1.0 - a, &sa.iter().map(|x| 1.0 - x).collect::<Vec<f64>>(), confidence),
+        g: crate::schema::Estimate { value: f64::NAN, lo: None, hi: None },
+        budgets: plans,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -112,6 +178,17 @@ mod tests {
         // Moving along the iso-FLOP curve in either direction must not lower the loss.
         for f in [0.9, 1.1] {
             assert!(law.predict(p.n_opt * f, p.d_opt / f) > p.loss);
+        }
+    }
+
+    /// The numeric search finds Chinchilla's closed-form optimum.
+    #[test]
+    fn numeric_optimum_matches_the_closed_form() {
+        let law = Law { e: 1.69, a: 406.4, b: 410.7, alpha: 0.34, beta: 0.28 };
+        let p = [law.e, law.a, law.b, law.alpha, law.beta];
+        for c in [1e18, 1e21, 1e24] {
+            let n = numeric_n_opt(crate::forms::Form::Chinchilla, &p, c);
+            assert!((n / plan(&law, c).n_opt - 1.0).abs() < 1e-4, "{n} vs {}", plan(&law, c).n_opt);
         }
     }
 }

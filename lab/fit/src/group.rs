@@ -7,9 +7,9 @@ use rayon::prelude::*;
 use crate::additivity::{additivity, Measurement};
 use crate::allocation::{allocation_with_intervals, default_budgets};
 use crate::approach3::{chinchilla_grid, fit_grid, fit_noise_matched, Data, Law};
-use rand::Rng;
-
-use crate::bootstrap::{bootstrap_law, clusters, derive_seed, estimate};
+use crate::bootstrap::{bootstrap_law, clusters, derive_seed, estimate, resample_clusters, rng};
+use crate::forms::{self, Form};
+use crate::select;
 use crate::extrapolate::{extrapolate, rolling};
 use crate::hyper::{hyper_laws, HyperInput};
 use crate::isoflop::{isoflop, line, IsoPoint};
@@ -55,21 +55,24 @@ pub(crate) fn fit_all(points: &[Point], opts: &FitOptions) -> (Vec<GroupFit>, Ve
     let mut names: Vec<&str> = points.iter().map(|p| p.group.as_str()).collect();
     names.sort();
     names.dedup();
-    let in_group = |g: &str, target: bool| kept.iter().copied().filter(|p| p.group == g && p.target == target).collect::<Vec<&Point>>();
+    let in_group = |g: &str, target: bool| kept.iter().copied().filter(|p| p.group == g && p.target == target && !p.intermediate).collect::<Vec<&Point>>();
     let mut jobs: Vec<(String, Vec<&Point>, Vec<&Point>)> = names.iter().map(|&g| (g.to_string(), in_group(g, false), in_group(g, true))).collect();
     // Languages pooled per architecture: dense and mixture-of-experts models follow different
     // laws, so pooling them would fit neither.
     let mut archs: Vec<&str> = names.iter().map(|g| arch_of(g)).collect();
     archs.sort();
     archs.dedup();
-    for arch in archs {
+    for arch in archs.into_iter().filter(|_| opts.pool) {
         let of_arch = |g: &str| arch_of(g) == arch;
         if jobs.iter().filter(|(g, pts, _)| of_arch(g) && !pts.is_empty()).count() > 1 {
             let name = if arch.is_empty() { POOLED.to_string() } else { format!("{POOLED}/{arch}") };
-            jobs.push((name, kept.iter().copied().filter(|p| !p.target && of_arch(&p.group)).collect(), vec![]));
+            jobs.push((name, kept.iter().copied().filter(|p| !p.target && !p.intermediate && of_arch(&p.group)).collect(), vec![]));
         }
     }
-    let groups = jobs.par_iter().map(|(g, pts, targets)| fit_group(g, pts, targets, opts)).collect();
+    let mut groups: Vec<GroupFit> = jobs.par_iter().map(|(g, pts, targets)| fit_group(g, pts, targets, opts)).collect();
+    for g in &mut groups {
+        g.intermediate = kept.iter().filter(|p| p.intermediate && p.group == g.group).count();
+    }
     (groups, excluded)
 }
 
@@ -82,7 +85,10 @@ fn arch_of(group: &str) -> &str {
 fn too_few(group: &str, pts: &[&Point]) -> Option<String> {
     let ns = distinct(pts.iter().map(|p| p.n));
     let ds = distinct(pts.iter().map(|p| p.d));
-    if pts.len() < MIN_POINTS {
+    if ns.len() == 1 && ds.len() >= 3 && pts.len() > forms::Form::Data.len() {
+        // One size on several budgets: a curve or a data ladder; the D-only form can fit it.
+        None
+    } else if pts.len() < MIN_POINTS {
         Some(format!("{group}: {} points, {MIN_POINTS} needed", pts.len()))
     } else if ns.len() < 2 {
         Some(format!(
@@ -130,6 +136,10 @@ pub(crate) fn fit_group(group: &str, all: &[&Point], targets: &[&Point], opts: &
                 predicted: None,
             })
             .collect(),
+        candidates: vec![],
+        law_choice: None,
+        intermediate: 0,
+        isoflop_skipped: None,
     };
     if let Some(a) = out.additivity.filter(|a| a.rejected()) {
         out.warnings.push(format!(
@@ -152,10 +162,14 @@ pub(crate) fn fit_group(group: &str, all: &[&Point], targets: &[&Point], opts: &
         })
         .collect();
     let mut notes = vec![];
-    // Most sweeps are not IsoFLOP sweeps: the reason for a missing IsoFLOP fit is not worth a warning.
-    if let Ok(fit) = isoflop(&iso, opts.bootstrap, derive_seed(seed, "isoflop"), opts.confidence, &mut notes) {
-        out.isoflop = Some(fit);
-        out.warnings.append(&mut notes);
+    // Most sweeps are not IsoFLOP sweeps: the reason for a missing IsoFLOP fit is recorded, not
+    // raised as a warning.
+    match isoflop(&iso, opts.bootstrap, derive_seed(seed, "isoflop"), opts.confidence, &mut notes) {
+        Ok(fit) => {
+            out.isoflop = Some(fit);
+            out.warnings.append(&mut notes);
+        }
+        Err(why) => out.isoflop_skipped = Some(why),
     }
     let hp: Vec<HyperInput> = all
         .iter()
@@ -258,90 +272,188 @@ fn precision_weights(pts: &[&Point]) -> Vec<f64> {
     rel.iter().map(|r| r.map_or(1.0, |r| (median / r).powi(2).clamp(0.1, 10.0))).collect()
 }
 
-fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOptions, seed: u64) {
-    let group = out.group.clone();
-    let triples: Vec<(f64, f64, f64)> = pts.iter().map(|p| (p.n, p.d, p.loss)).collect();
-    let mut data = Data::new(&triples);
-    if opts.weight_by_se {
-        data = data.with_weights(&precision_weights(pts));
+/// A fitted form with its bootstrap draws, whichever fitter made it.
+struct Fitted {
+    form: Form,
+    params: Vec<f64>,
+    boot: Vec<Vec<f64>>,
+    resamples: usize,
+    failed: usize,
+    huber: f64,
+    delta: f64,
+    rmse_log: f64,
+    starts: usize,
+    converged_starts: usize,
+    converged: bool,
+}
+
+/// Chinchilla through Approach 3's large grid (as before forms were chosen, so its fits are
+/// unchanged); every other form through [`forms`]. Replicates of one configuration are resampled
+/// together: they are repeated measurements of one point of the law, not independent points.
+fn fit_form(form: Form, delta: Option<f64>, triples: &[(f64, f64, f64)], weights: Option<&[f64]>, members: &[Vec<usize>], opts: &FitOptions, seed: u64) -> Option<Fitted> {
+    let seed = derive_seed(seed, "law");
+    if form == Form::Chinchilla {
+        let mut data = Data::new(triples);
+        if let Some(w) = weights {
+            data = data.with_weights(w);
+        }
+        let grid = chinchilla_grid();
+        let (fit, delta) = match delta {
+            Some(delta) => fit_grid(&data, delta, &grid).map(|fit| (fit, delta)),
+            None => fit_noise_matched(&data, &grid),
+        }?;
+        let boot = bootstrap_law(&data, &fit, delta, opts.bootstrap, seed, members);
+        let as_params = |l: &Law| vec![l.e, l.a, l.b, l.alpha, l.beta];
+        return Some(Fitted {
+            form,
+            params: as_params(&fit.law),
+            boot: boot.laws.iter().map(as_params).collect(),
+            resamples: boot.resamples,
+            failed: boot.failed,
+            huber: fit.huber,
+            delta,
+            rmse_log: fit.rmse_log,
+            starts: fit.starts,
+            converged_starts: fit.converged_starts,
+            converged: fit.converged,
+        });
     }
-    let grid = chinchilla_grid();
-    let fitted = match opts.delta {
-        Some(delta) => fit_grid(&data, delta, &grid).map(|fit| (fit, delta)),
-        None => fit_noise_matched(&data, &grid),
-    };
-    let Some((fit, delta)) = fitted else {
-        out.message = Some(format!("{group}: the objective was not finite from any start"));
-        return;
-    };
-    if !fit.converged {
-        out.warnings.push(format!(
-            "none of the {} starts converged; the best end point is reported",
-            fit.starts
-        ));
+    let mut points = forms::Points::new(triples);
+    if let Some(w) = weights {
+        points = points.with_weights(w);
     }
-    // Replicates of one configuration are resampled together: they are repeated measurements of
-    // one point of the law, not independent points.
-    let configs: Vec<&str> = pts.iter().map(|p| p.config_key()).collect();
-    let boot = bootstrap_law(&data, &fit, delta, opts.bootstrap, derive_seed(seed, "law"), &clusters(&configs));
-    if boot.failed * 20 > boot.resamples {
-        out.warnings.push(format!(
-            "{} of {} bootstrap resamples did not converge and were left out",
-            boot.failed, boot.resamples
-        ));
-    }
-    let c = opts.confidence;
-    let col = |f: fn(&Law) -> f64| boot.laws.iter().map(f).collect::<Vec<f64>>();
-    let law = fit.law;
-    let alpha = estimate(law.alpha, &col(|l| l.alpha), c);
-    let beta = estimate(law.beta, &col(|l| l.beta), c);
-    let e = estimate(law.e, &col(|l| l.e), c);
-    let mut law_fit = LawFit {
-        e,
-        a: estimate(law.a, &col(|l| l.a), c),
-        b: estimate(law.b, &col(|l| l.b), c),
-        alpha,
-        beta,
-        l_inf: e,
-        alpha_n: alpha,
-        alpha_d: beta,
-        n_c: estimate(law.n_c(), &col(|l| l.n_c()), c),
-        d_c: estimate(law.d_c(), &col(|l| l.d_c()), c),
+    let (fit, delta) = forms::fit_at(&points, form, delta)?;
+    let mut starts = vec![fit.params.clone()];
+    starts.extend(fit.good_starts.iter().take(2).cloned());
+    let boot: Vec<Option<Vec<f64>>> = (0..opts.bootstrap)
+        .into_par_iter()
+        .map(|i| {
+            let counts = resample_clusters(members, triples.len(), &mut rng(seed, i as u64));
+            forms::fit_from(&points.resampled(&counts), form, delta, &starts).filter(|f| f.converged).map(|f| f.params)
+        })
+        .collect();
+    let boot: Vec<Vec<f64>> = boot.into_iter().flatten().collect();
+    Some(Fitted {
+        form,
+        failed: opts.bootstrap - boot.len(),
+        resamples: opts.bootstrap,
+        boot,
         huber: fit.huber,
-        huber_delta: delta,
+        delta,
         rmse_log: fit.rmse_log,
         starts: fit.starts,
         converged_starts: fit.converged_starts,
-        bootstrap_resamples: boot.laws.len(),
+        converged: fit.converged,
+        params: fit.params,
+    })
+}
+
+/// The additive view [E, A, B, α, β] of a form's parameters (see [`LawFit`]).
+fn additive_view(form: Form, p: &[f64]) -> [f64; 5] {
+    match form {
+        Form::Chinchilla => [p[0], p[1], p[2], p[3], p[4]],
+        Form::Gadre => [p[0], p[1], p[2], p[3], p[3]],
+        Form::Kaplan => [p[0], p[1].powf(p[3]), p[2].powf(p[4]), p[3], p[4]],
+        Form::Data => [p[0], 0.0, p[1], 0.0, p[2]],
+    }
+}
+
+/// Chooses the form (by out-of-sample error unless one is asked for), fits it with bootstrap
+/// intervals, and checks it against `targets` (held out: predicted, never fitted).
+fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOptions, seed: u64) {
+    let group = out.group.clone();
+    let triples: Vec<(f64, f64, f64)> = pts.iter().map(|p| (p.n, p.d, p.loss)).collect();
+    let selection = match select::choose(&triples, opts.law, opts.delta) {
+        Ok(s) => s,
+        Err(why) => {
+            out.message = Some(format!("{group}: {why}"));
+            return;
+        }
+    };
+    out.candidates = selection.candidates.clone();
+    out.law_choice = Some(selection.reason.clone());
+    let weights = opts.weight_by_se.then(|| precision_weights(pts));
+    let configs: Vec<&str> = pts.iter().map(|p| p.config_key()).collect();
+    let members = clusters(&configs);
+    let Some(fitted) = fit_form(selection.form, selection.delta, &triples, weights.as_deref(), &members, opts, seed) else {
+        out.message = Some(format!("{group}: the objective was not finite from any start"));
+        return;
+    };
+    let form = fitted.form;
+    if !fitted.converged {
+        out.warnings.push(format!("none of the {} starts converged; the best end point is reported", fitted.starts));
+    }
+    if fitted.failed * 20 > fitted.resamples {
+        out.warnings.push(format!("{} of {} bootstrap resamples did not converge and were left out", fitted.failed, fitted.resamples));
+    }
+    let c = opts.confidence;
+    let (p, boot) = (&fitted.params, &fitted.boot);
+    let est = |f: &dyn Fn(&[f64]) -> Option<f64>| match f(p) {
+        Some(v) => estimate(v, &boot.iter().filter_map(|b| f(b)).collect::<Vec<f64>>(), c),
+        None => Estimate { value: f64::NAN, lo: None, hi: None },
+    };
+    let view = |k: usize| move |q: &[f64]| Some(additive_view(form, q)[k]);
+    let head = |k: usize| move |q: &[f64]| form.headline(q)[k];
+    let scale = |k: usize| move |q: &[f64]| form.scales(q)[k];
+    let mut law_fit = LawFit {
+        form,
+        params: p.clone(),
+        // Chinchilla's draws are `samples`, as in files from before forms were chosen.
+        param_samples: if form == Form::Chinchilla { vec![] } else { boot.iter().filter(|b| b.iter().all(|x| x.is_finite())).take(crate::schema::BAND_SAMPLES).cloned().collect() },
+        e: est(&view(0)),
+        a: est(&view(1)),
+        b: est(&view(2)),
+        alpha: est(&view(3)),
+        beta: est(&view(4)),
+        alpha_n: est(&head(0)),
+        alpha_d: est(&head(1)),
+        l_inf: est(&head(2)),
+        n_c: est(&scale(0)),
+        d_c: est(&scale(1)),
+        huber: fitted.huber,
+        huber_delta: fitted.delta,
+        rmse_log: fitted.rmse_log,
+        starts: fitted.starts,
+        converged_starts: fitted.converged_starts,
+        bootstrap_resamples: boot.len(),
         unidentified: vec![],
         // JSON has no infinity: a law that overflowed is left out of the band.
-        samples: boot.laws.iter().filter(|l| [l.e, l.a, l.b, l.alpha, l.beta].iter().all(|x| x.is_finite())).take(crate::schema::BAND_SAMPLES).copied().collect(),
+        samples: if form == Form::Chinchilla {
+            boot.iter().map(|b| Law { e: b[0], a: b[1], b: b[2], alpha: b[3], beta: b[4] }).filter(|l| [l.e, l.a, l.b, l.alpha, l.beta].iter().all(|x| x.is_finite())).take(crate::schema::BAND_SAMPLES).collect()
+        } else {
+            vec![]
+        },
     };
     law_fit.unidentified = [("α_N", &law_fit.alpha_n), ("α_D", &law_fit.alpha_d), ("L_inf", &law_fit.l_inf)].into_iter().filter(|(_, e)| wider_than_estimate(e)).map(|(name, _)| name.to_string()).collect();
-    out.law = Some(law_fit);
-    for (fp, p) in out.points.iter_mut().zip(pts) {
-        fp.predicted = Some(law.predict(p.n, p.d));
+    for (fp, pt) in out.points.iter_mut().zip(pts) {
+        fp.predicted = Some(form.predict(p, pt.n, pt.d));
     }
-    let budgets = if opts.budgets.is_empty() {
-        default_budgets()
-    } else {
-        opts.budgets.clone()
+    let budgets = if opts.budgets.is_empty() { default_budgets() } else { opts.budgets.clone() };
+    let mut allocation = match form {
+        Form::Chinchilla | Form::Gadre => {
+            let laws: Vec<Law> = boot.iter().map(|b| additive_view(form, b)).map(|v| Law { e: v[0], a: v[1], b: v[2], alpha: v[3], beta: v[4] }).collect();
+            Some(allocation_with_intervals(&law_fit.law(), &laws, &budgets, c))
+        }
+        Form::Kaplan => Some(crate::allocation::numeric(form, p, boot, &budgets, c)),
+        Form::Data => None,
     };
-    let mut allocation = allocation_with_intervals(&law, &boot.laws, &budgets, c);
-    for b in &mut allocation.budgets {
-        b.extrapolated = b.flops > opts.trust_factor * out.max_flops;
+    if let Some(a) = &mut allocation {
+        for b in &mut a.budgets {
+            b.extrapolated = b.flops > opts.trust_factor * out.max_flops;
+        }
     }
-    out.allocation = Some(allocation);
+    out.allocation = allocation;
+    out.law = Some(law_fit);
     let mut warnings = identifiability(pts, out.law.as_ref().expect("set above"), c);
     out.warnings.append(&mut warnings);
-    if opts.checks {
-        match extrapolate(&triples, delta) {
+    if opts.checks && form.has_n() {
+        match extrapolate(&triples, form, fitted.delta) {
             Ok(x) => out.extrapolation = Some(x),
             Err(why) => out.warnings.push(format!("extrapolation check skipped: {why}")),
         }
-        out.rolling = rolling(&triples, delta);
+        out.rolling = rolling(&triples, form, fitted.delta);
     }
-    let residuals: Vec<f64> = triples.iter().map(|&(n, d, l)| l.ln() - law.predict(n, d).ln()).collect();
+    let residuals: Vec<f64> = triples.iter().map(|&(n, d, l)| l.ln() - form.predict(p, n, d).ln()).collect();
     // A target's replicates (other seeds) measure one configuration: it is checked once, on their
     // mean loss.
     let keys: Vec<&str> = targets.iter().map(|t| t.config_key()).collect();
@@ -350,7 +462,8 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
         .map(|runs| {
             let t = targets[runs[0]];
             let measured = runs.iter().map(|&i| targets[i].loss).sum::<f64>() / runs.len() as f64;
-            let predicted = predict_with_interval(&law, &boot.laws, &residuals, t.n, t.d, c, derive_seed(seed, &t.id));
+            let preds: Vec<f64> = boot.iter().map(|b| form.predict(b, t.n, t.d)).collect();
+            let predicted = crate::predict::interval(form.predict(p, t.n, t.d), &preds, &residuals, form.len(), c, derive_seed(seed, &t.id));
             TargetCheck {
                 id: t.id.clone(),
                 n: t.n,
@@ -364,25 +477,6 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
             }
         })
         .collect();
-}
-
-/// The loss the law predicts at (N, D), with a prediction interval for a new measurement there:
-/// each bootstrap law's prediction times the exponential of a residual drawn from the fit's
-/// log-loss residuals (inflated by √(K/(K − 5)) for the five fitted parameters), as AI2's OLMo
-/// ladder does.
-pub fn predict_with_interval(law: &Law, boot: &[Law], residuals: &[f64], n: f64, d: f64, confidence: f64, seed: u64) -> Estimate {
-    let k = residuals.len() as f64;
-    let inflation = if k > 5.0 { (k / (k - 5.0)).sqrt() } else { 1.0 };
-    let samples: Vec<f64> = boot
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            let mut rng = crate::bootstrap::rng(seed, i as u64);
-            let noise = if residuals.is_empty() { 0.0 } else { residuals[rng.random_range(0..residuals.len())] * inflation };
-            b.predict(n, d) * noise.exp()
-        })
-        .collect();
-    estimate(law.predict(n, d), &samples, confidence)
 }
 
 fn wider_than_estimate(e: &Estimate) -> bool {

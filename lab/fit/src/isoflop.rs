@@ -2,7 +2,8 @@
 //! minima.
 
 use crate::bootstrap::{estimate, resample_strata, rng};
-use crate::schema::{FitPoint, IsoFlopBudget, IsoFlopFit};
+use crate::forms::{self, Form};
+use crate::schema::{ComputeLossLaw, FitPoint, IsoFlopBudget, IsoFlopFit};
 use crate::distinct;
 
 /// Budgets whose C lie within this factor of the budget's smallest C share a bin when C comes
@@ -13,6 +14,9 @@ pub const BIN_FACTOR: f64 = 1.5;
 pub const GIVEN_FLOPS_FACTOR: f64 = 1.01;
 /// Distinct N needed in a budget to fit a parabola with a residual.
 pub const MIN_SIZES: usize = 3;
+/// Budgets with a minimum inside their sizes needed before exponents through the minima mean
+/// anything: through two, a line always fits, and its slope is whatever those two minima say.
+pub const MIN_BUDGETS: usize = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct IsoPoint {
@@ -154,9 +158,9 @@ pub fn isoflop(points: &[IsoPoint], resamples: usize, seed: u64, confidence: f64
         .into_iter()
         .filter(|b| distinct(b.iter().map(|&i| points[i].n)).len() >= MIN_SIZES)
         .collect();
-    if candidates.len() < 2 {
+    if candidates.len() < MIN_BUDGETS {
         return Err(format!(
-            "{} compute budget(s) with ≥ {MIN_SIZES} model sizes, 2 needed",
+            "not an IsoFLOP design: {} compute budget(s) with ≥ {MIN_SIZES} model sizes, {MIN_BUDGETS} needed",
             candidates.len()
         ));
     }
@@ -195,10 +199,21 @@ pub fn isoflop(points: &[IsoPoint], resamples: usize, seed: u64, confidence: f64
         }
     }
     let minima: Vec<(f64, f64)> = budgets.iter().map(|b| (b.flops, b.n_opt)).collect();
+    if budgets.len() < MIN_BUDGETS {
+        return Err(format!(
+            "not an IsoFLOP design: {} compute budget(s) have a loss minimum inside their sizes, {MIN_BUDGETS} needed",
+            budgets.len()
+        ));
+    }
     let Some((a, b)) = exponents(&minima) else {
-        return Err(format!("{} usable compute budget(s), 2 needed", budgets.len()));
+        return Err(format!("{} usable compute budget(s), {MIN_BUDGETS} needed", budgets.len()));
     };
     let strata: Vec<Vec<usize>> = kept.iter().map(|k| k.0.clone()).collect();
+    // L*(C): each budget's lowest loss, as a user reads a budget's best run.
+    let lowest = |idx: &[usize], cb: f64| (1.0, cb, idx.iter().map(|&i| points[i].loss).fold(f64::INFINITY, f64::min));
+    let minima_loss: Vec<(f64, f64, f64)> = kept.iter().map(|(b, cb)| lowest(b, *cb)).collect();
+    let loss_fit = forms::fit(&forms::Points::new(&minima_loss), Form::Data, crate::approach3::CHINCHILLA_DELTA);
+    let mut loss_samples: Vec<Vec<f64>> = vec![];
     let (mut sa, mut sb) = (vec![], vec![]);
     for r in 0..resamples {
         let drawn = resample_strata(&strata, &mut rng(seed, r as u64));
@@ -207,21 +222,50 @@ pub fn isoflop(points: &[IsoPoint], resamples: usize, seed: u64, confidence: f64
             .zip(&kept)
             .filter_map(|(idx, (_, cb))| vertex(points, idx).map(|(_, n_opt)| (*cb, n_opt)))
             .collect();
+        if minima.len() < MIN_BUDGETS {
+            continue;
+        }
+        if let Some(full) = &loss_fit {
+            let m: Vec<(f64, f64, f64)> = drawn.iter().zip(&kept).map(|(idx, (_, cb))| lowest(idx, *cb)).collect();
+            if let Some(f) = forms::fit_from(&forms::Points::new(&m), Form::Data, crate::approach3::CHINCHILLA_DELTA, &[full.params.clone()]).filter(|f| f.converged) {
+                loss_samples.push(f.params);
+            }
+        }
         if let Some((x, y)) = exponents(&minima) {
             sa.push(x);
             sb.push(y);
         }
     }
-    if resamples > 0 && sa.len() < resamples * 9 / 10 {
-        notes.push(format!(
-            "isoflop: only {} of {resamples} bootstrap resamples gave two usable budgets",
+    // Minima that vanish under resampling were parabolas through a few points that happened to
+    // bend: a design with too few sizes around each budget's minimum.
+    if resamples > 0 && sa.len() < resamples / 2 {
+        return Err(format!(
+            "not an IsoFLOP design: only {} of {resamples} bootstrap resamples keep {MIN_BUDGETS} budgets with a minimum inside their sizes",
             sa.len()
         ));
     }
+    if resamples > 0 && sa.len() < resamples * 9 / 10 {
+        notes.push(format!(
+            "isoflop: only {} of {resamples} bootstrap resamples gave {MIN_BUDGETS} usable budgets",
+            sa.len()
+        ));
+    }
+    let loss_law = loss_fit.map(|f| {
+        let col = |k: usize| loss_samples.iter().map(|p| p[k]).collect::<Vec<f64>>();
+        ComputeLossLaw {
+            e: estimate(f.params[0], &col(0), confidence),
+            a: estimate(f.params[1], &col(1), confidence),
+            alpha: estimate(f.params[2], &col(2), confidence),
+            residuals: forms::Points::new(&minima_loss).residuals(Form::Data, &f.params),
+            samples: loss_samples.iter().take(crate::schema::BAND_SAMPLES).cloned().collect(),
+            params: f.params,
+        }
+    });
     Ok(IsoFlopFit {
         budgets,
         a: estimate(a, &sa, confidence),
         b: estimate(b, &sb, confidence),
+        loss_law,
     })
 }
 

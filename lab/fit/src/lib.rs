@@ -1,7 +1,8 @@
 //! Scaling-law fitting. No burn, no polars: points in, `FitFile` out.
 //!
-//! [`fit_points`] fits every group (plus a pooled fit when there are several): Chinchilla
-//! Approach 3 with bootstrap intervals ([`approach3`], [`bootstrap`]), the compute-optimal
+//! [`fit_points`] fits every group (plus a pooled fit when asked): a law whose form is chosen by
+//! out-of-sample error ([`select`], [`forms`]; Chinchilla's by Approach 3, [`approach3`]) with
+//! bootstrap and prediction intervals ([`bootstrap`], [`predict`]), the compute-optimal
 //! allocation it implies ([`allocation`]), IsoFLOP parabolas ([`isoflop`]), learning-rate and
 //! batch-size laws ([`hyper`]) and an extrapolation check ([`extrapolate`]). [`render_table`]
 //! prints the result.
@@ -11,12 +12,15 @@ pub mod allocation;
 pub mod approach3;
 pub mod bootstrap;
 pub mod extrapolate;
+pub mod forms;
 mod group;
 pub mod hyper;
 pub mod isoflop;
 pub mod lr_rule;
+pub mod predict;
 pub mod results;
 pub mod schema;
+pub mod select;
 pub mod table;
 
 pub use schema::*;
@@ -46,6 +50,9 @@ pub struct Point {
     pub loss_se: Option<f64>,
     /// A held-out target: trained but never fitted; the law predicts it.
     pub target: bool,
+    /// An intermediate checkpoint of a run, not its end: kept apart from final points (a
+    /// checkpoint of a cosine run before its decay is not a shorter finished run).
+    pub intermediate: bool,
 }
 
 impl Point {
@@ -81,6 +88,11 @@ pub struct FitOptions {
     pub trust_factor: f64,
     /// Run the extrapolation checks (largest sizes held out, rolling): a refit each.
     pub checks: bool,
+    /// The law's form: one by name, or chosen per group by out-of-sample error ([`select`]).
+    pub law: select::LawChoice,
+    /// Add a fit of every group's points together (per architecture). Off unless asked: groups
+    /// are usually different things (languages, evaluation sets) whose pooled law means nothing.
+    pub pool: bool,
 }
 
 impl Default for FitOptions {
@@ -96,6 +108,8 @@ impl Default for FitOptions {
             weight_by_se: false,
             trust_factor: 100.0,
             checks: true,
+            law: select::LawChoice::Auto,
+            pool: false,
         }
     }
 }
@@ -124,7 +138,7 @@ pub fn fit_points_at(name: &str, source: &str, points: &[Point], opts: &FitOptio
 }
 
 /// The distinct values, sorted (sizes, budgets, …).
-pub(crate) fn distinct(xs: impl Iterator<Item = f64>) -> Vec<f64> {
+pub fn distinct(xs: impl Iterator<Item = f64>) -> Vec<f64> {
     let mut v: Vec<f64> = xs.collect();
     v.sort_by(f64::total_cmp);
     v.dedup();

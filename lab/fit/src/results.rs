@@ -48,6 +48,7 @@ pub fn points_from_rows(rows: &[ResultRow], n_col: &str) -> Vec<Point> {
             trunk: (!r.trunk.is_empty()).then(|| r.trunk.clone()),
             loss_se: r.val_loss_se,
             target: r.target,
+            intermediate: false,
         })
         .collect()
 }

@@ -92,6 +92,23 @@ pub struct GroupFit {
     pub max_flops: f64,
     /// The points fitted, with the law's prediction, for plots and residuals.
     pub points: Vec<FitPoint>,
+    /// Every law form tried on this group, with its out-of-sample error ([`crate::select`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub candidates: Vec<crate::select::Candidate>,
+    /// Why the law's form and Huber threshold were chosen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub law_choice: Option<String>,
+    /// Rows of this group that are intermediate checkpoints (not a run's final point): kept apart,
+    /// never fitted as if they were finished runs.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub intermediate: usize,
+    /// Why the IsoFLOP analysis (Approach 2) did not run, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub isoflop_skipped: Option<String>,
+}
+
+fn is_zero(x: &usize) -> bool {
+    *x == 0
 }
 
 /// A held-out target against the law's prediction.
@@ -185,9 +202,23 @@ pub struct FitPoint {
     pub predicted: Option<f64>,
 }
 
-/// L(N, D) = E + A/N^α + B/D^β, also written (N_c/N)^α_N + (D_c/D)^α_D + L_inf.
+/// A fitted law. Its form is [`LawFit::form`] (Chinchilla's L(N, D) = E + A/N^α + B/D^β, also
+/// written (N_c/N)^α_N + (D_c/D)^α_D + L_inf, in files from before forms were chosen). α_N, α_D,
+/// L_inf, N_c and D_c mean the same in every form; `e`, `a`, `b`, `alpha` and `beta` are the
+/// additive view: exact for the additive forms, and for Kaplan's the limits L(N, ∞) − E =
+/// A/N^α and L(∞, D) − E = B/D^β (its interaction is in `params`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LawFit {
+    #[serde(default)]
+    pub form: crate::forms::Form,
+    /// The form's parameters in its own terms ([`crate::forms::Form::param_names`]); empty in
+    /// files from before forms were chosen (the Chinchilla fields hold them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<f64>,
+    /// Bootstrap draws of `params` (at most [`BAND_SAMPLES`]), for forms other than Chinchilla,
+    /// whose draws are `samples`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub param_samples: Vec<Vec<f64>>,
     pub e: Estimate,
     pub a: Estimate,
     pub b: Estimate,
@@ -226,13 +257,34 @@ pub struct LawFit {
 pub const BAND_SAMPLES: usize = 200;
 
 impl LawFit {
-    /// The law at its point estimates.
+    /// The additive view at the point estimates (see the type's doc; exact unless the form is
+    /// Kaplan's).
     pub fn law(&self) -> crate::approach3::Law {
         crate::approach3::Law { e: self.e.value, a: self.a.value, b: self.b.value, alpha: self.alpha.value, beta: self.beta.value }
     }
-    /// L(N, D) at the point estimates.
+
+    /// The form's parameters at their point estimates.
+    pub fn form_params(&self) -> Vec<f64> {
+        if self.params.is_empty() {
+            let l = self.law();
+            vec![l.e, l.a, l.b, l.alpha, l.beta]
+        } else {
+            self.params.clone()
+        }
+    }
+
+    /// The stored bootstrap draws of the form's parameters.
+    pub fn form_samples(&self) -> Vec<Vec<f64>> {
+        if self.param_samples.is_empty() && self.form == crate::forms::Form::Chinchilla {
+            self.samples.iter().map(|l| vec![l.e, l.a, l.b, l.alpha, l.beta]).collect()
+        } else {
+            self.param_samples.clone()
+        }
+    }
+
+    /// L(N, D) at the point estimates, in the law's own form.
     pub fn predict(&self, n: f64, d: f64) -> f64 {
-        self.law().predict(n, d)
+        self.form.predict(&self.form_params(), n, d)
     }
 }
 
@@ -266,6 +318,37 @@ pub struct IsoFlopFit {
     pub budgets: Vec<IsoFlopBudget>,
     pub a: Estimate,
     pub b: Estimate,
+    /// The lowest loss reachable at each budget as a law of compute, L*(C) = E + A·C^−α, fitted
+    /// through the budgets' lowest losses (Porian et al.'s loss law); absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_law: Option<ComputeLossLaw>,
+}
+
+/// L*(C) = E + A·C^−α through the lowest loss of each IsoFLOP budget.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ComputeLossLaw {
+    pub e: Estimate,
+    pub a: Estimate,
+    pub alpha: Estimate,
+    /// [E, A, α] at the point estimates, and bootstrap draws of them (budgets' points resampled).
+    pub params: Vec<f64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<Vec<f64>>,
+    /// ln(lowest loss / law) of each fitted budget, for prediction intervals.
+    pub residuals: Vec<f64>,
+}
+
+impl ComputeLossLaw {
+    /// L*(C) at the point estimates.
+    pub fn predict(&self, flops: f64) -> f64 {
+        crate::forms::Form::Data.predict(&self.params, 1.0, flops)
+    }
+
+    /// L*(C) with a 95 % prediction interval.
+    pub fn predict_with_interval(&self, flops: f64, confidence: f64) -> Estimate {
+        let preds: Vec<f64> = self.samples.iter().map(|p| crate::forms::Form::Data.predict(p, 1.0, flops)).collect();
+        crate::predict::interval(self.predict(flops), &preds, &self.residuals, 3, confidence, flops.to_bits())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -38,14 +38,22 @@ pub const UNIDENTIFIED_LEGEND: &str = "* not identified: the 95 % interval is wi
 
 fn row(g: &GroupFit) -> Vec<String> {
     let mut r = vec![g.group.clone(), g.n_points.to_string()];
-    match (&g.law, &g.allocation) {
-        (Some(l), Some(a)) => {
+    let dash = || "—".to_string();
+    match &g.law {
+        Some(l) => {
             let u = &l.unidentified;
-            r.extend([flagged(&l.alpha_n, "α_N", u), flagged(&l.alpha_d, "α_D", u), flagged(&l.l_inf, "L_inf", u)]);
-            r.extend([&l.n_c, &l.d_c, &a.a, &a.b].map(est));
+            // A form without the quantity (the D-only form has no α_N) shows a dash.
+            let shown = |e: &Estimate, name: &str| if e.value.is_nan() { dash() } else { flagged(e, name, u) };
+            r.push(l.form.name().to_string());
+            r.extend([shown(&l.alpha_n, "α_N"), shown(&l.alpha_d, "α_D"), shown(&l.l_inf, "L_inf")]);
+            r.extend([&l.n_c, &l.d_c].map(|e| if e.value.is_nan() { dash() } else { est(e) }));
+            match &g.allocation {
+                Some(a) => r.extend([&a.a, &a.b].map(est)),
+                None => r.extend([dash(), dash()]),
+            }
             r.push(format!("{:.4}", l.rmse_log));
         }
-        _ => r.extend(std::iter::repeat_n("—".to_string(), 8)),
+        None => r.extend(std::iter::repeat_n(dash(), 9)),
     }
     r
 }
@@ -56,6 +64,7 @@ pub fn render_table(fit: &FitFile) -> String {
     let header: Vec<String> = [
         "group",
         "points",
+        "law",
         "α_N",
         "α_D",
         "L_inf",
@@ -90,11 +99,23 @@ pub fn render_table(fit: &FitFile) -> String {
         if let Some(m) = &g.message {
             lines.push(m.clone());
         }
+        if let Some(why) = &g.law_choice {
+            lines.push(format!("law {}: {why}", g.law.as_ref().map_or("—", |l| l.form.formula())));
+        }
+        lines.extend(candidate_lines(g));
+        if g.intermediate > 0 {
+            lines.push(format!("{} intermediate checkpoint(s) kept apart: not fitted as finished runs", g.intermediate));
+        }
         if g.tuned_out > 0 {
             lines.push(format!(
                 "law fitted at the best configuration of each (N, D): {} points of other configurations inform only the hyperparameter laws",
                 g.tuned_out
             ));
+        }
+        if let Some(why) = &g.isoflop_skipped {
+            if g.law.is_some() && why.starts_with("not an IsoFLOP") {
+                lines.push(format!("IsoFLOP (Approach 2) skipped: {why}"));
+            }
         }
         if let Some(i) = &g.isoflop {
             lines.push(format!(
@@ -103,6 +124,9 @@ pub fn render_table(fit: &FitFile) -> String {
                 est(&i.a),
                 est(&i.b)
             ));
+            if let Some(l) = &i.loss_law {
+                lines.push(format!("IsoFLOP loss law L*(C) = E + A·C^−α: E = {}, A = {}, α = {}", est(&l.e), est(&l.a), est(&l.alpha)));
+            }
         }
         if let Some(h) = &g.hyper {
             for (what, law) in [("η_opt", &h.lr_law), ("B_opt", &h.batch_law)] {
@@ -182,6 +206,31 @@ pub fn render_table(fit: &FitFile) -> String {
     out
 }
 
+/// The candidate forms side by side: out-of-sample error (what chose), in-sample error (shown,
+/// never used to choose), and each form's exponents.
+fn candidate_lines(g: &GroupFit) -> Vec<String> {
+    if g.candidates.len() < 2 {
+        return vec![];
+    }
+    let opt = |x: Option<f64>, digits: usize| x.map_or("—".to_string(), |v| format!("{v:.digits$}"));
+    let mut lines = vec!["candidates (out-of-sample: mean |log error| at held-out larger sizes over rolling splits):".to_string()];
+    for c in &g.candidates {
+        lines.push(format!(
+            "  {} {:<10} Huber {:<10} out-of-sample {:>8} ({} splits)  in-sample RMSE {:>7}  α_N {:>6}  α_D {:>6}  L_inf {:>6}",
+            if c.chosen { "→" } else { " " },
+            c.form.name(),
+            c.huber,
+            c.out_of_sample.map_or("—".to_string(), |s| format!("{:.3} %", 100.0 * s)),
+            c.splits,
+            opt(c.rmse_log, 4),
+            opt(c.alpha_n, 3),
+            opt(c.alpha_d, 3),
+            opt(c.l_inf, 3)
+        ));
+    }
+    lines
+}
+
 /// A held-out target against its prediction, on one line.
 pub fn target_line(t: &TargetCheck) -> String {
     let interval = match (t.predicted.lo, t.predicted.hi) {
@@ -255,13 +304,15 @@ pub fn law_summary(fit: &FitFile) -> String {
                 };
                 flagged |= !law.unidentified.is_empty();
                 lines.push(format!(
-                    "{:<12} α_N {}  α_D {}  L_inf {}  (RMSE of log loss {:.4})",
+                    "{:<12} {:<10} α_N {}  α_D {}  L_inf {}  (RMSE of log loss {:.4})",
                     group.group,
+                    law.form.name(),
                     param(&law.alpha_n, "α_N"),
                     param(&law.alpha_d, "α_D"),
                     param(&law.l_inf, "L_inf"),
                     law.rmse_log
                 ));
+                lines.extend(group.law_choice.as_ref().map(|why| format!("{:<12} law {}: {why}", "", law.form.formula())));
                 lines.extend(group.additivity.as_ref().and_then(additivity_verdict).map(|v| format!("{:<12} {v}", "")));
                 lines.extend(group.targets.iter().map(|t| format!("{:<12} {}", "", target_line(t))));
             }

@@ -69,7 +69,9 @@ fn groups_pooled_exclusions_json_and_table() {
     });
     pts.push(point(k + 1, "go", 1e6, 1e8, f64::NAN));
     pts.push(point(k + 2, "python", 1e6, 0.0, 3.0));
-    let fit = fit_points_at("demo", "results.parquet", &pts, &opts(40), "2026-01-01T00:00:00Z");
+    // Chinchilla's fit as such (its 4500-start grid, its closed-form allocation), pooled.
+    let chinchilla = FitOptions { pool: true, law: codescale_fit::select::LawChoice::Fixed(codescale_fit::forms::Form::Chinchilla), ..opts(40) };
+    let fit = fit_points_at("demo", "results.parquet", &pts, &chinchilla, "2026-01-01T00:00:00Z");
 
     let names: Vec<&str> = fit.groups.iter().map(|g| g.group.as_str()).collect();
     assert_eq!(names, ["go", "python", "pooled"]);
@@ -190,10 +192,16 @@ fn single_model_size_or_data_size() {
     let pts: Vec<Point> = (0..6)
         .map(|i| point(i, "rust", 1e7, 1e8 * (i + 1) as f64, 3.0 - 0.1 * i as f64))
         .collect();
+    // One size on six budgets: only the D-only form can be identified, and it is the one fitted.
     let fit = fit_points("x", "s", &pts, &opts(10));
-    let m = fit.groups[0].message.as_deref().unwrap();
-    assert!(m.starts_with("rust: a single model size"), "{m}");
-    assert!(fit.groups[0].law.is_none());
+    let law = fit.groups[0].law.as_ref().expect("a D-only law");
+    assert_eq!(law.form, codescale_fit::forms::Form::Data);
+    assert!(law.alpha_n.value.is_nan() && law.alpha_d.value > 0.0);
+    let pts: Vec<Point> = (0..2)
+        .map(|i| point(i, "rust", 1e7, 1e8 * (i + 1) as f64, 3.0 - 0.1 * i as f64))
+        .collect();
+    let fit = fit_points("x", "s", &pts, &opts(10));
+    assert!(fit.groups[0].law.is_none(), "two points identify no form");
 
     let pts: Vec<Point> = (0..6)
         .map(|i| point(i, "rust", 1e6 * (i + 1) as f64, 1e9, 3.0 - 0.1 * i as f64))
@@ -298,8 +306,11 @@ fn pooled_fits_never_mix_architectures() {
     let mut pts = sweep("python", &PY, 0.0, 1);
     pts.extend(sweep("go", &GO, 0.0, 2));
     pts.extend(sweep("python/moe", &GO, 0.0, 3));
-    let names = |pts: &[Point]| fit_points_at("p", "t", pts, &opts(0), "x").groups.into_iter().map(|g| (g.group, g.n_points)).collect::<Vec<_>>();
+    let pooled = FitOptions { pool: true, ..opts(0) };
+    let names = |pts: &[Point]| fit_points_at("p", "t", pts, &pooled, "x").groups.into_iter().map(|g| (g.group, g.n_points)).collect::<Vec<_>>();
     assert_eq!(names(&pts), [("go".into(), 30), ("python".into(), 30), ("python/moe".into(), 30), ("pooled".into(), 60)]);
+    let unpooled = fit_points_at("p", "t", &pts, &opts(0), "x").groups.into_iter().map(|g| g.group).collect::<Vec<_>>();
+    assert_eq!(unpooled, ["go", "python", "python/moe"], "groups are pooled only when asked");
     pts.extend(sweep("go/moe", &PY, 0.0, 4));
     assert_eq!(names(&pts).last(), Some(&("pooled/moe".to_string(), 60)));
 }

@@ -8,6 +8,7 @@
 //! | plan | [`sweep::plan`], [`sweep::estimate`] | `codescale sweep plan` |
 //! | train | [`sweep::run`], [`trial::train`], [`trial::run_planned`] | `codescale sweep run`, `train`, `trial run` |
 //! | fit | [`fit::fit_sweep`], [`fit::fit_table`] | `codescale fit` |
+//! | predict | [`fit::predict`] | `codescale predict` |
 //! | report | [`report::render`] | `codescale report` |
 //! | replay | [`replay::replay_trial`] | `codescale replay` |
 //! | export | [`export::export`] | `codescale export` |
@@ -27,6 +28,7 @@ pub mod corpus;
 pub mod example;
 pub mod export;
 pub mod fit;
+pub mod ladders;
 pub mod paths;
 pub mod replay;
 pub mod report;

@@ -74,6 +74,13 @@ fn param(e: &Estimate, f: fn(f64) -> String, name: &str, unidentified: &[String]
 pub struct LawRow {
     pub group: String,
     pub n_points: usize,
+    /// The law's form and its formula.
+    pub form: String,
+    pub formula: String,
+    /// Why that form (and Huber threshold) was chosen.
+    pub law_choice: String,
+    /// Each candidate form on one line: its out-of-sample and in-sample error.
+    pub candidates: Vec<String>,
     pub alpha_n: Est,
     pub alpha_d: Est,
     pub l_inf: Est,
@@ -448,6 +455,24 @@ fn law_rows(g: &GroupFit, laws: &mut Vec<LawRow>, plans: &mut Vec<PlanRow>, head
     laws.push(LawRow {
         group: g.group.clone(),
         n_points: g.n_points,
+        form: l.form.name().into(),
+        formula: l.form.formula().into(),
+        law_choice: g.law_choice.clone().unwrap_or_else(|| "Chinchilla (a fit from before forms were chosen)".into()),
+        candidates: g
+            .candidates
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}{} (Huber {}): out-of-sample {} over {} split(s), in-sample RMSE ln L {}",
+                    if c.chosen { "→ " } else { "" },
+                    c.form.name(),
+                    c.huber,
+                    c.out_of_sample.map_or("–".into(), |x| fmt_pct(100.0 * x)),
+                    c.splits,
+                    c.rmse_log.map_or("–".into(), fmt_num)
+                )
+            })
+            .collect(),
         alpha_n: param(&l.alpha_n, fmt_num, "α_N", u),
         alpha_d: param(&l.alpha_d, fmt_num, "α_D", u),
         l_inf: param(&l.l_inf, fmt_num, "L_inf", u),

@@ -99,7 +99,7 @@ fn laws(ctx: &Ctx) -> Result<Made> {
 
 /// Pointwise 2.5 and 97.5 percentiles of L(n, d) across the bootstrap laws.
 fn band(law: &codescale_fit::LawFit, n: f64, d: f64) -> Option<(f64, f64)> {
-    let mut v: Vec<f64> = law.samples.iter().map(|l| l.predict(n, d)).filter(|x| x.is_finite()).collect();
+    let mut v: Vec<f64> = law.form_samples().iter().map(|p| law.form.predict(p, n, d)).filter(|x| x.is_finite()).collect();
     if v.len() < 20 {
         return None;
     }

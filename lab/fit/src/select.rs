@@ -1,0 +1,276 @@
+//! Choosing a law's form and Huber threshold by how well each predicts sizes it was not fitted
+//! on: the job users give a law. In-sample error always favours the form with more freedom;
+//! out-of-sample error does not.
+//!
+//! Each candidate (form × threshold) is refitted on the smallest sizes and scored on every larger
+//! one, for each of the last [`MAX_SPLITS`] splits that leave enough points (rolling origin,
+//! ending with the largest size left out); its score is the mean over splits of the mean
+//! |ln(measured/predicted)| of the held-out points. A group with a single
+//! model size rolls over D instead (a curve's prefix predicting its end). Candidates within
+//! [`TIE`] of the best score count as tied, and ties go to the simpler form (fewer parameters),
+//! then to the earlier in [`Form::ALL`], then to the noise-matched threshold.
+
+use serde::{Deserialize, Serialize};
+
+use crate::approach3::CHINCHILLA_DELTA;
+use crate::forms::{self, Form, Points};
+
+/// Relative margin within which two out-of-sample scores count as equal: differences this small
+/// are below what a handful of splits can resolve.
+pub const TIE: f64 = 0.10;
+
+/// Rolling splits scored: the ones with the most sizes fitted, which are nearest the question a
+/// law is asked (predict the next larger runs from all the ones below), and which bound the cost
+/// on long ladders.
+pub const MAX_SPLITS: usize = 3;
+
+/// Which form to fit: one by name, or `auto`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum LawChoice {
+    #[default]
+    Auto,
+    Fixed(Form),
+}
+
+impl LawChoice {
+    pub fn parse(s: &str) -> Option<LawChoice> {
+        if s == "auto" {
+            Some(LawChoice::Auto)
+        } else {
+            Form::parse(s).map(LawChoice::Fixed)
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            LawChoice::Auto => "auto",
+            LawChoice::Fixed(f) => f.name(),
+        }
+    }
+}
+
+/// A form tried on a group, with its out-of-sample error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    pub form: Form,
+    pub formula: String,
+    /// `matched` (to the residuals' robust scale) or `chinchilla` (1e-3), or the number given.
+    pub huber: String,
+    /// Mean over rolling splits of the mean |ln(measured/predicted)| at the held-out sizes;
+    /// `None` when no split leaves enough points.
+    pub out_of_sample: Option<f64>,
+    /// Rolling splits the score averages.
+    pub splits: usize,
+    /// Fitted on every point (in-sample, shown, never used to choose).
+    pub rmse_log: Option<f64>,
+    pub alpha_n: Option<f64>,
+    pub alpha_d: Option<f64>,
+    pub l_inf: Option<f64>,
+    pub chosen: bool,
+}
+
+/// The choice for one group: the form, the Huber threshold rule, every candidate and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selection {
+    pub form: Form,
+    /// `None`: noise-matched.
+    pub delta: Option<f64>,
+    pub candidates: Vec<Candidate>,
+    pub reason: String,
+}
+
+type Triple = (f64, f64, f64);
+
+/// Forms that these points can identify at all.
+pub fn eligible(points: &[Triple]) -> Vec<Form> {
+    let ns = crate::distinct(points.iter().map(|p| p.0)).len();
+    let ds = crate::distinct(points.iter().map(|p| p.1)).len();
+    Form::ALL
+        .into_iter()
+        .filter(|f| if f.has_n() { ns >= 2 && ds >= 2 } else { ns == 1 && ds >= 3 })
+        .filter(|f| points.len() > f.len())
+        .collect()
+}
+
+/// The rolling splits of `points`: (fitted, held out), smallest sizes fitted. Over N when there
+/// are two sizes or more, else over D. Every candidate is scored on the same splits, so a split
+/// must leave enough points for the largest eligible form (`params`); and three levels or more
+/// where the design has four, since two sizes can place any form's N term nearly anywhere.
+pub fn splits(points: &[Triple], params: usize) -> Vec<(Vec<Triple>, Vec<Triple>)> {
+    let by_n = crate::distinct(points.iter().map(|p| p.0)).len() >= 2;
+    let key = |p: &Triple| if by_n { p.0 } else { p.1 };
+    let levels = crate::distinct(points.iter().map(key));
+    let first = if levels.len() >= 4 { 3 } else { 2 };
+    let mut out = vec![];
+    for k in first..levels.len() {
+        let (train, test): (Vec<Triple>, Vec<Triple>) = points.iter().copied().partition(|p| key(p) < levels[k]);
+        let ns = crate::distinct(train.iter().map(|p| p.0)).len();
+        let ds = crate::distinct(train.iter().map(|p| p.1)).len();
+        let enough = train.len() > params && ds >= 2 && (!by_n || ns >= 2) && (by_n || ds >= 3);
+        if enough && !test.is_empty() {
+            out.push((train, test));
+        }
+    }
+    let skip = out.len().saturating_sub(MAX_SPLITS);
+    out.into_iter().skip(skip).collect()
+}
+
+/// The candidate's out-of-sample score and the number of splits behind it.
+fn out_of_sample(splits: &[(Vec<Triple>, Vec<Triple>)], form: Form, delta: Option<f64>) -> (Option<f64>, usize) {
+    let mut scores = vec![];
+    for (train, test) in splits {
+        let (train, test) = (train.as_slice(), test.as_slice());
+        let Some((fit, _)) = forms::fit_at(&Points::new(train), form, delta) else {
+            scores.push(f64::INFINITY);
+            continue;
+        };
+        let errs: Vec<f64> = test.iter().map(|&(n, d, l)| (l / form.predict(&fit.params, n, d)).ln().abs()).collect();
+        if errs.iter().all(|e| e.is_finite()) {
+            scores.push(errs.iter().sum::<f64>() / errs.len() as f64);
+        } else {
+            // A form that cannot even give a finite prediction has failed this split.
+            scores.push(f64::INFINITY);
+        }
+    }
+    let k = scores.len();
+    ((k > 0).then(|| scores.iter().sum::<f64>() / k as f64), k)
+}
+
+fn huber_label(delta: Option<f64>) -> String {
+    match delta {
+        None => "matched".into(),
+        Some(d) if d == CHINCHILLA_DELTA => "chinchilla".into(),
+        Some(d) => format!("{d:e}"),
+    }
+}
+
+/// Scores the candidates and picks one. `law` fixes the form (then only its thresholds are
+/// compared); `delta` fixes the threshold (else both the matched one
+/// and Chinchilla's are tried). `Err` says why no form (or not the one asked for) can be fitted.
+pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<Selection, String> {
+    let forms = eligible(points);
+    if forms.is_empty() {
+        return Err("no law form can be identified from these points (two sizes and two budgets, or one size and three budgets, and more points than parameters)".into());
+    }
+    if let LawChoice::Fixed(form) = law {
+        if !forms.contains(&form) {
+            return Err(format!("--law {}: these points cannot identify it ({} parameters; {})", form.name(), form.len(), if form.has_n() { "needs two model sizes and two budgets" } else { "needs a single model size and three budgets" }));
+        }
+    }
+    let deltas: Vec<Option<f64>> = match delta {
+        Some(d) => vec![Some(d)],
+        None => vec![None, Some(CHINCHILLA_DELTA)],
+    };
+    let all = Points::new(points);
+    let splits = splits(points, forms.iter().map(|f| f.len()).max().unwrap_or(0));
+    // A form asked for by name is compared only across thresholds: the other forms' scores
+    // would cost as much as `auto` and decide nothing.
+    let tried: Vec<Form> = match law {
+        LawChoice::Fixed(form) => vec![form],
+        LawChoice::Auto => forms.clone(),
+    };
+    let mut candidates: Vec<(Candidate, Option<f64>)> = vec![];
+    for &form in &tried {
+        for &dl in &deltas {
+            let (score, k) = out_of_sample(&splits, form, dl);
+            let full = forms::fit_at(&all, form, dl);
+            let head = full.as_ref().map(|(f, _)| form.headline(&f.params)).unwrap_or([None; 3]);
+            candidates.push((
+                Candidate {
+                    form,
+                    formula: form.formula().into(),
+                    huber: huber_label(dl),
+                    out_of_sample: score,
+                    splits: k,
+                    rmse_log: full.as_ref().map(|(f, _)| f.rmse_log),
+                    alpha_n: head[0],
+                    alpha_d: head[1],
+                    l_inf: head[2],
+                    chosen: false,
+                },
+                dl,
+            ));
+        }
+    }
+    let best = candidates.iter().filter_map(|(c, _)| c.out_of_sample).filter(|s| s.is_finite()).fold(f64::INFINITY, f64::min);
+    let pick = match law {
+        // With a fixed form, the threshold is still chosen by prediction (when not fixed).
+        LawChoice::Fixed(form) => (0..candidates.len())
+            .filter(|&j| candidates[j].0.form == form)
+            .min_by(|&a, &b| score_of(&candidates[a].0).total_cmp(&score_of(&candidates[b].0)).then(a.cmp(&b)))
+            .expect("an eligible form has candidates"),
+        LawChoice::Auto if best.is_finite() => {
+            let tied = |c: &Candidate| c.out_of_sample.is_some_and(|s| s <= best * (1.0 + TIE));
+            (0..candidates.len()).filter(|&i| tied(&candidates[i].0)).min_by_key(|&i| (candidates[i].0.form.len(), i)).expect("the best is tied with itself")
+        }
+        // No split leaves enough points: nothing to judge forms by, so Chinchilla (or the
+        // eligible form) at the matched threshold.
+        LawChoice::Auto => 0,
+    };
+    candidates[pick].0.chosen = true;
+    let chosen = candidates[pick].0.clone();
+    let reason = match (law, chosen.out_of_sample) {
+        (LawChoice::Fixed(f), _) => format!("{} as asked (--law {}); Huber threshold {} by out-of-sample error", f.name(), f.name(), chosen.huber),
+        (LawChoice::Auto, Some(s)) if best.is_finite() => format!(
+            "lowest out-of-sample error over {} rolling split(s) ({:.2} % mean |log error| at the held-out sizes), forms within {:.0} % of the best counted as tied and the one with fewest parameters taken",
+            chosen.splits,
+            100.0 * s,
+            100.0 * TIE
+        ),
+        _ => format!("no rolling split leaves enough points to judge forms by prediction; {} by default", chosen.form.name()),
+    };
+    Ok(Selection { form: chosen.form, delta: candidates[pick].1, candidates: candidates.into_iter().map(|c| c.0).collect(), reason })
+}
+
+fn score_of(c: &Candidate) -> f64 {
+    c.out_of_sample.unwrap_or(f64::INFINITY)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid(f: impl Fn(f64, f64) -> f64) -> Vec<Triple> {
+        let mut pts = vec![];
+        for (i, n) in [1e7, 3e7, 1e8, 3e8, 1e9].into_iter().enumerate() {
+            for (j, m) in [5.0, 20.0, 80.0].into_iter().enumerate() {
+                let d = m * n;
+                // ±0.3 % of deterministic scatter.
+                let wiggle = 1.0 + 0.003 * (((i * 3 + j) % 5) as f64 - 2.0) / 2.0;
+                pts.push((n, d, f(n, d) * wiggle));
+            }
+        }
+        pts
+    }
+
+    /// On a strongly non-additive (Kaplan) surface, auto picks Kaplan: the additive forms
+    /// predict the larger sizes worse.
+    #[test]
+    fn auto_finds_the_interaction() {
+        let p = [1.2, 3e8, 2e9, 0.35, 0.3];
+        let pts = grid(|n, d| Form::Kaplan.predict(&p, n, d));
+        let s = choose(&pts, LawChoice::Auto, None).unwrap();
+        assert_eq!(s.form, Form::Kaplan, "{:#?}", s.candidates);
+        assert_eq!(s.candidates.iter().filter(|c| c.chosen).count(), 1);
+    }
+
+    /// On an additive surface with one exponent, the simpler Gadre form ties and wins.
+    #[test]
+    fn ties_go_to_the_simpler_form() {
+        let p = [1.8, 300.0, 900.0, 0.3];
+        let pts = grid(|n, d| Form::Gadre.predict(&p, n, d));
+        let s = choose(&pts, LawChoice::Auto, None).unwrap();
+        assert_eq!(s.form, Form::Gadre, "{:#?}", s.candidates);
+    }
+
+    #[test]
+    fn a_single_size_rolls_over_d() {
+        let p = [2.0, 50.0, 0.25];
+        let pts: Vec<Triple> = (1..=10).map(|k| (1e8, 1e9 * k as f64, Form::Data.predict(&p, 1e8, 1e9 * k as f64))).collect();
+        assert_eq!(eligible(&pts), vec![Form::Data]);
+        let s = choose(&pts, LawChoice::Auto, None).unwrap();
+        assert_eq!(s.form, Form::Data);
+        assert!(s.candidates[0].splits >= 5);
+        assert!(s.candidates[0].out_of_sample.unwrap() < 1e-4);
+    }
+}
