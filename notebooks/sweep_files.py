@@ -40,20 +40,44 @@ def read_fit(root, sweep):
 
 
 def law(p, n, d):
-    """L(N, D) = E + A/N^alpha + B/D^beta for a mapping with e, a, b, alpha, beta."""
+    """L(N, D) of one law: a mapping with `form` and `params` (the fit's own form, see
+    `point_estimate`), or, as in fit files from before forms were chosen, e, a, b, alpha, beta."""
     # A bootstrap law with a steep exponent overflows far from the data: infinity is its value.
-    with np.errstate(over='ignore'):
-        return p['e'] + p['a'] / n ** p['alpha'] + p['b'] / d ** p['beta']
+    with np.errstate(over='ignore', invalid='ignore'):
+        if 'form' not in p:
+            return p['e'] + p['a'] / n ** p['alpha'] + p['b'] / d ** p['beta']
+        q = p['params']
+        if p['form'] == 'chinchilla':
+            return q[0] + q[1] / n ** q[3] + q[2] / d ** q[4]
+        if p['form'] == 'kaplan':
+            return q[0] + ((q[1] / n) ** (q[3] / q[4]) + q[2] / d) ** q[4]
+        if p['form'] == 'gadre':
+            return q[0] + q[1] / n ** q[3] + q[2] / d ** q[3]
+        if p['form'] == 'data':
+            return q[0] + q[1] / d ** q[2] + 0 * n
+        raise ValueError(f"unknown law form {p['form']!r}")
 
 
 def point_estimate(group):
-    return {k: group['law'][k]['value'] for k in ['e', 'a', 'b', 'alpha', 'beta']}
+    """The group's law at its point estimates, in its own form."""
+    fitted = group['law']
+    if fitted.get('params'):
+        return {'form': fitted.get('form', 'chinchilla'), 'params': fitted['params']}
+    return {k: fitted[k]['value'] for k in ['e', 'a', 'b', 'alpha', 'beta']}
+
+
+def bootstrap_laws(group):
+    """The bootstrap laws the fit file keeps, each usable with `law`."""
+    fitted = group['law']
+    if fitted.get('param_samples'):
+        return [{'form': fitted['form'], 'params': q} for q in fitted['param_samples']]
+    return fitted.get('samples', [])
 
 
 def band(group, n, d, level=0.95):
     """Pointwise percentile band of L(N, D) over the bootstrap laws the fit file keeps
     (None for a fit file without them)."""
-    samples = group['law'].get('samples', [])
+    samples = bootstrap_laws(group)
     if len(samples) < 20:
         return None
     values = np.array([law(s, n, d) for s in samples])
@@ -71,7 +95,9 @@ def loss_axis(ax, losses):
 
 
 def estimate(e):
-    """`value [lo, hi]` of a fitted quantity."""
+    """`value [lo, hi]` of a fitted quantity ("—" for one the law's form does not have)."""
+    if e['value'] is None:
+        return '—'
     if e['lo'] is None or e['hi'] is None:
         return f"{e['value']:.3g} [no interval]"
     return f"{e['value']:.3g} [{e['lo']:.3g}, {e['hi']:.3g}]"
@@ -80,7 +106,7 @@ def estimate(e):
 def law_table(groups):
     """The fitted parameters of each group with their 95 % intervals."""
     return pd.DataFrame([
-        {'group': name, **{k: estimate(g['law'][k]) for k in ['alpha_n', 'alpha_d', 'l_inf', 'n_c', 'd_c']},
+        {'group': name, 'law': g['law'].get('form', 'chinchilla'), **{k: estimate(g['law'][k]) for k in ['alpha_n', 'alpha_d', 'l_inf', 'n_c', 'd_c']},
          'rmse_log': round(g['law']['rmse_log'], 4), 'points': g['n_points']}
         for name, g in groups.items()
     ])

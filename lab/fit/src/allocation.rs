@@ -50,27 +50,25 @@ pub fn default_budgets() -> Vec<f64> {
     (15..=24).map(|k| 10f64.powi(k)).collect()
 }
 
+/// One budget's plan with percentile intervals from the bootstrap laws' plans.
+fn budget_plan(flops: f64, p: Plan, boot: &[Plan], confidence: f64) -> BudgetPlan {
+    let col = |f: fn(&Plan) -> f64| boot.iter().map(f).collect::<Vec<f64>>();
+    BudgetPlan {
+        flops,
+        n_opt: estimate(p.n_opt, &col(|p| p.n_opt), confidence),
+        d_opt: estimate(p.d_opt, &col(|p| p.d_opt), confidence),
+        tokens_per_param: estimate(p.tokens_per_param, &col(|p| p.tokens_per_param), confidence),
+        loss: estimate(p.loss, &col(|p| p.loss), confidence),
+        extrapolated: false,
+    }
+}
+
 /// The allocation of `law` with percentile intervals from the bootstrap laws.
 pub fn allocation_with_intervals(law: &Law, boot: &[Law], budgets: &[f64], confidence: f64) -> Allocation {
     let x = allocation(law);
     let xs: Vec<Exponents> = boot.iter().map(allocation).collect();
     let col = |f: fn(&Exponents) -> f64| xs.iter().map(f).collect::<Vec<f64>>();
-    let budgets = budgets
-        .iter()
-        .map(|&c| {
-            let p = plan(law, c);
-            let ps: Vec<Plan> = boot.iter().map(|l| plan(l, c)).collect();
-            let col = |f: fn(&Plan) -> f64| ps.iter().map(f).collect::<Vec<f64>>();
-            BudgetPlan {
-                flops: c,
-                n_opt: estimate(p.n_opt, &col(|p| p.n_opt), confidence),
-                d_opt: estimate(p.d_opt, &col(|p| p.d_opt), confidence),
-                tokens_per_param: estimate(p.tokens_per_param, &col(|p| p.tokens_per_param), confidence),
-                loss: estimate(p.loss, &col(|p| p.loss), confidence),
-                extrapolated: false,
-            }
-        })
-        .collect();
+    let budgets = budgets.iter().map(|&c| budget_plan(c, plan(law, c), &boot.iter().map(|l| plan(l, c)).collect::<Vec<Plan>>(), confidence)).collect();
     Allocation {
         a: estimate(x.a, &col(|x| x.a), confidence),
         b: estimate(x.b, &col(|x| x.b), confidence),
@@ -121,22 +119,7 @@ pub fn numeric(form: crate::forms::Form, p: &[f64], boot: &[Vec<f64>], budgets: 
     };
     let a = slope(p);
     let sa: Vec<f64> = boot.iter().map(|q| slope(q)).collect();
-    let plans = budgets
-        .iter()
-        .map(|&c| {
-            let x = plan_of(p, c);
-            let ps: Vec<Plan> = boot.iter().map(|q| plan_of(q, c)).collect();
-            let col = |f: fn(&Plan) -> f64| ps.iter().map(f).collect::<Vec<f64>>();
-            BudgetPlan {
-                flops: c,
-                n_opt: estimate(x.n_opt, &col(|p| p.n_opt), confidence),
-                d_opt: estimate(x.d_opt, &col(|p| p.d_opt), confidence),
-                tokens_per_param: estimate(x.tokens_per_param, &col(|p| p.tokens_per_param), confidence),
-                loss: estimate(x.loss, &col(|p| p.loss), confidence),
-                extrapolated: false,
-            }
-        })
-        .collect();
+    let plans = budgets.iter().map(|&c| budget_plan(c, plan_of(p, c), &boot.iter().map(|q| plan_of(q, c)).collect::<Vec<Plan>>(), confidence)).collect();
     Allocation {
         a: estimate(a, &sa, confidence),
         b: estimate(1.0 - a, &sa.iter().map(|x| 1.0 - x).collect::<Vec<f64>>(), confidence),

@@ -155,6 +155,22 @@ pub fn bootstrap_law(data: &Data, full: &Fit, delta: f64, resamples: usize, seed
     }
 }
 
+/// [`bootstrap_law`] for a form other than Chinchilla ([`crate::forms`]): each resample refitted
+/// from the full-data optimum and the starts of its best basins; the parameters of those that
+/// converged.
+pub fn bootstrap_form(points: &crate::forms::Points, full: &crate::forms::FormFit, delta: f64, resamples: usize, seed: u64, members: &[Vec<usize>]) -> Vec<Vec<f64>> {
+    let mut starts = vec![full.params.clone()];
+    starts.extend(full.good_starts.iter().take(GRID_STARTS_PER_RESAMPLE).cloned());
+    let fits: Vec<Option<Vec<f64>>> = (0..resamples)
+        .into_par_iter()
+        .map(|i| {
+            let w = resample_clusters(members, points.len(), &mut rng(seed, i as u64));
+            crate::forms::fit_from(&points.resampled(&w), full.form, delta, &starts).filter(|f| f.converged).map(|f| f.params)
+        })
+        .collect();
+    fits.into_iter().flatten().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

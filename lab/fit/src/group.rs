@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use crate::additivity::{additivity, Measurement};
 use crate::allocation::{allocation_with_intervals, default_budgets};
 use crate::approach3::{chinchilla_grid, fit_grid, fit_noise_matched, Data, Law};
-use crate::bootstrap::{bootstrap_law, clusters, derive_seed, estimate, resample_clusters, rng};
+use crate::bootstrap::{bootstrap_law, clusters, derive_seed, estimate};
 use crate::forms::{self, Form};
 use crate::select;
 use crate::extrapolate::{extrapolate, rolling};
@@ -323,16 +323,7 @@ fn fit_form(form: Form, delta: Option<f64>, triples: &[(f64, f64, f64)], weights
         points = points.with_weights(w);
     }
     let (fit, delta) = forms::fit_at(&points, form, delta)?;
-    let mut starts = vec![fit.params.clone()];
-    starts.extend(fit.good_starts.iter().take(2).cloned());
-    let boot: Vec<Option<Vec<f64>>> = (0..opts.bootstrap)
-        .into_par_iter()
-        .map(|i| {
-            let counts = resample_clusters(members, triples.len(), &mut rng(seed, i as u64));
-            forms::fit_from(&points.resampled(&counts), form, delta, &starts).filter(|f| f.converged).map(|f| f.params)
-        })
-        .collect();
-    let boot: Vec<Vec<f64>> = boot.into_iter().flatten().collect();
+    let boot = crate::bootstrap::bootstrap_form(&points, &fit, delta, opts.bootstrap, seed, members);
     Some(Fitted {
         form,
         failed: opts.bootstrap - boot.len(),
