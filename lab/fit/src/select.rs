@@ -270,7 +270,7 @@ mod tests {
         assert_eq!(eligible(&pts), vec![Form::Data]);
         let s = choose(&pts, LawChoice::Auto, None).unwrap();
         assert_eq!(s.form, Form::Data);
-        assert!(s.candidates[0].splits >= 5);
+        assert_eq!(s.candidates[0].splits, MAX_SPLITS);
         assert!(s.candidates[0].out_of_sample.unwrap() < 1e-4);
     }
 }
