@@ -6,18 +6,16 @@
 //! one, for each of the last [`MAX_SPLITS`] splits that leave enough points (rolling origin,
 //! ending with the largest size left out); its score is the mean over splits of the mean
 //! |ln(measured/predicted)| of the held-out points. A group with a single
-//! model size rolls over D instead (a curve's prefix predicting its end). Candidates within
-//! [`TIE`] of the best score count as tied, and ties go to the simpler form (fewer parameters),
-//! then to the earlier in [`Form::ALL`], then to the noise-matched threshold.
+//! model size rolls over D instead (a curve's prefix predicting its end). A candidate whose score
+//! exceeds the best one's by less than one standard error of that difference (paired over the
+//! same held-out points: Breiman's one-standard-error rule) is tied with it, and ties go to the
+//! simpler form (fewer parameters), then to the earlier in [`Form::ALL`], then to the
+//! noise-matched threshold.
 
 use serde::{Deserialize, Serialize};
 
 use crate::approach3::CHINCHILLA_DELTA;
 use crate::forms::{self, Form, Points};
-
-/// Relative margin within which two out-of-sample scores count as equal: differences this small
-/// are below what a handful of splits can resolve.
-pub const TIE: f64 = 0.10;
 
 /// Rolling splits scored: the ones with the most sizes fitted, which are nearest the question a
 /// law is asked (predict the next larger runs from all the ones below), and which bound the cost
@@ -67,6 +65,10 @@ pub struct Candidate {
     pub alpha_d: Option<f64>,
     pub l_inf: Option<f64>,
     pub chosen: bool,
+    /// Each held-out point's |log error| with its weight in the score (1 / (splits × points of
+    /// its split)), in the same order for every candidate: what the tie rule pairs.
+    #[serde(skip)]
+    pub errors: Vec<(f64, f64)>,
 }
 
 /// The choice for one group: the form, the Huber threshold rule, every candidate and why.
@@ -115,25 +117,36 @@ pub fn splits(points: &[Triple], params: usize) -> Vec<(Vec<Triple>, Vec<Triple>
     out.into_iter().skip(skip).collect()
 }
 
-/// The candidate's out-of-sample score and the number of splits behind it.
-fn out_of_sample(splits: &[(Vec<Triple>, Vec<Triple>)], form: Form, delta: Option<f64>) -> (Option<f64>, usize) {
-    let mut scores = vec![];
+/// The candidate's held-out errors (see [`Candidate::errors`]) and its score (`None` without
+/// splits).
+fn out_of_sample(splits: &[(Vec<Triple>, Vec<Triple>)], form: Form, delta: Option<f64>) -> (Option<f64>, Vec<(f64, f64)>) {
+    let mut errors = vec![];
     for (train, test) in splits {
-        let (train, test) = (train.as_slice(), test.as_slice());
-        let Some((fit, _)) = forms::fit_at(&Points::new(train), form, delta) else {
-            scores.push(f64::INFINITY);
-            continue;
-        };
-        let errs: Vec<f64> = test.iter().map(|&(n, d, l)| (l / form.predict(&fit.params, n, d)).ln().abs()).collect();
-        if errs.iter().all(|e| e.is_finite()) {
-            scores.push(errs.iter().sum::<f64>() / errs.len() as f64);
-        } else {
-            // A form that cannot even give a finite prediction has failed this split.
-            scores.push(f64::INFINITY);
+        let weight = 1.0 / (splits.len() * test.len()) as f64;
+        let fit = forms::fit_at(&Points::new(train), form, delta);
+        for &(n, d, l) in test {
+            // A form that cannot give a finite prediction has failed the split.
+            let e = fit.as_ref().map_or(f64::INFINITY, |(f, _)| (l / form.predict(&f.params, n, d)).ln().abs());
+            errors.push((if e.is_finite() { e } else { f64::INFINITY }, weight));
         }
     }
-    let k = scores.len();
-    ((k > 0).then(|| scores.iter().sum::<f64>() / k as f64), k)
+    let score = (!splits.is_empty()).then(|| errors.iter().map(|(e, w)| e * w).sum());
+    (score, errors)
+}
+
+/// Whether `c` is tied with `best`: its score exceeds the best one's by less than one standard
+/// error of the paired difference.
+fn tied(c: &Candidate, best: &Candidate) -> bool {
+    let (Some(sc), Some(sb)) = (c.out_of_sample, best.out_of_sample) else { return false };
+    if !sc.is_finite() || c.errors.len() != best.errors.len() {
+        return false;
+    }
+    let diffs: Vec<f64> = c.errors.iter().zip(&best.errors).map(|(a, b)| a.0 - b.0).collect();
+    let m = diffs.len() as f64;
+    let mean = diffs.iter().sum::<f64>() / m;
+    let sd = if m > 1.0 { (diffs.iter().map(|d| (d - mean).powi(2)).sum::<f64>() / (m - 1.0)).sqrt() } else { 0.0 };
+    let se = sd * c.errors.iter().map(|(_, w)| w * w).sum::<f64>().sqrt();
+    sc - sb <= se
 }
 
 fn huber_label(delta: Option<f64>) -> String {
@@ -172,7 +185,7 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
     let mut candidates: Vec<(Candidate, Option<f64>)> = vec![];
     for &form in &tried {
         for &dl in &deltas {
-            let (score, k) = out_of_sample(&splits, form, dl);
+            let (score, errors) = out_of_sample(&splits, form, dl);
             let full = forms::fit_at(&all, form, dl);
             let head = full.as_ref().map(|(f, _)| form.headline(&f.params)).unwrap_or([None; 3]);
             candidates.push((
@@ -181,18 +194,20 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
                     formula: form.formula().into(),
                     huber: huber_label(dl),
                     out_of_sample: score,
-                    splits: k,
+                    splits: splits.len(),
                     rmse_log: full.as_ref().map(|(f, _)| f.rmse_log),
                     alpha_n: head[0],
                     alpha_d: head[1],
                     l_inf: head[2],
                     chosen: false,
+                    errors,
                 },
                 dl,
             ));
         }
     }
     let best = candidates.iter().filter_map(|(c, _)| c.out_of_sample).filter(|s| s.is_finite()).fold(f64::INFINITY, f64::min);
+    let leader = candidates.iter().position(|(c, _)| c.out_of_sample == Some(best));
     let pick = match law {
         // With a fixed form, the threshold is still chosen by prediction (when not fixed).
         LawChoice::Fixed(form) => (0..candidates.len())
@@ -200,8 +215,8 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
             .min_by(|&a, &b| score_of(&candidates[a].0).total_cmp(&score_of(&candidates[b].0)).then(a.cmp(&b)))
             .expect("an eligible form has candidates"),
         LawChoice::Auto if best.is_finite() => {
-            let tied = |c: &Candidate| c.out_of_sample.is_some_and(|s| s <= best * (1.0 + TIE));
-            (0..candidates.len()).filter(|&i| tied(&candidates[i].0)).min_by_key(|&i| (candidates[i].0.form.len(), i)).expect("the best is tied with itself")
+            let leader = &candidates[leader.expect("a finite best has a candidate")].0;
+            (0..candidates.len()).filter(|&i| tied(&candidates[i].0, leader)).min_by_key(|&i| (candidates[i].0.form.len(), i)).expect("the best is tied with itself")
         }
         // No split leaves enough points: nothing to judge forms by, so Chinchilla (or the
         // eligible form) at the matched threshold.
@@ -212,10 +227,10 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
     let reason = match (law, chosen.out_of_sample) {
         (LawChoice::Fixed(f), _) => format!("{} as asked (--law {}); Huber threshold {} by out-of-sample error", f.name(), f.name(), chosen.huber),
         (LawChoice::Auto, Some(s)) if best.is_finite() => format!(
-            "lowest out-of-sample error over {} rolling split(s) ({:.2} % mean |log error| at the held-out sizes), forms within {:.0} % of the best counted as tied and the one with fewest parameters taken",
+            "out-of-sample error over {} rolling split(s) {:.2} % (mean |log error| at the held-out sizes; best {:.2} %): the form with fewest parameters among those within one standard error of the best",
             chosen.splits,
             100.0 * s,
-            100.0 * TIE
+            100.0 * best
         ),
         _ => format!("no rolling split leaves enough points to judge forms by prediction; {} by default", chosen.form.name()),
     };
@@ -232,8 +247,8 @@ mod tests {
 
     fn grid(f: impl Fn(f64, f64) -> f64) -> Vec<Triple> {
         let mut pts = vec![];
-        for (i, n) in [1e7, 3e7, 1e8, 3e8, 1e9].into_iter().enumerate() {
-            for (j, m) in [5.0, 20.0, 80.0].into_iter().enumerate() {
+        for (i, n) in [1e7, 3e7, 1e8, 3e8, 1e9, 3e9, 1e10].into_iter().enumerate() {
+            for (j, m) in [5.0, 20.0, 80.0, 320.0].into_iter().enumerate() {
                 let d = m * n;
                 // ±0.3 % of deterministic scatter.
                 let wiggle = 1.0 + 0.003 * (((i * 3 + j) % 5) as f64 - 2.0) / 2.0;
