@@ -141,16 +141,21 @@ pub(crate) fn fit_group(group: &str, all: &[&Point], targets: &[&Point], opts: &
         intermediate: 0,
         isoflop_skipped: None,
     };
+    if out.message.is_none() {
+        fit_law(&mut out, pts, targets, opts, seed);
+    }
     if let Some(a) = out.additivity.filter(|a| a.rejected()) {
+        // Kaplan's form is not additive: it can express the interaction the check found.
+        let consequence = match out.law.as_ref().map(|l| l.form) {
+            Some(Form::Kaplan) => "the chosen (Kaplan) form has an N × D interaction, though not necessarily this one",
+            _ => "the law's form cannot express that N × D interaction, and every extrapolation carries it",
+        };
         out.warnings.push(format!(
-            "the loss is not additive in N and D here (lack-of-fit p = {:.2e}): the configurations miss every surface f(N) + g(D), the law's form included, by {:.2} % RMS where seed noise explains {:.2} %; the law's form cannot express that N × D interaction, and every extrapolation carries it",
+            "the loss is not additive in N and D here (lack-of-fit p = {:.2e}): the configurations miss every surface f(N) + g(D) by {:.2} % RMS where seed noise explains {:.2} %; {consequence}",
             a.p_value.unwrap_or(f64::NAN),
             100.0 * a.misfit,
             100.0 * a.noise_floor.unwrap_or(f64::NAN)
         ));
-    }
-    if out.message.is_none() {
-        fit_law(&mut out, pts, targets, opts, seed);
     }
     let iso: Vec<IsoPoint> = pts
         .iter()

@@ -271,10 +271,15 @@ fn additivity_detail(a: &Additivity) -> String {
     line
 }
 
-/// The additivity verdict on one line, for a fit with replicates (without them there is none).
-pub fn additivity_verdict(a: &Additivity) -> Option<String> {
+/// The additivity verdict on one line, for a fit with replicates (without them there is none);
+/// `form` is the law's, which can (Kaplan's) or cannot (the additive ones) express an interaction.
+pub fn additivity_verdict(a: &Additivity, form: Option<crate::forms::Form>) -> Option<String> {
     let (floor, p) = (a.noise_floor?, a.p_value?);
-    let verdict = if a.rejected() { "not additive in N and D, an interaction the law cannot express" } else { "additive within the noise" };
+    let verdict = match (a.rejected(), form) {
+        (false, _) => "additive within the noise",
+        (true, Some(crate::forms::Form::Kaplan)) => "not additive in N and D, an interaction the chosen (Kaplan) form has room for",
+        (true, _) => "not additive in N and D, an interaction the law's additive form cannot express",
+    };
     Some(format!(
         "additive surfaces miss by {:.2} % RMS where seed noise explains {:.2} % (p = {}): {verdict}",
         100.0 * a.misfit,
@@ -313,7 +318,7 @@ pub fn law_summary(fit: &FitFile) -> String {
                     law.rmse_log
                 ));
                 lines.extend(group.law_choice.as_ref().map(|why| format!("{:<12} law {}: {why}", "", law.form.formula())));
-                lines.extend(group.additivity.as_ref().and_then(additivity_verdict).map(|v| format!("{:<12} {v}", "")));
+                lines.extend(group.additivity.as_ref().and_then(|a| additivity_verdict(a, Some(law.form))).map(|v| format!("{:<12} {v}", "")));
                 lines.extend(group.targets.iter().map(|t| format!("{:<12} {}", "", target_line(t))));
             }
             None => lines.push(format!("{:<12} no fit: {}", group.group, group.message.clone().unwrap_or_default())),
