@@ -358,6 +358,18 @@ fn a_report_after_the_sweep_grew_shows_the_new_fit() {
     let html = std::fs::read_to_string(lab.path().join("reports/grow/index.html")).unwrap();
     assert!(html.contains("made from other results; fitted again"), "the report says it refitted");
 
+    // A fit made with other options is not the sweep's fit: the report refits and says so, and a
+    // report of the same results with the same options reuses its own.
+    run_ok(&lab, &["fit", "runs/grow", "--bootstrap", "10", "--law", "kaplan", "--quiet"]);
+    assert!(fit(&lab).groups[0].law.as_ref().unwrap().bootstrap_resamples <= 10);
+    let log = run_ok(&lab, &["report", "runs/grow"]);
+    let refitted = fit(&lab);
+    assert!(refitted.groups[0].law.as_ref().unwrap().bootstrap_resamples > 10, "the report showed a fit made with --bootstrap 10: {log}");
+    assert_eq!(refitted.fit_key, codescale_fit::FitOptions { n_col: "n_params".into(), ..Default::default() }.key());
+    run_ok(&lab, &["report", "runs/grow"]);
+    let html = std::fs::read_to_string(lab.path().join("reports/grow/index.html")).unwrap();
+    assert!(!html.contains("fitted again"), "the report's own fit is reused");
+
     // Paths follow the runs folder, wherever the command runs from.
     let elsewhere = lab.path().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();

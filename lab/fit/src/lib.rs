@@ -114,6 +114,32 @@ impl Default for FitOptions {
     }
 }
 
+/// The fitter's version: bumped whenever the same points and options would fit differently, so
+/// that no fit made by an older fitter is taken for a current one. 2: law forms chosen by
+/// out-of-sample error.
+pub const FITTER_VERSION: u32 = 2;
+
+impl FitOptions {
+    /// blake3 of every option that changes the fit, and of [`FITTER_VERSION`]. Not the budgets,
+    /// which follow from the points (and so from the input hash), nor the thread count.
+    pub fn key(&self) -> String {
+        let text = format!(
+            "v{FITTER_VERSION}|bootstrap {}|seed {}|delta {:?}|n {}|confidence {}|weight_by_se {}|trust {}|checks {}|law {}|pool {}",
+            self.bootstrap,
+            self.seed,
+            self.delta.map(f64::to_bits),
+            self.n_col,
+            self.confidence.to_bits(),
+            self.weight_by_se,
+            self.trust_factor.to_bits(),
+            self.checks,
+            self.law.name(),
+            self.pool
+        );
+        blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
+    }
+}
+
 /// Fits every group of `points`; `created` is the current UTC time.
 pub fn fit_points(name: &str, source: &str, points: &[Point], opts: &FitOptions) -> FitFile {
     fit_points_at(name, source, points, opts, &rfc3339_utc(std::time::SystemTime::now()))
@@ -132,6 +158,7 @@ pub fn fit_points_at(name: &str, source: &str, points: &[Point], opts: &FitOptio
         n_col: opts.n_col.clone(),
         created: created.into(),
         input_hash: results::input_hash(points),
+        fit_key: opts.key(),
         groups,
         excluded,
     }

@@ -31,6 +31,10 @@ pub struct FitFile {
     /// refits when the results it is given hash differently.
     #[serde(default)]
     pub input_hash: String,
+    /// What else determines the fit: its options and the fitter's version
+    /// ([`crate::FitOptions::key`]). A fit is reused only when both this and `input_hash` match.
+    #[serde(default)]
+    pub fit_key: String,
     pub groups: Vec<GroupFit>,
     /// Rows left out of every fit, with the reason (not done, NaN loss, …).
     pub excluded: Vec<Excluded>,

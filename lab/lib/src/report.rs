@@ -56,9 +56,9 @@ pub fn input(sweep_dir: &Path) -> Result<ReportInput> {
     let mut notes = Vec::new();
     let fit_file = crate::paths::fit_file(sweep_dir);
     let fit = match current_fit(&fit_file, &rows) {
-        Some(fit) => fit,
-        None => {
-            notes.push(if fit_file.exists() { format!("{} was made from other results; fitted again", fit_file.display()) } else { format!("{} was missing; fitted now", fit_file.display()) });
+        Ok(fit) => fit,
+        Err(why) => {
+            notes.push(format!("{} {why}", fit_file.display()));
             crate::fit::fit_sweep(sweep_dir, &crate::fit::Options::default())?.fit
         }
     };
@@ -92,7 +92,7 @@ fn by_active_and_total(sweep_dir: &Path, rows: &[codescale_core::ResultRow], mai
     for n_col in ["n_params_active", "n_params"].into_iter().filter(|c| *c != main.n_col) {
         let path = crate::paths::fit_file_by(sweep_dir, n_col);
         match current_fit(&path, rows) {
-            Some(fit) if fit.n_col == n_col => fits.push(fit),
+            Ok(fit) if fit.n_col == n_col => fits.push(fit),
             _ => {
                 notes.push(format!("fitted against {n_col} for the dense-vs-MoE laws: {}", path.display()));
                 let opts = crate::fit::Options { n_col: Some(n_col.into()), out: Some(path), ..Default::default() };
@@ -103,8 +103,20 @@ fn by_active_and_total(sweep_dir: &Path, rows: &[codescale_core::ResultRow], mai
     Ok(fits)
 }
 
-/// The fit at `path` if it was made from exactly these rows (with a sweep's N column).
-fn current_fit(path: &Path, rows: &[codescale_core::ResultRow]) -> Option<FitFile> {
-    let on_disk = path.exists().then(|| codescale_core::atomic::read_json::<FitFile>(path)).and_then(Result::ok)?;
-    (N_COLUMNS.contains(&on_disk.n_col.as_str()) && on_disk.input_hash == input_hash(&points_from_rows(rows, &on_disk.n_col))).then_some(on_disk)
+/// The fit at `path` if it was made from exactly these rows (with a sweep's N column), with the
+/// options a report fits with, by this fitter: a fit made with other options (`--bootstrap 10`,
+/// `--huber-delta 1e-3`, `--law kaplan`, …) or by an older fitter is not shown as the sweep's.
+/// `Err` says why it is not (the start of a note).
+fn current_fit(path: &Path, rows: &[codescale_core::ResultRow]) -> std::result::Result<FitFile, &'static str> {
+    if !path.exists() {
+        return Err("was missing; fitted now");
+    }
+    let on_disk = codescale_core::atomic::read_json::<FitFile>(path).map_err(|_| "was unreadable; fitted again")?;
+    if !(N_COLUMNS.contains(&on_disk.n_col.as_str()) && on_disk.input_hash == input_hash(&points_from_rows(rows, &on_disk.n_col))) {
+        return Err("was made from other results; fitted again");
+    }
+    if on_disk.fit_key != (crate::fit::FitOptions { n_col: on_disk.n_col.clone(), ..Default::default() }).key() {
+        return Err("was made with other fit options or by another version of the fitter; fitted again");
+    }
+    Ok(on_disk)
 }
