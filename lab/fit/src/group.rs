@@ -467,7 +467,7 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
                 compute_ratio: compute(t) / out.max_flops,
                 measured,
                 runs: runs.len(),
-                covered: predicted.lo.is_some_and(|lo| lo <= measured) && predicted.hi.is_some_and(|hi| measured <= hi),
+                covered: predicted.covers(measured),
                 error: measured / predicted.value - 1.0,
                 predicted,
             }

@@ -53,8 +53,7 @@ pub fn predict_group(g: &GroupFit, n: f64, d: f64, confidence: f64, trust_factor
     let params = law.form_params();
     let loss = law.form.predict(&params, n, d);
     let preds: Vec<f64> = law.form_samples().iter().map(|p| law.form.predict(p, n, d)).filter(|x| x.is_finite()).collect();
-    let residuals: Vec<f64> = g.points.iter().filter_map(|p| p.predicted.map(|pr| (p.loss / pr).ln())).filter(|r| r.is_finite()).collect();
-    let est = interval(loss, &preds, &residuals, law.form.len(), confidence, derive_seed(0, &format!("{}|{n}|{d}", g.group)));
+    let est = interval(loss, &preds, &g.log_residuals(), law.form.len(), confidence, derive_seed(0, &format!("{}|{n}|{d}", g.group)));
     let range = |f: fn(&crate::schema::FitPoint) -> f64| {
         let v: Vec<f64> = g.points.iter().map(f).collect();
         (v.iter().copied().fold(f64::INFINITY, f64::min), v.iter().copied().fold(f64::NEG_INFINITY, f64::max))

@@ -56,6 +56,13 @@ pub struct Estimate {
     pub hi: Option<f64>,
 }
 
+impl Estimate {
+    /// Whether `x` lies inside the interval (false without one).
+    pub fn covers(&self, x: f64) -> bool {
+        self.lo.is_some_and(|lo| lo <= x) && self.hi.is_some_and(|hi| x <= hi)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupFit {
     /// `python`, `python/moe`, or `pooled`.
@@ -186,6 +193,14 @@ pub struct Additivity {
     /// Lack-of-fit F test: the chance of a misfit this large from noise alone, were the loss
     /// additive. Needs replicates.
     pub p_value: Option<f64>,
+}
+
+impl GroupFit {
+    /// ln(measured / predicted) at each fitted point the law predicted: the residuals a
+    /// prediction interval draws its noise from ([`crate::predict::interval`]).
+    pub fn log_residuals(&self) -> Vec<f64> {
+        self.points.iter().filter_map(|p| p.predicted.map(|pr| (p.loss / pr).ln())).filter(|r| r.is_finite()).collect()
+    }
 }
 
 impl Additivity {

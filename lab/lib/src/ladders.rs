@@ -195,44 +195,53 @@ pub fn run(ladders: &[Ladder], laws: &[LawChoice], bootstrap: usize, work: &Path
     Ok(rows)
 }
 
+/// Each held-out budget C of a group (targets at one 6·N·D) with the lowest loss measured there.
+fn held_out_budgets(g: &fit::GroupFit) -> Vec<(f64, f64)> {
+    codescale_fit::distinct(g.targets.iter().map(|t| (6.0 * t.n * t.d * 1e-6).round() * 1e6))
+        .into_iter()
+        .map(|c| (c, g.targets.iter().filter(|t| (6.0 * t.n * t.d / c - 1.0).abs() < 1e-3).map(|t| t.measured).fold(f64::INFINITY, f64::min)))
+        .filter(|(_, measured)| measured.is_finite())
+        .collect()
+}
+
+/// An L*(C) row: the lowest loss measured at budget `c` against a prediction with its interval,
+/// made at N = `n` (NaN where the law has no N).
+fn optimal_loss_row(ladder: &Ladder, g: &fit::GroupFit, asked: &str, form: &str, n: f64, c: f64, measured: f64, pi: codescale_fit::Estimate) -> Row {
+    Row {
+        ladder: ladder.name.clone(),
+        group: g.group.clone(),
+        kind: "L*(C)",
+        asked: asked.into(),
+        form: form.into(),
+        n,
+        d: if n.is_finite() { c / (6.0 * n) } else { c },
+        measured,
+        predicted: pi.value,
+        lo: pi.lo,
+        hi: pi.hi,
+        error: measured / pi.value - 1.0,
+        covered: pi.covers(measured),
+        paper: ladder.paper.iter().find(|p| p.group == g.group && p.n == 0.0 && (p.d / c - 1.0).abs() < 0.05).map(|p| p.error),
+    }
+}
+
 /// For each held-out budget C of a group: the lowest measured loss among its runs against the
 /// law's minimum of L(N, C/6N) over N, with a 95 % prediction interval from the stored
 /// bootstrap laws and the fit's residuals.
 fn optimal_loss_rows(ladder: &Ladder, g: &fit::GroupFit, law: LawChoice) -> Vec<Row> {
     let Some(fitted) = &g.law else { return vec![] };
-    let budgets = codescale_fit::distinct(g.targets.iter().map(|t| (6.0 * t.n * t.d * 1e-6).round() * 1e6));
     let optimum = |p: &[f64], c: f64| {
         let n = codescale_fit::allocation::numeric_n_opt(fitted.form, p, c);
         (n, fitted.form.predict(p, n, c / (6.0 * n)))
     };
-    let params = fitted.form_params();
-    let samples = fitted.form_samples();
-    let residuals: Vec<f64> = g.points.iter().filter_map(|p| p.predicted.map(|pr| (p.loss / pr).ln())).collect();
-    budgets
+    let (params, samples, residuals) = (fitted.form_params(), fitted.form_samples(), g.log_residuals());
+    held_out_budgets(g)
         .into_iter()
-        .filter_map(|c| {
-            let at_c: Vec<&codescale_fit::TargetCheck> = g.targets.iter().filter(|t| (6.0 * t.n * t.d / c - 1.0).abs() < 1e-3).collect();
-            let measured = at_c.iter().map(|t| t.measured).fold(f64::INFINITY, f64::min);
+        .map(|(c, measured)| {
             let (n_opt, predicted) = optimum(&params, c);
             let preds: Vec<f64> = samples.iter().map(|p| optimum(p, c).1).collect();
             let pi = codescale_fit::predict::interval(predicted, &preds, &residuals, fitted.form.len(), 0.95, c.to_bits());
-            let error = measured / predicted - 1.0;
-            measured.is_finite().then(|| Row {
-                ladder: ladder.name.clone(),
-                group: g.group.clone(),
-                kind: "L*(C)",
-                asked: law.name().into(),
-                form: fitted.form.name().into(),
-                n: n_opt,
-                d: c / (6.0 * n_opt),
-                measured,
-                predicted,
-                lo: pi.lo,
-                hi: pi.hi,
-                error,
-                covered: pi.lo.is_some_and(|lo| lo <= measured) && pi.hi.is_some_and(|hi| measured <= hi),
-                paper: ladder.paper.iter().find(|p| p.group == g.group && p.n == 0.0 && (p.d / c - 1.0).abs() < 0.05).map(|p| p.error),
-            })
+            optimal_loss_row(ladder, g, law.name(), fitted.form.name(), n_opt, c, measured, pi)
         })
         .collect()
 }
@@ -241,30 +250,7 @@ fn optimal_loss_rows(ladder: &Ladder, g: &fit::GroupFit, law: LawChoice) -> Vec<
 /// through a law of compute, as Porian et al. predict it), where the design is an IsoFLOP one.
 fn isoflop_rows(ladder: &Ladder, g: &fit::GroupFit) -> Vec<Row> {
     let Some(law) = g.isoflop.as_ref().and_then(|i| i.loss_law.as_ref()) else { return vec![] };
-    let budgets = codescale_fit::distinct(g.targets.iter().map(|t| (6.0 * t.n * t.d * 1e-6).round() * 1e6));
-    budgets
-        .into_iter()
-        .filter_map(|c| {
-            let measured = g.targets.iter().filter(|t| (6.0 * t.n * t.d / c - 1.0).abs() < 1e-3).map(|t| t.measured).fold(f64::INFINITY, f64::min);
-            let pi = law.predict_with_interval(c, 0.95);
-            measured.is_finite().then(|| Row {
-                ladder: ladder.name.clone(),
-                group: g.group.clone(),
-                kind: "L*(C)",
-                asked: "isoflop loss law".into(),
-                form: "E + A·C^−α".into(),
-                n: f64::NAN,
-                d: c,
-                measured,
-                predicted: pi.value,
-                lo: pi.lo,
-                hi: pi.hi,
-                error: measured / pi.value - 1.0,
-                covered: pi.lo.is_some_and(|lo| lo <= measured) && pi.hi.is_some_and(|hi| measured <= hi),
-                paper: ladder.paper.iter().find(|p| p.group == g.group && p.n == 0.0 && (p.d / c - 1.0).abs() < 0.05).map(|p| p.error),
-            })
-        })
-        .collect()
+    held_out_budgets(g).into_iter().map(|(c, measured)| optimal_loss_row(ladder, g, "isoflop loss law", "E + A·C^−α", f64::NAN, c, measured, law.predict_with_interval(c, 0.95))).collect()
 }
 
 /// Per ladder and law: targets, mean and max |error|, coverage of the 95 % interval; then every
