@@ -105,8 +105,13 @@ fn mean(values: impl Iterator<Item = f64>) -> Option<f64> {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Provenance {
     pub codescale_version: String,
+    /// The commit and dirty flag of the source tree the binary was built from.
     pub git_commit: String,
     pub git_dirty: bool,
+    /// The source tree's HEAD when the trial ran, where it was not the build's commit (a pull
+    /// after the build).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_head: Option<String>,
     pub rustc: String,
     pub backend: String,
     pub device: String,

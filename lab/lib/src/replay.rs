@@ -74,12 +74,14 @@ pub fn replay_trial(dir: &Path, force: bool, quiet: bool) -> Result<Verdict> {
     if corpus.hash() != record.provenance.corpus_hash {
         differences.push(format!("corpus hash {} ≠ recorded {}", corpus.hash(), record.provenance.corpus_hash));
     }
-    let (commit, dirty) = provenance::git_commit();
+    // The code that will replay is this binary's: compare the commit it was built from, not
+    // the source tree's HEAD, which a pull since the build has moved.
+    let (commit, dirty) = (provenance::BUILD_COMMIT, provenance::build_dirty());
     if provenance::VERSION != record.provenance.codescale_version || commit != record.provenance.git_commit {
         differences.push(format!(
             "code {} at {} ≠ recorded {} at {}",
             provenance::VERSION,
-            short(&commit),
+            short(commit),
             record.provenance.codescale_version,
             short(&record.provenance.git_commit)
         ));
@@ -87,7 +89,7 @@ pub fn replay_trial(dir: &Path, force: bool, quiet: bool) -> Result<Verdict> {
     if dirty || record.provenance.git_dirty {
         // Same commit with local edits may or may not be the same code: say so, and let the
         // curves decide.
-        eprintln!("note: the source tree had uncommitted changes (now: {dirty}, when recorded: {})", record.provenance.git_dirty);
+        eprintln!("note: built from uncommitted changes (this binary: {dirty}, the one that ran the trial: {})", record.provenance.git_dirty);
     }
     if !differences.is_empty() {
         if !force {

@@ -185,6 +185,7 @@ fn provenance(i: usize) -> Provenance {
         codescale_version: "0.1.0".into(),
         git_commit: "9a19e97c4d2b8f01e6a5c3b7d9f0e1a2b3c4d5e6".into(),
         git_dirty: false,
+        source_head: None,
         rustc: "rustc 1.95.0 (59807616e 2026-04-14)".into(),
         backend: "flex".into(),
         device: "cpu".into(),
