@@ -47,6 +47,10 @@ pub struct FitArgs {
     /// Also fit every group's points together (per architecture).
     #[arg(long)]
     pub pool: bool,
+    /// Skip the whole-curve law (a sweep's every evaluation under its schedule), fitted beside
+    /// the final-point law by default.
+    #[arg(long)]
+    pub no_curves: bool,
     /// Bootstrap resamples for the confidence intervals.
     #[arg(long, default_value_t = fit::FitOptions::default().bootstrap)]
     pub bootstrap: usize,
@@ -101,7 +105,7 @@ fn huber_delta(s: &str) -> Result<HuberDelta, String> {
 
 impl FitArgs {
     fn options(&self) -> fit::Options {
-        let law = fit::FitOptions { bootstrap: self.bootstrap, seed: self.seed, weight_by_se: self.weight_by_se, trust_factor: self.trust_factor, delta: self.huber_delta.0, law: self.law.0, pool: self.pool, ..Default::default() };
+        let law = fit::FitOptions { bootstrap: self.bootstrap, seed: self.seed, weight_by_se: self.weight_by_se, trust_factor: self.trust_factor, delta: self.huber_delta.0, law: self.law.0, pool: self.pool, curves: !self.no_curves, ..Default::default() };
         fit::Options { n_col: self.n_col.clone(), fit: law, out: self.out.clone() }
     }
 

@@ -199,7 +199,7 @@ impl Form {
 }
 
 /// Log-sum-exp and its softmax weights.
-fn lse<const K: usize>(xs: &[f64; K]) -> (f64, [f64; K]) {
+pub(crate) fn lse<const K: usize>(xs: &[f64; K]) -> (f64, [f64; K]) {
     let m = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let mut w = [0.0; K];
     let mut s = 0.0;
@@ -213,7 +213,7 @@ fn lse<const K: usize>(xs: &[f64; K]) -> (f64, [f64; K]) {
     (m + s.ln(), w)
 }
 
-fn huber(r: f64, delta: f64) -> (f64, f64) {
+pub(crate) fn huber(r: f64, delta: f64) -> (f64, f64) {
     if r.abs() <= delta {
         (0.5 * r * r, r)
     } else {
@@ -296,10 +296,11 @@ impl Points {
     }
 }
 
+/// A smooth cost and its gradient in internal coordinates, for [`minimize`].
+pub(crate) type Objective<'a> = dyn Fn(&[f64], &mut [f64]) -> f64 + Sync + 'a;
+
 struct Problem<'a> {
-    points: &'a Points,
-    form: Form,
-    delta: f64,
+    objective: &'a Objective<'a>,
     cache: RefCell<Option<(Vec<f64>, f64, Vec<f64>)>>,
 }
 
@@ -311,7 +312,7 @@ impl Problem<'_> {
             }
         }
         let mut g = vec![0.0; q.len()];
-        let c = self.points.objective(self.form, self.delta, q, &mut g);
+        let c = (self.objective)(q, &mut g);
         // The line search must see a wall, not a NaN, where a term overflows.
         let c = if c.is_finite() { c } else { f64::MAX };
         *self.cache.borrow_mut() = Some((q.to_vec(), c, g.clone()));
@@ -350,16 +351,18 @@ pub struct FormFit {
     pub good_starts: Vec<Vec<f64>>,
 }
 
-struct End {
-    start: Vec<f64>,
-    q: Vec<f64>,
-    cost: f64,
-    converged: bool,
+pub(crate) struct End {
+    pub start: Vec<f64>,
+    pub q: Vec<f64>,
+    pub cost: f64,
+    pub converged: bool,
 }
 
-fn run_start(points: &Points, form: Form, delta: f64, q0: Vec<f64>) -> End {
+/// One L-BFGS descent of `objective` from `q0`: where it ended, its cost there and whether it
+/// converged (gradient small, not an iteration cap or a failed line search).
+pub(crate) fn minimize(objective: &Objective, q0: Vec<f64>) -> End {
     let failed = End { start: q0.clone(), q: q0.clone(), cost: f64::INFINITY, converged: false };
-    let problem = Problem { points, form, delta, cache: RefCell::new(None) };
+    let problem = Problem { objective, cache: RefCell::new(None) };
     let Ok(solver) = LBFGS::new(MoreThuenteLineSearch::new(), 7).with_tolerance_grad(1e-8).and_then(|s| s.with_tolerance_cost(1e-14)) else {
         return failed;
     };
@@ -369,7 +372,7 @@ fn run_start(points: &Points, form: Form, delta: f64, q0: Vec<f64>) -> End {
     let state = res.state();
     let Some(q) = state.get_best_param().cloned() else { return failed };
     let mut g = vec![0.0; q.len()];
-    let cost = points.objective(form, delta, &q, &mut g);
+    let cost = objective(&q, &mut g);
     if !cost.is_finite() || q.iter().any(|x| !x.is_finite()) {
         return failed;
     }
@@ -380,6 +383,10 @@ fn run_start(points: &Points, form: Form, delta: f64, q0: Vec<f64>) -> End {
         _ => false,
     };
     End { start: q0, q, cost, converged }
+}
+
+fn run_start(points: &Points, form: Form, delta: f64, q0: Vec<f64>) -> End {
+    minimize(&|q: &[f64], g: &mut [f64]| points.objective(form, delta, q, g), q0)
 }
 
 fn finish(points: &Points, form: Form, ends: Vec<End>) -> Option<FormFit> {
@@ -426,10 +433,7 @@ pub fn fit_from(points: &Points, form: Form, delta: f64, starts: &[Vec<f64>]) ->
 /// [`crate::approach3::fit_noise_matched`] does for Chinchilla), and that threshold.
 pub fn fit_noise_matched(points: &Points, form: Form) -> Option<(FormFit, f64)> {
     let first = fit(points, form, crate::approach3::CHINCHILLA_DELTA)?;
-    let mut r: Vec<f64> = points.residuals(form, &first.params).iter().map(|x| x.abs()).collect();
-    r.sort_by(f64::total_cmp);
-    let median = if r.is_empty() { 0.0 } else if r.len() % 2 == 1 { r[r.len() / 2] } else { 0.5 * (r[r.len() / 2 - 1] + r[r.len() / 2]) };
-    let delta = crate::approach3::CHINCHILLA_DELTA.max(crate::approach3::HUBER_K * 1.4826 * median);
+    let delta = matched_delta(&points.residuals(form, &first.params));
     if delta == crate::approach3::CHINCHILLA_DELTA {
         return Some((first, delta));
     }
@@ -437,6 +441,15 @@ pub fn fit_noise_matched(points: &Points, form: Form) -> Option<(FormFit, f64)> 
     starts.extend(first.good_starts.iter().cloned());
     let second = fit_from(points, form, delta, &starts)?;
     Some((FormFit { starts: first.starts, converged_starts: first.converged_starts, ..second }, delta))
+}
+
+/// The Huber threshold matched to residuals' robust scale: [`crate::approach3::HUBER_K`] robust
+/// standard deviations (1.4826 × the median |residual|), and never below Chinchilla's 1e-3.
+pub(crate) fn matched_delta(residuals: &[f64]) -> f64 {
+    let mut r: Vec<f64> = residuals.iter().map(|x| x.abs()).collect();
+    r.sort_by(f64::total_cmp);
+    let median = if r.is_empty() { 0.0 } else if r.len() % 2 == 1 { r[r.len() / 2] } else { 0.5 * (r[r.len() / 2 - 1] + r[r.len() / 2]) };
+    crate::approach3::CHINCHILLA_DELTA.max(crate::approach3::HUBER_K * 1.4826 * median)
 }
 
 /// A fit at `delta`, or noise-matched when `None`.

@@ -140,6 +140,8 @@ pub(crate) fn fit_group(group: &str, all: &[&Point], targets: &[&Point], opts: &
         law_choice: None,
         intermediate: 0,
         isoflop_skipped: None,
+        curve_law: None,
+        curve_law_skipped: None,
     };
     if out.message.is_none() {
         fit_law(&mut out, pts, targets, opts, seed);

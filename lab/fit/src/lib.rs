@@ -11,6 +11,7 @@ pub mod additivity;
 pub mod allocation;
 pub mod approach3;
 pub mod bootstrap;
+pub mod curve;
 pub mod extrapolate;
 pub mod forms;
 mod group;
@@ -93,6 +94,8 @@ pub struct FitOptions {
     /// Add a fit of every group's points together (per architecture). Off unless asked: groups
     /// are usually different things (languages, evaluation sets) whose pooled law means nothing.
     pub pool: bool,
+    /// Fit the whole-curve law ([`curve`]) where the runs' curves are given (sweeps).
+    pub curves: bool,
 }
 
 impl Default for FitOptions {
@@ -110,21 +113,22 @@ impl Default for FitOptions {
             checks: true,
             law: select::LawChoice::Auto,
             pool: false,
+            curves: true,
         }
     }
 }
 
 /// The fitter's version: bumped whenever the same points and options would fit differently, so
 /// that no fit made by an older fitter is taken for a current one. 2: law forms chosen by
-/// out-of-sample error.
-pub const FITTER_VERSION: u32 = 2;
+/// out-of-sample error. 3: the whole-curve law beside them.
+pub const FITTER_VERSION: u32 = 3;
 
 impl FitOptions {
     /// blake3 of every option that changes the fit, and of [`FITTER_VERSION`]. Not the budgets,
     /// which follow from the points (and so from the input hash), nor the thread count.
     pub fn key(&self) -> String {
         let text = format!(
-            "v{FITTER_VERSION}|bootstrap {}|seed {}|delta {:?}|n {}|confidence {}|weight_by_se {}|trust {}|checks {}|law {}|pool {}",
+            "v{FITTER_VERSION}|bootstrap {}|seed {}|delta {:?}|n {}|confidence {}|weight_by_se {}|trust {}|checks {}|law {}|pool {}|curves {}",
             self.bootstrap,
             self.seed,
             self.delta.map(f64::to_bits),
@@ -134,7 +138,8 @@ impl FitOptions {
             self.trust_factor.to_bits(),
             self.checks,
             self.law.name(),
-            self.pool
+            self.pool,
+            self.curves
         );
         blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
     }

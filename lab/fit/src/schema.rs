@@ -116,6 +116,12 @@ pub struct GroupFit {
     /// Why the IsoFLOP analysis (Approach 2) did not run, when it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub isoflop_skipped: Option<String>,
+    /// The whole-curve law: every evaluation of every run under its schedule ([`crate::curve`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curve_law: Option<crate::curve::CurveLawFit>,
+    /// Why there is no whole-curve law, for a sweep whose runs' curves were offered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub curve_law_skipped: Option<String>,
 }
 
 fn is_zero(x: &usize) -> bool {

@@ -169,6 +169,7 @@ pub fn render_table(fit: &FitFile) -> String {
         for t in &g.targets {
             lines.push(target_line(t));
         }
+        lines.extend(curve_lines(g));
         if !g.replicates.is_empty() {
             let mut rel: Vec<f64> = g.replicates.iter().map(|r| r.sd / r.mean).collect();
             rel.sort_by(f64::total_cmp);
@@ -228,6 +229,33 @@ fn candidate_lines(g: &GroupFit) -> Vec<String> {
             opt(c.l_inf, 3)
         ));
     }
+    lines
+}
+
+/// The whole-curve law beside the final-point one: its fit, its out-of-sample error on the same
+/// splits as the candidates', and its predictions of the targets.
+fn curve_lines(g: &GroupFit) -> Vec<String> {
+    let Some(c) = &g.curve_law else {
+        return g.curve_law_skipped.iter().filter(|_| g.law.is_some()).map(|why| format!("whole-curve law: none ({why})")).collect();
+    };
+    let chosen = g.candidates.iter().find(|c| c.chosen).and_then(|c| c.out_of_sample);
+    let versus = match (c.out_of_sample, chosen) {
+        (Some(a), Some(b)) => format!("out-of-sample {:.3} % ({} splits) against {:.3} % for the final-point law", 100.0 * a, c.splits, 100.0 * b),
+        (Some(a), None) => format!("out-of-sample {:.3} % ({} splits)", 100.0 * a, c.splits),
+        _ => "no out-of-sample check".into(),
+    };
+    let mut lines = vec![format!(
+        "whole-curve law {} from {} evaluations of {} runs (subset evaluations ×{:.4}, from {} runs): α_N {}, β {}, L_inf {}; {versus}",
+        c.formula,
+        c.evaluations,
+        c.runs,
+        c.subset_scale,
+        c.subset_pairs,
+        est(&c.alpha_n),
+        est(&c.alpha_d),
+        est(&c.l_inf)
+    )];
+    lines.extend(c.targets.iter().map(|t| format!("  whole-curve {}", target_line(t))));
     lines
 }
 

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use codescale_core::BadInput;
+use codescale_fit::curve::CurveTrial;
 use codescale_fit::results::{budgets_around, points_from_rows};
 pub use codescale_fit::results::N_COLUMNS;
 pub use codescale_fit::forms::Form;
@@ -91,7 +92,34 @@ pub fn fit_sweep(sweep_dir: &Path, opts: &Options) -> Result<Fitted> {
     let budgets = budgets_around(points.iter().filter(|p| p.status == "done").filter_map(|p| p.flops));
     let out = opts.out.clone().unwrap_or_else(|| crate::paths::fit_file(sweep_dir));
     let source = sweep_dir.join(codescale_sweep::runs::RESULTS_FILE).display().to_string();
-    write_fit(&name, &source, &points, opts, &n_col, &budgets, out)
+    let fit_opts = fit_options(opts, &n_col, &budgets)?;
+    let mut fit = codescale_fit::fit_points(&name, &source, &points, &fit_opts);
+    if fit_opts.curves {
+        codescale_fit::curve::add_to(&mut fit, &curve_trials(sweep_dir, &points)?, &fit_opts);
+    }
+    save(fit, out)
+}
+
+/// Each finished trial's curve with its config (its schedule) and fit point, for the whole-curve
+/// law. A curve that cannot be read leaves its trial out of that law only.
+fn curve_trials(sweep_dir: &Path, points: &[Point]) -> Result<Vec<CurveTrial>> {
+    let dir = codescale_sweep::runs::SweepDir::open(sweep_dir)?;
+    let by_id: std::collections::HashMap<&str, &Point> = points.iter().map(|p| (p.id.as_str(), p)).collect();
+    let mut out = vec![];
+    for record in dir.records()? {
+        let Some(&point) = by_id.get(record.id.as_str()).filter(|p| p.status == "done") else { continue };
+        let evals = if point.target {
+            vec![]
+        } else {
+            let path = dir.trial_dir(&record.id).join(codescale_core::record::CURVE_FILE);
+            match codescale_table::read_rows::<codescale_core::CurvePoint>(&path) {
+                Ok(curve) => curve.iter().filter_map(|p| p.val_loss.map(|l| (p.step, l))).collect(),
+                Err(_) => continue,
+            }
+        };
+        out.push(CurveTrial { point: point.clone(), config: record.config, evals });
+    }
+    Ok(out)
 }
 
 /// Fits a table of your own (CSV or Parquet), one row per trial. A cell of N, D, loss or
@@ -258,8 +286,7 @@ pub fn fit_table(path: &Path, columns: &Columns, opts: &Options) -> Result<Fitte
         let why: Vec<String> = fit.groups.iter().filter_map(|g| g.message.clone()).collect();
         return Err(BadInput(format!("{}: no group has enough points for a law:\n{}", path.display(), listing(&why))).into());
     }
-    codescale_core::atomic::write_json(&out, &fit)?;
-    Ok(Fitted { fit, path: out, left_out: problems })
+    Ok(Fitted { left_out: problems, ..save(fit, out)? })
 }
 
 /// A numeric column of a user's table.
@@ -295,9 +322,7 @@ fn fit_options(opts: &Options, n_col: &str, budgets: &[f64]) -> Result<FitOption
     Ok(FitOptions { n_col: n_col.to_string(), budgets: budgets.to_vec(), ..opts.fit.clone() })
 }
 
-fn write_fit(name: &str, source: &str, points: &[Point], opts: &Options, n_col: &str, budgets: &[f64], out: PathBuf) -> Result<Fitted> {
-    let fit_opts = fit_options(opts, n_col, budgets)?;
-    let fit = codescale_fit::fit_points(name, source, points, &fit_opts);
+fn save(fit: FitFile, out: PathBuf) -> Result<Fitted> {
     codescale_core::atomic::write_json(&out, &fit)?;
     Ok(Fitted { fit, path: out, left_out: Vec::new() })
 }
