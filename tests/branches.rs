@@ -134,3 +134,34 @@ fn replicates_are_repeated_measurements_of_one_configuration() {
         assert!(r.sd > 0.0 && r.sd < 0.1 * r.mean, "{r:?}");
     }
 }
+
+/// The whole-curve law is fitted from every evaluation of a WSD ladder (a trunk's evaluations
+/// once, though each branch's curve repeats them) and predicts the held-out target from its
+/// config; `--no-curves` leaves it out.
+#[test]
+fn whole_curve_law_uses_every_evaluation_once() {
+    let lab = Lab::new();
+    let path = lab.path().join("curves.toml");
+    std::fs::write(
+        &path,
+        "name = \"curves\"\ncorpus = \"recipe.toml\"\n[base]\nlanguage = \"rust\"\nseq_len = 32\nbatch_size = 8\neval_tokens = 1024\nschedule = \"wsd\"\nwarmup = 10\ndecay_frac = 0.25\nlr = 3e-3\n[parameters]\nmodel = { values = [\"d16-l1\", \"d32-l1\", \"d48-l1\"] }\ntokens = { values = [16384, 32768] }\n[targets]\nmodel = { values = [\"d64-l1\"] }\ntokens = { values = [32768] }\n",
+    )
+    .unwrap();
+    let out = lab.run(&["run", path.to_str().unwrap(), "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let runs = lab.path().join("runs");
+    let rows = results(&runs, "curves");
+    let evaluations: usize = rows.iter().filter(|r| !r.target).map(|r| curve(&runs, "curves", &r.trial_id).iter().filter(|p| p.val_loss.is_some()).count()).sum();
+    let fit: codescale_fit::FitFile = serde_json::from_slice(&std::fs::read(lab.path().join("fits/curves.json")).unwrap()).unwrap();
+    let law = fit.groups[0].curve_law.as_ref().unwrap_or_else(|| panic!("no whole-curve law: {:?}", fit.groups[0].curve_law_skipped));
+    assert_eq!(law.runs, 6);
+    assert!(law.evaluations > 2 * law.runs, "intermediate evaluations are fitted: {}", law.evaluations);
+    assert!(law.evaluations < evaluations, "a trunk's evaluations count once: {} of {evaluations}", law.evaluations);
+    assert_eq!(law.targets.len(), 1);
+    let t = &law.targets[0];
+    assert!(t.predicted.value.is_finite() && t.predicted.lo.is_some() && t.error.abs() < 0.2, "{t:?}");
+    let table = lab.run(&["fit", runs.join("curves").to_str().unwrap(), "--bootstrap", "20"]);
+    assert!(text(&table).contains("whole-curve law E + A/N^α + B/S₁^β − C·S₂"), "{}", text(&table));
+    let bare = lab.run(&["fit", runs.join("curves").to_str().unwrap(), "--bootstrap", "20", "--no-curves", "--json"]);
+    assert!(bare.status.success() && !text(&bare).contains("curve_law"), "{}", text(&bare));
+}

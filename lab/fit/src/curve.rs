@@ -94,6 +94,8 @@ pub struct CurveLawFit {
     pub runs: usize,
     pub evaluations: usize,
     pub huber: f64,
+    /// Whether the optimizer converged (else the best point it reached, often with E at 0).
+    pub converged: bool,
     /// RMS log residual of the runs' final points.
     pub rmse_log_final: f64,
     /// Mean |log error| at the held-out larger sizes' final points over the rolling splits that
@@ -248,16 +250,21 @@ impl Evals {
 struct Solved {
     q: Vec<f64>,
     delta: f64,
+    converged: bool,
     /// Internal starts of the best distinct end points, for the bootstrap.
     starts: Vec<Vec<f64>>,
 }
 
-fn best(ends: Vec<End>) -> Option<(Vec<f64>, Vec<Vec<f64>>)> {
-    let mut ok: Vec<End> = ends.into_iter().filter(|e| e.converged && e.cost.is_finite()).collect();
-    ok.sort_by(|a, b| a.cost.total_cmp(&b.cost));
-    let q = ok.first()?.q.clone();
+/// The lowest end point (converged ones first: one that stopped at a cap or on a failed line
+/// search is taken only when none converged, as where E runs off towards 0) and the best three
+/// distinct ends for restarts; whether the chosen one converged.
+fn best(ends: Vec<End>) -> Option<(Vec<f64>, Vec<Vec<f64>>, bool)> {
+    let mut ok: Vec<End> = ends.into_iter().filter(|e| e.cost.is_finite()).collect();
+    ok.sort_by(|a, b| b.converged.cmp(&a.converged).then(a.cost.total_cmp(&b.cost)));
+    let first = ok.first()?;
+    let (q, converged) = (first.q.clone(), first.converged);
     let starts = ok.iter().take(3).map(|e| e.q.clone()).collect();
-    Some((q, starts))
+    Some((q, starts, converged))
 }
 
 /// Multi-start fit at Chinchilla's threshold, then refitted at the threshold matched to its
@@ -265,15 +272,15 @@ fn best(ends: Vec<End>) -> Option<(Vec<f64>, Vec<Vec<f64>>)> {
 fn solve(ev: &Evals) -> Option<Solved> {
     let run = |delta: f64, starts: Vec<Vec<f64>>| -> Vec<End> { starts.into_par_iter().map(|q0| minimize(&|q: &[f64], g: &mut [f64]| ev.objective(delta, q, g), q0)).collect() };
     let first = crate::approach3::CHINCHILLA_DELTA;
-    let (q, starts) = best(run(first, ev.grid()))?;
+    let (q, starts, converged) = best(run(first, ev.grid()))?;
     let delta = matched_delta(&ev.residuals(&q));
     if delta == first {
-        return Some(Solved { q, delta, starts });
+        return Some(Solved { q, delta, converged, starts });
     }
     let mut again = vec![q];
     again.extend(starts);
-    let (q, starts) = best(run(delta, again))?;
-    Some(Solved { q, delta, starts })
+    let (q, starts, converged) = best(run(delta, again))?;
+    Some(Solved { q, delta, converged, starts })
 }
 
 /// The final loss of `config`'s schedule at N, from natural parameters.
@@ -327,7 +334,7 @@ pub fn fit_group(trials: &[CurveTrial], opts: &FitOptions, seed: u64) -> Result<
         return Err(format!("{} evaluations past {:.0} % of their runs, more than {} needed", rows.len(), MIN_FRACTION * 100.0, PARAM_NAMES.len()));
     }
     let ev = Evals::new(&rows);
-    let solved = solve(&ev).ok_or("no start of the whole-curve fit converged")?;
+    let solved = solve(&ev).ok_or("every start of the whole-curve fit failed")?;
     let p = ev.natural(&solved.q);
     let residuals = ev.residuals(&solved.q);
     let final_residuals: Vec<f64> = residuals.iter().zip(&ev.last).filter(|(_, l)| **l).map(|(r, _)| *r).collect();
@@ -344,7 +351,7 @@ pub fn fit_group(trials: &[CurveTrial], opts: &FitOptions, seed: u64) -> Result<
             let w = resample_clusters(&families, ev.x.len(), &mut rng(seed, i as u64));
             let boot = Evals { weight: w, ..ev.clone() };
             let ends = starts.iter().map(|q0| minimize(&|q: &[f64], g: &mut [f64]| boot.objective(solved.delta, q, g), q0.clone())).collect();
-            best(ends).map(|(q, _)| ev.natural(&q))
+            best(ends).filter(|b| b.2).map(|(q, _, _)| ev.natural(&q))
         })
         .collect();
     let c = opts.confidence;
@@ -387,6 +394,7 @@ pub fn fit_group(trials: &[CurveTrial], opts: &FitOptions, seed: u64) -> Result<
         runs: fitted.len(),
         evaluations: rows.len(),
         huber: solved.delta,
+        converged: solved.converged,
         rmse_log_final,
         out_of_sample,
         splits,

@@ -102,7 +102,7 @@ pub fn fit_sweep(sweep_dir: &Path, opts: &Options) -> Result<Fitted> {
 
 /// Each finished trial's curve with its config (its schedule) and fit point, for the whole-curve
 /// law. A curve that cannot be read leaves its trial out of that law only.
-fn curve_trials(sweep_dir: &Path, points: &[Point]) -> Result<Vec<CurveTrial>> {
+pub fn curve_trials(sweep_dir: &Path, points: &[Point]) -> Result<Vec<CurveTrial>> {
     let dir = codescale_sweep::runs::SweepDir::open(sweep_dir)?;
     let by_id: std::collections::HashMap<&str, &Point> = points.iter().map(|p| (p.id.as_str(), p)).collect();
     let mut out = vec![];
