@@ -164,4 +164,8 @@ fn whole_curve_law_uses_every_evaluation_once() {
     assert!(text(&table).contains("whole-curve law E + A/N^α + B/S₁^β − C·S₂"), "{}", text(&table));
     let bare = lab.run(&["fit", runs.join("curves").to_str().unwrap(), "--bootstrap", "20", "--no-curves", "--json"]);
     assert!(bare.status.success() && !text(&bare).contains("curve_law"), "{}", text(&bare));
+    // `codescale run` wrote the report: the law's own table, and the target predicted by both laws.
+    let html = std::fs::read_to_string(lab.path().join("reports/curves/index.html")).unwrap();
+    assert!(html.contains("id=\"curves\">Whole-curve law"), "no whole-curve section");
+    assert!(html.contains("<td>whole-curve</td>"), "the target's whole-curve prediction is missing");
 }

@@ -422,7 +422,7 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
             vec![]
         },
     };
-    law_fit.unidentified = [("α_N", &law_fit.alpha_n), ("α_D", &law_fit.alpha_d), ("L_inf", &law_fit.l_inf)].into_iter().filter(|(_, e)| wider_than_estimate(e)).map(|(name, _)| name.to_string()).collect();
+    law_fit.unidentified = [("α_N", &law_fit.alpha_n), ("α_D", &law_fit.alpha_d), ("L_inf", &law_fit.l_inf)].into_iter().filter(|(_, e)| e.unidentified()).map(|(name, _)| name.to_string()).collect();
     for (fp, pt) in out.points.iter_mut().zip(pts) {
         fp.predicted = Some(form.predict(p, pt.n, pt.d));
     }
@@ -477,10 +477,6 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
         .collect();
 }
 
-fn wider_than_estimate(e: &Estimate) -> bool {
-    matches!((e.lo, e.hi), (Some(lo), Some(hi)) if hi - lo > e.value.abs())
-}
-
 /// Warnings for parameters these points cannot pin down.
 fn identifiability(pts: &[&Point], law: &LawFit, confidence: f64) -> Vec<String> {
     let mut w = vec![];
@@ -510,7 +506,7 @@ fn identifiability(pts: &[&Point], law: &LawFit, confidence: f64) -> Vec<String>
     }
     let pct = confidence * 100.0;
     let wide = |name: &str, e: &Estimate| {
-        wider_than_estimate(e).then(|| format!(
+        e.unidentified().then(|| format!(
             "{name}: the {pct:.0} % interval [{:.3e}, {:.3e}] is wider than the estimate {:.3e}; not identifiable",
             e.lo.unwrap_or(f64::NAN),
             e.hi.unwrap_or(f64::NAN),

@@ -61,6 +61,10 @@ impl Estimate {
     pub fn covers(&self, x: f64) -> bool {
         self.lo.is_some_and(|lo| lo <= x) && self.hi.is_some_and(|hi| x <= hi)
     }
+    /// The interval is wider than the estimate: the data do not pin the quantity down.
+    pub fn unidentified(&self) -> bool {
+        matches!((self.lo, self.hi), (Some(lo), Some(hi)) if hi - lo > self.value.abs())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -30,6 +30,7 @@ pub struct Summary {
     pub isoflop: Vec<IsoRow>,
     pub extrapolation: Vec<ExtrapRow>,
     pub targets: Vec<TargetRow>,
+    pub curve_laws: Vec<CurveLawRow>,
     pub rolling: Vec<ExtrapRow>,
     pub trials: Vec<TrialRow>,
     pub unfinished: Vec<TrialRow>,
@@ -131,6 +132,8 @@ pub struct IsoRow {
 #[derive(Serialize)]
 pub struct TargetRow {
     pub group: String,
+    /// Which law predicted it: the final-point law's form, or `whole-curve`.
+    pub law: String,
     pub id: String,
     pub n: String,
     pub d: String,
@@ -139,6 +142,20 @@ pub struct TargetRow {
     pub measured: String,
     pub error: String,
     pub covered: bool,
+}
+
+/// The whole-curve law of a group ([`codescale_fit::curve`]) beside its final-point law.
+#[derive(Serialize)]
+pub struct CurveLawRow {
+    pub group: String,
+    pub evaluations: usize,
+    pub runs: usize,
+    pub alpha_n: Est,
+    pub beta: Est,
+    pub l_inf: Est,
+    /// Its out-of-sample error and the final-point law's, on the same splits.
+    pub out_of_sample: String,
+    pub final_out_of_sample: String,
 }
 
 #[derive(Serialize)]
@@ -303,6 +320,7 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
     let mut isoflop = Vec::new();
     let mut extrapolation = Vec::new();
     let mut targets = Vec::new();
+    let mut curve_laws = Vec::new();
     let mut rolling = Vec::new();
     let mut excluded = Vec::new();
     if let Some(fit) = &input.fit {
@@ -349,10 +367,23 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
                 mean: fmt_pct(100.0 * e.mean_abs_rel_error),
                 max: fmt_pct(100.0 * e.max_abs_rel_error),
             };
+            curve_laws.extend(g.curve_law.iter().map(|c| CurveLawRow {
+                group: g.group.clone(),
+                evaluations: c.evaluations,
+                runs: c.runs,
+                alpha_n: Est { unidentified: c.alpha_n.unidentified(), ..est(&c.alpha_n, fmt_num) },
+                beta: Est { unidentified: c.alpha_d.unidentified(), ..est(&c.alpha_d, fmt_num) },
+                l_inf: Est { unidentified: c.l_inf.unidentified(), ..est(&c.l_inf, fmt_num) },
+                out_of_sample: c.out_of_sample.map_or("–".into(), |x| format!("{} ({} splits)", fmt_pct(100.0 * x), c.splits)),
+                final_out_of_sample: g.candidates.iter().find(|c| c.chosen).and_then(|c| c.out_of_sample).map_or("–".into(), |x| fmt_pct(100.0 * x)),
+            }));
             extrapolation.extend(g.extrapolation.iter().map(extrap_row));
             rolling.extend(g.rolling.iter().map(extrap_row));
-            targets.extend(g.targets.iter().map(|t| TargetRow {
+            let final_law = g.law.as_ref().map_or("–", |l| l.form.name());
+            let curve_targets = g.curve_law.iter().flat_map(|c| c.targets.iter().map(|t| ("whole-curve", t)));
+            targets.extend(g.targets.iter().map(|t| (final_law, t)).chain(curve_targets).map(|(law, t)| TargetRow {
                 group: g.group.clone(),
+                law: law.into(),
                 id: t.id.chars().take(10).collect(),
                 n: fmt_si(t.n),
                 d: fmt_si(t.d),
@@ -424,6 +455,7 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
         isoflop,
         extrapolation,
         targets,
+        curve_laws,
         rolling,
         trials,
         unfinished,
