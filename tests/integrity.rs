@@ -72,6 +72,25 @@ fn a_changed_corpus_is_never_mistaken_for_the_old_one() {
 }
 
 #[test]
+fn one_recipe_is_one_set_of_trials_however_its_path_is_spelled() {
+    // The recipe enters a trial's id as the file it names, not as its path is spelled: the
+    // trials of a sweep spelled another way are the ones already trained.
+    let lab = Lab::new();
+    let log = run_ok(&lab, &["sweep", "run", lab.sweep("plain", TWO).to_str().unwrap(), "--quiet"]);
+    assert!(log.contains("trained 2 now, 0 already finished"), "{log}");
+    let absolute = lab.path().join("recipe.toml").display().to_string();
+    for (name, spelling) in [("dotted", "./recipe.toml"), ("absolute", absolute.as_str())] {
+        let path = lab.sweep(name, TWO);
+        let text = std::fs::read_to_string(&path).unwrap().replace("corpus = \"recipe.toml\"", &format!("corpus = {spelling:?}"));
+        std::fs::write(&path, text).unwrap();
+        let log = run_ok(&lab, &["sweep", "run", path.to_str().unwrap(), "--quiet"]);
+        assert!(log.contains("trained 0 now, 2 already finished"), "{spelling}: {log}");
+        let ids = |sweep: &str| results(&lab, sweep).into_iter().map(|r| r.trial_id).collect::<Vec<_>>();
+        assert_eq!(ids(name), ids("plain"), "{spelling}");
+    }
+}
+
+#[test]
 fn impossible_values_are_refused_before_anything_is_written() {
     let lab = Lab::new();
     // (body after the base settings, key, line of the key)

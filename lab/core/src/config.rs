@@ -1,6 +1,8 @@
 //! The trial configuration: what a user writes (`TrialSpec`, every key optional) and what a
 //! trial runs with (`TrialConfig`, every key resolved). A trial's id is the hash of the latter.
 
+use std::path::{Component, Path, PathBuf};
+
 use serde::{Deserialize, Serialize};
 
 use crate::shape::{self, Shape};
@@ -247,6 +249,8 @@ pub struct TrialSpec {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrialConfig {
+    /// The corpus recipe, relative to the working directory when inside it, in one spelling
+    /// whatever the spelling given (`./corpora/local.toml` is `corpora/local.toml`).
     pub corpus: String,
     pub language: String,
     pub tokenizer: String,
@@ -542,7 +546,10 @@ impl TrialSpec {
 
         let model = self.model.clone().unwrap_or_else(|| shape::name(d_model, n_layers));
         let config = TrialConfig {
-            corpus: self.corpus.clone().unwrap_or_else(|| "corpora/local.toml".into()),
+            corpus: self.corpus.as_deref().map_or_else(|| "corpora/local.toml".into(), |path| match std::env::current_dir() {
+                Ok(cwd) => recipe_path(path, &cwd),
+                Err(_) => path.to_string(),
+            }),
             language,
             tokenizer,
             arch,
@@ -755,6 +762,34 @@ impl TrialConfig {
     }
 }
 
+/// A recipe's path as trial configs spell it, so that the spelling of a path is not part of a
+/// trial's id: lexically normal (`.` dropped, `..` resolved) and relative to `cwd`, where
+/// recipes are looked up, when inside it; absolute otherwise. Symbolic links are followed only
+/// for an absolute path that reaches `cwd` through one (`/home` linked to `/gpfs/home`), so
+/// `corpora/local.toml` keeps the ids it always had.
+fn recipe_path(path: &str, cwd: &Path) -> String {
+    let normal = lexically_normal(&cwd.join(path));
+    let inside = normal.strip_prefix(cwd).map(Path::to_path_buf).ok().or_else(|| {
+        let (file, cwd) = (normal.canonicalize().ok()?, cwd.canonicalize().ok()?);
+        file.strip_prefix(cwd).map(Path::to_path_buf).ok()
+    });
+    inside.unwrap_or(normal).to_string_lossy().into_owned()
+}
+
+fn lexically_normal(path: &Path) -> PathBuf {
+    let mut normal = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(normal.components().next_back(), Some(Component::Normal(_))) => {
+                normal.pop();
+            }
+            part => normal.push(part),
+        }
+    }
+    normal
+}
+
 fn canonical<T: Serialize>(value: &T) -> String {
     let value = serde_json::to_value(value).expect("config serializes");
     // serde_json's map keeps insertion order with preserve_order on; sort explicitly.
@@ -923,6 +958,46 @@ mod tests {
         assert_ne!(b.trial_id(), c.trial_id(), "a changed corpus is a different trial");
         assert_eq!(b.config_id(), c.config_id());
         assert_eq!(a.config_id(), b.config_id());
+    }
+
+    #[test]
+    fn one_recipe_is_one_trial_however_its_path_is_spelled() {
+        // Pinned before recipe paths were normalised: the canonical spelling keeps its ids.
+        const GOLDEN: (&str, &str) = ("e9ab2226a79e323f", "4a2e987406ffb203");
+        let cwd = std::env::current_dir().unwrap();
+        let ids = |corpus: &str| {
+            let mut s = spec();
+            s.set("corpus", &format!("{corpus:?}")).unwrap();
+            s.set("schedule", "\"wsd\"").unwrap();
+            let c = s.resolve().unwrap().bound_to(CorpusKey { manifest: "m".into(), tokenizer: "t".into() });
+            (c.trial_id(), c.trunk_id().unwrap(), c.corpus)
+        };
+        let (trial, trunk, corpus) = ids("corpora/local.toml");
+        assert_eq!((trial.as_str(), trunk.as_str()), GOLDEN);
+        assert_eq!(corpus, "corpora/local.toml");
+        let absolute = cwd.join("corpora/local.toml").display().to_string();
+        for spelling in ["./corpora/local.toml", "corpora/./local.toml", "corpora/../corpora/local.toml", &absolute] {
+            assert_eq!(ids(spelling), (trial.clone(), trunk.clone(), corpus.clone()), "{spelling}");
+        }
+        // Outside the working directory a path stays absolute, normalised the same way.
+        let outside = cwd.parent().unwrap().join("other/local.toml");
+        let up = ids("../other/./local.toml");
+        assert_eq!(up.2, outside.display().to_string());
+        assert_eq!(up, ids(&outside.display().to_string()));
+        assert_ne!(up.0, trial, "another recipe is another trial");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_absolute_recipe_path_through_a_symbolic_link_is_the_same_recipe() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = dir.path().join("lab");
+        std::fs::create_dir_all(lab.join("corpora")).unwrap();
+        std::fs::write(lab.join("corpora/local.toml"), "").unwrap();
+        std::os::unix::fs::symlink(&lab, dir.path().join("link")).unwrap();
+        let cwd = lab.canonicalize().unwrap();
+        let linked = dir.path().join("link/corpora/local.toml");
+        assert_eq!(recipe_path(&linked.display().to_string(), &cwd), "corpora/local.toml");
     }
 
     #[test]
