@@ -55,19 +55,10 @@ fn built(commit: &str, dirty: bool, head: Option<String>) -> Provenance {
 mod tests {
     use super::*;
     use crate::git;
-    use std::process::Command;
 
     fn run_git(dir: &Path, args: &[&str]) {
-        let status = Command::new("git")
-            .arg("-C")
-            .arg(dir)
-            .args(["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"])
-            .args(args)
-            .env_remove("GIT_DIR")
-            .env_remove("GIT_WORK_TREE")
-            .status()
-            .expect("git runs");
-        assert!(status.success(), "git {args:?}");
+        let args = [&["-c", "user.name=t", "-c", "user.email=t@t", "-c", "commit.gpgsign=false"][..], args].concat();
+        assert!(git::git(dir, &args).is_some(), "git {args:?}");
     }
 
     #[test]
