@@ -108,6 +108,13 @@ pub struct CurveLawFit {
     pub targets: Vec<TargetCheck>,
 }
 
+impl CurveLawFit {
+    /// E driven to its bound of 0: its tiny interval surrounds nothing, so it is not identified.
+    pub fn l_inf_at_bound(&self) -> bool {
+        self.l_inf.value < 1e-6
+    }
+}
+
 /// Prepared evaluations: centred ln N, ln S₁, S₂ over the S₁ scale, log loss, weight.
 #[derive(Debug, Clone)]
 struct Evals {

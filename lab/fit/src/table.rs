@@ -244,16 +244,17 @@ fn curve_lines(g: &GroupFit) -> Vec<String> {
         (Some(a), None) => format!("out-of-sample {:.3} % ({} splits)", 100.0 * a, c.splits),
         _ => "no out-of-sample check".into(),
     };
+    let flagged = |e: &Estimate| format!("{}{}", est(e), if e.unidentified() { "*" } else { "" });
+    let l_inf = if c.l_inf_at_bound() { "→ 0 (at its bound; not identified)".to_string() } else { flagged(&c.l_inf) };
     let mut lines = vec![format!(
-        "whole-curve law {} from {} evaluations of {} runs (subset evaluations ×{:.4}, from {} runs): α_N {}, β {}, L_inf {}; {versus}",
+        "whole-curve law {} from {} evaluations of {} runs (subset evaluations ×{:.4}, from {} runs): α_N {}, β {}, L_inf {l_inf}; {versus}",
         c.formula,
         c.evaluations,
         c.runs,
         c.subset_scale,
         c.subset_pairs,
-        est(&c.alpha_n),
-        est(&c.alpha_d),
-        est(&c.l_inf)
+        flagged(&c.alpha_n),
+        flagged(&c.alpha_d),
     )];
     lines.extend(c.targets.iter().map(|t| format!("  whole-curve {}", target_line(t))));
     lines
@@ -319,7 +320,8 @@ pub fn additivity_verdict(a: &Additivity, form: Option<crate::forms::Form>) -> O
 /// What `codescale run` ends with: per group (the pooled fit left out) α_N, α_D and L_inf with
 /// their intervals, `*` on those not identified, and the RMSE of log loss, then (with
 /// replicates) whether the loss is additive in N and D, then each held-out target against its
-/// prediction; the legend when a parameter is flagged. One line each, every
+/// prediction, then the whole-curve law and its predictions of the targets; the legend when a
+/// parameter is flagged. One line each, every
 /// line ending in a newline (nothing at all for a fit without groups).
 pub fn law_summary(fit: &FitFile) -> String {
     let mut lines = Vec::new();
@@ -348,6 +350,7 @@ pub fn law_summary(fit: &FitFile) -> String {
                 lines.extend(group.law_choice.as_ref().map(|why| format!("{:<12} law {}: {why}", "", law.form.formula())));
                 lines.extend(group.additivity.as_ref().and_then(|a| additivity_verdict(a, Some(law.form))).map(|v| format!("{:<12} {v}", "")));
                 lines.extend(group.targets.iter().map(|t| format!("{:<12} {}", "", target_line(t))));
+                lines.extend(curve_lines(group).into_iter().map(|l| format!("{:<12} {}", "", l.trim_start())));
             }
             None => lines.push(format!("{:<12} no fit: {}", group.group, group.message.clone().unwrap_or_default())),
         }

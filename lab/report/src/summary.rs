@@ -373,7 +373,7 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
                 runs: c.runs,
                 alpha_n: Est { unidentified: c.alpha_n.unidentified(), ..est(&c.alpha_n, fmt_num) },
                 beta: Est { unidentified: c.alpha_d.unidentified(), ..est(&c.alpha_d, fmt_num) },
-                l_inf: Est { unidentified: c.l_inf.unidentified(), ..est(&c.l_inf, fmt_num) },
+                l_inf: Est { unidentified: c.l_inf.unidentified() || c.l_inf_at_bound(), ..est(&c.l_inf, fmt_num) },
                 out_of_sample: c.out_of_sample.map_or("–".into(), |x| format!("{} ({} splits)", fmt_pct(100.0 * x), c.splits)),
                 final_out_of_sample: g.candidates.iter().find(|c| c.chosen).and_then(|c| c.out_of_sample).map_or("–".into(), |x| fmt_pct(100.0 * x)),
             }));
