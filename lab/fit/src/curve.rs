@@ -365,29 +365,13 @@ pub fn fit_group(trials: &[CurveTrial], opts: &FitOptions, seed: u64) -> Result<
     let column = |k: usize| samples.iter().map(|s| s[k]).collect::<Vec<f64>>();
 
     let targets: Vec<&CurveTrial> = trials.iter().filter(|t| t.point.target && t.point.status == "done").collect();
-    let keys: Vec<&str> = targets.iter().map(|t| t.point.config_key()).collect();
-    let max_flops = fitted.iter().filter_map(|t| t.point.flops).fold(0.0, f64::max);
-    let target_checks = clusters(&keys)
-        .into_iter()
-        .map(|runs| {
-            let t = targets[runs[0]];
-            let measured = runs.iter().map(|&i| targets[i].point.loss).sum::<f64>() / runs.len() as f64;
-            let preds: Vec<f64> = samples.iter().map(|s| predict_config(s, t.point.n, &t.config)).filter(|x| x.is_finite()).collect();
-            let value = predict_config(&p, t.point.n, &t.config);
-            let predicted = crate::predict::interval(value, &preds, &final_residuals, PARAM_NAMES.len(), c, derive_seed(seed, &t.point.id));
-            TargetCheck {
-                id: t.point.id.clone(),
-                n: t.point.n,
-                d: t.point.d,
-                compute_ratio: t.point.flops.unwrap_or(f64::NAN) / max_flops,
-                measured,
-                runs: runs.len(),
-                covered: predicted.covers(measured),
-                error: measured / predicted.value - 1.0,
-                predicted,
-            }
-        })
-        .collect();
+    let points: Vec<&Point> = targets.iter().map(|t| &t.point).collect();
+    let max_flops = fitted.iter().map(|t| crate::group::compute(&t.point)).fold(0.0, f64::max);
+    let target_checks = crate::group::check_targets(&points, max_flops, |point| {
+        let config = &targets.iter().find(|t| std::ptr::eq(&t.point, point)).expect("a target's own point").config;
+        let preds: Vec<f64> = samples.iter().map(|s| predict_config(s, point.n, config)).filter(|x| x.is_finite()).collect();
+        crate::predict::interval(predict_config(&p, point.n, config), &preds, &final_residuals, PARAM_NAMES.len(), c, derive_seed(seed, &point.id))
+    });
     let (out_of_sample, splits) = if opts.checks { out_of_sample(&fitted) } else { (None, 0) };
     Ok(CurveLawFit {
         formula: FORMULA.into(),

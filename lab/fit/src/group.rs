@@ -239,7 +239,7 @@ fn measurements<'a>(pts: &[&'a Point]) -> Vec<Measurement<'a>> {
 }
 
 /// Training compute of a point: recorded, or 6·N·D.
-fn compute(p: &Point) -> f64 {
+pub(crate) fn compute(p: &Point) -> f64 {
     p.flops.filter(|f| f.is_finite() && *f > 0.0).unwrap_or(6.0 * p.n * p.d)
 }
 
@@ -452,21 +452,28 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
         out.rolling = rolling(&triples, form, fitted.delta);
     }
     let residuals: Vec<f64> = triples.iter().map(|&(n, d, l)| l.ln() - form.predict(p, n, d).ln()).collect();
-    // A target's replicates (other seeds) measure one configuration: it is checked once, on their
-    // mean loss.
+    out.targets = check_targets(targets, out.max_flops, |t| {
+        let preds: Vec<f64> = boot.iter().map(|b| form.predict(b, t.n, t.d)).collect();
+        crate::predict::interval(form.predict(p, t.n, t.d), &preds, &residuals, form.len(), c, derive_seed(seed, &t.id))
+    });
+}
+
+/// Held-out targets against a law's predictions (`predict` gives one with its interval). A
+/// target's replicates (other seeds) measure one configuration: it is checked once, on their
+/// mean loss.
+pub(crate) fn check_targets(targets: &[&Point], max_flops: f64, predict: impl Fn(&Point) -> Estimate) -> Vec<TargetCheck> {
     let keys: Vec<&str> = targets.iter().map(|t| t.config_key()).collect();
-    out.targets = clusters(&keys)
+    clusters(&keys)
         .into_iter()
         .map(|runs| {
             let t = targets[runs[0]];
             let measured = runs.iter().map(|&i| targets[i].loss).sum::<f64>() / runs.len() as f64;
-            let preds: Vec<f64> = boot.iter().map(|b| form.predict(b, t.n, t.d)).collect();
-            let predicted = crate::predict::interval(form.predict(p, t.n, t.d), &preds, &residuals, form.len(), c, derive_seed(seed, &t.id));
+            let predicted = predict(t);
             TargetCheck {
                 id: t.id.clone(),
                 n: t.n,
                 d: t.d,
-                compute_ratio: compute(t) / out.max_flops,
+                compute_ratio: compute(t) / max_flops,
                 measured,
                 runs: runs.len(),
                 covered: predicted.covers(measured),
@@ -474,7 +481,7 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
                 predicted,
             }
         })
-        .collect();
+        .collect()
 }
 
 /// Warnings for parameters these points cannot pin down.
