@@ -46,6 +46,8 @@ impl DecayShape {
 pub enum Backend {
     Flex,
     Cuda,
+    /// burn's wgpu backend (Vulkan, Metal, DX12): the composed ops, like `cuda`.
+    Wgpu,
 }
 
 /// How a mixture-of-experts router turns its logits into the weights of the chosen experts.
@@ -121,7 +123,13 @@ impl Backend {
         match self {
             Backend::Flex => "flex",
             Backend::Cuda => "cuda",
+            Backend::Wgpu => "wgpu",
         }
+    }
+
+    /// Whether `device` picks one of several devices for this backend (a GPU or wgpu adapter).
+    pub fn has_devices(self) -> bool {
+        matches!(self, Backend::Cuda | Backend::Wgpu)
     }
 }
 
@@ -237,8 +245,9 @@ pub struct TrialSpec {
     pub checkpoint_interval: Option<usize>,
     pub seed: Option<u64>,
     pub backend: Option<Backend>,
-    /// The GPU's index (as `nvidia-smi` and `CUDA_VISIBLE_DEVICES` count) for `backend = "cuda"`;
-    /// 0 by default.
+    /// The GPU's index (as `nvidia-smi` and `CUDA_VISIBLE_DEVICES` count) for `backend = "cuda"`,
+    /// or the wgpu adapter's (GPUs first, as codescale lists them) for `backend = "wgpu"`; 0 by
+    /// default.
     pub device: Option<usize>,
     /// `f32` (default) or `bf16` (autocast matrix multiplies).
     pub precision: Option<Precision>,
@@ -296,8 +305,8 @@ pub struct TrialConfig {
     pub checkpoint_interval: usize,
     pub seed: u64,
     pub backend: Backend,
-    /// Which GPU (`backend = "cuda"` only). Like `threads`, it changes where a trial runs, not
-    /// what it computes: left out of the id.
+    /// Which GPU or adapter (`backend = "cuda"` or `"wgpu"` only). Like `threads`, it changes
+    /// where a trial runs, not what it computes: left out of the id.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub device: Option<usize>,
     /// Left out of the canonical JSON when f32, so ids from before the key existed still hold.
@@ -540,8 +549,8 @@ impl TrialSpec {
             positive("threads", t)?;
         }
         let backend = self.backend.unwrap_or(Backend::Flex);
-        if self.device.is_some() && backend != Backend::Cuda {
-            return Err(bad("device", format!("picks a GPU, but `backend` is \"{}\": set `backend = \"cuda\"` or remove `device`", backend.as_str())));
+        if self.device.is_some() && !backend.has_devices() {
+            return Err(bad("device", format!("picks a GPU, but `backend` is \"{}\": set `backend = \"cuda\"` or `\"wgpu\"`, or remove `device`", backend.as_str())));
         }
 
         let model = self.model.clone().unwrap_or_else(|| shape::name(d_model, n_layers));
@@ -921,6 +930,25 @@ mod tests {
         assert_eq!(e.key, "device");
         assert!(e.message.contains("backend = \"cuda\""), "{e}");
         assert!(spec().set("device", "-1").is_err());
+    }
+
+    /// wgpu is a third backend: its own trials (another id than flex's and cuda's for the same
+    /// config), `device` picks its adapter without changing the id, and a name that is none of
+    /// the three is refused with the three listed.
+    #[test]
+    fn wgpu_is_a_backend_of_its_own_and_unknown_backends_list_the_three() {
+        let id = |sets: &[(&str, &str)]| {
+            let mut s = spec();
+            for (k, v) in sets {
+                s.set(k, v).unwrap();
+            }
+            s.resolve().unwrap().trial_id()
+        };
+        let (flex, cuda, wgpu) = (id(&[]), id(&[("backend", "cuda")]), id(&[("backend", "wgpu")]));
+        assert!(flex != wgpu && cuda != wgpu, "another backend computes another trial");
+        assert_eq!(id(&[("backend", "wgpu"), ("device", "1")]), wgpu, "the same trial on another adapter");
+        let e = spec().set("backend", "tpu").unwrap_err();
+        assert!(e.contains("`backend`") && e.contains("`flex`") && e.contains("`cuda`") && e.contains("`wgpu`"), "{e}");
     }
 
     #[test]

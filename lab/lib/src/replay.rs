@@ -109,11 +109,11 @@ pub fn replay_trial(dir: &Path, force: bool, quiet: bool) -> Result<Verdict> {
     Ok(compare(&recorded, &replayed, config.backend))
 }
 
-/// Bit-identical on the CPU backend; elsewhere within 1e-4 relative.
+/// Bit-identical on the CPU backend; on the GPU backends (cuda, wgpu) within 1e-4 relative.
 pub fn compare(recorded: &[CurvePoint], replayed: &[CurvePoint], backend: Backend) -> Verdict {
     let same = |a: f64, b: f64| match backend {
         Backend::Flex => a.to_bits() == b.to_bits(),
-        Backend::Cuda => (a - b).abs() <= 1e-4 * a.abs().max(1.0),
+        Backend::Cuda | Backend::Wgpu => (a - b).abs() <= 1e-4 * a.abs().max(1.0),
     };
     for (r, p) in recorded.iter().zip(replayed) {
         if !same(r.train_loss, p.train_loss) {

@@ -6,6 +6,11 @@
 //! include. It panics when one is missing, and cubecl also panics on a device index that is not
 //! there. [`device_name`] asks for each of them first, fallibly, so that a trial asking for a
 //! GPU that is not here fails as bad input naming the key.
+//!
+//! Burn's wgpu backend runs the same cubecl kernels, compiled to WGSL, on whatever adapter the
+//! graphics API (Vulkan on Linux) offers: a GPU, or lavapipe, Mesa's Vulkan driver for the CPU.
+//! It panics when no adapter is there; [`device_name`] lists the adapters first, opens the one
+//! `device` picks and checks that it has the types the trial computes in.
 
 use std::path::Path;
 
@@ -29,11 +34,13 @@ pub fn train_trial(dir: &Path, config: &TrialConfig, corpus: &Corpus, opts: &Run
     pool.install(|| match config.backend {
         Backend::Flex => trainer::train::<CpuTrainBackend>(dir, config, corpus, &FlexDevice, &device_name, opts),
         Backend::Cuda => train_cuda(dir, config, corpus, &device_name, opts),
+        Backend::Wgpu => train_wgpu(dir, config, corpus, &device_name, opts),
     })
 }
 
 /// The device the config's backend names, as provenance records it (`cuda:0 (NVIDIA H100 80GB
-/// HBM3)`), or bad input saying what is missing when that device cannot run here.
+/// HBM3)`, `wgpu:0 (llvmpipe (LLVM 15.0.6, 256 bits); Vulkan cpu; driver llvmpipe, Mesa 22.3.6
+/// (LLVM 15.0.6))`), or bad input saying what is missing when that device cannot run here.
 pub fn device_name(config: &TrialConfig) -> Result<String> {
     match config.backend {
         Backend::Flex => Ok("cpu (flex)".into()),
@@ -41,6 +48,10 @@ pub fn device_name(config: &TrialConfig) -> Result<String> {
             let index = config.device.unwrap_or(0);
             let name = cuda::probe(index).map_err(BadInput)?;
             Ok(format!("cuda:{index} ({name})"))
+        }
+        Backend::Wgpu => {
+            let adapter = wgpu::probe(config).map_err(BadInput)?;
+            Ok(adapter.name)
         }
     }
 }
@@ -56,6 +67,147 @@ fn train_cuda(dir: &Path, config: &TrialConfig, corpus: &Corpus, device_name: &s
 #[cfg(not(feature = "cuda"))]
 fn train_cuda(_: &Path, _: &TrialConfig, _: &Corpus, _: &str, _: &RunOptions) -> Result<TrialRecord> {
     unreachable!("device_name refuses CUDA in a build without it")
+}
+
+#[cfg(feature = "wgpu")]
+fn train_wgpu(dir: &Path, config: &TrialConfig, corpus: &Corpus, device_name: &str, opts: &RunOptions) -> Result<TrialRecord> {
+    use burn::backend::Wgpu;
+    let adapter = wgpu::probe(config).map_err(BadInput)?;
+    trainer::train::<Autodiff<Wgpu>>(dir, config, corpus, &adapter.device, device_name, opts)
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn train_wgpu(_: &Path, _: &TrialConfig, _: &Corpus, _: &str, _: &RunOptions) -> Result<TrialRecord> {
+    unreachable!("device_name refuses wgpu in a build without it")
+}
+
+#[cfg(not(feature = "wgpu"))]
+mod wgpu {
+    pub struct Adapter {
+        pub name: String,
+    }
+
+    pub fn probe(_: &codescale_core::TrialConfig) -> Result<Adapter, String> {
+        Err("`backend` = \"wgpu\" but this codescale was built without wgpu: rebuild with `cargo build --release --features wgpu`".into())
+    }
+}
+
+#[cfg(feature = "wgpu")]
+pub mod wgpu {
+    //! The adapters burn's wgpu backend can run on, in the order `device` counts them.
+
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+
+    use burn::backend::wgpu::graphics::{AutoGraphicsApi, GraphicsApi};
+    use burn::backend::wgpu::WgpuDevice;
+    use burn::backend::Wgpu;
+        use burn::tensor::DType;
+    use codescale_core::{Precision, TrialConfig};
+    use wgpu::{AdapterInfo, DeviceType};
+
+    /// The adapter a trial runs on: cubecl's name for it and the words provenance records.
+    pub struct Adapter {
+        pub device: WgpuDevice,
+        pub name: String,
+    }
+
+    /// GPUs before virtual ones before the CPU, so `device = 0` (the default) is the best there is.
+    fn rank(kind: DeviceType) -> u8 {
+        match kind {
+            DeviceType::DiscreteGpu => 0,
+            DeviceType::IntegratedGpu => 1,
+            DeviceType::VirtualGpu => 2,
+            DeviceType::Cpu => 3,
+            DeviceType::Other => 4,
+        }
+    }
+
+    fn kind(kind: DeviceType) -> &'static str {
+        match kind {
+            DeviceType::DiscreteGpu => "discrete GPU",
+            DeviceType::IntegratedGpu => "integrated GPU",
+            DeviceType::VirtualGpu => "virtual GPU",
+            DeviceType::Cpu => "cpu",
+            DeviceType::Other => "other",
+        }
+    }
+
+    fn describe(info: &AdapterInfo) -> String {
+        format!("{}; {:?} {}; driver {}, {}", info.name, info.backend, kind(info.device_type), info.driver, info.driver_info)
+    }
+
+    /// Every adapter of the graphics API cubecl uses here (Vulkan on Linux, Metal on macOS),
+    /// best kind first, each with the device cubecl opens it by: the n-th adapter of its kind in
+    /// the driver's order (cubecl reaches only the first CPU adapter and none of kind "other").
+    pub fn adapters() -> Vec<(AdapterInfo, Option<WgpuDevice>)> {
+        let backend = AutoGraphicsApi::backend();
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends: backend.into(), ..wgpu::InstanceDescriptor::new_without_display_handle() });
+        let infos: Vec<AdapterInfo> = block_on(instance.enumerate_adapters(backend.into())).iter().map(wgpu::Adapter::get_info).collect();
+        let mut listed: Vec<(AdapterInfo, Option<WgpuDevice>)> = infos
+            .iter()
+            .enumerate()
+            .map(|(i, info)| {
+                let nth = infos[..i].iter().filter(|o| o.device_type == info.device_type).count();
+                let device = match info.device_type {
+                    DeviceType::DiscreteGpu => Some(WgpuDevice::DiscreteGpu(nth)),
+                    DeviceType::IntegratedGpu => Some(WgpuDevice::IntegratedGpu(nth)),
+                    DeviceType::VirtualGpu => Some(WgpuDevice::VirtualGpu(nth)),
+                    DeviceType::Cpu if nth == 0 => Some(WgpuDevice::Cpu),
+                    DeviceType::Cpu | DeviceType::Other => None,
+                };
+                (info.clone(), device)
+            })
+            .collect();
+        listed.sort_by_key(|(info, _)| rank(info.device_type));
+        listed
+    }
+
+    /// The adapter `config.device` picks (default 0), opened, with what the trial needs of it
+    /// checked; otherwise what is missing, naming the key.
+    pub fn probe(config: &TrialConfig) -> Result<Adapter, String> {
+        let index = config.device.unwrap_or(0);
+        let listed = adapters();
+        let list = || listed.iter().enumerate().map(|(i, (info, _))| format!("{i}: {}", describe(info))).collect::<Vec<_>>().join("; ");
+        if listed.is_empty() {
+            return Err(format!(
+                "`backend` = \"wgpu\" but wgpu found no {:?} adapter on this machine: install a driver for the GPU, or Mesa's lavapipe to run on the CPU (Debian: mesa-vulkan-drivers), or set `backend = \"flex\"`",
+                AutoGraphicsApi::backend()
+            ));
+        }
+        let Some((info, device)) = listed.get(index) else {
+            return Err(format!("`device` = {index} but wgpu lists {} adapter(s) here, numbered from 0: {}", listed.len(), list()));
+        };
+        let Some(device) = device.clone() else {
+            return Err(format!("`device` = {index} is {}, which cubecl cannot open (only the first CPU adapter, and no adapter of kind \"other\"); the adapters: {}", describe(info), list()));
+        };
+        let name = format!("wgpu:{index} ({})", describe(info));
+        // Opening the device is where cubecl panics when the adapter cannot serve it.
+        let supports = |dtype| catch_unwind(AssertUnwindSafe(|| <Wgpu as burn::tensor::backend::Backend>::supports_dtype(&device, dtype)));
+        match supports(DType::F32) {
+            Ok(true) => {}
+            Ok(false) => return Err(format!("`backend` = \"wgpu\": adapter {name} cannot compute in f32")),
+            Err(_) => return Err(format!("`backend` = \"wgpu\": cubecl could not open adapter {name} (see the panic above)")),
+        }
+        if config.precision == Precision::Bf16 && !supports(DType::BF16).unwrap_or(false) {
+            return Err(format!(
+                "`precision` = \"bf16\" but the wgpu backend cannot compute in bf16 on adapter {name} (cubecl reports no bf16 arithmetic for it; its WGSL compiler has no bf16 type): use `precision = \"f32\"` here, or `backend = \"cuda\"` for bf16"
+            ));
+        }
+        Ok(Adapter { device, name })
+    }
+
+    /// Runs a future that is ready at once (wgpu's adapter listing is synchronous on native
+    /// platforms).
+    fn block_on<F: std::future::Future>(future: F) -> F::Output {
+        let mut future = std::pin::pin!(future);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        loop {
+            if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+                return out;
+            }
+            std::thread::yield_now();
+        }
+    }
 }
 
 #[cfg(not(feature = "cuda"))]

@@ -77,6 +77,10 @@ pub struct Routed<B: Backend> {
 impl Kernels for burn::backend::Cuda {}
 #[cfg(feature = "cuda")]
 impl Kernels for burn::backend::Autodiff<burn::backend::Cuda> {}
+#[cfg(feature = "wgpu")]
+impl Kernels for burn::backend::Wgpu {}
+#[cfg(feature = "wgpu")]
+impl Kernels for burn::backend::Autodiff<burn::backend::Wgpu> {}
 
 /// The operations in burn's own tensor ops, differentiable on any backend: the defaults, and
 /// the reference the fused kernels are tested against.
