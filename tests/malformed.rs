@@ -90,6 +90,34 @@ fn training_on_a_missing_gpu_exits_2_naming_the_key() {
     assert!(msg.contains("trial.toml:6: `device`"), "{msg}");
 }
 
+/// `backend = "wgpu"`: in a build without the feature, bad input with the command that builds
+/// it; with it, an adapter that is not there (device 99) names `device`. An unknown backend is
+/// bad input listing the three. Nothing is built or written in any case.
+#[test]
+fn wgpu_without_the_feature_or_an_unknown_backend_exits_2() {
+    let lab = Lab::new();
+    let trial = lab.path().join("trial.toml");
+    let body = "corpus = \"recipe.toml\"\nlanguage = \"rust\"\nmodel = \"d32-l1\"\nseq_len = 32\nbatch_size = 8\nbackend = \"wgpu\"\ndevice = 99\n";
+    std::fs::write(&trial, body).unwrap();
+    let out = lab.run(&["train", "trial.toml"]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(msg.contains("trial.toml") && !msg.contains("panicked"), "{msg}");
+    if cfg!(feature = "wgpu") {
+        assert!(msg.contains("`device` = 99") || msg.contains("no Vulkan adapter"), "{msg}");
+    } else {
+        assert!(msg.contains("`backend` = \"wgpu\"") && msg.contains("cargo build --release --features wgpu"), "{msg}");
+    }
+    assert!(!lab.path().join("corpus").exists() && !lab.path().join("runs").exists(), "nothing is built or written");
+
+    std::fs::write(&trial, body.replace("\"wgpu\"", "\"tpu\"")).unwrap();
+    let out = lab.run(&["train", "trial.toml"]);
+    let msg = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{msg}");
+    assert!(msg.contains("trial.toml:6") && msg.contains("`flex`") && msg.contains("`cuda`") && msg.contains("`wgpu`"), "{msg}");
+    assert!(!lab.path().join("corpus").exists() && !lab.path().join("runs").exists(), "nothing is built or written");
+}
+
 /// `--huber-delta`: `auto` matches the threshold to the scatter, a number fixes it, and anything
 /// else is bad input before anything is fitted or written. The threshold used is in the fit file.
 #[test]
