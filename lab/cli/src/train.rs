@@ -57,6 +57,9 @@ pub fn plan(path: &Path, json: bool, quiet: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     let cost = sweep::estimate(&sweep, &trials, Path::new("runs"));
+    for note in &cost.notes {
+        eprintln!("note: {note}");
+    }
     println!("{:<16} {:<10} {:<6} {:<9} {:>10} {:>10} {:>10} {:>9}", "trial", "language", "arch", "model", "N", "D", "FLOPs", "est. s");
     for (c, (flops, seconds)) in trials.iter().zip(&cost.per_trial) {
         println!("{:<16} {:<10} {:<6} {:<9} {:>10.3e} {:>10.3e} {:>10.3e} {:>9.0}", c.trial_id(), c.language, c.arch.as_str(), c.model, c.params().n_params, c.tokens, flops, seconds);

@@ -43,6 +43,9 @@ pub struct Estimate {
     /// WSD trials that train their own trunks only because their learning rates differ (a rule
     /// with a `d_exponent`).
     pub split_by_lr: usize,
+    /// What reading the runs folder repaired: an index that was unreadable and rebuilt from
+    /// the trial records.
+    pub notes: Vec<String>,
 }
 
 /// Trials that fork from shared trunks, and the compute that saves.
@@ -85,7 +88,8 @@ impl Estimate {
 /// # anyhow::Ok(())
 /// ```
 pub fn estimate(sweep: &Sweep, trials: &[TrialConfig], runs_root: &Path) -> Estimate {
-    let (per_thread, throughput_from) = estimate::flops_per_s_per_thread(runs_root);
+    let index = codescale_sweep::index::RunsIndex::refresh(runs_root);
+    let (per_thread, throughput_from) = estimate::median_flops_per_s_per_thread(&index);
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
     let per_trial = trials.iter().map(|c| (c.params().flops_per_token() * c.tokens, estimate::trial_seconds(c, per_thread, threads))).collect();
     let branches = codescale_sweep::scheduler::plan_branches(sweep, trials, runs_root);
@@ -94,7 +98,7 @@ pub fn estimate(sweep: &Sweep, trials: &[TrialConfig], runs_root: &Path) -> Esti
         let (alone, branched) = codescale_sweep::branches::compute(trials, &branches);
         Branching { branches: branches.iter().flatten().count(), trunks: trunks.len(), alone, branched }
     });
-    Estimate { per_trial, throughput_from, branching, split_by_lr: codescale_sweep::branches::split_by_lr(trials) }
+    Estimate { per_trial, throughput_from, branching, split_by_lr: codescale_sweep::branches::split_by_lr(trials), notes: index.notes }
 }
 
 /// Runs `sweep` on this machine (`--executor local`): plans it, writes `runs/<sweep>/`, trains

@@ -4,6 +4,7 @@ pub mod asha;
 pub mod branches;
 pub mod child;
 pub mod estimate;
+pub mod index;
 pub mod lease;
 pub mod lock;
 pub mod plan;

@@ -1,4 +1,5 @@
-//! The runs folder: `runs/<sweep>/{sweep.toml, plan.json, lock, trials/<id>/, results.parquet}`.
+//! The runs folder: `runs/<sweep>/{sweep.toml, plan.json, lock, trials/<id>/, results.parquet,
+//! index.json}` (the index: [`crate::index`]).
 
 use std::path::{Path, PathBuf};
 
@@ -7,6 +8,8 @@ use codescale_core::atomic::{read_json, write_json};
 use codescale_core::record::{CURVE_FILE, TRIAL_FILE};
 use codescale_core::{CurvePoint, Metrics, ResultRow, Status, TrialConfig, TrialRecord};
 use serde::{Deserialize, Serialize};
+
+use crate::index::RunsIndex;
 
 pub const PLAN_FILE: &str = "plan.json";
 pub const SWEEP_FILE: &str = "sweep.toml";
@@ -117,39 +120,34 @@ fn recover(dir: &Path, config: &TrialConfig, why: &str) -> TrialRecord {
 
 /// A finished copy of a trial in another sweep under the same runs root, so a trial is never
 /// trained twice. The id covers the corpus and the code, so a copy with the same id is the same
-/// experiment.
-pub fn find_done_elsewhere(runs_root: &Path, id: &str, except: &Path) -> Option<PathBuf> {
-    let entries = std::fs::read_dir(runs_root).ok()?;
-    entries.flatten().map(|e| e.path().join(TRIALS_DIR).join(id)).find(|dir| !dir.starts_with(except) && TrialRecord::load(dir).is_ok_and(|r| r.status == Status::Done && r.id == id))
+/// experiment. Looked up in the runs folder's index ([`RunsIndex`], checked against the
+/// records) and confirmed from the copy's record.
+pub fn find_done_elsewhere(index: &RunsIndex, id: &str, except: &Path) -> Option<PathBuf> {
+    index.done_elsewhere(id, except)
 }
 
 /// A finished trial under the runs root with the same configuration as `config` but another
-/// corpus or code version (what `--reuse-stale` keeps), with what differs.
-pub fn find_stale(runs_root: &Path, config: &TrialConfig) -> Option<(PathBuf, String)> {
-    let wanted = config.config_id();
-    let sweeps = std::fs::read_dir(runs_root).ok()?;
-    for trials in sweeps.flatten().filter_map(|s| std::fs::read_dir(s.path().join(TRIALS_DIR)).ok()) {
-        for entry in trials.flatten() {
-            let Ok(r) = TrialRecord::load(&entry.path()) else { continue };
-            if r.status != Status::Done || r.config.config_id() != wanted {
-                continue;
-            }
-            let mut differs = Vec::new();
-            if let Some(key) = &config.corpus_key {
-                if r.provenance.corpus_hash != key.manifest || r.provenance.tokenizer_hash != key.tokenizer {
-                    differs.push(format!("trained on corpus {} (now {})", short(&r.provenance.corpus_hash), short(&key.manifest)));
-                }
-            }
-            if r.id != r.config.trial_id() || r.config.corpus_key.is_none() {
-                differs.push("trained by an earlier numerics version".to_string());
-            }
-            if differs.is_empty() {
-                differs.push(format!("recorded as trial {}", r.id));
-            }
-            return Some((entry.path(), differs.join("; ")));
+/// corpus or code version (what `--reuse-stale` keeps), with what differs: looked up in the
+/// runs folder's index and confirmed from its record.
+pub fn find_stale(index: &RunsIndex, config: &TrialConfig) -> Option<(PathBuf, String)> {
+    index.stale(config)
+}
+
+/// What differs between a finished record `r` of `config`'s configuration and `config`.
+pub(crate) fn stale_difference(r: &TrialRecord, config: &TrialConfig) -> String {
+    let mut differs = Vec::new();
+    if let Some(key) = &config.corpus_key {
+        if r.provenance.corpus_hash != key.manifest || r.provenance.tokenizer_hash != key.tokenizer {
+            differs.push(format!("trained on corpus {} (now {})", short(&r.provenance.corpus_hash), short(&key.manifest)));
         }
     }
-    None
+    if r.id != r.config.trial_id() || r.config.corpus_key.is_none() {
+        differs.push("trained by an earlier numerics version".to_string());
+    }
+    if differs.is_empty() {
+        differs.push(format!("recorded as trial {}", r.id));
+    }
+    differs.join("; ")
 }
 
 fn short(hash: &str) -> &str {

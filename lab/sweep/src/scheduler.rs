@@ -20,6 +20,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::asha::Asha;
 use crate::child::{train_in_child, Reported};
+use crate::index::RunsIndex;
 use crate::lease::{Acquired, Lease};
 use crate::lock::SweepLock;
 use crate::plan::plan;
@@ -123,9 +124,11 @@ pub fn plan_with_corpora(sweep: &Sweep, quiet: bool) -> Result<Planned> {
 /// Plans the sweep and writes its folder (copy of the file, plan). A plan estimated to take
 /// over a day is bad input unless `cfg.confirmed`; then nothing is written.
 pub fn prepare(sweep: &Sweep, cfg: &RunConfig) -> Result<(SweepDir, Plan, Planned)> {
-    let planned = plan_with_corpora(sweep, cfg.quiet)?;
+    let mut planned = plan_with_corpora(sweep, cfg.quiet)?;
     let (trials, targets) = (planned.trials.clone(), planned.targets.clone());
-    let (seconds, source) = crate::estimate::plan_seconds(&trials, &cfg.runs_root);
+    let index = RunsIndex::refresh(&cfg.runs_root);
+    planned.notes.extend(index.notes.iter().cloned());
+    let (seconds, source) = crate::estimate::plan_seconds_with(&trials, &index);
     if seconds > crate::estimate::CONFIRM_ABOVE_S && !cfg.confirmed {
         return Err(BadInput(format!(
             "{}: the plan needs about {:.1} days on this machine (throughput from {source}); check `tokens` and the model sizes, or confirm with --yes",
@@ -280,6 +283,9 @@ pub fn triage(dir: &SweepDir, plan: &Plan, cfg: &RunConfig) -> Result<Triage> {
     }
     let mut queue = Vec::new();
     let mut skipped = 0;
+    // Read once, and only when a trial is left to train: the other sweeps' trials, to copy
+    // what one of them finished.
+    let mut index: Option<RunsIndex> = None;
     for (i, config) in plan.trials.iter().enumerate() {
         let id = config.trial_id();
         let trial_dir = dir.trial_dir(&id);
@@ -295,14 +301,19 @@ pub fn triage(dir: &SweepDir, plan: &Plan, cfg: &RunConfig) -> Result<Triage> {
         if record.status == Status::Failed {
             notes.push(format!("trial {id} failed before ({}); retrying", record.error.as_deref().unwrap_or("no reason recorded")));
         }
-        if let Some(done) = find_done_elsewhere(&cfg.runs_root, &id, &dir.path) {
+        let index = index.get_or_insert_with(|| {
+            let index = RunsIndex::refresh(&cfg.runs_root);
+            notes.extend(index.notes.iter().cloned());
+            index
+        });
+        if let Some(done) = find_done_elsewhere(index, &id, &dir.path) {
             if copy_claimed(&done, &trial_dir, |_| {})? {
                 skipped += 1;
                 continue;
             }
         }
         if cfg.reuse_stale {
-            if let Some((from, why)) = find_stale(&cfg.runs_root, config) {
+            if let Some((from, why)) = find_stale(index, config) {
                 let stale = |r: &mut TrialRecord| {
                     r.id = id.clone();
                     r.config = config.clone();
