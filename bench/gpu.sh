@@ -20,21 +20,29 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-build=1 rehearse=0 out=target/gpu-bench
+build=1 rehearse=0 out=target/gpu-bench backend=all
+usage="usage: bench/gpu.sh [--backend cuda|wgpu|all] [--skip-build] [--out DIR] [--rehearse]"
 while [ $# -gt 0 ]; do
     case $1 in
         --skip-build) build=0 ;;
         --rehearse) rehearse=1 ;;
         --out) out=$2; shift ;;
-        *) echo "usage: bench/gpu.sh [--skip-build] [--out DIR] [--rehearse]" >&2; exit 2 ;;
+        --backend) backend=$2; shift ;;
+        *) echo "$usage" >&2; exit 2 ;;
     esac
     shift
 done
+case $backend in
+    cuda) features=cuda backends=cuda ;;
+    wgpu) features=wgpu backends=wgpu ;;
+    all) features=cuda,wgpu backends=cuda,wgpu ;;
+    *) echo "$usage" >&2; exit 2 ;;
+esac
 export CUDARC_CUDA_VERSION=${CUDARC_CUDA_VERSION:-13000}
 
 # --workspace: the same features as the tests, so the two builds share their dependencies.
 if [ $build = 1 ]; then
-    cargo build --release --workspace --features cuda
+    cargo build --release --workspace --features "$features"
 fi
 bin=target/release/codescale
 [ -x $bin ] || { echo "error: $bin is missing: run without --skip-build" >&2; exit 2; }
@@ -45,7 +53,9 @@ rm -rf "$bundle" && mkdir -p "$bundle/bin" "$bundle/bench" "$bundle/src/python"
 strip --strip-debug -o "$bundle/bin/codescale" $bin
 cp bench/gpu_run.py bench/torch_reference.py "$bundle/bench/"
 commit=$(git rev-parse --short HEAD)$(git diff --quiet HEAD || echo -dirty)
-echo "codescale $commit, built $(date -u +%F) with --features cuda, CUDARC_CUDA_VERSION=$CUDARC_CUDA_VERSION" > "$bundle/BUILD"
+echo "codescale $commit, built $(date -u +%F) with --features $features, CUDARC_CUDA_VERSION=$CUDARC_CUDA_VERSION" > "$bundle/BUILD"
+# The backends gpu_run.py checks unless told otherwise: those this binary was built with.
+echo "$backends" > "$bundle/BACKENDS"
 
 # The corpus: the top level of this machine's Python standard library (about 5 MB, 170 files),
 # carried as source files with its recipe, and built here. The GPU machine reuses the build when
@@ -66,9 +76,10 @@ file=$out/codescale-gpu-bench.run
 {
     cat <<'HEAD'
 #!/usr/bin/env bash
-# codescale's GPU bench (bench/gpu.sh): trains tiny dense and MoE trials on CUDA and checks
-# them, then measures tokens/s and MFU against PyTorch. Needs python3 with PyTorch.
-#   bash codescale-gpu-bench.run RESULTS_DIR [--phase checks|bench|all] [--no-compile] [--cpu-dry-run]
+# codescale's GPU bench (bench/gpu.sh): trains tiny dense and MoE trials on CUDA and on wgpu
+# (those built) and checks them, then measures tokens/s and MFU against PyTorch. Needs python3
+# with PyTorch.
+#   bash codescale-gpu-bench.run RESULTS_DIR [--backend cuda,wgpu] [--phase checks|bench|all] [--no-compile] [--cpu-dry-run]
 set -euo pipefail
 results=codescale-gpu-bench-results
 if [ $# -gt 0 ] && [ "${1#-}" = "$1" ]; then results=$1; shift; fi
@@ -78,7 +89,8 @@ trap 'rm -rf "$work"' EXIT
 payload=$(awk '/^__PAYLOAD__$/ { print NR + 1; exit }' "$0")
 tail -n +"$payload" "$0" | tar -xz -C "$work"
 cat "$work/codescale-gpu-bench/BUILD"
-python3 "$work/codescale-gpu-bench/bench/gpu_run.py" --bundle "$work/codescale-gpu-bench" --results "$results" "$@"
+python3 "$work/codescale-gpu-bench/bench/gpu_run.py" --bundle "$work/codescale-gpu-bench" --results "$results" \
+    --backend "$(cat "$work/codescale-gpu-bench/BACKENDS")" "$@"
 exit
 __PAYLOAD__
 HEAD
@@ -94,8 +106,8 @@ echo "it prints the checks and the table, and leaves results.json, table.md and 
 if [ $rehearse = 1 ]; then
     rehearsal=$(mktemp -d)
     trap 'rm -rf "$rehearsal"' EXIT
-    if ! command -v nvidia-smi >/dev/null; then
-        echo "rehearsal: without a GPU, the GPU mode must stop with a clear error (exit 2)"
+    if [ $backend != wgpu ] && ! command -v nvidia-smi >/dev/null; then
+        echo "rehearsal: without a GPU, the CUDA mode must stop with a clear error (exit 2)"
         code=0
         bash "$file" "$rehearsal/gpu" 2> "$rehearsal/gpu.err" || code=$?
         cat "$rehearsal/gpu.err"
@@ -104,6 +116,6 @@ if [ $rehearse = 1 ]; then
             exit 1
         fi
     fi
-    echo "rehearsal: everything else on the CPU (--cpu-dry-run; the figures mean nothing)"
+    echo "rehearsal: everything else on the CPU (--cpu-dry-run: Flex for CUDA, wgpu on lavapipe; the figures mean nothing)"
     bash "$file" "$rehearsal/cpu" --cpu-dry-run --no-compile
 fi

@@ -1,26 +1,40 @@
 #!/usr/bin/env python3
 """The GPU side of bench/gpu.sh: runs on the GPU machine from the bundle gpu.sh built (the
-release `codescale` built with `--features cuda`, a small corpus, this file and
-bench/torch_reference.py). Needs Python 3 with PyTorch; no Rust, no network, no numpy.
+release `codescale` built with `--features cuda,wgpu` (or one of them), a small corpus, this file
+and bench/torch_reference.py). Needs Python 3, with PyTorch for the bench phase; no Rust, no
+network, no numpy.
 
-  python3 bench/gpu_run.py --bundle DIR --results DIR [--phase checks|bench|all]
+  python3 bench/gpu_run.py --bundle DIR --results DIR [--phase checks|bench|all] [--backend cuda,wgpu]
 
-1. Checks, on tiny dense and MoE trials trained on CUDA:
+Each backend of --backend (default: both) is checked and measured in turn: `cuda`, and `wgpu`
+(burn's wgpu backend: the same cubecl kernels compiled to WGSL, on the machine's Vulkan driver;
+it needs the Vulkan loader and the GPU's Vulkan driver, and codescale's preflight says what is
+missing). A backend the binary was built without, or that the machine cannot run, fails its
+checks with codescale's message and the other backend goes on.
+
+1. Checks, on tiny dense and MoE trials trained on each backend:
    - the loss falls;
    - the same seed gives the same curve (within REPRO_TOL);
    - a run stopped as if killed and started again resumes from its checkpoint and ends where an
      uninterrupted run ends (within REPRO_TOL);
-   - bf16 autocast ends within BF16_TOL of f32;
-   - CUDA computes what the CPU (Flex) computes from the same weights and batches (FLEX_TOL).
+   - bf16 autocast ends within BF16_TOL of f32 (wgpu: cubecl's WGSL has no bf16, so codescale
+     refuses it as bad input; the check says so and counts as not run, N/A);
+   - the backend computes what the CPU (Flex) computes from the same weights and batches
+     (FLEX_FIRST_STEP_TOL, FLEX_TOL).
+   MoE's two comparisons (bf16, Flex) use the mean over MOE_SEEDS of the paired differences:
+   see MOE_SEEDS for why one run's end says little.
 2. Throughput of the ~20M and ~100M dense ladder shapes, f32 and bf16, against
    bench/torch_reference.py with the same shapes (eager, then torch.compile), and MFU.
 
 Everything is written under --results as it comes (results.json, table.md and each trial's
-folder), so a run cut short still leaves what it measured. Exits 0 when every check passed, 1
-when one failed, 2 when the machine cannot run the bench (no nvidia-smi, no CUDA in PyTorch).
+folder), so a run cut short still leaves what it measured. Exits 0 when no check failed, 1 when
+one failed, 2 when the machine cannot run the bench (CUDA asked for and no nvidia-smi, no
+PyTorch for the bench phase, no CUDA in PyTorch).
 
---cpu-dry-run rehearses all of it on the CPU (Flex and PyTorch on the CPU, tiny shapes, no MFU),
-so the plumbing can be tried where there is no GPU; its figures mean nothing.
+--cpu-dry-run rehearses all of it on the CPU, so the plumbing can be tried where there is no
+GPU: Flex stands in for CUDA, wgpu runs on the CPU's Vulkan adapter (lavapipe) with the smaller
+check shape of lab/train/tests/gpu.rs, PyTorch runs on the CPU, bench shapes are tiny and there
+is no MFU; its figures mean nothing.
 """
 import argparse
 import ctypes
@@ -42,7 +56,7 @@ from pathlib import Path
 # model amplify a last-bit difference to well under this.
 REPRO_TOL = 0.02
 # bf16 multiplies against f32, after 80 steps: rounding of every matmul input to 8 bits of
-# mantissa moves a tiny model's loss by about 1 %.
+# mantissa moves a tiny dense model's loss by about 0.2 % (0.001-0.008 nats over seeds 1-5).
 BF16_TOL = 0.05
 # CUDA against Flex, f32: the first step's loss (same weights, same batch) agrees to rounding;
 # at the end the runs have drifted apart by accumulated rounding, as two GPUs' would.
@@ -50,6 +64,14 @@ FLEX_FIRST_STEP_TOL = 1e-3
 FLEX_TOL = 0.05
 # The loss must fall by this much from the first steps to the last (from ~5.5 to ~3 on code).
 MIN_DROP = 1.0
+# MoE routing is discontinuous: a last-bit difference flips some token's expert, and from then on
+# two runs part (after about 10 steps here). Runs that differ only in the order f32 sums are
+# added in (Flex's fused MoE kernels against the composed ops the GPU backends run) end the tiny
+# MoE 0.005-0.106 nats apart over seeds 1-10 (mean 0.037), as far apart as bf16 against f32
+# (0.004-0.101, mean 0.043): one run's end cannot tell bf16's effect, or a backend's, from that
+# scatter. MoE's bf16 and Flex comparisons therefore take the mean of the paired differences over
+# these seeds (scatter of the mean ≈ 0.045 / 2), against the same tolerances.
+MOE_SEEDS = [1, 2, 3, 4]
 
 # Dense bf16 tensor-core peaks without sparsity, TFLOP/s, from NVIDIA's datasheets. The first
 # pattern found in nvidia-smi's name wins, so specific names come before general ones.
@@ -62,22 +84,26 @@ PEAKS = [
     ("A100", 312.0),
 ]
 
-TINY = """corpus = "recipe.toml"
+CHECK = """corpus = "recipe.toml"
 language = "python"
-model = "d64-l2"
-seq_len = 128
-batch_size = 16
+model = "{model}"
+seq_len = {seq}
+batch_size = {batch}
 tokens = {tokens}
-lr = 3e-3
-warmup = 0.1
-eval_tokens = 16384
-eval_interval = 40
-checkpoint_interval = 20
+lr = {lr}
+warmup = {warmup}
+eval_tokens = {eval_tokens}
+eval_interval = {eval_interval}
+checkpoint_interval = {ckpt}
 seed = 1
 backend = "{backend}"
 """
-TINY_STEPS = 80
-STOP_AT = 50  # after the checkpoint at 40: the resumed run recomputes steps 41-50
+# The check trials: killed after `stop`, a run resumes from the checkpoint before it and
+# recomputes the steps in between.
+TINY = dict(model="d64-l2", seq=128, batch=16, steps=80, stop=50, ckpt=20, eval_interval=40, eval_tokens=16384, lr=3e-3, warmup=0.1, extra="")
+# lab/train/tests/gpu.rs's shape, for wgpu on lavapipe in a dry run (lavapipe multiplies
+# matrices at well under a GFLOP/s).
+SMALL = dict(model="d32-l1", seq=32, batch=8, steps=40, stop=25, ckpt=10, eval_interval=20, eval_tokens=2048, lr=1e-2, warmup=4, extra="n_heads = 2\n")
 
 MOE = 'arch = "moe"\nn_experts = 4\ntop_k = 2\n'
 
@@ -110,11 +136,16 @@ class Bench:
         self.results = Path(args.results).resolve()
         self.results.mkdir(parents=True, exist_ok=True)
         self.dry = args.cpu_dry_run
-        self.backend = "flex" if self.dry else "cuda"
+        # In a dry run Flex stands in for CUDA; wgpu stays wgpu (lavapipe on the CPU).
+        self.backends = [("flex" if self.dry and b == "cuda" else b) for b in args.backend]
+        self.phase = args.phase
         self.bin = str(self.bundle / "bin" / "codescale")
         self.env = dict(os.environ)
-        self.out = {"device": {}, "checks": [], "bench": []}
+        # libwayland complains on every wgpu start when XDG_RUNTIME_DIR is unset.
+        self.env.setdefault("XDG_RUNTIME_DIR", str(self.results))
+        self.out = {"device": {}, "backends": self.backends, "checks": [], "bench": [], "provenance_device": {}}
         self.timeout = args.timeout
+        self.torch_cuda = False
 
     def save(self):
         (self.results / "results.json").write_text(json.dumps(self.out, indent=2) + "\n")
@@ -129,9 +160,11 @@ class Bench:
         try:
             import torch
         except ImportError:
-            fail(2, "PyTorch is not importable by this python3: bench/torch_reference.py needs it")
-        d["torch"] = torch.__version__
-        if self.dry:
+            if self.phase != "checks":
+                fail(2, "PyTorch is not importable by this python3: bench/torch_reference.py needs it (--phase checks runs without)")
+            torch = None
+        d["torch"] = torch.__version__ if torch else "not installed"
+        if self.dry or "cuda" not in self.backends:
             d["name"] = "cpu (dry run: figures mean nothing)"
             d["peak_tflops"] = None
             self.save()
@@ -151,7 +184,8 @@ class Bench:
             if pattern in d["name"]:
                 d["peak_tflops"], d["peak_source"] = peak, f"{pattern}: {peak:.0f} TFLOP/s dense bf16"
                 break
-        if not torch.cuda.is_available():
+        self.torch_cuda = bool(torch) and torch.cuda.is_available()
+        if torch and not self.torch_cuda:
             fail(2, f"PyTorch {torch.__version__} sees no CUDA device (a CPU-only build?): the reference cannot run")
         self.find_cuda_files()
         self.save()
@@ -214,7 +248,7 @@ class Bench:
         t0 = time.time()
         p = self.run(cmd, timeout=self.timeout)
         if p.returncode != 0:
-            raise RuntimeError(f"codescale train {name} exited {p.returncode}:\n{p.stdout[-2000:]}{p.stderr[-4000:]}")
+            raise TrainError(p.returncode, f"codescale train {name} exited {p.returncode}:\n{p.stdout[-2000:]}{p.stderr[-4000:]}")
         self.run([self.bin, "export", str(out), "--format", "jsonl"], check=True)
         record = json.loads((out / "trial.json").read_text())
         curve = [json.loads(line) for line in (out / "curve.jsonl").read_text().splitlines()]
@@ -224,56 +258,82 @@ class Bench:
     # --- 1. checks -------------------------------------------------------------------------
 
     def check(self, name, ok, detail):
-        self.out["checks"].append({"check": name, "ok": bool(ok), "detail": detail})
+        """ok: True (PASS), False (FAIL) or None (N/A: the backend cannot run it, as it says)."""
+        self.out["checks"].append({"check": name, "ok": ok, "detail": detail})
         self.save()
-        print(f"{'PASS' if ok else 'FAIL'}  {name}: {detail}", flush=True)
+        print(f"{verdict(ok)}  {name}: {detail}", flush=True)
 
     def checks(self):
-        tokens = TINY_STEPS * 16 * 128
-        for arch, extra in [("dense", ""), ("moe", MOE)]:
-            toml = TINY.format(tokens=tokens, backend=self.backend) + extra
-            try:
-                self.check_arch(arch, toml)
-            except (RuntimeError, subprocess.TimeoutExpired) as e:
-                self.check(f"{arch}: trains", False, str(e).strip().splitlines()[-1][:300])
-                print(e, file=sys.stderr)
+        for backend in self.backends:
+            shape = SMALL if self.dry and backend == "wgpu" else TINY
+            for arch, extra in [("dense", ""), ("moe", MOE)]:
+                toml = CHECK.format(tokens=shape["steps"] * shape["batch"] * shape["seq"], backend=backend, **shape) + shape["extra"] + extra
+                try:
+                    self.check_arch(backend, arch, toml, shape)
+                except (RuntimeError, subprocess.TimeoutExpired) as e:
+                    self.check(f"{backend} {arch}: trains", False, str(e).strip().splitlines()[-1][:300])
+                    print(e, file=sys.stderr)
 
-    def check_arch(self, arch, toml):
-        rec_a, a = self.train(f"{arch}-a", toml)
+    def check_arch(self, backend, arch, toml, shape):
+        name = f"{backend} {arch}"
+        steps, stop = shape["steps"], shape["stop"]
+        restored = stop // shape["ckpt"] * shape["ckpt"]
+        rec_a, a = self.train(f"{backend}-{arch}-a", toml)
         losses = [p["train_loss"] for p in a]
         first, last = mean(losses[:3]), mean(losses[-10:])
-        self.check(f"{arch}: the loss falls", len(a) == TINY_STEPS and first - last >= MIN_DROP and rec_a["status"] == "done",
+        self.check(f"{name}: the loss falls", len(a) == steps and first - last >= MIN_DROP and rec_a["status"] == "done",
                    f"train loss {first:.3f} (steps 1-3) → {last:.3f} (last 10), val {rec_a['metrics']['val_loss']:.3f}; needs a drop ≥ {MIN_DROP}")
-        self.out.setdefault("provenance_device", rec_a["provenance"]["device"])
+        self.out["provenance_device"].setdefault(backend, rec_a["provenance"]["device"])
 
-        _, b = self.train(f"{arch}-b", toml)
+        _, b = self.train(f"{backend}-{arch}-b", toml)
         d, bits = curve_gap(a, b), identical(a, b)
         dv = abs(final_val(a) - final_val(b))
-        self.check(f"{arch}: same seed, same curve", d <= REPRO_TOL and dv <= REPRO_TOL,
+        self.check(f"{name}: same seed, same curve", d <= REPRO_TOL and dv <= REPRO_TOL,
                    f"max |Δ train loss| {d:.2e} over {len(a)} steps, |Δ final val| {dv:.2e} (tolerance {REPRO_TOL}); bit-identical: {bits}")
 
-        rec_stop, c_stop = self.train(f"{arch}-resume", toml, stop_after=STOP_AT)
-        ckpt = (self.results / "trials" / f"{arch}-resume" / "checkpoint").is_dir()
-        rec_c, c = self.train(f"{arch}-resume", toml)
-        kept = c[:40] == c_stop[:40]  # restored from the checkpoint, wall times included
+        rec_stop, c_stop = self.train(f"{backend}-{arch}-resume", toml, stop_after=stop)
+        ckpt = (self.results / "trials" / f"{backend}-{arch}-resume" / "checkpoint").is_dir()
+        rec_c, c = self.train(f"{backend}-{arch}-resume", toml)
+        kept = c[:restored] == c_stop[:restored]  # restored from the checkpoint, wall times included
         d = curve_gap(a, c)
         dv = abs(final_val(a) - final_val(c))
-        # The stopped run's curve reaches STOP_AT; its trial.json is the last checkpoint's (step 40).
-        done = len(c_stop) == STOP_AT and rec_c["status"] == "done" and len(c) == TINY_STEPS
-        self.check(f"{arch}: killed at step {STOP_AT}, resumed, matches", ckpt and done and kept and d <= REPRO_TOL and dv <= REPRO_TOL,
-                   f"checkpoint left: {ckpt}; steps 1-40 restored as saved: {kept}; against the uninterrupted run: max |Δ train loss| {d:.2e}, |Δ final val| {dv:.2e} (tolerance {REPRO_TOL})")
+        # The stopped run's curve reaches `stop`; its trial.json is the last checkpoint's.
+        done = len(c_stop) == stop and rec_c["status"] == "done" and len(c) == steps
+        self.check(f"{name}: killed at step {stop}, resumed, matches", ckpt and done and kept and d <= REPRO_TOL and dv <= REPRO_TOL,
+                   f"checkpoint left: {ckpt}; steps 1-{restored} restored as saved: {kept}; against the uninterrupted run: max |Δ train loss| {d:.2e}, |Δ final val| {dv:.2e} (tolerance {REPRO_TOL})")
 
-        _, h = self.train(f"{arch}-bf16", toml, sets=["precision=bf16"])
-        dv = abs(final_val(a) - final_val(h))
-        self.check(f"{arch}: bf16 agrees with f32", dv <= BF16_TOL and len(h) == TINY_STEPS,
-                   f"final val loss f32 {final_val(a):.4f}, bf16 {final_val(h):.4f}: |Δ| {dv:.2e} (tolerance {BF16_TOL})")
+        # MoE: the same comparisons on more seeds, paired by seed (see MOE_SEEDS).
+        seeds = MOE_SEEDS if arch == "moe" else [1]
+        f32 = {1: a}
+        for seed in seeds[1:]:
+            f32[seed] = self.train(f"{backend}-{arch}-s{seed}", toml, sets=[f"seed={seed}"])[1]
+        over = f" (mean over seeds {', '.join(map(str, seeds))})" if len(seeds) > 1 else ""
 
-        if self.backend != "flex":
-            _, f = self.train(f"{arch}-flex", toml, sets=["backend=flex"])
-            d1 = abs(a[0]["train_loss"] - f[0]["train_loss"])
-            dv = abs(final_val(a) - final_val(f))
-            self.check(f"{arch}: CUDA computes what the CPU computes", d1 <= FLEX_FIRST_STEP_TOL and dv <= FLEX_TOL,
-                       f"step 1 |Δ| {d1:.2e} (tolerance {FLEX_FIRST_STEP_TOL}), final val |Δ| {dv:.2e} (tolerance {FLEX_TOL})")
+        bf16, refused = {}, None
+        for seed in seeds:
+            try:
+                bf16[seed] = self.train(f"{backend}-{arch}-bf16-s{seed}", toml, sets=["precision=bf16", f"seed={seed}"])[1]
+            except TrainError as e:
+                # wgpu refuses bf16 it cannot compute as bad input (exit 2) naming the key.
+                if backend == "wgpu" and e.code == 2 and "`precision`" in str(e):
+                    refused = next((l for l in str(e).splitlines() if "`precision`" in l), str(e)).strip()
+                    break
+                raise
+        if refused:
+            self.check(f"{name}: bf16 agrees with f32", None, f"not run: {refused[:400]}")
+        else:
+            gaps = [final_val(bf16[s]) - final_val(f32[s]) for s in seeds]
+            dv = abs(mean(gaps))
+            self.check(f"{name}: bf16 agrees with f32", dv <= BF16_TOL and all(len(h) == shape["steps"] for h in bf16.values()),
+                       f"final val f32 {final_val(a):.4f}, bf16 {final_val(bf16[1]):.4f}; bf16 − f32 by seed {' '.join(f'{g:+.3f}' for g in gaps)}: |mean| {dv:.2e}{over} (tolerance {BF16_TOL})")
+
+        if backend != "flex":
+            flex = {s: self.train(f"{backend}-{arch}-flex-s{s}", toml, sets=["backend=flex", f"seed={s}"])[1] for s in seeds}
+            d1 = max(abs(f32[s][0]["train_loss"] - flex[s][0]["train_loss"]) for s in seeds)
+            gaps = [final_val(f32[s]) - final_val(flex[s]) for s in seeds]
+            dv = abs(mean(gaps))
+            self.check(f"{name}: computes what the CPU (Flex) computes", d1 <= FLEX_FIRST_STEP_TOL and dv <= FLEX_TOL,
+                       f"step 1 |Δ| {d1:.2e} (tolerance {FLEX_FIRST_STEP_TOL}); {backend} − flex final val by seed {' '.join(f'{g:+.3f}' for g in gaps)}: |mean| {dv:.2e}{over} (tolerance {FLEX_TOL})")
 
     # --- 2. throughput ---------------------------------------------------------------------
 
@@ -282,77 +342,108 @@ class Bench:
         seq, batch, warm, timed = (DRY_SEQ, DRY_BATCH, DRY_WARM, DRY_TIMED) if self.dry else (BENCH_SEQ, BENCH_BATCH, WARM_STEPS, TIMED_STEPS)
         shard = sorted((self.bundle / "corpus").glob("*/python.train.bin"))[0]
         peak = self.out["device"].get("peak_tflops")
+        reference = {}  # PyTorch's figures per (model, precision), measured once for all backends
         for label, model in models:
             for precision in ["f32", "bf16"]:
-                row = {"label": label, "model": model, "precision": precision}
-                self.out["bench"].append(row)
-                tokens = (warm + timed) * seq * batch
-                toml = BENCH.format(model=model, seq=seq, batch=batch, tokens=tokens, backend=self.backend, precision=precision)
-                try:
-                    rec, curve = self.train(f"bench-{model}-{precision}", toml)
-                    c = rec["config"]
-                    m = rec["metrics"]
-                    row["n_params"] = m["n_params"]
-                    row["flops_per_token"] = m["flops_with_head"] / m["tokens"]
-                    # Steady state: the first steps compile kernels and autotune; every step
-                    # reads its loss, so each point's wall time is the device's too.
-                    w0, w1 = curve[warm - 1], curve[-1]
-                    row["codescale_tok_s"] = (w1["tokens"] - w0["tokens"]) / (w1["wall_s"] - w0["wall_s"])
-                    row["codescale_all_steps_tok_s"] = m["tokens_per_s"]
-                    shape = ["--d-model", str(c["d_model"]), "--layers", str(c["n_layers"]), "--heads", str(c["n_heads"]), "--d-ff", str(c["d_ff"])]
-                except (RuntimeError, subprocess.TimeoutExpired) as e:
-                    row["codescale_error"] = str(e).strip().splitlines()[-1][:300]
-                    print(e, file=sys.stderr)
-                    self.save()
-                    continue
-                for compiled in [False, True] if compile_too else [False]:
-                    key = "torch_compile_tok_s" if compiled else "torch_tok_s"
-                    cmd = [sys.executable, str(self.bundle / "bench" / "torch_reference.py"), "--data", str(shard), "--vocab", "257", *shape,
-                           "--batch", str(batch), "--seq", str(seq), "--steps", str(timed), "--warmup-steps", str(warm), "--lr", "1e-3",
-                           "--device", "cpu" if self.dry else "cuda", "--precision", precision, "--threads", str(os.cpu_count() or 1)]
-                    if compiled:
-                        cmd.append("--compile")
+                for backend in self.backends:
+                    row = {"backend": backend, "label": label, "model": model, "precision": precision}
+                    self.out["bench"].append(row)
+                    tokens = (warm + timed) * seq * batch
+                    toml = BENCH.format(model=model, seq=seq, batch=batch, tokens=tokens, backend=backend, precision=precision)
                     try:
-                        ref = json.loads(self.run(cmd, check=True, timeout=self.timeout).strip().splitlines()[-1])
-                        row[key] = ref["tokens_per_s"]
-                        row.setdefault("torch_tf32", ref["tf32"])
-                    except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as e:
-                        row[key.replace("tok_s", "error")] = str(e).strip().splitlines()[-1][:300]
+                        rec, curve = self.train(f"bench-{backend}-{model}-{precision}", toml)
+                        c = rec["config"]
+                        m = rec["metrics"]
+                        row["n_params"] = m["n_params"]
+                        row["flops_per_token"] = m["flops_with_head"] / m["tokens"]
+                        # Steady state: the first steps compile kernels and autotune; every step
+                        # reads its loss, so each point's wall time is the device's too.
+                        w0, w1 = curve[warm - 1], curve[-1]
+                        row["codescale_tok_s"] = (w1["tokens"] - w0["tokens"]) / (w1["wall_s"] - w0["wall_s"])
+                        row["codescale_all_steps_tok_s"] = m["tokens_per_s"]
+                        shape = ["--d-model", str(c["d_model"]), "--layers", str(c["n_layers"]), "--heads", str(c["n_heads"]), "--d-ff", str(c["d_ff"])]
+                    except (RuntimeError, subprocess.TimeoutExpired) as e:
+                        lines = str(e).strip().splitlines()
+                        # A refusal (exit 2, e.g. bf16 on wgpu) says why on its `error:` line.
+                        row["codescale_error"] = next((l for l in lines if l.startswith("error:")), lines[-1])[:300]
                         print(e, file=sys.stderr)
-                if peak and "codescale_tok_s" in row:
-                    row["mfu"] = row["codescale_tok_s"] * row["flops_per_token"] / (peak * 1e12)
-                    if "torch_tok_s" in row:
-                        row["torch_mfu"] = row["torch_tok_s"] * row["flops_per_token"] / (peak * 1e12)
-                self.save()
-                print(f"  {model} {precision}: {row.get('codescale_tok_s', 0):.0f} tok/s against PyTorch {row.get('torch_tok_s', 0):.0f}", flush=True)
+                        self.save()
+                        continue
+                    if (model, precision) not in reference:
+                        reference[(model, precision)] = self.torch_reference(shape, shard, batch, seq, warm, timed, precision, compile_too)
+                    row.update(reference[(model, precision)])
+                    if peak and "codescale_tok_s" in row:
+                        row["mfu"] = row["codescale_tok_s"] * row["flops_per_token"] / (peak * 1e12)
+                        if "torch_tok_s" in row:
+                            row["torch_mfu"] = row["torch_tok_s"] * row["flops_per_token"] / (peak * 1e12)
+                    self.save()
+                    print(f"  {backend} {model} {precision}: {row.get('codescale_tok_s', 0):.0f} tok/s against PyTorch {row.get('torch_tok_s', 0):.0f}", flush=True)
+
+    def torch_reference(self, shape, shard, batch, seq, warm, timed, precision, compile_too):
+        """bench/torch_reference.py's tokens/s (eager, and torch.compile) for one shape."""
+        out = {}
+        on_gpu = not self.dry and self.torch_cuda
+        for compiled in [False, True] if compile_too else [False]:
+            key = "torch_compile_tok_s" if compiled else "torch_tok_s"
+            cmd = [sys.executable, str(self.bundle / "bench" / "torch_reference.py"), "--data", str(shard), "--vocab", "257", *shape,
+                   "--batch", str(batch), "--seq", str(seq), "--steps", str(timed), "--warmup-steps", str(warm), "--lr", "1e-3",
+                   "--device", "cuda" if on_gpu else "cpu", "--precision", precision, "--threads", str(os.cpu_count() or 1)]
+            if compiled:
+                cmd.append("--compile")
+            try:
+                ref = json.loads(self.run(cmd, check=True, timeout=self.timeout).strip().splitlines()[-1])
+                out[key] = ref["tokens_per_s"]
+                out.setdefault("torch_tf32", ref["tf32"])
+            except (RuntimeError, subprocess.TimeoutExpired, json.JSONDecodeError, IndexError) as e:
+                out[key.replace("tok_s", "error")] = str(e).strip().splitlines()[-1][:300]
+                print(e, file=sys.stderr)
+        return out
 
     # --- the table -----------------------------------------------------------------------
 
     def table(self):
         d = self.out["device"]
         lines = []
-        if self.dry:
+        if self.dry or "cuda" not in self.backends:
             lines.append(f"device: {d['name']} · codescale {d['codescale']} · torch {d['torch']}")
         else:
             peak = f"{d['peak_source']}" if d.get("peak_tflops") else d.get("peak_source", "")
             lines.append(f"device: {d.get('name')} ({d.get('memory')}) · driver {d.get('driver')} · CUDA {d.get('cuda')} · NVRTC {d.get('nvrtc')} · peak {peak} · "
-                         f"torch {d['torch']} · {d['codescale']} · provenance.device {self.out.get('provenance_device', '-')}")
+                         f"torch {d['torch']} · {d['codescale']}")
+        for backend, device in self.out["provenance_device"].items():
+            lines.append(f"provenance.device of {backend}: {device}")
         lines.append("MFU = tokens/s × (6·N + 6·n_layers·seq_len·d_model + 6·d_model·vocab) ÷ the peak above (dense bf16, also for f32 rows); "
                      f"peaks: {', '.join(f'{p} {v:.0f}' for p, v in PEAKS)} TFLOP/s")
         lines.append("")
-        lines.append("| model | N | precision | codescale tok/s | PyTorch tok/s | ratio | MFU | torch.compile tok/s | PyTorch MFU |")
-        lines.append("|---|---|---|---|---|---|---|---|---|")
+        lines.append("| backend | model | N | precision | codescale tok/s | PyTorch tok/s | ratio | MFU | torch.compile tok/s | PyTorch MFU |")
+        lines.append("|---|---|---|---|---|---|---|---|---|---|")
         for r in self.out["bench"]:
             ours, theirs = r.get("codescale_tok_s"), r.get("torch_tok_s")
             ratio = f"{ours / theirs:.2f}" if ours and theirs else "-"
-            lines.append(f"| {r['label']} {r['model']} | {fmt_n(r.get('n_params'))} | {r['precision']} | {fmt(ours, r.get('codescale_error'))} | {fmt(theirs, r.get('torch_error'))} | {ratio} | "
+            lines.append(f"| {r['backend']} | {r['label']} {r['model']} | {fmt_n(r.get('n_params'))} | {r['precision']} | {fmt(ours, r.get('codescale_error'))} | {fmt(theirs, r.get('torch_error'))} | {ratio} | "
                          f"{pct(r.get('mfu'))} | {fmt(r.get('torch_compile_tok_s'), r.get('torch_compile_error'))} | {pct(r.get('torch_mfu'))} |")
         lines.append("")
         for c in self.out["checks"]:
-            lines.append(f"- {'PASS' if c['ok'] else 'FAIL'} {c['check']}: {c['detail']}")
+            lines.append(f"- {verdict(c['ok'])} {c['check']}: {c['detail']}")
+        for r in self.out["bench"]:
+            if r.get("codescale_error"):
+                lines.append(f"- {r['backend']} {r['model']} {r['precision']} did not run: {r['codescale_error']}")
         text = "\n".join(lines) + "\n"
         (self.results / "table.md").write_text(text)
         print("\n" + text)
+
+
+class TrainError(RuntimeError):
+    """`codescale train` failed; `code` is its exit code (2: bad input, such as what the backend
+    cannot run)."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+
+
+def verdict(ok):
+    return {True: "PASS", False: "FAIL", None: "N/A "}[ok]
 
 
 def mean(xs):
@@ -398,17 +489,21 @@ def main():
     p.add_argument("--phase", choices=["checks", "bench", "all"], default="all")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile reference")
     p.add_argument("--timeout", type=int, default=300, help="seconds for any one training run")
-    p.add_argument("--cpu-dry-run", action="store_true", help="rehearse on the CPU: Flex, PyTorch on the CPU, tiny shapes")
+    p.add_argument("--backend", default="cuda,wgpu", help="the backends to check and measure, in order: cuda, wgpu or both (default cuda,wgpu)")
+    p.add_argument("--cpu-dry-run", action="store_true", help="rehearse on the CPU: Flex for CUDA, wgpu on lavapipe, PyTorch on the CPU, tiny shapes")
     args = p.parse_args()
+    args.backend = [b.strip() for b in args.backend.split(",") if b.strip()]
+    if not args.backend or any(b not in ("cuda", "wgpu") for b in args.backend):
+        p.error(f"--backend takes cuda, wgpu or cuda,wgpu, not {','.join(args.backend)!r}")
     b = Bench(args)
     b.preflight()
-    print(f"device: {b.out['device'].get('name')} · results in {b.results}", flush=True)
+    print(f"device: {b.out['device'].get('name')} · backends {', '.join(b.backends)} · results in {b.results}", flush=True)
     if args.phase in ("checks", "all"):
         b.checks()
     if args.phase in ("bench", "all"):
         b.bench(compile_too=not args.no_compile)
     b.table()
-    sys.exit(0 if all(c["ok"] for c in b.out["checks"]) else 1)
+    sys.exit(0 if all(c["ok"] is not False for c in b.out["checks"]) else 1)
 
 
 if __name__ == "__main__":

@@ -182,14 +182,33 @@ fn checks(arch: Arch) {
         }
     });
 
-    let flex = train(&tmp.path().join("flex"), &tiny(arch, Backend::Flex, Precision::F32), &corpus, None);
-    let d1 = (a.curve[0].train_loss - flex.curve[0].train_loss).abs();
-    let (d, _) = gap(&a.curve, &flex.curve);
-    let dv = (final_val(&a.curve) - final_val(&flex.curve)).abs();
+    // MoE routing is discontinuous: a last-bit difference flips some token's expert and the runs
+    // part (bench/gpu_run.py's MOE_SEEDS), so for MoE the end is compared as the mean of the
+    // paired differences over four seeds.
+    let seeds: &[u64] = if arch == Arch::Moe { &[1, 2, 3, 4] } else { &[1] };
+    let (mut first_step, mut gaps, mut max_gap) = (0.0f64, Vec::new(), 0.0f64);
+    for &seed in seeds {
+        let on = |backend| {
+            let mut c = tiny(arch, backend, Precision::F32);
+            c.seed = seed;
+            c
+        };
+        let wgpu = if seed == 1 { None } else { Some(train(&tmp.path().join(format!("s{seed}")), &on(Backend::Wgpu), &corpus, None)) };
+        let wgpu = wgpu.as_ref().map_or(&a.curve, |t| &t.curve);
+        let flex = train(&tmp.path().join(format!("flex-s{seed}")), &on(Backend::Flex), &corpus, None);
+        first_step = first_step.max((wgpu[0].train_loss - flex.curve[0].train_loss).abs());
+        gaps.push(final_val(wgpu) - final_val(&flex.curve));
+        max_gap = max_gap.max(gap(wgpu, &flex.curve).0);
+    }
+    let dv = mean(gaps.iter().copied()).abs();
+    let by_seed: Vec<String> = gaps.iter().map(|g| format!("{g:+.1e}")).collect();
     rows.push(Row {
         check: "wgpu computes what Flex computes",
-        ok: d1 <= FLEX_FIRST_STEP_TOL && dv <= FLEX_TOL,
-        detail: format!("step 1 |Δ| {d1:.1e} (tolerance {FLEX_FIRST_STEP_TOL}), final val |Δ| {dv:.1e} (tolerance {FLEX_TOL}), max |Δ train loss| {d:.1e}"),
+        ok: first_step <= FLEX_FIRST_STEP_TOL && dv <= FLEX_TOL,
+        detail: format!(
+            "step 1 |Δ| {first_step:.1e} (tolerance {FLEX_FIRST_STEP_TOL}); final val wgpu − flex by seed {}: |mean| {dv:.1e} (tolerance {FLEX_TOL}); max |Δ train loss| {max_gap:.1e}",
+            by_seed.join(" ")
+        ),
     });
 
     eprintln!("\n{name} on {device}:");
