@@ -22,7 +22,8 @@ checks with codescale's message and the other backend goes on.
    - the backend computes what the CPU (Flex) computes from the same weights and batches
      (FLEX_FIRST_STEP_TOL, FLEX_TOL).
    MoE's two comparisons (bf16, Flex) use the mean over MOE_SEEDS of the paired differences:
-   see MOE_SEEDS for why one run's end says little.
+   see MOE_SEEDS for why one run's end says little. The trainings of one trial shape are
+   independent and run --jobs at a time.
 2. Throughput of the ~20M and ~100M dense ladder shapes, f32 and bf16, against
    bench/torch_reference.py with the same shapes (eager, then torch.compile), and MFU.
 
@@ -48,6 +49,7 @@ import shutil
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 # Tolerances, in nats of the mean next-token loss (bytes: a uniform guess is ln 257 = 5.55).
@@ -145,6 +147,7 @@ class Bench:
         self.env.setdefault("XDG_RUNTIME_DIR", str(self.results))
         self.out = {"device": {}, "backends": self.backends, "checks": [], "bench": [], "provenance_device": {}}
         self.timeout = args.timeout
+        self.jobs = args.jobs
         self.torch_cuda = False
 
     def save(self):
@@ -278,62 +281,77 @@ class Bench:
         name = f"{backend} {arch}"
         steps, stop = shape["steps"], shape["stop"]
         restored = stop // shape["ckpt"] * shape["ckpt"]
-        rec_a, a = self.train(f"{backend}-{arch}-a", toml)
-        losses = [p["train_loss"] for p in a]
-        first, last = mean(losses[:3]), mean(losses[-10:])
-        self.check(f"{name}: the loss falls", len(a) == steps and first - last >= MIN_DROP and rec_a["status"] == "done",
-                   f"train loss {first:.3f} (steps 1-3) → {last:.3f} (last 10), val {rec_a['metrics']['val_loss']:.3f}; needs a drop ≥ {MIN_DROP}")
-        self.out["provenance_device"].setdefault(backend, rec_a["provenance"]["device"])
-
-        _, b = self.train(f"{backend}-{arch}-b", toml)
-        d, bits = curve_gap(a, b), identical(a, b)
-        dv = abs(final_val(a) - final_val(b))
-        self.check(f"{name}: same seed, same curve", d <= REPRO_TOL and dv <= REPRO_TOL,
-                   f"max |Δ train loss| {d:.2e} over {len(a)} steps, |Δ final val| {dv:.2e} (tolerance {REPRO_TOL}); bit-identical: {bits}")
-
-        rec_stop, c_stop = self.train(f"{backend}-{arch}-resume", toml, stop_after=stop)
-        ckpt = (self.results / "trials" / f"{backend}-{arch}-resume" / "checkpoint").is_dir()
-        rec_c, c = self.train(f"{backend}-{arch}-resume", toml)
-        kept = c[:restored] == c_stop[:restored]  # restored from the checkpoint, wall times included
-        d = curve_gap(a, c)
-        dv = abs(final_val(a) - final_val(c))
-        # The stopped run's curve reaches `stop`; its trial.json is the last checkpoint's.
-        done = len(c_stop) == stop and rec_c["status"] == "done" and len(c) == steps
-        self.check(f"{name}: killed at step {stop}, resumed, matches", ckpt and done and kept and d <= REPRO_TOL and dv <= REPRO_TOL,
-                   f"checkpoint left: {ckpt}; steps 1-{restored} restored as saved: {kept}; against the uninterrupted run: max |Δ train loss| {d:.2e}, |Δ final val| {dv:.2e} (tolerance {REPRO_TOL})")
-
-        # MoE: the same comparisons on more seeds, paired by seed (see MOE_SEEDS).
         seeds = MOE_SEEDS if arch == "moe" else [1]
-        f32 = {1: a}
-        for seed in seeds[1:]:
-            f32[seed] = self.train(f"{backend}-{arch}-s{seed}", toml, sets=[f"seed={seed}"])[1]
-        over = f" (mean over seeds {', '.join(map(str, seeds))})" if len(seeds) > 1 else ""
+        prefix = f"{backend}-{arch}"
 
-        bf16, refused = {}, None
-        for seed in seeds:
-            try:
-                bf16[seed] = self.train(f"{backend}-{arch}-bf16-s{seed}", toml, sets=["precision=bf16", f"seed={seed}"])[1]
-            except TrainError as e:
-                # wgpu refuses bf16 it cannot compute as bad input (exit 2) naming the key.
-                if backend == "wgpu" and e.code == 2 and "`precision`" in str(e):
-                    refused = next((l for l in str(e).splitlines() if "`precision`" in l), str(e)).strip()
-                    break
-                raise
-        if refused:
-            self.check(f"{name}: bf16 agrees with f32", None, f"not run: {refused[:400]}")
-        else:
-            gaps = [final_val(bf16[s]) - final_val(f32[s]) for s in seeds]
-            dv = abs(mean(gaps))
-            self.check(f"{name}: bf16 agrees with f32", dv <= BF16_TOL and all(len(h) == shape["steps"] for h in bf16.values()),
-                       f"final val f32 {final_val(a):.4f}, bf16 {final_val(bf16[1]):.4f}; bf16 − f32 by seed {' '.join(f'{g:+.3f}' for g in gaps)}: |mean| {dv:.2e}{over} (tolerance {BF16_TOL})")
+        def resumed():
+            """Stopped as if killed after `stop` steps, then started again: both halves."""
+            first = self.train(f"{prefix}-resume", toml, stop_after=stop)
+            left = (self.results / "trials" / f"{prefix}-resume" / "checkpoint").is_dir()
+            return first, left, self.train(f"{prefix}-resume", toml)
 
-        if backend != "flex":
-            flex = {s: self.train(f"{backend}-{arch}-flex-s{s}", toml, sets=["backend=flex", f"seed={s}"])[1] for s in seeds}
-            d1 = max(abs(f32[s][0]["train_loss"] - flex[s][0]["train_loss"]) for s in seeds)
-            gaps = [final_val(f32[s]) - final_val(flex[s]) for s in seeds]
-            dv = abs(mean(gaps))
-            self.check(f"{name}: computes what the CPU (Flex) computes", d1 <= FLEX_FIRST_STEP_TOL and dv <= FLEX_TOL,
-                       f"step 1 |Δ| {d1:.2e} (tolerance {FLEX_FIRST_STEP_TOL}); {backend} − flex final val by seed {' '.join(f'{g:+.3f}' for g in gaps)}: |mean| {dv:.2e}{over} (tolerance {FLEX_TOL})")
+        # The trainings are independent (the resumed pair runs in order within one job): they
+        # run --jobs at a time; the checks below read them in a fixed order.
+        with ThreadPoolExecutor(max_workers=self.jobs) as pool:
+            a_job = pool.submit(self.train, f"{prefix}-a", toml)
+            b_job = pool.submit(self.train, f"{prefix}-b", toml)
+            resume_job = pool.submit(resumed)
+            f32_jobs = {s: pool.submit(self.train, f"{prefix}-s{s}", toml, [f"seed={s}"]) for s in seeds[1:]}
+            bf16_jobs = {s: pool.submit(self.train, f"{prefix}-bf16-s{s}", toml, ["precision=bf16", f"seed={s}"]) for s in seeds}
+            flex_jobs = {} if backend == "flex" else {
+                s: pool.submit(self.train, f"{prefix}-flex-s{s}", toml, ["backend=flex", f"seed={s}"]) for s in seeds}
+
+            rec_a, a = a_job.result()
+            losses = [p["train_loss"] for p in a]
+            first, last = mean(losses[:3]), mean(losses[-10:])
+            self.check(f"{name}: the loss falls", len(a) == steps and first - last >= MIN_DROP and rec_a["status"] == "done",
+                       f"train loss {first:.3f} (steps 1-3) → {last:.3f} (last 10), val {rec_a['metrics']['val_loss']:.3f}; needs a drop ≥ {MIN_DROP}")
+            self.out["provenance_device"].setdefault(backend, rec_a["provenance"]["device"])
+
+            _, b = b_job.result()
+            d, bits = curve_gap(a, b), identical(a, b)
+            dv = abs(final_val(a) - final_val(b))
+            self.check(f"{name}: same seed, same curve", d <= REPRO_TOL and dv <= REPRO_TOL,
+                       f"max |Δ train loss| {d:.2e} over {len(a)} steps, |Δ final val| {dv:.2e} (tolerance {REPRO_TOL}); bit-identical: {bits}")
+
+            (rec_stop, c_stop), ckpt, (rec_c, c) = resume_job.result()
+            kept = c[:restored] == c_stop[:restored]  # restored from the checkpoint, wall times included
+            d = curve_gap(a, c)
+            dv = abs(final_val(a) - final_val(c))
+            # The stopped run's curve reaches `stop`; its trial.json is the last checkpoint's.
+            done = len(c_stop) == stop and rec_c["status"] == "done" and len(c) == steps
+            self.check(f"{name}: killed at step {stop}, resumed, matches", ckpt and done and kept and d <= REPRO_TOL and dv <= REPRO_TOL,
+                       f"checkpoint left: {ckpt}; steps 1-{restored} restored as saved: {kept}; against the uninterrupted run: max |Δ train loss| {d:.2e}, |Δ final val| {dv:.2e} (tolerance {REPRO_TOL})")
+
+            # MoE: the same comparisons on more seeds, paired by seed (see MOE_SEEDS).
+            f32 = {1: a, **{s: job.result()[1] for s, job in f32_jobs.items()}}
+            over = f" (mean over seeds {', '.join(map(str, seeds))})" if len(seeds) > 1 else ""
+
+            bf16, refused = {}, None
+            for seed, job in bf16_jobs.items():
+                try:
+                    bf16[seed] = job.result()[1]
+                except TrainError as e:
+                    # wgpu refuses bf16 it cannot compute as bad input (exit 2) naming the key.
+                    if backend == "wgpu" and e.code == 2 and "`precision`" in str(e):
+                        refused = next((l for l in str(e).splitlines() if "`precision`" in l), str(e)).strip()
+                        continue
+                    raise
+            if refused:
+                self.check(f"{name}: bf16 agrees with f32", None, f"not run: {refused[:400]}")
+            else:
+                gaps = [final_val(bf16[s]) - final_val(f32[s]) for s in seeds]
+                dv = abs(mean(gaps))
+                self.check(f"{name}: bf16 agrees with f32", dv <= BF16_TOL and all(len(h) == shape["steps"] for h in bf16.values()),
+                           f"final val f32 {final_val(a):.4f}, bf16 {final_val(bf16[1]):.4f}; bf16 − f32 by seed {' '.join(f'{g:+.3f}' for g in gaps)}: |mean| {dv:.2e}{over} (tolerance {BF16_TOL})")
+
+            if flex_jobs:
+                flex = {s: job.result()[1] for s, job in flex_jobs.items()}
+                d1 = max(abs(f32[s][0]["train_loss"] - flex[s][0]["train_loss"]) for s in seeds)
+                gaps = [final_val(f32[s]) - final_val(flex[s]) for s in seeds]
+                dv = abs(mean(gaps))
+                self.check(f"{name}: computes what the CPU (Flex) computes", d1 <= FLEX_FIRST_STEP_TOL and dv <= FLEX_TOL,
+                           f"step 1 |Δ| {d1:.2e} (tolerance {FLEX_FIRST_STEP_TOL}); {backend} − flex final val by seed {' '.join(f'{g:+.3f}' for g in gaps)}: |mean| {dv:.2e}{over} (tolerance {FLEX_TOL})")
 
     # --- 2. throughput ---------------------------------------------------------------------
 
@@ -489,6 +507,7 @@ def main():
     p.add_argument("--phase", choices=["checks", "bench", "all"], default="all")
     p.add_argument("--no-compile", action="store_true", help="skip the torch.compile reference")
     p.add_argument("--timeout", type=int, default=300, help="seconds for any one training run")
+    p.add_argument("--jobs", type=int, default=4, help="check trainings run at once (the bench phase always runs one at a time)")
     p.add_argument("--backend", default="cuda,wgpu", help="the backends to check and measure, in order: cuda, wgpu or both (default cuda,wgpu)")
     p.add_argument("--cpu-dry-run", action="store_true", help="rehearse on the CPU: Flex for CUDA, wgpu on lavapipe, PyTorch on the CPU, tiny shapes")
     args = p.parse_args()
