@@ -56,12 +56,23 @@ fn every_branch_equals_its_trial_trained_alone() {
     let runs = lab.path().join("runs");
     let (a, b) = (results(&runs, "ladder"), results(&lab.path().join("alone"), "ladder-alone"));
     assert_eq!(a.len(), 8);
-    assert!(a.iter().any(|r| r.status == "pruned"), "a rung settled by the trunk's evaluations prunes: {:?}", a.iter().map(|r| &r.status).collect::<Vec<_>>());
+    assert!(
+        a.iter().any(|r| r.status == "pruned"),
+        "a rung settled by the trunk's evaluations prunes: {:?}",
+        a.iter().map(|r| &r.status).collect::<Vec<_>>()
+    );
     for (x, y) in a.iter().zip(&b) {
         assert_eq!(x.status, y.status);
         assert_eq!(x.trial_id, y.trial_id, "branching does not change what a trial is");
         assert!(!x.trunk.is_empty() && y.trunk.is_empty());
-        assert_eq!(bits(&curve(&runs, "ladder", &x.trial_id)), bits(&curve(&lab.path().join("alone"), "ladder-alone", &y.trial_id)), "trial {} (lr {}, {} tokens)", x.trial_id, x.lr, x.tokens);
+        assert_eq!(
+            bits(&curve(&runs, "ladder", &x.trial_id)),
+            bits(&curve(&lab.path().join("alone"), "ladder-alone", &y.trial_id)),
+            "trial {} (lr {}, {} tokens)",
+            x.trial_id,
+            x.lr,
+            x.tokens
+        );
         assert!(x.val_loss_se.is_some_and(|se| se > 0.0));
     }
     let trunks: Vec<_> = std::fs::read_dir(runs.join("_trunks")).unwrap().flatten().collect();
@@ -69,17 +80,20 @@ fn every_branch_equals_its_trial_trained_alone() {
 
     // A second sweep over the same trunk trains no trunk step again: its forks are all there.
     let again = sweep(&lab, "ladder-again", "");
-    let before: Vec<_> = trunks.iter().map(|t| std::fs::metadata(t.path().join("trunk.json")).unwrap().modified().unwrap()).collect();
+    let before: Vec<_> =
+        trunks.iter().map(|t| std::fs::metadata(t.path().join("trunk.json")).unwrap().modified().unwrap()).collect();
     run(&lab, &again, "runs");
     let log = run(&lab, &again, "runs");
     assert!(log.contains("trained 0 now"), "{log}");
-    let after: Vec<_> = trunks.iter().map(|t| std::fs::metadata(t.path().join("trunk.json")).unwrap().modified().unwrap()).collect();
+    let after: Vec<_> =
+        trunks.iter().map(|t| std::fs::metadata(t.path().join("trunk.json")).unwrap().modified().unwrap()).collect();
     assert_eq!(before, after, "the shared trunks were not trained again");
 }
 
 /// Kills the sweep once `ready` holds, waiting at most five minutes.
 fn kill_when(lab: &Lab, path: &Path, ready: impl Fn() -> bool) {
-    let mut child = bin().args(["sweep", "run", path.to_str().unwrap(), "--quiet"]).current_dir(lab.path()).spawn().unwrap();
+    let mut child =
+        bin().args(["sweep", "run", path.to_str().unwrap(), "--quiet"]).current_dir(lab.path()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(300);
     while !ready() {
         assert!(Instant::now() < deadline, "never reached the moment to kill");
@@ -98,17 +112,39 @@ fn killed_during_a_trunk_and_during_a_branch_resumes_to_the_same_results() {
     let runs = lab.path().join("runs");
     let trunks = runs.join("_trunks");
     // During a trunk: its periodic checkpoint exists, no branch has finished.
-    kill_when(&lab, &path, || std::fs::read_dir(&trunks).into_iter().flatten().flatten().any(|t| t.path().join("checkpoint/state.bin").exists()));
+    kill_when(&lab, &path, || {
+        std::fs::read_dir(&trunks)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|t| t.path().join("checkpoint/state.bin").exists())
+    });
     // During a branch: a branch has its own checkpoint.
     let trials = runs.join("kill/trials");
-    kill_when(&lab, &path, || std::fs::read_dir(&trials).into_iter().flatten().flatten().any(|t| t.path().join("checkpoint/state.bin").exists()));
-    let done_before: Vec<String> = std::fs::read_dir(&trials).unwrap().flatten().filter(|t| TrialRecord::load(&t.path()).is_ok_and(|r| r.status == codescale_core::Status::Done)).map(|t| t.file_name().to_string_lossy().into_owned()).collect();
+    kill_when(&lab, &path, || {
+        std::fs::read_dir(&trials)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|t| t.path().join("checkpoint/state.bin").exists())
+    });
+    let done_before: Vec<String> = std::fs::read_dir(&trials)
+        .unwrap()
+        .flatten()
+        .filter(|t| TrialRecord::load(&t.path()).is_ok_and(|r| r.status == codescale_core::Status::Done))
+        .map(|t| t.file_name().to_string_lossy().into_owned())
+        .collect();
     let log = run(&lab, &path, "runs");
     assert!(log.contains(&format!("{} already finished", done_before.len())), "{log}");
     let reference = lab.path().join("reference");
     for (x, y) in results(&runs, "kill").iter().zip(results(&reference, "kill")) {
         assert_eq!(x.status, "done");
-        assert_eq!(bits(&curve(&runs, "kill", &x.trial_id)), bits(&curve(&reference, "kill", &y.trial_id)), "trial {}", x.trial_id);
+        assert_eq!(
+            bits(&curve(&runs, "kill", &x.trial_id)),
+            bits(&curve(&reference, "kill", &y.trial_id)),
+            "trial {}",
+            x.trial_id
+        );
     }
 }
 
@@ -125,7 +161,8 @@ fn replicates_are_repeated_measurements_of_one_configuration() {
     assert_eq!(configs.len(), 6, "three seeds of each configuration share its id");
     let seeds: std::collections::BTreeSet<_> = rows.iter().map(|r| r.seed).collect();
     assert_eq!(seeds.len(), 3);
-    let fit: codescale_fit::FitFile = serde_json::from_slice(&std::fs::read(lab.path().join("fits/reps.json")).unwrap()).unwrap();
+    let fit: codescale_fit::FitFile =
+        serde_json::from_slice(&std::fs::read(lab.path().join("fits/reps.json")).unwrap()).unwrap();
     let group = &fit.groups[0];
     assert_eq!(group.n_points, 18, "the law is fitted on every replicate");
     assert_eq!(group.replicates.len(), 6, "one spread per configuration");
@@ -151,9 +188,17 @@ fn whole_curve_law_uses_every_evaluation_once() {
     assert!(out.status.success(), "{}", text(&out));
     let runs = lab.path().join("runs");
     let rows = results(&runs, "curves");
-    let evaluations: usize = rows.iter().filter(|r| !r.target).map(|r| curve(&runs, "curves", &r.trial_id).iter().filter(|p| p.val_loss.is_some()).count()).sum();
-    let fit: codescale_fit::FitFile = serde_json::from_slice(&std::fs::read(lab.path().join("fits/curves.json")).unwrap()).unwrap();
-    let law = fit.groups[0].curve_law.as_ref().unwrap_or_else(|| panic!("no whole-curve law: {:?}", fit.groups[0].curve_law_skipped));
+    let evaluations: usize = rows
+        .iter()
+        .filter(|r| !r.target)
+        .map(|r| curve(&runs, "curves", &r.trial_id).iter().filter(|p| p.val_loss.is_some()).count())
+        .sum();
+    let fit: codescale_fit::FitFile =
+        serde_json::from_slice(&std::fs::read(lab.path().join("fits/curves.json")).unwrap()).unwrap();
+    let law = fit.groups[0]
+        .curve_law
+        .as_ref()
+        .unwrap_or_else(|| panic!("no whole-curve law: {:?}", fit.groups[0].curve_law_skipped));
     assert_eq!(law.runs, 6);
     assert!(law.evaluations > 2 * law.runs, "intermediate evaluations are fitted: {}", law.evaluations);
     assert!(law.evaluations < evaluations, "a trunk's evaluations count once: {} of {evaluations}", law.evaluations);

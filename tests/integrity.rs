@@ -26,7 +26,8 @@ fn run_ok(lab: &Lab, args: &[&str]) -> String {
 }
 
 fn manifest_hash(lab: &Lab) -> String {
-    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(lab.path().join("corpus/recipe-bytes/manifest.json")).unwrap()).unwrap();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lab.path().join("corpus/recipe-bytes/manifest.json")).unwrap()).unwrap();
     m["hash"].as_str().unwrap().to_string()
 }
 
@@ -81,7 +82,9 @@ fn one_recipe_is_one_set_of_trials_however_its_path_is_spelled() {
     let absolute = lab.path().join("recipe.toml").display().to_string();
     for (name, spelling) in [("dotted", "./recipe.toml"), ("absolute", absolute.as_str())] {
         let path = lab.sweep(name, TWO);
-        let text = std::fs::read_to_string(&path).unwrap().replace("corpus = \"recipe.toml\"", &format!("corpus = {spelling:?}"));
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("corpus = \"recipe.toml\"", &format!("corpus = {spelling:?}"));
         std::fs::write(&path, text).unwrap();
         let log = run_ok(&lab, &["sweep", "run", path.to_str().unwrap(), "--quiet"]);
         assert!(log.contains("trained 0 now, 2 already finished"), "{spelling}: {log}");
@@ -114,7 +117,10 @@ fn impossible_values_are_refused_before_anything_is_written() {
             let out = lab.run(&["sweep", verb, path.to_str().unwrap()]);
             let msg = text(&out);
             assert_eq!(out.status.code(), Some(2), "{line} ({verb}) should exit 2: {msg}");
-            assert!(msg.contains(&format!("{name}.toml:{at}: `{key}`")), "{line} ({verb}): expected file, line and key in: {msg}");
+            assert!(
+                msg.contains(&format!("{name}.toml:{at}: `{key}`")),
+                "{line} ({verb}): expected file, line and key in: {msg}"
+            );
         }
     }
     // A value in a list of values, and a whole grid, too.
@@ -125,7 +131,11 @@ fn impossible_values_are_refused_before_anything_is_written() {
     assert!(!lab.path().join("runs").exists(), "nothing may be written for a refused sweep");
 
     // `--set` on a trial file takes the same checks.
-    std::fs::write(lab.path().join("t.toml"), "language = \"rust\"\nmodel = \"d32-l1\"\nseq_len = 32\nbatch_size = 8\ntokens = 8192\n").unwrap();
+    std::fs::write(
+        lab.path().join("t.toml"),
+        "language = \"rust\"\nmodel = \"d32-l1\"\nseq_len = 32\nbatch_size = 8\ntokens = 8192\n",
+    )
+    .unwrap();
     for set in ["lr=nan", "beta2=1.0", "tokens=1e30"] {
         let out = lab.run(&["train", "t.toml", "--set", set, "--quiet"]);
         assert_eq!(out.status.code(), Some(2), "--set {set}: {}", text(&out));
@@ -159,13 +169,17 @@ fn fit_table_refuses_bad_rows_or_skips_them_when_asked() {
     let out = lab.run(&["fit", "--table", "t.csv", "--n-col", "n", "--bootstrap", "20"]);
     let msg = text(&out);
     assert_eq!(out.status.code(), Some(2), "{msg}");
-    assert!(msg.contains("t.csv: row 10: `tokens` = \"abc\"") && msg.contains("t.csv: row 11: `loss` = \"-1.0\""), "{msg}");
+    assert!(
+        msg.contains("t.csv: row 10: `tokens` = \"abc\"") && msg.contains("t.csv: row 11: `loss` = \"-1.0\""),
+        "{msg}"
+    );
     assert!(!lab.path().join("fits").exists(), "nothing written for a refused table");
 
     let out = lab.run(&["fit", "--table", "t.csv", "--n-col", "n", "--bootstrap", "20", "--skip-bad-rows"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("left out 2 row(s)"), "{}", text(&out));
-    let fit: codescale_fit::FitFile = serde_json::from_slice(&std::fs::read(lab.path().join("fits/t.json")).unwrap()).unwrap();
+    let fit: codescale_fit::FitFile =
+        serde_json::from_slice(&std::fs::read(lab.path().join("fits/t.json")).unwrap()).unwrap();
     assert_eq!(fit.groups[0].n_points, 8);
 }
 
@@ -188,7 +202,8 @@ fn a_tables_repeated_rows_are_seeds_of_one_configuration() {
         std::fs::write(lab.path().join(format!("{name}.csv")), csv).unwrap();
         let out = lab.run(&["fit", "--table", &format!("{name}.csv"), "--n-col", "n", "--bootstrap", "20"]);
         assert!(out.status.success(), "{}", text(&out));
-        let fit: codescale_fit::FitFile = serde_json::from_slice(&std::fs::read(lab.path().join(format!("fits/{name}.json"))).unwrap()).unwrap();
+        let fit: codescale_fit::FitFile =
+            serde_json::from_slice(&std::fs::read(lab.path().join(format!("fits/{name}.json"))).unwrap()).unwrap();
         fit.groups.into_iter().next().unwrap()
     };
     let g = fit("seeds", &seeds);
@@ -212,7 +227,12 @@ fn kill_after_first_checkpoint(lab: &Lab, sweep: &str, name: &str) -> PathBuf {
     loop {
         assert!(std::time::Instant::now() < deadline, "no checkpoint appeared");
         assert!(child.try_wait().unwrap().is_none(), "the sweep finished before a checkpoint could be caught");
-        let found = std::fs::read_dir(&trials).into_iter().flatten().flatten().map(|e| e.path()).find(|p| p.join("checkpoint/state.bin").exists());
+        let found = std::fs::read_dir(&trials)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.join("checkpoint/state.bin").exists());
         if let Some(dir) = found {
             child.kill().unwrap();
             child.wait().unwrap();
@@ -240,7 +260,8 @@ fn a_truncated_checkpoint_means_training_again_not_failing() {
 
     // And the result equals an uninterrupted run's.
     run_ok(&lab, &["sweep", "run", sweep, "--quiet", "--runs", "reference"]);
-    let reference: Vec<ResultRow> = codescale_table::read_rows(&lab.path().join("reference/ck/results.parquet")).unwrap();
+    let reference: Vec<ResultRow> =
+        codescale_table::read_rows(&lab.path().join("reference/ck/results.parquet")).unwrap();
     assert_eq!(reference[0].val_loss.map(f64::to_bits), results(&lab, "ck")[0].val_loss.map(f64::to_bits));
 }
 
@@ -276,7 +297,10 @@ fn a_failure_that_can_go_away_is_retried_and_one_that_cannot_waits_for_retry_fai
     assert!(log.contains("trained 1 now"), "{log}");
     let after = results(&lab, "retry");
     assert!(after.iter().all(|r| r.status == "done"));
-    assert_eq!(rows.iter().map(|r| r.val_loss.map(f64::to_bits)).collect::<Vec<_>>(), after.iter().map(|r| r.val_loss.map(f64::to_bits)).collect::<Vec<_>>());
+    assert_eq!(
+        rows.iter().map(|r| r.val_loss.map(f64::to_bits)).collect::<Vec<_>>(),
+        after.iter().map(|r| r.val_loss.map(f64::to_bits)).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -364,10 +388,14 @@ fn temporary_files_of_killed_writers_are_cleaned_up() {
 #[test]
 fn a_report_after_the_sweep_grew_shows_the_new_fit() {
     let lab = Lab::new();
-    let grid = |tokens: &str| format!("[parameters]\nmodel = {{ values = [\"d32-l1\", \"d48-l1\", \"d64-l1\"] }}\ntokens = {{ values = [{tokens}] }}\n");
+    let grid = |tokens: &str| {
+        format!("[parameters]\nmodel = {{ values = [\"d32-l1\", \"d48-l1\", \"d64-l1\"] }}\ntokens = {{ values = [{tokens}] }}\n")
+    };
     let sweep = lab.sweep("grow", &grid("8192, 16384"));
     run_ok(&lab, &["run", sweep.to_str().unwrap(), "--quiet"]);
-    let fit = |lab: &Lab| -> codescale_fit::FitFile { serde_json::from_slice(&std::fs::read(lab.path().join("fits/grow.json")).unwrap()).unwrap() };
+    let fit = |lab: &Lab| -> codescale_fit::FitFile {
+        serde_json::from_slice(&std::fs::read(lab.path().join("fits/grow.json")).unwrap()).unwrap()
+    };
     assert_eq!(fit(&lab).groups[0].n_points, 6);
 
     lab.sweep("grow", &grid("8192, 16384, 24576"));
@@ -383,7 +411,10 @@ fn a_report_after_the_sweep_grew_shows_the_new_fit() {
     assert!(fit(&lab).groups[0].law.as_ref().unwrap().bootstrap_resamples <= 10);
     let log = run_ok(&lab, &["report", "runs/grow"]);
     let refitted = fit(&lab);
-    assert!(refitted.groups[0].law.as_ref().unwrap().bootstrap_resamples > 10, "the report showed a fit made with --bootstrap 10: {log}");
+    assert!(
+        refitted.groups[0].law.as_ref().unwrap().bootstrap_resamples > 10,
+        "the report showed a fit made with --bootstrap 10: {log}"
+    );
     assert_eq!(refitted.fit_key, codescale_fit::FitOptions { n_col: "n_params".into(), ..Default::default() }.key());
     run_ok(&lab, &["report", "runs/grow"]);
     let html = std::fs::read_to_string(lab.path().join("reports/grow/index.html")).unwrap();
@@ -392,7 +423,11 @@ fn a_report_after_the_sweep_grew_shows_the_new_fit() {
     // Paths follow the runs folder, wherever the command runs from.
     let elsewhere = lab.path().join("elsewhere");
     std::fs::create_dir_all(&elsewhere).unwrap();
-    let out = common::bin().args(["report", lab.path().join("runs/grow").to_str().unwrap()]).current_dir(&elsewhere).output().unwrap();
+    let out = common::bin()
+        .args(["report", lab.path().join("runs/grow").to_str().unwrap()])
+        .current_dir(&elsewhere)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     assert!(!elsewhere.join("fits").exists() && !elsewhere.join("reports").exists());
 }
@@ -403,10 +438,14 @@ fn a_moe_only_sweep_is_one_group_in_the_fit_and_the_report() {
     let body = "arch = \"moe\"\nn_experts = 2\ntop_k = 1\n[parameters]\nmodel = { values = [\"d32-l1\", \"d48-l1\", \"d64-l1\"] }\ntokens = { values = [8192, 16384] }\n";
     let sweep = lab.sweep("moe", body);
     run_ok(&lab, &["run", sweep.to_str().unwrap(), "--quiet"]);
-    let fit: codescale_fit::FitFile = serde_json::from_slice(&std::fs::read(lab.path().join("fits/moe.json")).unwrap()).unwrap();
+    let fit: codescale_fit::FitFile =
+        serde_json::from_slice(&std::fs::read(lab.path().join("fits/moe.json")).unwrap()).unwrap();
     assert_eq!(fit.groups.iter().map(|g| g.group.as_str()).collect::<Vec<_>>(), ["rust/moe"]);
     let html = std::fs::read_to_string(lab.path().join("reports/moe/index.html")).unwrap();
     // The table of fitted laws has one row per group (HTML escapes the slash).
     assert!(html.contains("<td><strong>rust&#x2f;moe</strong>"), "the MoE group is in the table of laws");
-    assert!(!html.contains("<td><strong>rust</strong>"), "a second group named after the language alone appears in the report");
+    assert!(
+        !html.contains("<td><strong>rust</strong>"),
+        "a second group named after the language alone appears in the report"
+    );
 }

@@ -15,7 +15,11 @@ use codescale::ladders;
 
 fn ladders_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/ladders");
-    assert!(dir.join("README.md").is_file(), "the published ladders are not at {}: the benchmark needs ../shared/ladders beside the checkout", dir.display());
+    assert!(
+        dir.join("README.md").is_file(),
+        "the published ladders are not at {}: the benchmark needs ../shared/ladders beside the checkout",
+        dir.display()
+    );
     dir
 }
 
@@ -31,17 +35,32 @@ fn published_ladders_are_predicted_as_well_as_their_papers_did() {
     let headline: Vec<&ladders::Row> = rows.iter().filter(|r| r.kind == "run" && r.paper.is_some()).collect();
     assert_eq!(headline.len(), 2, "both headline targets are predicted");
     for r in headline {
-        assert!(r.error.abs() <= r.paper.unwrap(), "{} N = {:.2e}: {:+.2} % where the paper erred {:.2} %", r.group, r.n, 100.0 * r.error, 100.0 * r.paper.unwrap());
+        assert!(
+            r.error.abs() <= r.paper.unwrap(),
+            "{} N = {:.2e}: {:+.2} % where the paper erred {:.2} %",
+            r.group,
+            r.n,
+            100.0 * r.error,
+            100.0 * r.paper.unwrap()
+        );
         assert!(r.covered, "{} N = {:.2e}: {} outside [{:?}, {:?}]", r.group, r.n, r.measured, r.lo, r.hi);
     }
 
     // Porian et al.'s optimal loss L*(C) at the held-out budgets of their tuned configuration,
     // by the IsoFLOP loss law through the fitted budgets' minima: their stored fit errs 0.20 %,
     // 0.46 %, 1.03 % and 1.36 % at 8e17, 3.2e18, 1.28e19 and 2.56e19 FLOPs.
-    let optimal: Vec<&ladders::Row> = rows.iter().filter(|r| r.kind == "L*(C)" && r.paper.is_some() && r.asked == "isoflop loss law").collect();
+    let optimal: Vec<&ladders::Row> =
+        rows.iter().filter(|r| r.kind == "L*(C)" && r.paper.is_some() && r.asked == "isoflop loss law").collect();
     assert_eq!(optimal.len(), 4, "Porian et al.'s four reported budgets are predicted");
     for r in optimal {
-        assert!(r.error.abs() <= r.paper.unwrap(), "{} C = {:.2e}: {:+.2} % where the paper erred {:.2} %", r.group, r.d, 100.0 * r.error, 100.0 * r.paper.unwrap());
+        assert!(
+            r.error.abs() <= r.paper.unwrap(),
+            "{} C = {:.2e}: {:+.2} % where the paper erred {:.2} %",
+            r.group,
+            r.d,
+            100.0 * r.error,
+            100.0 * r.paper.unwrap()
+        );
         assert!(r.covered, "{} C = {:.2e}: {} outside [{:?}, {:?}]", r.group, r.d, r.measured, r.lo, r.hi);
     }
 
@@ -66,9 +85,26 @@ fn published_ladders_are_predicted_as_well_as_their_papers_did() {
 fn porian_tuned_isoflops_give_a_near_one_half() {
     let dir = ladders_dir();
     let work = tempfile::tempdir().unwrap();
-    for (file, group) in [("porian2024_rw", "porian2024|rw|tuned|short|const|standard|val"), ("porian2024_owt2", "porian2024|owt2|tuned|short|const|standard|val")] {
-        let columns = fit::Columns { group_cols: vec!["fit_group".into()], c_col: Some("flops".into()), d_col: Some("tokens".into()), ..Default::default() };
-        let opts = fit::Options { n_col: Some("n_params".into()), fit: fit::FitOptions { bootstrap: 200, checks: false, law: LawChoice::Fixed(fit::Form::Chinchilla), ..Default::default() }, out: Some(work.path().join(format!("{file}.json"))) };
+    for (file, group) in [
+        ("porian2024_rw", "porian2024|rw|tuned|short|const|standard|val"),
+        ("porian2024_owt2", "porian2024|owt2|tuned|short|const|standard|val"),
+    ] {
+        let columns = fit::Columns {
+            group_cols: vec!["fit_group".into()],
+            c_col: Some("flops".into()),
+            d_col: Some("tokens".into()),
+            ..Default::default()
+        };
+        let opts = fit::Options {
+            n_col: Some("n_params".into()),
+            fit: fit::FitOptions {
+                bootstrap: 200,
+                checks: false,
+                law: LawChoice::Fixed(fit::Form::Chinchilla),
+                ..Default::default()
+            },
+            out: Some(work.path().join(format!("{file}.json"))),
+        };
         let fitted = fit::fit_table(&dir.join(format!("{file}.csv")), &columns, &opts).unwrap();
         let g = fitted.fit.groups.iter().find(|g| g.group == group).expect("the tuned group");
         let iso = g.isoflop.as_ref().unwrap_or_else(|| panic!("{group}: no IsoFLOP fit: {:?}", g.isoflop_skipped));

@@ -114,7 +114,10 @@ fn wgpu_without_the_feature_or_an_unknown_backend_exits_2() {
     let out = lab.run(&["train", "trial.toml"]);
     let msg = text(&out);
     assert_eq!(out.status.code(), Some(2), "{msg}");
-    assert!(msg.contains("trial.toml:6") && msg.contains("`flex`") && msg.contains("`cuda`") && msg.contains("`wgpu`"), "{msg}");
+    assert!(
+        msg.contains("trial.toml:6") && msg.contains("`flex`") && msg.contains("`cuda`") && msg.contains("`wgpu`"),
+        "{msg}"
+    );
     assert!(!lab.path().join("corpus").exists() && !lab.path().join("runs").exists(), "nothing is built or written");
 }
 
@@ -137,7 +140,8 @@ fn the_huber_threshold_is_matched_or_fixed_and_recorded() {
         cmd.extend_from_slice(args);
         let run = lab.run(&cmd);
         assert!(run.status.success(), "{}", text(&run));
-        let fit: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(lab.path().join(out)).unwrap()).unwrap();
+        let fit: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(lab.path().join(out)).unwrap()).unwrap();
         fit["groups"][0]["law"]["huber_delta"].as_f64().unwrap()
     };
     let auto = delta(&[], "auto.json");

@@ -29,17 +29,40 @@ fn ladder() -> String {
 fn targets_are_predicted_and_any_fit_answers_predict() {
     let lab = Lab::new();
     std::fs::write(lab.path().join("ladder.csv"), ladder()).unwrap();
-    let fit = lab.run(&["fit", "--table", "ladder.csv", "--n-col", "n", "--role-col", "role", "--final-col", "step_final", "--group-col", "lang", "--bootstrap", "100", "--out", "ladder.json"]);
+    let fit = lab.run(&[
+        "fit",
+        "--table",
+        "ladder.csv",
+        "--n-col",
+        "n",
+        "--role-col",
+        "role",
+        "--final-col",
+        "step_final",
+        "--group-col",
+        "lang",
+        "--bootstrap",
+        "100",
+        "--out",
+        "ladder.json",
+    ]);
     let out = text(&fit);
     assert!(fit.status.success(), "{out}");
     assert!(out.contains("12 intermediate checkpoint(s) kept apart"), "{out}");
     assert!(out.contains("candidates (out-of-sample"), "the forms are shown side by side:\n{out}");
-    let file: codescale_fit::FitFile = serde_json::from_slice(&std::fs::read(lab.path().join("ladder.json")).unwrap()).unwrap();
+    let file: codescale_fit::FitFile =
+        serde_json::from_slice(&std::fs::read(lab.path().join("ladder.json")).unwrap()).unwrap();
     let g = &file.groups[0];
     assert_eq!((g.group.as_str(), g.n_points, g.targets.len(), g.intermediate), ("go", 12, 2, 12));
     assert!(g.candidates.iter().filter(|c| c.chosen).count() == 1 && g.candidates.len() >= 4, "{:?}", g.candidates);
     for t in &g.targets {
-        assert!(t.error.abs() < 0.02 && t.covered, "target N = {}: {:+.2} %, covered {}", t.n, 100.0 * t.error, t.covered);
+        assert!(
+            t.error.abs() < 0.02 && t.covered,
+            "target N = {}: {:+.2} %, covered {}",
+            t.n,
+            100.0 * t.error,
+            t.covered
+        );
     }
 
     // predict: one JSON object per group, the fields a script reads.
@@ -75,15 +98,37 @@ fn bad_tables_and_questions_are_refused_with_nothing_written() {
     std::fs::write(lab.path().join("roles.csv"), ladder().replacen(",fit,", ",maybe,", 1)).unwrap();
     refuse(&["fit", "--table", "roles.csv", "--n-col", "n", "--role-col", "role"], "row 2: `role` = \"maybe\"");
     std::fs::write(lab.path().join("lonely.csv"), ladder().replace("target,true,go", "target,true,rust")).unwrap();
-    refuse(&["fit", "--table", "lonely.csv", "--n-col", "n", "--role-col", "role", "--group-col", "lang"], "group `rust` has target rows and no fit rows");
+    refuse(
+        &["fit", "--table", "lonely.csv", "--n-col", "n", "--role-col", "role", "--group-col", "lang"],
+        "group `rust` has target rows and no fit rows",
+    );
     refuse(&["fit", "--table", "ladder.csv", "--n-col", "n", "--role-col", "no_such"], "no column `no_such`");
     // One model size: Kaplan's N term cannot be identified from it.
-    let one_size: String = ladder().lines().enumerate().filter(|(i, l)| *i == 0 || l.starts_with("100000,")).map(|(_, l)| format!("{l}\n")).collect();
+    let one_size: String = ladder()
+        .lines()
+        .enumerate()
+        .filter(|(i, l)| *i == 0 || l.starts_with("100000,"))
+        .map(|(_, l)| format!("{l}\n"))
+        .collect();
     std::fs::write(lab.path().join("one.csv"), one_size).unwrap();
     refuse(&["fit", "--table", "one.csv", "--n-col", "n", "--role-col", "role", "--law", "kaplan"], "--law kaplan");
     assert!(!lab.path().join("fits").exists(), "nothing written for a refused table");
 
-    let ok = lab.run(&["fit", "--table", "ladder.csv", "--n-col", "n", "--role-col", "role", "--group-col", "lang", "--bootstrap", "20", "--out", "ladder.json"]);
+    let ok = lab.run(&[
+        "fit",
+        "--table",
+        "ladder.csv",
+        "--n-col",
+        "n",
+        "--role-col",
+        "role",
+        "--group-col",
+        "lang",
+        "--bootstrap",
+        "20",
+        "--out",
+        "ladder.json",
+    ]);
     assert!(ok.status.success(), "{}", text(&ok));
     refuse(&["predict", "ladder.json", "--n", "1e6", "--d", "1e9", "--group", "python"], "no group `python`");
     refuse(&["predict", "ladder.json", "--n", "-1", "--d", "1e9"], "--n -1");

@@ -102,10 +102,15 @@ fn fit_report_and_export_leave_results_parquet_alone() {
 #[test]
 fn quickstart_sweep_plans() {
     // The README's sweep must always parse and plan (its run is exercised by CI's reduced run).
-    let out = common::bin().args(["sweep", "plan", "sweeps/quickstart.toml"]).current_dir(common::repo()).output().unwrap();
+    let out =
+        common::bin().args(["sweep", "plan", "sweeps/quickstart.toml"]).current_dir(common::repo()).output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     for file in ["lr-batch-warmup.toml", "seven-languages.toml", "moe-vs-dense.toml"] {
-        let out = common::bin().args(["sweep", "plan", &format!("sweeps/{file}")]).current_dir(common::repo()).output().unwrap();
+        let out = common::bin()
+            .args(["sweep", "plan", &format!("sweeps/{file}")])
+            .current_dir(common::repo())
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{file}: {}", text(&out));
     }
 }
@@ -144,7 +149,11 @@ fn reduced_quickstart_runs_end_to_end_on_this_machines_code() {
     // checked once per law on their mean, and each language's law is tested for additivity
     // against the seeds' noise.
     for prefix in ["target ", "whole-curve target "] {
-        let targets: Vec<&str> = log.lines().map(str::trim_start).filter(|l| l.starts_with(prefix) && l.contains("predicted") && l.contains("measured")).collect();
+        let targets: Vec<&str> = log
+            .lines()
+            .map(str::trim_start)
+            .filter(|l| l.starts_with(prefix) && l.contains("predicted") && l.contains("measured"))
+            .collect();
         assert_eq!(targets.len(), 3, "{prefix}: {log}");
         assert!(targets.iter().all(|l| l.contains("(mean of 2 seeds, ")), "{prefix}: {log}");
     }
@@ -162,7 +171,8 @@ fn a_trained_trials_curve_exports_as_json_lines() {
     assert!(out.status.success(), "{}", text(&out));
     let out = lab.run(&["export", "t", "--format", "jsonl"]);
     assert!(out.status.success(), "{}", text(&out));
-    let record: serde_json::Value = serde_json::from_slice(&std::fs::read(lab.path().join("t/trial.json")).unwrap()).unwrap();
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(lab.path().join("t/trial.json")).unwrap()).unwrap();
     let lines = std::fs::read_to_string(lab.path().join("t/curve.jsonl")).unwrap();
     let rows: Vec<serde_json::Value> = lines.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 10, "one row per step: 2560 tokens / (8 × 32)");

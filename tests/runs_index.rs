@@ -10,7 +10,9 @@ use common::{text, Lab};
 /// (trained now, already finished) from `sweep run`'s summary line.
 fn trained(log: &str) -> (usize, usize) {
     let line = log.lines().find(|l| l.contains(" now, ")).unwrap_or_else(|| panic!("no summary line in {log}"));
-    let after = |word: &str| line.split(word).nth(1).and_then(|s| s.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap();
+    let after = |word: &str| {
+        line.split(word).nth(1).and_then(|s| s.split_whitespace().next()).and_then(|n| n.parse().ok()).unwrap()
+    };
     (after("trained "), after("now, "))
 }
 
@@ -22,11 +24,15 @@ fn a_trial_another_sweep_finished_is_copied_whatever_the_index_says() {
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(trained(&text(&out)), (2, 0));
     let first_trials = lab.path().join("runs/first/trials");
-    let ids: Vec<String> = std::fs::read_dir(&first_trials).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    let ids: Vec<String> = std::fs::read_dir(&first_trials)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
     assert_eq!(ids.len(), 2);
 
     // A plan refreshes the index; then the first sweep's is corrupted.
-    let second = lab.sweep("second", "tokens = 8192\n[parameters]\nmodel = { values = [\"d32-l1\", \"d48-l1\", \"d64-l1\"] }\n");
+    let second =
+        lab.sweep("second", "tokens = 8192\n[parameters]\nmodel = { values = [\"d32-l1\", \"d48-l1\", \"d64-l1\"] }\n");
     let plan = lab.run(&["sweep", "plan", second.to_str().unwrap()]);
     assert!(plan.status.success(), "{}", text(&plan));
     let index = lab.path().join("runs/first/index.json");
@@ -37,7 +43,10 @@ fn a_trial_another_sweep_finished_is_copied_whatever_the_index_says() {
     let log = text(&out);
     assert!(out.status.success(), "{log}");
     assert_eq!(trained(&log), (1, 2), "the two finished trials are copied, only the new one trains: {log}");
-    assert!(log.contains("runs/first/index.json was unreadable") && log.contains("rebuilt from the trial records"), "{log}");
+    assert!(
+        log.contains("runs/first/index.json was unreadable") && log.contains("rebuilt from the trial records"),
+        "{log}"
+    );
     for id in &ids {
         let original = TrialRecord::load(&first_trials.join(id)).unwrap();
         let copy = TrialRecord::load(&lab.path().join("runs/second/trials").join(id)).unwrap();
@@ -47,7 +56,11 @@ fn a_trial_another_sweep_finished_is_copied_whatever_the_index_says() {
         assert_eq!(curve(&lab.path().join("runs/second/trials")), curve(&first_trials));
     }
     let rebuilt: serde_json::Value = serde_json::from_slice(&std::fs::read(&index).unwrap()).unwrap();
-    assert_eq!(rebuilt["trials"].as_object().unwrap().len(), 2, "the corrupt index was rebuilt from the records: {rebuilt}");
+    assert_eq!(
+        rebuilt["trials"].as_object().unwrap().len(),
+        2,
+        "the corrupt index was rebuilt from the records: {rebuilt}"
+    );
 
     // Deleted indexes and a third sweep over the same trials: still nothing trained twice, and
     // a plan's estimate still comes from the finished trials.

@@ -40,7 +40,8 @@ fn cluster() -> Option<MutexGuard<'static, ()>> {
     let out = Command::new("sinfo").args(["-h", "-o", "%T"]).output().unwrap();
     let states = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && states.lines().any(|s| ["idle", "mixed", "allocated", "completing"].contains(&s.trim())),
+        out.status.success()
+            && states.lines().any(|s| ["idle", "mixed", "allocated", "completing"].contains(&s.trim())),
         "no Slurm node accepts jobs (sinfo: {}{}): start the test cluster with scripts/local-slurm",
         states.trim(),
         String::from_utf8_lossy(&out.stderr).trim()
@@ -102,8 +103,17 @@ fn results(sweep_dir: &Path) -> Vec<ResultRow> {
 
 /// The array jobs a sweep's submissions recorded: (job id, plan index of task 0, `--array`).
 fn arrays(sweep_dir: &Path) -> Vec<(String, usize, String)> {
-    let jobs: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(sweep_dir.join("slurm/jobs.json")).unwrap()).unwrap();
-    jobs.iter().map(|a| (a["job"].as_str().unwrap().to_string(), a["offset"].as_u64().unwrap() as usize, a["tasks"].as_str().unwrap().to_string())).collect()
+    let jobs: Vec<Value> =
+        serde_json::from_str(&std::fs::read_to_string(sweep_dir.join("slurm/jobs.json")).unwrap()).unwrap();
+    jobs.iter()
+        .map(|a| {
+            (
+                a["job"].as_str().unwrap().to_string(),
+                a["offset"].as_u64().unwrap() as usize,
+                a["tasks"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
 }
 
 /// What the sweep's tasks printed, by `<job>_<task>`.
@@ -155,12 +165,19 @@ fn status_json(lab: &SlurmLab, sweep: &Path) -> Value {
 fn wait_for_jobs(jobs: &[&str], limit: Duration) {
     let deadline = Instant::now() + limit;
     loop {
-        let out = Command::new("squeue").args(["--noheader", "--array", "--jobs", &jobs.join(","), "--format=%i"]).output().unwrap();
+        let out = Command::new("squeue")
+            .args(["--noheader", "--array", "--jobs", &jobs.join(","), "--format=%i"])
+            .output()
+            .unwrap();
         // squeue fails on job ids the controller has already forgotten: those are over.
         if !out.status.success() || out.stdout.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        assert!(Instant::now() < deadline, "jobs {jobs:?} still queued after {limit:?}: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            Instant::now() < deadline,
+            "jobs {jobs:?} still queued after {limit:?}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         std::thread::sleep(Duration::from_millis(250));
     }
 }
@@ -170,7 +187,11 @@ fn a_sweep_runs_to_its_end_with_wait_and_is_fitted_and_reported_afterwards() {
     let Some(_cluster) = cluster() else { return };
     let lab = SlurmLab::new();
     // A ladder the fitter can use; `executor` in the file is what `codescale run` goes by.
-    let (sweep, name) = lab.sweep("ladder", "executor = \"slurm\"\n", "[parameters]\nmodel = { values = [\"d16-l1\", \"d32-l1\"] }\ntokens = { values = [8192, 16384, 32768] }\n");
+    let (sweep, name) = lab.sweep(
+        "ladder",
+        "executor = \"slurm\"\n",
+        "[parameters]\nmodel = { values = [\"d16-l1\", \"d32-l1\"] }\ntokens = { values = [8192, 16384, 32768] }\n",
+    );
     let sweep = sweep.to_str().unwrap();
     let out = lab.run(&["sweep", "run", sweep, "--executor", "slurm", "--wait", "--quiet"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -178,7 +199,11 @@ fn a_sweep_runs_to_its_end_with_wait_and_is_fitted_and_reported_afterwards() {
 
     let dir = lab.sweep_dir(&name);
     let rows = results(&dir);
-    assert_eq!(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(), ["done"; 6], "results.parquet is written when --wait returns");
+    assert_eq!(
+        rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(),
+        ["done"; 6],
+        "results.parquet is written when --wait returns"
+    );
     let (trained, taken) = trainings(&task_outputs(&dir));
     assert_eq!(trained, plan_ids(&dir).into_iter().map(|id| (id, 1)).collect(), "each trial trained by one task");
     assert_eq!(taken, 0);
@@ -186,7 +211,11 @@ fn a_sweep_runs_to_its_end_with_wait_and_is_fitted_and_reported_afterwards() {
     assert_eq!((status["counts"]["done"].as_u64(), status["counts"]["lost"].as_u64()), (Some(6), Some(0)), "{status}");
     // The job script names everything absolutely: tasks may start anywhere.
     let script = std::fs::read_to_string(dir.join("slurm/job.sh")).unwrap();
-    assert!(script.contains(&format!("cd '{}'", lab.path().display())) && script.contains(&format!("'{}' --index", dir.display())), "{script}");
+    assert!(
+        script.contains(&format!("cd '{}'", lab.path().display()))
+            && script.contains(&format!("'{}' --index", dir.display())),
+        "{script}"
+    );
 
     // Afterwards, fit and report read the Slurm sweep's folder like any other.
     let runs_dir = format!("runs/{name}");
@@ -210,7 +239,11 @@ fn a_cancelled_task_is_lost_and_resubmission_resumes_its_trial_from_the_checkpoi
     let Some(_cluster) = cluster() else { return };
     let lab = SlurmLab::new();
     // Long enough (seconds) to be cancelled between checkpoints; one task at a time.
-    let (sweep, name) = lab.sweep("cancel", "", "tokens = 600000\n[parameters]\nlr = { values = [3e-3, 1e-2] }\n[slurm]\narray_parallelism = 1\n");
+    let (sweep, name) = lab.sweep(
+        "cancel",
+        "",
+        "tokens = 600000\n[parameters]\nlr = { values = [3e-3, 1e-2] }\n[slurm]\narray_parallelism = 1\n",
+    );
     let sweep = sweep.to_str().unwrap();
     let out = lab.run(&["sweep", "run", sweep, "--executor", "slurm", "--quiet"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -257,7 +290,10 @@ fn a_cancelled_task_is_lost_and_resubmission_resumes_its_trial_from_the_checkpoi
     assert_eq!(results(&dir).iter().map(|r| r.status.as_str()).collect::<Vec<_>>(), ["done", "done"]);
 
     let outputs = task_outputs(&dir);
-    assert!(!outputs[&format!("{job}_0")].contains(&format!("trial {} done", ids[0])), "the cancelled task did not finish it");
+    assert!(
+        !outputs[&format!("{job}_0")].contains(&format!("trial {} done", ids[0])),
+        "the cancelled task did not finish it"
+    );
     let (trained, _) = trainings(&outputs);
     assert_eq!(trained, ids.iter().map(|id| (id.clone(), 1)).collect(), "{outputs:#?}");
     // It went on from its checkpoint (at or after the step seen before the cancel), not from 0.
@@ -276,7 +312,11 @@ fn a_sweep_submitted_twice_trains_each_trial_once() {
     let lab = SlurmLab::new();
     // One task at a time in the sweep's own array, so the duplicate array below (unthrottled)
     // runs beside it and its tasks meet trials being trained.
-    let (sweep, name) = lab.sweep("twice", "", "tokens = 400000\n[parameters]\nlr = { values = [3e-3, 1e-2, 2e-2] }\n[slurm]\narray_parallelism = 1\n");
+    let (sweep, name) = lab.sweep(
+        "twice",
+        "",
+        "tokens = 400000\n[parameters]\nlr = { values = [3e-3, 1e-2, 2e-2] }\n[slurm]\narray_parallelism = 1\n",
+    );
     let sweep = sweep.to_str().unwrap();
     let out = lab.run(&["sweep", "run", sweep, "--executor", "slurm", "--quiet"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -287,7 +327,13 @@ fn a_sweep_submitted_twice_trains_each_trial_once() {
     // A duplicate that the queue check cannot see (the job script sent again by hand, as from
     // another login node): only the trials' leases keep it from training them a second time.
     let dir = lab.sweep_dir(&name);
-    let out = Command::new("sbatch").args(["--parsable", "--array=0-2"]).arg(dir.join("slurm/job.sh")).arg("0").current_dir(lab.path()).output().unwrap();
+    let out = Command::new("sbatch")
+        .args(["--parsable", "--array=0-2"])
+        .arg(dir.join("slurm/job.sh"))
+        .arg("0")
+        .current_dir(lab.path())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let duplicate = String::from_utf8_lossy(&out.stdout).trim().split(';').next().unwrap().to_string();
 
@@ -325,7 +371,8 @@ fn asha_on_slurm_prunes_what_a_local_run_prunes() {
     assert_eq!(on_slurm, outcome(results(&lab.path().join("local").join(&name))));
     assert!(on_slurm.iter().filter(|(_, status, _)| status == "pruned").count() >= 3, "{on_slurm:?}");
     // The tasks decided on rungs kept in the shared runs folder.
-    let rungs: Value = serde_json::from_str(&std::fs::read_to_string(lab.sweep_dir(&name).join("asha.json")).unwrap()).unwrap();
+    let rungs: Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.sweep_dir(&name).join("asha.json")).unwrap()).unwrap();
     assert!(rungs.as_object().is_some_and(|g| !g.is_empty()), "{rungs}");
 }
 
@@ -340,13 +387,18 @@ fn arrays_are_cut_under_max_array_size() {
 
     let dir = lab.sweep_dir(&name);
     let arrays = arrays(&dir);
-    assert_eq!(arrays.iter().map(|(_, offset, tasks)| (*offset, tasks.as_str())).collect::<Vec<_>>(), [(0, "0-1%2"), (2, "0-1%2"), (4, "0%2")]);
+    assert_eq!(
+        arrays.iter().map(|(_, offset, tasks)| (*offset, tasks.as_str())).collect::<Vec<_>>(),
+        [(0, "0-1%2"), (2, "0-1%2"), (4, "0%2")]
+    );
     // Task k of the array at offset o trained the trial at plan index o + k, and only it.
     let ids = plan_ids(&dir);
     let outputs = task_outputs(&dir);
     assert_eq!(outputs.len(), 5, "{:?}", outputs.keys());
     for (job, offset, _) in &arrays {
-        for (task, output) in outputs.iter().filter_map(|(t, o)| Some((t.strip_prefix(&format!("{job}_"))?.parse::<usize>().unwrap(), o))) {
+        for (task, output) in
+            outputs.iter().filter_map(|(t, o)| Some((t.strip_prefix(&format!("{job}_"))?.parse::<usize>().unwrap(), o)))
+        {
             assert!(task < 2, "task index {task} is not below MaxArraySize 2");
             assert!(output.starts_with(&format!("trial {} done", ids[offset + task])), "{job}_{task}: {output}");
         }

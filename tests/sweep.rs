@@ -28,11 +28,17 @@ fn snapshot(dir: &Path) -> BTreeMap<String, (Vec<u8>, SystemTime)> {
         .unwrap()
         .flatten()
         .filter(|e| e.file_type().unwrap().is_file())
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), (std::fs::read(e.path()).unwrap(), e.metadata().unwrap().modified().unwrap())))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                (std::fs::read(e.path()).unwrap(), e.metadata().unwrap().modified().unwrap()),
+            )
+        })
         .collect()
 }
 
-const LADDER: &str = "[parameters]\nmodel = { values = [\"d32-l1\", \"d64-l1\"] }\ntokens = { values = [16384, 24576, 32768] }\n";
+const LADDER: &str =
+    "[parameters]\nmodel = { values = [\"d32-l1\", \"d64-l1\"] }\ntokens = { values = [16384, 24576, 32768] }\n";
 
 #[test]
 fn killed_scheduler_resumes_without_redoing_finished_trials() {
@@ -47,7 +53,8 @@ fn killed_scheduler_resumes_without_redoing_finished_trials() {
     assert_eq!(reference.len(), 6);
     assert!(reference.iter().all(|r| r.status == "done"));
 
-    let mut child = bin().args(["sweep", "run", sweep, "--runs", "runs", "--quiet"]).current_dir(lab.path()).spawn().unwrap();
+    let mut child =
+        bin().args(["sweep", "run", sweep, "--runs", "runs", "--quiet"]).current_dir(lab.path()).spawn().unwrap();
     let sweep_dir = lab.path().join("runs/ladder");
     let deadline = Instant::now() + Duration::from_secs(300);
     while done_trials(&sweep_dir).is_empty() {
@@ -63,7 +70,8 @@ fn killed_scheduler_resumes_without_redoing_finished_trials() {
 
     let finished = done_trials(&sweep_dir);
     assert!(!finished.is_empty() && finished.len() < 6, "killed with {} of 6 done", finished.len());
-    let before: BTreeMap<String, _> = finished.iter().map(|id| (id.clone(), snapshot(&sweep_dir.join("trials").join(id)))).collect();
+    let before: BTreeMap<String, _> =
+        finished.iter().map(|id| (id.clone(), snapshot(&sweep_dir.join("trials").join(id)))).collect();
 
     let out = lab.run(&["sweep", "run", sweep, "--runs", "runs", "--quiet"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -72,7 +80,13 @@ fn killed_scheduler_resumes_without_redoing_finished_trials() {
         assert_eq!(&snapshot(&sweep_dir.join("trials").join(id)), files, "finished trial {id} was touched");
     }
 
-    let key = |rows: &[ResultRow]| rows.iter().map(|r| (r.trial_id.clone(), r.status.clone(), r.val_loss.map(f64::to_bits), r.train_loss.map(f64::to_bits))).collect::<Vec<_>>();
+    let key = |rows: &[ResultRow]| {
+        rows.iter()
+            .map(|r| {
+                (r.trial_id.clone(), r.status.clone(), r.val_loss.map(f64::to_bits), r.train_loss.map(f64::to_bits))
+            })
+            .collect::<Vec<_>>()
+    };
     assert_eq!(key(&results(&lab.path().join("runs"), "ladder")), key(&reference));
 }
 
@@ -85,7 +99,10 @@ fn a_second_scheduler_on_the_same_sweep_is_refused() {
     let lock = lab.path().join("runs/busy/lock");
     let deadline = Instant::now() + Duration::from_secs(120);
     while !lock.exists() {
-        assert!(Instant::now() < deadline && first.try_wait().unwrap().is_none(), "the first scheduler never took the lock");
+        assert!(
+            Instant::now() < deadline && first.try_wait().unwrap().is_none(),
+            "the first scheduler never took the lock"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
     let second = lab.run(&["sweep", "run", sweep, "--quiet"]);
@@ -102,7 +119,8 @@ fn a_second_scheduler_on_the_same_sweep_is_refused() {
 #[test]
 fn a_diverging_trial_is_recorded_and_the_sweep_goes_on() {
     let lab = Lab::new();
-    let sweep = lab.sweep("diverge", "grad_clip = 0.0\ntokens = 40960\n[parameters]\nlr = { values = [3e-3, 10.0, 1e-2] }\n");
+    let sweep =
+        lab.sweep("diverge", "grad_clip = 0.0\ntokens = 40960\n[parameters]\nlr = { values = [3e-3, 10.0, 1e-2] }\n");
     let out = lab.run(&["sweep", "run", sweep.to_str().unwrap(), "--quiet"]);
     assert!(out.status.success(), "diverged trials are results, not failures: {}", text(&out));
     let rows = results(&lab.path().join("runs"), "diverge");
@@ -127,7 +145,11 @@ fn asha_prunes_bad_learning_rates_and_keeps_the_best() {
         assert_eq!(r.status, "pruned", "lr {bad}");
         assert!(r.tokens < 65536.0, "a pruned trial stops early");
     }
-    let best = rows.iter().filter(|r| r.status == "done").min_by(|a, b| a.val_loss.unwrap().total_cmp(&b.val_loss.unwrap())).unwrap();
+    let best = rows
+        .iter()
+        .filter(|r| r.status == "done")
+        .min_by(|a, b| a.val_loss.unwrap().total_cmp(&b.val_loss.unwrap()))
+        .unwrap();
     assert!(best.lr >= 3e-3, "best trial has lr {}", best.lr);
     assert!(lab.path().join("runs/asha/asha.json").exists(), "rungs are kept on disk");
 }
@@ -139,7 +161,10 @@ fn dense_and_moe_of_equal_active_size_finish_in_one_sweep() {
     let out = lab.run(&["sweep", "run", sweep.to_str().unwrap(), "--quiet"]);
     assert!(out.status.success(), "{}", text(&out));
     let rows = results(&lab.path().join("runs"), "family");
-    assert_eq!(rows.iter().map(|r| (r.arch.as_str(), r.status.as_str())).collect::<Vec<_>>(), vec![("dense", "done"), ("moe", "done")]);
+    assert_eq!(
+        rows.iter().map(|r| (r.arch.as_str(), r.status.as_str())).collect::<Vec<_>>(),
+        vec![("dense", "done"), ("moe", "done")]
+    );
     let (dense, moe) = (&rows[0], &rows[1]);
     // Top-1 of 4 experts as wide as the dense MLP: a token touches the dense model's
     // parameters plus the router's.
@@ -158,19 +183,36 @@ fn trial_run_refuses_a_corpus_the_trial_was_not_planned_against() {
     assert!(out.status.success(), "{}", text(&out));
     let trials = lab.path().join("runs/given/trials");
     std::fs::remove_dir_all(&trials).unwrap();
-    let corpus = std::fs::read_dir(lab.path().join("corpus")).unwrap().map(|e| e.unwrap().path()).find(|p| p.join("manifest.json").exists()).expect("the sweep built its corpus");
+    let corpus = std::fs::read_dir(lab.path().join("corpus"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("manifest.json").exists())
+        .expect("the sweep built its corpus");
     // The same shards under a manifest that names other contents.
     let other = lab.path().join("other-corpus");
     common::copy_tree(&corpus, &other);
     let manifest = std::fs::read_to_string(other.join("manifest.json")).unwrap();
     let hash = serde_json::from_str::<serde_json::Value>(&manifest).unwrap()["hash"].as_str().unwrap().to_string();
     std::fs::write(other.join("manifest.json"), manifest.replace(&hash, &"0".repeat(hash.len()))).unwrap();
-    for (given, says) in [(other.as_path(), "is not the corpus trial"), (lab.path().join("nowhere").as_path(), "is not a corpus directory")] {
+    for (given, says) in [
+        (other.as_path(), "is not the corpus trial"),
+        (lab.path().join("nowhere").as_path(), "is not a corpus directory"),
+    ] {
         let out = lab.run(&["trial", "run", "runs/given", "--index", "0", "--corpus", given.to_str().unwrap()]);
         assert_eq!(out.status.code(), Some(2), "{}", text(&out));
         assert!(text(&out).contains(says), "{}", text(&out));
         assert!(!trials.exists(), "nothing is written for a refused command");
     }
-    let out = lab.run(&["trial", "run", "runs/given", "--index", "0", "--corpus", corpus.to_str().unwrap(), "--threads", "1"]);
+    let out = lab.run(&[
+        "trial",
+        "run",
+        "runs/given",
+        "--index",
+        "0",
+        "--corpus",
+        corpus.to_str().unwrap(),
+        "--threads",
+        "1",
+    ]);
     assert!(out.status.success() && text(&out).contains(" done: "), "{}", text(&out));
 }

@@ -59,11 +59,15 @@ for f in [runs / 'results.parquet', *sorted(runs.glob('trials/*/curve.parquet'))
     }
 print(json.dumps(out))
 "#;
-    let files: BTreeMap<String, Value> = serde_json::from_str(&run_python(lab.path(), program, &["runs/ladder"])).unwrap();
+    let files: BTreeMap<String, Value> =
+        serde_json::from_str(&run_python(lab.path(), program, &["runs/ladder"])).unwrap();
     assert_eq!(files.len(), 1 + 18, "results and 18 curves: {:?}", files.keys());
     for (file, info) in &files {
         for (column, ty) in info["types"].as_object().unwrap() {
-            assert!(!ty.as_str().unwrap().contains("view"), "{file}: `{column}` is {ty}, which older readers cannot read");
+            assert!(
+                !ty.as_str().unwrap().contains("view"),
+                "{file}: `{column}` is {ty}, which older readers cannot read"
+            );
         }
         let id_type = info["types"]["trial_id"].as_str().unwrap();
         assert!(["string", "large_string"].contains(&id_type), "{file}: trial_id is {id_type}");
@@ -91,12 +95,14 @@ for run in sorted(p for p in pathlib.Path(sys.argv[1]).iterdir() if p.is_dir()):
     out[run.name] = {tag: [[e.step, e.value] for e in events.Scalars(tag)] for tag in events.Tags()['scalars']}
 print(json.dumps(out))
 "#;
-    let runs: BTreeMap<String, BTreeMap<String, Vec<(usize, f64)>>> = serde_json::from_str(&run_python(lab.path(), program, &["tb/tensorboard"])).unwrap();
+    let runs: BTreeMap<String, BTreeMap<String, Vec<(usize, f64)>>> =
+        serde_json::from_str(&run_python(lab.path(), program, &["tb/tensorboard"])).unwrap();
     assert_eq!(runs.len(), 6);
     for (run, scalars) in &runs {
         let id = run.rsplit('-').next().unwrap();
         assert!(run.starts_with("rust-d32-l1-"), "{run}");
-        let curve: Vec<CurvePoint> = codescale_table::read_rows(&lab.path().join("runs/hyper/trials").join(id).join("curve.parquet")).unwrap();
+        let curve: Vec<CurvePoint> =
+            codescale_table::read_rows(&lab.path().join("runs/hyper/trials").join(id).join("curve.parquet")).unwrap();
         let expect = |tag: &str, pick: fn(&CurvePoint) -> Option<f64>| {
             let want: Vec<(usize, f64)> = curve.iter().filter_map(|p| pick(p).map(|v| (p.step, v))).collect();
             let got = &scalars[tag];
@@ -135,9 +141,19 @@ fn execute(notebook: &str, output: &str, env: &[(&str, &str)]) -> (usize, String
     let out = cmd.envs(env.iter().copied()).output().unwrap();
     assert!(out.status.success(), "{notebook} with {env:?} failed:\n{}", text(&out));
     let executed: Value = serde_json::from_str(&std::fs::read_to_string(out_dir.join(output)).unwrap()).unwrap();
-    let outputs: Vec<&Value> = executed["cells"].as_array().unwrap().iter().flat_map(|c| c["outputs"].as_array().into_iter().flatten()).collect();
+    let outputs: Vec<&Value> = executed["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| c["outputs"].as_array().into_iter().flatten())
+        .collect();
     let figures = outputs.iter().filter(|o| o["data"].get("image/png").is_some()).count();
-    let texts = outputs.iter().flat_map(|o| [&o["text"], &o["data"]["text/plain"]]).flat_map(|t| t.as_array().into_iter().flatten()).filter_map(Value::as_str).collect();
+    let texts = outputs
+        .iter()
+        .flat_map(|o| [&o["text"], &o["data"]["text/plain"]])
+        .flat_map(|t| t.as_array().into_iter().flatten())
+        .filter_map(Value::as_str)
+        .collect();
     (figures, texts)
 }
 
@@ -145,9 +161,13 @@ fn execute(notebook: &str, output: &str, env: &[(&str, &str)]) -> (usize, String
 fn explore_notebook_plots_curves_and_the_law_with_its_band() {
     let (figures, output) = execute("explore.ipynb", "explore-ladder.ipynb", &[("CODESCALE_SWEEP", "ladder")]);
     assert_eq!(figures, 2, "loss curves, and L vs N and D for both languages: {output}");
-    assert!(output.contains("ladder: 18 trials") && output.contains("d64-l2"), "the trials table shows each model: {output}");
+    assert!(
+        output.contains("ladder: 18 trials") && output.contains("d64-l2"),
+        "the trials table shows each model: {output}"
+    );
     assert!(output.contains("alpha_n") && output.contains("rust2"), "the law table: {output}");
-    let fit: Value = serde_json::from_str(&std::fs::read_to_string(lab().path().join("fits/ladder.json")).unwrap()).unwrap();
+    let fit: Value =
+        serde_json::from_str(&std::fs::read_to_string(lab().path().join("fits/ladder.json")).unwrap()).unwrap();
     // Chinchilla's draws are `samples`; another form's are `param_samples`.
     let law = &fit["groups"][0]["law"];
     let samples = ["samples", "param_samples"].iter().map(|k| law[k].as_array().map_or(0, Vec::len)).max().unwrap_or(0);
@@ -170,7 +190,11 @@ fn compare_notebook_puts_two_sweeps_side_by_side() {
 
 #[test]
 fn compare_notebook_puts_two_languages_side_by_side() {
-    let (figures, output) = execute("compare.ipynb", "compare-languages.ipynb", &[("CODESCALE_SWEEPS", "ladder"), ("CODESCALE_LANGUAGES", "rust2,rust")]);
+    let (figures, output) = execute(
+        "compare.ipynb",
+        "compare-languages.ipynb",
+        &[("CODESCALE_SWEEPS", "ladder"), ("CODESCALE_LANGUAGES", "rust2,rust")],
+    );
     assert_eq!(figures, 3, "{output}");
     assert!(output.contains("ladder: rust2") && output.contains("ladder: rust"), "{output}");
 }
@@ -219,7 +243,10 @@ fn wandb_sweep_files_run_as_they_are_and_convert_to_toml() {
     let out = lab.run(&["sweep", "convert", "wandb.yaml"]);
     assert!(out.status.success(), "{}", text(&out));
     let printed = String::from_utf8(out.stdout).unwrap();
-    assert!(printed.contains("min_tokens = 2048.0") && printed.contains("reduction = 3.0"), "4 evaluations of 2 steps × 8 × 32 tokens:\n{printed}");
+    assert!(
+        printed.contains("min_tokens = 2048.0") && printed.contains("reduction = 3.0"),
+        "4 evaluations of 2 steps × 8 × 32 tokens:\n{printed}"
+    );
     let out = lab.run(&["sweep", "convert", "wandb.yaml", "--out", "converted.toml"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(std::fs::read_to_string(dir.join("converted.toml")).unwrap(), printed);
@@ -228,9 +255,14 @@ fn wandb_sweep_files_run_as_they_are_and_convert_to_toml() {
     let out = lab.run(&["sweep", "run", "wandb.yaml", "--quiet"]);
     assert!(out.status.success(), "{}", text(&out));
     assert!(text(&out).contains("sweep wandb: 4 trials"), "{}", text(&out));
-    assert_eq!(std::fs::read_to_string(dir.join("runs/wandb/sweep.toml")).unwrap(), printed, "the runs folder keeps the sweep as run, in TOML");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("runs/wandb/sweep.toml")).unwrap(),
+        printed,
+        "the runs folder keeps the sweep as run, in TOML"
+    );
 
-    std::fs::write(dir.join("bayes.yaml"), "name: b\nmethod: bayes\nparameters:\n  lr: {min: 0.001, max: 0.1}\n").unwrap();
+    std::fs::write(dir.join("bayes.yaml"), "name: b\nmethod: bayes\nparameters:\n  lr: {min: 0.001, max: 0.1}\n")
+        .unwrap();
     for args in [&["sweep", "plan", "bayes.yaml"][..], &["sweep", "convert", "bayes.yaml"]] {
         let out = lab.run(args);
         assert_eq!(out.status.code(), Some(2), "{}", text(&out));
@@ -263,7 +295,13 @@ fn completions_are_printed_for_each_shell() {
 fn printing_into_a_closed_pipe_ends_quietly() {
     let lab = lab();
     // `sweep plan --json ladder.toml | head -0`: the reader is gone before anything is printed.
-    let mut child = bin().args(["sweep", "plan", "--json", "ladder.toml"]).current_dir(lab.path()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = bin()
+        .args(["sweep", "plan", "--json", "ladder.toml"])
+        .current_dir(lab.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);

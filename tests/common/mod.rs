@@ -90,8 +90,11 @@ pub fn python() -> PathBuf {
     let checked = CHECKED.get_or_init(|| {
         let python = repo().join(".venv/bin/python");
         let modules = "nbconvert, ipykernel, pandas, pyarrow, matplotlib, tensorboard";
-        let found = Command::new(&python).args(["-c", &format!("import {modules}")]).output().is_ok_and(|o| o.status.success());
-        found.then_some(python.clone()).ok_or_else(|| format!("{} cannot import {modules}: run scripts/setup", python.display()))
+        let found =
+            Command::new(&python).args(["-c", &format!("import {modules}")]).output().is_ok_and(|o| o.status.success());
+        found
+            .then_some(python.clone())
+            .ok_or_else(|| format!("{} cannot import {modules}: run scripts/setup", python.display()))
     });
     checked.clone().unwrap_or_else(|why| panic!("{why}"))
 }

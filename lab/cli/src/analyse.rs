@@ -86,7 +86,9 @@ pub struct FitArgs {
 pub struct LawArg(codescale::fit::LawChoice);
 
 fn law_choice(s: &str) -> Result<LawArg, String> {
-    codescale::fit::LawChoice::parse(s).map(LawArg).ok_or_else(|| format!("`{s}` is not a law form: auto, {}", codescale::fit::Form::ALL.map(|f| f.name()).join(", ")))
+    codescale::fit::LawChoice::parse(s).map(LawArg).ok_or_else(|| {
+        format!("`{s}` is not a law form: auto, {}", codescale::fit::Form::ALL.map(|f| f.name()).join(", "))
+    })
 }
 
 /// `--huber-delta`: `None` for `auto`.
@@ -105,12 +107,31 @@ fn huber_delta(s: &str) -> Result<HuberDelta, String> {
 
 impl FitArgs {
     fn options(&self) -> fit::Options {
-        let law = fit::FitOptions { bootstrap: self.bootstrap, seed: self.seed, weight_by_se: self.weight_by_se, trust_factor: self.trust_factor, delta: self.huber_delta.0, law: self.law.0, pool: self.pool, curves: !self.no_curves, ..Default::default() };
+        let law = fit::FitOptions {
+            bootstrap: self.bootstrap,
+            seed: self.seed,
+            weight_by_se: self.weight_by_se,
+            trust_factor: self.trust_factor,
+            delta: self.huber_delta.0,
+            law: self.law.0,
+            pool: self.pool,
+            curves: !self.no_curves,
+            ..Default::default()
+        };
         fit::Options { n_col: self.n_col.clone(), fit: law, out: self.out.clone() }
     }
 
     fn columns(&self) -> fit::Columns {
-        fit::Columns { d_col: self.d_col.clone(), c_col: self.c_col.clone(), loss_col: self.loss_col.clone(), group_cols: self.group_col.clone(), role_col: self.role_col.clone(), ignore_roles: self.ignore_role.clone(), final_col: self.final_col.clone(), skip_bad_rows: self.skip_bad_rows }
+        fit::Columns {
+            d_col: self.d_col.clone(),
+            c_col: self.c_col.clone(),
+            loss_col: self.loss_col.clone(),
+            group_cols: self.group_col.clone(),
+            role_col: self.role_col.clone(),
+            ignore_roles: self.ignore_role.clone(),
+            final_col: self.final_col.clone(),
+            skip_bad_rows: self.skip_bad_rows,
+        }
     }
 }
 

@@ -209,12 +209,15 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Corpus { command: CorpusCommand::Build { recipe, out, tokenizer, force } } => {
-            let corpus = codescale::corpus::build(&recipe, &codescale::corpus::BuildOptions { out, tokenizer, quiet, force })?;
+            let corpus =
+                codescale::corpus::build(&recipe, &codescale::corpus::BuildOptions { out, tokenizer, quiet, force })?;
             println!("{}", codescale::corpus::summary_table(&corpus.manifest));
             println!("corpus {} at {}", corpus.hash(), corpus.dir.display());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Train { trial, set, out, stop_after_steps } => train::train(&trial, &set, out, stop_after_steps, quiet),
+        Command::Train { trial, set, out, stop_after_steps } => {
+            train::train(&trial, &set, out, stop_after_steps, quiet)
+        }
         Command::Sweep { command } => match command {
             SweepCommand::Plan { sweep, json } => train::plan(&sweep, json, quiet),
             SweepCommand::Run { sweep, wait, run } => Ok(match train::run_sweep(&sweep, &run, wait, quiet)? {
@@ -239,10 +242,12 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             ExitCode::SUCCESS
         }),
         Command::Replay { path, sample, force } => replay::replay(&path, sample, force, quiet),
-        Command::Export { sweep_dir, format, out } => codescale::export::export(&sweep_dir, format, out).map(|exported| {
-            println!("{exported}");
-            ExitCode::SUCCESS
-        }),
+        Command::Export { sweep_dir, format, out } => {
+            codescale::export::export(&sweep_dir, format, out).map(|exported| {
+                println!("{exported}");
+                ExitCode::SUCCESS
+            })
+        }
         Command::Run { sweep, run: args } => run(&sweep, &args, quiet),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "codescale", &mut std::io::stdout());
@@ -264,7 +269,11 @@ fn restore_sigpipe() {
 /// `sweep convert`: the W&B file as our TOML, checked by the same parser `sweep run` uses.
 fn convert(path: &std::path::Path, out: Option<&std::path::Path>) -> Result<ExitCode> {
     if !codescale_sweep::wandb::is_yaml(path) {
-        return Err(codescale_core::BadInput(format!("{}: `sweep convert` reads W&B sweep files (.yaml, .yml)", path.display())).into());
+        return Err(codescale_core::BadInput(format!(
+            "{}: `sweep convert` reads W&B sweep files (.yaml, .yml)",
+            path.display()
+        ))
+        .into());
     }
     let toml = codescale_sweep::Sweep::load(path)?.source;
     match out {
@@ -309,7 +318,9 @@ mod tests {
     #[test]
     fn every_command_and_flag_has_help_text() {
         fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
-            for arg in cmd.get_arguments().filter(|a| !a.is_hide_set() && !["help", "version"].contains(&a.get_id().as_str())) {
+            for arg in
+                cmd.get_arguments().filter(|a| !a.is_hide_set() && !["help", "version"].contains(&a.get_id().as_str()))
+            {
                 if arg.get_help().is_none() {
                     missing.push(format!("{path} {}", arg.get_id()));
                 }

@@ -11,7 +11,13 @@ use codescale::trial::{self, Outcome, RunOptions};
 use codescale_core::{Status, TrialRecord};
 use codescale_sweep::spec::Executor;
 
-pub fn train(path: &Path, sets: &[String], out: Option<PathBuf>, stop_after_steps: Option<usize>, quiet: bool) -> Result<ExitCode> {
+pub fn train(
+    path: &Path,
+    sets: &[String],
+    out: Option<PathBuf>,
+    stop_after_steps: Option<usize>,
+    quiet: bool,
+) -> Result<ExitCode> {
     let trained = trial::train(path, sets, out, &RunOptions { quiet, stop_after_steps, ..Default::default() })?;
     print_record(&trained.record, &trained.dir);
     Ok(exit_for(&trained.record))
@@ -60,11 +66,30 @@ pub fn plan(path: &Path, json: bool, quiet: bool) -> Result<ExitCode> {
     for note in &cost.notes {
         eprintln!("note: {note}");
     }
-    println!("{:<16} {:<10} {:<6} {:<9} {:>10} {:>10} {:>10} {:>9}", "trial", "language", "arch", "model", "N", "D", "FLOPs", "est. s");
+    println!(
+        "{:<16} {:<10} {:<6} {:<9} {:>10} {:>10} {:>10} {:>9}",
+        "trial", "language", "arch", "model", "N", "D", "FLOPs", "est. s"
+    );
     for (c, (flops, seconds)) in trials.iter().zip(&cost.per_trial) {
-        println!("{:<16} {:<10} {:<6} {:<9} {:>10.3e} {:>10.3e} {:>10.3e} {:>9.0}", c.trial_id(), c.language, c.arch.as_str(), c.model, c.params().n_params, c.tokens, flops, seconds);
+        println!(
+            "{:<16} {:<10} {:<6} {:<9} {:>10.3e} {:>10.3e} {:>10.3e} {:>9.0}",
+            c.trial_id(),
+            c.language,
+            c.arch.as_str(),
+            c.model,
+            c.params().n_params,
+            c.tokens,
+            flops,
+            seconds
+        );
     }
-    println!("{} trials, {:.3e} FLOPs, about {:.1} min on this machine with all cores (throughput from {})", trials.len(), cost.flops(), cost.seconds() / 60.0, cost.throughput_from);
+    println!(
+        "{} trials, {:.3e} FLOPs, about {:.1} min on this machine with all cores (throughput from {})",
+        trials.len(),
+        cost.flops(),
+        cost.seconds() / 60.0,
+        cost.throughput_from
+    );
     if let Some(b) = &cost.branching {
         println!(
             "cooldown branches: {} trials fork from {} shared trunks: {:.3e} FLOPs trained instead of {:.3e} ({:.0} % saved)",
@@ -79,7 +104,10 @@ pub fn plan(path: &Path, json: bool, quiet: bool) -> Result<ExitCode> {
         println!("note: {} WSD trials differ from a sibling budget only in learning rate (a rule with a `d_exponent`?), so they train their own trunks; a rule of N alone, evaluated at the longest budget, lets them branch", cost.split_by_lr);
     }
     if cost.needs_confirmation() {
-        println!("warning: over {:.0} h: `sweep run` will ask for --yes", codescale_sweep::estimate::CONFIRM_ABOVE_S / 3600.0);
+        println!(
+            "warning: over {:.0} h: `sweep run` will ask for --yes",
+            codescale_sweep::estimate::CONFIRM_ABOVE_S / 3600.0
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -121,7 +149,16 @@ pub enum Ran {
 /// Runs the sweep on its executor; on Slurm, `wait` follows the arrays to their end.
 pub fn run_sweep(path: &Path, args: &RunArgs, wait: bool, quiet: bool) -> Result<Ran> {
     let sweep = Sweep::load(path)?;
-    let cfg = RunConfig { runs_root: args.runs.clone(), jobs: args.jobs, quiet, cores: None, retry_failed: args.retry_failed, reuse_stale: args.reuse_stale, confirmed: args.yes, trial_exe: Some(std::env::current_exe()?) };
+    let cfg = RunConfig {
+        runs_root: args.runs.clone(),
+        jobs: args.jobs,
+        quiet,
+        cores: None,
+        retry_failed: args.retry_failed,
+        reuse_stale: args.reuse_stale,
+        confirmed: args.yes,
+        trial_exe: Some(std::env::current_exe()?),
+    };
     let summary = match args.executor.unwrap_or(sweep.executor) {
         Executor::Local => sweep::run(&sweep, &cfg)?,
         Executor::Slurm => match on_slurm(path, &sweep, &cfg, args, wait)? {
@@ -129,20 +166,32 @@ pub fn run_sweep(path: &Path, args: &RunArgs, wait: bool, quiet: bool) -> Result
             Err(code) => return Ok(Ran::Left(code)),
         },
     };
-    let counts: Vec<String> = [Status::Done, Status::Pruned, Status::Diverged, Status::Failed, Status::Running, Status::Pending]
-        .iter()
-        .map(|&s| (s, summary.count(s)))
-        .filter(|(_, n)| *n > 0)
-        .map(|(s, n)| format!("{n} {}", s.as_str()))
-        .collect();
+    let counts: Vec<String> =
+        [Status::Done, Status::Pruned, Status::Diverged, Status::Failed, Status::Running, Status::Pending]
+            .iter()
+            .map(|&s| (s, summary.count(s)))
+            .filter(|(_, n)| *n > 0)
+            .map(|(s, n)| format!("{n} {}", s.as_str()))
+            .collect();
     for note in &summary.notes {
         println!("note: {note}");
     }
-    println!("sweep {}: {} trials ({}); trained {} now, {} already finished", sweep.name, summary.rows.len(), counts.join(", "), summary.trained, summary.skipped);
+    println!(
+        "sweep {}: {} trials ({}); trained {} now, {} already finished",
+        sweep.name,
+        summary.rows.len(),
+        counts.join(", "),
+        summary.trained,
+        summary.skipped
+    );
     for row in summary.rows.iter().filter(|r| r.status == "failed") {
         let record = TrialRecord::load(&summary.dir.join("trials").join(&row.trial_id)).ok();
         let error = record.as_ref().and_then(|r| r.error.clone()).unwrap_or_default();
-        let retry = if record.is_some_and(|r| r.retryable) { "retried on the next run" } else { "not retried unless --retry-failed" };
+        let retry = if record.is_some_and(|r| r.retryable) {
+            "retried on the next run"
+        } else {
+            "not retried unless --retry-failed"
+        };
         println!("  failed {}: {error} ({retry})", row.trial_id);
     }
     println!("results: {}", summary.dir.join(codescale_sweep::runs::RESULTS_FILE).display());
@@ -151,16 +200,36 @@ pub fn run_sweep(path: &Path, args: &RunArgs, wait: bool, quiet: bool) -> Result
 
 /// Submits the sweep's unfinished trials to Slurm and, with `wait`, follows the arrays to
 /// their end: the summary then, else the exit code to leave with (the arrays go on).
-fn on_slurm(path: &Path, sweep: &Sweep, cfg: &RunConfig, args: &RunArgs, wait: bool) -> Result<Result<Summary, ExitCode>> {
+fn on_slurm(
+    path: &Path,
+    sweep: &Sweep,
+    cfg: &RunConfig,
+    args: &RunArgs,
+    wait: bool,
+) -> Result<Result<Summary, ExitCode>> {
     let submission = sweep::slurm::submit(sweep, cfg, &std::env::current_exe()?)?;
     for note in &submission.notes {
         println!("note: {note}");
     }
-    let covered = if submission.covered > 0 { format!("; {} left to tasks already queued or running", submission.covered) } else { String::new() };
+    let covered = if submission.covered > 0 {
+        format!("; {} left to tasks already queued or running", submission.covered)
+    } else {
+        String::new()
+    };
     match &submission.script {
         Some(script) => {
-            let jobs: Vec<String> = submission.arrays.iter().map(|a| format!("{} (tasks {}, plan index {} + task)", a.job, a.tasks, a.offset)).collect();
-            println!("submitted {} trials of {} as array job {}{covered}; job script {}", submission.sent, sweep.name, jobs.join(", "), script.display());
+            let jobs: Vec<String> = submission
+                .arrays
+                .iter()
+                .map(|a| format!("{} (tasks {}, plan index {} + task)", a.job, a.tasks, a.offset))
+                .collect();
+            println!(
+                "submitted {} trials of {} as array job {}{covered}; job script {}",
+                submission.sent,
+                sweep.name,
+                jobs.join(", "),
+                script.display()
+            );
         }
         None => println!("nothing to submit for {}: {} trials had ended{covered}", sweep.name, submission.skipped),
     }
@@ -211,7 +280,10 @@ pub fn trial_run(sweep_dir: &Path, index: usize, opts: &trial::TaskOptions) -> R
             Ok(exit_for(&record))
         }
         Outcome::Busy(owner) => {
-            println!("trial {id} is being trained by {}; nothing to do", owner.map_or("another process".into(), |o| o.describe()));
+            println!(
+                "trial {id} is being trained by {}; nothing to do",
+                owner.map_or("another process".into(), |o| o.describe())
+            );
             Ok(ExitCode::SUCCESS)
         }
         Outcome::Ended(status) => {
@@ -225,7 +297,8 @@ pub fn trial_run(sweep_dir: &Path, index: usize, opts: &trial::TaskOptions) -> R
 /// far it got and how it ended (see [`codescale_sweep::child`]).
 pub fn trial_run_as_child(sweep_dir: &Path, index: usize, opts: trial::TaskOptions) -> Result<ExitCode> {
     let reporter = codescale_sweep::child::ProgressReporter::start();
-    let (_, outcome) = trial::run_planned(sweep_dir, index, &trial::TaskOptions { progress: Some(reporter.bar.clone()), ..opts })?;
+    let (_, outcome) =
+        trial::run_planned(sweep_dir, index, &trial::TaskOptions { progress: Some(reporter.bar.clone()), ..opts })?;
     drop(reporter);
     println!("{}", codescale_sweep::child::outcome_line(&outcome));
     Ok(ExitCode::SUCCESS)

@@ -42,7 +42,11 @@ pub fn remove_stale_temps(dir: &Path) -> usize {
         let name = entry.file_name().to_string_lossy().into_owned();
         let Some(stem) = name.strip_suffix(".tmp") else { continue };
         let age = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).unwrap_or_default();
-        let writer_gone = stem.rsplit('.').next().and_then(|pid| pid.parse::<u32>().ok()).is_some_and(|pid| !crate::provenance::process_alive(pid));
+        let writer_gone = stem
+            .rsplit('.')
+            .next()
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| !crate::provenance::process_alive(pid));
         let stale = (writer_gone && age.as_secs() >= 60) || age.as_secs() >= 3600;
         if stale && fs::remove_file(&path).is_ok() {
             removed += 1;
@@ -67,7 +71,8 @@ mod tests {
         write_atomic(&path, b"first version, long").unwrap();
         write_atomic(&path, b"second").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"second");
-        let leftovers: Vec<_> = fs::read_dir(&dir).unwrap().filter(|e| e.as_ref().unwrap().file_name() != "a.json").collect();
+        let leftovers: Vec<_> =
+            fs::read_dir(&dir).unwrap().filter(|e| e.as_ref().unwrap().file_name() != "a.json").collect();
         assert!(leftovers.is_empty());
         fs::remove_dir_all(dir).unwrap();
     }

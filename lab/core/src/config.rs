@@ -425,7 +425,9 @@ impl TrialSpec {
     pub fn resolve(&self) -> Result<TrialConfig, ConfigError> {
         let arch = self.arch.unwrap_or(Arch::Dense);
         let tokenizer = self.tokenizer.clone().unwrap_or_else(|| "bytes".into());
-        vocab_size(&tokenizer).ok_or_else(|| bad("tokenizer", format!("`{tokenizer}` is not `bytes` or `bpe:<vocab>` with 258 ≤ vocab ≤ 65536")))?;
+        vocab_size(&tokenizer).ok_or_else(|| {
+            bad("tokenizer", format!("`{tokenizer}` is not `bytes` or `bpe:<vocab>` with 258 ≤ vocab ≤ 65536"))
+        })?;
         let language = self.language.clone().ok_or_else(|| bad("language", "is required"))?;
         if language.is_empty() {
             return Err(bad("language", "is empty"));
@@ -436,14 +438,21 @@ impl TrialSpec {
             (Some(name), None) => Some(shape::parse_name(name).map_err(|m| bad("model", m))?),
             (None, Some(n)) => {
                 if !(n.is_finite() && (1e3..=limits::MAX_PARAMS).contains(&n)) {
-                    return Err(bad("n_params", format!("{n} is not a parameter count in [1000, {:e}]", limits::MAX_PARAMS)));
+                    return Err(bad(
+                        "n_params",
+                        format!("{n} is not a parameter count in [1000, {:e}]", limits::MAX_PARAMS),
+                    ));
                 }
                 Some(shape::from_param_count(n))
             }
             (None, None) => None,
         };
-        let d_model = self.d_model.or(named.map(|s| s.d_model)).ok_or_else(|| bad("model", "give `model`, `n_params` or `d_model` and `n_layers`"))?;
-        let n_layers = self.n_layers.or(named.map(|s| s.n_layers)).ok_or_else(|| bad("n_layers", "is required with `d_model`"))?;
+        let d_model = self
+            .d_model
+            .or(named.map(|s| s.d_model))
+            .ok_or_else(|| bad("model", "give `model`, `n_params` or `d_model` and `n_layers`"))?;
+        let n_layers =
+            self.n_layers.or(named.map(|s| s.n_layers)).ok_or_else(|| bad("n_layers", "is required with `d_model`"))?;
         let defaults = Shape::new(d_model, n_layers);
         let n_heads = self.n_heads.unwrap_or(defaults.n_heads);
         let d_ff = self.d_ff.unwrap_or(defaults.d_ff);
@@ -485,7 +494,10 @@ impl TrialSpec {
             }
             // From n_experts / top_k on no slot can be dropped; far beyond it is a typo.
             if !(f.is_finite() && f > 0.0 && f <= n_experts as f64) {
-                return Err(bad("capacity_factor", format!("{f} must lie in (0, n_experts = {n_experts}]; leave it unset for dropless routing")));
+                return Err(bad(
+                    "capacity_factor",
+                    format!("{f} must lie in (0, n_experts = {n_experts}]; leave it unset for dropless routing"),
+                ));
             }
         }
 
@@ -500,10 +512,16 @@ impl TrialSpec {
         }
         let tokens = self.tokens.unwrap_or(1e6);
         if !(tokens.is_finite() && tokens >= (batch_size * seq_len) as f64) {
-            return Err(bad("tokens", format!("{tokens} is not a number of tokens ≥ one batch ({} tokens)", batch_size * seq_len)));
+            return Err(bad(
+                "tokens",
+                format!("{tokens} is not a number of tokens ≥ one batch ({} tokens)", batch_size * seq_len),
+            ));
         }
         if tokens > limits::MAX_TOKENS {
-            return Err(bad("tokens", format!("{tokens:e} tokens is beyond any trial this lab can run (at most {:e})", limits::MAX_TOKENS)));
+            return Err(bad(
+                "tokens",
+                format!("{tokens:e} tokens is beyond any trial this lab can run (at most {:e})", limits::MAX_TOKENS),
+            ));
         }
         // A rule needs N, so it is applied once the shape is known (below).
         let lr = match self.lr.unwrap_or(Lr::Value(3e-3)) {
@@ -543,22 +561,34 @@ impl TrialSpec {
         non_negative("z_loss_coef", z_loss_coef)?;
         let eval_tokens = self.eval_tokens.unwrap_or(DEFAULT_EVAL_TOKENS);
         if eval_tokens < seq_len {
-            return Err(bad("eval_tokens", format!("{eval_tokens} is less than one window of seq_len = {seq_len} tokens")));
+            return Err(bad(
+                "eval_tokens",
+                format!("{eval_tokens} is less than one window of seq_len = {seq_len} tokens"),
+            ));
         }
         if let Some(t) = self.threads {
             positive("threads", t)?;
         }
         let backend = self.backend.unwrap_or(Backend::Flex);
         if self.device.is_some() && !backend.has_devices() {
-            return Err(bad("device", format!("picks a GPU, but `backend` is \"{}\": set `backend = \"cuda\"` or `\"wgpu\"`, or remove `device`", backend.as_str())));
+            return Err(bad(
+                "device",
+                format!(
+                    "picks a GPU, but `backend` is \"{}\": set `backend = \"cuda\"` or `\"wgpu\"`, or remove `device`",
+                    backend.as_str()
+                ),
+            ));
         }
 
         let model = self.model.clone().unwrap_or_else(|| shape::name(d_model, n_layers));
         let config = TrialConfig {
-            corpus: self.corpus.as_deref().map_or_else(|| "corpora/local.toml".into(), |path| match std::env::current_dir() {
-                Ok(cwd) => recipe_path(path, &cwd),
-                Err(_) => path.to_string(),
-            }),
+            corpus: self.corpus.as_deref().map_or_else(
+                || "corpora/local.toml".into(),
+                |path| match std::env::current_dir() {
+                    Ok(cwd) => recipe_path(path, &cwd),
+                    Err(_) => path.to_string(),
+                },
+            ),
             language,
             tokenizer,
             arch,
@@ -739,7 +769,11 @@ impl TrialConfig {
     pub fn trunk_id(&self) -> Option<String> {
         (self.schedule == Schedule::Wsd).then(|| {
             let t = self.trunk_config(0);
-            short_hash(&format!("trunk\n{}\ncorpus {}\nnumerics {NUMERICS_VERSION}", canonical(&t.without_placement()), serde_json::to_string(&self.corpus_key).expect("key serializes")))
+            short_hash(&format!(
+                "trunk\n{}\ncorpus {}\nnumerics {NUMERICS_VERSION}",
+                canonical(&t.without_placement()),
+                serde_json::to_string(&self.corpus_key).expect("key serializes")
+            ))
         })
     }
     /// The trunk's own config, trained for `steps` steps: a constant rate after this trial's

@@ -4,9 +4,9 @@
 pub mod accounting;
 pub mod architecture;
 pub mod atomic;
-pub mod provenance;
 pub mod config;
 pub mod error;
+pub mod provenance;
 // `build.rs` includes it too and calls what the library itself only calls in tests.
 #[cfg_attr(not(test), allow(dead_code))]
 mod git;
@@ -17,7 +17,10 @@ pub mod shape;
 pub mod time;
 
 pub use architecture::{ModelConfig, MoeConfig};
-pub use config::{Arch, Backend, CorpusKey, DecayShape, Gate, Lr, LrRule, Precision, Schedule, TrialConfig, TrialSpec, NUMERICS_VERSION};
+pub use config::{
+    Arch, Backend, CorpusKey, DecayShape, Gate, Lr, LrRule, Precision, Schedule, TrialConfig, TrialSpec,
+    NUMERICS_VERSION,
+};
+pub use error::{is_bad_input, BadInput};
 pub use record::{BranchOrigin, CurvePoint, CurveRow, Metrics, Provenance, Status, TrialRecord};
 pub use results::ResultRow;
-pub use error::{is_bad_input, BadInput};

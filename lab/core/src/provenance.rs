@@ -104,7 +104,10 @@ mod tests {
     fn a_moved_source_tree_is_recorded_beside_the_build_commit() {
         let (built_at, pulled) = ("a".repeat(40), "b".repeat(40));
         let p = built(&built_at, false, Some(pulled.clone()));
-        assert_eq!((p.git_commit.as_str(), p.git_dirty, p.source_head.as_deref()), (built_at.as_str(), false, Some(pulled.as_str())));
+        assert_eq!(
+            (p.git_commit.as_str(), p.git_dirty, p.source_head.as_deref()),
+            (built_at.as_str(), false, Some(pulled.as_str()))
+        );
         let json = serde_json::to_value(&p).unwrap();
         assert_eq!(json["git_commit"], built_at.as_str());
         assert_eq!(json["source_head"], pulled.as_str());
@@ -116,7 +119,8 @@ mod tests {
             assert!(serde_json::to_value(&p).unwrap().get("source_head").is_none(), "left out of the record");
         }
         // Records from before the field, which lack it, read as before.
-        let read: Provenance = serde_json::from_value(serde_json::to_value(built(&built_at, false, None)).unwrap()).unwrap();
+        let read: Provenance =
+            serde_json::from_value(serde_json::to_value(built(&built_at, false, None)).unwrap()).unwrap();
         assert_eq!(read.source_head, None);
         assert_eq!(read.git_commit, built_at);
     }

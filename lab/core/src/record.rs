@@ -90,7 +90,9 @@ impl Metrics {
             wall_s,
             tokens_per_s: if train_s > 0.0 { tokens / train_s } else { 0.0 },
             diverged_at: None,
-            router_collapsed: last_eval.and_then(|p| p.expert_load.as_ref()).is_some_and(|load| load.len() > 1 && load.iter().any(|&f| f > 0.9)),
+            router_collapsed: last_eval
+                .and_then(|p| p.expert_load.as_ref())
+                .is_some_and(|load| load.len() > 1 && load.iter().any(|&f| f > 0.9)),
             dropped_frac: mean(curve.iter().filter_map(|p| p.dropped_frac)),
         }
     }

@@ -76,7 +76,11 @@ impl Corpus {
             for (split, s) in [("train", &entry.train), ("val", &entry.val)] {
                 let (_, hash) = shards::read(&self.dir.join(&s.shard))?;
                 if hash != s.blake3 {
-                    return Err(anyhow!("the {language} {split} shard {} does not match its manifest hash", self.dir.join(&s.shard).display()).into());
+                    return Err(anyhow!(
+                        "the {language} {split} shard {} does not match its manifest hash",
+                        self.dir.join(&s.shard).display()
+                    )
+                    .into());
                 }
             }
         }

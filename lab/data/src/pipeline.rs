@@ -32,7 +32,10 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<Corpus> {
     let t = Instant::now();
     let resolved = sources::resolve(&recipe);
     let listings = list_sources(&recipe, &resolved, &mut skipped)?;
-    stats.list = Stage { seconds: t.elapsed().as_secs_f64(), bytes: listings.iter().flat_map(|l| &l.entries).map(|e| e.size).sum() };
+    stats.list = Stage {
+        seconds: t.elapsed().as_secs_f64(),
+        bytes: listings.iter().flat_map(|l| &l.entries).map(|e| e.size).sum(),
+    };
     let fingerprint = fingerprint(&recipe, &resolved, &listings);
     remove_dead_builds(&out);
     if !opts.force {
@@ -42,7 +45,8 @@ pub fn build(recipe_path: &Path, opts: &BuildOptions) -> Result<Corpus> {
     }
     check_replaceable(&out)?;
 
-    let sources::Collected { languages: items, per_source, unassigned } = sources::collect(&recipe, &resolved, &listings)?;
+    let sources::Collected { languages: items, per_source, unassigned } =
+        sources::collect(&recipe, &resolved, &listings)?;
     let items = languages_with_sources(&recipe, items, &mut skipped)?;
     let mut docs = read(items, &ui, &mut stats)?;
     let (inputs, mut removed) = filter(&recipe, &mut docs, &ui, &mut stats);
@@ -166,7 +170,11 @@ fn reuse(out: &Path, fingerprint: &str, ui: &Ui) -> Option<Corpus> {
 
 /// The collected files of every language that has some; a language without any is skipped when
 /// optional, an error otherwise.
-fn languages_with_sources(recipe: &Recipe, mut items: BTreeMap<String, Vec<sources::Item>>, skipped: &mut BTreeMap<String, String>) -> Result<BTreeMap<String, Vec<sources::Item>>> {
+fn languages_with_sources(
+    recipe: &Recipe,
+    mut items: BTreeMap<String, Vec<sources::Item>>,
+    skipped: &mut BTreeMap<String, String>,
+) -> Result<BTreeMap<String, Vec<sources::Item>>> {
     for spec in &recipe.languages {
         if items.get(&spec.name).is_some_and(|v| !v.is_empty()) || skipped.contains_key(&spec.name) {
             continue;
@@ -177,7 +185,10 @@ fn languages_with_sources(recipe: &Recipe, mut items: BTreeMap<String, Vec<sourc
             let none = "the recipe's [[sources]] hold none of it".to_string();
             (none.clone(), none)
         } else {
-            (format!("no source files found (looked in {})", tried.join("; ")), format!("its sources matched no files ({})", tried.join("; ")))
+            (
+                format!("no source files found (looked in {})", tried.join("; ")),
+                format!("its sources matched no files ({})", tried.join("; ")),
+            )
         };
         if spec.optional {
             skipped.insert(spec.name.clone(), skip);
@@ -216,7 +227,10 @@ fn filter(recipe: &Recipe, docs: &mut Docs, ui: &Ui, stats: &mut BuildStats) -> 
             .par_iter()
             .map(|d| if d.oversize { Some(Reason::TooLarge) } else { filters::check(&d.content, &d.name, &cfg) })
             .collect();
-        inputs.insert(lang.clone(), Counts { documents: list.len() as u64, bytes: list.iter().map(|d| d.content.len() as u64).sum() });
+        inputs.insert(
+            lang.clone(),
+            Counts { documents: list.len() as u64, bytes: list.iter().map(|d| d.content.len() as u64).sum() },
+        );
         let counts = removed.entry(lang.clone()).or_default();
         let mut verdicts = verdicts.into_iter();
         list.retain(|_| match verdicts.next().flatten() {
@@ -234,7 +248,13 @@ fn filter(recipe: &Recipe, docs: &mut Docs, ui: &Ui, stats: &mut BuildStats) -> 
 
 /// Drops exact and near duplicates; returns each kept document's content hash (which the split
 /// also uses).
-fn deduplicate(recipe: &Recipe, docs: &mut Docs, removed: &mut Removed, ui: &Ui, stats: &mut BuildStats) -> BTreeMap<String, Vec<[u8; 32]>> {
+fn deduplicate(
+    recipe: &Recipe,
+    docs: &mut Docs,
+    removed: &mut Removed,
+    ui: &Ui,
+    stats: &mut BuildStats,
+) -> BTreeMap<String, Vec<[u8; 32]>> {
     let t = Instant::now();
     let spinner = ui.spinner("dedup");
     let mut hashes: BTreeMap<String, Vec<[u8; 32]>> = BTreeMap::new();
@@ -264,12 +284,20 @@ fn deduplicate(recipe: &Recipe, docs: &mut Docs, removed: &mut Removed, ui: &Ui,
 
 /// Skips (or, for a required language, refuses) every language left empty or under `min_bytes`
 /// by filtering and dedup.
-fn drop_thin_languages(recipe: &Recipe, docs: &mut Docs, inputs: &BTreeMap<String, Counts>, removed: &Removed, skipped: &mut BTreeMap<String, String>, ui: &Ui) -> Result<()> {
+fn drop_thin_languages(
+    recipe: &Recipe,
+    docs: &mut Docs,
+    inputs: &BTreeMap<String, Counts>,
+    removed: &Removed,
+    skipped: &mut BTreeMap<String, String>,
+    ui: &Ui,
+) -> Result<()> {
     for (lang, list) in docs.iter() {
         let kept: u64 = list.iter().map(|d| d.content.len() as u64).sum();
         let min_bytes = recipe.language(lang).min_bytes;
         let msg = if list.is_empty() {
-            let why: Vec<String> = removed[lang].iter().filter(|(_, &n)| n > 0).map(|(r, n)| format!("{} {n}", r.as_str())).collect();
+            let why: Vec<String> =
+                removed[lang].iter().filter(|(_, &n)| n > 0).map(|(r, n)| format!("{} {n}", r.as_str())).collect();
             format!("all {} documents were removed ({})", inputs[lang].documents, why.join(", "))
         } else if kept < min_bytes {
             format!("only {kept} bytes in {} documents left after filtering, below min_bytes = {min_bytes}", list.len())
@@ -284,7 +312,11 @@ fn drop_thin_languages(recipe: &Recipe, docs: &mut Docs, inputs: &BTreeMap<Strin
     }
     docs.retain(|l, _| !skipped.contains_key(l));
     if docs.is_empty() {
-        return Err(bad(format!("{}: no language has any documents ({})", recipe.path.display(), describe_skips(skipped))));
+        return Err(bad(format!(
+            "{}: no language has any documents ({})",
+            recipe.path.display(),
+            describe_skips(skipped)
+        )));
     }
     for (lang, why) in skipped.iter() {
         ui.warn(&format!("skipping language `{lang}`: {why}"));
@@ -293,7 +325,11 @@ fn drop_thin_languages(recipe: &Recipe, docs: &mut Docs, inputs: &BTreeMap<Strin
 }
 
 /// (train, validation) documents per language, by content hash.
-fn split(recipe: &Recipe, docs: Docs, hashes: &BTreeMap<String, Vec<[u8; 32]>>) -> BTreeMap<String, (Vec<Doc>, Vec<Doc>)> {
+fn split(
+    recipe: &Recipe,
+    docs: Docs,
+    hashes: &BTreeMap<String, Vec<[u8; 32]>>,
+) -> BTreeMap<String, (Vec<Doc>, Vec<Doc>)> {
     let mut sides = BTreeMap::new();
     for (lang, list) in docs {
         let val = split::validation(&hashes[&lang], recipe.validation_fraction);
@@ -311,20 +347,36 @@ fn split(recipe: &Recipe, docs: Docs, hashes: &BTreeMap<String, Vec<[u8; 32]>>) 
 }
 
 /// Bytes, or a BPE tokenizer trained on every language's training split.
-fn tokenizer(recipe: &Recipe, sides: &BTreeMap<String, (Vec<Doc>, Vec<Doc>)>, ui: &Ui, stats: &mut BuildStats) -> Result<Tokenizer> {
+fn tokenizer(
+    recipe: &Recipe,
+    sides: &BTreeMap<String, (Vec<Doc>, Vec<Doc>)>,
+    ui: &Ui,
+    stats: &mut BuildStats,
+) -> Result<Tokenizer> {
     let Some(vocab) = crate::vocab_of(&recipe.tokenizer) else { return Ok(Tokenizer::Bytes) };
     let t = Instant::now();
     let spinner = ui.spinner("training BPE");
-    let texts = sides.values().flat_map(|(train, _)| train).map(|d| std::str::from_utf8(&d.content).expect("filtered to UTF-8"));
+    let texts = sides
+        .values()
+        .flat_map(|(train, _)| train)
+        .map(|d| std::str::from_utf8(&d.content).expect("filtered to UTF-8"));
     let tok = Tokenizer::train_bpe(vocab, texts)?;
     spinner.finish_and_clear();
-    stats.train_tokenizer = Stage { seconds: t.elapsed().as_secs_f64(), bytes: sides.values().flat_map(|(tr, _)| tr).map(|d| d.content.len() as u64).sum() };
+    stats.train_tokenizer = Stage {
+        seconds: t.elapsed().as_secs_f64(),
+        bytes: sides.values().flat_map(|(tr, _)| tr).map(|d| d.content.len() as u64).sum(),
+    };
     ui.stage("train_tokenizer", &stats.train_tokenizer);
     Ok(tok)
 }
 
 /// [train, validation] token ids of every document, per language.
-fn tokenize(tokenizer: &Tokenizer, sides: &BTreeMap<String, (Vec<Doc>, Vec<Doc>)>, ui: &Ui, stats: &mut BuildStats) -> Result<BTreeMap<String, [Vec<Vec<u16>>; 2]>> {
+fn tokenize(
+    tokenizer: &Tokenizer,
+    sides: &BTreeMap<String, (Vec<Doc>, Vec<Doc>)>,
+    ui: &Ui,
+    stats: &mut BuildStats,
+) -> Result<BTreeMap<String, [Vec<Vec<u16>>; 2]>> {
     let t = Instant::now();
     let spinner = ui.spinner("tokenize");
     let mut encoded = BTreeMap::new();

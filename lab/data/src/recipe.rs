@@ -324,17 +324,27 @@ fn source(
         (None, sec) => sec.map(String::from),
     };
     let files = matches!(kind, SourceKind::Dir | SourceKind::Zip);
-    let named = [("content_column", &r.content_column), ("lang_column", &r.lang_column), ("path_column", &r.path_column)];
+    let named =
+        [("content_column", &r.content_column), ("lang_column", &r.lang_column), ("path_column", &r.path_column)];
     if let Some((key, _)) = named.iter().find(|(_, v)| v.is_some()).filter(|_| files) {
         return Err(err(key, format!("column names apply to `jsonl` and `parquet` sources, not `{}`", kind.as_str())));
     }
     if let (Some(_), Some(sec)) = (&r.lang_column, section) {
-        return Err(err("lang_column", format!("not used under `languages.{sec}`, which names the language of every record")));
+        return Err(err(
+            "lang_column",
+            format!("not used under `languages.{sec}`, which names the language of every record"),
+        ));
     }
     let languages = match (&r.languages, section.or(r.language.as_deref())) {
-        (Some(_), Some(_)) => return Err(err("languages", "keeps some languages of a mixed source; this source has one language".into())),
+        (Some(_), Some(_)) => {
+            return Err(err("languages", "keeps some languages of a mixed source; this source has one language".into()))
+        }
         (Some(list), None) => Some(
-            list.iter().map(|l| lang::canonical(l).ok_or_else(|| err("languages", format!("`{l}` is not a usable language name")))).collect::<Result<Vec<_>>>()?,
+            list.iter()
+                .map(|l| {
+                    lang::canonical(l).ok_or_else(|| err("languages", format!("`{l}` is not a usable language name")))
+                })
+                .collect::<Result<Vec<_>>>()?,
         ),
         (None, _) => None,
     };
@@ -364,7 +374,16 @@ fn source(
             err(if r.include.as_ref().is_some_and(|i| i.contains(g)) { "include" } else { "exclude" }, e.to_string())
         })?;
     }
-    Ok(SourceSpec { kind, location: location.clone(), include, exclude: r.exclude.clone(), language, languages, columns, line })
+    Ok(SourceSpec {
+        kind,
+        location: location.clone(),
+        include,
+        exclude: r.exclude.clone(),
+        language,
+        languages,
+        columns,
+        line,
+    })
 }
 
 fn stem(path: &Path) -> String {
@@ -474,7 +493,10 @@ mod tests {
     fn column_names_and_kept_languages_go_where_they_mean_something() {
         let r = parse("[[sources]]\nparquet = \"s.parquet\"\ncontent_column = \"text\"\nlanguages = [\"Python\", \"C++\"]\n[languages.python]\nfilters = { max_line_length = 80 }\n").unwrap();
         let s = &r.mixed[0];
-        assert_eq!((s.columns.content.as_str(), s.columns.lang.as_str(), s.columns.path.as_str()), ("text", "lang", "path"));
+        assert_eq!(
+            (s.columns.content.as_str(), s.columns.lang.as_str(), s.columns.path.as_str()),
+            ("text", "lang", "path")
+        );
         assert_eq!(s.languages, Some(vec!["python".to_string(), "cpp".to_string()]));
         assert_eq!(r.language("python").filters.max_line_length, 80, "a section without sources sets options");
         let cases = [
@@ -482,7 +504,10 @@ mod tests {
             ("[languages.rust]\nsources = [{ jsonl = \"x\", lang_column = \"l\" }]\n", "r.toml:2: `lang_column`"),
             ("[languages.rust]\nsources = [{ jsonl = \"x\", languages = [\"go\"] }]\n", "r.toml:2: `languages`"),
             ("[[sources]]\njsonl = \"x\"\nlanguages = [\"c c\"]\n", "r.toml:1: `languages`"),
-            ("[languages.rust]\nfilters = { max_line_length = 80 }\n", "r.toml:1: `languages.rust.sources`: no sources"),
+            (
+                "[languages.rust]\nfilters = { max_line_length = 80 }\n",
+                "r.toml:1: `languages.rust.sources`: no sources",
+            ),
         ];
         for (text, expected) in cases {
             let e = parse(text).unwrap_err().to_string();

@@ -37,7 +37,12 @@ pub fn resolve(recipe: &Recipe) -> Vec<ResolvedSource> {
     // second), and every sweep resolves its corpus's sources to check that it is current.
     std::thread::scope(|scope| {
         let base = &base;
-        let resolving: Vec<_> = sources.into_iter().map(|(section, spec)| scope.spawn(move || ResolvedSource { section, path: spec.location.resolve(base), spec: spec.clone() })).collect();
+        let resolving: Vec<_> = sources
+            .into_iter()
+            .map(|(section, spec)| {
+                scope.spawn(move || ResolvedSource { section, path: spec.location.resolve(base), spec: spec.clone() })
+            })
+            .collect();
         resolving.into_iter().map(|r| r.join().expect("resolving a location does not panic")).collect()
     })
 }
@@ -240,8 +245,12 @@ pub struct Collected {
 }
 
 /// A JSON line's content, language and path, from the fields the source names.
-fn json_record(line: &[u8], columns: &Columns) -> std::result::Result<(String, Option<String>, Option<String>), String> {
-    let mut record: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+fn json_record(
+    line: &[u8],
+    columns: &Columns,
+) -> std::result::Result<(String, Option<String>, Option<String>), String> {
+    let mut record: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(line).map_err(|e| e.to_string())?;
     let mut text = |field: &str, required: bool| match record.remove(field) {
         Some(serde_json::Value::String(s)) => Ok(Some(s)),
         None | Some(serde_json::Value::Null) if !required => Ok(None),
@@ -339,7 +348,8 @@ pub fn collect(recipe: &Recipe, sources: &[ResolvedSource], listings: &[Listing]
             }
             SourceKind::Parquet => {
                 let Some(path) = &src.path else { continue };
-                let docs = codescale_table::documents::read_documents(path, &src.spec.columns).map_err(|e| bad(format!("{e:#}")))?;
+                let docs = codescale_table::documents::read_documents(path, &src.spec.columns)
+                    .map_err(|e| bad(format!("{e:#}")))?;
                 for (row, d) in docs.into_iter().enumerate() {
                     let name = d.path.clone().unwrap_or_else(|| format!("{}#{row}", listing.entries[0].name));
                     let size = d.content.len() as u64;

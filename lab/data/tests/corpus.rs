@@ -366,7 +366,9 @@ fn the_stack_recipe_reads_its_columns_keeps_its_languages_and_filters_per_langua
     let recipe = recipe(tmp.path(), &text);
 
     let long_line = format!("x = \"{}\"\n", "a".repeat(500));
-    let ts = |i: usize| format!("export function f{i}(a: number): number {{\n  return a * {i} + {};\n}}\n", i * 7).repeat(12);
+    let ts = |i: usize| {
+        format!("export function f{i}(a: number): number {{\n  return a * {i} + {};\n}}\n", i * 7).repeat(12)
+    };
     let rows: Vec<(String, &str, String)> = vec![
         (py_doc(1), "Python", "pkg/a.py".into()),
         (py_doc(2) + &long_line, "Python", "pkg/b.py".into()),
@@ -385,18 +387,28 @@ fn the_stack_recipe_reads_its_columns_keeps_its_languages_and_filters_per_langua
     )
     .unwrap();
     fs::create_dir_all(tmp.path().join("stack")).unwrap();
-    ParquetWriter::new(fs::File::create(tmp.path().join("stack/the-stack-sample.parquet")).unwrap()).finish(&mut frame).unwrap();
+    ParquetWriter::new(fs::File::create(tmp.path().join("stack/the-stack-sample.parquet")).unwrap())
+        .finish(&mut frame)
+        .unwrap();
     let go: String = (0..4)
         .map(|i| serde_json::json!({"text": format!("package p{i}\n\nfunc F{i}(x int) int {{\n\treturn x * {i}\n}}\n").repeat(8), "path": format!("p{i}/f.go")}).to_string() + "\n")
         .collect();
     write(tmp.path(), "stack/go.jsonl", go);
 
     let corpus = build(&recipe, &opts(&tmp.path().join("out"))).unwrap();
-    assert_eq!(corpus.languages(), ["go", "python", "rust", "typescript"], "the Parquet file's Go and C rows are left out");
+    assert_eq!(
+        corpus.languages(),
+        ["go", "python", "rust", "typescript"],
+        "the Parquet file's Go and C rows are left out"
+    );
     let m = &corpus.manifest;
     assert_eq!(m.languages["python"].input.documents, 2);
     assert_eq!(m.languages["python"].removed.get("max_line_length"), Some(&1), "python's own 400-character limit");
-    assert_eq!(m.languages["rust"].removed.get("max_line_length").copied().unwrap_or(0), 0, "rust keeps the default 1000");
+    assert_eq!(
+        m.languages["rust"].removed.get("max_line_length").copied().unwrap_or(0),
+        0,
+        "rust keeps the default 1000"
+    );
     assert_eq!(m.languages["go"].input.documents, 4, "the Go section reads its JSON lines' `text`");
     assert!(all_documents(&corpus, "typescript").contains(&ts(1)));
 

@@ -25,13 +25,7 @@ fn points() -> Vec<Point> {
     let mut rng = ChaCha8Rng::seed_from_u64(42);
     let mut pts = vec![];
     for (lang, alpha, beta, e) in LANGS {
-        let law = Law {
-            e,
-            alpha,
-            beta,
-            a: 0.5 * 1e7f64.powf(alpha),
-            b: 0.5 * 1e9f64.powf(beta),
-        };
+        let law = Law { e, alpha, beta, a: 0.5 * 1e7f64.powf(alpha), b: 0.5 * 1e9f64.powf(beta) };
         // 10 sizes × 6 budgets = 60 points per language.
         for i in 0..10 {
             let n = 1e6 * 10f64.powf(i as f64 / 3.0);
@@ -59,11 +53,7 @@ fn points() -> Vec<Point> {
 
 fn main() {
     let pts = points();
-    let opts = FitOptions {
-        bootstrap: 1000,
-        seed: 1,
-        ..FitOptions::default()
-    };
+    let opts = FitOptions { bootstrap: 1000, seed: 1, ..FitOptions::default() };
     let threads = rayon::current_num_threads();
 
     let python: Vec<(f64, f64, f64)> = pts.iter().filter(|p| p.group == "python").map(|p| (p.n, p.d, p.loss)).collect();

@@ -88,11 +88,20 @@ fn main() {
                 for seed in 0..seeds {
                     let shared = trunk * normal(&mut rng);
                     for &d in &budgets {
-                        runs.push((n, d, truth.loss(n, d) * (shared + run * normal(&mut rng)).exp(), format!("{n}/{d}"), format!("{n}/{seed}")));
+                        runs.push((
+                            n,
+                            d,
+                            truth.loss(n, d) * (shared + run * normal(&mut rng)).exp(),
+                            format!("{n}/{d}"),
+                            format!("{n}/{seed}"),
+                        ));
                     }
                 }
             }
-            let measured = (0..seeds).map(|_| truth.loss(target_n, target_d) * (trunk * normal(&mut rng) + run * normal(&mut rng)).exp()).sum::<f64>() / seeds as f64;
+            let measured = (0..seeds)
+                .map(|_| truth.loss(target_n, target_d) * (trunk * normal(&mut rng) + run * normal(&mut rng)).exp())
+                .sum::<f64>()
+                / seeds as f64;
             let triples: Vec<(f64, f64, f64)> = runs.iter().map(|r| (r.0, r.1, r.2)).collect();
             let data = Data::new(&triples);
             let (fit, delta) = fit_noise_matched(&data, &chinchilla_grid()).expect("a fit");
@@ -104,7 +113,10 @@ fn main() {
                 interval(&samples, 0.95).map_or(f64::INFINITY, |(lo, hi)| (hi - lo) / f(&fit.law).abs())
             });
             let predicted = fit.law.predict(target_n, target_d);
-            let m: Vec<Measurement> = runs.iter().map(|r| Measurement { n: r.0, d: r.1, loss: r.2, config: &r.3, trunk: Some(&r.4) }).collect();
+            let m: Vec<Measurement> = runs
+                .iter()
+                .map(|r| Measurement { n: r.0, d: r.1, loss: r.2, config: &r.3, trunk: Some(&r.4) })
+                .collect();
             Outcome {
                 width,
                 bias: predicted / truth.loss(target_n, target_d) - 1.0,
@@ -113,7 +125,8 @@ fn main() {
             }
         })
         .collect();
-    let share = |f: &dyn Fn(&Outcome) -> bool| 100.0 * outcomes.iter().filter(|o| f(o)).count() as f64 / outcomes.len() as f64;
+    let share =
+        |f: &dyn Fn(&Outcome) -> bool| 100.0 * outcomes.iter().filter(|o| f(o)).count() as f64 / outcomes.len() as f64;
     let median = |f: &dyn Fn(&Outcome) -> f64| {
         let mut v: Vec<f64> = outcomes.iter().map(f).collect();
         v.sort_by(f64::total_cmp);

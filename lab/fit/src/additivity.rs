@@ -46,7 +46,10 @@ impl Factor {
     /// The trunks that more than one measurement shares; a trunk of one run is no block (its
     /// level would only fit that run exactly).
     fn blocks(trunks: &[Option<&str>]) -> Factor {
-        Factor::levels_of(clusters(trunks).into_iter().filter(|runs| runs.len() > 1 && trunks[runs[0]].is_some()), trunks.len())
+        Factor::levels_of(
+            clusters(trunks).into_iter().filter(|runs| runs.len() > 1 && trunks[runs[0]].is_some()),
+            trunks.len(),
+        )
     }
 
     /// One level per group of measurement indices; measurements in no group have none.
@@ -111,11 +114,17 @@ fn least_squares(y: &[f64], w: &[f64], factors: &[&Factor]) -> Vec<f64> {
     for _ in 0..10_000 {
         for i in 0..factors.len() {
             let others: Vec<f64> = (0..y.len())
-                .map(|k| y[k] - (0..factors.len()).filter(|&j| j != i).map(|j| effect(factors[j], &effects[j], k)).sum::<f64>())
+                .map(|k| {
+                    y[k] - (0..factors.len())
+                        .filter(|&j| j != i)
+                        .map(|j| effect(factors[j], &effects[j], k))
+                        .sum::<f64>()
+                })
                 .collect();
             effects[i] = weighted_means(&others, w, factors[i]);
         }
-        let next: Vec<f64> = (0..y.len()).map(|k| (0..factors.len()).map(|j| effect(factors[j], &effects[j], k)).sum()).collect();
+        let next: Vec<f64> =
+            (0..y.len()).map(|k| (0..factors.len()).map(|j| effect(factors[j], &effects[j], k)).sum()).collect();
         let moved = next.iter().zip(&fitted).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
         fitted = next;
         if moved < 1e-13 {
@@ -143,11 +152,17 @@ fn weighted_means(values: &[f64], w: &[f64], factor: &Factor) -> Vec<f64> {
 fn rank(factors: &[&Factor], runs: usize) -> usize {
     let mut columns: Vec<Vec<f64>> = factors
         .iter()
-        .flat_map(|f| (0..f.levels).map(move |l| f.level.iter().map(|&x| if x == Some(l) { 1.0 } else { 0.0 }).collect()))
+        .flat_map(|f| {
+            (0..f.levels).map(move |l| f.level.iter().map(|&x| if x == Some(l) { 1.0 } else { 0.0 }).collect())
+        })
         .collect();
     let mut rank = 0;
     for row in 0..runs {
-        let Some(pivot) = (rank..columns.len()).max_by(|&a, &b| columns[a][row].abs().total_cmp(&columns[b][row].abs())) else { break };
+        let Some(pivot) =
+            (rank..columns.len()).max_by(|&a, &b| columns[a][row].abs().total_cmp(&columns[b][row].abs()))
+        else {
+            break;
+        };
         if columns[pivot][row].abs() < 1e-9 {
             continue;
         }
@@ -180,15 +195,23 @@ mod tests {
 
     /// The check without trunks: every run trained on its own.
     fn check(points: &[(f64, f64, f64, String)]) -> Option<Additivity> {
-        let m: Vec<Measurement> = points.iter().map(|(n, d, loss, c)| Measurement { n: *n, d: *d, loss: *loss, config: c, trunk: None }).collect();
+        let m: Vec<Measurement> = points
+            .iter()
+            .map(|(n, d, loss, c)| Measurement { n: *n, d: *d, loss: *loss, config: c, trunk: None })
+            .collect();
         additivity(&m)
     }
 
     /// The check with each size's seeds as cooldown branches of one trunk per seed, as a WSD
     /// ladder trains them (`grid` lists seeds innermost).
     fn check_with_trunks(points: &[(f64, f64, f64, String)], replicates: usize) -> Option<Additivity> {
-        let trunks: Vec<String> = points.iter().enumerate().map(|(k, (n, ..))| format!("{n}/seed {}", k % replicates)).collect();
-        let m: Vec<Measurement> = points.iter().zip(&trunks).map(|((n, d, loss, c), t)| Measurement { n: *n, d: *d, loss: *loss, config: c, trunk: Some(t) }).collect();
+        let trunks: Vec<String> =
+            points.iter().enumerate().map(|(k, (n, ..))| format!("{n}/seed {}", k % replicates)).collect();
+        let m: Vec<Measurement> = points
+            .iter()
+            .zip(&trunks)
+            .map(|((n, d, loss, c), t)| Measurement { n: *n, d: *d, loss: *loss, config: c, trunk: Some(t) })
+            .collect();
         additivity(&m)
     }
 
@@ -202,7 +225,8 @@ mod tests {
     #[test]
     fn replicates_measure_the_noise_and_test_the_rest() {
         // Two replicates 1 % apart around an additive surface: all of the miss is noise.
-        let pts = grid(|n, d, r| (1.5 + 30.0 / n.powf(0.4) + 300.0 / d.powf(0.45)) * if r == 0 { 0.99 } else { 1.01 }, 2);
+        let pts =
+            grid(|n, d, r| (1.5 + 30.0 / n.powf(0.4) + 300.0 / d.powf(0.45)) * if r == 0 { 0.99 } else { 1.01 }, 2);
         let a = check(&pts).unwrap();
         assert_eq!((a.lack_of_fit_df, a.noise_df), (6, 12));
         assert!((a.noise.unwrap() - 0.01 * 2f64.sqrt()).abs() < 1e-3, "{a:?}");
@@ -214,7 +238,8 @@ mod tests {
     #[test]
     fn a_trunks_shift_is_not_noise() {
         // Each seed's trunk sits 0.02 above or below an additive surface at every budget.
-        let pts = grid(|n, d, r| 1.5 + 30.0 / n.powf(0.4) + 300.0 / d.powf(0.45) + if r == 0 { 0.02 } else { -0.02 }, 2);
+        let pts =
+            grid(|n, d, r| 1.5 + 30.0 / n.powf(0.4) + 300.0 / d.powf(0.45) + if r == 0 { 0.02 } else { -0.02 }, 2);
         let blocked = check_with_trunks(&pts, 2).unwrap();
         assert_eq!((blocked.lack_of_fit_df, blocked.noise_df), (6, 8));
         assert!(blocked.misfit < 1e-9 && blocked.noise.unwrap() < 1e-9, "{blocked:?}");
@@ -244,7 +269,8 @@ mod tests {
 
     #[test]
     fn a_single_budget_per_size_leaves_nothing_to_test() {
-        let pts: Vec<_> = [(1e4, 2e5), (2e4, 4e5), (4e4, 8e5)].iter().map(|&(n, d)| (n, d, 2.0, format!("{n}"))).collect();
+        let pts: Vec<_> =
+            [(1e4, 2e5), (2e4, 4e5), (4e4, 8e5)].iter().map(|&(n, d)| (n, d, 2.0, format!("{n}"))).collect();
         assert!(check(&pts).is_none());
     }
 }

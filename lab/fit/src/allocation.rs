@@ -17,11 +17,7 @@ pub struct Exponents {
 
 pub fn allocation(law: &Law) -> Exponents {
     let s = law.alpha + law.beta;
-    Exponents {
-        a: law.beta / s,
-        b: law.alpha / s,
-        g: (law.alpha * law.a / (law.beta * law.b)).powf(1.0 / s),
-    }
+    Exponents { a: law.beta / s, b: law.alpha / s, g: (law.alpha * law.a / (law.beta * law.b)).powf(1.0 / s) }
 }
 
 /// What the law recommends at `flops`.
@@ -37,12 +33,7 @@ pub fn plan(law: &Law, flops: f64) -> Plan {
     let x = allocation(law);
     let n_opt = x.g * (flops / 6.0).powf(x.a);
     let d_opt = (flops / 6.0).powf(x.b) / x.g;
-    Plan {
-        n_opt,
-        d_opt,
-        tokens_per_param: d_opt / n_opt,
-        loss: law.predict(n_opt, d_opt),
-    }
+    Plan { n_opt, d_opt, tokens_per_param: d_opt / n_opt, loss: law.predict(n_opt, d_opt) }
 }
 
 /// 1e15 … 1e24 FLOPs by decade.
@@ -68,7 +59,10 @@ pub fn allocation_with_intervals(law: &Law, boot: &[Law], budgets: &[f64], confi
     let x = allocation(law);
     let xs: Vec<Exponents> = boot.iter().map(allocation).collect();
     let col = |f: fn(&Exponents) -> f64| xs.iter().map(f).collect::<Vec<f64>>();
-    let budgets = budgets.iter().map(|&c| budget_plan(c, plan(law, c), &boot.iter().map(|l| plan(l, c)).collect::<Vec<Plan>>(), confidence)).collect();
+    let budgets = budgets
+        .iter()
+        .map(|&c| budget_plan(c, plan(law, c), &boot.iter().map(|l| plan(l, c)).collect::<Vec<Plan>>(), confidence))
+        .collect();
     Allocation {
         a: estimate(x.a, &col(|x| x.a), confidence),
         b: estimate(x.b, &col(|x| x.b), confidence),
@@ -119,7 +113,10 @@ pub fn numeric(form: crate::forms::Form, p: &[f64], boot: &[Vec<f64>], budgets: 
     };
     let a = slope(p);
     let sa: Vec<f64> = boot.iter().map(|q| slope(q)).collect();
-    let plans = budgets.iter().map(|&c| budget_plan(c, plan_of(p, c), &boot.iter().map(|q| plan_of(q, c)).collect::<Vec<Plan>>(), confidence)).collect();
+    let plans = budgets
+        .iter()
+        .map(|&c| budget_plan(c, plan_of(p, c), &boot.iter().map(|q| plan_of(q, c)).collect::<Vec<Plan>>(), confidence))
+        .collect();
     Allocation {
         a: estimate(a, &sa, confidence),
         b: estimate(1.0 - a, &sa.iter().map(|x| 1.0 - x).collect::<Vec<f64>>(), confidence),
@@ -134,13 +131,7 @@ mod tests {
 
     #[test]
     fn chinchilla_allocation_exponent() {
-        let law = Law {
-            e: 1.69337,
-            a: 406.401,
-            b: 410.723,
-            alpha: 0.33917,
-            beta: 0.28491,
-        };
+        let law = Law { e: 1.69337, a: 406.401, b: 410.723, alpha: 0.33917, beta: 0.28491 };
         let x = allocation(&law);
         assert!((x.a - 0.46).abs() <= 0.005, "a = {}", x.a);
         assert!((x.a + x.b - 1.0).abs() < 1e-12);
@@ -148,13 +139,7 @@ mod tests {
 
     #[test]
     fn plan_spends_the_budget_and_is_optimal() {
-        let law = Law {
-            e: 1.69,
-            a: 406.4,
-            b: 410.7,
-            alpha: 0.34,
-            beta: 0.28,
-        };
+        let law = Law { e: 1.69, a: 406.4, b: 410.7, alpha: 0.34, beta: 0.28 };
         let c = 1e21;
         let p = plan(&law, c);
         assert!((6.0 * p.n_opt * p.d_opt / c - 1.0).abs() < 1e-9);

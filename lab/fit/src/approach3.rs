@@ -23,13 +23,7 @@ pub struct Law {
 
 impl Law {
     pub fn from_params(p: &Params) -> Law {
-        Law {
-            a: p[0].exp(),
-            b: p[1].exp(),
-            e: p[2].exp(),
-            alpha: p[3],
-            beta: p[4],
-        }
+        Law { a: p[0].exp(), b: p[1].exp(), e: p[2].exp(), alpha: p[3], beta: p[4] }
     }
 
     pub fn params(&self) -> Params {
@@ -297,18 +291,8 @@ pub const TOL_COST: f64 = 1e-13;
 /// argmin reports convergence, or when the line search gives up at a point whose gradient is
 /// already negligible (the objective is flat to machine precision there).
 pub fn run_start(data: &Data, delta: f64, start: Params, max_iters: u64) -> StartResult {
-    let failed = StartResult {
-        start,
-        params: start,
-        cost: f64::INFINITY,
-        converged: false,
-        iters: 0,
-    };
-    let problem = Problem {
-        data,
-        delta,
-        cache: RefCell::new(None),
-    };
+    let failed = StartResult { start, params: start, cost: f64::INFINITY, converged: false, iters: 0 };
+    let problem = Problem { data, delta, cache: RefCell::new(None) };
     let Ok(solver) = LBFGS::new(MoreThuenteLineSearch::new(), 7)
         .with_tolerance_grad(TOL_GRAD)
         .and_then(|s| s.with_tolerance_cost(TOL_COST))
@@ -316,10 +300,7 @@ pub fn run_start(data: &Data, delta: f64, start: Params, max_iters: u64) -> Star
         return failed;
     };
     let q0 = data.to_internal(&start).to_vec();
-    let res = Executor::new(problem, solver)
-        .configure(|s| s.param(q0).max_iters(max_iters))
-        .timer(false)
-        .run();
+    let res = Executor::new(problem, solver).configure(|s| s.param(q0).max_iters(max_iters)).timer(false).run();
     let Ok(res) = res else { return failed };
     let state = res.state();
     let Some(best) = state.get_best_param() else { return failed };
@@ -335,13 +316,7 @@ pub fn run_start(data: &Data, delta: f64, start: Params, max_iters: u64) -> Star
         Some(TerminationReason::SolverExit(_)) => gnorm < 1e-6,
         _ => false,
     };
-    StartResult {
-        start,
-        params: data.to_external(&q),
-        cost,
-        converged,
-        iters: state.get_iter(),
-    }
+    StartResult { start, params: data.to_external(&q), cost, converged, iters: state.get_iter() }
 }
 
 /// The Chinchilla grid: α, β ∈ {0, 0.5, …, 2}, e ∈ {−1, −0.5, …, 1}, a, b ∈ {0, 5, …, 25}.
@@ -399,9 +374,8 @@ fn close(p: &Params, q: &Params, tol: f64) -> bool {
 
 /// Indices of finite results by ascending cost, keeping one per cluster of end points.
 fn distinct_by_cost(results: &[StartResult], keep: impl Fn(&StartResult) -> bool, tol: f64, k: usize) -> Vec<usize> {
-    let mut order: Vec<usize> = (0..results.len())
-        .filter(|&i| results[i].cost.is_finite() && keep(&results[i]))
-        .collect();
+    let mut order: Vec<usize> =
+        (0..results.len()).filter(|&i| results[i].cost.is_finite() && keep(&results[i])).collect();
     order.sort_by(|&i, &j| results[i].cost.total_cmp(&results[j].cost).then(i.cmp(&j)));
     let mut reps: Vec<usize> = vec![];
     for i in order {
@@ -416,10 +390,8 @@ fn distinct_by_cost(results: &[StartResult], keep: impl Fn(&StartResult) -> bool
 }
 
 fn good_starts(results: &[StartResult], k: usize) -> Vec<Params> {
-    let mut starts: Vec<Params> = distinct_by_cost(results, |r| r.converged, 1e-3, k)
-        .iter()
-        .map(|&i| results[i].start)
-        .collect();
+    let mut starts: Vec<Params> =
+        distinct_by_cost(results, |r| r.converged, 1e-3, k).iter().map(|&i| results[i].start).collect();
     let mut order: Vec<usize> = (0..results.len()).filter(|&i| results[i].converged).collect();
     order.sort_by(|&i, &j| results[i].cost.total_cmp(&results[j].cost).then(i.cmp(&j)));
     for i in order {
@@ -455,10 +427,7 @@ pub fn fit_grid(data: &Data, delta: f64, grid: &[Params]) -> Option<Fit> {
     let survivors = distinct_by_cost(&screened, |r| !r.converged, 1e-3, SURVIVORS);
     let continued: Vec<StartResult> = survivors
         .par_iter()
-        .map(|&i| StartResult {
-            start: screened[i].start,
-            ..run_start(data, delta, screened[i].params, MAX_ITERS)
-        })
+        .map(|&i| StartResult { start: screened[i].start, ..run_start(data, delta, screened[i].params, MAX_ITERS) })
         .collect();
     let mut results: Vec<StartResult> = screened.iter().filter(|r| r.converged).copied().collect();
     results.extend(continued);
@@ -549,13 +518,7 @@ mod tests {
 
     #[test]
     fn gradient_matches_finite_differences() {
-        let law = Law {
-            e: 1.69,
-            a: 406.4,
-            b: 410.7,
-            alpha: 0.34,
-            beta: 0.28,
-        };
+        let law = Law { e: 1.69, a: 406.4, b: 410.7, alpha: 0.34, beta: 0.28 };
         let pts: Vec<_> = [(1e6, 1e9), (3e7, 2e9), (1e8, 5e8), (2e6, 4e10)]
             .iter()
             .enumerate()

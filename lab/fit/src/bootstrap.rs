@@ -72,10 +72,7 @@ pub fn clusters<K: PartialEq>(keys: &[K]) -> Vec<Vec<usize>> {
 
 /// Indices drawn with replacement within each stratum (same size as the stratum).
 pub fn resample_strata(strata: &[Vec<usize>], rng: &mut impl Rng) -> Vec<Vec<usize>> {
-    strata
-        .iter()
-        .map(|s| (0..s.len()).map(|_| s[rng.random_range(0..s.len())]).collect())
-        .collect()
+    strata.iter().map(|s| (0..s.len()).map(|_| s[rng.random_range(0..s.len())]).collect()).collect()
 }
 
 /// Linear-interpolated quantile of sorted values.
@@ -105,11 +102,7 @@ pub fn interval(samples: &[f64], confidence: f64) -> Option<(f64, f64)> {
 pub fn estimate(value: f64, samples: &[f64], confidence: f64) -> Estimate {
     let finite = |x: f64| if x.is_nan() { x } else { x.clamp(-f64::MAX, f64::MAX) };
     let ci = interval(samples, confidence);
-    Estimate {
-        value: finite(value),
-        lo: ci.map(|c| c.0),
-        hi: ci.map(|c| c.1),
-    }
+    Estimate { value: finite(value), lo: ci.map(|c| c.0), hi: ci.map(|c| c.1) }
 }
 
 /// Bootstrap starts per resample taken from the grid, besides the full-data optimum.
@@ -135,37 +128,47 @@ pub struct LawBootstrap {
 ///
 /// `members` are the clusters resampled together (one per configuration; see
 /// [`resample_clusters`]).
-pub fn bootstrap_law(data: &Data, full: &Fit, delta: f64, resamples: usize, seed: u64, members: &[Vec<usize>]) -> LawBootstrap {
+pub fn bootstrap_law(
+    data: &Data,
+    full: &Fit,
+    delta: f64,
+    resamples: usize,
+    seed: u64,
+    members: &[Vec<usize>],
+) -> LawBootstrap {
     let mut starts: Vec<Params> = vec![full.params];
     starts.extend(full.good_starts.iter().take(GRID_STARTS_PER_RESAMPLE).copied());
     let fits: Vec<Option<Law>> = (0..resamples)
         .into_par_iter()
         .map(|i| {
             let w = resample_clusters(members, data.len(), &mut rng(seed, i as u64));
-            approach3::fit_from_serial(&data.weighted(&w), delta, &starts)
-                .filter(|f| f.converged)
-                .map(|f| f.law)
+            approach3::fit_from_serial(&data.weighted(&w), delta, &starts).filter(|f| f.converged).map(|f| f.law)
         })
         .collect();
     let laws: Vec<Law> = fits.iter().flatten().copied().collect();
-    LawBootstrap {
-        failed: resamples - laws.len(),
-        laws,
-        resamples,
-    }
+    LawBootstrap { failed: resamples - laws.len(), laws, resamples }
 }
 
 /// [`bootstrap_law`] for a form other than Chinchilla ([`crate::forms`]): each resample refitted
 /// from the full-data optimum and the starts of its best basins; the parameters of those that
 /// converged.
-pub fn bootstrap_form(points: &crate::forms::Points, full: &crate::forms::FormFit, delta: f64, resamples: usize, seed: u64, members: &[Vec<usize>]) -> Vec<Vec<f64>> {
+pub fn bootstrap_form(
+    points: &crate::forms::Points,
+    full: &crate::forms::FormFit,
+    delta: f64,
+    resamples: usize,
+    seed: u64,
+    members: &[Vec<usize>],
+) -> Vec<Vec<f64>> {
     let mut starts = vec![full.params.clone()];
     starts.extend(full.good_starts.iter().take(GRID_STARTS_PER_RESAMPLE).cloned());
     let fits: Vec<Option<Vec<f64>>> = (0..resamples)
         .into_par_iter()
         .map(|i| {
             let w = resample_clusters(members, points.len(), &mut rng(seed, i as u64));
-            crate::forms::fit_from(&points.resampled(&w), full.form, delta, &starts).filter(|f| f.converged).map(|f| f.params)
+            crate::forms::fit_from(&points.resampled(&w), full.form, delta, &starts)
+                .filter(|f| f.converged)
+                .map(|f| f.params)
         })
         .collect();
     fits.into_iter().flatten().collect()

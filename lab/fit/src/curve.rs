@@ -148,7 +148,11 @@ fn prepare(trials: &[&CurveTrial]) -> (Vec<(f64, f64, f64, f64, bool, String)>, 
             }
         }
         for &(step, loss) in &t.evals {
-            if step > total || step <= t.config.warmup_steps() || (step as f64) < MIN_FRACTION * total as f64 || !(loss > 0.0) {
+            if step > total
+                || step <= t.config.warmup_steps()
+                || (step as f64) < MIN_FRACTION * total as f64
+                || !(loss > 0.0)
+            {
                 continue;
             }
             let last = step == total;
@@ -226,11 +230,20 @@ impl Evals {
 
     fn residuals(&self, q: &[f64]) -> Vec<f64> {
         let mut g = [0.0; 6];
-        (0..self.x.len()).map(|i| self.ln_loss[i] - Self::log_predict(q, self.x[i], self.y[i], self.z[i], &mut g)).collect()
+        (0..self.x.len())
+            .map(|i| self.ln_loss[i] - Self::log_predict(q, self.x[i], self.y[i], self.z[i], &mut g))
+            .collect()
     }
 
     fn natural(&self, q: &[f64]) -> Vec<f64> {
-        vec![q[2].exp(), (q[0] + q[3] * self.m_n).exp(), (q[1] + q[4] * self.m_d).exp(), q[3], q[4], q[5].exp() / self.m_d.exp()]
+        vec![
+            q[2].exp(),
+            (q[0] + q[3] * self.m_n).exp(),
+            (q[1] + q[4] * self.m_d).exp(),
+            q[3],
+            q[4],
+            q[5].exp() / self.m_d.exp(),
+        ]
     }
 
     /// Starting points: E spread below the lowest loss, each term a share of the mean loss, two
@@ -244,7 +257,14 @@ impl Evals {
                 for tb in [0.1, 0.4] {
                     for al in [0.2, 0.6] {
                         for be in [0.2, 0.6] {
-                            out.push(vec![(ta * self.mean_loss).ln(), (tb * self.mean_loss).ln(), (e * self.min_loss).ln(), al, be, c]);
+                            out.push(vec![
+                                (ta * self.mean_loss).ln(),
+                                (tb * self.mean_loss).ln(),
+                                (e * self.min_loss).ln(),
+                                al,
+                                be,
+                                c,
+                            ]);
                         }
                     }
                 }
@@ -277,7 +297,9 @@ fn best(ends: Vec<End>) -> Option<(Vec<f64>, Vec<Vec<f64>>, bool)> {
 /// Multi-start fit at Chinchilla's threshold, then refitted at the threshold matched to its
 /// residuals (as the final-point forms are).
 fn solve(ev: &Evals) -> Option<Solved> {
-    let run = |delta: f64, starts: Vec<Vec<f64>>| -> Vec<End> { starts.into_par_iter().map(|q0| minimize(&|q: &[f64], g: &mut [f64]| ev.objective(delta, q, g), q0)).collect() };
+    let run = |delta: f64, starts: Vec<Vec<f64>>| -> Vec<End> {
+        starts.into_par_iter().map(|q0| minimize(&|q: &[f64], g: &mut [f64]| ev.objective(delta, q, g), q0)).collect()
+    };
     let first = crate::approach3::CHINCHILLA_DELTA;
     let (q, starts, converged) = best(run(first, ev.grid()))?;
     let delta = matched_delta(&ev.residuals(&q));
@@ -321,8 +343,10 @@ fn out_of_sample(fitted: &[&CurveTrial]) -> (Option<f64>, usize) {
         let Some((p, _, _)) = fit_runs(&train) else {
             return (Some(f64::INFINITY), splits.len());
         };
-        let errs: Vec<f64> = held.iter().map(|t| (t.point.loss / predict_config(&p, t.point.n, &t.config)).ln().abs()).collect();
-        scores.push(errs.iter().map(|e| if e.is_finite() { *e } else { f64::INFINITY }).sum::<f64>() / errs.len() as f64);
+        let errs: Vec<f64> =
+            held.iter().map(|t| (t.point.loss / predict_config(&p, t.point.n, &t.config)).ln().abs()).collect();
+        scores
+            .push(errs.iter().map(|e| if e.is_finite() { *e } else { f64::INFINITY }).sum::<f64>() / errs.len() as f64);
     }
     ((!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64), splits.len())
 }
@@ -330,7 +354,8 @@ fn out_of_sample(fitted: &[&CurveTrial]) -> (Option<f64>, usize) {
 /// The whole-curve law of one group's runs (`trials` may hold targets, which are predicted and
 /// never fitted). `Err` says why there is none.
 pub fn fit_group(trials: &[CurveTrial], opts: &FitOptions, seed: u64) -> Result<CurveLawFit, String> {
-    let mut fitted: Vec<&CurveTrial> = trials.iter().filter(|t| !t.point.target && t.point.status == "done" && !t.evals.is_empty()).collect();
+    let mut fitted: Vec<&CurveTrial> =
+        trials.iter().filter(|t| !t.point.target && t.point.status == "done" && !t.evals.is_empty()).collect();
     fitted.sort_by(|a, b| a.point.id.cmp(&b.point.id));
     let sizes = crate::distinct(fitted.iter().map(|t| t.point.n)).len();
     if sizes < 2 {
@@ -338,14 +363,20 @@ pub fn fit_group(trials: &[CurveTrial], opts: &FitOptions, seed: u64) -> Result<
     }
     let (rows, subset_scale, subset_pairs) = prepare(&fitted);
     if rows.len() <= PARAM_NAMES.len() {
-        return Err(format!("{} evaluations past {:.0} % of their runs, more than {} needed", rows.len(), MIN_FRACTION * 100.0, PARAM_NAMES.len()));
+        return Err(format!(
+            "{} evaluations past {:.0} % of their runs, more than {} needed",
+            rows.len(),
+            MIN_FRACTION * 100.0,
+            PARAM_NAMES.len()
+        ));
     }
     let ev = Evals::new(&rows);
     let solved = solve(&ev).ok_or("every start of the whole-curve fit failed")?;
     let p = ev.natural(&solved.q);
     let residuals = ev.residuals(&solved.q);
     let final_residuals: Vec<f64> = residuals.iter().zip(&ev.last).filter(|(_, l)| **l).map(|(r, _)| *r).collect();
-    let rmse_log_final = (final_residuals.iter().map(|r| r * r).sum::<f64>() / final_residuals.len().max(1) as f64).sqrt();
+    let rmse_log_final =
+        (final_residuals.iter().map(|r| r * r).sum::<f64>() / final_residuals.len().max(1) as f64).sqrt();
 
     // Bootstrap over run families (a trunk and its branches share their seed's noise).
     let families = clusters(&ev.family);
@@ -357,7 +388,10 @@ pub fn fit_group(trials: &[CurveTrial], opts: &FitOptions, seed: u64) -> Result<
         .filter_map(|i| {
             let w = resample_clusters(&families, ev.x.len(), &mut rng(seed, i as u64));
             let boot = Evals { weight: w, ..ev.clone() };
-            let ends = starts.iter().map(|q0| minimize(&|q: &[f64], g: &mut [f64]| boot.objective(solved.delta, q, g), q0.clone())).collect();
+            let ends = starts
+                .iter()
+                .map(|q0| minimize(&|q: &[f64], g: &mut [f64]| boot.objective(solved.delta, q, g), q0.clone()))
+                .collect();
             best(ends).filter(|b| b.2).map(|(q, _, _)| ev.natural(&q))
         })
         .collect();
@@ -369,8 +403,16 @@ pub fn fit_group(trials: &[CurveTrial], opts: &FitOptions, seed: u64) -> Result<
     let max_flops = fitted.iter().map(|t| crate::group::compute(&t.point)).fold(0.0, f64::max);
     let target_checks = crate::group::check_targets(&points, max_flops, |point| {
         let config = &targets.iter().find(|t| std::ptr::eq(&t.point, point)).expect("a target's own point").config;
-        let preds: Vec<f64> = samples.iter().map(|s| predict_config(s, point.n, config)).filter(|x| x.is_finite()).collect();
-        crate::predict::interval(predict_config(&p, point.n, config), &preds, &final_residuals, PARAM_NAMES.len(), c, derive_seed(seed, &point.id))
+        let preds: Vec<f64> =
+            samples.iter().map(|s| predict_config(s, point.n, config)).filter(|x| x.is_finite()).collect();
+        crate::predict::interval(
+            predict_config(&p, point.n, config),
+            &preds,
+            &final_residuals,
+            PARAM_NAMES.len(),
+            c,
+            derive_seed(seed, &point.id),
+        )
     });
     let (out_of_sample, splits) = if opts.checks { out_of_sample(&fitted) } else { (None, 0) };
     Ok(CurveLawFit {
@@ -422,7 +464,17 @@ mod tests {
     use codescale_core::{Schedule, TrialSpec};
 
     fn config(tokens: f64, schedule: Schedule) -> TrialConfig {
-        let spec = TrialSpec { language: Some("go".into()), model: Some("d16-l2".into()), batch_size: Some(16), seq_len: Some(64), tokens: Some(tokens), schedule: Some(schedule), warmup: Some(20.0), lr: Some(codescale_core::Lr::Value(1e-3)), ..Default::default() };
+        let spec = TrialSpec {
+            language: Some("go".into()),
+            model: Some("d16-l2".into()),
+            batch_size: Some(16),
+            seq_len: Some(64),
+            tokens: Some(tokens),
+            schedule: Some(schedule),
+            warmup: Some(20.0),
+            lr: Some(codescale_core::Lr::Value(1e-3)),
+            ..Default::default()
+        };
         spec.resolve().expect("a valid config")
     }
 
@@ -470,17 +522,41 @@ mod tests {
                 let c = config(d, Schedule::Wsd);
                 let a = areas(&c);
                 let total = c.total_steps();
-                let evals: Vec<(usize, f64)> = (1..=10).map(|k| k * total / 10).map(|s| (s, predict(&truth, n, a[s].0, a[s].1) * if s == total { 1.0 } else { 1.0 / 1.02 })).collect();
+                let evals: Vec<(usize, f64)> = (1..=10)
+                    .map(|k| k * total / 10)
+                    .map(|s| (s, predict(&truth, n, a[s].0, a[s].1) * if s == total { 1.0 } else { 1.0 / 1.02 }))
+                    .collect();
                 let mut evals = evals;
                 evals.insert(9, (total - 1, predict(&truth, n, a[total - 1].0, a[total - 1].1) / 1.02));
-                let point = Point { id: format!("t{i}{j}"), group: "g".into(), status: "done".into(), n, d, loss: evals.last().unwrap().1, ..Point::default() };
+                let point = Point {
+                    id: format!("t{i}{j}"),
+                    group: "g".into(),
+                    status: "done".into(),
+                    n,
+                    d,
+                    loss: evals.last().unwrap().1,
+                    ..Point::default()
+                };
                 trials.push(CurveTrial { point, config: c, evals });
             }
         }
         let target_config = config(4e5, Schedule::Wsd);
         let (s1, s2) = *areas(&target_config).last().unwrap();
         let loss = predict(&truth, 6.4e5, s1, s2);
-        trials.push(CurveTrial { point: Point { id: "target".into(), group: "g".into(), status: "done".into(), n: 6.4e5, d: 4e5, loss, target: true, ..Point::default() }, config: target_config, evals: vec![] });
+        trials.push(CurveTrial {
+            point: Point {
+                id: "target".into(),
+                group: "g".into(),
+                status: "done".into(),
+                n: 6.4e5,
+                d: 4e5,
+                loss,
+                target: true,
+                ..Point::default()
+            },
+            config: target_config,
+            evals: vec![],
+        });
         let opts = FitOptions { bootstrap: 20, ..Default::default() };
         let fit = fit_group(&trials, &opts, 1).expect("fits");
         assert!((fit.subset_scale - 1.02).abs() < 1e-3, "{}", fit.subset_scale);

@@ -23,7 +23,11 @@ pub fn extrapolate(points: &[(f64, f64, f64)], form: Form, delta: f64) -> Result
     let sizes = sizes(points);
     let k = held_out_sizes(sizes.len());
     if sizes.len() < k + 2 {
-        return Err(format!("{} model size(s); the check needs {} so that 2 remain after holding out {k}", sizes.len(), k + 2));
+        return Err(format!(
+            "{} model size(s); the check needs {} so that 2 remain after holding out {k}",
+            sizes.len(),
+            k + 2
+        ));
     }
     refit_on_smallest(points, sizes.len() - k, form, delta)
 }
@@ -49,7 +53,11 @@ pub fn refit_on_smallest(points: &[Triple], keep: usize, form: Form, delta: f64)
     train_d.dedup();
     let need = form.len().max(5);
     if train.len() < need || train_d.len() < 2 || test.is_empty() {
-        return Err(format!("{} points and {} distinct D remain after holding out the largest size(s); {need} and 2 needed", train.len(), train_d.len()));
+        return Err(format!(
+            "{} points and {} distinct D remain after holding out the largest size(s); {need} and 2 needed",
+            train.len(),
+            train_d.len()
+        ));
     }
     let predict: Box<dyn Fn(f64, f64) -> f64> = if form == Form::Chinchilla {
         let fit = fit_grid(&Data::new(&train), delta, &chinchilla_grid()).ok_or("the refit failed from every start")?;
@@ -58,7 +66,8 @@ pub fn refit_on_smallest(points: &[Triple], keep: usize, form: Form, delta: f64)
         let fit = forms::fit(&forms::Points::new(&train), form, delta).ok_or("the refit failed from every start")?;
         Box::new(move |n, d| form.predict(&fit.params, n, d))
     };
-    let points: Vec<FitPoint> = test.iter().map(|&(n, d, loss)| FitPoint { n, d, loss, predicted: Some(predict(n, d)) }).collect();
+    let points: Vec<FitPoint> =
+        test.iter().map(|&(n, d, loss)| FitPoint { n, d, loss, predicted: Some(predict(n, d)) }).collect();
     let errs: Vec<f64> = points.iter().map(|p| (p.predicted.unwrap_or(f64::NAN) / p.loss - 1.0).abs()).collect();
     if errs.iter().any(|e| !e.is_finite()) {
         return Err("the refitted law's prediction at the held-out sizes is not a finite number".into());

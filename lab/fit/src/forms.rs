@@ -363,10 +363,14 @@ pub(crate) struct End {
 pub(crate) fn minimize(objective: &Objective, q0: Vec<f64>) -> End {
     let failed = End { start: q0.clone(), q: q0.clone(), cost: f64::INFINITY, converged: false };
     let problem = Problem { objective, cache: RefCell::new(None) };
-    let Ok(solver) = LBFGS::new(MoreThuenteLineSearch::new(), 7).with_tolerance_grad(1e-8).and_then(|s| s.with_tolerance_cost(1e-14)) else {
+    let Ok(solver) = LBFGS::new(MoreThuenteLineSearch::new(), 7)
+        .with_tolerance_grad(1e-8)
+        .and_then(|s| s.with_tolerance_cost(1e-14))
+    else {
         return failed;
     };
-    let Ok(res) = Executor::new(problem, solver).configure(|s| s.param(q0.clone()).max_iters(500)).timer(false).run() else {
+    let Ok(res) = Executor::new(problem, solver).configure(|s| s.param(q0.clone()).max_iters(500)).timer(false).run()
+    else {
         return failed;
     };
     let state = res.state();
@@ -392,7 +396,13 @@ fn run_start(points: &Points, form: Form, delta: f64, q0: Vec<f64>) -> End {
 fn finish(points: &Points, form: Form, ends: Vec<End>) -> Option<FormFit> {
     let starts = ends.len();
     let converged_starts = ends.iter().filter(|e| e.converged).count();
-    let pick = |only: bool| ends.iter().enumerate().filter(|(_, e)| e.cost.is_finite() && (e.converged || !only)).min_by(|(i, a), (j, b)| a.cost.total_cmp(&b.cost).then(i.cmp(j))).map(|(i, _)| i);
+    let pick = |only: bool| {
+        ends.iter()
+            .enumerate()
+            .filter(|(_, e)| e.cost.is_finite() && (e.converged || !only))
+            .min_by(|(i, a), (j, b)| a.cost.total_cmp(&b.cost).then(i.cmp(j)))
+            .map(|(i, _)| i)
+    };
     let (best, converged) = pick(true).map(|i| (i, true)).or_else(|| pick(false).map(|i| (i, false)))?;
     let params = form.natural(&ends[best].q, points.m_n, points.m_d);
     if params.iter().any(|x| !x.is_finite()) {
@@ -425,7 +435,8 @@ pub fn fit(points: &Points, form: Form, delta: f64) -> Option<FormFit> {
 /// Fit from given starts (natural units), serially: for bootstrap resamples, which run in
 /// parallel themselves.
 pub fn fit_from(points: &Points, form: Form, delta: f64, starts: &[Vec<f64>]) -> Option<FormFit> {
-    let ends: Vec<End> = starts.iter().map(|s| run_start(points, form, delta, form.internal(s, points.m_n, points.m_d))).collect();
+    let ends: Vec<End> =
+        starts.iter().map(|s| run_start(points, form, delta, form.internal(s, points.m_n, points.m_d))).collect();
     finish(points, form, ends)
 }
 
@@ -448,7 +459,13 @@ pub fn fit_noise_matched(points: &Points, form: Form) -> Option<(FormFit, f64)> 
 pub(crate) fn matched_delta(residuals: &[f64]) -> f64 {
     let mut r: Vec<f64> = residuals.iter().map(|x| x.abs()).collect();
     r.sort_by(f64::total_cmp);
-    let median = if r.is_empty() { 0.0 } else if r.len() % 2 == 1 { r[r.len() / 2] } else { 0.5 * (r[r.len() / 2 - 1] + r[r.len() / 2]) };
+    let median = if r.is_empty() {
+        0.0
+    } else if r.len() % 2 == 1 {
+        r[r.len() / 2]
+    } else {
+        0.5 * (r[r.len() / 2 - 1] + r[r.len() / 2])
+    };
     crate::approach3::CHINCHILLA_DELTA.max(crate::approach3::HUBER_K * 1.4826 * median)
 }
 
@@ -520,12 +537,17 @@ mod tests {
         for form in Form::ALL {
             let p = truth(form);
             let ns: &[f64] = if form.has_n() { &[1e7, 4e7, 1.6e8, 6.4e8] } else { &[1e8] };
-            let pts: Vec<(f64, f64, f64)> = ns.iter().flat_map(|&n| [2e8, 8e8, 3.2e9, 1.28e10].map(|d| (n, d, form.predict(&p, n, d)))).collect();
+            let pts: Vec<(f64, f64, f64)> =
+                ns.iter().flat_map(|&n| [2e8, 8e8, 3.2e9, 1.28e10].map(|d| (n, d, form.predict(&p, n, d)))).collect();
             let fit = fit(&Points::new(&pts), form, 1e-4).expect("fits");
             assert!(fit.rmse_log < 1e-5, "{form:?}: rmse {}", fit.rmse_log);
             let (n, d) = (5e9, 1e11);
             let rel = fit.params.len();
-            assert!((form.predict(&fit.params, n, d) / form.predict(&p, n, d) - 1.0).abs() < 1e-3, "{form:?} ({rel} params): {:?} against {p:?}", fit.params);
+            assert!(
+                (form.predict(&fit.params, n, d) / form.predict(&p, n, d) - 1.0).abs() < 1e-3,
+                "{form:?} ({rel} params): {:?} against {p:?}",
+                fit.params
+            );
         }
     }
 }

@@ -8,12 +8,12 @@ use crate::additivity::{additivity, Measurement};
 use crate::allocation::{allocation_with_intervals, default_budgets};
 use crate::approach3::{chinchilla_grid, fit_grid, fit_noise_matched, Data, Law};
 use crate::bootstrap::{bootstrap_law, clusters, derive_seed, estimate};
-use crate::forms::{self, Form};
-use crate::select;
 use crate::extrapolate::{extrapolate, rolling};
+use crate::forms::{self, Form};
 use crate::hyper::{hyper_laws, HyperInput};
 use crate::isoflop::{isoflop, line, IsoPoint};
 use crate::schema::{Estimate, Excluded, FitPoint, GroupFit, LawFit, Replicates, TargetCheck};
+use crate::select;
 use crate::{distinct, FitOptions, Point};
 
 /// Free parameters of the law, hence the fewest points that can pin it down.
@@ -44,19 +44,18 @@ pub(crate) fn fit_all(points: &[Point], opts: &FitOptions) -> (Vec<GroupFit>, Ve
     let mut kept: Vec<&Point> = vec![];
     for p in points {
         match exclusion(p) {
-            Some(reason) => excluded.push(Excluded {
-                id: p.id.clone(),
-                group: p.group.clone(),
-                reason,
-            }),
+            Some(reason) => excluded.push(Excluded { id: p.id.clone(), group: p.group.clone(), reason }),
             None => kept.push(p),
         }
     }
     let mut names: Vec<&str> = points.iter().map(|p| p.group.as_str()).collect();
     names.sort();
     names.dedup();
-    let in_group = |g: &str, target: bool| kept.iter().copied().filter(|p| p.group == g && p.target == target && !p.intermediate).collect::<Vec<&Point>>();
-    let mut jobs: Vec<(String, Vec<&Point>, Vec<&Point>)> = names.iter().map(|&g| (g.to_string(), in_group(g, false), in_group(g, true))).collect();
+    let in_group = |g: &str, target: bool| {
+        kept.iter().copied().filter(|p| p.group == g && p.target == target && !p.intermediate).collect::<Vec<&Point>>()
+    };
+    let mut jobs: Vec<(String, Vec<&Point>, Vec<&Point>)> =
+        names.iter().map(|&g| (g.to_string(), in_group(g, false), in_group(g, true))).collect();
     // Languages pooled per architecture: dense and mixture-of-experts models follow different
     // laws, so pooling them would fit neither.
     let mut archs: Vec<&str> = names.iter().map(|g| arch_of(g)).collect();
@@ -66,7 +65,11 @@ pub(crate) fn fit_all(points: &[Point], opts: &FitOptions) -> (Vec<GroupFit>, Ve
         let of_arch = |g: &str| arch_of(g) == arch;
         if jobs.iter().filter(|(g, pts, _)| of_arch(g) && !pts.is_empty()).count() > 1 {
             let name = if arch.is_empty() { POOLED.to_string() } else { format!("{POOLED}/{arch}") };
-            jobs.push((name, kept.iter().copied().filter(|p| !p.target && !p.intermediate && of_arch(&p.group)).collect(), vec![]));
+            jobs.push((
+                name,
+                kept.iter().copied().filter(|p| !p.target && !p.intermediate && of_arch(&p.group)).collect(),
+                vec![],
+            ));
         }
     }
     let mut groups: Vec<GroupFit> = jobs.par_iter().map(|(g, pts, targets)| fit_group(g, pts, targets, opts)).collect();
@@ -91,15 +94,9 @@ fn too_few(group: &str, pts: &[&Point]) -> Option<String> {
     } else if pts.len() < MIN_POINTS {
         Some(format!("{group}: {} points, {MIN_POINTS} needed", pts.len()))
     } else if ns.len() < 2 {
-        Some(format!(
-            "{group}: a single model size (N = {:.3e}); 2 or more needed to fit A and α",
-            ns[0]
-        ))
+        Some(format!("{group}: a single model size (N = {:.3e}); 2 or more needed to fit A and α", ns[0]))
     } else if ds.len() < 2 {
-        Some(format!(
-            "{group}: a single data size (D = {:.3e}); 2 or more needed to fit B and β",
-            ds[0]
-        ))
+        Some(format!("{group}: a single data size (D = {:.3e}); 2 or more needed to fit B and β", ds[0]))
     } else {
         None
     }
@@ -127,15 +124,7 @@ pub(crate) fn fit_group(group: &str, all: &[&Point], targets: &[&Point], opts: &
         // Pooled languages differ by more than any interaction: the check would only find that.
         additivity: if crate::results::language_of(group) == POOLED { None } else { additivity(&measurements(pts)) },
         max_flops: pts.iter().map(|p| compute(p)).fold(0.0, f64::max),
-        points: pts
-            .iter()
-            .map(|p| FitPoint {
-                n: p.n,
-                d: p.d,
-                loss: p.loss,
-                predicted: None,
-            })
-            .collect(),
+        points: pts.iter().map(|p| FitPoint { n: p.n, d: p.d, loss: p.loss, predicted: None }).collect(),
         candidates: vec![],
         law_choice: None,
         intermediate: 0,
@@ -159,15 +148,7 @@ pub(crate) fn fit_group(group: &str, all: &[&Point], targets: &[&Point], opts: &
             100.0 * a.noise_floor.unwrap_or(f64::NAN)
         ));
     }
-    let iso: Vec<IsoPoint> = pts
-        .iter()
-        .map(|p| IsoPoint {
-            n: p.n,
-            d: p.d,
-            loss: p.loss,
-            flops: p.flops,
-        })
-        .collect();
+    let iso: Vec<IsoPoint> = pts.iter().map(|p| IsoPoint { n: p.n, d: p.d, loss: p.loss, flops: p.flops }).collect();
     let mut notes = vec![];
     // Most sweeps are not IsoFLOP sweeps: the reason for a missing IsoFLOP fit is recorded, not
     // raised as a warning.
@@ -181,10 +162,8 @@ pub(crate) fn fit_group(group: &str, all: &[&Point], targets: &[&Point], opts: &
     let hp: Vec<HyperInput> = all
         .iter()
         .filter_map(|p| {
-            let (lr, bt) = (
-                p.lr.filter(|x| x.is_finite() && *x > 0.0)?,
-                p.batch_tokens.filter(|x| x.is_finite() && *x > 0.0)?,
-            );
+            let (lr, bt) =
+                (p.lr.filter(|x| x.is_finite() && *x > 0.0)?, p.batch_tokens.filter(|x| x.is_finite() && *x > 0.0)?);
             Some(HyperInput {
                 n: p.n,
                 d: p.d,
@@ -216,7 +195,11 @@ pub(crate) fn fit_group(group: &str, all: &[&Point], targets: &[&Point], opts: &
 /// configurations inform only the hyperparameter laws.
 fn best_configurations<'a>(pts: &[&'a Point]) -> Vec<&'a Point> {
     // A configuration: the sweep's config id, or for a table of your own its LR, batch and warmup.
-    let config = |p: &Point| p.config.clone().unwrap_or_else(|| format!("{:?}", [p.lr, p.batch_tokens, p.warmup_steps].map(|x| x.map(f64::to_bits))));
+    let config = |p: &Point| {
+        p.config
+            .clone()
+            .unwrap_or_else(|| format!("{:?}", [p.lr, p.batch_tokens, p.warmup_steps].map(|x| x.map(f64::to_bits))))
+    };
     let cell = |p: &Point| (p.group.clone(), p.n.to_bits(), p.d.to_bits());
     let mut sums: BTreeMap<_, (f64, usize)> = BTreeMap::new();
     for p in pts {
@@ -235,7 +218,9 @@ fn best_configurations<'a>(pts: &[&'a Point]) -> Vec<&'a Point> {
 
 /// The points as the additivity check reads them.
 fn measurements<'a>(pts: &[&'a Point]) -> Vec<Measurement<'a>> {
-    pts.iter().map(|p| Measurement { n: p.n, d: p.d, loss: p.loss, config: p.config_key(), trunk: p.trunk.as_deref() }).collect()
+    pts.iter()
+        .map(|p| Measurement { n: p.n, d: p.d, loss: p.loss, config: p.config_key(), trunk: p.trunk.as_deref() })
+        .collect()
 }
 
 /// Training compute of a point: recorded, or 6·N·D.
@@ -269,7 +254,8 @@ fn replicates(pts: &[&Point]) -> Vec<Replicates> {
 
 /// Weights from the points' evaluation precision (see [`FitOptions::weight_by_se`]).
 fn precision_weights(pts: &[&Point]) -> Vec<f64> {
-    let rel: Vec<Option<f64>> = pts.iter().map(|p| p.loss_se.filter(|s| s.is_finite() && *s > 0.0).map(|s| s / p.loss)).collect();
+    let rel: Vec<Option<f64>> =
+        pts.iter().map(|p| p.loss_se.filter(|s| s.is_finite() && *s > 0.0).map(|s| s / p.loss)).collect();
     let mut known: Vec<f64> = rel.iter().flatten().copied().collect();
     if known.is_empty() {
         return vec![1.0; pts.len()];
@@ -297,7 +283,15 @@ struct Fitted {
 /// Chinchilla through Approach 3's large grid (as before forms were chosen, so its fits are
 /// unchanged); every other form through [`forms`]. Replicates of one configuration are resampled
 /// together: they are repeated measurements of one point of the law, not independent points.
-fn fit_form(form: Form, delta: Option<f64>, triples: &[(f64, f64, f64)], weights: Option<&[f64]>, members: &[Vec<usize>], opts: &FitOptions, seed: u64) -> Option<Fitted> {
+fn fit_form(
+    form: Form,
+    delta: Option<f64>,
+    triples: &[(f64, f64, f64)],
+    weights: Option<&[f64]>,
+    members: &[Vec<usize>],
+    opts: &FitOptions,
+    seed: u64,
+) -> Option<Fitted> {
     let seed = derive_seed(seed, "law");
     if form == Form::Chinchilla {
         let mut data = Data::new(triples);
@@ -373,7 +367,8 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
     let weights = opts.weight_by_se.then(|| precision_weights(pts));
     let configs: Vec<&str> = pts.iter().map(|p| p.config_key()).collect();
     let members = clusters(&configs);
-    let Some(fitted) = fit_form(selection.form, selection.delta, &triples, weights.as_deref(), &members, opts, seed) else {
+    let Some(fitted) = fit_form(selection.form, selection.delta, &triples, weights.as_deref(), &members, opts, seed)
+    else {
         out.message = Some(format!("{group}: the objective was not finite from any start"));
         return;
     };
@@ -382,7 +377,10 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
         out.warnings.push(format!("none of the {} starts converged; the best end point is reported", fitted.starts));
     }
     if fitted.failed * 20 > fitted.resamples {
-        out.warnings.push(format!("{} of {} bootstrap resamples did not converge and were left out", fitted.failed, fitted.resamples));
+        out.warnings.push(format!(
+            "{} of {} bootstrap resamples did not converge and were left out",
+            fitted.failed, fitted.resamples
+        ));
     }
     let c = opts.confidence;
     let (p, boot) = (&fitted.params, &fitted.boot);
@@ -397,7 +395,11 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
         form,
         params: p.clone(),
         // Chinchilla's draws are `samples`, as in files from before forms were chosen.
-        param_samples: if form == Form::Chinchilla { vec![] } else { boot.iter().filter(|b| b.iter().all(|x| x.is_finite())).take(crate::schema::BAND_SAMPLES).cloned().collect() },
+        param_samples: if form == Form::Chinchilla {
+            vec![]
+        } else {
+            boot.iter().filter(|b| b.iter().all(|x| x.is_finite())).take(crate::schema::BAND_SAMPLES).cloned().collect()
+        },
         e: est(&view(0)),
         a: est(&view(1)),
         b: est(&view(2)),
@@ -417,19 +419,31 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
         unidentified: vec![],
         // JSON has no infinity: a law that overflowed is left out of the band.
         samples: if form == Form::Chinchilla {
-            boot.iter().map(|b| Law { e: b[0], a: b[1], b: b[2], alpha: b[3], beta: b[4] }).filter(|l| [l.e, l.a, l.b, l.alpha, l.beta].iter().all(|x| x.is_finite())).take(crate::schema::BAND_SAMPLES).collect()
+            boot.iter()
+                .map(|b| Law { e: b[0], a: b[1], b: b[2], alpha: b[3], beta: b[4] })
+                .filter(|l| [l.e, l.a, l.b, l.alpha, l.beta].iter().all(|x| x.is_finite()))
+                .take(crate::schema::BAND_SAMPLES)
+                .collect()
         } else {
             vec![]
         },
     };
-    law_fit.unidentified = [("α_N", &law_fit.alpha_n), ("α_D", &law_fit.alpha_d), ("L_inf", &law_fit.l_inf)].into_iter().filter(|(_, e)| e.unidentified()).map(|(name, _)| name.to_string()).collect();
+    law_fit.unidentified = [("α_N", &law_fit.alpha_n), ("α_D", &law_fit.alpha_d), ("L_inf", &law_fit.l_inf)]
+        .into_iter()
+        .filter(|(_, e)| e.unidentified())
+        .map(|(name, _)| name.to_string())
+        .collect();
     for (fp, pt) in out.points.iter_mut().zip(pts) {
         fp.predicted = Some(form.predict(p, pt.n, pt.d));
     }
     let budgets = if opts.budgets.is_empty() { default_budgets() } else { opts.budgets.clone() };
     let mut allocation = match form {
         Form::Chinchilla | Form::Gadre => {
-            let laws: Vec<Law> = boot.iter().map(|b| additive_view(form, b)).map(|v| Law { e: v[0], a: v[1], b: v[2], alpha: v[3], beta: v[4] }).collect();
+            let laws: Vec<Law> = boot
+                .iter()
+                .map(|b| additive_view(form, b))
+                .map(|v| Law { e: v[0], a: v[1], b: v[2], alpha: v[3], beta: v[4] })
+                .collect();
             Some(allocation_with_intervals(&law_fit.law(), &laws, &budgets, c))
         }
         Form::Kaplan => Some(crate::allocation::numeric(form, p, boot, &budgets, c)),
@@ -461,7 +475,11 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
 /// Held-out targets against a law's predictions (`predict` gives one with its interval). A
 /// target's replicates (other seeds) measure one configuration: it is checked once, on their
 /// mean loss.
-pub(crate) fn check_targets(targets: &[&Point], max_flops: f64, predict: impl Fn(&Point) -> Estimate) -> Vec<TargetCheck> {
+pub(crate) fn check_targets(
+    targets: &[&Point],
+    max_flops: f64,
+    predict: impl Fn(&Point) -> Estimate,
+) -> Vec<TargetCheck> {
     let keys: Vec<&str> = targets.iter().map(|t| t.config_key()).collect();
     clusters(&keys)
         .into_iter()
@@ -498,10 +516,7 @@ fn identifiability(pts: &[&Point], law: &LawFit, confidence: f64) -> Vec<String>
         }
     }
     let ns = distinct(pts.iter().map(|p| p.n));
-    if ns
-        .iter()
-        .all(|&n| distinct(pts.iter().filter(|p| p.n == n).map(|p| p.d)).len() == 1)
-    {
+    if ns.iter().all(|&n| distinct(pts.iter().filter(|p| p.n == n).map(|p| p.d)).len() == 1) {
         w.push("each model size was trained on a single D: α_N and α_D are separated only by how D/N varies".into());
     }
     let min_loss = pts.iter().map(|p| p.loss).fold(f64::INFINITY, f64::min);
@@ -513,20 +528,22 @@ fn identifiability(pts: &[&Point], law: &LawFit, confidence: f64) -> Vec<String>
     }
     let pct = confidence * 100.0;
     let wide = |name: &str, e: &Estimate| {
-        e.unidentified().then(|| format!(
-            "{name}: the {pct:.0} % interval [{:.3e}, {:.3e}] is wider than the estimate {:.3e}; not identifiable",
-            e.lo.unwrap_or(f64::NAN),
-            e.hi.unwrap_or(f64::NAN),
-            e.value
-        ))
+        e.unidentified().then(|| {
+            format!(
+                "{name}: the {pct:.0} % interval [{:.3e}, {:.3e}] is wider than the estimate {:.3e}; not identifiable",
+                e.lo.unwrap_or(f64::NAN),
+                e.hi.unwrap_or(f64::NAN),
+                e.value
+            )
+        })
     };
     w.extend(wide("α_N", &law.alpha_n));
     w.extend(wide("α_D", &law.alpha_d));
     w.extend(wide("L_inf", &law.l_inf));
     let spread = |name: &str, e: &Estimate| match (e.lo, e.hi) {
-        (Some(lo), Some(hi)) if lo > 0.0 && hi / lo > 1e3 => Some(format!(
-            "{name}: the {pct:.0} % interval [{lo:.3e}, {hi:.3e}] spans more than three decades"
-        )),
+        (Some(lo), Some(hi)) if lo > 0.0 && hi / lo > 1e3 => {
+            Some(format!("{name}: the {pct:.0} % interval [{lo:.3e}, {hi:.3e}] spans more than three decades"))
+        }
         _ => None,
     };
     w.extend(spread("A", &law.a));
@@ -544,15 +561,7 @@ mod tests {
     use super::*;
 
     fn point(id: &str, status: &str, n: f64, d: f64, loss: f64) -> Point {
-        Point {
-            id: id.into(),
-            group: "go".into(),
-            status: status.into(),
-            n,
-            d,
-            loss,
-            ..Default::default()
-        }
+        Point { id: id.into(), group: "go".into(), status: status.into(), n, d, loss, ..Default::default() }
     }
 
     #[test]
@@ -561,8 +570,6 @@ mod tests {
         assert!(exclusion(&point("a", "failed", 1e6, 1e8, 3.0)).unwrap().contains("failed"));
         assert_eq!(exclusion(&point("a", "done", 1e6, 1e8, f64::NAN)).unwrap(), "loss is NaN");
         assert!(exclusion(&point("a", "done", 0.0, 1e8, 3.0)).unwrap().contains("N = 0"));
-        assert!(exclusion(&point("a", "done", 1e6, f64::INFINITY, 3.0))
-            .unwrap()
-            .contains("D is infinite"));
+        assert!(exclusion(&point("a", "done", 1e6, f64::INFINITY, 3.0)).unwrap().contains("D is infinite"));
     }
 }

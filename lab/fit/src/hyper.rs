@@ -3,9 +3,9 @@
 //! squares through the near-best configurations of every budget.
 
 use crate::bootstrap::{estimate, resample_strata, rng};
+use crate::distinct;
 use crate::isoflop::{bins, budgets_of, geomean, line};
 use crate::schema::{HyperBudget, HyperLaws, HyperPoint, PowerLaw};
-use crate::distinct;
 
 /// Near-best: loss within this fraction of the budget's best loss.
 pub const NEAR_BEST: f64 = 0.0025;
@@ -34,7 +34,13 @@ fn varied_within_a_run_shape(points: &[HyperInput], bin: &[usize], value: fn(&Hy
 }
 
 /// k·C^p through (C, value) pairs, with percentile intervals from resampling within budgets.
-fn power_law(budgets: &[HyperBudget], value: fn(&HyperPoint) -> f64, resamples: usize, seed: u64, confidence: f64) -> Option<PowerLaw> {
+fn power_law(
+    budgets: &[HyperBudget],
+    value: fn(&HyperPoint) -> f64,
+    resamples: usize,
+    seed: u64,
+    confidence: f64,
+) -> Option<PowerLaw> {
     let fit = |sets: &[Vec<HyperPoint>]| {
         let (mut x, mut y) = (vec![], vec![]);
         for (b, set) in budgets.iter().zip(sets) {
@@ -51,25 +57,25 @@ fn power_law(budgets: &[HyperBudget], value: fn(&HyperPoint) -> f64, resamples: 
     let (mut sk, mut sp) = (vec![], vec![]);
     for r in 0..resamples {
         let drawn = resample_strata(&strata, &mut rng(seed, r as u64));
-        let resampled: Vec<Vec<HyperPoint>> = drawn
-            .iter()
-            .zip(&sets)
-            .map(|(idx, s)| idx.iter().map(|&i| s[i]).collect())
-            .collect();
+        let resampled: Vec<Vec<HyperPoint>> =
+            drawn.iter().zip(&sets).map(|(idx, s)| idx.iter().map(|&i| s[i]).collect()).collect();
         if let Some((k, p)) = fit(&resampled) {
             sk.push(k);
             sp.push(p);
         }
     }
-    Some(PowerLaw {
-        k: estimate(k, &sk, confidence),
-        p: estimate(p, &sp, confidence),
-    })
+    Some(PowerLaw { k: estimate(k, &sk, confidence), p: estimate(p, &sp, confidence) })
 }
 
 /// `None` when no budget compares two or more configurations. A law needs two budgets that each
 /// vary that hyperparameter; notes say why a law is missing.
-pub fn hyper_laws(points: &[HyperInput], resamples: usize, seed: u64, confidence: f64, notes: &mut Vec<String>) -> Option<HyperLaws> {
+pub fn hyper_laws(
+    points: &[HyperInput],
+    resamples: usize,
+    seed: u64,
+    confidence: f64,
+    notes: &mut Vec<String>,
+) -> Option<HyperLaws> {
     if points.is_empty() {
         return None;
     }
@@ -84,29 +90,23 @@ pub fn hyper_laws(points: &[HyperInput], resamples: usize, seed: u64, confidence
             .iter()
             .map(|&i| {
                 let p = &points[i];
-                HyperPoint {
-                    lr: p.lr,
-                    batch_tokens: p.batch_tokens,
-                    warmup_steps: p.warmup_steps,
-                    loss: p.loss,
-                }
+                HyperPoint { lr: p.lr, batch_tokens: p.batch_tokens, warmup_steps: p.warmup_steps, loss: p.loss }
             })
             .collect();
-        let (lr_varied, batch_varied) = (varied_within_a_run_shape(points, &b, |p| p.lr), varied_within_a_run_shape(points, &b, |p| p.batch_tokens));
+        let (lr_varied, batch_varied) = (
+            varied_within_a_run_shape(points, &b, |p| p.lr),
+            varied_within_a_run_shape(points, &b, |p| p.batch_tokens),
+        );
         if !lr_varied && !batch_varied {
             continue;
         }
         let best = *all.iter().min_by(|x, y| x.loss.total_cmp(&y.loss)).expect("bins are never empty");
-        let near_best: Vec<HyperPoint> = all.iter().copied().filter(|p| p.loss <= best.loss * (1.0 + NEAR_BEST)).collect();
+        let near_best: Vec<HyperPoint> =
+            all.iter().copied().filter(|p| p.loss <= best.loss * (1.0 + NEAR_BEST)).collect();
         let flops = geomean(b.iter().map(|&i| c[i]));
         lr_swept.push(lr_varied);
         batch_swept.push(batch_varied);
-        budgets.push(HyperBudget {
-            flops,
-            best,
-            near_best,
-            all,
-        });
+        budgets.push(HyperBudget { flops, best, near_best, all });
     }
     if budgets.is_empty() {
         return None;
@@ -126,11 +126,7 @@ pub fn hyper_laws(points: &[HyperInput], resamples: usize, seed: u64, confidence
     };
     let lr_law = law(&lr_swept, |p| p.lr, "learning rate", seed, notes);
     let batch_law = law(&batch_swept, |p| p.batch_tokens, "batch size", seed ^ 0x9e37_79b9_7f4a_7c15, notes);
-    Some(HyperLaws {
-        budgets,
-        lr_law,
-        batch_law,
-    })
+    Some(HyperLaws { budgets, lr_law, batch_law })
 }
 
 #[cfg(test)]
@@ -166,14 +162,8 @@ mod tests {
         assert!(h.budgets.iter().all(|b| b.all.len() == 49 && b.near_best.contains(&b.best)));
         let lr = h.lr_law.unwrap();
         let bt = h.batch_law.unwrap();
-        assert!(
-            (lr.p.value + 0.125).abs() < 1e-9 && (lr.k.value / 0.3118 - 1.0).abs() < 1e-6,
-            "{lr:?}"
-        );
-        assert!(
-            (bt.p.value - 0.3271).abs() < 1e-9 && (bt.k.value / 0.2920 - 1.0).abs() < 1e-6,
-            "{bt:?}"
-        );
+        assert!((lr.p.value + 0.125).abs() < 1e-9 && (lr.k.value / 0.3118 - 1.0).abs() < 1e-6, "{lr:?}");
+        assert!((bt.p.value - 0.3271).abs() < 1e-9 && (bt.k.value / 0.2920 - 1.0).abs() < 1e-6, "{bt:?}");
     }
 
     #[test]
@@ -202,7 +192,15 @@ mod tests {
         let mut pts = vec![];
         for n in [1e4, 2e4, 4e4, 8e4] {
             for d in [2.5e5, 5e5, 1e6] {
-                pts.push(HyperInput { n, d, flops: Some(6.0 * n * d), lr: 1e-2 * (n / 1e4).powf(-0.3), batch_tokens: 1024.0, warmup_steps: 50.0, loss: 1.0 + 50.0 / n.powf(0.3) + 100.0 / d.powf(0.3) });
+                pts.push(HyperInput {
+                    n,
+                    d,
+                    flops: Some(6.0 * n * d),
+                    lr: 1e-2 * (n / 1e4).powf(-0.3),
+                    batch_tokens: 1024.0,
+                    warmup_steps: 50.0,
+                    loss: 1.0 + 50.0 / n.powf(0.3) + 100.0 / d.powf(0.3),
+                });
             }
         }
         let mut notes = vec![];

@@ -2,9 +2,9 @@
 //! minima.
 
 use crate::bootstrap::{estimate, resample_strata, rng};
+use crate::distinct;
 use crate::forms::{self, Form};
 use crate::schema::{ComputeLossLaw, FitPoint, IsoFlopBudget, IsoFlopFit};
-use crate::distinct;
 
 /// Budgets whose C lie within this factor of the budget's smallest C share a bin when C comes
 /// from 6·N·D; sweeps aim at a budget but round N and D.
@@ -130,9 +130,7 @@ fn vertex(points: &[IsoPoint], idx: &[usize]) -> Option<([f64; 3], f64)> {
         return None;
     }
     let xv = -c[1] / (2.0 * c[2]);
-    let (lo, hi) = x
-        .iter()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let (lo, hi) = x.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     (xv >= lo && xv <= hi).then_some((c, xv.exp()))
 }
 
@@ -172,7 +170,9 @@ pub fn interpolated_min(points: &[(f64, f64)]) -> f64 {
     let k = x.len();
     let grid = (k - 1) * GRID_PER_INTERVAL;
     let spline = akima(&x, &y);
-    let min = (0..grid).map(|j| spline(x[0] + (x[k - 1] - x[0]) * j as f64 / (grid - 1) as f64)).fold(f64::INFINITY, f64::min);
+    let min = (0..grid)
+        .map(|j| spline(x[0] + (x[k - 1] - x[0]) * j as f64 / (grid - 1) as f64))
+        .fold(f64::INFINITY, f64::min);
     min.exp()
 }
 
@@ -192,7 +192,13 @@ fn akima<'a>(x: &'a [f64], y: &'a [f64]) -> impl Fn(f64) -> f64 + 'a {
     let f12: Vec<f64> = (0..k).map(|i| dm[i + 2] + dm[i]).collect();
     let scale = f12.iter().copied().fold(0.0, f64::max);
     let t: Vec<f64> = (0..k)
-        .map(|i| if f12[i] > 1e-9 * scale { (dm[i + 2] * m[i + 1] + dm[i] * m[i + 2]) / f12[i] } else { 0.5 * (m[i + 3] + m[i]) })
+        .map(|i| {
+            if f12[i] > 1e-9 * scale {
+                (dm[i + 2] * m[i + 1] + dm[i] * m[i + 2]) / f12[i]
+            } else {
+                0.5 * (m[i + 3] + m[i])
+            }
+        })
         .collect();
     move |v: f64| {
         let i = x.partition_point(|&xi| xi <= v).saturating_sub(1).min(k - 2);
@@ -206,15 +212,19 @@ fn akima<'a>(x: &'a [f64], y: &'a [f64]) -> impl Fn(f64) -> f64 + 'a {
 
 /// Approach 2 with bootstrap intervals (points resampled within each budget). `Err` says why no
 /// fit was possible; budgets whose parabola is unusable are skipped with a note in `notes`.
-pub fn isoflop(points: &[IsoPoint], resamples: usize, seed: u64, confidence: f64, notes: &mut Vec<String>) -> Result<IsoFlopFit, String> {
+pub fn isoflop(
+    points: &[IsoPoint],
+    resamples: usize,
+    seed: u64,
+    confidence: f64,
+    notes: &mut Vec<String>,
+) -> Result<IsoFlopFit, String> {
     let flops: Vec<Option<f64>> = points.iter().map(|p| p.flops).collect();
     let n: Vec<f64> = points.iter().map(|p| p.n).collect();
     let d: Vec<f64> = points.iter().map(|p| p.d).collect();
     let (c, factor) = budgets_of(&flops, &n, &d);
-    let candidates: Vec<Vec<usize>> = bins(&c, factor)
-        .into_iter()
-        .filter(|b| distinct(b.iter().map(|&i| points[i].n)).len() >= MIN_SIZES)
-        .collect();
+    let candidates: Vec<Vec<usize>> =
+        bins(&c, factor).into_iter().filter(|b| distinct(b.iter().map(|&i| points[i].n)).len() >= MIN_SIZES).collect();
     if candidates.len() < MIN_BUDGETS {
         return Err(format!(
             "not an IsoFLOP design: {} compute budget(s) with ≥ {MIN_SIZES} model sizes, {MIN_BUDGETS} needed",
@@ -234,12 +244,7 @@ pub fn isoflop(points: &[IsoPoint], resamples: usize, seed: u64, confidence: f64
                     d_opt: cb / (6.0 * n_opt),
                     points: b
                         .iter()
-                        .map(|&i| FitPoint {
-                            n: n[i],
-                            d: d[i],
-                            loss: points[i].loss,
-                            predicted: None,
-                        })
+                        .map(|&i| FitPoint { n: n[i], d: d[i], loss: points[i].loss, predicted: None })
                         .collect(),
                 });
                 kept.push((b, cb));
@@ -269,7 +274,9 @@ pub fn isoflop(points: &[IsoPoint], resamples: usize, seed: u64, confidence: f64
     // L*(C): the minimum of each budget's loss curve in ln N, interpolated between its sizes as
     // Porian et al. do; a grid's lowest point overstates it by an amount that depends on the
     // spacing, which the fitted E absorbs (2.31 instead of their 2.01 on their RefinedWeb grid).
-    let lowest = |idx: &[usize], cb: f64| (1.0, cb, interpolated_min(&idx.iter().map(|&i| (points[i].n, points[i].loss)).collect::<Vec<_>>()));
+    let lowest = |idx: &[usize], cb: f64| {
+        (1.0, cb, interpolated_min(&idx.iter().map(|&i| (points[i].n, points[i].loss)).collect::<Vec<_>>()))
+    };
     let minima_loss: Vec<(f64, f64, f64)> = kept.iter().map(|(b, cb)| lowest(b, *cb)).collect();
     let loss_fit = forms::fit(&forms::Points::new(&minima_loss), Form::Data, crate::approach3::CHINCHILLA_DELTA);
     let mut loss_samples: Vec<Vec<f64>> = vec![];
@@ -286,7 +293,14 @@ pub fn isoflop(points: &[IsoPoint], resamples: usize, seed: u64, confidence: f64
         }
         if let Some(full) = &loss_fit {
             let m: Vec<(f64, f64, f64)> = drawn.iter().zip(&kept).map(|(idx, (_, cb))| lowest(idx, *cb)).collect();
-            if let Some(f) = forms::fit_from(&forms::Points::new(&m), Form::Data, crate::approach3::CHINCHILLA_DELTA, &[full.params.clone()]).filter(|f| f.converged) {
+            if let Some(f) = forms::fit_from(
+                &forms::Points::new(&m),
+                Form::Data,
+                crate::approach3::CHINCHILLA_DELTA,
+                &[full.params.clone()],
+            )
+            .filter(|f| f.converged)
+            {
                 loss_samples.push(f.params);
             }
         }
@@ -320,12 +334,7 @@ pub fn isoflop(points: &[IsoPoint], resamples: usize, seed: u64, confidence: f64
             params: f.params,
         }
     });
-    Ok(IsoFlopFit {
-        budgets,
-        a: estimate(a, &sa, confidence),
-        b: estimate(b, &sb, confidence),
-        loss_law,
-    })
+    Ok(IsoFlopFit { budgets, a: estimate(a, &sa, confidence), b: estimate(b, &sb, confidence), loss_law })
 }
 
 #[cfg(test)]
@@ -354,10 +363,7 @@ mod tests {
         let x: Vec<f64> = (0..7).map(|i| 12.0 + i as f64 * 0.7).collect();
         let y: Vec<f64> = x.iter().map(|x| 3.0 - 0.4 * x + 0.015 * x * x).collect();
         let c = parabola(&x, &y).unwrap();
-        assert!(
-            (c[0] - 3.0).abs() < 1e-8 && (c[1] + 0.4).abs() < 1e-9 && (c[2] - 0.015).abs() < 1e-10,
-            "{c:?}"
-        );
+        assert!((c[0] - 3.0).abs() < 1e-8 && (c[1] + 0.4).abs() < 1e-9 && (c[2] - 0.015).abs() < 1e-10, "{c:?}");
         assert!(parabola(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]).is_none());
     }
 

@@ -24,9 +24,9 @@ pub mod schema;
 pub mod select;
 pub mod table;
 
+pub use codescale_core::time::rfc3339_utc;
 pub use schema::*;
 pub use table::render_table;
-pub use codescale_core::time::rfc3339_utc;
 
 /// One trial as the CLI reads it from results.
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -23,7 +23,10 @@ pub struct LrRuleFit {
 impl LrRuleFit {
     /// The rule as a sweep file writes it.
     pub fn toml(&self) -> String {
-        format!("lr = {{ rule = \"power\", coef = {:.4e}, n_exponent = {:.4}, d_exponent = {:.4} }}", self.coef, self.n_exponent, self.d_exponent)
+        format!(
+            "lr = {{ rule = \"power\", coef = {:.4e}, n_exponent = {:.4}, d_exponent = {:.4} }}",
+            self.coef, self.n_exponent, self.d_exponent
+        )
     }
 }
 
@@ -36,7 +39,11 @@ pub fn optima(points: &[HyperInput], notes: &mut Vec<String>) -> Vec<[f64; 3]> {
     keys.dedup();
     let mut out = Vec::new();
     for (n, d, batch) in keys {
-        let mut at: Vec<(f64, f64)> = points.iter().filter(|p| (p.n, p.d, p.batch_tokens) == (n, d, batch)).map(|p| (p.lr.ln(), p.loss)).collect();
+        let mut at: Vec<(f64, f64)> = points
+            .iter()
+            .filter(|p| (p.n, p.d, p.batch_tokens) == (n, d, batch))
+            .map(|p| (p.lr.ln(), p.loss))
+            .collect();
         at.sort_by(|a, b| a.0.total_cmp(&b.0));
         at.dedup_by(|a, b| a.0 == b.0);
         if at.len() < 3 {
@@ -44,7 +51,10 @@ pub fn optima(points: &[HyperInput], notes: &mut Vec<String>) -> Vec<[f64; 3]> {
         }
         let best = (0..at.len()).min_by(|&i, &j| at[i].1.total_cmp(&at[j].1)).expect("non-empty");
         if best == 0 || best == at.len() - 1 {
-            notes.push(format!("N = {n:.3e}, D = {d:.3e}: the best learning rate is at the edge of the grid ({:.3e}); widen the sweep", at[best].0.exp()));
+            notes.push(format!(
+                "N = {n:.3e}, D = {d:.3e}: the best learning rate is at the edge of the grid ({:.3e}); widen the sweep",
+                at[best].0.exp()
+            ));
             continue;
         }
         let [(x0, y0), (x1, y1), (x2, y2)] = [at[best - 1], at[best], at[best + 1]];
@@ -67,7 +77,8 @@ pub fn lr_rule(points: &[HyperInput], notes: &mut Vec<String>) -> Option<LrRuleF
     let ys: Vec<f64> = optima.iter().map(|o| o[2].ln()).collect();
     let varies = |k: usize| xs.iter().any(|x| (x[k] - xs[0][k]).abs() > 1e-12);
     let (a, p, q) = least_squares(&xs, &ys, varies(0), varies(1))?;
-    let rmse = (xs.iter().zip(&ys).map(|(x, y)| (y - a - p * x[0] - q * x[1]).powi(2)).sum::<f64>() / ys.len() as f64).sqrt();
+    let rmse =
+        (xs.iter().zip(&ys).map(|(x, y)| (y - a - p * x[0] - q * x[1]).powi(2)).sum::<f64>() / ys.len() as f64).sqrt();
     Some(LrRuleFit { coef: a.exp(), n_exponent: p, d_exponent: q, rmse_log: rmse, optima })
 }
 
@@ -136,7 +147,18 @@ mod tests {
 
     #[test]
     fn an_optimum_at_the_edge_of_the_grid_is_not_trusted() {
-        let pts: Vec<HyperInput> = [1e-3, 2e-3, 4e-3].iter().map(|&lr| HyperInput { n: 1e5, d: 1e6, flops: None, lr, batch_tokens: 1024.0, warmup_steps: 0.0, loss: 3.0 - lr }).collect();
+        let pts: Vec<HyperInput> = [1e-3, 2e-3, 4e-3]
+            .iter()
+            .map(|&lr| HyperInput {
+                n: 1e5,
+                d: 1e6,
+                flops: None,
+                lr,
+                batch_tokens: 1024.0,
+                warmup_steps: 0.0,
+                loss: 3.0 - lr,
+            })
+            .collect();
         let mut notes = vec![];
         assert!(optima(&pts, &mut notes).is_empty());
         assert!(notes[0].contains("edge of the grid"));

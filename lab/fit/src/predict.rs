@@ -11,7 +11,14 @@ use crate::schema::{Estimate, FitFile, GroupFit};
 /// The prediction interval for a new measurement at (N, D): each bootstrap law's prediction
 /// times the exponential of a log residual drawn from the fit's (inflated by √(K/(K − p)) for the
 /// p fitted parameters), as AI2's OLMo ladder does.
-pub fn interval(value: f64, sample_predictions: &[f64], residuals: &[f64], params: usize, confidence: f64, seed: u64) -> Estimate {
+pub fn interval(
+    value: f64,
+    sample_predictions: &[f64],
+    residuals: &[f64],
+    params: usize,
+    confidence: f64,
+    seed: u64,
+) -> Estimate {
     let k = residuals.len() as f64;
     let inflation = if k > params as f64 { (k / (k - params as f64)).sqrt() } else { 1.0 };
     let samples: Vec<f64> = sample_predictions
@@ -19,7 +26,8 @@ pub fn interval(value: f64, sample_predictions: &[f64], residuals: &[f64], param
         .enumerate()
         .map(|(i, pred)| {
             let mut rng = rng(seed, i as u64);
-            let noise = if residuals.is_empty() { 0.0 } else { residuals[rng.random_range(0..residuals.len())] * inflation };
+            let noise =
+                if residuals.is_empty() { 0.0 } else { residuals[rng.random_range(0..residuals.len())] * inflation };
             pred * noise.exp()
         })
         .collect();
@@ -49,11 +57,22 @@ pub struct Prediction {
 
 /// The prediction of one group's law at (N, D), or why there is none.
 pub fn predict_group(g: &GroupFit, n: f64, d: f64, confidence: f64, trust_factor: f64) -> Result<Prediction, String> {
-    let law = g.law.as_ref().ok_or_else(|| format!("group `{}` has no law: {}", g.group, g.message.clone().unwrap_or_default()))?;
+    let law = g
+        .law
+        .as_ref()
+        .ok_or_else(|| format!("group `{}` has no law: {}", g.group, g.message.clone().unwrap_or_default()))?;
     let params = law.form_params();
     let loss = law.form.predict(&params, n, d);
-    let preds: Vec<f64> = law.form_samples().iter().map(|p| law.form.predict(p, n, d)).filter(|x| x.is_finite()).collect();
-    let est = interval(loss, &preds, &g.log_residuals(), law.form.len(), confidence, derive_seed(0, &format!("{}|{n}|{d}", g.group)));
+    let preds: Vec<f64> =
+        law.form_samples().iter().map(|p| law.form.predict(p, n, d)).filter(|x| x.is_finite()).collect();
+    let est = interval(
+        loss,
+        &preds,
+        &g.log_residuals(),
+        law.form.len(),
+        confidence,
+        derive_seed(0, &format!("{}|{n}|{d}", g.group)),
+    );
     let range = |f: fn(&crate::schema::FitPoint) -> f64| {
         let v: Vec<f64> = g.points.iter().map(f).collect();
         (v.iter().copied().fold(f64::INFINITY, f64::min), v.iter().copied().fold(f64::NEG_INFINITY, f64::max))
@@ -79,7 +98,13 @@ pub fn predict_group(g: &GroupFit, n: f64, d: f64, confidence: f64, trust_factor
 
 /// Predictions of every group of `fit` with a law (or only `group`). `Err` names what is wrong
 /// with the question: N or D not a positive finite number, or no such group.
-pub fn predict(fit: &FitFile, n: f64, d: f64, group: Option<&str>, trust_factor: f64) -> Result<Vec<Result<Prediction, String>>, String> {
+pub fn predict(
+    fit: &FitFile,
+    n: f64,
+    d: f64,
+    group: Option<&str>,
+    trust_factor: f64,
+) -> Result<Vec<Result<Prediction, String>>, String> {
     for (name, x) in [("--n", n), ("--d", d)] {
         if !(x.is_finite() && x > 0.0) {
             return Err(format!("{name} {x}: must be a positive finite number"));
@@ -88,7 +113,10 @@ pub fn predict(fit: &FitFile, n: f64, d: f64, group: Option<&str>, trust_factor:
     let groups: Vec<&GroupFit> = match group {
         Some(name) => {
             let g = fit.groups.iter().find(|g| g.group == name).ok_or_else(|| {
-                format!("no group `{name}` in the fit (groups: {})", fit.groups.iter().map(|g| g.group.as_str()).collect::<Vec<_>>().join(", "))
+                format!(
+                    "no group `{name}` in the fit (groups: {})",
+                    fit.groups.iter().map(|g| g.group.as_str()).collect::<Vec<_>>().join(", ")
+                )
             })?;
             vec![g]
         }
@@ -108,11 +136,22 @@ pub fn render(preds: &[Result<Prediction, String>]) -> String {
                     _ => " (no interval: the fit has no bootstrap laws)".into(),
                 };
                 let mark = match (p.extrapolated, p.beyond_trust) {
-                    (_, true) => format!("  EXTRAPOLATED: {}× the largest fitted compute, beyond the trust range", crate::table::num(p.compute_ratio)),
-                    (true, false) => format!("  extrapolated: outside the fitted sizes or budgets ({}× the largest fitted compute)", crate::table::num(p.compute_ratio)),
+                    (_, true) => format!(
+                        "  EXTRAPOLATED: {}× the largest fitted compute, beyond the trust range",
+                        crate::table::num(p.compute_ratio)
+                    ),
+                    (true, false) => format!(
+                        "  extrapolated: outside the fitted sizes or budgets ({}× the largest fitted compute)",
+                        crate::table::num(p.compute_ratio)
+                    ),
                     _ => String::new(),
                 };
-                out.push_str(&format!("{}: loss {:.4}{interval} (95 % prediction interval; law {}){mark}\n", p.group, p.loss, p.law.name()));
+                out.push_str(&format!(
+                    "{}: loss {:.4}{interval} (95 % prediction interval; law {}){mark}\n",
+                    p.group,
+                    p.loss,
+                    p.law.name()
+                ));
             }
             Err(why) => out.push_str(&format!("{why}\n")),
         }

@@ -61,7 +61,14 @@ pub fn input_hash(points: &[Point]) -> String {
         h.update(&x.map_or(u64::MAX, f64::to_bits).to_le_bytes());
     };
     for p in points {
-        for s in [p.id.as_str(), &p.group, &p.status, p.config.as_deref().unwrap_or(""), p.trunk.as_deref().unwrap_or(""), if p.target { "target" } else { "" }] {
+        for s in [
+            p.id.as_str(),
+            &p.group,
+            &p.status,
+            p.config.as_deref().unwrap_or(""),
+            p.trunk.as_deref().unwrap_or(""),
+            if p.target { "target" } else { "" },
+        ] {
             h.update(&(s.len() as u64).to_le_bytes());
             h.update(s.as_bytes());
         }
@@ -75,7 +82,8 @@ pub fn input_hash(points: &[Point]) -> String {
 /// Compute budgets to plan for: every decade from the smallest trial's compute to a hundred
 /// times the largest's, so the allocation speaks to the scale the sweep measured.
 pub fn budgets_around(flops: impl Iterator<Item = f64>) -> Vec<f64> {
-    let (lo, hi) = flops.filter(|f| f.is_finite() && *f > 0.0).fold((f64::INFINITY, 0f64), |(lo, hi), f| (lo.min(f), hi.max(f)));
+    let (lo, hi) =
+        flops.filter(|f| f.is_finite() && *f > 0.0).fold((f64::INFINITY, 0f64), |(lo, hi), f| (lo.min(f), hi.max(f)));
     if hi <= 0.0 {
         return Vec::new();
     }
@@ -95,7 +103,15 @@ mod tests {
 
     #[test]
     fn the_hash_follows_the_data() {
-        let p = Point { id: "a".into(), group: "go".into(), status: "done".into(), n: 1e5, d: 1e6, loss: 2.0, ..Default::default() };
+        let p = Point {
+            id: "a".into(),
+            group: "go".into(),
+            status: "done".into(),
+            n: 1e5,
+            d: 1e6,
+            loss: 2.0,
+            ..Default::default()
+        };
         let mut q = p.clone();
         assert_eq!(input_hash(&[p.clone()]), input_hash(&[q.clone()]));
         q.loss = 2.0 + 1e-12;

@@ -289,7 +289,13 @@ impl LawFit {
     /// The additive view at the point estimates (see the type's doc; exact unless the form is
     /// Kaplan's).
     pub fn law(&self) -> crate::approach3::Law {
-        crate::approach3::Law { e: self.e.value, a: self.a.value, b: self.b.value, alpha: self.alpha.value, beta: self.beta.value }
+        crate::approach3::Law {
+            e: self.e.value,
+            a: self.a.value,
+            b: self.b.value,
+            alpha: self.alpha.value,
+            beta: self.beta.value,
+        }
     }
 
     /// The form's parameters at their point estimates.

@@ -119,7 +119,11 @@ pub fn splits(points: &[Triple], params: usize) -> Vec<(Vec<Triple>, Vec<Triple>
 
 /// The candidate's held-out errors (see [`Candidate::errors`]) and its score (`None` without
 /// splits).
-fn out_of_sample(splits: &[(Vec<Triple>, Vec<Triple>)], form: Form, delta: Option<f64>) -> (Option<f64>, Vec<(f64, f64)>) {
+fn out_of_sample(
+    splits: &[(Vec<Triple>, Vec<Triple>)],
+    form: Form,
+    delta: Option<f64>,
+) -> (Option<f64>, Vec<(f64, f64)>) {
     let mut errors = vec![];
     for (train, test) in splits {
         let weight = 1.0 / (splits.len() * test.len()) as f64;
@@ -167,7 +171,16 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
     }
     if let LawChoice::Fixed(form) = law {
         if !forms.contains(&form) {
-            return Err(format!("--law {}: these points cannot identify it ({} parameters; {})", form.name(), form.len(), if form.has_n() { "needs two model sizes and two budgets" } else { "needs a single model size and three budgets" }));
+            return Err(format!(
+                "--law {}: these points cannot identify it ({} parameters; {})",
+                form.name(),
+                form.len(),
+                if form.has_n() {
+                    "needs two model sizes and two budgets"
+                } else {
+                    "needs a single model size and three budgets"
+                }
+            ));
         }
     }
     let deltas: Vec<Option<f64>> = match delta {
@@ -206,7 +219,8 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
             ));
         }
     }
-    let best = candidates.iter().filter_map(|(c, _)| c.out_of_sample).filter(|s| s.is_finite()).fold(f64::INFINITY, f64::min);
+    let best =
+        candidates.iter().filter_map(|(c, _)| c.out_of_sample).filter(|s| s.is_finite()).fold(f64::INFINITY, f64::min);
     let leader = candidates.iter().position(|(c, _)| c.out_of_sample == Some(best));
     let pick = match law {
         // With a fixed form, the threshold is still chosen by prediction (when not fixed).
@@ -216,7 +230,10 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
             .expect("an eligible form has candidates"),
         LawChoice::Auto if best.is_finite() => {
             let leader = &candidates[leader.expect("a finite best has a candidate")].0;
-            (0..candidates.len()).filter(|&i| tied(&candidates[i].0, leader)).min_by_key(|&i| (candidates[i].0.form.len(), i)).expect("the best is tied with itself")
+            (0..candidates.len())
+                .filter(|&i| tied(&candidates[i].0, leader))
+                .min_by_key(|&i| (candidates[i].0.form.len(), i))
+                .expect("the best is tied with itself")
         }
         // No split leaves enough points: nothing to judge forms by, so Chinchilla (or the
         // eligible form) at the matched threshold.
@@ -234,7 +251,12 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
         ),
         _ => format!("no rolling split leaves enough points to judge forms by prediction; {} by default", chosen.form.name()),
     };
-    Ok(Selection { form: chosen.form, delta: candidates[pick].1, candidates: candidates.into_iter().map(|c| c.0).collect(), reason })
+    Ok(Selection {
+        form: chosen.form,
+        delta: candidates[pick].1,
+        candidates: candidates.into_iter().map(|c| c.0).collect(),
+        reason,
+    })
 }
 
 fn score_of(c: &Candidate) -> f64 {
@@ -281,7 +303,8 @@ mod tests {
     #[test]
     fn a_single_size_rolls_over_d() {
         let p = [2.0, 50.0, 0.25];
-        let pts: Vec<Triple> = (1..=10).map(|k| (1e8, 1e9 * k as f64, Form::Data.predict(&p, 1e8, 1e9 * k as f64))).collect();
+        let pts: Vec<Triple> =
+            (1..=10).map(|k| (1e8, 1e9 * k as f64, Form::Data.predict(&p, 1e8, 1e9 * k as f64))).collect();
         assert_eq!(eligible(&pts), vec![Form::Data]);
         let s = choose(&pts, LawChoice::Auto, None).unwrap();
         assert_eq!(s.form, Form::Data);

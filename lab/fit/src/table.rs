@@ -61,32 +61,17 @@ fn row(g: &GroupFit) -> Vec<String> {
 /// One row per group (α_N, α_D, L_inf, N_c, D_c with intervals, allocation exponents a and b, RMSE
 /// of log loss), then per-group messages, warnings and the other analyses.
 pub fn render_table(fit: &FitFile) -> String {
-    let header: Vec<String> = [
-        "group",
-        "points",
-        "law",
-        "α_N",
-        "α_D",
-        "L_inf",
-        "N_c",
-        "D_c",
-        "a (N_opt∝C^a)",
-        "b (D_opt∝C^b)",
-        "RMSE log",
-    ]
-    .map(String::from)
-    .to_vec();
+    let header: Vec<String> =
+        ["group", "points", "law", "α_N", "α_D", "L_inf", "N_c", "D_c", "a (N_opt∝C^a)", "b (D_opt∝C^b)", "RMSE log"]
+            .map(String::from)
+            .to_vec();
     let rows: Vec<Vec<String>> = std::iter::once(header).chain(fit.groups.iter().map(row)).collect();
-    let widths: Vec<usize> = (0..rows[0].len())
-        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
-        .collect();
+    let widths: Vec<usize> =
+        (0..rows[0].len()).map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0)).collect();
     let mut out = format!("{} ({}; N from {}; {})\n", fit.name, fit.source, fit.n_col, fit.created);
     for (i, r) in rows.iter().enumerate() {
-        let cells: Vec<String> = r
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count())))
-            .collect();
+        let cells: Vec<String> =
+            r.iter().zip(&widths).map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count()))).collect();
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
         if i == 0 {
@@ -104,7 +89,8 @@ pub fn render_table(fit: &FitFile) -> String {
         }
         lines.extend(candidate_lines(g));
         if g.intermediate > 0 {
-            lines.push(format!("{} intermediate checkpoint(s) kept apart: not fitted as finished runs", g.intermediate));
+            lines
+                .push(format!("{} intermediate checkpoint(s) kept apart: not fitted as finished runs", g.intermediate));
         }
         if g.tuned_out > 0 {
             lines.push(format!(
@@ -118,25 +104,20 @@ pub fn render_table(fit: &FitFile) -> String {
             }
         }
         if let Some(i) = &g.isoflop {
-            lines.push(format!(
-                "IsoFLOP over {} budgets: a = {}, b = {}",
-                i.budgets.len(),
-                est(&i.a),
-                est(&i.b)
-            ));
+            lines.push(format!("IsoFLOP over {} budgets: a = {}, b = {}", i.budgets.len(), est(&i.a), est(&i.b)));
             if let Some(l) = &i.loss_law {
-                lines.push(format!("IsoFLOP loss law L*(C) = E + A·C^−α: E = {}, A = {}, α = {}", est(&l.e), est(&l.a), est(&l.alpha)));
+                lines.push(format!(
+                    "IsoFLOP loss law L*(C) = E + A·C^−α: E = {}, A = {}, α = {}",
+                    est(&l.e),
+                    est(&l.a),
+                    est(&l.alpha)
+                ));
             }
         }
         if let Some(h) = &g.hyper {
             for (what, law) in [("η_opt", &h.lr_law), ("B_opt", &h.batch_law)] {
                 if let Some(l) = law {
-                    lines.push(format!(
-                        "{what}(C) = {} · C^{} over {} budgets",
-                        est(&l.k),
-                        est(&l.p),
-                        h.budgets.len()
-                    ));
+                    lines.push(format!("{what}(C) = {} · C^{} over {} budgets", est(&l.k), est(&l.p), h.budgets.len()));
                 }
             }
         }
@@ -214,7 +195,8 @@ fn candidate_lines(g: &GroupFit) -> Vec<String> {
         return vec![];
     }
     let opt = |x: Option<f64>, digits: usize| x.map_or("—".to_string(), |v| format!("{v:.digits$}"));
-    let mut lines = vec!["candidates (out-of-sample: mean |log error| at held-out larger sizes over rolling splits):".to_string()];
+    let mut lines =
+        vec!["candidates (out-of-sample: mean |log error| at held-out larger sizes over rolling splits):".to_string()];
     for c in &g.candidates {
         lines.push(format!(
             "  {} {:<10} Huber {:<10} out-of-sample {:>8} ({} splits)  in-sample RMSE {:>7}  α_N {:>6}  α_D {:>6}  L_inf {:>6}",
@@ -236,11 +218,21 @@ fn candidate_lines(g: &GroupFit) -> Vec<String> {
 /// splits as the candidates', and its predictions of the targets.
 fn curve_lines(g: &GroupFit) -> Vec<String> {
     let Some(c) = &g.curve_law else {
-        return g.curve_law_skipped.iter().filter(|_| g.law.is_some()).map(|why| format!("whole-curve law: none ({why})")).collect();
+        return g
+            .curve_law_skipped
+            .iter()
+            .filter(|_| g.law.is_some())
+            .map(|why| format!("whole-curve law: none ({why})"))
+            .collect();
     };
     let chosen = g.candidates.iter().find(|c| c.chosen).and_then(|c| c.out_of_sample);
     let versus = match (c.out_of_sample, chosen) {
-        (Some(a), Some(b)) => format!("out-of-sample {:.3} % ({} splits) against {:.3} % for the final-point law", 100.0 * a, c.splits, 100.0 * b),
+        (Some(a), Some(b)) => format!(
+            "out-of-sample {:.3} % ({} splits) against {:.3} % for the final-point law",
+            100.0 * a,
+            c.splits,
+            100.0 * b
+        ),
         (Some(a), None) => format!("out-of-sample {:.3} % ({} splits)", 100.0 * a, c.splits),
         _ => "no out-of-sample check".into(),
     };
@@ -306,7 +298,9 @@ pub fn additivity_verdict(a: &Additivity, form: Option<crate::forms::Form>) -> O
     let (floor, p) = (a.noise_floor?, a.p_value?);
     let verdict = match (a.rejected(), form) {
         (false, _) => "additive within the noise",
-        (true, Some(crate::forms::Form::Kaplan)) => "not additive in N and D, an interaction the chosen (Kaplan) form has room for",
+        (true, Some(crate::forms::Form::Kaplan)) => {
+            "not additive in N and D, an interaction the chosen (Kaplan) form has room for"
+        }
         (true, _) => "not additive in N and D, an interaction the law's additive form cannot express",
     };
     Some(format!(
@@ -347,8 +341,16 @@ pub fn law_summary(fit: &FitFile) -> String {
                     param(&law.l_inf, "L_inf"),
                     law.rmse_log
                 ));
-                lines.extend(group.law_choice.as_ref().map(|why| format!("{:<12} law {}: {why}", "", law.form.formula())));
-                lines.extend(group.additivity.as_ref().and_then(|a| additivity_verdict(a, Some(law.form))).map(|v| format!("{:<12} {v}", "")));
+                lines.extend(
+                    group.law_choice.as_ref().map(|why| format!("{:<12} law {}: {why}", "", law.form.formula())),
+                );
+                lines.extend(
+                    group
+                        .additivity
+                        .as_ref()
+                        .and_then(|a| additivity_verdict(a, Some(law.form)))
+                        .map(|v| format!("{:<12} {v}", "")),
+                );
                 lines.extend(group.targets.iter().map(|t| format!("{:<12} {}", "", target_line(t))));
                 lines.extend(curve_lines(group).into_iter().map(|l| format!("{:<12} {}", "", l.trim_start())));
             }

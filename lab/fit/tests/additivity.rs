@@ -37,12 +37,26 @@ fn rejection_rate(law: fn(f64, f64) -> f64, sigma: f64, trunk: f64, blocked: boo
             for seed in 0..2 {
                 let shared = trunk * normal(&mut rng);
                 for d in [2.5e5, 5e5, 1e6] {
-                    runs.push((n, d, law(n, d) * (shared + sigma * normal(&mut rng)).exp(), format!("{n}/{d}"), format!("{n}/{seed}")));
+                    runs.push((
+                        n,
+                        d,
+                        law(n, d) * (shared + sigma * normal(&mut rng)).exp(),
+                        format!("{n}/{d}"),
+                        format!("{n}/{seed}"),
+                    ));
                 }
             }
         }
-        let m: Vec<Measurement> =
-            runs.iter().map(|(n, d, loss, c, t)| Measurement { n: *n, d: *d, loss: *loss, config: c, trunk: blocked.then_some(t.as_str()) }).collect();
+        let m: Vec<Measurement> = runs
+            .iter()
+            .map(|(n, d, loss, c, t)| Measurement {
+                n: *n,
+                d: *d,
+                loss: *loss,
+                config: c,
+                trunk: blocked.then_some(t.as_str()),
+            })
+            .collect();
         let a = additivity(&m).expect("a crossed design can be checked");
         // Blocks nest in sizes: they take the pure error's trunk-to-trunk degrees of freedom.
         assert_eq!((a.lack_of_fit_df, a.noise_df), (6, if blocked { 8 } else { 12 }));
@@ -77,7 +91,11 @@ fn noise_shared_by_a_trunk_is_not_mistaken_for_interaction() {
 fn the_quickstarts_interaction_is_found() {
     let blocked = rejection_rate(interacting, RUN, TRUNK, true, 1000);
     let unblocked = rejection_rate(interacting, RUN, TRUNK, false, 1000);
-    println!("interacting law, trunk noise: rejected {:.1} % with trunks as blocks, {:.1} % without", 100.0 * blocked, 100.0 * unblocked);
+    println!(
+        "interacting law, trunk noise: rejected {:.1} % with trunks as blocks, {:.1} % without",
+        100.0 * blocked,
+        100.0 * unblocked
+    );
     // Blocking on trunks takes their spread out of the noise the interaction is tested against.
     assert!(blocked >= 0.9 && blocked > unblocked, "{blocked} vs {unblocked}");
 }

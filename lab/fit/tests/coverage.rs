@@ -11,13 +11,7 @@ use codescale_fit::bootstrap::{bootstrap_law, interval};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-const TRUTH: Law = Law {
-    e: 1.69337,
-    a: 406.401,
-    b: 410.723,
-    alpha: 0.33917,
-    beta: 0.28491,
-};
+const TRUTH: Law = Law { e: 1.69337, a: 406.401, b: 410.723, alpha: 0.33917, beta: 0.28491 };
 
 /// Standard normal by Box–Muller (rand_distr is not a dependency).
 fn normal(rng: &mut impl Rng) -> f64 {
@@ -95,14 +89,8 @@ fn bootstrap_spread_matches_replicate_spread() {
         "alpha: mean {m:.4} empirical sd {sd:.4}, mean bootstrap sd {:.4}; truth beats fit {opt_worse}/30",
         boot_sd.iter().sum::<f64>() / 30.0
     );
-    println!(
-        "percentile width / normal width: {:?}",
-        tails.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>()
-    );
-    println!(
-        "(fit - truth)/boot sd: {:?}",
-        centre.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>()
-    );
+    println!("percentile width / normal width: {:?}", tails.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>());
+    println!("(fit - truth)/boot sd: {:?}", centre.iter().map(|x| format!("{x:.2}")).collect::<Vec<_>>());
     let ratio = boot_sd.iter().sum::<f64>() / 30.0 / sd;
     assert!((0.75..=1.33).contains(&ratio), "bootstrap sd / replicate sd = {ratio}");
 }

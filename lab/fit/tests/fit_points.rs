@@ -36,41 +36,26 @@ fn sweep(group: &str, law: &Law, noise: f64, seed: u64) -> Vec<Point> {
 }
 
 fn opts(bootstrap: usize) -> FitOptions {
-    FitOptions {
-        bootstrap,
-        seed: 3,
-        ..FitOptions::default()
-    }
+    FitOptions { bootstrap, seed: 3, ..FitOptions::default() }
 }
 
-const PY: Law = Law {
-    e: 0.566,
-    a: 60.0,
-    b: 900.0,
-    alpha: 0.30,
-    beta: 0.36,
-};
-const GO: Law = Law {
-    e: 0.414,
-    a: 300.0,
-    b: 2000.0,
-    alpha: 0.40,
-    beta: 0.42,
-};
+const PY: Law = Law { e: 0.566, a: 60.0, b: 900.0, alpha: 0.30, beta: 0.36 };
+const GO: Law = Law { e: 0.414, a: 300.0, b: 2000.0, alpha: 0.40, beta: 0.42 };
 
 #[test]
 fn groups_pooled_exclusions_json_and_table() {
     let mut pts = sweep("python", &PY, 0.005, 1);
     pts.extend(sweep("go", &GO, 0.005, 2));
     let k = pts.len();
-    pts.push(Point {
-        status: "failed".into(),
-        ..point(k, "go", 1e6, 1e8, 3.0)
-    });
+    pts.push(Point { status: "failed".into(), ..point(k, "go", 1e6, 1e8, 3.0) });
     pts.push(point(k + 1, "go", 1e6, 1e8, f64::NAN));
     pts.push(point(k + 2, "python", 1e6, 0.0, 3.0));
     // Chinchilla's fit as such (its 4500-start grid, its closed-form allocation), pooled.
-    let chinchilla = FitOptions { pool: true, law: codescale_fit::select::LawChoice::Fixed(codescale_fit::forms::Form::Chinchilla), ..opts(40) };
+    let chinchilla = FitOptions {
+        pool: true,
+        law: codescale_fit::select::LawChoice::Fixed(codescale_fit::forms::Form::Chinchilla),
+        ..opts(40)
+    };
     let fit = fit_points_at("demo", "results.parquet", &pts, &chinchilla, "2026-01-01T00:00:00Z");
 
     let names: Vec<&str> = fit.groups.iter().map(|g| g.group.as_str()).collect();
@@ -84,12 +69,7 @@ fn groups_pooled_exclusions_json_and_table() {
         assert_eq!(g.n_points, 30);
         assert!(g.message.is_none(), "{:?}", g.message);
         let law = g.law.as_ref().expect("law");
-        assert!(
-            (law.alpha.value / truth.alpha - 1.0).abs() < 0.1,
-            "{}: α {}",
-            g.group,
-            law.alpha.value
-        );
+        assert!((law.alpha.value / truth.alpha - 1.0).abs() < 0.1, "{}: α {}", g.group, law.alpha.value);
         assert!((law.l_inf.value / truth.e - 1.0).abs() < 0.1, "{}: E {}", g.group, law.e.value);
         assert_eq!(law.starts, 4500);
         assert_eq!(law.bootstrap_resamples, 40);
@@ -119,16 +99,7 @@ fn groups_pooled_exclusions_json_and_table() {
     );
 
     let table = render_table(&fit);
-    for needle in [
-        "python",
-        "go",
-        "pooled",
-        "α_N",
-        "L_inf",
-        "excluded (3)",
-        "loss is NaN",
-        "extrapolation to N",
-    ] {
+    for needle in ["python", "go", "pooled", "α_N", "L_inf", "excluded (3)", "loss is NaN", "extrapolation to N"] {
         assert!(table.contains(needle), "table lacks {needle:?}:\n{table}");
     }
 }
@@ -141,7 +112,9 @@ fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
             x == y || (x - y).abs() <= 1e-14 * x.abs().max(y.abs())
         }
         (Array(x), Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same_json(x, y)),
-        (Object(x), Object(y)) => x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w))),
+        (Object(x), Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same_json(v, w)))
+        }
         _ => a == b,
     }
 }
@@ -150,16 +123,7 @@ fn same_json(a: &serde_json::Value, b: &serde_json::Value) -> bool {
 fn same_seed_same_file() {
     let pts = sweep("python", &PY, 0.01, 5);
     let a = fit_points_at("x", "s", &pts, &opts(20), "t");
-    let b = fit_points_at(
-        "x",
-        "s",
-        &pts,
-        &FitOptions {
-            threads: Some(1),
-            ..opts(20)
-        },
-        "t",
-    );
+    let b = fit_points_at("x", "s", &pts, &FitOptions { threads: Some(1), ..opts(20) }, "t");
     assert_eq!(a, b);
 }
 
@@ -189,23 +153,17 @@ fn nan_losses_are_excluded_and_counted() {
 
 #[test]
 fn single_model_size_or_data_size() {
-    let pts: Vec<Point> = (0..6)
-        .map(|i| point(i, "rust", 1e7, 1e8 * (i + 1) as f64, 3.0 - 0.1 * i as f64))
-        .collect();
+    let pts: Vec<Point> = (0..6).map(|i| point(i, "rust", 1e7, 1e8 * (i + 1) as f64, 3.0 - 0.1 * i as f64)).collect();
     // One size on six budgets: only the D-only form can be identified, and it is the one fitted.
     let fit = fit_points("x", "s", &pts, &opts(10));
     let law = fit.groups[0].law.as_ref().expect("a D-only law");
     assert_eq!(law.form, codescale_fit::forms::Form::Data);
     assert!(law.alpha_n.value.is_nan() && law.alpha_d.value > 0.0);
-    let pts: Vec<Point> = (0..2)
-        .map(|i| point(i, "rust", 1e7, 1e8 * (i + 1) as f64, 3.0 - 0.1 * i as f64))
-        .collect();
+    let pts: Vec<Point> = (0..2).map(|i| point(i, "rust", 1e7, 1e8 * (i + 1) as f64, 3.0 - 0.1 * i as f64)).collect();
     let fit = fit_points("x", "s", &pts, &opts(10));
     assert!(fit.groups[0].law.is_none(), "two points identify no form");
 
-    let pts: Vec<Point> = (0..6)
-        .map(|i| point(i, "rust", 1e6 * (i + 1) as f64, 1e9, 3.0 - 0.1 * i as f64))
-        .collect();
+    let pts: Vec<Point> = (0..6).map(|i| point(i, "rust", 1e6 * (i + 1) as f64, 1e9, 3.0 - 0.1 * i as f64)).collect();
     let fit = fit_points("x", "s", &pts, &opts(10));
     assert!(fit.groups[0].message.as_deref().unwrap().starts_with("rust: a single data size"));
 }
@@ -214,10 +172,7 @@ fn single_model_size_or_data_size() {
 fn empty_and_all_excluded_inputs() {
     let fit = fit_points("x", "s", &[], &opts(10));
     assert!(fit.groups.is_empty() && fit.excluded.is_empty());
-    let pts = vec![Point {
-        status: "running".into(),
-        ..point(0, "c#", 1e6, 1e8, 3.0)
-    }];
+    let pts = vec![Point { status: "running".into(), ..point(0, "c#", 1e6, 1e8, 3.0) }];
     let fit = fit_points("x", "s", &pts, &opts(10));
     assert_eq!(fit.groups[0].message.as_deref(), Some("c#: 0 points, 5 needed"));
     assert_eq!(fit.excluded.len(), 1);
@@ -251,7 +206,8 @@ fn isoflop_and_hyper_sweeps_through_fit_points() {
             for (lr_f, b_f) in [(1.0, 1.0), (2.0, 1.0), (0.5, 1.0), (1.0, 2.0), (1.0, 0.5)] {
                 let loss = base * (1.0 + 0.01 * f64::ln(lr_f).powi(2) + 0.005 * f64::ln(b_f).powi(2));
                 let mut p = point(pts.len(), "java", n, c / (6.0 * n), loss);
-                (p.flops, p.lr, p.batch_tokens, p.warmup_steps) = (Some(c), Some(lr_opt * lr_f), Some(b_opt * b_f), Some(100.0));
+                (p.flops, p.lr, p.batch_tokens, p.warmup_steps) =
+                    (Some(c), Some(lr_opt * lr_f), Some(b_opt * b_f), Some(100.0));
                 pts.push(p);
             }
         }
@@ -297,7 +253,9 @@ fn law_is_fitted_at_the_best_configuration_of_each_size_and_budget() {
     let law = g.law.as_ref().expect("law");
     assert!((law.alpha.value / PY.alpha - 1.0).abs() < 0.02, "α {} against {}", law.alpha.value, PY.alpha);
     assert!(law.rmse_log < 0.002, "only on-law points were fitted: RMSE {}", law.rmse_log);
-    assert!(render_table(&fit_points_at("tuned", "t", &pts, &opts(0), "x")).contains("120 points of other configurations"));
+    assert!(
+        render_table(&fit_points_at("tuned", "t", &pts, &opts(0), "x")).contains("120 points of other configurations")
+    );
 }
 
 /// Languages are pooled per architecture: dense and MoE points never share a pooled law.
@@ -307,8 +265,13 @@ fn pooled_fits_never_mix_architectures() {
     pts.extend(sweep("go", &GO, 0.0, 2));
     pts.extend(sweep("python/moe", &GO, 0.0, 3));
     let pooled = FitOptions { pool: true, ..opts(0) };
-    let names = |pts: &[Point]| fit_points_at("p", "t", pts, &pooled, "x").groups.into_iter().map(|g| (g.group, g.n_points)).collect::<Vec<_>>();
-    assert_eq!(names(&pts), [("go".into(), 30), ("python".into(), 30), ("python/moe".into(), 30), ("pooled".into(), 60)]);
+    let names = |pts: &[Point]| {
+        fit_points_at("p", "t", pts, &pooled, "x").groups.into_iter().map(|g| (g.group, g.n_points)).collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&pts),
+        [("go".into(), 30), ("python".into(), 30), ("python/moe".into(), 30), ("pooled".into(), 60)]
+    );
     let unpooled = fit_points_at("p", "t", &pts, &opts(0), "x").groups.into_iter().map(|g| g.group).collect::<Vec<_>>();
     assert_eq!(unpooled, ["go", "python", "python/moe"], "groups are pooled only when asked");
     pts.extend(sweep("go/moe", &PY, 0.0, 4));

@@ -21,12 +21,30 @@ fn sweep(seed: u64) -> Vec<Point> {
     for (i, n) in [1e4, 3e4, 1e5, 3e5].into_iter().enumerate() {
         for (j, d) in [1e5, 3e5, 1e6, 3e6].into_iter().enumerate() {
             for s in 0..2 {
-                pts.push(Point { id: format!("{i}-{j}-{s}"), group: "g".into(), status: "done".into(), n, d, loss: TRUE.predict(n, d) * noise(&mut rng, 0.006), config: Some(format!("{i}-{j}")), ..Default::default() });
+                pts.push(Point {
+                    id: format!("{i}-{j}-{s}"),
+                    group: "g".into(),
+                    status: "done".into(),
+                    n,
+                    d,
+                    loss: TRUE.predict(n, d) * noise(&mut rng, 0.006),
+                    config: Some(format!("{i}-{j}")),
+                    ..Default::default()
+                });
             }
         }
     }
     let (n, d) = (1.2e6, 3e6);
-    pts.push(Point { id: "target".into(), group: "g".into(), status: "done".into(), n, d, loss: TRUE.predict(n, d) * noise(&mut rng, 0.006), target: true, ..Default::default() });
+    pts.push(Point {
+        id: "target".into(),
+        group: "g".into(),
+        status: "done".into(),
+        n,
+        d,
+        loss: TRUE.predict(n, d) * noise(&mut rng, 0.006),
+        target: true,
+        ..Default::default()
+    });
     pts
 }
 
@@ -49,19 +67,37 @@ fn the_prediction_interval_covers_held_out_targets_about_95_percent_of_the_time(
     let rate = covered as f64 / replicates as f64;
     errors.sort_by(f64::total_cmp);
     eprintln!("coverage {rate:.3}, median |error| {:.3} %", 100.0 * errors[errors.len() / 2]);
-    assert!((0.90..=0.98).contains(&rate), "coverage {rate:.2} (median |error| {:.3} %)", 100.0 * errors[errors.len() / 2]);
+    assert!(
+        (0.90..=0.98).contains(&rate),
+        "coverage {rate:.2} (median |error| {:.3} %)",
+        100.0 * errors[errors.len() / 2]
+    );
 }
 
 #[test]
 fn a_targets_seeds_are_checked_once_on_their_mean() {
     let mut pts: Vec<Point> = sweep(0).into_iter().filter(|p| !p.target).collect();
     for (id, loss) in [("t0", 1.60), ("t1", 1.64)] {
-        pts.push(Point { id: id.into(), group: "g".into(), status: "done".into(), n: 1.2e6, d: 3e6, loss, target: true, config: Some("t".into()), ..Default::default() });
+        pts.push(Point {
+            id: id.into(),
+            group: "g".into(),
+            status: "done".into(),
+            n: 1.2e6,
+            d: 3e6,
+            loss,
+            target: true,
+            config: Some("t".into()),
+            ..Default::default()
+        });
     }
     let opts = FitOptions { bootstrap: 50, checks: false, ..Default::default() };
     let fit = fit_points("synthetic", "test", &pts, &opts);
     let t = &fit.groups[0].targets;
     assert_eq!(t.len(), 1, "{t:?}");
     assert_eq!((t[0].id.as_str(), t[0].runs), ("t0", 2));
-    assert!((t[0].measured - 1.62).abs() < 1e-12 && (t[0].error - (1.62 / t[0].predicted.value - 1.0)).abs() < 1e-12, "{:?}", t[0]);
+    assert!(
+        (t[0].measured - 1.62).abs() < 1e-12 && (t[0].error - (1.62 / t[0].predicted.value - 1.0)).abs() < 1e-12,
+        "{:?}",
+        t[0]
+    );
 }

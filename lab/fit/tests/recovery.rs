@@ -4,21 +4,9 @@ use codescale_fit::allocation::allocation;
 use codescale_fit::approach3::{self, Law};
 use codescale_fit::isoflop::{isoflop, IsoPoint};
 
-const CHINCHILLA: Law = Law {
-    e: 1.69337,
-    a: 406.401,
-    b: 410.723,
-    alpha: 0.33917,
-    beta: 0.28491,
-};
+const CHINCHILLA: Law = Law { e: 1.69337, a: 406.401, b: 410.723, alpha: 0.33917, beta: 0.28491 };
 /// Shaped like the seed paper's Go fit: steep exponents, α_D > 1, a low irreducible loss.
-const CODE_LIKE: Law = Law {
-    e: 0.414,
-    a: 2.0e4,
-    b: 5.0e9,
-    alpha: 0.845,
-    beta: 1.149,
-};
+const CODE_LIKE: Law = Law { e: 0.414, a: 2.0e4, b: 5.0e9, alpha: 0.845, beta: 1.149 };
 
 /// 7 sizes from 1e5 to 1e8 parameters, each trained at 5 token counts.
 fn grid(law: &Law, tokens: impl Fn(f64) -> Vec<f64>) -> Vec<(f64, f64, f64)> {
@@ -33,11 +21,7 @@ fn grid(law: &Law, tokens: impl Fn(f64) -> Vec<f64>) -> Vec<(f64, f64, f64)> {
 }
 
 fn assert_close(name: &str, got: f64, want: f64, rel: f64) {
-    assert!(
-        (got / want - 1.0).abs() <= rel,
-        "{name}: got {got}, want {want} (±{:.1} %)",
-        rel * 100.0
-    );
+    assert!((got / want - 1.0).abs() <= rel, "{name}: got {got}, want {want} (±{:.1} %)", rel * 100.0);
 }
 
 fn assert_recovers(fitted: &Law, truth: &Law) {
@@ -85,12 +69,7 @@ fn isoflop_agrees_with_approach3() {
         for j in -4..=4 {
             let n = guess * 2f64.powf(j as f64 / 2.0);
             let d = c / (6.0 * n);
-            iso.push(IsoPoint {
-                n,
-                d,
-                loss: CHINCHILLA.predict(n, d),
-                flops: Some(c),
-            });
+            iso.push(IsoPoint { n, d, loss: CHINCHILLA.predict(n, d), flops: Some(c) });
         }
     }
     let mut notes = vec![];
@@ -99,18 +78,8 @@ fn isoflop_agrees_with_approach3() {
     let pts: Vec<(f64, f64, f64)> = iso.iter().map(|p| (p.n, p.d, p.loss)).collect();
     let fit3 = approach3::fit(&pts, 1e-3).expect("approach 3");
     let x3 = allocation(&fit3.law);
-    assert!(
-        (fit2.a.value - x3.a).abs() < 0.02,
-        "isoflop a {} vs approach 3 a {}",
-        fit2.a.value,
-        x3.a
-    );
-    assert!(
-        (fit2.b.value - x3.b).abs() < 0.02,
-        "isoflop b {} vs approach 3 b {}",
-        fit2.b.value,
-        x3.b
-    );
+    assert!((fit2.a.value - x3.a).abs() < 0.02, "isoflop a {} vs approach 3 a {}", fit2.a.value, x3.a);
+    assert!((fit2.b.value - x3.b).abs() < 0.02, "isoflop b {} vs approach 3 b {}", fit2.b.value, x3.b);
     assert!((x3.a - truth.a).abs() < 0.005);
     let (lo, hi) = (fit2.a.lo.unwrap(), fit2.a.hi.unwrap());
     assert!(lo <= fit2.a.value && fit2.a.value <= hi);

@@ -45,9 +45,18 @@ pub enum Exported {
 impl std::fmt::Display for Exported {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Exported::Tables(paths) => write!(f, "{}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("\n")),
-            Exported::TensorBoard { logdir, one_trial: true, .. } => write!(f, "1 run in {}\nview it with: tensorboard --logdir {}", logdir.display(), logdir.display()),
-            Exported::TensorBoard { logdir, runs, .. } => write!(f, "{runs} runs in {}\nview them with: tensorboard --logdir {}", logdir.display(), logdir.display()),
+            Exported::Tables(paths) => {
+                write!(f, "{}", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join("\n"))
+            }
+            Exported::TensorBoard { logdir, one_trial: true, .. } => {
+                write!(f, "1 run in {}\nview it with: tensorboard --logdir {}", logdir.display(), logdir.display())
+            }
+            Exported::TensorBoard { logdir, runs, .. } => write!(
+                f,
+                "{runs} runs in {}\nview them with: tensorboard --logdir {}",
+                logdir.display(),
+                logdir.display()
+            ),
         }
     }
 }
@@ -87,7 +96,10 @@ pub fn export(dir: &Path, format: Format, out: Option<PathBuf>) -> Result<Export
     // An export is a read: it must not replace the sweep's own table (`--format parquet` into
     // the sweep folder), which only `sweep run` writes, under the sweep lock.
     if same_file(&results_path, &dir.join(codescale_sweep::runs::RESULTS_FILE)) {
-        codescale_core::bad_input!("{}: exporting there would overwrite the sweep's own results table; give another folder with --out", results_path.display());
+        codescale_core::bad_input!(
+            "{}: exporting there would overwrite the sweep's own results table; give another folder with --out",
+            results_path.display()
+        );
     }
     write_table(&results_path, &rows, format)?;
     write_table(&curves_path, &tagged, format)?;
@@ -141,7 +153,8 @@ fn started(r: &TrialRecord) -> u64 {
 
 /// Whether `a` and `b` name one file (`b` exists; `a` may not yet, so its folder is compared).
 fn same_file(a: &Path, b: &Path) -> bool {
-    let canonical = |p: &Path| p.parent().and_then(|d| d.canonicalize().ok()).map(|d| d.join(p.file_name().unwrap_or_default()));
+    let canonical =
+        |p: &Path| p.parent().and_then(|d| d.canonicalize().ok()).map(|d| d.join(p.file_name().unwrap_or_default()));
     canonical(a).is_some() && canonical(a) == canonical(b)
 }
 

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use codescale_core::BadInput;
 use codescale_fit::curve::CurveTrial;
-use codescale_fit::results::{budgets_around, points_from_rows};
-pub use codescale_fit::results::N_COLUMNS;
 pub use codescale_fit::forms::Form;
 pub use codescale_fit::predict::{render as render_predictions, Prediction};
+pub use codescale_fit::results::N_COLUMNS;
+use codescale_fit::results::{budgets_around, points_from_rows};
 pub use codescale_fit::select::LawChoice;
 pub use codescale_fit::{render_table, FitFile, FitOptions, GroupFit, Point};
 
@@ -65,7 +65,8 @@ pub struct Fitted {
 impl Fitted {
     /// `left out <n> row(s):` and the first rows left out, if any were.
     pub fn left_out_note(&self) -> Option<String> {
-        (!self.left_out.is_empty()).then(|| format!("left out {} row(s):\n{}", self.left_out.len(), listing(&self.left_out)))
+        (!self.left_out.is_empty())
+            .then(|| format!("left out {} row(s):\n{}", self.left_out.len(), listing(&self.left_out)))
     }
 }
 
@@ -87,7 +88,10 @@ impl Fitted {
 pub fn fit_sweep(sweep_dir: &Path, opts: &Options) -> Result<Fitted> {
     let name = crate::sweep::SweepDir::open(sweep_dir)?.name();
     let n_col = opts.n_col.clone().unwrap_or_else(|| "n_params".into());
-    anyhow::ensure!(N_COLUMNS.contains(&n_col.as_str()), BadInput(format!("--n-col {n_col}: a sweep has {}", N_COLUMNS.join(", "))));
+    anyhow::ensure!(
+        N_COLUMNS.contains(&n_col.as_str()),
+        BadInput(format!("--n-col {n_col}: a sweep has {}", N_COLUMNS.join(", ")))
+    );
     let points = points_from_rows(&crate::sweep::results(sweep_dir)?, &n_col);
     let budgets = budgets_around(points.iter().filter(|p| p.status == "done").filter_map(|p| p.flops));
     let out = opts.out.clone().unwrap_or_else(|| crate::paths::fit_file(sweep_dir));
@@ -157,10 +161,21 @@ pub fn fit_table(path: &Path, columns: &Columns, opts: &Options) -> Result<Fitte
         (Some(d), _) => Some(d.clone()),
         (None, Some(_)) => None,
         (None, None) if header.iter().any(|h| h == "tokens") => Some("tokens".to_string()),
-        (None, None) => return Err(BadInput(format!("{}: no column `tokens`; give --d-col or --c-col (columns: {})", path.display(), header.join(", "))).into()),
+        (None, None) => {
+            return Err(BadInput(format!(
+                "{}: no column `tokens`; give --d-col or --c-col (columns: {})",
+                path.display(),
+                header.join(", ")
+            ))
+            .into())
+        }
     };
     // Optional columns a sweep's table carries: read when present, never required.
-    let optional: Vec<String> = ["lr", "batch_tokens", "trunk"].iter().filter(|c| header.iter().any(|h| h == *c)).map(|c| c.to_string()).collect();
+    let optional: Vec<String> = ["lr", "batch_tokens", "trunk"]
+        .iter()
+        .filter(|c| header.iter().any(|h| h == *c))
+        .map(|c| c.to_string())
+        .collect();
     let mut wanted: Vec<String> = vec![n_col.clone(), loss_col.clone()];
     wanted.extend(d_col.iter().cloned());
     wanted.extend(columns.c_col.iter().cloned());
@@ -173,20 +188,31 @@ pub fn fit_table(path: &Path, columns: &Columns, opts: &Options) -> Result<Fitte
         return Err(BadInput(format!("{}: the table has a header and no rows: nothing to fit", path.display())).into());
     }
     // A numeric column: its name, its values, and its cells as written (to quote a bad one).
-    let numeric = |name: &str| -> Result<Column> { Ok(Column { name: name.to_string(), values: f64_column(&df, name).map_err(bad)?, text: str_column(&df, name).map_err(bad)? }) };
+    let numeric = |name: &str| -> Result<Column> {
+        Ok(Column {
+            name: name.to_string(),
+            values: f64_column(&df, name).map_err(bad)?,
+            text: str_column(&df, name).map_err(bad)?,
+        })
+    };
     let n = numeric(&n_col)?;
     let loss = numeric(&loss_col)?;
     let flops = columns.c_col.as_deref().map(numeric).transpose()?;
     let d = match (&d_col, &flops) {
         (Some(d), _) => numeric(d)?,
-        (None, Some(c)) => Column { name: "C/6N".into(), values: c.values.iter().zip(&n.values).map(|(c, n)| c / (6.0 * n)).collect(), text: vec![String::new(); c.values.len()] },
+        (None, Some(c)) => Column {
+            name: "C/6N".into(),
+            values: c.values.iter().zip(&n.values).map(|(c, n)| c / (6.0 * n)).collect(),
+            text: vec![String::new(); c.values.len()],
+        },
         (None, None) => unreachable!("D comes from a column or from C"),
     };
     let rows = n.values.len();
     let groups: Vec<String> = if columns.group_cols.is_empty() {
         vec!["all".to_string(); rows]
     } else {
-        let cols: Vec<Vec<String>> = columns.group_cols.iter().map(|g| str_column(&df, g).map_err(bad)).collect::<Result<_>>()?;
+        let cols: Vec<Vec<String>> =
+            columns.group_cols.iter().map(|g| str_column(&df, g).map_err(bad)).collect::<Result<_>>()?;
         (0..rows).map(|i| cols.iter().map(|c| c[i].as_str()).collect::<Vec<_>>().join("|")).collect()
     };
     // Per row: Some(is a target), or None for a role left out.
@@ -199,7 +225,14 @@ pub fn fit_table(path: &Path, columns: &Columns, opts: &Options) -> Result<Fitte
                     "fit" => target.push(Some(false)),
                     "target" => target.push(Some(true)),
                     other if columns.ignore_roles.iter().any(|x| x == other) => target.push(None),
-                    other => return Err(BadInput(format!("{}: row {}: `{r}` = {other:?}: a role is `fit` or `target` (or one given to --ignore-role)", path.display(), i + 2)).into()),
+                    other => {
+                        return Err(BadInput(format!(
+                        "{}: row {}: `{r}` = {other:?}: a role is `fit` or `target` (or one given to --ignore-role)",
+                        path.display(),
+                        i + 2
+                    ))
+                        .into())
+                    }
                 }
             }
             Some(target)
@@ -214,7 +247,14 @@ pub fn fit_table(path: &Path, columns: &Columns, opts: &Options) -> Result<Fitte
                 match cell.trim().to_ascii_lowercase().as_str() {
                     "true" | "1" => out.push(true),
                     "false" | "0" => out.push(false),
-                    other => return Err(BadInput(format!("{}: row {}: `{f}` = {other:?}: true or false", path.display(), i + 2)).into()),
+                    other => {
+                        return Err(BadInput(format!(
+                            "{}: row {}: `{f}` = {other:?}: true or false",
+                            path.display(),
+                            i + 2
+                        ))
+                        .into())
+                    }
                 }
             }
             Some(out)
@@ -222,7 +262,10 @@ pub fn fit_table(path: &Path, columns: &Columns, opts: &Options) -> Result<Fitte
         None => None,
     };
     let has = |name: &str| optional.iter().any(|c| c == name);
-    let (lr, batch) = (if has("lr") { Some(f64_column(&df, "lr").map_err(bad)?) } else { None }, if has("batch_tokens") { Some(f64_column(&df, "batch_tokens").map_err(bad)?) } else { None });
+    let (lr, batch) = (
+        if has("lr") { Some(f64_column(&df, "lr").map_err(bad)?) } else { None },
+        if has("batch_tokens") { Some(f64_column(&df, "batch_tokens").map_err(bad)?) } else { None },
+    );
     // Rows that name one trunk are cooldown branches of it: the additivity check blocks on it.
     let trunks = if has("trunk") { Some(str_column(&df, "trunk").map_err(bad)?) } else { None };
 
@@ -231,7 +274,11 @@ pub fn fit_table(path: &Path, columns: &Columns, opts: &Options) -> Result<Fitte
     let mut problems = Vec::new();
     let mut keep = Vec::new();
     for i in (0..rows).filter(|&i| roles.as_ref().is_none_or(|r| r[i].is_some())) {
-        let cells: Vec<String> = [Some(&n), Some(&d), Some(&loss), flops.as_ref()].into_iter().flatten().filter_map(|c| c.bad_cell(i)).collect();
+        let cells: Vec<String> = [Some(&n), Some(&d), Some(&loss), flops.as_ref()]
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c.bad_cell(i))
+            .collect();
         if cells.is_empty() {
             keep.push(i);
         } else {
@@ -239,15 +286,30 @@ pub fn fit_table(path: &Path, columns: &Columns, opts: &Options) -> Result<Fitte
         }
     }
     if !problems.is_empty() && !columns.skip_bad_rows {
-        return Err(BadInput(format!("{} row(s) of {} cannot be fitted (--skip-bad-rows leaves them out):\n{}", problems.len(), path.display(), listing(&problems))).into());
+        return Err(BadInput(format!(
+            "{} row(s) of {} cannot be fitted (--skip-bad-rows leaves them out):\n{}",
+            problems.len(),
+            path.display(),
+            listing(&problems)
+        ))
+        .into());
     }
     let is_target = |i: usize| roles.as_ref().is_some_and(|r| r[i] == Some(true));
     let intermediate = |i: usize| finals.as_ref().is_some_and(|f| !f[i]);
     // A target is predicted from its group's law: a group of targets alone has none.
-    let mut lonely: Vec<&str> = keep.iter().filter(|&&i| is_target(i)).map(|&i| groups[i].as_str()).filter(|g| !keep.iter().any(|&j| groups[j] == *g && !is_target(j) && !intermediate(j))).collect();
+    let mut lonely: Vec<&str> = keep
+        .iter()
+        .filter(|&&i| is_target(i))
+        .map(|&i| groups[i].as_str())
+        .filter(|g| !keep.iter().any(|&j| groups[j] == *g && !is_target(j) && !intermediate(j)))
+        .collect();
     lonely.dedup();
     if let Some(g) = lonely.first() {
-        return Err(BadInput(format!("{}: group `{g}` has target rows and no fit rows: nothing to predict them from", path.display())).into());
+        return Err(BadInput(format!(
+            "{}: group `{g}` has target rows and no fit rows: nothing to predict them from",
+            path.display()
+        ))
+        .into());
     }
     let points: Vec<Point> = keep
         .into_iter()
@@ -263,7 +325,14 @@ pub fn fit_table(path: &Path, columns: &Columns, opts: &Options) -> Result<Fitte
             batch_tokens: batch.as_ref().map(|v| v[i]),
             // Rows of one group at the same N, D, LR and batch are repeated measurements (seeds) of
             // one configuration, as a sweep's replicates are.
-            config: Some(format!("{}|{}|{}|{:?}|{:?}", groups[i], n.values[i], d.values[i], lr.as_ref().map(|v| v[i]), batch.as_ref().map(|v| v[i]))),
+            config: Some(format!(
+                "{}|{}|{}|{:?}|{:?}",
+                groups[i],
+                n.values[i],
+                d.values[i],
+                lr.as_ref().map(|v| v[i]),
+                batch.as_ref().map(|v| v[i])
+            )),
             trunk: trunks.as_ref().map(|t| t[i].clone()).filter(|t| !t.is_empty()),
             target: is_target(i),
             intermediate: intermediate(i),
@@ -278,13 +347,23 @@ pub fn fit_table(path: &Path, columns: &Columns, opts: &Options) -> Result<Fitte
     // Checked before anything is written: a table none of whose groups gives a law (or not the
     // law asked for) is a question the data cannot answer.
     if let codescale_fit::select::LawChoice::Fixed(form) = fit_opts.law {
-        if let Some(g) = fit.groups.iter().find(|g| g.law.is_none() && g.message.as_deref().is_some_and(|m| m.contains("--law"))) {
-            return Err(BadInput(format!("{}: {} (--law {})", path.display(), g.message.clone().unwrap_or_default(), form.name())).into());
+        if let Some(g) =
+            fit.groups.iter().find(|g| g.law.is_none() && g.message.as_deref().is_some_and(|m| m.contains("--law")))
+        {
+            return Err(BadInput(format!(
+                "{}: {} (--law {})",
+                path.display(),
+                g.message.clone().unwrap_or_default(),
+                form.name()
+            ))
+            .into());
         }
     }
     if !fit.groups.iter().any(|g| g.law.is_some()) {
         let why: Vec<String> = fit.groups.iter().filter_map(|g| g.message.clone()).collect();
-        return Err(BadInput(format!("{}: no group has enough points for a law:\n{}", path.display(), listing(&why))).into());
+        return Err(
+            BadInput(format!("{}: no group has enough points for a law:\n{}", path.display(), listing(&why))).into()
+        );
     }
     Ok(Fitted { left_out: problems, ..save(fit, out)? })
 }
@@ -300,7 +379,13 @@ struct Column {
 impl Column {
     fn bad_cell(&self, i: usize) -> Option<String> {
         let v = self.values[i];
-        (!(v.is_finite() && v > 0.0)).then(|| format!("`{}` = {}", self.name, if self.text[i].is_empty() { v.to_string() } else { format!("{:?}", self.text[i]) }))
+        (!(v.is_finite() && v > 0.0)).then(|| {
+            format!(
+                "`{}` = {}",
+                self.name,
+                if self.text[i].is_empty() { v.to_string() } else { format!("{:?}", self.text[i]) }
+            )
+        })
     }
 }
 
@@ -350,8 +435,16 @@ fn save(fit: FitFile, out: PathBuf) -> Result<Fitted> {
 /// assert!((p.loss / truth - 1.0).abs() < 0.01 && p.extrapolated);
 /// # anyhow::Ok(())
 /// ```
-pub fn predict(fit_path: &Path, n: f64, d: f64, group: Option<&str>, trust_factor: f64) -> Result<Vec<std::result::Result<Prediction, String>>> {
+pub fn predict(
+    fit_path: &Path,
+    n: f64,
+    d: f64,
+    group: Option<&str>,
+    trust_factor: f64,
+) -> Result<Vec<std::result::Result<Prediction, String>>> {
     let text = std::fs::read_to_string(fit_path).map_err(|e| BadInput(format!("{}: {e}", fit_path.display())))?;
-    let fit: FitFile = serde_json::from_str(&text).map_err(|e| BadInput(format!("{}: not a fit file: {e}", fit_path.display())))?;
-    codescale_fit::predict::predict(&fit, n, d, group, trust_factor).map_err(|why| BadInput(format!("{}: {why}", fit_path.display())).into())
+    let fit: FitFile =
+        serde_json::from_str(&text).map_err(|e| BadInput(format!("{}: not a fit file: {e}", fit_path.display())))?;
+    codescale_fit::predict::predict(&fit, n, d, group, trust_factor)
+        .map_err(|why| BadInput(format!("{}: {why}", fit_path.display())).into())
 }

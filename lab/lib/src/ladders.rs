@@ -84,7 +84,14 @@ pub fn ladders(dir: &Path, work: &Path) -> Result<Vec<Ladder>> {
     let mut out = vec![];
     for file in ["gadre2024_c4_original", "gadre2024_rpj", "gadre2024_rw_original"] {
         // The paper's N is the total parameter count, tokens = 20·M·N_total exactly.
-        out.push(Ladder { name: file.into(), file: dir.join(format!("{file}.csv")), columns: cols(&["eval_set"], None), n_col: "n_params_total".into(), paper: vec![], optimal_loss: false });
+        out.push(Ladder {
+            name: file.into(),
+            file: dir.join(format!("{file}.csv")),
+            columns: cols(&["eval_set"], None),
+            n_col: "n_params_total".into(),
+            paper: vec![],
+            optimal_loss: false,
+        });
     }
     // Gadre et al.'s own fit: the four small models at M = 20 and the 11M model at M = 320, and
     // their headline targets (the notebook's errors are for RedPajama on C4 eval).
@@ -103,10 +110,22 @@ pub fn ladders(dir: &Path, work: &Path) -> Result<Vec<Ladder>> {
     });
     // The shared README's errors of Porian et al.'s stored fit of L*(C) (their tuned, short-warmup,
     // constant-LR configuration) at the held-out budgets.
-    let porian = |c: f64, error: f64| PaperError { group: "porian2024|rw|tuned|short|const|standard|val", n: 0.0, d: c, error };
+    let porian =
+        |c: f64, error: f64| PaperError { group: "porian2024|rw|tuned|short|const|standard|val", n: 0.0, d: c, error };
     for file in ["porian2024_rw", "porian2024_owt2"] {
-        let paper = if file == "porian2024_rw" { vec![porian(8e17, 0.0020), porian(3.2e18, 0.0046), porian(1.28e19, 0.0103), porian(2.56e19, 0.0136)] } else { vec![] };
-        out.push(Ladder { name: file.into(), file: dir.join(format!("{file}.csv")), columns: cols(&["fit_group"], Some("flops")), n_col: "n_params".into(), paper, optimal_loss: true });
+        let paper = if file == "porian2024_rw" {
+            vec![porian(8e17, 0.0020), porian(3.2e18, 0.0046), porian(1.28e19, 0.0103), porian(2.56e19, 0.0136)]
+        } else {
+            vec![]
+        };
+        out.push(Ladder {
+            name: file.into(),
+            file: dir.join(format!("{file}.csv")),
+            columns: cols(&["fit_group"], Some("flops")),
+            n_col: "n_params".into(),
+            paper,
+            optimal_loss: true,
+        });
     }
     out.push(Ladder {
         name: "colpret_datablations_code".into(),
@@ -125,7 +144,9 @@ fn derive_paper_split(src: &Path, dst: &Path) -> Result<()> {
     let text = std::fs::read_to_string(src).with_context(|| format!("reading {}", src.display()))?;
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().context("empty ladder")?.split(',').collect();
-    let at = |name: &str| header.iter().position(|h| *h == name).with_context(|| format!("{}: no column {name}", src.display()));
+    let at = |name: &str| {
+        header.iter().position(|h| *h == name).with_context(|| format!("{}: no column {name}", src.display()))
+    };
     let (role, fit, target) = (at("role")?, at("paper_table2_fit")?, at("paper_headline_target")?);
     let mut out = vec![header.join(",")];
     for line in lines {
@@ -153,13 +174,19 @@ pub fn run(ladders: &[Ladder], laws: &[LawChoice], bootstrap: usize, work: &Path
             let opts = Options {
                 n_col: Some(ladder.n_col.clone()),
                 fit: fit::FitOptions { bootstrap, law, checks: false, ..Default::default() },
-                out: Some(work.join(format!("{}-{}.json", ladder.name.replace(' ', "_").replace(['(', ')', '\''], ""), law.name()))),
+                out: Some(work.join(format!(
+                    "{}-{}.json",
+                    ladder.name.replace(' ', "_").replace(['(', ')', '\''], ""),
+                    law.name()
+                ))),
             };
             let fitted = match fit::fit_table(&ladder.file, &ladder.columns, &opts) {
                 Ok(f) => f,
                 // A form these points cannot identify (Kaplan's N term on a one-size ladder) is
                 // not a benchmark failure: the form is simply not a candidate there.
-                Err(e) if law != LawChoice::Auto && crate::is_bad_input(&e) && format!("{e:#}").contains("--law") => continue,
+                Err(e) if law != LawChoice::Auto && crate::is_bad_input(&e) && format!("{e:#}").contains("--law") => {
+                    continue
+                }
                 Err(e) => return Err(e.context(format!("fitting {}", ladder.name))),
             };
             for g in &fitted.fit.groups {
@@ -171,7 +198,11 @@ pub fn run(ladders: &[Ladder], laws: &[LawChoice], bootstrap: usize, work: &Path
                     continue;
                 }
                 for t in &g.targets {
-                    let paper = ladder.paper.iter().find(|p| p.group == g.group && (p.n / t.n - 1.0).abs() < 0.1 && (p.d / t.d - 1.0).abs() < 0.1).map(|p| p.error);
+                    let paper = ladder
+                        .paper
+                        .iter()
+                        .find(|p| p.group == g.group && (p.n / t.n - 1.0).abs() < 0.1 && (p.d / t.d - 1.0).abs() < 0.1)
+                        .map(|p| p.error);
                     rows.push(Row {
                         ladder: ladder.name.clone(),
                         group: g.group.clone(),
@@ -199,14 +230,32 @@ pub fn run(ladders: &[Ladder], laws: &[LawChoice], bootstrap: usize, work: &Path
 fn held_out_budgets(g: &fit::GroupFit) -> Vec<(f64, f64)> {
     codescale_fit::distinct(g.targets.iter().map(|t| (6.0 * t.n * t.d * 1e-6).round() * 1e6))
         .into_iter()
-        .map(|c| (c, g.targets.iter().filter(|t| (6.0 * t.n * t.d / c - 1.0).abs() < 1e-3).map(|t| t.measured).fold(f64::INFINITY, f64::min)))
+        .map(|c| {
+            (
+                c,
+                g.targets
+                    .iter()
+                    .filter(|t| (6.0 * t.n * t.d / c - 1.0).abs() < 1e-3)
+                    .map(|t| t.measured)
+                    .fold(f64::INFINITY, f64::min),
+            )
+        })
         .filter(|(_, measured)| measured.is_finite())
         .collect()
 }
 
 /// An L*(C) row: the lowest loss measured at budget `c` against a prediction with its interval,
 /// made at N = `n` (NaN where the law has no N).
-fn optimal_loss_row(ladder: &Ladder, g: &fit::GroupFit, asked: &str, form: &str, n: f64, c: f64, measured: f64, pi: codescale_fit::Estimate) -> Row {
+fn optimal_loss_row(
+    ladder: &Ladder,
+    g: &fit::GroupFit,
+    asked: &str,
+    form: &str,
+    n: f64,
+    c: f64,
+    measured: f64,
+    pi: codescale_fit::Estimate,
+) -> Row {
     Row {
         ladder: ladder.name.clone(),
         group: g.group.clone(),
@@ -221,7 +270,11 @@ fn optimal_loss_row(ladder: &Ladder, g: &fit::GroupFit, asked: &str, form: &str,
         hi: pi.hi,
         error: measured / pi.value - 1.0,
         covered: pi.covers(measured),
-        paper: ladder.paper.iter().find(|p| p.group == g.group && p.n == 0.0 && (p.d / c - 1.0).abs() < 0.05).map(|p| p.error),
+        paper: ladder
+            .paper
+            .iter()
+            .find(|p| p.group == g.group && p.n == 0.0 && (p.d / c - 1.0).abs() < 0.05)
+            .map(|p| p.error),
     }
 }
 
@@ -240,7 +293,8 @@ fn optimal_loss_rows(ladder: &Ladder, g: &fit::GroupFit, law: LawChoice) -> Vec<
         .map(|(c, measured)| {
             let (n_opt, predicted) = optimum(&params, c);
             let preds: Vec<f64> = samples.iter().map(|p| optimum(p, c).1).collect();
-            let pi = codescale_fit::predict::interval(predicted, &preds, &residuals, fitted.form.len(), 0.95, c.to_bits());
+            let pi =
+                codescale_fit::predict::interval(predicted, &preds, &residuals, fitted.form.len(), 0.95, c.to_bits());
             optimal_loss_row(ladder, g, law.name(), fitted.form.name(), n_opt, c, measured, pi)
         })
         .collect()
@@ -250,7 +304,21 @@ fn optimal_loss_rows(ladder: &Ladder, g: &fit::GroupFit, law: LawChoice) -> Vec<
 /// through a law of compute, as Porian et al. predict it), where the design is an IsoFLOP one.
 fn isoflop_rows(ladder: &Ladder, g: &fit::GroupFit) -> Vec<Row> {
     let Some(law) = g.isoflop.as_ref().and_then(|i| i.loss_law.as_ref()) else { return vec![] };
-    held_out_budgets(g).into_iter().map(|(c, measured)| optimal_loss_row(ladder, g, "isoflop loss law", "E + A·C^−α", f64::NAN, c, measured, law.predict_with_interval(c, 0.95))).collect()
+    held_out_budgets(g)
+        .into_iter()
+        .map(|(c, measured)| {
+            optimal_loss_row(
+                ladder,
+                g,
+                "isoflop loss law",
+                "E + A·C^−α",
+                f64::NAN,
+                c,
+                measured,
+                law.predict_with_interval(c, 0.95),
+            )
+        })
+        .collect()
 }
 
 /// Per ladder and law: targets, mean and max |error|, coverage of the 95 % interval; then every
@@ -279,7 +347,8 @@ pub fn render(rows: &[Row]) -> String {
             100.0 * rs.iter().filter(|r| r.covered).count() as f64 / rs.len().max(1) as f64
         ));
     }
-    let with_paper: Vec<&Row> = rows.iter().filter(|r| r.paper.is_some() && (r.asked == "auto" || r.asked == "isoflop loss law")).collect();
+    let with_paper: Vec<&Row> =
+        rows.iter().filter(|r| r.paper.is_some() && (r.asked == "auto" || r.asked == "isoflop loss law")).collect();
     if !with_paper.is_empty() {
         out.push_str("\n| ladder | group | N | D | law | form | measured | predicted [95 % PI] | error | paper's error |\n|---|---|---|---|---|---|---|---|---|---|\n");
         for r in with_paper {

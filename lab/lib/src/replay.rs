@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use codescale_core::record::CURVE_FILE;
-use codescale_core::{provenance, BadInput, Backend, CurvePoint, Status, TrialRecord};
+use codescale_core::{provenance, Backend, BadInput, CurvePoint, Status, TrialRecord};
 use codescale_train::RunOptions;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -15,10 +15,19 @@ use crate::sweep::SweepDir;
 /// How a replayed curve compares with the recorded one.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
-    Identical { steps: usize },
+    Identical {
+        steps: usize,
+    },
     /// First step whose training or validation loss differs, with both values.
-    Diverges { step: usize, recorded: f64, replayed: f64 },
-    LengthDiffers { recorded: usize, replayed: usize },
+    Diverges {
+        step: usize,
+        recorded: f64,
+        replayed: f64,
+    },
+    LengthDiffers {
+        recorded: usize,
+        replayed: usize,
+    },
     Refused(String),
 }
 
@@ -26,8 +35,14 @@ impl std::fmt::Display for Verdict {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Verdict::Identical { steps } => write!(f, "identical ({steps} steps, bit for bit)"),
-            Verdict::Diverges { step, recorded, replayed } => write!(f, "differs from step {step}: recorded {recorded:.9}, replayed {replayed:.9} (Δ {:.3e})", replayed - recorded),
-            Verdict::LengthDiffers { recorded, replayed } => write!(f, "recorded {recorded} steps, replayed {replayed}"),
+            Verdict::Diverges { step, recorded, replayed } => write!(
+                f,
+                "differs from step {step}: recorded {recorded:.9}, replayed {replayed:.9} (Δ {:.3e})",
+                replayed - recorded
+            ),
+            Verdict::LengthDiffers { recorded, replayed } => {
+                write!(f, "recorded {recorded} steps, replayed {replayed}")
+            }
             Verdict::Refused(why) => write!(f, "refused: {why}"),
         }
     }
@@ -37,7 +52,12 @@ impl std::fmt::Display for Verdict {
 /// folder) in plan order, or a seeded sample of `sample` of them.
 pub fn replayable(sweep_dir: &Path, sample: Option<usize>) -> Result<Vec<(String, PathBuf)>> {
     let sweep = SweepDir::open(sweep_dir)?;
-    let mut ids: Vec<String> = sweep.records()?.into_iter().filter(|r| r.status.is_final() && r.status != Status::Failed).map(|r| r.id).collect();
+    let mut ids: Vec<String> = sweep
+        .records()?
+        .into_iter()
+        .filter(|r| r.status.is_final() && r.status != Status::Failed)
+        .map(|r| r.id)
+        .collect();
     if let Some(k) = sample {
         ids.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(0));
         ids.truncate(k);
@@ -63,7 +83,10 @@ pub fn replayable(sweep_dir: &Path, sample: Option<usize>) -> Result<Vec<(String
 pub fn replay_trial(dir: &Path, force: bool, quiet: bool) -> Result<Verdict> {
     let record = TrialRecord::load(dir).map_err(|e| BadInput(format!("{e:#}")))?;
     if !record.status.is_final() || record.status == Status::Failed {
-        return Ok(Verdict::Refused(format!("the trial is {}; only finished trials can be replayed", record.status.as_str())));
+        return Ok(Verdict::Refused(format!(
+            "the trial is {}; only finished trials can be replayed",
+            record.status.as_str()
+        )));
     }
     let recorded: Vec<CurvePoint> = codescale_table::read_rows(&dir.join(CURVE_FILE)).context("recorded curve")?;
     let mut config = record.config.clone();
@@ -89,7 +112,10 @@ pub fn replay_trial(dir: &Path, force: bool, quiet: bool) -> Result<Verdict> {
     if dirty || record.provenance.git_dirty {
         // Same commit with local edits may or may not be the same code: say so, and let the
         // curves decide.
-        eprintln!("note: built from uncommitted changes (this binary: {dirty}, the one that ran the trial: {})", record.provenance.git_dirty);
+        eprintln!(
+            "note: built from uncommitted changes (this binary: {dirty}, the one that ran the trial: {})",
+            record.provenance.git_dirty
+        );
     }
     if !differences.is_empty() {
         if !force {
@@ -105,7 +131,8 @@ pub fn replay_trial(dir: &Path, force: bool, quiet: bool) -> Result<Verdict> {
     let stop = (record.status == Status::Pruned).then_some(record.metrics.steps);
     let opts = RunOptions { quiet, stop_after_steps: stop, ..Default::default() };
     codescale_train::train_trial(scratch.path(), &config, &corpus, &opts)?;
-    let replayed: Vec<CurvePoint> = codescale_table::read_rows(&scratch.path().join(CURVE_FILE)).context("replayed curve")?;
+    let replayed: Vec<CurvePoint> =
+        codescale_table::read_rows(&scratch.path().join(CURVE_FILE)).context("replayed curve")?;
     Ok(compare(&recorded, &replayed, config.backend))
 }
 

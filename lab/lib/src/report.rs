@@ -62,7 +62,11 @@ pub fn input(sweep_dir: &Path) -> Result<ReportInput> {
             crate::fit::fit_sweep(sweep_dir, &crate::fit::Options::default())?.fit
         }
     };
-    let n_fits = if rows.iter().any(|r| !r.arch.is_empty() && r.arch != "dense") { by_active_and_total(sweep_dir, &rows, &fit, &mut notes)? } else { Vec::new() };
+    let n_fits = if rows.iter().any(|r| !r.arch.is_empty() && r.arch != "dense") {
+        by_active_and_total(sweep_dir, &rows, &fit, &mut notes)?
+    } else {
+        Vec::new()
+    };
     let mut curves = Vec::new();
     let mut provenance = Vec::new();
     for record in sweep.records()? {
@@ -81,13 +85,27 @@ pub fn input(sweep_dir: &Path) -> Result<ReportInput> {
         }
     }
     let sweep_toml = std::fs::read_to_string(sweep_dir.join(codescale_sweep::runs::SWEEP_FILE)).ok();
-    Ok(ReportInput { sweep: sweep.name(), results: rows, curves, fit: Some(fit), n_fits, provenance, sweep_toml, notes })
+    Ok(ReportInput {
+        sweep: sweep.name(),
+        results: rows,
+        curves,
+        fit: Some(fit),
+        n_fits,
+        provenance,
+        sweep_toml,
+        notes,
+    })
 }
 
 /// For a sweep with mixture-of-experts trials: its fits against active and against total
 /// (non-embedding) parameters, other than the main fit, from `fits/<sweep>.<n_col>.json` when
 /// those are of these results, else fitted now and written there.
-fn by_active_and_total(sweep_dir: &Path, rows: &[codescale_core::ResultRow], main: &FitFile, notes: &mut Vec<String>) -> Result<Vec<FitFile>> {
+fn by_active_and_total(
+    sweep_dir: &Path,
+    rows: &[codescale_core::ResultRow],
+    main: &FitFile,
+    notes: &mut Vec<String>,
+) -> Result<Vec<FitFile>> {
     let mut fits = Vec::new();
     for n_col in ["n_params_active", "n_params"].into_iter().filter(|c| *c != main.n_col) {
         let path = crate::paths::fit_file_by(sweep_dir, n_col);
@@ -112,7 +130,9 @@ fn current_fit(path: &Path, rows: &[codescale_core::ResultRow]) -> std::result::
         return Err("was missing; fitted now");
     }
     let on_disk = codescale_core::atomic::read_json::<FitFile>(path).map_err(|_| "was unreadable; fitted again")?;
-    if !(N_COLUMNS.contains(&on_disk.n_col.as_str()) && on_disk.input_hash == input_hash(&points_from_rows(rows, &on_disk.n_col))) {
+    if !(N_COLUMNS.contains(&on_disk.n_col.as_str())
+        && on_disk.input_hash == input_hash(&points_from_rows(rows, &on_disk.n_col)))
+    {
         return Err("was made from other results; fitted again");
     }
     if on_disk.fit_key != (crate::fit::FitOptions { n_col: on_disk.n_col.clone(), ..Default::default() }).key() {

@@ -91,14 +91,23 @@ pub fn estimate(sweep: &Sweep, trials: &[TrialConfig], runs_root: &Path) -> Esti
     let index = codescale_sweep::index::RunsIndex::refresh(runs_root);
     let (per_thread, throughput_from) = estimate::median_flops_per_s_per_thread(&index);
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
-    let per_trial = trials.iter().map(|c| (c.params().flops_per_token() * c.tokens, estimate::trial_seconds(c, per_thread, threads))).collect();
+    let per_trial = trials
+        .iter()
+        .map(|c| (c.params().flops_per_token() * c.tokens, estimate::trial_seconds(c, per_thread, threads)))
+        .collect();
     let branches = codescale_sweep::scheduler::plan_branches(sweep, trials, runs_root);
     let trunks: BTreeSet<_> = branches.iter().flatten().map(|b| b.trunk_dir.clone()).collect();
     let branching = (!trunks.is_empty()).then(|| {
         let (alone, branched) = codescale_sweep::branches::compute(trials, &branches);
         Branching { branches: branches.iter().flatten().count(), trunks: trunks.len(), alone, branched }
     });
-    Estimate { per_trial, throughput_from, branching, split_by_lr: codescale_sweep::branches::split_by_lr(trials), notes: index.notes }
+    Estimate {
+        per_trial,
+        throughput_from,
+        branching,
+        split_by_lr: codescale_sweep::branches::split_by_lr(trials),
+        notes: index.notes,
+    }
 }
 
 /// Runs `sweep` on this machine (`--executor local`): plans it, writes `runs/<sweep>/`, trains
@@ -131,6 +140,7 @@ pub fn results(sweep_dir: &Path) -> Result<Vec<ResultRow>> {
 /// Counts by status, the running trials and the best so far of a sweep: `path` is its runs
 /// folder, or its sweep file with the runs folder under `runs_root`.
 pub fn status(path: &Path, runs_root: &Path) -> Result<StatusReport> {
-    let dir = if path.is_dir() { SweepDir::open(path)? } else { SweepDir::open(&runs_root.join(Sweep::load(path)?.name))? };
+    let dir =
+        if path.is_dir() { SweepDir::open(path)? } else { SweepDir::open(&runs_root.join(Sweep::load(path)?.name))? };
     codescale_sweep::status::status(&dir)
 }

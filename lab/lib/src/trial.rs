@@ -22,7 +22,10 @@ pub fn load(path: &Path, sets: &[String]) -> Result<TrialConfig> {
         spec.set(key.trim(), value.trim()).map_err(|m| BadInput(format!("--set {set}: {m}")))?;
     }
     spec.resolve().map_err(|e| {
-        let line = source.lines().position(|l| l.trim_start().strip_prefix(e.key).is_some_and(|r| r.trim_start().starts_with('='))).map(|i| i + 1);
+        let line = source
+            .lines()
+            .position(|l| l.trim_start().strip_prefix(e.key).is_some_and(|r| r.trim_start().starts_with('=')))
+            .map(|i| i + 1);
         let at = line.map(|l| format!(":{l}")).unwrap_or_default();
         BadInput(format!("{}{at}: {e}", path.display())).into()
     })
@@ -61,9 +64,17 @@ pub fn train(path: &Path, sets: &[String], out: Option<PathBuf>, opts: &RunOptio
     codescale_train::backend::device_name(&config).with_context(|| path.display().to_string())?;
     let corpus = codescale_sweep::scheduler::corpus_for(&config, opts.quiet)?;
     if !corpus.languages().contains(&config.language) {
-        return Err(BadInput(format!("{}: `language`: `{}` is not in corpus {} (it has: {})", path.display(), config.language, config.corpus, corpus.languages().join(", "))).into());
+        return Err(BadInput(format!(
+            "{}: `language`: `{}` is not in corpus {} (it has: {})",
+            path.display(),
+            config.language,
+            config.corpus,
+            corpus.languages().join(", ")
+        ))
+        .into());
     }
-    let config = config.bound_to(CorpusKey { manifest: corpus.hash().to_string(), tokenizer: corpus.tokenizer_hash().to_string() });
+    let config = config
+        .bound_to(CorpusKey { manifest: corpus.hash().to_string(), tokenizer: corpus.tokenizer_hash().to_string() });
     let dir = out.unwrap_or_else(|| PathBuf::from("runs/trials").join(config.trial_id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let record = codescale_train::train_trial(&dir, &config, &corpus, opts)?;

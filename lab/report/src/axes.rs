@@ -23,25 +23,11 @@ pub struct Scale {
 impl Scale {
     pub fn log(lo: f64, hi: f64, fmt: fn(f64) -> String) -> Scale {
         let (ticks, minor) = log_ticks(lo, hi);
-        Scale {
-            lo,
-            hi,
-            log: true,
-            ticks,
-            minor,
-            fmt: Arc::new(fmt),
-        }
+        Scale { lo, hi, log: true, ticks, minor, fmt: Arc::new(fmt) }
     }
 
     pub fn linear(lo: f64, hi: f64, fmt: fn(f64) -> String) -> Scale {
-        Scale {
-            lo,
-            hi,
-            log: false,
-            ticks: nice_ticks(lo, hi, 6),
-            minor: Vec::new(),
-            fmt: Arc::new(fmt),
-        }
+        Scale { lo, hi, log: false, ticks: nice_ticks(lo, hi, 6), minor: Vec::new(), fmt: Arc::new(fmt) }
     }
 
     /// Integer positions 0..n labelled with `labels`, for heatmap rows and columns.

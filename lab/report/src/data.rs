@@ -69,12 +69,7 @@ pub fn groups<'a>(input: &'a ReportInput, colors: &Colors) -> Vec<Group<'a>> {
             .results
             .iter()
             .filter(|r| is_done(r) && group_of(r) == name)
-            .map(|r| Pt {
-                n: r.n_params,
-                d: r.tokens,
-                loss: r.val_loss.unwrap_or(f64::NAN),
-                predicted: None,
-            })
+            .map(|r| Pt { n: r.n_params, d: r.tokens, loss: r.val_loss.unwrap_or(f64::NAN), predicted: None })
             .collect()
     };
     if let Some(fit) = &input.fit {
@@ -82,22 +77,9 @@ pub fn groups<'a>(input: &'a ReportInput, colors: &Colors) -> Vec<Group<'a>> {
             let points = if g.points.is_empty() {
                 from_results(&g.group)
             } else {
-                g.points
-                    .iter()
-                    .map(|p| Pt {
-                        n: p.n,
-                        d: p.d,
-                        loss: p.loss,
-                        predicted: p.predicted,
-                    })
-                    .collect()
+                g.points.iter().map(|p| Pt { n: p.n, d: p.d, loss: p.loss, predicted: p.predicted }).collect()
             };
-            out.push(Group {
-                name: g.group.clone(),
-                color: colors.of(&g.group),
-                points,
-                fit: Some(g),
-            });
+            out.push(Group { name: g.group.clone(), color: colors.of(&g.group), points, fit: Some(g) });
         }
     }
     let mut names: Vec<String> = input.results.iter().filter(|r| is_done(r)).map(group_of).collect();
@@ -106,12 +88,7 @@ pub fn groups<'a>(input: &'a ReportInput, colors: &Colors) -> Vec<Group<'a>> {
     for name in names {
         if out.iter().all(|g| g.name != name) {
             let points = from_results(&name);
-            out.push(Group {
-                color: colors.of(&name),
-                name,
-                points,
-                fit: None,
-            });
+            out.push(Group { color: colors.of(&name), name, points, fit: None });
         }
     }
     out.retain(|g| g.points.iter().any(valid));
@@ -181,16 +158,10 @@ pub struct HyperSlice {
 
 impl HyperSlice {
     pub fn lrs(&self) -> Vec<f64> {
-        levels(
-            self.points.iter().map(|p| p.lr).chain(self.diverged.iter().map(|d| d.0)),
-            usize::MAX,
-        )
+        levels(self.points.iter().map(|p| p.lr).chain(self.diverged.iter().map(|d| d.0)), usize::MAX)
     }
     pub fn batches(&self) -> Vec<f64> {
-        levels(
-            self.points.iter().map(|p| p.batch_tokens).chain(self.diverged.iter().map(|d| d.1)),
-            usize::MAX,
-        )
+        levels(self.points.iter().map(|p| p.batch_tokens).chain(self.diverged.iter().map(|d| d.1)), usize::MAX)
     }
     pub fn warmups(&self) -> Vec<f64> {
         let mut w: Vec<f64> = self.points.iter().map(|p| p.warmup_steps).collect();
@@ -248,11 +219,7 @@ fn hyper_from_results(results: &[ResultRow]) -> Vec<HyperSlice> {
             continue;
         }
         // 1 % bins in log space: the same N and D up to rounding.
-        let key = (
-            group_of(r),
-            (r.n_params.ln() * 100.0).round() as i64,
-            (r.tokens.ln() * 100.0).round() as i64,
-        );
+        let key = (group_of(r), (r.n_params.ln() * 100.0).round() as i64, (r.tokens.ln() * 100.0).round() as i64);
         buckets.entry(key).or_default().push(r);
     }
     let mut out = Vec::new();

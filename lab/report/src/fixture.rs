@@ -20,36 +20,9 @@ fn optimal_n(t: &TrueLaw, c: f64) -> f64 {
 }
 
 pub const LANGS: [(&str, TrueLaw); 3] = [
-    (
-        "python",
-        TrueLaw {
-            e: 0.85,
-            a: 60.0,
-            b: 45.0,
-            alpha: 0.34,
-            beta: 0.30,
-        },
-    ),
-    (
-        "rust",
-        TrueLaw {
-            e: 0.75,
-            a: 75.0,
-            b: 40.0,
-            alpha: 0.38,
-            beta: 0.28,
-        },
-    ),
-    (
-        "java",
-        TrueLaw {
-            e: 0.70,
-            a: 45.0,
-            b: 60.0,
-            alpha: 0.30,
-            beta: 0.33,
-        },
-    ),
+    ("python", TrueLaw { e: 0.85, a: 60.0, b: 45.0, alpha: 0.34, beta: 0.30 }),
+    ("rust", TrueLaw { e: 0.75, a: 75.0, b: 40.0, alpha: 0.38, beta: 0.28 }),
+    ("java", TrueLaw { e: 0.70, a: 45.0, b: 60.0, alpha: 0.30, beta: 0.33 }),
 ];
 pub const SIZES: [f64; 4] = [1.2e5, 3.5e5, 1.0e6, 3.0e6];
 pub const TOKENS: [f64; 3] = [2e5, 1e6, 5e6];
@@ -146,7 +119,8 @@ fn fit(sweep: &str, rows: &[ResultRow]) -> FitFile {
 
 /// [`fit`] with N from `n_col`.
 fn fit_by(sweep: &str, rows: &[ResultRow], n_col: &str) -> FitFile {
-    let opts = FitOptions { bootstrap: BOOTSTRAP, budgets: BUDGETS.to_vec(), n_col: n_col.into(), ..FitOptions::default() };
+    let opts =
+        FitOptions { bootstrap: BOOTSTRAP, budgets: BUDGETS.to_vec(), n_col: n_col.into(), ..FitOptions::default() };
     fit_points_at(sweep, &format!("runs/{sweep}/results.parquet"), &points_from_rows(rows, n_col), &opts, CREATED)
 }
 
@@ -250,7 +224,11 @@ fn full_sweep() -> ReportInput {
     let (active, d) = (SIZES[1], TOKENS[2]);
     for (arch, steepness) in [("dense", 0.02), ("moe", 0.04)] {
         let n = if arch == "moe" { active * 4.0 } else { active };
-        let best = results.iter().find(|r| r.arch == arch && r.language == "python" && r.n_params == n && r.tokens == d).and_then(|r| r.val_loss).expect("the grid's centre was trained");
+        let best = results
+            .iter()
+            .find(|r| r.arch == arch && r.language == "python" && r.n_params == n && r.tokens == d)
+            .and_then(|r| r.val_loss)
+            .expect("the grid's centre was trained");
         for lr in [1e-3, 3e-3, 1e-2] {
             for batch in [32, 64] {
                 if (lr, batch) == (3e-3, 32) {
@@ -258,7 +236,18 @@ fn full_sweep() -> ReportInput {
                 }
                 let off = (lr / 3e-3f64).log10().powi(2) + if batch == 64 { 0.3 } else { 0.0 };
                 let diverges = arch == "moe" && lr == 1e-2 && batch == 64;
-                results.push(row(sweep, if diverges { "diverged" } else { "done" }, "python", arch, n, d, lr, batch, 50, (!diverges).then(|| best * (1.0 + steepness * off))));
+                results.push(row(
+                    sweep,
+                    if diverges { "diverged" } else { "done" },
+                    "python",
+                    arch,
+                    n,
+                    d,
+                    lr,
+                    batch,
+                    50,
+                    (!diverges).then(|| best * (1.0 + steepness * off)),
+                ));
             }
         }
     }
@@ -266,7 +255,18 @@ fn full_sweep() -> ReportInput {
     let go = TrueLaw { e: 0.8, a: 55.0, b: 50.0, alpha: 0.33, beta: 0.31 };
     for &n in &SIZES[..3] {
         seed += 1;
-        results.push(row(sweep, "done", "go", "dense", n, 1e6, 3e-3, 32, 50, Some(go.predict(n, 1e6) * (1.0 + 0.005 * noise(seed)))));
+        results.push(row(
+            sweep,
+            "done",
+            "go",
+            "dense",
+            n,
+            1e6,
+            3e-3,
+            32,
+            50,
+            Some(go.predict(n, 1e6) * (1.0 + 0.005 * noise(seed))),
+        ));
     }
     results.push(row(sweep, "failed", "rust", "dense", 1e7, 5e6, 3e-3, 32, 50, None));
     let mut fit_file = fit(sweep, &results);
@@ -276,7 +276,11 @@ fn full_sweep() -> ReportInput {
     // python's law (whose values the tests check) comes from the N × D grid alone: with the grid
     // trials at their budgets, python's hyperparameter laws come from them.
     let slices = hyper_slices(sweep, &py);
-    let at_slice = |r: &&ResultRow| r.language == "python" && r.arch == "dense" && slices.iter().any(|s| (s.n_params, s.tokens) == (r.n_params, r.tokens));
+    let at_slice = |r: &&ResultRow| {
+        r.language == "python"
+            && r.arch == "dense"
+            && slices.iter().any(|s| (s.n_params, s.tokens) == (r.n_params, r.tokens))
+    };
     let slice_rows: Vec<ResultRow> = results.iter().filter(at_slice).cloned().chain(slices.iter().cloned()).collect();
     let mut hyper_fit = fit(sweep, &slice_rows);
     fn python(f: &mut FitFile) -> &mut codescale_fit::GroupFit {
@@ -344,8 +348,8 @@ fn hyper_slices(sweep: &str, t: &TrueLaw) -> Vec<ResultRow> {
                     let penalty = 0.045 * (lr / lr_opt).ln().powi(2)
                         + 0.02 * (bt / b_opt).ln().powi(2)
                         + if warmup == 50 && lr >= 1e-2 { 0.06 } else { 0.0 };
-                    let loss =
-                        (t.predict(n, d) + penalty) * (1.0 + 0.002 * noise(7000 + si as u64 * 100 + i as u64 * 10 + j as u64 + warmup as u64));
+                    let loss = (t.predict(n, d) + penalty)
+                        * (1.0 + 0.002 * noise(7000 + si as u64 * 100 + i as u64 * 10 + j as u64 + warmup as u64));
                     results.push(row(sweep, "done", "python", "dense", n, d, lr, batch, warmup, Some(loss)));
                 }
             }

@@ -78,15 +78,7 @@ pub fn render(name: &str, title: &str, caption: String, plot: &impl Plot, svg: b
     } else {
         None
     };
-    Ok(Figure {
-        name: name.to_string(),
-        title: title.to_string(),
-        caption,
-        width: w,
-        height: h,
-        png,
-        svg,
-    })
+    Ok(Figure { name: name.to_string(), title: title.to_string(), caption, width: w, height: h, png, svg })
 }
 
 /// The PNG files travel on their own (slides, chat), so each carries its title.

@@ -59,11 +59,7 @@ fn est(e: &Estimate, f: fn(f64) -> String) -> Est {
         (Some(lo), Some(hi)) => format!("{} – {}", f(lo), f(hi)),
         _ => String::new(),
     };
-    Est {
-        value: f(e.value),
-        interval,
-        unidentified: false,
-    }
+    Est { value: f(e.value), interval, unidentified: false }
 }
 
 /// `est` for a law parameter, flagged when the fit could not pin it down.
@@ -195,28 +191,16 @@ pub struct Cell {
 
 fn cell(v: f64, f: fn(f64) -> String) -> Cell {
     if v.is_finite() {
-        Cell {
-            text: f(v),
-            sort: format!("{v:e}"),
-        }
+        Cell { text: f(v), sort: format!("{v:e}") }
     } else {
-        Cell {
-            text: "–".into(),
-            sort: String::new(),
-        }
+        Cell { text: "–".into(), sort: String::new() }
     }
 }
 
 fn opt_cell(v: Option<f64>) -> Cell {
     match v {
-        Some(v) if v.is_finite() => Cell {
-            text: format!("{v:.4}"),
-            sort: format!("{v:e}"),
-        },
-        _ => Cell {
-            text: "–".into(),
-            sort: String::new(),
-        },
+        Some(v) if v.is_finite() => Cell { text: format!("{v:.4}"), sort: format!("{v:e}") },
+        _ => Cell { text: "–".into(), sort: String::new() },
     }
 }
 
@@ -250,12 +234,8 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
         *counts.entry(r.status.clone()).or_default() += 1;
     }
     let done = results.iter().filter(|r| is_done(r)).count();
-    let mut languages: Vec<String> = results
-        .iter()
-        .map(|r| r.language.clone())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
+    let mut languages: Vec<String> =
+        results.iter().map(|r| r.language.clone()).collect::<BTreeSet<_>>().into_iter().collect();
     if languages.is_empty() {
         if let Some(fit) = &input.fit {
             languages = fit
@@ -283,11 +263,8 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
     }
     let unfinished_n = results.len() - results.iter().filter(|r| r.status == "done").count();
     if unfinished_n > 0 {
-        let by: Vec<String> = counts
-            .iter()
-            .filter(|(s, _)| s.as_str() != "done")
-            .map(|(s, n)| format!("{n} {s}"))
-            .collect();
+        let by: Vec<String> =
+            counts.iter().filter(|(s, _)| s.as_str() != "done").map(|(s, n)| format!("{n} {s}")).collect();
         missing.push(format!(
             "{unfinished_n} of {} trials did not finish ({}); they are listed under “Trials that did not finish”.",
             results.len(),
@@ -367,15 +344,24 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
                 mean: fmt_pct(100.0 * e.mean_abs_rel_error),
                 max: fmt_pct(100.0 * e.max_abs_rel_error),
             };
-            curve_laws.extend(g.curve_law.iter().map(|c| CurveLawRow {
-                group: g.group.clone(),
-                evaluations: c.evaluations,
-                runs: c.runs,
-                alpha_n: Est { unidentified: c.alpha_n.unidentified(), ..est(&c.alpha_n, fmt_num) },
-                beta: Est { unidentified: c.alpha_d.unidentified(), ..est(&c.alpha_d, fmt_num) },
-                l_inf: Est { unidentified: c.l_inf.unidentified() || c.l_inf_at_bound(), ..est(&c.l_inf, fmt_num) },
-                out_of_sample: c.out_of_sample.map_or("–".into(), |x| format!("{} ({} splits)", fmt_pct(100.0 * x), c.splits)),
-                final_out_of_sample: g.candidates.iter().find(|c| c.chosen).and_then(|c| c.out_of_sample).map_or("–".into(), |x| fmt_pct(100.0 * x)),
+            curve_laws.extend(g.curve_law.iter().map(|c| {
+                CurveLawRow {
+                    group: g.group.clone(),
+                    evaluations: c.evaluations,
+                    runs: c.runs,
+                    alpha_n: Est { unidentified: c.alpha_n.unidentified(), ..est(&c.alpha_n, fmt_num) },
+                    beta: Est { unidentified: c.alpha_d.unidentified(), ..est(&c.alpha_d, fmt_num) },
+                    l_inf: Est { unidentified: c.l_inf.unidentified() || c.l_inf_at_bound(), ..est(&c.l_inf, fmt_num) },
+                    out_of_sample: c
+                        .out_of_sample
+                        .map_or("–".into(), |x| format!("{} ({} splits)", fmt_pct(100.0 * x), c.splits)),
+                    final_out_of_sample: g
+                        .candidates
+                        .iter()
+                        .find(|c| c.chosen)
+                        .and_then(|c| c.out_of_sample)
+                        .map_or("–".into(), |x| fmt_pct(100.0 * x)),
+                }
             }));
             extrapolation.extend(g.extrapolation.iter().map(extrap_row));
             rolling.extend(g.rolling.iter().map(extrap_row));
@@ -389,7 +375,11 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
                 d: fmt_si(t.d),
                 compute: format!("{}×", fmt_num(t.compute_ratio)),
                 predicted: est(&t.predicted, |v| format!("{v:.4}")),
-                measured: if t.runs > 1 { format!("{:.4} (mean of {} seeds)", t.measured, t.runs) } else { format!("{:.4}", t.measured) },
+                measured: if t.runs > 1 {
+                    format!("{:.4} (mean of {} seeds)", t.measured, t.runs)
+                } else {
+                    format!("{:.4}", t.measured)
+                },
                 error: format!("{:+.2} %", 100.0 * t.error),
                 covered: t.covered,
             }));
@@ -397,11 +387,7 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
         excluded = fit
             .excluded
             .iter()
-            .map(|e| ExcludedRow {
-                id: e.id.clone(),
-                group: e.group.clone(),
-                reason: e.reason.clone(),
-            })
+            .map(|e| ExcludedRow { id: e.id.clone(), group: e.group.clone(), reason: e.reason.clone() })
             .collect();
     }
 
@@ -425,10 +411,7 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
     };
     let mut sorted: Vec<&codescale_core::ResultRow> = results.iter().collect();
     sorted.sort_by(|a, b| {
-        group_of(a)
-            .cmp(&group_of(b))
-            .then(a.n_params.total_cmp(&b.n_params))
-            .then(a.tokens.total_cmp(&b.tokens))
+        group_of(a).cmp(&group_of(b)).then(a.n_params.total_cmp(&b.n_params)).then(a.tokens.total_cmp(&b.tokens))
     });
     let trials = sorted.iter().map(|r| trial_row(r)).collect();
     let unfinished = sorted.iter().filter(|r| r.status != "done").map(|r| trial_row(r)).collect();
@@ -543,9 +526,19 @@ fn law_rows(g: &GroupFit, laws: &mut Vec<LawRow>, plans: &mut Vec<PlanRow>, head
         _ => String::new(),
     };
     let sentence = |b: &codescale_fit::BudgetPlan| {
-        let plan = format!("train {}{} parameters on {}{} tokens", fmt_si(b.n_opt.value), interval(&b.n_opt), fmt_si(b.d_opt.value), interval(&b.d_opt));
+        let plan = format!(
+            "train {}{} parameters on {}{} tokens",
+            fmt_si(b.n_opt.value),
+            interval(&b.n_opt),
+            fmt_si(b.d_opt.value),
+            interval(&b.d_opt)
+        );
         if b.extrapolated {
-            format!("For C = {} FLOPs, {plan} — extrapolated: {}× the largest fitted trial's compute.", fmt_pow10(b.flops), fmt_num(b.flops / g.max_flops))
+            format!(
+                "For C = {} FLOPs, {plan} — extrapolated: {}× the largest fitted trial's compute.",
+                fmt_pow10(b.flops),
+                fmt_num(b.flops / g.max_flops)
+            )
         } else {
             format!("For C = {} FLOPs, {plan}.", fmt_pow10(b.flops))
         }
@@ -563,7 +556,8 @@ fn law_rows(g: &GroupFit, laws: &mut Vec<LawRow>, plans: &mut Vec<PlanRow>, head
     }
     // The headline speaks for the largest budget the data supports, never beyond it.
     let trusted = a.budgets.iter().filter(|b| !b.extrapolated).max_by(|x, y| x.flops.total_cmp(&y.flops));
-    let flags = if u.is_empty() { String::new() } else { format!(" ({} not identified by these points)", u.join(", ")) };
+    let flags =
+        if u.is_empty() { String::new() } else { format!(" ({} not identified by these points)", u.join(", ")) };
     match trusted {
         Some(b) => headline.push(format!(
             "{}: for C = {} FLOPs, train {} parameters on {} tokens ({} tokens per parameter), predicted loss {:.3}{flags}.",
@@ -600,45 +594,20 @@ fn provenance(input: &ReportInput) -> (Vec<Kv>, Vec<ProvRow>) {
     let p = &input.provenance;
     if p.is_empty() {
         return (
-            vec![Kv {
-                key: "provenance".into(),
-                value: "no trial records were given to the report".into(),
-            }],
+            vec![Kv { key: "provenance".into(), value: "no trial records were given to the report".into() }],
             Vec::new(),
         );
     }
     let commits: Vec<String> = p
         .iter()
-        .map(|(_, p)| {
-            if p.git_dirty {
-                format!("{} (dirty)", p.git_commit)
-            } else {
-                p.git_commit.clone()
-            }
-        })
+        .map(|(_, p)| if p.git_dirty { format!("{} (dirty)", p.git_commit) } else { p.git_commit.clone() })
         .collect();
     let devices: Vec<String> = p
         .iter()
-        .map(|(_, p)| {
-            if p.device.is_empty() {
-                p.backend.clone()
-            } else {
-                format!("{} on {}", p.backend, p.device)
-            }
-        })
+        .map(|(_, p)| if p.device.is_empty() { p.backend.clone() } else { format!("{} on {}", p.backend, p.device) })
         .collect();
-    let started = p
-        .iter()
-        .map(|(_, p)| p.started.as_str())
-        .filter(|s| !s.is_empty())
-        .min()
-        .unwrap_or("");
-    let finished = p
-        .iter()
-        .filter_map(|(_, p)| p.finished.as_deref())
-        .filter(|s| !s.is_empty())
-        .max()
-        .unwrap_or("");
+    let started = p.iter().map(|(_, p)| p.started.as_str()).filter(|s| !s.is_empty()).min().unwrap_or("");
+    let finished = p.iter().filter_map(|(_, p)| p.finished.as_deref()).filter(|s| !s.is_empty()).max().unwrap_or("");
     let kv = |k: &str, v: String| Kv { key: k.into(), value: v };
     let summary = vec![
         kv("codescale version", distinct(p.iter().map(|(_, p)| p.codescale_version.as_str()))),
@@ -648,22 +617,8 @@ fn provenance(input: &ReportInput) -> (Vec<Kv>, Vec<ProvRow>) {
         kv("tokenizer hash", distinct(p.iter().map(|(_, p)| p.tokenizer_hash.as_str()))),
         kv("backend / device", distinct(devices.iter().map(String::as_str))),
         kv("machine", distinct(p.iter().map(|(_, p)| p.host.as_str()))),
-        kv(
-            "first start",
-            if started.is_empty() {
-                "not recorded".into()
-            } else {
-                started.to_string()
-            },
-        ),
-        kv(
-            "last finish",
-            if finished.is_empty() {
-                "not recorded".into()
-            } else {
-                finished.to_string()
-            },
-        ),
+        kv("first start", if started.is_empty() { "not recorded".into() } else { started.to_string() }),
+        kv("last finish", if finished.is_empty() { "not recorded".into() } else { finished.to_string() }),
         kv("trials with records", p.len().to_string()),
     ];
     let rows = p

@@ -50,10 +50,7 @@ fn full_fixture_writes_every_figure_and_a_complete_page() {
     // Nothing but the page and the figures, and no temp file left behind by the atomic writes.
     for entry in std::fs::read_dir(&dir).unwrap() {
         let name = entry.unwrap().file_name().to_string_lossy().to_string();
-        assert!(
-            name == "index.html" || name.ends_with(".png") || name.ends_with(".svg"),
-            "stray file {name}"
-        );
+        assert!(name == "index.html" || name.ends_with(".png") || name.ends_with(".svg"), "stray file {name}");
     }
 
     let html = std::fs::read_to_string(&out.html).unwrap();
@@ -62,10 +59,7 @@ fn full_fixture_writes_every_figure_and_a_complete_page() {
         assert!(tags.iter().any(|s| s == t), "no <{t}>");
     }
     for l in links(&html) {
-        assert!(
-            !l.starts_with("http://") && !l.starts_with("https://") && !l.starts_with("//"),
-            "external link {l}"
-        );
+        assert!(!l.starts_with("http://") && !l.starts_with("https://") && !l.starts_with("//"), "external link {l}");
     }
     assert_eq!(html.matches("src=\"data:image/png;base64,").count(), FULL_FIGURES.len());
 
@@ -75,16 +69,26 @@ fn full_fixture_writes_every_figure_and_a_complete_page() {
     // size better by more than its noise).
     let fit = input.fit.as_ref().unwrap();
     let law = fit.groups.iter().find(|g| g.group == "python").unwrap().law.as_ref().unwrap();
-    assert_eq!(format!("{:.3} {:.3}", law.alpha_n.value, law.alpha_d.value), "0.338 0.284", "the fit moved: update the strings below");
+    assert_eq!(
+        format!("{:.3} {:.3}", law.alpha_n.value, law.alpha_d.value),
+        "0.338 0.284",
+        "the fit moved: update the strings below"
+    );
     assert!(html.contains(">0.338<"), "alpha_N of python missing");
     assert!(html.contains("0.271 – 0.388"), "interval of alpha_N missing");
     assert!(html.contains(">0.284<"), "alpha_D missing");
     assert!(html.contains("For C = 10¹⁸ FLOPs, train"), "budget sentence missing");
-    assert!(html.contains(">law</th>") && html.contains("Law forms compared"), "the law form and its candidates missing");
+    assert!(
+        html.contains(">law</th>") && html.contains("Law forms compared"),
+        "the law form and its candidates missing"
+    );
     // The additivity check's column: one seed per configuration, so measured but not tested.
     let python = fit.groups.iter().find(|g| g.group == "python").unwrap();
     assert!(python.additivity.is_some_and(|a| a.p_value.is_none()), "{:?}", python.additivity);
-    assert!(html.contains(">additive</th>") && html.contains("untested<span class=\"ci\">one seed</span>"), "additivity column missing");
+    assert!(
+        html.contains(">additive</th>") && html.contains("untested<span class=\"ci\">one seed</span>"),
+        "additivity column missing"
+    );
     assert!(html.contains("without seeds noise and interaction cannot be told apart"), "additivity tooltip missing");
     assert!(html.contains(&format!("{} trials", input.results.len())), "trial count missing");
     assert!(html.matches("<tr><td><code title=").count() >= input.results.len());

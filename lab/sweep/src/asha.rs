@@ -44,7 +44,12 @@ impl Asha {
         // removed, so every reporter locks the same inode): another thread or process reporting
         // at once would otherwise decide on stale losses and overwrite this one's.
         let lock_path = self.path.with_extension("lock");
-        let lock = std::fs::File::options().create(true).truncate(false).write(true).open(&lock_path).with_context(|| format!("opening {}", lock_path.display()))?;
+        let lock = std::fs::File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("opening {}", lock_path.display()))?;
         lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
         let mut rungs: Rungs = if self.path.exists() { read_json(&self.path)? } else { Rungs::new() };
         let group = format!("{}/{}/{}/{}", config.language, config.arch.as_str(), config.model, config.tokens);
@@ -99,7 +104,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("asha.json");
         let rule = EarlyStop { metric: "val_loss".into(), min_tokens: 1e3, reduction: 3.0 };
-        let config = |seed: u64| codescale_core::TrialSpec { language: Some("go".into()), model: Some("d64-l2".into()), seed: Some(seed), ..Default::default() }.resolve().unwrap();
+        let config = |seed: u64| {
+            codescale_core::TrialSpec {
+                language: Some("go".into()),
+                model: Some("d64-l2".into()),
+                seed: Some(seed),
+                ..Default::default()
+            }
+            .resolve()
+            .unwrap()
+        };
         std::thread::scope(|s| {
             for t in 0..4u64 {
                 let (rule, path) = (rule.clone(), path.clone());

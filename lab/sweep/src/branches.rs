@@ -127,10 +127,18 @@ mod tests {
         assert!(plan[2].is_none(), "a lone trial trains on its own");
         assert_eq!(a.fork_steps, vec![80, 240]);
         // The trunk evaluates wherever either branch would: every 10 steps up to 80, then every 30.
-        assert!(a.eval_steps.contains(&10) && a.eval_steps.contains(&30) && a.eval_steps.contains(&240) && !a.eval_steps.contains(&241));
+        assert!(
+            a.eval_steps.contains(&10)
+                && a.eval_steps.contains(&30)
+                && a.eval_steps.contains(&240)
+                && !a.eval_steps.contains(&241)
+        );
         let (alone, branched) = compute(&trials, &plan);
         assert!(branched < alone);
         let per_step = trials[0].params().flops_per_token() * 64.0;
-        assert!((alone - branched - per_step * 80.0).abs() < 1e-6 * alone, "the shorter budget's 80 trunk steps are saved");
+        assert!(
+            (alone - branched - per_step * 80.0).abs() < 1e-6 * alone,
+            "the shorter budget's 80 trunk steps are saved"
+        );
     }
 }

@@ -30,14 +30,29 @@ pub enum Reported {
 
 /// Trains plan index `index` of the sweep at `sweep_dir` in a child process of `exe`, with
 /// `threads` threads on the corpus built at `corpus`, driving `bar` from its progress.
-pub fn train_in_child(exe: &Path, sweep_dir: &Path, index: usize, threads: usize, corpus: &Path, retry_failed: bool, bar: &ProgressBar) -> Result<Reported> {
+pub fn train_in_child(
+    exe: &Path,
+    sweep_dir: &Path,
+    index: usize,
+    threads: usize,
+    corpus: &Path,
+    retry_failed: bool,
+    bar: &ProgressBar,
+) -> Result<Reported> {
     let mut cmd = Command::new(exe);
-    cmd.args(["--quiet", "trial", "run"]).arg(sweep_dir).args(["--index", &index.to_string(), "--threads", &threads.to_string(), "--child", "--corpus"]).arg(corpus);
+    cmd.args(["--quiet", "trial", "run"])
+        .arg(sweep_dir)
+        .args(["--index", &index.to_string(), "--threads", &threads.to_string(), "--child", "--corpus"])
+        .arg(corpus);
     if retry_failed {
         cmd.arg("--retry-failed");
     }
     die_with_parent(&mut cmd);
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().with_context(|| format!("starting {}", exe.display()))?;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("starting {}", exe.display()))?;
     let mut stderr = child.stderr.take().expect("piped");
     let errors = std::thread::spawn(move || {
         let mut text = String::new();
@@ -68,13 +83,19 @@ pub fn outcome_line(outcome: &Outcome) -> String {
     match outcome {
         Outcome::Trained(record) => format!("outcome trained {}", record.status.as_str()),
         Outcome::Ended(status) => format!("outcome ended {}", status.as_str()),
-        Outcome::Busy(owner) => format!("outcome busy {}", owner.as_ref().map_or("another process".into(), |o| o.describe())),
+        Outcome::Busy(owner) => {
+            format!("outcome busy {}", owner.as_ref().map_or("another process".into(), |o| o.describe()))
+        }
     }
 }
 
 fn parse_outcome(text: &str) -> Option<Reported> {
     let (kind, rest) = text.split_once(' ')?;
-    let status = || [Status::Pending, Status::Running, Status::Done, Status::Failed, Status::Diverged, Status::Pruned].into_iter().find(|s| s.as_str() == rest);
+    let status = || {
+        [Status::Pending, Status::Running, Status::Done, Status::Failed, Status::Diverged, Status::Pruned]
+            .into_iter()
+            .find(|s| s.as_str() == rest)
+    };
     match kind {
         "trained" => status().map(Reported::Trained),
         "ended" => status().map(Reported::Ended),
@@ -100,7 +121,10 @@ impl ProgressReporter {
         let thread = std::thread::spawn(move || {
             let mut last = None;
             loop {
-                let done = !matches!(stopped.recv_timeout(Duration::from_millis(250)), Err(std::sync::mpsc::RecvTimeoutError::Timeout));
+                let done = !matches!(
+                    stopped.recv_timeout(Duration::from_millis(250)),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+                );
                 let now = (watched.position(), watched.message());
                 if last.as_ref() != Some(&now) {
                     println!("progress {}\t{}", now.0, now.1.replace(['\n', '\t'], " "));

@@ -66,8 +66,16 @@ impl Entry {
         match TrialRecord::load(trial_dir) {
             Ok(r) => {
                 let done = r.status == Status::Done;
-                let rate = (done && r.metrics.tokens_per_s > 0.0).then(|| r.config.params().flops_per_token_with_head() * r.metrics.tokens_per_s / r.provenance.threads.max(1) as f64);
-                Entry { status: Some(r.status), config_id: done.then(|| r.config.config_id()), flops_per_s_per_thread: rate, stamp }
+                let rate = (done && r.metrics.tokens_per_s > 0.0).then(|| {
+                    r.config.params().flops_per_token_with_head() * r.metrics.tokens_per_s
+                        / r.provenance.threads.max(1) as f64
+                });
+                Entry {
+                    status: Some(r.status),
+                    config_id: done.then(|| r.config.config_id()),
+                    flops_per_s_per_thread: rate,
+                    stamp,
+                }
             }
             Err(_) => Entry { status: None, config_id: None, flops_per_s_per_thread: None, stamp },
         }
@@ -115,7 +123,13 @@ impl RunsIndex {
     /// fails: a runs root that does not exist has no trials, an index that cannot be read is
     /// rebuilt, one that cannot be written is left as it was.
     pub fn refresh(runs_root: &Path) -> RunsIndex {
-        let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs_root).into_iter().flatten().flatten().map(|e| e.path()).filter(|p| p.join(TRIALS_DIR).is_dir()).collect();
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(runs_root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join(TRIALS_DIR).is_dir())
+            .collect();
         dirs.sort();
         let mut notes = Vec::new();
         let mut reread = 0;
@@ -164,7 +178,9 @@ impl RunsIndex {
             .map(|&i| &self.sweeps[i])
             .filter(|s| s.trials.get(id).is_some_and(Entry::done))
             .map(|s| s.dir.join(TRIALS_DIR).join(id))
-            .find(|dir| !dir.starts_with(except) && TrialRecord::load(dir).is_ok_and(|r| r.status == Status::Done && r.id == id))
+            .find(|dir| {
+                !dir.starts_with(except) && TrialRecord::load(dir).is_ok_and(|r| r.status == Status::Done && r.id == id)
+            })
     }
 
     /// A finished trial with the same configuration as `config` but another corpus or code
@@ -172,14 +188,14 @@ impl RunsIndex {
     /// and are confirmed from their records.
     pub fn stale(&self, config: &TrialConfig) -> Option<(PathBuf, String)> {
         let wanted = config.config_id();
-        self.by_config
-            .get(&wanted)?
-            .iter()
-            .map(|(i, id)| self.sweeps[*i].dir.join(TRIALS_DIR).join(id))
-            .find_map(|dir| {
-                let r = TrialRecord::load(&dir).ok().filter(|r| r.status == Status::Done && r.config.config_id() == wanted)?;
+        self.by_config.get(&wanted)?.iter().map(|(i, id)| self.sweeps[*i].dir.join(TRIALS_DIR).join(id)).find_map(
+            |dir| {
+                let r = TrialRecord::load(&dir)
+                    .ok()
+                    .filter(|r| r.status == Status::Done && r.config.config_id() == wanted)?;
                 Some((dir, crate::runs::stale_difference(&r, config)))
-            })
+            },
+        )
     }
 
     /// Training FLOP/s per thread of every finished trial that recorded its throughput.
@@ -195,15 +211,29 @@ fn refresh_sweep(dir: PathBuf) -> (SweepIndex, Option<String>, usize) {
     let path = dir.join(INDEX_FILE);
     let (mut old, mut changed, note) = match std::fs::read(&path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (BTreeMap::new(), true, None),
-        Err(e) => (BTreeMap::new(), true, Some(format!("{} was unreadable ({e}); rebuilt from the trial records", path.display()))),
+        Err(e) => (
+            BTreeMap::new(),
+            true,
+            Some(format!("{} was unreadable ({e}); rebuilt from the trial records", path.display())),
+        ),
         Ok(bytes) => match serde_json::from_slice::<IndexFile>(&bytes) {
             Ok(file) if file.format == FORMAT => (file.trials, false, None),
             // Written by another version of the lab: rebuilt in ours.
             Ok(_) => (BTreeMap::new(), true, None),
-            Err(e) => (BTreeMap::new(), true, Some(format!("{} was unreadable ({e}); rebuilt from the trial records", path.display()))),
+            Err(e) => (
+                BTreeMap::new(),
+                true,
+                Some(format!("{} was unreadable ({e}); rebuilt from the trial records", path.display())),
+            ),
         },
     };
-    let names: Vec<String> = std::fs::read_dir(dir.join(TRIALS_DIR)).into_iter().flatten().flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    let names: Vec<String> = std::fs::read_dir(dir.join(TRIALS_DIR))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
     let trials_dir = dir.join(TRIALS_DIR);
     // Stamps first, then reads: a record rewritten in between is kept under its older stamp,
     // which the next refresh sees as changed.
@@ -252,7 +282,8 @@ fn par_map<T: Send, U: Send>(items: Vec<T>, f: impl Fn(T) -> U + Sync) -> Vec<U>
     }
     let f = &f;
     std::thread::scope(|scope| {
-        let handles: Vec<_> = chunks.into_iter().map(|chunk| scope.spawn(move || chunk.into_iter().map(f).collect::<Vec<U>>())).collect();
+        let handles: Vec<_> =
+            chunks.into_iter().map(|chunk| scope.spawn(move || chunk.into_iter().map(f).collect::<Vec<U>>())).collect();
         handles.into_iter().flat_map(|h| h.join().expect("an index worker panicked")).collect()
     })
 }

@@ -43,7 +43,12 @@ impl Owner {
             (Some(array), Some(task)) => Some(format!("{array}_{task}")),
             _ => var("SLURM_JOB_ID"),
         };
-        Owner { pid: std::process::id(), host: codescale_core::provenance::host(), started: codescale_core::provenance::now_rfc3339(), job }
+        Owner {
+            pid: std::process::id(),
+            host: codescale_core::provenance::host(),
+            started: codescale_core::provenance::now_rfc3339(),
+            job,
+        }
     }
 
     /// `pid 12 on node3 (Slurm job 40_2), since …`.
@@ -77,12 +82,14 @@ impl Lease {
         loop {
             let (mut file, created) = match OpenOptions::new().read(true).write(true).create_new(true).open(path) {
                 Ok(file) => (file, true),
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => match OpenOptions::new().read(true).write(true).open(path) {
-                    Ok(file) => (file, false),
-                    // Released between our two opens: claim it afresh.
-                    Err(e) if e.kind() == ErrorKind::NotFound => continue,
-                    Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
-                },
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    match OpenOptions::new().read(true).write(true).open(path) {
+                        Ok(file) => (file, false),
+                        // Released between our two opens: claim it afresh.
+                        Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+                    }
+                }
                 Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
             };
             if created {
@@ -93,7 +100,9 @@ impl Lease {
                 match file.try_lock() {
                     Ok(()) => {}
                     Err(std::fs::TryLockError::WouldBlock) => return Ok(Acquired::Busy(read_owner(&mut file))),
-                    Err(std::fs::TryLockError::Error(e)) => return Err(e).with_context(|| format!("locking {}", path.display())),
+                    Err(std::fs::TryLockError::Error(e)) => {
+                        return Err(e).with_context(|| format!("locking {}", path.display()))
+                    }
                 }
                 // The holder before us may have removed the file between our open and our lock:
                 // then we hold a lock on a file nobody else will open. Start again.
@@ -114,7 +123,13 @@ impl Lease {
             let lost = Arc::new(AtomicBool::new(false));
             let stop = Arc::new((Mutex::new(false), Condvar::new()));
             let heartbeat = spawn_heartbeat(file.try_clone()?, path.to_path_buf(), me, lost.clone(), stop.clone());
-            return Ok(Acquired::Held(Lease { path: path.to_path_buf(), file, lost, stop, heartbeat: Some(heartbeat) }));
+            return Ok(Acquired::Held(Lease {
+                path: path.to_path_buf(),
+                file,
+                lost,
+                stop,
+                heartbeat: Some(heartbeat),
+            }));
         }
     }
 
@@ -158,13 +173,19 @@ pub fn holder(path: &Path) -> Option<Holder> {
     let mut file = File::open(path).ok()?;
     let owner = read_owner(&mut file);
     let fresh = age(&file) < LEASE;
-    let dead_here = owner.as_ref().is_some_and(|o| o.host == codescale_core::provenance::host() && !codescale_core::provenance::process_alive(o.pid));
+    let dead_here = owner.as_ref().is_some_and(|o| {
+        o.host == codescale_core::provenance::host() && !codescale_core::provenance::process_alive(o.pid)
+    });
     Some(if fresh && !dead_here { Holder::Live(owner) } else { Holder::Gone(owner) })
 }
 
 /// Time since the last heartbeat (zero for one from the future: a clock ahead of ours).
 fn age(file: &File) -> Duration {
-    file.metadata().and_then(|m| m.modified()).ok().and_then(|t| SystemTime::now().duration_since(t).ok()).unwrap_or_default()
+    file.metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| SystemTime::now().duration_since(t).ok())
+        .unwrap_or_default()
 }
 
 fn read_owner(file: &mut File) -> Option<Owner> {
@@ -191,7 +212,13 @@ fn same_file(file: &File, path: &Path) -> bool {
 }
 
 /// Renews the file's modification time every [`HEARTBEAT`] and checks the lease is still ours.
-fn spawn_heartbeat(mut file: File, path: PathBuf, me: Owner, lost: Arc<AtomicBool>, stop: Arc<(Mutex<bool>, Condvar)>) -> std::thread::JoinHandle<()> {
+fn spawn_heartbeat(
+    mut file: File,
+    path: PathBuf,
+    me: Owner,
+    lost: Arc<AtomicBool>,
+    stop: Arc<(Mutex<bool>, Condvar)>,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
         let (stopped, wake) = &*stop;
         let mut guard = stopped.lock().unwrap_or_else(|e| e.into_inner());
@@ -263,7 +290,12 @@ mod tests {
     fn a_dead_holder_on_this_host_is_gone_and_taken_over() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("lease");
-        let dead = Owner { pid: u32::MAX - 1, host: codescale_core::provenance::host(), started: "then".into(), job: Some("7_1".into()) };
+        let dead = Owner {
+            pid: u32::MAX - 1,
+            host: codescale_core::provenance::host(),
+            started: "then".into(),
+            job: Some("7_1".into()),
+        };
         write(&path, &dead, Duration::ZERO);
         assert_eq!(holder(&path), Some(Holder::Gone(Some(dead))), "a fresh heartbeat from a dead pid of this host");
         let lease = held(Lease::acquire(&path).unwrap());
@@ -277,7 +309,9 @@ mod tests {
         let path = dir.path().join("lease");
         let remote = Owner { pid: 1, host: "some-other-node".into(), started: "now".into(), job: Some("40_2".into()) };
         write(&path, &remote, Duration::ZERO);
-        assert!(matches!(Lease::acquire(&path).unwrap(), Acquired::Busy(Some(o)) if o.describe() == "pid 1 on some-other-node (Slurm job 40_2), since now"));
+        assert!(
+            matches!(Lease::acquire(&path).unwrap(), Acquired::Busy(Some(o)) if o.describe() == "pid 1 on some-other-node (Slurm job 40_2), since now")
+        );
         write(&path, &remote, LEASE + Duration::from_secs(5));
         assert_eq!(holder(&path), Some(Holder::Gone(Some(remote))));
         drop(held(Lease::acquire(&path).unwrap()));
@@ -289,7 +323,12 @@ mod tests {
         let path = dir.path().join("lease");
         std::fs::write(&path, b"").unwrap();
         assert!(matches!(Lease::acquire(&path).unwrap(), Acquired::Busy(None)));
-        File::options().write(true).open(&path).unwrap().set_modified(SystemTime::now() - LEASE - Duration::from_secs(1)).unwrap();
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(SystemTime::now() - LEASE - Duration::from_secs(1))
+            .unwrap();
         drop(held(Lease::acquire(&path).unwrap()));
     }
 

@@ -30,7 +30,11 @@ impl SweepLock {
 
 fn refusal(owner: Option<&Owner>, path: &Path) -> String {
     match owner {
-        Some(o) => format!("another scheduler ({}) is running this sweep; wait for it or stop it (lock: {})", o.describe(), path.display()),
+        Some(o) => format!(
+            "another scheduler ({}) is running this sweep; wait for it or stop it (lock: {})",
+            o.describe(),
+            path.display()
+        ),
         None => format!("another scheduler is running this sweep; wait for it or stop it (lock: {})", path.display()),
     }
 }
@@ -47,7 +51,8 @@ mod tests {
     fn stale_lock_is_taken_over_and_live_one_refused() {
         let dir = tempfile::tempdir().unwrap();
         // A lock file left by a process that no longer exists (no flock held on it).
-        let stale = Owner { pid: u32::MAX - 1, host: codescale_core::provenance::host(), started: "then".into(), job: None };
+        let stale =
+            Owner { pid: u32::MAX - 1, host: codescale_core::provenance::host(), started: "then".into(), job: None };
         std::fs::write(dir.path().join("lock"), serde_json::to_vec(&stale).unwrap()).unwrap();
         let lock = SweepLock::acquire(dir.path()).unwrap();
         // Held: a second acquisition (another open file description) is refused.
@@ -83,12 +88,22 @@ mod tests {
         let exe = std::env::current_exe().unwrap();
         for round in 0..20 {
             let dir = tempfile::tempdir().unwrap();
-            let stale = Owner { pid: u32::MAX - 1, host: codescale_core::provenance::host(), started: "then".into(), job: None };
+            let stale = Owner {
+                pid: u32::MAX - 1,
+                host: codescale_core::provenance::host(),
+                started: "then".into(),
+                job: None,
+            };
             std::fs::write(dir.path().join("lock"), serde_json::to_vec(&stale).unwrap()).unwrap();
             let children: Vec<_> = (0..2)
                 .map(|_| {
                     std::process::Command::new(&exe)
-                        .args(["--exact", "lock::tests::simultaneous_starts_on_a_stale_lock_never_both_win", "--nocapture", "--test-threads=1"])
+                        .args([
+                            "--exact",
+                            "lock::tests::simultaneous_starts_on_a_stale_lock_never_both_win",
+                            "--nocapture",
+                            "--test-threads=1",
+                        ])
                         .env("CODESCALE_LOCK_CHILD", dir.path())
                         .stdout(std::process::Stdio::null())
                         .stderr(std::process::Stdio::null())
@@ -102,7 +117,10 @@ mod tests {
                 assert!(c.wait().unwrap().success());
             }
             let log = std::fs::read_to_string(dir.path().join("held")).unwrap_or_default();
-            let spans: Vec<(u128, u128)> = log.lines().map(|l| l.split_once(' ').map(|(a, b)| (a.parse().unwrap(), b.parse().unwrap())).unwrap()).collect();
+            let spans: Vec<(u128, u128)> = log
+                .lines()
+                .map(|l| l.split_once(' ').map(|(a, b)| (a.parse().unwrap(), b.parse().unwrap())).unwrap())
+                .collect();
             assert!(!spans.is_empty(), "round {round}: nobody got the stale lock");
             for (i, a) in spans.iter().enumerate() {
                 for b in &spans[i + 1..] {

@@ -26,7 +26,9 @@ pub fn plan_targets(sweep: &Sweep, ladder: &[TrialConfig]) -> Result<Vec<TrialCo
         return Ok(Vec::new());
     }
     let (first, (_, line)) = sweep.targets.first().expect("non-empty");
-    let refuse = |message: &str| -> anyhow::Error { BadInput(format!("{}:{line}: `targets.{first}`: {message}", sweep.path.display())).into() };
+    let refuse = |message: &str| -> anyhow::Error {
+        BadInput(format!("{}:{line}: `targets.{first}`: {message}", sweep.path.display())).into()
+    };
     if sweep.method == Method::Random {
         return Err(refuse("targets need a grid ladder (`method = \"grid\"`)"));
     }
@@ -37,7 +39,10 @@ pub fn plan_targets(sweep: &Sweep, ladder: &[TrialConfig]) -> Result<Vec<TrialCo
     let targets = resolve_all(sweep, grid(&parameters))?;
     let ladder: std::collections::HashSet<String> = ladder.iter().map(TrialConfig::trial_id).collect();
     if let Some(t) = targets.iter().find(|t| ladder.contains(&t.trial_id())) {
-        return Err(refuse(&format!("the target {} {} on {:.3e} tokens is also a ladder trial, so it would be fitted", t.language, t.model, t.tokens)));
+        return Err(refuse(&format!(
+            "the target {} {} on {:.3e} tokens is also a ladder trial, so it would be fitted",
+            t.language, t.model, t.tokens
+        )));
     }
     Ok(targets)
 }
@@ -70,13 +75,22 @@ fn resolve_all(sweep: &Sweep, assignments: Vec<Assignment>) -> Result<Vec<TrialC
             // blame the key that chose the shape. Any other key the file does not set is
             // missing, and is named as it is (`language`: is required).
             let set_by = |k: &str| assignment.iter().find(|(_, v)| v.get(k).is_some()).map(|(p, _)| p.as_str());
-            let shape_keys: &[&str] = if SHAPE_DERIVED.contains(&e.key) { &["model", "n_params", "d_model", "n_layers"] } else { &[] };
+            let shape_keys: &[&str] =
+                if SHAPE_DERIVED.contains(&e.key) { &["model", "n_params", "d_model", "n_layers"] } else { &[] };
             let key = std::iter::once(e.key)
                 .chain(shape_keys.iter().copied())
                 .find_map(|k| set_by(k).or_else(|| sweep.line_of_key(k).map(|_| k)))
                 .unwrap_or(e.key);
             let detail = assignment.iter().map(|(k, v)| format!("{k} = {v}")).collect::<Vec<_>>().join(", ");
-            blame(sweep, key, &format!("{} (in the trial with {})", e.message, if detail.is_empty() { "the base settings".into() } else { detail }))
+            blame(
+                sweep,
+                key,
+                &format!(
+                    "{} (in the trial with {})",
+                    e.message,
+                    if detail.is_empty() { "the base settings".into() } else { detail }
+                ),
+            )
         })?;
         if seen.insert(config.trial_id()) {
             trials.push(config);
@@ -154,11 +168,13 @@ fn pick(probabilities: Option<&[f64]>, n: usize, rng: &mut ChaCha8Rng) -> usize 
     let u: f64 = rng.random_range(0.0..1.0);
     let mut total = 0.0;
     // The last value takes what rounding leaves of the sum.
-    probabilities.iter().position(|p| {
-        total += p;
-        u < total
-    })
-    .unwrap_or(n - 1)
+    probabilities
+        .iter()
+        .position(|p| {
+            total += p;
+            u < total
+        })
+        .unwrap_or(n - 1)
 }
 
 fn draw(d: Distribution, p: &Parameter, rng: &mut ChaCha8Rng) -> Value {
@@ -226,10 +242,16 @@ mod tests {
     fn replicates_are_seeds_of_each_configuration() {
         let s = sweep("name = \"r\"\nreplicates = 3\n[base]\nlanguage = \"go\"\nseed = 7\n[parameters]\nmodel = { values = [\"d64-l2\", \"d96-l3\"] }\n").unwrap();
         let trials = plan(&s).unwrap();
-        assert_eq!(trials.iter().map(|c| (c.model.as_str(), c.seed)).collect::<Vec<_>>(), [("d64-l2", 7), ("d64-l2", 8), ("d64-l2", 9), ("d96-l3", 7), ("d96-l3", 8), ("d96-l3", 9)]);
+        assert_eq!(
+            trials.iter().map(|c| (c.model.as_str(), c.seed)).collect::<Vec<_>>(),
+            [("d64-l2", 7), ("d64-l2", 8), ("d64-l2", 9), ("d96-l3", 7), ("d96-l3", 8), ("d96-l3", 9)]
+        );
         assert_eq!(trials[0].replicate_id(), trials[2].replicate_id());
         assert_ne!(trials[0].replicate_id(), trials[3].replicate_id());
-        let e = sweep("name = \"r\"\nreplicates = 2\n[base]\nlanguage = \"go\"\n[parameters]\nseed = { values = [1, 2] }\n").unwrap_err();
+        let e = sweep(
+            "name = \"r\"\nreplicates = 2\n[base]\nlanguage = \"go\"\n[parameters]\nseed = { values = [1, 2] }\n",
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("s.toml:2: `replicates`"), "{e}");
     }
 
@@ -239,10 +261,16 @@ mod tests {
         let ladder = plan(&s).unwrap();
         let targets = plan_targets(&s, &ladder).unwrap();
         assert_eq!(ladder.len(), 8);
-        assert_eq!(targets.iter().map(|c| (c.language.as_str(), c.model.as_str(), c.tokens)).collect::<Vec<_>>(), [("go", "d192-l4", 4e5), ("rust", "d192-l4", 4e5)]);
+        assert_eq!(
+            targets.iter().map(|c| (c.language.as_str(), c.model.as_str(), c.tokens)).collect::<Vec<_>>(),
+            [("go", "d192-l4", 4e5), ("rust", "d192-l4", 4e5)]
+        );
         let clash = sweep("name = \"t\"\n[base]\nlanguage = \"go\"\n[parameters]\nmodel = { values = [\"d64-l2\", \"d96-l3\"] }\n[targets]\nmodel = { values = [\"d96-l3\"] }\n").unwrap();
         let e = plan_targets(&clash, &plan(&clash).unwrap()).unwrap_err();
-        assert!(e.to_string().contains("s.toml:7: `targets.model`") && e.to_string().contains("also a ladder trial"), "{e}");
+        assert!(
+            e.to_string().contains("s.toml:7: `targets.model`") && e.to_string().contains("also a ladder trial"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -41,7 +41,10 @@ impl SweepDir {
         SweepDir { path: runs_root.join(name) }
     }
     pub fn open(path: &Path) -> Result<SweepDir> {
-        anyhow::ensure!(path.join(PLAN_FILE).exists(), codescale_core::BadInput(format!("{} is not a sweep's runs folder (no {PLAN_FILE})", path.display())));
+        anyhow::ensure!(
+            path.join(PLAN_FILE).exists(),
+            codescale_core::BadInput(format!("{} is not a sweep's runs folder (no {PLAN_FILE})", path.display()))
+        );
         Ok(SweepDir { path: path.to_path_buf() })
     }
     pub fn name(&self) -> String {
@@ -85,7 +88,11 @@ impl SweepDir {
     pub fn result_rows(&self) -> Result<Vec<ResultRow>> {
         let name = self.name();
         let targets = self.plan()?.targets;
-        Ok(self.records()?.iter().map(|r| ResultRow { target: targets.contains(&r.id), ..ResultRow::from_record(&name, r) }).collect())
+        Ok(self
+            .records()?
+            .iter()
+            .map(|r| ResultRow { target: targets.contains(&r.id), ..ResultRow::from_record(&name, r) })
+            .collect())
     }
     /// Writes [`SweepDir::result_rows`] to `results.parquet` (atomically). Only for the holder of
     /// the sweep's [`crate::lock::SweepLock`], so two writers never race on the file.
@@ -100,7 +107,9 @@ impl SweepDir {
 fn recover(dir: &Path, config: &TrialConfig, why: &str) -> TrialRecord {
     let mut record = TrialRecord::pending(config.clone());
     let curve: Option<Vec<CurvePoint>> = codescale_table::read_rows(&dir.join(CURVE_FILE)).ok();
-    let complete = curve.as_ref().is_some_and(|c| c.last().is_some_and(|p| p.step == config.total_steps() && p.val_loss.is_some()));
+    let complete = curve
+        .as_ref()
+        .is_some_and(|c| c.last().is_some_and(|p| p.step == config.total_steps() && p.val_loss.is_some()));
     match curve.filter(|_| complete) {
         Some(curve) => {
             let wall = curve.last().map_or(0.0, |p| p.wall_s);
@@ -113,7 +122,9 @@ fn recover(dir: &Path, config: &TrialConfig, why: &str) -> TrialRecord {
             }
             record.notes.push(format!("trial.json was unreadable ({why}); rebuilt from curve.parquet, which is complete (provenance other than the corpus was lost)"));
         }
-        None => record.notes.push(format!("trial.json was unreadable ({why}) and the curve is incomplete; the trial runs again")),
+        None => record
+            .notes
+            .push(format!("trial.json was unreadable ({why}) and the curve is incomplete; the trial runs again")),
     }
     record
 }
@@ -138,7 +149,11 @@ pub(crate) fn stale_difference(r: &TrialRecord, config: &TrialConfig) -> String 
     let mut differs = Vec::new();
     if let Some(key) = &config.corpus_key {
         if r.provenance.corpus_hash != key.manifest || r.provenance.tokenizer_hash != key.tokenizer {
-            differs.push(format!("trained on corpus {} (now {})", short(&r.provenance.corpus_hash), short(&key.manifest)));
+            differs.push(format!(
+                "trained on corpus {} (now {})",
+                short(&r.provenance.corpus_hash),
+                short(&key.manifest)
+            ));
         }
     }
     if r.id != r.config.trial_id() || r.config.corpus_key.is_none() {

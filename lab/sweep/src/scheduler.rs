@@ -51,7 +51,16 @@ pub struct RunConfig {
 
 impl Default for RunConfig {
     fn default() -> Self {
-        RunConfig { runs_root: PathBuf::from("runs"), jobs: None, quiet: false, cores: None, retry_failed: false, reuse_stale: false, confirmed: false, trial_exe: None }
+        RunConfig {
+            runs_root: PathBuf::from("runs"),
+            jobs: None,
+            quiet: false,
+            cores: None,
+            retry_failed: false,
+            reuse_stale: false,
+            confirmed: false,
+            trial_exe: None,
+        }
     }
 }
 
@@ -116,7 +125,12 @@ pub fn plan_with_corpora(sweep: &Sweep, quiet: bool) -> Result<Planned> {
     }
     let notes: Vec<String> = missing.into_iter().map(|m| format!("left out language {m}")).collect();
     if bound.is_empty() {
-        return Err(BadInput(format!("{}: no planned trial has a language the corpus holds ({})", sweep.path.display(), notes.join("; "))).into());
+        return Err(BadInput(format!(
+            "{}: no planned trial has a language the corpus holds ({})",
+            sweep.path.display(),
+            notes.join("; ")
+        ))
+        .into());
     }
     Ok(Planned { trials: bound, targets: target_ids, corpora, notes })
 }
@@ -158,9 +172,17 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
     let asha = asha_of(sweep, &dir);
     let branches = plan_branches(sweep, &plan.trials, &cfg.runs_root);
 
-    let multi = MultiProgress::with_draw_target(if cfg.quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
+    let multi = MultiProgress::with_draw_target(if cfg.quiet {
+        ProgressDrawTarget::hidden()
+    } else {
+        ProgressDrawTarget::stderr()
+    });
     let overall = multi.add(ProgressBar::new(queue.len() as u64));
-    overall.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} trials · {msg} · ETA {eta}").expect("template").progress_chars("=> "));
+    overall.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} trials · {msg} · ETA {eta}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
     overall.set_prefix(sweep.name.clone());
     let queue = Mutex::new(Dispatch { queue: VecDeque::from(queue), busy: Vec::new() });
     let outcomes: Mutex<BTreeMap<&'static str, usize>> = Mutex::new(BTreeMap::new());
@@ -178,14 +200,31 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
                 config.checkpoint_interval = config.checkpoint_every();
                 let id = config.trial_id();
                 let bar = multi.insert_before(&overall, ProgressBar::new(config.total_steps() as u64));
-                bar.set_style(ProgressStyle::with_template("  {prefix:16} {pos}/{len} steps [{bar:20}] {msg}").expect("template").progress_chars("=> "));
+                bar.set_style(
+                    ProgressStyle::with_template("  {prefix:16} {pos}/{len} steps [{bar:20}] {msg}")
+                        .expect("template")
+                        .progress_chars("=> "),
+                );
                 bar.set_prefix(format!("{} {}", config.language, config.model));
                 let outcome = match &cfg.trial_exe {
-                    Some(exe) => corpora.get(&config).and_then(|corpus| train_in_child(exe, &dir.path, i, threads, &corpus.dir, cfg.retry_failed, &bar)),
-                    None => TrialRun { dir: &dir, asha: asha.as_ref(), branch: branches[i].clone(), retry_failed: cfg.retry_failed, progress: Some(bar.clone()), quiet: true }.run(&config, || corpora.get(&config)).map(|o| match o {
+                    Some(exe) => corpora.get(&config).and_then(|corpus| {
+                        train_in_child(exe, &dir.path, i, threads, &corpus.dir, cfg.retry_failed, &bar)
+                    }),
+                    None => TrialRun {
+                        dir: &dir,
+                        asha: asha.as_ref(),
+                        branch: branches[i].clone(),
+                        retry_failed: cfg.retry_failed,
+                        progress: Some(bar.clone()),
+                        quiet: true,
+                    }
+                    .run(&config, || corpora.get(&config))
+                    .map(|o| match o {
                         Outcome::Trained(record) => Reported::Trained(record.status),
                         Outcome::Ended(status) => Reported::Ended(status),
-                        Outcome::Busy(owner) => Reported::Busy(owner.map_or("another process".into(), |o| o.describe())),
+                        Outcome::Busy(owner) => {
+                            Reported::Busy(owner.map_or("another process".into(), |o| o.describe()))
+                        }
                     }),
                 };
                 let label = match outcome {
@@ -210,7 +249,9 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
                 bar.finish_and_clear();
                 multi.remove(&bar);
                 *outcomes.lock().unwrap().entry(label).or_default() += 1;
-                overall.set_message(outcomes.lock().unwrap().iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", "));
+                overall.set_message(
+                    outcomes.lock().unwrap().iter().map(|(k, v)| format!("{v} {k}")).collect::<Vec<_>>().join(", "),
+                );
                 overall.inc(1);
             });
         }
@@ -222,7 +263,13 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
     }
 
     let rows = dir.write_results()?;
-    Ok(Summary { dir: dir.path.clone(), rows, trained: trained.into_inner(), skipped: skipped + ended.into_inner(), notes })
+    Ok(Summary {
+        dir: dir.path.clone(),
+        rows,
+        trained: trained.into_inner(),
+        skipped: skipped + ended.into_inner(),
+        notes,
+    })
 }
 
 /// Orders `queue` (plan indices) by each trial's training compute, largest first, plan order
@@ -247,7 +294,8 @@ impl Dispatch {
     /// job never waits on the trunk's lock with its cores idle while another trunk could train;
     /// the first of all when every trunk left is busy.
     fn next(&mut self, branches: &[Option<Branch>]) -> Option<usize> {
-        let free = self.queue.iter().position(|&i| branches[i].as_ref().is_none_or(|b| !self.busy.contains(&b.trunk_dir)));
+        let free =
+            self.queue.iter().position(|&i| branches[i].as_ref().is_none_or(|b| !self.busy.contains(&b.trunk_dir)));
         let i = self.queue.remove(free.unwrap_or(0))?;
         if let Some(b) = &branches[i] {
             self.busy.push(b.trunk_dir.clone());
@@ -299,7 +347,10 @@ pub fn triage(dir: &SweepDir, plan: &Plan, cfg: &RunConfig) -> Result<Triage> {
             continue;
         }
         if record.status == Status::Failed {
-            notes.push(format!("trial {id} failed before ({}); retrying", record.error.as_deref().unwrap_or("no reason recorded")));
+            notes.push(format!(
+                "trial {id} failed before ({}); retrying",
+                record.error.as_deref().unwrap_or("no reason recorded")
+            ));
         }
         let index = index.get_or_insert_with(|| {
             let index = RunsIndex::refresh(&cfg.runs_root);
@@ -362,16 +413,25 @@ pub struct Corpora {
 
 impl Corpora {
     pub fn get(&self, config: &TrialConfig) -> Result<&Corpus> {
-        self.built.get(&(config.corpus.clone(), config.tokenizer.clone())).ok_or_else(|| anyhow::anyhow!("corpus {} ({}) was not prepared", config.corpus, config.tokenizer))
+        self.built
+            .get(&(config.corpus.clone(), config.tokenizer.clone()))
+            .ok_or_else(|| anyhow::anyhow!("corpus {} ({}) was not prepared", config.corpus, config.tokenizer))
     }
 
     /// `config` bound to its corpus; a language the corpus lacks is bad input at the line of
     /// the sweep file that chose it.
     pub fn bind(&self, config: TrialConfig, sweep: &Sweep) -> Result<TrialConfig, Missing> {
-        let corpus = self.get(&config).map_err(|e| Missing { language: config.language.clone(), error: BadInput(format!("{e:#}")) })?;
+        let corpus = self
+            .get(&config)
+            .map_err(|e| Missing { language: config.language.clone(), error: BadInput(format!("{e:#}")) })?;
         if !corpus.languages().iter().any(|l| l == &config.language) {
             let line = sweep.line_of_key("language").unwrap_or(1);
-            let skipped = corpus.manifest.skipped.get(&config.language).map(|why| format!("; the recipe skipped it: {why}")).unwrap_or_default();
+            let skipped = corpus
+                .manifest
+                .skipped
+                .get(&config.language)
+                .map(|why| format!("; the recipe skipped it: {why}"))
+                .unwrap_or_default();
             let error = BadInput(format!(
                 "{}:{line}: `language`: `{}` is not in corpus {} (it has: {}){skipped}",
                 sweep.path.display(),
@@ -423,9 +483,24 @@ mod tests {
     #[test]
     fn the_largest_trials_start_first_and_equals_keep_plan_order() {
         let trial = |model: &str, tokens: f64| {
-            codescale_core::TrialSpec { language: Some("go".into()), model: Some(model.into()), batch_size: Some(4), seq_len: Some(16), tokens: Some(tokens), ..Default::default() }.resolve().unwrap()
+            codescale_core::TrialSpec {
+                language: Some("go".into()),
+                model: Some(model.into()),
+                batch_size: Some(4),
+                seq_len: Some(16),
+                tokens: Some(tokens),
+                ..Default::default()
+            }
+            .resolve()
+            .unwrap()
         };
-        let trials = [trial("d32-l2", 1e4), trial("d128-l2", 1e4), trial("d32-l2", 2e4), trial("d32-l2", 1e4), trial("d128-l2", 2e4)];
+        let trials = [
+            trial("d32-l2", 1e4),
+            trial("d128-l2", 1e4),
+            trial("d32-l2", 2e4),
+            trial("d32-l2", 1e4),
+            trial("d128-l2", 2e4),
+        ];
         let mut queue = vec![0, 1, 2, 3, 4];
         longest_first(&mut queue, &trials);
         assert_eq!(queue, [4, 1, 2, 0, 3]);

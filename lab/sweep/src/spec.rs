@@ -3,8 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use codescale_core::error::line_of;
 use codescale_core::config::json_of_toml;
+use codescale_core::error::line_of;
 use codescale_core::{BadInput, TrialSpec};
 use indexmap::IndexMap;
 use serde::Deserialize;
@@ -121,7 +121,9 @@ impl RawSlurm {
     fn check(self, fail: &dyn Fn(std::ops::Range<usize>, &str, &str) -> anyhow::Error) -> Result<SlurmOptions> {
         let text = |v: Option<Spanned<String>>, key: &str| -> Result<Option<String>> {
             match v {
-                Some(v) if v.get_ref().trim().is_empty() || v.get_ref().chars().any(char::is_control) => Err(fail(v.span(), key, "must be a non-empty value on one line")),
+                Some(v) if v.get_ref().trim().is_empty() || v.get_ref().chars().any(char::is_control) => {
+                    Err(fail(v.span(), key, "must be a non-empty value on one line"))
+                }
                 v => Ok(v.map(Spanned::into_inner)),
             }
         };
@@ -142,7 +144,11 @@ impl RawSlurm {
             constraint: text(self.constraint, "slurm.constraint")?,
             array_parallelism: count(self.array_parallelism, "slurm.array_parallelism")?,
             max_array_size: count(self.max_array_size, "slurm.max_array_size")?,
-            extra: self.extra.into_iter().map(|line| text(Some(line), "slurm.extra").map(Option::unwrap_or_default)).collect::<Result<_>>()?,
+            extra: self
+                .extra
+                .into_iter()
+                .map(|line| text(Some(line), "slurm.extra").map(Option::unwrap_or_default))
+                .collect::<Result<_>>()?,
         })
     }
 }
@@ -220,7 +226,9 @@ impl Sweep {
     /// Parses TOML whose line `l` came from line `source_line(l)` of the file at `path`.
     pub fn parse_mapped(path: &Path, source: &str, source_line: &dyn Fn(usize) -> usize) -> Result<Sweep> {
         let file = path.display();
-        let fail = |line: usize, key: &str, msg: &str| -> anyhow::Error { BadInput(format!("{file}:{line}: `{key}`: {msg}")).into() };
+        let fail = |line: usize, key: &str, msg: &str| -> anyhow::Error {
+            BadInput(format!("{file}:{line}: `{key}`: {msg}")).into()
+        };
         let line = |span: std::ops::Range<usize>| source_line(line_of(source, span.start));
         let raw: RawSweep = toml::from_str(source).map_err(|e| {
             let line = e.span().map(line).unwrap_or(1);
@@ -229,7 +237,11 @@ impl Sweep {
 
         let name = raw.name.get_ref().clone();
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(fail(line(raw.name.span()), "name", "must be a non-empty name of letters, digits, `-`, `_` or `.` (it names the runs folder)"));
+            return Err(fail(
+                line(raw.name.span()),
+                "name",
+                "must be a non-empty name of letters, digits, `-`, `_` or `.` (it names the runs folder)",
+            ));
         }
         if crate::runs::RESERVED_NAMES.contains(&name.as_str()) {
             let reserved = crate::runs::RESERVED_NAMES.map(|n| format!("`{n}`")).join(", ");
@@ -237,9 +249,13 @@ impl Sweep {
         }
         let method = raw.method.as_ref().map(|m| *m.get_ref()).unwrap_or(Method::Grid);
         let trials = match (&raw.trials, method) {
-            (Some(t), Method::Random) if *t.get_ref() == 0 => return Err(fail(line(t.span()), "trials", "must be > 0")),
+            (Some(t), Method::Random) if *t.get_ref() == 0 => {
+                return Err(fail(line(t.span()), "trials", "must be > 0"))
+            }
             (Some(t), Method::Random) => *t.get_ref(),
-            (Some(t), Method::Grid) => return Err(fail(line(t.span()), "trials", "only applies to `method = \"random\"`")),
+            (Some(t), Method::Grid) => {
+                return Err(fail(line(t.span()), "trials", "only applies to `method = \"random\"`"))
+            }
             (None, Method::Random) => return Err(fail(1, "trials", "`method = \"random\"` needs `trials = N`")),
             (None, Method::Grid) => 0,
         };
@@ -271,7 +287,9 @@ impl Sweep {
             validate_parameter(&param, method).map_err(|m| fail(l, label, &m))?;
             // Every listed value must fit the key's type.
             let probes: Vec<serde_json::Value> = match (&param.values, &param.value) {
-                (Some(vs), _) => vs.iter().map(json_of_toml).collect::<Result<_, _>>().map_err(|m| fail(l, label, &m))?,
+                (Some(vs), _) => {
+                    vs.iter().map(json_of_toml).collect::<Result<_, _>>().map_err(|m| fail(l, label, &m))?
+                }
                 (_, Some(v)) => vec![json_of_toml(v).map_err(|m| fail(l, label, &m))?],
                 _ => vec![match param.distribution {
                     Some(Distribution::IntUniform) => serde_json::json!(param.min.unwrap_or(1.0) as i64),
@@ -296,7 +314,13 @@ impl Sweep {
 
         let replicates = match &raw.replicates {
             Some(r) if *r.get_ref() == 0 => return Err(fail(line(r.span()), "replicates", "must be ≥ 1")),
-            Some(r) if raw.parameters.contains_key("seed") => return Err(fail(line(r.span()), "replicates", "give either `replicates` or seeds as a parameter, not both")),
+            Some(r) if raw.parameters.contains_key("seed") => {
+                return Err(fail(
+                    line(r.span()),
+                    "replicates",
+                    "give either `replicates` or seeds as a parameter, not both",
+                ))
+            }
             Some(r) => *r.get_ref(),
             None => 1,
         };
@@ -350,7 +374,11 @@ impl Sweep {
 
     /// Line to blame for a problem with `key`: where a parameter or `[base]` sets it.
     pub fn line_of_key(&self, key: &str) -> Option<usize> {
-        self.parameters.get(key).or_else(|| self.targets.get(key)).map(|(_, l)| *l).or_else(|| self.base_lines.get(key).copied())
+        self.parameters
+            .get(key)
+            .or_else(|| self.targets.get(key))
+            .map(|(_, l)| *l)
+            .or_else(|| self.base_lines.get(key).copied())
     }
 }
 
@@ -373,7 +401,9 @@ fn validate_parameter(p: &Parameter, method: Method) -> Result<(), String> {
         if probabilities.len() != values.len() {
             return Err(format!("{} `probabilities` for {} `values`", probabilities.len(), values.len()));
         }
-        if probabilities.iter().any(|x| !(x.is_finite() && *x >= 0.0)) || (probabilities.iter().sum::<f64>() - 1.0).abs() > 1e-6 {
+        if probabilities.iter().any(|x| !(x.is_finite() && *x >= 0.0))
+            || (probabilities.iter().sum::<f64>() - 1.0).abs() > 1e-6
+        {
             return Err("`probabilities` must be numbers ≥ 0 that sum to 1".into());
         }
     }

@@ -86,7 +86,15 @@ pub struct BestTrial {
 pub fn status(dir: &SweepDir) -> Result<StatusReport> {
     let shown = shown(dir)?;
     let mut counts = BTreeMap::new();
-    for s in [Status::Pending.as_str(), Status::Running.as_str(), LOST, Status::Done.as_str(), Status::Failed.as_str(), Status::Diverged.as_str(), Status::Pruned.as_str()] {
+    for s in [
+        Status::Pending.as_str(),
+        Status::Running.as_str(),
+        LOST,
+        Status::Done.as_str(),
+        Status::Failed.as_str(),
+        Status::Diverged.as_str(),
+        Status::Pruned.as_str(),
+    ] {
         counts.insert(s.to_string(), 0);
     }
     for t in &shown {
@@ -98,7 +106,14 @@ pub fn status(dir: &SweepDir) -> Result<StatusReport> {
             .filter(|t| t.state == state)
             .map(|t| {
                 let r = &t.record;
-                RunningTrial { id: r.id.clone(), language: r.config.language.clone(), model: r.config.model.clone(), steps: r.metrics.steps, total_steps: r.config.total_steps(), holder: t.holder.as_ref().map(Owner::describe) }
+                RunningTrial {
+                    id: r.id.clone(),
+                    language: r.config.language.clone(),
+                    model: r.config.model.clone(),
+                    steps: r.metrics.steps,
+                    total_steps: r.config.total_steps(),
+                    holder: t.holder.as_ref().map(Owner::describe),
+                }
             })
             .collect()
     };
@@ -109,7 +124,13 @@ pub fn status(dir: &SweepDir) -> Result<StatusReport> {
         .filter(|r| r.status == Status::Done)
         .filter_map(|r| r.metrics.val_loss.map(|l| (r, l)))
         .min_by(|a, b| a.1.total_cmp(&b.1))
-        .map(|(r, l)| BestTrial { id: r.id.clone(), language: r.config.language.clone(), model: r.config.model.clone(), tokens: r.config.tokens, val_loss: l });
+        .map(|(r, l)| BestTrial {
+            id: r.id.clone(),
+            language: r.config.language.clone(),
+            model: r.config.model.clone(),
+            tokens: r.config.tokens,
+            val_loss: l,
+        });
     let problems = records
         .iter()
         .filter_map(|r| {
@@ -123,7 +144,13 @@ pub fn status(dir: &SweepDir) -> Result<StatusReport> {
         .collect();
     let notes = records
         .iter()
-        .flat_map(|r| r.notes.iter().cloned().chain(r.stale.iter().map(|why| format!("stale result kept with --reuse-stale: {why}"))).map(|n| (r.id.clone(), n)))
+        .flat_map(|r| {
+            r.notes
+                .iter()
+                .cloned()
+                .chain(r.stale.iter().map(|why| format!("stale result kept with --reuse-stale: {why}")))
+                .map(|n| (r.id.clone(), n))
+        })
         .collect();
     Ok(StatusReport { sweep: dir.name(), total: records.len(), counts, running, lost, best, problems, notes })
 }
@@ -138,10 +165,16 @@ pub fn render(s: &StatusReport) -> String {
     }
     for r in &s.lost {
         let by = r.holder.as_ref().map(|h| format!(" by {h}")).unwrap_or_default();
-        out += &format!("  lost {} {} {}: held{by}, which is gone; the next run resumes it from step {}/{}\n", r.id, r.language, r.model, r.steps, r.total_steps);
+        out += &format!(
+            "  lost {} {} {}: held{by}, which is gone; the next run resumes it from step {}/{}\n",
+            r.id, r.language, r.model, r.steps, r.total_steps
+        );
     }
     if let Some(b) = &s.best {
-        out += &format!("  best so far: {} ({} {}, {:.3e} tokens) val_loss {:.4}\n", b.id, b.language, b.model, b.tokens, b.val_loss);
+        out += &format!(
+            "  best so far: {} ({} {}, {:.3e} tokens) val_loss {:.4}\n",
+            b.id, b.language, b.model, b.tokens, b.val_loss
+        );
     }
     for (id, e) in &s.problems {
         out += &format!("  {id}: {e}\n");

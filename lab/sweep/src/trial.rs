@@ -86,7 +86,17 @@ impl TrialRun<'_> {
         let (error, retryable) = match result {
             Ok(Ok(record)) => return record,
             Ok(Err(e)) => (format!("{e:#}"), !codescale_core::is_bad_input(&e)),
-            Err(panic) => (format!("panicked: {}", panic.downcast_ref::<String>().cloned().or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string())).unwrap_or_default()), false),
+            Err(panic) => (
+                format!(
+                    "panicked: {}",
+                    panic
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default()
+                ),
+                false,
+            ),
         };
         let mut record = TrialRecord::load(&trial_dir).unwrap_or_else(|_| TrialRecord::pending(config.clone()));
         record.fail(error, retryable);
@@ -119,7 +129,9 @@ pub struct TaskOptions {
 pub fn run_planned(sweep_dir: &Path, index: usize, opts: &TaskOptions) -> Result<(String, Outcome)> {
     let dir = SweepDir::open(sweep_dir)?;
     let plan = dir.plan()?;
-    let mut config = plan.trials.get(index).cloned().ok_or_else(|| BadInput(format!("{} plans {} trials; there is no index {index}", sweep_dir.display(), plan.trials.len())))?;
+    let mut config = plan.trials.get(index).cloned().ok_or_else(|| {
+        BadInput(format!("{} plans {} trials; there is no index {index}", sweep_dir.display(), plan.trials.len()))
+    })?;
     config.threads = opts.threads.or_else(crate::slurm::allocated_cpus);
     config.checkpoint_interval = config.checkpoint_every();
     // The same trunk and rungs as the local executor would use: the plan's, under the runs folder.
@@ -127,7 +139,14 @@ pub fn run_planned(sweep_dir: &Path, index: usize, opts: &TaskOptions) -> Result
     let runs_root = sweep_dir.parent().unwrap_or(Path::new("."));
     let branch = plan_branches(&sweep, &plan.trials, runs_root).swap_remove(index);
     let asha = asha_of(&sweep, &dir);
-    let run = TrialRun { dir: &dir, asha: asha.as_ref(), branch, retry_failed: opts.retry_failed, progress: opts.progress.clone(), quiet: opts.quiet };
+    let run = TrialRun {
+        dir: &dir,
+        asha: asha.as_ref(),
+        branch,
+        retry_failed: opts.retry_failed,
+        progress: opts.progress.clone(),
+        quiet: opts.quiet,
+    };
     // A corpus given on the command line is checked before the trial is claimed: the wrong one
     // is a mistake in the command (exit 2), not a failure to record against the trial.
     let given = opts.corpus.as_deref().map(|path| open_planned_corpus(path, &config)).transpose()?;
@@ -142,9 +161,17 @@ pub fn run_planned(sweep_dir: &Path, index: usize, opts: &TaskOptions) -> Result
 /// The built corpus at `path`, if it is the one `config` was planned against.
 fn open_planned_corpus(path: &Path, config: &TrialConfig) -> Result<Corpus> {
     let corpus = Corpus::open(path).map_err(|e| BadInput(format!("--corpus {}: {e:#}", path.display())))?;
-    let key = codescale_core::CorpusKey { manifest: corpus.hash().to_string(), tokenizer: corpus.tokenizer_hash().to_string() };
+    let key = codescale_core::CorpusKey {
+        manifest: corpus.hash().to_string(),
+        tokenizer: corpus.tokenizer_hash().to_string(),
+    };
     if config.corpus_key.as_ref() != Some(&key) {
-        return Err(BadInput(format!("{} is not the corpus trial {} was planned against", path.display(), config.trial_id())).into());
+        return Err(BadInput(format!(
+            "{} is not the corpus trial {} was planned against",
+            path.display(),
+            config.trial_id()
+        ))
+        .into());
     }
     Ok(corpus)
 }

@@ -64,7 +64,8 @@ const DISTRIBUTIONS: &str = "constant, categorical, uniform, int_uniform, q_unif
 /// Converts the W&B sweep file at `path` (its text is `source`) to our TOML.
 pub fn to_toml(path: &Path, source: &str) -> Result<Converted> {
     let fail = Fail { file: path.display().to_string() };
-    let docs = MarkedYaml::load_from_str(source).map_err(|e| BadInput(format!("{}:{}: {}", fail.file, e.marker().line(), e.info())))?;
+    let docs = MarkedYaml::load_from_str(source)
+        .map_err(|e| BadInput(format!("{}:{}: {}", fail.file, e.marker().line(), e.info())))?;
     let root = match docs.as_slice() {
         [root] => root,
         [] => return Err(fail.at(1, "name", "the file is empty")),
@@ -80,7 +81,10 @@ pub fn to_toml(path: &Path, source: &str) -> Result<Converted> {
     }
     let get = |key: &str| top.iter().find(|(k, _, _)| *k == key).map(|(_, l, n)| (*l, *n));
     for (key, l, _) in &top {
-        if !LAUNCH_KEYS.contains(key) && !["name", "method", "metric", "parameters", "early_terminate", "run_cap", "corpus", "seed", "jobs"].contains(key) {
+        if !LAUNCH_KEYS.contains(key)
+            && !["name", "method", "metric", "parameters", "early_terminate", "run_cap", "corpus", "seed", "jobs"]
+                .contains(key)
+        {
             return Err(fail.at(*l, key, "is not a key of a W&B sweep that codescale reads (it reads name, method, metric, parameters, early_terminate, run_cap, and corpus, seed, jobs as in its TOML)"));
         }
     }
@@ -91,7 +95,8 @@ pub fn to_toml(path: &Path, source: &str) -> Result<Converted> {
         Some((l, n)) => (l, string(n, "name", &fail)?),
         None => (1, stem),
     };
-    let folder: String = name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' }).collect();
+    let folder: String =
+        name.chars().map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '-' }).collect();
     if folder != name {
         out.push(name_line, format!("# W&B name: {}", toml::Value::String(name.clone())));
     }
@@ -103,13 +108,27 @@ pub fn to_toml(path: &Path, source: &str) -> Result<Converted> {
     };
     match method.as_str() {
         "grid" | "random" => out.push(method_line, format!("method = \"{method}\"")),
-        "bayes" => return Err(fail.at(method_line, "method", "`bayes` is not supported: codescale plans every trial up front (use `random` with `run_cap`, or `grid`)")),
-        other => return Err(fail.at(method_line, "method", &format!("`{other}` is not a W&B method (grid, random, bayes)"))),
+        "bayes" => return Err(fail.at(
+            method_line,
+            "method",
+            "`bayes` is not supported: codescale plans every trial up front (use `random` with `run_cap`, or `grid`)",
+        )),
+        other => {
+            return Err(fail.at(method_line, "method", &format!("`{other}` is not a W&B method (grid, random, bayes)")))
+        }
     }
     match (get("run_cap"), method.as_str()) {
         (Some((l, n)), "random") => out.push(l, format!("trials = {}", scalar(n, "run_cap", &fail)?)),
-        (Some((l, _)), _) => return Err(fail.at(l, "run_cap", "only applies to `method: random` (a grid runs every combination)")),
-        (None, "random") => return Err(fail.at(method_line, "run_cap", "`method: random` needs `run_cap`: codescale plans a fixed number of trials")),
+        (Some((l, _)), _) => {
+            return Err(fail.at(l, "run_cap", "only applies to `method: random` (a grid runs every combination)"))
+        }
+        (None, "random") => {
+            return Err(fail.at(
+                method_line,
+                "run_cap",
+                "`method: random` needs `run_cap`: codescale plans a fixed number of trials",
+            ))
+        }
         _ => {}
     }
     for key in ["corpus", "seed", "jobs"] {
@@ -134,7 +153,11 @@ pub fn to_toml(path: &Path, source: &str) -> Result<Converted> {
 
     if let Some((l, n)) = get("early_terminate") {
         if let Some((metric_line, name)) = metric.filter(|(_, name)| name == "train_loss") {
-            return Err(fail.at(metric_line, "metric.name", &format!("early stopping ranks trials by validation loss, not `{name}`")));
+            return Err(fail.at(
+                metric_line,
+                "metric.name",
+                &format!("early stopping ranks trials by validation loss, not `{name}`"),
+            ));
         }
         let (min_tokens, eta) = hyperband(l, n, &parameters.1, &fail)?;
         out.push(l, "[early_stop]");
@@ -162,7 +185,9 @@ fn line(node: &Node) -> usize {
 
 /// A mapping's entries in order: key, the key's line, value.
 fn entries<'n, 'a>(node: &'n Node<'a>, what: &str, fail: &Fail) -> Result<Vec<(&'n str, usize, &'n Node<'a>)>> {
-    let YamlData::Mapping(map) = &node.data else { return Err(fail.at(line(node), what, "must be a mapping of keys to values")) };
+    let YamlData::Mapping(map) = &node.data else {
+        return Err(fail.at(line(node), what, "must be a mapping of keys to values"));
+    };
     map.iter()
         .map(|(k, v)| match &k.data {
             YamlData::Value(Scalar::String(s)) => Ok((s.as_ref(), line(k), v)),
@@ -189,7 +214,9 @@ fn number(node: &Node, key: &str, fail: &Fail) -> Result<f64> {
 /// A scalar as TOML text.
 fn scalar(node: &Node, key: &str, fail: &Fail) -> Result<String> {
     match value(node, key, fail)? {
-        v @ (toml::Value::Array(_) | toml::Value::Table(_)) => Err(fail.at(line(node), key, &format!("must be a single value, not {v}"))),
+        v @ (toml::Value::Array(_) | toml::Value::Table(_)) => {
+            Err(fail.at(line(node), key, &format!("must be a single value, not {v}")))
+        }
         v => Ok(v.to_string()),
     }
 }
@@ -200,11 +227,15 @@ fn value(node: &Node, key: &str, fail: &Fail) -> Result<toml::Value> {
     Ok(match &node.data {
         YamlData::Value(Scalar::Integer(i)) => toml::Value::Integer(*i),
         YamlData::Value(Scalar::FloatingPoint(x)) if x.is_finite() => toml::Value::Float(x.into_inner()),
-        YamlData::Value(Scalar::FloatingPoint(x)) => return Err(fail.at(l, key, &format!("{x} is not a finite number"))),
+        YamlData::Value(Scalar::FloatingPoint(x)) => {
+            return Err(fail.at(l, key, &format!("{x} is not a finite number")))
+        }
         YamlData::Value(Scalar::Boolean(b)) => toml::Value::Boolean(*b),
         YamlData::Value(Scalar::String(s)) => toml::Value::String(s.to_string()),
         YamlData::Value(Scalar::Null) => return Err(fail.at(l, key, "has no value (null)")),
-        YamlData::Sequence(items) => toml::Value::Array(items.iter().map(|n| value(n, key, fail)).collect::<Result<_>>()?),
+        YamlData::Sequence(items) => {
+            toml::Value::Array(items.iter().map(|n| value(n, key, fail)).collect::<Result<_>>()?)
+        }
         YamlData::Mapping(_) => {
             let mut table = toml::Table::new();
             for (k, _, v) in entries(node, key, fail)? {
@@ -232,7 +263,11 @@ fn check_metric(l: usize, node: &Node, fail: &Fail) -> Result<(usize, String)> {
             "name" => {
                 let name = string(v, "metric.name", fail)?;
                 if !RECORDED_METRICS.contains(&name.as_str()) {
-                    return Err(fail.at(kl, "metric.name", &format!("`{name}` is not a metric codescale records ({})", RECORDED_METRICS.join(", "))));
+                    return Err(fail.at(
+                        kl,
+                        "metric.name",
+                        &format!("`{name}` is not a metric codescale records ({})", RECORDED_METRICS.join(", ")),
+                    ));
                 }
                 named = Some((kl, name));
             }
@@ -241,7 +276,9 @@ fn check_metric(l: usize, node: &Node, fail: &Fail) -> Result<(usize, String)> {
                     return Err(fail.at(kl, "metric.goal", "codescale's metrics are losses: the goal is `minimize`"));
                 }
             }
-            "target" => return Err(fail.at(kl, "metric.target", "is not supported: codescale runs every planned trial")),
+            "target" => {
+                return Err(fail.at(kl, "metric.target", "is not supported: codescale runs every planned trial"))
+            }
             other => return Err(fail.at(kl, &format!("metric.{other}"), "is not a key of `metric` (name, goal)")),
         }
     }
@@ -253,14 +290,24 @@ fn parameter(key: &str, key_line: usize, spec: &Node, fail: &Fail) -> Result<(Op
     let fields = entries(spec, key, fail)?;
     let field = |name: &str| fields.iter().find(|(k, _, _)| *k == name).map(|(_, l, n)| (*l, *n));
     let whole = |name: &str| field(name).is_some_and(|(_, n)| matches!(n.data, YamlData::Value(Scalar::Integer(_))));
-    let named = field("distribution").map(|(l, n)| Ok::<_, anyhow::Error>((l, string(n, &format!("{key}.distribution"), fail)?))).transpose()?;
+    let named = field("distribution")
+        .map(|(l, n)| Ok::<_, anyhow::Error>((l, string(n, &format!("{key}.distribution"), fail)?)))
+        .transpose()?;
     let distribution = match named.as_ref().map(|(l, d)| (*l, d.as_str())) {
         Some((_, "constant" | "categorical")) => None,
         Some((_, d @ ("uniform" | "int_uniform" | "q_uniform"))) => Some(d),
         Some((_, "log_uniform_values" | "log_uniform")) => Some("log_uniform"),
-        Some((l, other)) => return Err(fail.at(l, &format!("{key}.distribution"), &format!("`{other}` is not supported (supported: {DISTRIBUTIONS})"))),
+        Some((l, other)) => {
+            return Err(fail.at(
+                l,
+                &format!("{key}.distribution"),
+                &format!("`{other}` is not supported (supported: {DISTRIBUTIONS})"),
+            ))
+        }
         // W&B's inference when no distribution is named.
-        None if field("min").is_some() || field("max").is_some() => Some(if whole("min") && whole("max") { "int_uniform" } else { "uniform" }),
+        None if field("min").is_some() || field("max").is_some() => {
+            Some(if whole("min") && whole("max") { "int_uniform" } else { "uniform" })
+        }
         None => None,
     };
     let mut table = toml::Table::new();
@@ -310,13 +357,17 @@ fn hyperband(l: usize, node: &Node, parameters: &[(&str, usize, &Node)], fail: &
                     return Err(fail.at(kl, &dotted, "must be ≥ 2 (each rung keeps the best 1/eta)"));
                 }
             }
-            "max_iter" | "s" | "strict" => return Err(fail.at(kl, &dotted, "is not supported: give `min_iter` (the first rung) and `eta`")),
+            "max_iter" | "s" | "strict" => {
+                return Err(fail.at(kl, &dotted, "is not supported: give `min_iter` (the first rung) and `eta`"))
+            }
             _ => return Err(fail.at(kl, &dotted, "is not a key of `early_terminate` (type, min_iter, eta)")),
         }
     }
     match kind {
         Some((_, t)) if t == "hyperband" => {}
-        Some((kl, t)) => return Err(fail.at(kl, "early_terminate.type", &format!("`{t}` is not supported (hyperband)"))),
+        Some((kl, t)) => {
+            return Err(fail.at(kl, "early_terminate.type", &format!("`{t}` is not supported (hyperband)")))
+        }
         None => return Err(fail.at(l, "early_terminate.type", "is required (hyperband)")),
     }
     let min_tokens = match (min_iter, min_tokens) {
@@ -330,7 +381,8 @@ fn hyperband(l: usize, node: &Node, parameters: &[(&str, usize, &Node)], fail: &
                 let (_, _, v) = entries(spec, key, fail).ok()?.into_iter().find(|(k, _, _)| *k == "value")?;
                 number(v, key, fail).ok()
             };
-            let (Some(every), Some(batch), Some(seq)) = (fixed("eval_interval"), fixed("batch_size"), fixed("seq_len")) else {
+            let (Some(every), Some(batch), Some(seq)) = (fixed("eval_interval"), fixed("batch_size"), fixed("seq_len"))
+            else {
                 return Err(fail.at(kl, "early_terminate.min_iter", "counts evaluations, and codescale's rungs are in tokens: fix `eval_interval`, `batch_size` and `seq_len` with `value` so an evaluation is a known number of tokens, or give `min_tokens` instead"));
             };
             iters * every * batch * seq
@@ -412,15 +464,24 @@ early_terminate:
         let (wd, _) = &s.parameters["weight_decay"];
         assert_eq!(wd.distribution, Some(Distribution::LogUniform));
         assert!((wd.min.unwrap() - 0.01).abs() < 1e-9 && (wd.max.unwrap() - 0.1).abs() < 1e-9, "{wd:?}");
-        assert_eq!((s.parameters["warmup"].0.distribution, s.parameters["warmup"].0.q), (Some(Distribution::QUniform), Some(0.1)));
-        assert_eq!(s.parameters["eval_tokens"].0.distribution, Some(Distribution::IntUniform), "W&B infers int_uniform from whole bounds");
+        assert_eq!(
+            (s.parameters["warmup"].0.distribution, s.parameters["warmup"].0.q),
+            (Some(Distribution::QUniform), Some(0.1))
+        );
+        assert_eq!(
+            s.parameters["eval_tokens"].0.distribution,
+            Some(Distribution::IntUniform),
+            "W&B infers int_uniform from whole bounds"
+        );
         let es = s.early_stop.clone().unwrap();
         assert_eq!((es.min_tokens, es.reduction), (2.0 * 4.0 * 16.0 * 32.0, 3.0));
         assert!(s.source.contains("# Left out, as codescale trains the models itself: program."), "{}", s.source);
 
         let trials = crate::plan::plan(&s).unwrap();
         assert_eq!(trials.len(), 12);
-        assert!(trials.iter().all(|c| (0.01..0.1).contains(&c.weight_decay) && (1e-4..1e-2).contains(&c.lr) && (1024..=2048).contains(&c.eval_tokens)));
+        assert!(trials.iter().all(|c| (0.01..0.1).contains(&c.weight_decay)
+            && (1e-4..1e-2).contains(&c.lr)
+            && (1024..=2048).contains(&c.eval_tokens)));
     }
 
     #[test]
@@ -432,24 +493,55 @@ early_terminate:
 
     #[test]
     fn unsupported_parts_name_the_line_and_key() {
-        let head = "name: x\nmethod: random\nrun_cap: 3\nparameters:\n  language: {value: go}\n  model: {value: d32-l1}\n";
+        let head =
+            "name: x\nmethod: random\nrun_cap: 3\nparameters:\n  language: {value: go}\n  model: {value: d32-l1}\n";
         let cases: Vec<(String, &str)> = vec![
-            ("name: x\nmethod: bayes\nparameters:\n  lr: {values: [0.1]}\n".into(), "sweep.yaml:2: `method`: `bayes` is not supported"),
+            (
+                "name: x\nmethod: bayes\nparameters:\n  lr: {values: [0.1]}\n".into(),
+                "sweep.yaml:2: `method`: `bayes` is not supported",
+            ),
             (format!("{head}  lr: {{values: [1], mu: 0}}\n"), "sweep.yaml:7: `lr.mu`: is not supported"),
-            (format!("{head}  lr:\n    distribution: normal\n"), "sweep.yaml:8: `lr.distribution`: `normal` is not supported"),
+            (
+                format!("{head}  lr:\n    distribution: normal\n"),
+                "sweep.yaml:8: `lr.distribution`: `normal` is not supported",
+            ),
             (format!("{head}  dropout: {{values: [0.1, 0.2]}}\n"), "sweep.yaml:7: `dropout`: unknown key"),
-            (format!("{head}  lr: {{values: [0.1, 0.2], probabilities: [0.5]}}\n"), "sweep.yaml:7: `lr`: 1 `probabilities` for 2 `values`"),
+            (
+                format!("{head}  lr: {{values: [0.1, 0.2], probabilities: [0.5]}}\n"),
+                "sweep.yaml:7: `lr`: 1 `probabilities` for 2 `values`",
+            ),
             (format!("{head}metric: {{name: val_loss, goal: maximize}}\n"), "sweep.yaml:7: `metric.goal`"),
-            (format!("{head}metric: {{name: accuracy, goal: minimize}}\n"), "sweep.yaml:7: `metric.name`: `accuracy` is not a metric"),
-            (format!("{head}metric:\n  name: train_loss\nearly_terminate: {{type: hyperband, min_tokens: 1.0e4}}\n"), "sweep.yaml:8: `metric.name`: early stopping ranks"),
-            (format!("{head}early_terminate: {{type: hyperband, min_iter: 3}}\n"), "sweep.yaml:7: `early_terminate.min_iter`: counts evaluations"),
-            (format!("{head}early_terminate: {{type: hyperband, max_iter: 27, s: 2}}\n"), "sweep.yaml:7: `early_terminate.max_iter`: is not supported"),
-            (format!("{head}early_terminate: {{type: envelope}}\n"), "sweep.yaml:7: `early_terminate.type`: `envelope` is not supported"),
-            (format!("{head}early_terminate: {{type: hyperband, min_tokens: 1.0e4, eta: 1}}\n"), "sweep.yaml:7: `early_terminate.eta`: must be ≥ 2"),
+            (
+                format!("{head}metric: {{name: accuracy, goal: minimize}}\n"),
+                "sweep.yaml:7: `metric.name`: `accuracy` is not a metric",
+            ),
+            (
+                format!("{head}metric:\n  name: train_loss\nearly_terminate: {{type: hyperband, min_tokens: 1.0e4}}\n"),
+                "sweep.yaml:8: `metric.name`: early stopping ranks",
+            ),
+            (
+                format!("{head}early_terminate: {{type: hyperband, min_iter: 3}}\n"),
+                "sweep.yaml:7: `early_terminate.min_iter`: counts evaluations",
+            ),
+            (
+                format!("{head}early_terminate: {{type: hyperband, max_iter: 27, s: 2}}\n"),
+                "sweep.yaml:7: `early_terminate.max_iter`: is not supported",
+            ),
+            (
+                format!("{head}early_terminate: {{type: envelope}}\n"),
+                "sweep.yaml:7: `early_terminate.type`: `envelope` is not supported",
+            ),
+            (
+                format!("{head}early_terminate: {{type: hyperband, min_tokens: 1.0e4, eta: 1}}\n"),
+                "sweep.yaml:7: `early_terminate.eta`: must be ≥ 2",
+            ),
             ("name: x\nmethod: random\nparameters:\n  lr: {values: [0.1]}\n".into(), "sweep.yaml:2: `run_cap`"),
             ("name: x\nmethod: grid\nparameters:\n  lr:\n    values: [0.1\n".into(), "sweep.yaml:"),
             ("name: x\nmethod: grid\nmethod: random\nparameters: {}\n".into(), "sweep.yaml:3"),
-            (format!("{head}  opt:\n    parameters:\n      lr: {{value: 1}}\n"), "sweep.yaml:8: `opt`: nested `parameters`"),
+            (
+                format!("{head}  opt:\n    parameters:\n      lr: {{value: 1}}\n"),
+                "sweep.yaml:8: `opt`: nested `parameters`",
+            ),
             (format!("{head}imports: [a]\n"), "sweep.yaml:7: `imports`: is not a key"),
         ];
         for (yaml, expected) in cases {

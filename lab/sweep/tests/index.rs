@@ -14,7 +14,17 @@ fn key(manifest: &str) -> CorpusKey {
 }
 
 fn config(model: &str, tokens: f64, corpus: &str) -> TrialConfig {
-    TrialSpec { language: Some("go".into()), model: Some(model.into()), batch_size: Some(4), seq_len: Some(16), tokens: Some(tokens), ..Default::default() }.resolve().unwrap().bound_to(key(corpus))
+    TrialSpec {
+        language: Some("go".into()),
+        model: Some(model.into()),
+        batch_size: Some(4),
+        seq_len: Some(16),
+        tokens: Some(tokens),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap()
+    .bound_to(key(corpus))
 }
 
 /// Saves `config`'s record under `runs/<sweep>` with `status`, and returns its folder.
@@ -66,7 +76,11 @@ fn the_index_is_built_once_then_only_checked() {
     let id = a[0].trial_id();
     assert_eq!(find_done_elsewhere(&again, &id, &runs.join("two")), Some(runs.join("one/trials").join(&id)));
     assert_eq!(find_done_elsewhere(&again, &id, &runs.join("one")), Some(runs.join("two/trials").join(&id)));
-    assert_eq!(find_done_elsewhere(&again, &config("d64-l1", 2e4, "a").trial_id(), &runs.join("one")), None, "failed is not done");
+    assert_eq!(
+        find_done_elsewhere(&again, &config("d64-l1", 2e4, "a").trial_id(), &runs.join("one")),
+        None,
+        "failed is not done"
+    );
 }
 
 #[test]
@@ -86,12 +100,22 @@ fn a_deleted_or_corrupt_index_is_rebuilt_from_the_records() {
     assert!(file.exists());
     assert!(find_done_elsewhere(&index, &c.trial_id(), &runs.join("two")).is_some());
 
-    for garbage in [&b"{\"format\": 1, \"trials\": {\"x\": "[..], b"not json at all", b"{\"format\": 1, \"trials\": {\"x\": {\"status\": \"done\"}}}", &[0xff, 0xfe, 0x00][..]] {
+    for garbage in [
+        &b"{\"format\": 1, \"trials\": {\"x\": "[..],
+        b"not json at all",
+        b"{\"format\": 1, \"trials\": {\"x\": {\"status\": \"done\"}}}",
+        &[0xff, 0xfe, 0x00][..],
+    ] {
         std::fs::write(&file, garbage).unwrap();
         let index = RunsIndex::refresh(runs);
         assert_eq!(index.reread, 2, "{}", String::from_utf8_lossy(garbage));
         assert_eq!(index.notes.len(), 1);
-        assert!(index.notes[0].contains(&file.display().to_string()) && index.notes[0].contains("rebuilt from the trial records"), "{}", index.notes[0]);
+        assert!(
+            index.notes[0].contains(&file.display().to_string())
+                && index.notes[0].contains("rebuilt from the trial records"),
+            "{}",
+            index.notes[0]
+        );
         assert!(find_done_elsewhere(&index, &c.trial_id(), &runs.join("two")).is_some(), "nothing lost");
         let healed = RunsIndex::refresh(runs);
         assert_eq!((healed.reread, healed.notes.len()), (0, 0), "the rebuilt index was written back");
@@ -136,7 +160,9 @@ fn a_stale_index_is_noticed_and_never_trusted() {
     // An index that claims more than the record says (edited, or from a clock that went
     // back) only yields candidates: the record has the last word.
     let file = runs.join("one").join(INDEX_FILE);
-    let forged = std::fs::read_to_string(&file).unwrap().replace("\"status\":\"failed\"", "\"status\":\"done\",\"config_id\":\"x\"");
+    let forged = std::fs::read_to_string(&file)
+        .unwrap()
+        .replace("\"status\":\"failed\"", "\"status\":\"done\",\"config_id\":\"x\"");
     assert!(forged.contains("\"status\":\"done\""), "{forged}");
     std::fs::write(&file, forged).unwrap();
     let index = RunsIndex::refresh(runs);

@@ -72,7 +72,9 @@ pub fn from_frame<T: DeserializeOwned>(df: &DataFrame) -> Result<Vec<T>> {
                     AnyValue::String(s) => text_value(s),
                     AnyValue::StringOwned(s) => text_value(s.as_str()),
                     AnyValue::Float64(f) => serde_json::Number::from_f64(f).map(Value::Number).unwrap_or(Value::Null),
-                    AnyValue::Float32(f) => serde_json::Number::from_f64(f as f64).map(Value::Number).unwrap_or(Value::Null),
+                    AnyValue::Float32(f) => {
+                        serde_json::Number::from_f64(f as f64).map(Value::Number).unwrap_or(Value::Null)
+                    }
                     AnyValue::Int64(v) => v.into(),
                     AnyValue::Int32(v) => v.into(),
                     AnyValue::UInt64(v) => v.into(),
@@ -149,8 +151,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("curve.parquet");
         let rows = vec![
-            CurvePoint { step: 1, tokens: 4096.0, lr: 1e-3, train_loss: 5.5, val_loss: None, val_loss_se: None, val_bpb: None, grad_norm: 1.5, wall_s: 0.1, expert_load: None, router_entropy: None, dropped_frac: None },
-            CurvePoint { step: 2, tokens: 8192.0, lr: 2e-3, train_loss: 5.0, val_loss: Some(4.9), val_loss_se: Some(0.01), val_bpb: Some(7.0), grad_norm: 1.2, wall_s: 0.2, expert_load: Some(vec![0.25, 0.75]), router_entropy: Some(0.5), dropped_frac: Some(0.125) },
+            CurvePoint {
+                step: 1,
+                tokens: 4096.0,
+                lr: 1e-3,
+                train_loss: 5.5,
+                val_loss: None,
+                val_loss_se: None,
+                val_bpb: None,
+                grad_norm: 1.5,
+                wall_s: 0.1,
+                expert_load: None,
+                router_entropy: None,
+                dropped_frac: None,
+            },
+            CurvePoint {
+                step: 2,
+                tokens: 8192.0,
+                lr: 2e-3,
+                train_loss: 5.0,
+                val_loss: Some(4.9),
+                val_loss_se: Some(0.01),
+                val_bpb: Some(7.0),
+                grad_norm: 1.2,
+                wall_s: 0.2,
+                expert_load: Some(vec![0.25, 0.75]),
+                router_entropy: Some(0.5),
+                dropped_frac: Some(0.125),
+            },
         ];
         write_curve(&path, "abc123", &rows).unwrap();
         let ids = crate::user::str_column(&read_frame(&path).unwrap(), "trial_id").unwrap();

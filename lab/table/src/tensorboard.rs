@@ -111,7 +111,20 @@ mod tests {
     #[test]
     fn records_frame_their_payload() {
         let dir = tempfile::tempdir().unwrap();
-        let curve = [CurvePoint { step: 3, tokens: 768.0, lr: 1e-3, train_loss: 2.5, val_loss: Some(2.4), val_loss_se: None, val_bpb: Some(3.5), grad_norm: 0.5, wall_s: 1.5, expert_load: None, router_entropy: None, dropped_frac: None }];
+        let curve = [CurvePoint {
+            step: 3,
+            tokens: 768.0,
+            lr: 1e-3,
+            train_loss: 2.5,
+            val_loss: Some(2.4),
+            val_loss_se: None,
+            val_bpb: Some(3.5),
+            grad_norm: 0.5,
+            wall_s: 1.5,
+            expert_load: None,
+            router_entropy: None,
+            dropped_frac: None,
+        }];
         let path = write_run(dir.path(), 1_700_000_000, &curve).unwrap();
         assert!(path.file_name().unwrap().to_string_lossy().starts_with("events.out.tfevents.1700000000"));
         let bytes = std::fs::read(&path).unwrap();
@@ -121,7 +134,10 @@ mod tests {
             let len = u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap()) as usize;
             assert_eq!(u32::from_le_bytes(bytes[at + 8..at + 12].try_into().unwrap()), masked_crc(&bytes[at..at + 8]));
             let payload = &bytes[at + 12..at + 12 + len];
-            assert_eq!(u32::from_le_bytes(bytes[at + 12 + len..at + 16 + len].try_into().unwrap()), masked_crc(payload));
+            assert_eq!(
+                u32::from_le_bytes(bytes[at + 12 + len..at + 16 + len].try_into().unwrap()),
+                masked_crc(payload)
+            );
             payloads.push(payload.to_vec());
             at += 16 + len;
         }

@@ -21,7 +21,10 @@ fn random<const D: usize>(shape: [usize; D]) -> Tensor<Ad, D> {
 }
 
 /// Median milliseconds of forward + backward of `f` over a few repetitions.
-fn time<const D: usize, const N: usize>(inputs: &[Tensor<Ad, D>; N], f: impl Fn([Tensor<Ad, D>; N]) -> Tensor<Ad, D>) -> (f64, f64) {
+fn time<const D: usize, const N: usize>(
+    inputs: &[Tensor<Ad, D>; N],
+    f: impl Fn([Tensor<Ad, D>; N]) -> Tensor<Ad, D>,
+) -> (f64, f64) {
     let mut fwd = Vec::new();
     let mut bwd = Vec::new();
     for _ in 0..7 {
@@ -42,7 +45,14 @@ fn time<const D: usize, const N: usize>(inputs: &[Tensor<Ad, D>; N], f: impl Fn(
 }
 
 fn row(name: &str, fused: (f64, f64), composed: (f64, f64)) {
-    println!("{name:<16} {:>9.2} {:>9.2} {:>11.2} {:>11.2} {:>7.1}×", fused.0, fused.1, composed.0, composed.1, (composed.0 + composed.1) / (fused.0 + fused.1));
+    println!(
+        "{name:<16} {:>9.2} {:>9.2} {:>11.2} {:>11.2} {:>7.1}×",
+        fused.0,
+        fused.1,
+        composed.0,
+        composed.1,
+        (composed.0 + composed.1) / (fused.0 + fused.1)
+    );
 }
 
 fn main() {
@@ -50,19 +60,34 @@ fn main() {
     rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().unwrap();
     let (b, t, h, hd, d, ff, v) = (16, 256, 4, 32, 128, 352, 256);
     println!("{threads} threads; milliseconds per call (median of 7)");
-    println!("{:<16} {:>9} {:>9} {:>11} {:>11} {:>8}", "op", "fused fwd", "fused bwd", "burn fwd", "burn bwd", "speedup");
+    println!(
+        "{:<16} {:>9} {:>9} {:>11} {:>11} {:>8}",
+        "op", "fused fwd", "fused bwd", "burn fwd", "burn bwd", "speedup"
+    );
     let qkv = [random([b, t, h, hd]), random([b, t, h, hd]), random([b, t, h, hd])];
-    row("attention", time(&qkv, |[q, k, v]| Ad::causal_attention(q, k, v)), time(&qkv, |[q, k, v]| composed::causal_attention(q, k, v)));
+    row(
+        "attention",
+        time(&qkv, |[q, k, v]| Ad::causal_attention(q, k, v)),
+        time(&qkv, |[q, k, v]| composed::causal_attention(q, k, v)),
+    );
     let gamma = random([d]);
     let x = [random([b * t, d])];
-    row("rms_norm", time(&x, |[x]| Ad::rms_norm(x, gamma.clone())), time(&x, |[x]| composed::rms_norm(x, gamma.clone())));
+    row(
+        "rms_norm",
+        time(&x, |[x]| Ad::rms_norm(x, gamma.clone())),
+        time(&x, |[x]| composed::rms_norm(x, gamma.clone())),
+    );
     let gu = [random([b * t, ff]), random([b * t, ff])];
     row("swiglu", time(&gu, |[g, u]| Ad::swiglu(g, u)), time(&gu, |[g, u]| composed::swiglu(g, u)));
     let (cos, sin) = rotary_tables(t, hd);
     let table = |v: Vec<f32>| Tensor::<Ad, 1>::from_floats(v.as_slice(), &FlexDevice).reshape([t, hd / 2]);
     let (cos, sin) = (table(cos), table(sin));
     let x = [random([b, t, h, hd])];
-    row("rotary", time(&x, |[x]| Ad::rotary(x, cos.clone(), sin.clone())), time(&x, |[x]| composed::rotary(x, cos.clone(), sin.clone())));
+    row(
+        "rotary",
+        time(&x, |[x]| Ad::rotary(x, cos.clone(), sin.clone())),
+        time(&x, |[x]| composed::rotary(x, cos.clone(), sin.clone())),
+    );
     for (m, k, n) in [(4096, 128, 128), (4096, 128, 352), (4096, 352, 128), (128, 4096, 352)] {
         let a = Tensor::<Flex, 2>::random([m, k], Distribution::Normal(0.0, 1.0), &FlexDevice);
         let w = Tensor::<Flex, 2>::random([k, n], Distribution::Normal(0.0, 1.0), &FlexDevice);
@@ -81,9 +106,16 @@ fn main() {
         let w = random([k, n]);
         let (f, b) = time(&x, |[x]| x.matmul(w.clone()));
         let flops = 2.0 * (m * n * k) as f64;
-        println!("autodiff matmul {m}×{k}·{k}×{n}: fwd {f:.3} ms ({:.0} GFLOP/s), bwd {b:.3} ms ({:.0} GFLOP/s)", flops / f / 1e6, 2.0 * flops / b / 1e6);
+        println!(
+            "autodiff matmul {m}×{k}·{k}×{n}: fwd {f:.3} ms ({:.0} GFLOP/s), bwd {b:.3} ms ({:.0} GFLOP/s)",
+            flops / f / 1e6,
+            2.0 * flops / b / 1e6
+        );
     }
-    let targets = Tensor::<Ad, 1, Int>::from_ints((0..b * t).map(|i| (i * 7 % v) as i32).collect::<Vec<_>>().as_slice(), &FlexDevice);
+    let targets = Tensor::<Ad, 1, Int>::from_ints(
+        (0..b * t).map(|i| (i * 7 % v) as i32).collect::<Vec<_>>().as_slice(),
+        &FlexDevice,
+    );
     let logits = [random([b * t, v])];
     row(
         "cross_entropy",
@@ -102,7 +134,15 @@ fn mlp_layers(tokens: usize) {
     println!("{:<16} {:>9} {:>9} {:>9}", "mlp layer", "fwd", "bwd", "÷ dense");
     println!("{:<16} {f:>9.2} {b:>9.2} {:>9.2}", "dense", 1.0);
     for (top_k, n_experts) in [(1, 4), (2, 8)] {
-        let spec = TrialSpec { language: Some("python".into()), model: Some("d128-l4".into()), arch: Some(Arch::Moe), n_experts: Some(n_experts), top_k: Some(top_k), d_expert: Some(352 / top_k), ..Default::default() };
+        let spec = TrialSpec {
+            language: Some("python".into()),
+            model: Some("d128-l4".into()),
+            arch: Some(Arch::Moe),
+            n_experts: Some(n_experts),
+            top_k: Some(top_k),
+            d_expert: Some(352 / top_k),
+            ..Default::default()
+        };
         let moe = MoeMlp::<Ad>::new(&mut Init::new(0, &FlexDevice), &spec.resolve().unwrap(), 0.02);
         let (mf, mb) = time(&x, |[x]| {
             let (y, aux, _) = moe.forward(x);

@@ -19,7 +19,8 @@ fn main() {
     let per_layer = [(d, d), (d, d), (d, d), (d, d), (d, ff), (d, ff), (ff, d)];
     let weights: Vec<(usize, usize)> = (0..layers).flat_map(|_| per_layer).chain([(d, vocab)]).collect();
     let fill = |n: usize| (0..n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect::<Vec<f32>>();
-    let data: Vec<[Vec<f32>; 3]> = weights.iter().map(|&(k, n)| [fill(rows * k), fill(k * n), fill(rows * n)]).collect();
+    let data: Vec<[Vec<f32>; 3]> =
+        weights.iter().map(|&(k, n)| [fill(rows * k), fill(k * n), fill(rows * n)]).collect();
     let step = || {
         for (&(k, n), [x, w, dy]) in weights.iter().zip(&data) {
             let (x, w, dy) = (Mat::new(x, rows, k), Mat::new(w, k, n), Mat::new(dy, rows, n));

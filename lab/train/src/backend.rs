@@ -57,7 +57,13 @@ pub fn device_name(config: &TrialConfig) -> Result<String> {
 }
 
 #[cfg(feature = "cuda")]
-fn train_cuda(dir: &Path, config: &TrialConfig, corpus: &Corpus, device_name: &str, opts: &RunOptions) -> Result<TrialRecord> {
+fn train_cuda(
+    dir: &Path,
+    config: &TrialConfig,
+    corpus: &Corpus,
+    device_name: &str,
+    opts: &RunOptions,
+) -> Result<TrialRecord> {
     use burn::backend::cuda::CudaDevice;
     use burn::backend::Cuda;
     let device = CudaDevice::new(config.device.unwrap_or(0));
@@ -70,7 +76,13 @@ fn train_cuda(_: &Path, _: &TrialConfig, _: &Corpus, _: &str, _: &RunOptions) ->
 }
 
 #[cfg(feature = "wgpu")]
-fn train_wgpu(dir: &Path, config: &TrialConfig, corpus: &Corpus, device_name: &str, opts: &RunOptions) -> Result<TrialRecord> {
+fn train_wgpu(
+    dir: &Path,
+    config: &TrialConfig,
+    corpus: &Corpus,
+    device_name: &str,
+    opts: &RunOptions,
+) -> Result<TrialRecord> {
     use burn::backend::Wgpu;
     let adapter = wgpu::probe(config).map_err(BadInput)?;
     trainer::train::<Autodiff<Wgpu>>(dir, config, corpus, &adapter.device, device_name, opts)
@@ -101,7 +113,7 @@ pub mod wgpu {
     use burn::backend::wgpu::graphics::{AutoGraphicsApi, GraphicsApi};
     use burn::backend::wgpu::WgpuDevice;
     use burn::backend::Wgpu;
-        use burn::tensor::DType;
+    use burn::tensor::DType;
     use codescale_core::{Precision, TrialConfig};
     use wgpu::{AdapterInfo, DeviceType};
 
@@ -133,7 +145,14 @@ pub mod wgpu {
     }
 
     fn describe(info: &AdapterInfo) -> String {
-        format!("{}; {:?} {}; driver {}, {}", info.name, info.backend, kind(info.device_type), info.driver, info.driver_info)
+        format!(
+            "{}; {:?} {}; driver {}, {}",
+            info.name,
+            info.backend,
+            kind(info.device_type),
+            info.driver,
+            info.driver_info
+        )
     }
 
     /// Every adapter of the graphics API cubecl uses here (Vulkan on Linux, Metal on macOS),
@@ -141,8 +160,12 @@ pub mod wgpu {
     /// the driver's order (cubecl reaches only the first CPU adapter and none of kind "other").
     pub fn adapters() -> Vec<(AdapterInfo, Option<WgpuDevice>)> {
         let backend = AutoGraphicsApi::backend();
-        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends: backend.into(), ..wgpu::InstanceDescriptor::new_without_display_handle() });
-        let infos: Vec<AdapterInfo> = block_on(instance.enumerate_adapters(backend.into())).iter().map(wgpu::Adapter::get_info).collect();
+        let instance = wgpu::Instance::new(wgpu::InstanceDescriptor {
+            backends: backend.into(),
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        });
+        let infos: Vec<AdapterInfo> =
+            block_on(instance.enumerate_adapters(backend.into())).iter().map(wgpu::Adapter::get_info).collect();
         let mut listed: Vec<(AdapterInfo, Option<WgpuDevice>)> = infos
             .iter()
             .enumerate()
@@ -167,7 +190,14 @@ pub mod wgpu {
     pub fn probe(config: &TrialConfig) -> Result<Adapter, String> {
         let index = config.device.unwrap_or(0);
         let listed = adapters();
-        let list = || listed.iter().enumerate().map(|(i, (info, _))| format!("{i}: {}", describe(info))).collect::<Vec<_>>().join("; ");
+        let list = || {
+            listed
+                .iter()
+                .enumerate()
+                .map(|(i, (info, _))| format!("{i}: {}", describe(info)))
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
         if listed.is_empty() {
             return Err(format!(
                 "`backend` = \"wgpu\" but wgpu found no {:?} adapter on this machine: install a driver for the GPU, or Mesa's lavapipe to run on the CPU (Debian: mesa-vulkan-drivers), or set `backend = \"flex\"`",
@@ -175,18 +205,26 @@ pub mod wgpu {
             ));
         }
         let Some((info, device)) = listed.get(index) else {
-            return Err(format!("`device` = {index} but wgpu lists {} adapter(s) here, numbered from 0: {}", listed.len(), list()));
+            return Err(format!(
+                "`device` = {index} but wgpu lists {} adapter(s) here, numbered from 0: {}",
+                listed.len(),
+                list()
+            ));
         };
         let Some(device) = device.clone() else {
             return Err(format!("`device` = {index} is {}, which cubecl cannot open (only the first CPU adapter, and no adapter of kind \"other\"); the adapters: {}", describe(info), list()));
         };
         let name = format!("wgpu:{index} ({})", describe(info));
         // Opening the device is where cubecl panics when the adapter cannot serve it.
-        let supports = |dtype| catch_unwind(AssertUnwindSafe(|| <Wgpu as burn::tensor::backend::Backend>::supports_dtype(&device, dtype)));
+        let supports = |dtype| {
+            catch_unwind(AssertUnwindSafe(|| <Wgpu as burn::tensor::backend::Backend>::supports_dtype(&device, dtype)))
+        };
         match supports(DType::F32) {
             Ok(true) => {}
             Ok(false) => return Err(format!("`backend` = \"wgpu\": adapter {name} cannot compute in f32")),
-            Err(_) => return Err(format!("`backend` = \"wgpu\": cubecl could not open adapter {name} (see the panic above)")),
+            Err(_) => {
+                return Err(format!("`backend` = \"wgpu\": cubecl could not open adapter {name} (see the panic above)"))
+            }
         }
         if config.precision == Precision::Bf16 && !supports(DType::BF16).unwrap_or(false) {
             return Err(format!(
@@ -234,17 +272,23 @@ mod cuda {
         if !unsafe { driver_sys::is_culib_present() } {
             return Err("`backend` = \"cuda\" but no CUDA driver (libcuda.so) could be loaded on this machine: run on a machine with an NVIDIA GPU and its driver, or set `backend = \"flex\"`".into());
         }
-        let count = CudaContext::device_count().map_err(|e| format!("`backend` = \"cuda\" but the CUDA driver has no usable GPU here ({e})"))?.max(0) as usize;
+        let count = CudaContext::device_count()
+            .map_err(|e| format!("`backend` = \"cuda\" but the CUDA driver has no usable GPU here ({e})"))?
+            .max(0) as usize;
         if index >= count {
             return Err(format!("`device` = {index} but this machine has {count} CUDA device(s), numbered from 0 (CUDA_VISIBLE_DEVICES={})", std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_else(|_| "unset".into())));
         }
-        let name = driver::device::get(index as i32).and_then(driver::device::get_name).map_err(|e| format!("`device` = {index}: the CUDA driver cannot name it ({e})"))?;
+        let name = driver::device::get(index as i32)
+            .and_then(driver::device::get_name)
+            .map_err(|e| format!("`device` = {index}: the CUDA driver cannot name it ({e})"))?;
 
         // cudarc calls the driver's entry points of the CUDA version it was built for; an older
         // driver may lack some, which surfaces as a panic deep inside a training step.
         let mut driver_version = 0;
         // SAFETY: writes one integer through a valid pointer.
-        unsafe { driver_sys::cuDriverGetVersion(&mut driver_version) }.result().map_err(|e| format!("`backend` = \"cuda\": the driver does not report its version ({e})"))?;
+        unsafe { driver_sys::cuDriverGetVersion(&mut driver_version) }
+            .result()
+            .map_err(|e| format!("`backend` = \"cuda\": the driver does not report its version ({e})"))?;
         let built = driver_sys::CUDA_VERSION as i32;
         if driver_version < built {
             return Err(format!(
@@ -262,7 +306,9 @@ mod cuda {
         }
         let (mut major, mut minor) = (0, 0);
         // SAFETY: writes two integers through valid pointers.
-        unsafe { nvrtc::nvrtcVersion(&mut major, &mut minor) }.result().map_err(|e| format!("`backend` = \"cuda\": NVRTC does not report its version ({e:?})"))?;
+        unsafe { nvrtc::nvrtcVersion(&mut major, &mut minor) }
+            .result()
+            .map_err(|e| format!("`backend` = \"cuda\": NVRTC does not report its version ({e:?})"))?;
         // The kernels reach the driver as PTX, which a driver older than the compiler refuses.
         if major * 1000 + minor * 10 > driver_version {
             return Err(format!(
@@ -290,7 +336,8 @@ mod tests {
     use super::*;
 
     fn config(sets: &[(&str, &str)]) -> TrialConfig {
-        let mut spec = TrialSpec { language: Some("python".into()), model: Some("d64-l2".into()), ..Default::default() };
+        let mut spec =
+            TrialSpec { language: Some("python".into()), model: Some("d64-l2".into()), ..Default::default() };
         for (k, v) in sets {
             spec.set(k, v).unwrap();
         }
@@ -313,7 +360,11 @@ mod tests {
         if cfg!(not(feature = "cuda")) {
             assert!(message.contains("`backend` = \"cuda\"") && message.contains("built without CUDA"), "{message}");
         } else if !std::path::Path::new("/dev/nvidiactl").exists() {
-            assert!(message.contains("`backend` = \"cuda\"") && (message.contains("libcuda.so") || message.contains("no usable GPU")), "{message}");
+            assert!(
+                message.contains("`backend` = \"cuda\"")
+                    && (message.contains("libcuda.so") || message.contains("no usable GPU")),
+                "{message}"
+            );
         } else {
             assert!(message.contains("`device` = 4095"), "{message}");
         }

@@ -40,7 +40,17 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     #[allow(clippy::too_many_arguments)]
-    pub fn new(trial_id: &str, step: usize, adam_t: u64, param_steps: Vec<u64>, wall_s: f64, train_s: f64, curve: Vec<CurvePoint>, params: Vec<Vec<f32>>, moments: Vec<Option<(Vec<f32>, Vec<f32>)>>) -> Self {
+    pub fn new(
+        trial_id: &str,
+        step: usize,
+        adam_t: u64,
+        param_steps: Vec<u64>,
+        wall_s: f64,
+        train_s: f64,
+        curve: Vec<CurvePoint>,
+        params: Vec<Vec<f32>>,
+        moments: Vec<Option<(Vec<f32>, Vec<f32>)>>,
+    ) -> Self {
         let meta = Meta {
             trial_id: trial_id.to_string(),
             step,
@@ -62,7 +72,8 @@ impl Checkpoint {
 
     pub fn save_file(&self, path: &Path) -> Result<()> {
         let meta = serde_json::to_vec(&self.meta)?;
-        let floats: usize = self.params.iter().map(Vec::len).sum::<usize>() + self.moments.iter().flatten().map(|(m, v)| m.len() + v.len()).sum::<usize>();
+        let floats: usize = self.params.iter().map(Vec::len).sum::<usize>()
+            + self.moments.iter().flatten().map(|(m, v)| m.len() + v.len()).sum::<usize>();
         let mut bytes = Vec::with_capacity(16 + meta.len() + 4 * floats);
         bytes.extend_from_slice(MAGIC);
         bytes.extend_from_slice(&(meta.len() as u64).to_le_bytes());
@@ -97,7 +108,11 @@ impl Checkpoint {
             Ok(v)
         };
         let params = meta.param_lens.iter().map(|&n| take(n)).collect::<Result<Vec<_>>>()?;
-        let moments = meta.moment_lens.iter().map(|n| n.map(|n| Ok((take(n)?, take(n)?))).transpose()).collect::<Result<Vec<_>>>()?;
+        let moments = meta
+            .moment_lens
+            .iter()
+            .map(|n| n.map(|n| Ok((take(n)?, take(n)?))).transpose())
+            .collect::<Result<Vec<_>>>()?;
         ensure!(floats.next().is_none(), "checkpoint {} has trailing data", path.display());
         Ok(Some(Checkpoint { meta, params, moments }))
     }

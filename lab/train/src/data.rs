@@ -25,7 +25,12 @@ pub struct Sampler {
 
 impl Sampler {
     pub fn new(tokens: Vec<u16>, seq_len: usize, micro_batch: usize, seed: u64) -> anyhow::Result<Sampler> {
-        anyhow::ensure!(tokens.len() > seq_len + 1, "the training shard has {} tokens, fewer than one window of {}", tokens.len(), seq_len + 1);
+        anyhow::ensure!(
+            tokens.len() > seq_len + 1,
+            "the training shard has {} tokens, fewer than one window of {}",
+            tokens.len(),
+            seq_len + 1
+        );
         Ok(Sampler { tokens, seq_len, micro_batch, seed, inputs: Vec::new(), targets: Vec::new() })
     }
 

@@ -115,7 +115,11 @@ pub struct SwiGlu<B: Backend> {
 impl<B: Backend> SwiGlu<B> {
     pub fn new(init: &mut Init<'_, B>, d: usize, hidden: usize, out_std: f64) -> Self {
         let std = init.std;
-        SwiGlu { gate: Linear::new(init, d, hidden, std), up: Linear::new(init, d, hidden, std), down: Linear::new(init, hidden, d, out_std) }
+        SwiGlu {
+            gate: Linear::new(init, d, hidden, std),
+            up: Linear::new(init, d, hidden, std),
+            down: Linear::new(init, hidden, d, out_std),
+        }
     }
 }
 
@@ -215,7 +219,6 @@ impl<B: Backend> Transformer<B> {
 }
 
 impl<B: Kernels> Transformer<B> {
-
     /// `tokens`: `[batch, time]` → logits `[batch·time, vocab]`.
     pub fn forward(&self, tokens: Tensor<B, 2, Int>) -> (Tensor<B, 2>, Aux<B>) {
         let [batch, time] = tokens.dims();

@@ -52,7 +52,16 @@ impl<B: Backend> MoeMlp<B> {
         let router = Linear::new(init, d, c.n_experts, std);
         let experts = (0..c.n_experts).map(|_| SwiGlu::new(init, d, c.d_expert, out_std)).collect();
         let shared = c.shared_expert.then(|| SwiGlu::new(init, d, c.d_expert, out_std));
-        MoeMlp { router, experts, shared, top_k: c.top_k, gate: c.gate, capacity_factor: c.capacity_factor, aux_loss_coef: c.aux_loss_coef, z_loss_coef: c.z_loss_coef }
+        MoeMlp {
+            router,
+            experts,
+            shared,
+            top_k: c.top_k,
+            gate: c.gate,
+            capacity_factor: c.capacity_factor,
+            aux_loss_coef: c.aux_loss_coef,
+            z_loss_coef: c.z_loss_coef,
+        }
     }
 
     /// Slots each expert takes from `tokens` tokens: the capacity factor times an even share.
@@ -87,7 +96,9 @@ impl<B: Kernels> MoeMlp<B> {
             if self.router.bf16 {
                 // The fused kernels multiply in f32; autocast goes through the experts' own
                 // (bf16) projections.
-                composed::moe_experts(x, gates, experts, self.experts.len(), capacity, |e, x| self.experts[e].forward(x))
+                composed::moe_experts(x, gates, experts, self.experts.len(), capacity, |e, x| {
+                    self.experts[e].forward(x)
+                })
             } else {
                 B::moe_experts(x, gates, experts, &self.expert_weights(), capacity)
             }
@@ -99,7 +110,11 @@ impl<B: Kernels> MoeMlp<B> {
     }
 
     /// The layer with `route(x, gates, experts, capacity)` running the experts.
-    fn forward_with(&self, x: Tensor<B, 2>, route: impl FnOnce(Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 2, Int>, Option<usize>) -> Routed<B>) -> (Tensor<B, 2>, Tensor<B, 1>, RouterStats<B>) {
+    fn forward_with(
+        &self,
+        x: Tensor<B, 2>,
+        route: impl FnOnce(Tensor<B, 2>, Tensor<B, 2>, Tensor<B, 2, Int>, Option<usize>) -> Routed<B>,
+    ) -> (Tensor<B, 2>, Tensor<B, 1>, RouterStats<B>) {
         let [n, _] = x.dims();
         let n_experts = self.experts.len();
         let logits = self.router.forward(x.clone());
@@ -217,11 +232,14 @@ mod tests {
                 moe.forward(x.clone())
             } else {
                 let experts = moe.expert_weights();
-                moe.forward_with(x.clone(), |x, gates, idx, capacity| composed::moe_experts(x, gates, idx, 4, capacity, |e, x| composed::swiglu_mlp(x, &experts[e])))
+                moe.forward_with(x.clone(), |x, gates, idx, capacity| {
+                    composed::moe_experts(x, gates, idx, 4, capacity, |e, x| composed::swiglu_mlp(x, &experts[e]))
+                })
             };
             let grads = ((y.clone() * weights.clone()).sum() + aux.clone()).backward();
             let inputs = parameters(&moe).into_iter().chain([x]);
-            let grads: Vec<Tensor<B, 2>> = inputs.map(|p| p.grad(&grads).expect("every input gets a gradient")).collect();
+            let grads: Vec<Tensor<B, 2>> =
+                inputs.map(|p| p.grad(&grads).expect("every input gets a gradient")).collect();
             (y.inner(), aux.inner(), stats.load.inner(), stats.dropped.map(|d| d.inner().into_scalar()), grads)
         };
         let (fused, composed) = (run(true), run(false));
@@ -262,7 +280,10 @@ mod tests {
         let mut moe = MoeMlp::<T>::new(&mut init, c.d_model, &moe_config(&c), 0.02);
         // A router that sends every (positive) input to expert 0.
         let skewed: Vec<f32> = (0..64 * 4).map(|i| if i % 4 == 0 { 0.5 } else { 0.0 }).collect();
-        moe.router = Linear { weight: burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(skewed, [64, 4]), &device)), bf16: false };
+        moe.router = Linear {
+            weight: burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(skewed, [64, 4]), &device)),
+            bf16: false,
+        };
         let values: Vec<f32> = {
             use rand::{Rng, SeedableRng};
             let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);

@@ -35,7 +35,17 @@ pub struct AdamW<B: AutodiffBackend> {
 
 impl<B: AutodiffBackend> AdamW<B> {
     pub fn new(c: &TrialConfig) -> Self {
-        AdamW { beta1: c.beta1, beta2: c.beta2, eps: c.eps, weight_decay: c.weight_decay, grad_clip: c.grad_clip, t: 0, steps: Vec::new(), moments: Vec::new(), grads: Vec::new() }
+        AdamW {
+            beta1: c.beta1,
+            beta2: c.beta2,
+            eps: c.eps,
+            weight_decay: c.weight_decay,
+            grad_clip: c.grad_clip,
+            t: 0,
+            steps: Vec::new(),
+            moments: Vec::new(),
+            grads: Vec::new(),
+        }
     }
 
     /// Adds one backward pass's gradients to the accumulator.
@@ -59,7 +69,8 @@ impl<B: AutodiffBackend> AdamW<B> {
     /// clears the accumulator.
     pub fn step<M: AutodiffModule<B>>(&mut self, model: M, lr: f64, grad_norm: f64) -> M {
         self.t += 1;
-        let scale = if self.grad_clip > 0.0 && grad_norm > self.grad_clip { self.grad_clip / (grad_norm + 1e-6) } else { 1.0 };
+        let scale =
+            if self.grad_clip > 0.0 && grad_norm > self.grad_clip { self.grad_clip / (grad_norm + 1e-6) } else { 1.0 };
         let mut mapper = Update { opt: self, lr, scale, index: 0 };
         let model = model.map(&mut mapper);
         self.grads.iter_mut().for_each(|g| *g = None);
@@ -78,7 +89,13 @@ impl<B: AutodiffBackend> AdamW<B> {
 
     /// Restores the state [`export_moments`](Self::export_moments) and
     /// [`export_steps`](Self::export_steps) saved after `t` updates.
-    pub fn import_state(&mut self, moments: Vec<Option<(Vec<f32>, Vec<f32>)>>, steps: Vec<u64>, t: u64, device: &burn::tensor::Device<Inner<B>>) {
+    pub fn import_state(
+        &mut self,
+        moments: Vec<Option<(Vec<f32>, Vec<f32>)>>,
+        steps: Vec<u64>,
+        t: u64,
+        device: &burn::tensor::Device<Inner<B>>,
+    ) {
         let load = |v: Vec<f32>| {
             let n = v.len();
             Tensor::<Inner<B>, 1>::from_data(TensorData::new(v, [n]), device)
@@ -147,7 +164,10 @@ impl<B: AutodiffBackend> ModuleMapper<B> for Update<'_, B> {
         opt.steps[i] += 1;
         let t = opt.steps[i] as i32;
         let (m, v) = match opt.moments[i].take() {
-            Some((m, v)) => (m.mul_scalar(opt.beta1) + g.clone().mul_scalar(1.0 - opt.beta1), v.mul_scalar(opt.beta2) + g.square().mul_scalar(1.0 - opt.beta2)),
+            Some((m, v)) => (
+                m.mul_scalar(opt.beta1) + g.clone().mul_scalar(1.0 - opt.beta1),
+                v.mul_scalar(opt.beta2) + g.square().mul_scalar(1.0 - opt.beta2),
+            ),
             None => (g.clone().mul_scalar(1.0 - opt.beta1), g.square().mul_scalar(1.0 - opt.beta2)),
         };
         let bias1 = 1.0 - opt.beta1.powi(t);

@@ -68,8 +68,10 @@ where
         let train_tokens = corpus.shard(&config.language, Split::Train)?;
         let val_tokens = corpus.shard(&config.language, Split::Val)?;
         // Too small a shard for the window fails the same way every time: bad input, not retried.
-        let sampler = Sampler::new(train_tokens, config.seq_len, config.micro_batch, config.seed).map_err(|e| BadInput(format!("training shard of {}: {e:#}", config.language)))?;
-        let eval = EvalSet::new(val_tokens, config.seq_len, config.eval_tokens, config.micro_batch).map_err(|e| BadInput(format!("validation shard of {}: {e:#}", config.language)))?;
+        let sampler = Sampler::new(train_tokens, config.seq_len, config.micro_batch, config.seed)
+            .map_err(|e| BadInput(format!("training shard of {}: {e:#}", config.language)))?;
+        let eval = EvalSet::new(val_tokens, config.seq_len, config.eval_tokens, config.micro_batch)
+            .map_err(|e| BadInput(format!("validation shard of {}: {e:#}", config.language)))?;
         Ok(Run {
             config: config.clone(),
             device,
@@ -106,7 +108,17 @@ where
 
     /// The state to resume from, labelled with its owner's id.
     pub fn checkpoint(&self, owner: &str) -> Checkpoint {
-        Checkpoint::new(owner, self.steps, self.opt.t, self.opt.export_steps(), self.wall_s(), self.train_s, self.curve.clone(), checkpoint::export_params(self.model()), self.opt.export_moments())
+        Checkpoint::new(
+            owner,
+            self.steps,
+            self.opt.t,
+            self.opt.export_steps(),
+            self.wall_s(),
+            self.train_s,
+            self.curve.clone(),
+            checkpoint::export_params(self.model()),
+            self.opt.export_moments(),
+        )
     }
 
     pub fn wall_s(&self) -> f64 {
@@ -141,19 +153,40 @@ where
         // for the device to finish everything queued before it, and leaves it idle until the
         // next work is queued. The values are the same as read one by one.
         let sq_sum = self.opt.grad_sq_sum().expect("a model with parameters has gradients");
-        let read = to_vec(Tensor::cat([loss_sum.expect("at least one micro-batch"), sq_sum].into_iter().chain(dropped_sum).collect(), 0));
+        let read = to_vec(Tensor::cat(
+            [loss_sum.expect("at least one micro-batch"), sq_sum].into_iter().chain(dropped_sum).collect(),
+            0,
+        ));
         let train_loss = read[0] as f64 / accum as f64;
         let grad_norm = (read[1] as f64).sqrt();
         let dropped_frac = read.get(2).map(|&d| d as f64 / accum as f64);
-        if !train_loss.is_finite() || !grad_norm.is_finite() || train_loss > divergence_threshold(self.config.vocab_size()) {
-            return Stepped::Diverged(format!("diverged at step {step}: train loss {train_loss}, gradient norm {grad_norm}"));
+        if !train_loss.is_finite()
+            || !grad_norm.is_finite()
+            || train_loss > divergence_threshold(self.config.vocab_size())
+        {
+            return Stepped::Diverged(format!(
+                "diverged at step {step}: train loss {train_loss}, gradient norm {grad_norm}"
+            ));
         }
         let model = self.model.take().expect("model present");
         self.model = Some(self.opt.step(model, lr, grad_norm));
         self.train_s += t0.elapsed().as_secs_f64();
         self.steps = step + 1;
         let tokens = (self.steps * self.config.tokens_per_step()) as f64;
-        self.curve.push(CurvePoint { step: self.steps, tokens, lr, train_loss, val_loss: None, val_loss_se: None, val_bpb: None, grad_norm, wall_s: self.wall_s(), expert_load: None, router_entropy: None, dropped_frac });
+        self.curve.push(CurvePoint {
+            step: self.steps,
+            tokens,
+            lr,
+            train_loss,
+            val_loss: None,
+            val_loss_se: None,
+            val_bpb: None,
+            grad_norm,
+            wall_s: self.wall_s(),
+            expert_load: None,
+            router_entropy: None,
+            dropped_frac,
+        });
         Stepped::Ok
     }
 
@@ -205,7 +238,11 @@ fn evaluate<B: Kernels>(model: &Transformer<B>, eval: &mut EvalSet, device: &B::
     for batch in eval.batches::<B>(device, stride) {
         let [rows, time] = batch.inputs.dims();
         let (logits, aux) = model.forward(batch.inputs);
-        let losses: Vec<f32> = B::token_losses(logits, batch.targets.reshape([rows * time])).into_data().convert::<f32>().to_vec().expect("f32 losses");
+        let losses: Vec<f32> = B::token_losses(logits, batch.targets.reshape([rows * time]))
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .expect("f32 losses");
         windows.extend(losses.chunks(time).map(|w| w.iter().map(|&l| l as f64).sum::<f64>() / time as f64));
         if let Some(stats) = aux.router.into_iter().next() {
             let layer_load = to_vec(stats.load.clone());

@@ -42,7 +42,14 @@ pub fn rung_steps(config: &TrialConfig, rungs: &[f64]) -> Vec<usize> {
     steps
 }
 
-pub fn train<B>(dir: &Path, config: &TrialConfig, corpus: &Corpus, device: &B::Device, device_name: &str, opts: &RunOptions) -> Result<TrialRecord>
+pub fn train<B>(
+    dir: &Path,
+    config: &TrialConfig,
+    corpus: &Corpus,
+    device: &B::Device,
+    device_name: &str,
+    opts: &RunOptions,
+) -> Result<TrialRecord>
 where
     B: AutodiffBackend + Kernels,
     B::InnerBackend: Kernels,
@@ -59,13 +66,25 @@ where
     record.provenance.tokenizer_hash = corpus.tokenizer_hash().to_string();
     anyhow::ensure!(
         corpus.vocab_size() <= config.vocab_size(),
-        BadInput(format!("corpus vocabulary ({}) is larger than the model's ({})", corpus.vocab_size(), config.vocab_size()))
+        BadInput(format!(
+            "corpus vocabulary ({}) is larger than the model's ({})",
+            corpus.vocab_size(),
+            config.vocab_size()
+        ))
     );
     let params = config.params();
-    record.metrics = Metrics { n_params: params.n_params, n_params_total: params.n_params_total, n_params_active: params.n_params_active, ..Default::default() };
+    record.metrics = Metrics {
+        n_params: params.n_params,
+        n_params_total: params.n_params_total,
+        n_params_active: params.n_params_active,
+        ..Default::default()
+    };
 
     if opts.branch.is_some() {
-        record.branch = Some(BranchOrigin { trunk: config.trunk_id().context("a branch needs `schedule = \"wsd\"`")?, step: config.decay_start() });
+        record.branch = Some(BranchOrigin {
+            trunk: config.trunk_id().context("a branch needs `schedule = \"wsd\"`")?,
+            step: config.decay_start(),
+        });
     }
     let rungs = rung_steps(config, &opts.rungs);
     let ckpt_dir = dir.join(CHECKPOINT_DIR);
@@ -75,7 +94,11 @@ where
             // Said in the record so whoever reads it (`sweep status`, a test) can tell a run
             // that went on from its checkpoint from one that started again.
             if resumed {
-                record.notes.push(format!("resumed from its checkpoint at step {} of {}", run.steps, config.total_steps()));
+                record.notes.push(format!(
+                    "resumed from its checkpoint at step {} of {}",
+                    run.steps,
+                    config.total_steps()
+                ));
             }
             if !resumed && opts.branch.is_some() {
                 if let Some(outcome) = fork(&mut run, &mut record, opts, &rungs, corpus, device)? {
@@ -108,7 +131,11 @@ where
             run.evaluate(step == total);
         }
         bar.set_position(step as u64);
-        bar.set_message(format!("loss {:.3} · {:.0} tok/s", run.curve.last().map_or(f64::NAN, |p| p.train_loss), run.tokens_per_s()));
+        bar.set_message(format!(
+            "loss {:.3} · {:.0} tok/s",
+            run.curve.last().map_or(f64::NAN, |p| p.train_loss),
+            run.tokens_per_s()
+        ));
         if rungs.contains(&step) && step < total && !go_on(opts, &run, step)? {
             outcome = Status::Pruned;
             break;
@@ -156,7 +183,14 @@ where
 /// Starts a branch from its trunk's fork: the trunk's curve, keeping only the evaluations this
 /// trial would have made itself, then the rung decisions those evaluations settle. `Some`
 /// outcome when the trial ends there (the trunk diverged, or a rung pruned it).
-fn fork<B: AutodiffBackend + Kernels>(run: &mut Run<B>, record: &mut TrialRecord, opts: &RunOptions, rungs: &[usize], corpus: &Corpus, device: &B::Device) -> Result<Option<Status>>
+fn fork<B: AutodiffBackend + Kernels>(
+    run: &mut Run<B>,
+    record: &mut TrialRecord,
+    opts: &RunOptions,
+    rungs: &[usize],
+    corpus: &Corpus,
+    device: &B::Device,
+) -> Result<Option<Status>>
 where
     B::InnerBackend: Kernels,
 {
@@ -174,7 +208,8 @@ where
     };
     for point in &mut run.curve {
         if !config.evaluates_at(point.step, rungs) {
-            (point.val_loss, point.val_loss_se, point.val_bpb, point.expert_load, point.router_entropy) = (None, None, None, None, None);
+            (point.val_loss, point.val_loss_se, point.val_bpb, point.expert_load, point.router_entropy) =
+                (None, None, None, None, None);
         }
     }
     if let Some((step, message)) = diverged {
@@ -206,7 +241,12 @@ where
 
 /// Checkpoint, curve so far and the record's step count (for `sweep status`; the status stays
 /// `running`).
-fn save_progress<B: AutodiffBackend + Kernels>(dir: &Path, run: &Run<B>, id: &str, record: &mut TrialRecord) -> Result<()>
+fn save_progress<B: AutodiffBackend + Kernels>(
+    dir: &Path,
+    run: &Run<B>,
+    id: &str,
+    record: &mut TrialRecord,
+) -> Result<()>
 where
     B::InnerBackend: Kernels,
 {
@@ -217,7 +257,14 @@ where
 }
 
 /// The final record and curve; the checkpoint goes unless asked to stay.
-fn finish<B: AutodiffBackend + Kernels>(dir: &Path, config: &TrialConfig, run: Run<B>, mut record: TrialRecord, outcome: Status, opts: &RunOptions) -> Result<TrialRecord>
+fn finish<B: AutodiffBackend + Kernels>(
+    dir: &Path,
+    config: &TrialConfig,
+    run: Run<B>,
+    mut record: TrialRecord,
+    outcome: Status,
+    opts: &RunOptions,
+) -> Result<TrialRecord>
 where
     B::InnerBackend: Kernels,
 {
@@ -248,6 +295,10 @@ fn progress_bar(opts: &RunOptions, steps: u64, start: u64) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::new(steps).with_position(start);
-    bar.set_style(ProgressStyle::with_template("{spinner} step {pos}/{len} [{bar:30}] {msg} · ETA {eta}").expect("valid template").progress_chars("=> "));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} step {pos}/{len} [{bar:30}] {msg} · ETA {eta}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
     bar
 }

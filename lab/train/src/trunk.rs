@@ -76,7 +76,12 @@ fn fork_path(dir: &Path, step: usize) -> PathBuf {
 }
 
 /// The trunk's state after `config.decay_start()` steps, training it there if needed.
-pub fn fork<B: AutodiffBackend + Kernels>(branch: &Branch, config: &TrialConfig, corpus: &Corpus, device: &B::Device) -> Result<Fork>
+pub fn fork<B: AutodiffBackend + Kernels>(
+    branch: &Branch,
+    config: &TrialConfig,
+    corpus: &Corpus,
+    device: &B::Device,
+) -> Result<Fork>
 where
     B::InnerBackend: Kernels,
 {
@@ -88,7 +93,8 @@ where
     lock.lock().with_context(|| format!("locking trunk {}", dir.display()))?;
     codescale_core::atomic::remove_stale_temps(dir);
 
-    let mut record: TrunkRecord = read_json(&dir.join(RECORD)).unwrap_or_else(|_| TrunkRecord { id: id.clone(), ..Default::default() });
+    let mut record: TrunkRecord =
+        read_json(&dir.join(RECORD)).unwrap_or_else(|_| TrunkRecord { id: id.clone(), ..Default::default() });
     if let Some(d) = record.diverged.clone().filter(|d| d.step < at) {
         return Ok(Fork::Diverged { step: d.step, message: d.message, curve: d.curve });
     }
@@ -139,7 +145,14 @@ fn save_fork(dir: &Path, record: &mut TrunkRecord, ck: &Checkpoint) -> Result<()
 
 /// A run of `trunk_config` from the trunk's furthest saved state at or before `at` (an
 /// unreadable one is skipped), or from step 0.
-fn start<'d, B: AutodiffBackend + Kernels>(dir: &Path, id: &str, trunk_config: TrialConfig, at: usize, corpus: &Corpus, device: &'d B::Device) -> Result<Run<'d, B>>
+fn start<'d, B: AutodiffBackend + Kernels>(
+    dir: &Path,
+    id: &str,
+    trunk_config: TrialConfig,
+    at: usize,
+    corpus: &Corpus,
+    device: &'d B::Device,
+) -> Result<Run<'d, B>>
 where
     B::InnerBackend: Kernels,
 {
@@ -153,7 +166,10 @@ where
         .max()
         .map(|step| fork_path(dir, step));
     let candidates = fork.into_iter().chain([dir.join(CHECKPOINT_DIR).join(crate::checkpoint::FILE)]);
-    let best = candidates.filter_map(|p| Checkpoint::load_file(&p).ok().flatten()).filter(|ck| ck.meta.trial_id == id && ck.meta.step <= at).max_by_key(|ck| ck.meta.step);
+    let best = candidates
+        .filter_map(|p| Checkpoint::load_file(&p).ok().flatten())
+        .filter(|ck| ck.meta.trial_id == id && ck.meta.step <= at)
+        .max_by_key(|ck| ck.meta.step);
     let mut run = Run::new(&trunk_config, corpus, device)?;
     if let Some(ck) = best {
         if run.restore(ck).is_err() {

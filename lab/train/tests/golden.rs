@@ -14,7 +14,8 @@ use codescale_core::{CurvePoint, TrialSpec, NUMERICS_VERSION};
 use codescale_train::{train_trial, RunOptions};
 
 /// (NUMERICS_VERSION, train loss after steps 1, 10, 20, 30, final validation loss).
-const GOLDEN: (u32, [f64; 5]) = (6, [5.552307605743408, 4.752139091491699, 3.947157859802246, 3.8193180561065674, 3.803269204683602]);
+const GOLDEN: (u32, [f64; 5]) =
+    (6, [5.552307605743408, 4.752139091491699, 3.947157859802246, 3.8193180561065674, 3.803269204683602]);
 
 #[test]
 fn the_numerics_match_their_version() {
@@ -37,7 +38,13 @@ fn the_numerics_match_their_version() {
     let dir = tmp.path().join("trial");
     let record = train_trial(&dir, &config, &corpus, &RunOptions { quiet: true, ..Default::default() }).unwrap();
     let curve: Vec<CurvePoint> = codescale_table::read_rows(&dir.join(CURVE_FILE)).unwrap();
-    let got = [curve[0].train_loss, curve[9].train_loss, curve[19].train_loss, curve[29].train_loss, record.metrics.val_loss.unwrap()];
+    let got = [
+        curve[0].train_loss,
+        curve[9].train_loss,
+        curve[19].train_loss,
+        curve[29].train_loss,
+        record.metrics.val_loss.unwrap(),
+    ];
     let (version, want) = GOLDEN;
     let close = got.iter().zip(&want).all(|(g, w)| (g - w).abs() <= 1e-4 * w.abs());
     assert!(

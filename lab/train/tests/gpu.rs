@@ -72,7 +72,10 @@ fn tiny(arch: Arch, backend: Backend, precision: Precision) -> TrialConfig {
 fn adapter_here() -> bool {
     let listed = adapters();
     if let Some((info, _)) = listed.first() {
-        eprintln!("wgpu adapter 0: {} ({:?}, driver {} {})", info.name, info.device_type, info.driver, info.driver_info);
+        eprintln!(
+            "wgpu adapter 0: {} ({:?}, driver {} {})",
+            info.name, info.device_type, info.driver, info.driver_info
+        );
         return true;
     }
     assert!(
@@ -91,9 +94,16 @@ struct Trained {
 fn train(dir: &Path, config: &TrialConfig, corpus: &Corpus, stop_after_steps: Option<usize>) -> Trained {
     let t = std::time::Instant::now();
     let opts = RunOptions { quiet: true, stop_after_steps, ..Default::default() };
-    let record = train_trial(dir, config, corpus, &opts).unwrap_or_else(|e| panic!("training {} on {}: {e:#}", dir.display(), config.backend.as_str()));
+    let record = train_trial(dir, config, corpus, &opts)
+        .unwrap_or_else(|e| panic!("training {} on {}: {e:#}", dir.display(), config.backend.as_str()));
     let curve = codescale_table::read_rows(&dir.join(CURVE_FILE)).unwrap();
-    eprintln!("  trained {} ({}): {} steps in {:.1} s", dir.file_name().unwrap().to_string_lossy(), config.backend.as_str(), record.metrics.steps, t.elapsed().as_secs_f64());
+    eprintln!(
+        "  trained {} ({}): {} steps in {:.1} s",
+        dir.file_name().unwrap().to_string_lossy(),
+        config.backend.as_str(),
+        record.metrics.steps,
+        t.elapsed().as_secs_f64()
+    );
     Trained { record, curve }
 }
 
@@ -141,7 +151,10 @@ fn checks(arch: Arch) {
     rows.push(Row {
         check: "the loss falls",
         ok: a.record.status == Status::Done && a.curve.len() == STEPS && first - last >= MIN_DROP,
-        detail: format!("train loss {first:.3} (steps 1-3) → {last:.3} (last 5), val {:.3}; needs a drop ≥ {MIN_DROP}", final_val(&a.curve)),
+        detail: format!(
+            "train loss {first:.3} (steps 1-3) → {last:.3} (last 5), val {:.3}; needs a drop ≥ {MIN_DROP}",
+            final_val(&a.curve)
+        ),
     });
     assert_eq!(a.record.provenance.device, device, "provenance names the adapter and its driver");
 
@@ -172,13 +185,25 @@ fn checks(arch: Arch) {
         Ok(_) => {
             let h = train(&tmp.path().join("bf16"), &bf16, &corpus, None);
             let dv = (final_val(&a.curve) - final_val(&h.curve)).abs();
-            Row { check: "bf16 agrees with f32", ok: dv <= BF16_TOL, detail: format!("final val f32 {:.4}, bf16 {:.4}: |Δ| {dv:.1e} (tolerance {BF16_TOL})", final_val(&a.curve), final_val(&h.curve)) }
+            Row {
+                check: "bf16 agrees with f32",
+                ok: dv <= BF16_TOL,
+                detail: format!(
+                    "final val f32 {:.4}, bf16 {:.4}: |Δ| {dv:.1e} (tolerance {BF16_TOL})",
+                    final_val(&a.curve),
+                    final_val(&h.curve)
+                ),
+            }
         }
         Err(e) => {
             // What this adapter cannot run is bad input before anything is trained, naming the
             // key: the check is not run here, and says so.
             let message = format!("{e:#}");
-            Row { check: "bf16 agrees with f32", ok: is_bad_input(&e) && message.contains("`precision` = \"bf16\""), detail: format!("not run on this adapter, refused as bad input: {message}") }
+            Row {
+                check: "bf16 agrees with f32",
+                ok: is_bad_input(&e) && message.contains("`precision` = \"bf16\""),
+                detail: format!("not run on this adapter, refused as bad input: {message}"),
+            }
         }
     });
 
@@ -193,7 +218,11 @@ fn checks(arch: Arch) {
             c.seed = seed;
             c
         };
-        let wgpu = if seed == 1 { None } else { Some(train(&tmp.path().join(format!("s{seed}")), &on(Backend::Wgpu), &corpus, None)) };
+        let wgpu = if seed == 1 {
+            None
+        } else {
+            Some(train(&tmp.path().join(format!("s{seed}")), &on(Backend::Wgpu), &corpus, None))
+        };
         let wgpu = wgpu.as_ref().map_or(&a.curve, |t| &t.curve);
         let flex = train(&tmp.path().join(format!("flex-s{seed}")), &on(Backend::Flex), &corpus, None);
         first_step = first_step.max((wgpu[0].train_loss - flex.curve[0].train_loss).abs());
@@ -238,7 +267,12 @@ fn no_adapter_is_bad_input_naming_the_key() {
         let e = device_name(&tiny(Arch::Dense, Backend::Wgpu, Precision::F32)).unwrap_err();
         let message = format!("{e:#}");
         assert!(is_bad_input(&e), "{message}");
-        assert!(message.contains("`backend` = \"wgpu\"") && message.contains("no Vulkan adapter") && message.contains("mesa-vulkan-drivers"), "{message}");
+        assert!(
+            message.contains("`backend` = \"wgpu\"")
+                && message.contains("no Vulkan adapter")
+                && message.contains("mesa-vulkan-drivers"),
+            "{message}"
+        );
         println!("MESSAGE: {message}");
         return;
     }
@@ -267,5 +301,8 @@ fn an_adapter_that_is_not_there_is_bad_input_listing_those_that_are() {
     config.device = Some(adapters().len());
     let e = device_name(&config).unwrap_err();
     let message = format!("{e:#}");
-    assert!(is_bad_input(&e) && message.contains(&format!("`device` = {}", adapters().len())) && message.contains("0: "), "{message}");
+    assert!(
+        is_bad_input(&e) && message.contains(&format!("`device` = {}", adapters().len())) && message.contains("0: "),
+        "{message}"
+    );
 }

@@ -105,14 +105,32 @@ fn a_moe_trial_with_capacity_counts_its_drops_and_resumes_bit_for_bit() {
     let dropped = record.metrics.dropped_frac.expect("a capacity records its drops");
     assert!(dropped > 0.0 && dropped < 0.5, "dropped fraction {dropped}");
     let row = ResultRow::from_record("s", &record);
-    assert_eq!((row.gate.as_deref(), row.capacity_factor, row.dropped_frac), (Some("softmax_topk"), Some(1.0), Some(dropped)));
+    assert_eq!(
+        (row.gate.as_deref(), row.capacity_factor, row.dropped_frac),
+        (Some("softmax_topk"), Some(1.0), Some(dropped))
+    );
 
     let resumed = tmp.path().join("resumed");
-    let stopped = train_trial(&resumed, &config, &corpus, &RunOptions { quiet: true, stop_after_steps: Some(15), ..Default::default() }).unwrap();
+    let stopped = train_trial(
+        &resumed,
+        &config,
+        &corpus,
+        &RunOptions { quiet: true, stop_after_steps: Some(15), ..Default::default() },
+    )
+    .unwrap();
     assert_eq!(stopped.status, Status::Running);
     assert_eq!(train_trial(&resumed, &config, &corpus, &quiet()).unwrap().metrics.dropped_frac, Some(dropped));
 
-    let key = |p: &CurvePoint| (p.step, p.train_loss.to_bits(), p.val_loss.map(f64::to_bits), p.grad_norm.to_bits(), p.dropped_frac.map(f64::to_bits), p.expert_load.clone());
+    let key = |p: &CurvePoint| {
+        (
+            p.step,
+            p.train_loss.to_bits(),
+            p.val_loss.map(f64::to_bits),
+            p.grad_norm.to_bits(),
+            p.dropped_frac.map(f64::to_bits),
+            p.expert_load.clone(),
+        )
+    };
     let a: Vec<_> = curve(&whole).iter().map(key).collect();
     let b: Vec<_> = curve(&resumed).iter().map(key).collect();
     assert_eq!(a.len(), 30);
@@ -124,7 +142,9 @@ fn dropless_routing_records_no_drops() {
     let tmp = tempfile::tempdir().unwrap();
     let corpus = common::corpus(tmp.path());
     let config = common::config(3, moe);
-    let record = train_trial(&tmp.path().join("t"), &config, &corpus, &RunOptions { quiet: true, ..Default::default() }).unwrap();
+    let record =
+        train_trial(&tmp.path().join("t"), &config, &corpus, &RunOptions { quiet: true, ..Default::default() })
+            .unwrap();
     assert_eq!(record.metrics.dropped_frac, None);
     assert!(curve(&tmp.path().join("t")).iter().all(|p| p.dropped_frac.is_none()));
 }

@@ -52,15 +52,28 @@ fn count(config: &TrialConfig) -> Counted {
     let params = inventory.params;
     let total: usize = params.iter().map(|(_, n)| n).sum();
     assert_eq!(total, model.num_params(), "the visitor sees every parameter burn counts");
-    let under = |name: &str| -> usize { params.iter().filter(|(p, _)| p.first().map(String::as_str) == Some(name)).map(|(_, n)| n).sum() };
+    let under = |name: &str| -> usize {
+        params.iter().filter(|(p, _)| p.first().map(String::as_str) == Some(name)).map(|(_, n)| n).sum()
+    };
     let (embedding, head) = (under("embed"), under("head"));
-    assert!(embedding > 0 && head > 0, "the paths name the embedding and head: {:?}", params.iter().map(|(p, _)| p).collect::<Vec<_>>());
+    assert!(
+        embedding > 0 && head > 0,
+        "the paths name the embedding and head: {:?}",
+        params.iter().map(|(p, _)| p).collect::<Vec<_>>()
+    );
     // A token runs through top_k of each routed layer's experts: the others are inactive.
     let mut inactive = 0;
     for layer in 0..config.n_layers {
         let expert = |e: usize| -> usize {
             let e = e.to_string();
-            params.iter().filter(|(p, _)| p.get(..2) == Some(&["blocks".to_string(), layer.to_string()][..]) && p.windows(2).any(|w| w[0] == "experts" && w[1] == e)).map(|(_, n)| n).sum()
+            params
+                .iter()
+                .filter(|(p, _)| {
+                    p.get(..2) == Some(&["blocks".to_string(), layer.to_string()][..])
+                        && p.windows(2).any(|w| w[0] == "experts" && w[1] == e)
+                })
+                .map(|(_, n)| n)
+                .sum()
         };
         let sizes: Vec<usize> = (0..config.n_experts).map(expert).filter(|&n| n > 0).collect();
         if sizes.is_empty() {
@@ -71,12 +84,24 @@ fn count(config: &TrialConfig) -> Counted {
         inactive += (config.n_experts - config.top_k) * sizes[0];
     }
     let non_embedding = total - embedding - head;
-    Counted { non_embedding: non_embedding as f64, total: total as f64, active: (non_embedding - inactive) as f64, embedding: embedding as f64, head: head as f64 }
+    Counted {
+        non_embedding: non_embedding as f64,
+        total: total as f64,
+        active: (non_embedding - inactive) as f64,
+        embedding: embedding as f64,
+        head: head as f64,
+    }
 }
 
 fn accounted(config: &TrialConfig) -> Counted {
     let p = config.params();
-    Counted { non_embedding: p.n_params, total: p.n_params_total, active: p.n_params_active, embedding: p.embedding, head: p.head }
+    Counted {
+        non_embedding: p.n_params,
+        total: p.n_params_total,
+        active: p.n_params_active,
+        embedding: p.embedding,
+        head: p.head,
+    }
 }
 
 /// The shape names and `n_params` targets anywhere in a sweep file (base, parameter values,
@@ -94,7 +119,9 @@ fn shapes_in(value: &toml::Value, key: Option<&str>, out: &mut BTreeSet<(usize, 
             out.insert((s.d_model, s.n_layers));
         }
         toml::Value::Array(a) => a.iter().for_each(|v| shapes_in(v, key, out)),
-        toml::Value::Table(t) => t.iter().for_each(|(k, v)| shapes_in(v, if k == "values" || k == "value" { key } else { Some(k) }, out)),
+        toml::Value::Table(t) => {
+            t.iter().for_each(|(k, v)| shapes_in(v, if k == "values" || k == "value" { key } else { Some(k) }, out))
+        }
         _ => {}
     }
 }
@@ -116,7 +143,12 @@ fn sweep_shapes() -> BTreeSet<(usize, usize)> {
 /// every other one, top-1 and top-2, with and without the shared expert, experts narrower
 /// than the dense MLP.
 fn variants(d_model: usize, n_layers: usize) -> Vec<TrialSpec> {
-    let base = TrialSpec { language: Some("python".into()), d_model: Some(d_model), n_layers: Some(n_layers), ..Default::default() };
+    let base = TrialSpec {
+        language: Some("python".into()),
+        d_model: Some(d_model),
+        n_layers: Some(n_layers),
+        ..Default::default()
+    };
     let moe = |n_experts: usize, top_k: usize, shared: bool, every: usize, d_expert: Option<usize>| TrialSpec {
         arch: Some(Arch::Moe),
         n_experts: Some(n_experts),
@@ -152,7 +184,10 @@ fn accounting_counts_the_parameters_of_the_built_model() {
     for (d_model, n_layers) in shapes {
         for spec in variants(d_model, n_layers) {
             let config = spec.resolve().unwrap_or_else(|e| panic!("d{d_model}-l{n_layers}: {e}"));
-            let name = format!("d{d_model}-l{n_layers} {:?} {} experts top-{} shared {} every {} heads {}", config.arch, config.n_experts, config.top_k, config.shared_expert, config.moe_every, config.n_heads);
+            let name = format!(
+                "d{d_model}-l{n_layers} {:?} {} experts top-{} shared {} every {} heads {}",
+                config.arch, config.n_experts, config.top_k, config.shared_expert, config.moe_every, config.n_heads
+            );
             let counted = count(&config);
             if config.arch == Arch::Moe {
                 assert!(counted.active < counted.non_embedding, "{name}: the inactive experts were found");
@@ -170,7 +205,12 @@ fn accounting_counts_the_parameters_of_the_built_model() {
 
 #[test]
 fn accounting_follows_the_vocabulary_into_embedding_and_head_only() {
-    let spec = |tokenizer: &str| TrialSpec { language: Some("python".into()), model: Some("d64-l2".into()), tokenizer: Some(tokenizer.into()), ..Default::default() };
+    let spec = |tokenizer: &str| TrialSpec {
+        language: Some("python".into()),
+        model: Some("d64-l2".into()),
+        tokenizer: Some(tokenizer.into()),
+        ..Default::default()
+    };
     let (bytes, bpe) = (spec("bytes").resolve().unwrap(), spec("bpe:4096").resolve().unwrap());
     assert_eq!(accounted(&bpe), count(&bpe));
     assert_eq!(accounted(&bpe).non_embedding, accounted(&bytes).non_embedding);

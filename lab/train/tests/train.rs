@@ -78,7 +78,10 @@ fn the_pool_size_changes_no_number() {
         });
         let dir = tmp.path().join(format!("threads{threads}"));
         train_trial(&dir, &config, &corpus, &quiet()).unwrap();
-        curve(&dir).iter().map(|p| (p.train_loss.to_bits(), p.val_loss.map(f64::to_bits), p.grad_norm.to_bits())).collect::<Vec<_>>()
+        curve(&dir)
+            .iter()
+            .map(|p| (p.train_loss.to_bits(), p.val_loss.map(f64::to_bits), p.grad_norm.to_bits()))
+            .collect::<Vec<_>>()
     };
     let one = run(1);
     assert_eq!(one.len(), 12);
@@ -98,7 +101,13 @@ fn killed_and_resumed_run_equals_uninterrupted_run_bit_for_bit() {
     train_trial(&whole, &config, &corpus, &quiet()).unwrap();
 
     let resumed = tmp.path().join("resumed");
-    let stopped = train_trial(&resumed, &config, &corpus, &RunOptions { quiet: true, stop_after_steps: Some(25), ..Default::default() }).unwrap();
+    let stopped = train_trial(
+        &resumed,
+        &config,
+        &corpus,
+        &RunOptions { quiet: true, stop_after_steps: Some(25), ..Default::default() },
+    )
+    .unwrap();
     assert_eq!(stopped.status, Status::Running);
     assert!(resumed.join("checkpoint/state.bin").exists());
     let record = train_trial(&resumed, &config, &corpus, &quiet()).unwrap();
@@ -171,5 +180,8 @@ fn validation_standard_error_shrinks_as_one_over_root_windows() {
     };
     let (small, large) = (se(64 * 64), se(64 * 256));
     let ratio = small / large;
-    assert!((1.5..2.7).contains(&ratio), "4× the windows should halve the standard error: {small} → {large} (×{ratio:.2})");
+    assert!(
+        (1.5..2.7).contains(&ratio),
+        "4× the windows should halve the standard error: {small} → {large} (×{ratio:.2})"
+    );
 }

@@ -30,16 +30,14 @@ struct Curves {
 }
 
 pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
-    let rows: HashMap<&str, &codescale_core::ResultRow> = ctx.input.results.iter().map(|r| (r.trial_id.as_str(), r)).collect();
+    let rows: HashMap<&str, &codescale_core::ResultRow> =
+        ctx.input.results.iter().map(|r| (r.trial_id.as_str(), r)).collect();
     let mut by_group: BTreeMap<String, Vec<Trace>> = BTreeMap::new();
     for (id, pts) in &ctx.input.curves {
         let row = rows.get(id.as_str());
         let ok = |t: f64, l: f64| t > 0.0 && l > 0.0 && t.is_finite() && l.is_finite();
-        let mut train: Vec<(f64, f64)> = pts
-            .iter()
-            .filter(|p| ok(p.tokens, p.train_loss))
-            .map(|p| (p.tokens, p.train_loss))
-            .collect();
+        let mut train: Vec<(f64, f64)> =
+            pts.iter().filter(|p| ok(p.tokens, p.train_loss)).map(|p| (p.tokens, p.train_loss)).collect();
         if train.len() > MAX_POINTS {
             let step = train.len().div_ceil(MAX_POINTS);
             let last = *train.last().unwrap();
@@ -48,19 +46,13 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
                 train.push(last);
             }
         }
-        let val: Vec<(f64, f64)> = pts
-            .iter()
-            .filter_map(|p| p.val_loss.filter(|l| ok(p.tokens, *l)).map(|l| (p.tokens, l)))
-            .collect();
+        let val: Vec<(f64, f64)> =
+            pts.iter().filter_map(|p| p.val_loss.filter(|l| ok(p.tokens, *l)).map(|l| (p.tokens, l))).collect();
         if train.len() < 2 && val.is_empty() {
             continue;
         }
         let group = row.map(|r| group_of(r)).unwrap_or_else(|| "trials missing from results".into());
-        by_group.entry(group).or_default().push(Trace {
-            n: row.map(|r| r.n_params).unwrap_or(f64::NAN),
-            train,
-            val,
-        });
+        by_group.entry(group).or_default().push(Trace { n: row.map(|r| r.n_params).unwrap_or(f64::NAN), train, val });
     }
     if by_group.is_empty() {
         return Ok(vec![Made::Skip("Training curves: no trial has a recorded loss curve.".into())]);
@@ -87,13 +79,7 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
                    coloured by model size N (dark = small, green = large). Log–log axes; the first steps, \
                    near the loss of a uniform guess, leave through the top edge."
         .to_string();
-    Ok(vec![Made::Fig(render(
-        "training_curves",
-        "Training curves",
-        caption,
-        &Grid(curves),
-        false,
-    )?)])
+    Ok(vec![Made::Fig(render("training_curves", "Training curves", caption, &Grid(curves), false)?)])
 }
 
 impl Panels for Curves {
@@ -109,11 +95,7 @@ impl Panels for Curves {
         let (group, traces) = &self.panels[i];
         let mut c = chart(area, group, self.x.clone(), self.y.clone(), "tokens seen D", "loss (nats/token)")?;
         for t in traces {
-            let color = if t.n.is_finite() {
-                style::level(level_of(t.n, &self.n_levels), nl)
-            } else {
-                style::MUTED
-            };
+            let color = if t.n.is_finite() { style::level(level_of(t.n, &self.n_levels), nl) } else { style::MUTED };
             line(&mut c, &t.train, color.mix(0.85).stroke_width(2), false)?;
             marks(&mut c, &t.val, Mark::Circle, 3, color.filled())?;
         }

@@ -58,19 +58,11 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
                 format!("D_opt ∝ C^{}{}", fmt_num(a.b.value), interval(&a.b, fmt_num)),
             )
         });
-        let rows = ctx
-            .input
-            .results
-            .iter()
-            .filter(|r| is_done(r) && group_of(r) == g.name && r.flops > 0.0);
+        let rows = ctx.input.results.iter().filter(|r| is_done(r) && group_of(r) == g.name && r.flops > 0.0);
         let (trials_n, trials_d) = rows.map(|r| ((r.flops, r.n_params), (r.flops, r.tokens))).unzip();
         let iso = g.fit.and_then(|f| f.isoflop.as_ref());
-        let iso_n = iso
-            .map(|i| i.budgets.iter().map(|b| (b.flops, b.n_opt)).collect())
-            .unwrap_or_default();
-        let iso_d = iso
-            .map(|i| i.budgets.iter().map(|b| (b.flops, b.d_opt)).collect())
-            .unwrap_or_default();
+        let iso_n = iso.map(|i| i.budgets.iter().map(|b| (b.flops, b.n_opt)).collect()).unwrap_or_default();
+        let iso_d = iso.map(|i| i.budgets.iter().map(|b| (b.flops, b.d_opt)).collect()).unwrap_or_default();
         series.push(Series {
             name: g.name.clone(),
             color: style::categorical(g.color),
@@ -84,22 +76,14 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
         });
     }
     if series.is_empty() {
-        return Ok(vec![Made::Skip(
-            "Compute-optimal frontier: no group has a fitted law or allocation.".into(),
-        )]);
+        return Ok(vec![Made::Skip("Compute-optimal frontier: no group has a fitted law or allocation.".into())]);
     }
     let caption = "Compute-optimal model size N_opt and token count D_opt against the compute budget C, one \
                    colour per group; the shaded band is the 95 % bootstrap interval. Grey dots: the trials \
                    that were run (their own N or D at their compute), to show how far the frontier \
                    extrapolates. Crosses: IsoFLOP minima where the sweep had fixed budgets."
         .to_string();
-    Ok(vec![Made::Fig(render(
-        "compute_optimal",
-        "Compute-optimal frontier",
-        caption,
-        &Frontier { series },
-        true,
-    )?)])
+    Ok(vec![Made::Fig(render("compute_optimal", "Compute-optimal frontier", caption, &Frontier { series }, true)?)])
 }
 
 type Picked<'s> = (&'s [(f64, f64, Option<f64>, Option<f64>)], &'s [(f64, f64)], &'s [(f64, f64)]);
@@ -126,11 +110,7 @@ impl Plot for Frontier {
         for (k, area) in areas.iter().enumerate() {
             let xs = self.series.iter().flat_map(|s| {
                 let (f, t, i) = pick(s, k);
-                f.iter()
-                    .map(|p| p.0)
-                    .chain(t.iter().map(|p| p.0))
-                    .chain(i.iter().map(|p| p.0))
-                    .collect::<Vec<_>>()
+                f.iter().map(|p| p.0).chain(t.iter().map(|p| p.0)).chain(i.iter().map(|p| p.0)).collect::<Vec<_>>()
             });
             let ys = self.series.iter().flat_map(|s| {
                 let (f, t, i) = pick(s, k);
@@ -163,7 +143,9 @@ impl Plot for Frontier {
                     any_band = true;
                     let mut poly: Vec<(f64, f64)> = f.iter().map(|p| (p.0, p.2.unwrap())).collect();
                     poly.extend(f.iter().rev().map(|p| (p.0, p.3.unwrap())));
-                    poly.retain(|p| c.as_coord_spec().x_spec().contains(p.0) && c.as_coord_spec().y_spec().contains(p.1));
+                    poly.retain(|p| {
+                        c.as_coord_spec().x_spec().contains(p.0) && c.as_coord_spec().y_spec().contains(p.1)
+                    });
                     c.draw_series(std::iter::once(Polygon::new(poly, s.color.mix(0.18).filled())))?;
                 }
             }

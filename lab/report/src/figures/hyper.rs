@@ -38,22 +38,12 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
         if grid.len() > MAX_PANELS {
             caption.push_str(&format!(" Showing {MAX_PANELS} of {} slices.", grid.len()));
         }
-        let h = Heatmaps {
-            slices: grid.into_iter().take(MAX_PANELS).collect(),
-        };
-        out.push(Made::Fig(render(
-            "hyper_heatmap",
-            "Learning rate × batch size",
-            caption,
-            &Grid(h),
-            false,
-        )?));
+        let h = Heatmaps { slices: grid.into_iter().take(MAX_PANELS).collect() };
+        out.push(Made::Fig(render("hyper_heatmap", "Learning rate × batch size", caption, &Grid(h), false)?));
     }
     let lines: Vec<&HyperSlice> = slices.iter().filter(|s| s.lrs().len() >= 2).collect();
     if lines.is_empty() {
-        out.push(Made::Skip(
-            "Loss vs learning rate: no budget was trained at two or more learning rates.".into(),
-        ));
+        out.push(Made::Skip("Loss vs learning rate: no budget was trained at two or more learning rates.".into()));
     } else {
         let mut caption = "Final validation loss against learning rate, one line per warmup length (best batch \
                            size at each point); the ringed point is the best configuration, red crosses at the \
@@ -62,16 +52,8 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
         if lines.len() > MAX_PANELS {
             caption.push_str(&format!(" Showing {MAX_PANELS} of {} slices.", lines.len()));
         }
-        let l = LrLines {
-            slices: lines.into_iter().take(MAX_PANELS).collect(),
-        };
-        out.push(Made::Fig(render(
-            "hyper_lr",
-            "Loss vs learning rate, per warmup",
-            caption,
-            &Grid(l),
-            false,
-        )?));
+        let l = LrLines { slices: lines.into_iter().take(MAX_PANELS).collect() };
+        out.push(Made::Fig(render("hyper_lr", "Loss vs learning rate, per warmup", caption, &Grid(l), false)?));
     }
     Ok(out)
 }
@@ -114,12 +96,7 @@ where
     // Far-off cells (a bad learning rate) would wash out the differences near the optimum, so
     // the scale tops out at four times the median gap; those cells just saturate.
     let median = finite.get(finite.len() / 2).copied().unwrap_or(lo);
-    let hi = finite
-        .last()
-        .copied()
-        .unwrap_or(lo + 1.0)
-        .min(lo + 4.0 * (median - lo).max(1e-6))
-        .max(lo + 1e-6);
+    let hi = finite.last().copied().unwrap_or(lo + 1.0).min(lo + 4.0 * (median - lo).max(1e-6)).max(lo + 1e-6);
     let color = |v: f64| style::viridis(1.0 - ((v - lo) / (hi - lo)).clamp(0.0, 1.0));
     let best = finite.first().copied();
 
@@ -213,12 +190,7 @@ impl Panels for LrLines<'_> {
             marks(&mut c, &pts, Mark::Circle, 5, color.filled())?;
             legend_entry(&mut c, &format!("warmup {} steps", fmt_num(*w)), color, Some(Mark::Circle), true)?;
         }
-        if let Some(best) = s
-            .points
-            .iter()
-            .filter(|p| p.loss.is_finite())
-            .min_by(|a, b| a.loss.total_cmp(&b.loss))
-        {
+        if let Some(best) = s.points.iter().filter(|p| p.loss.is_finite()).min_by(|a, b| a.loss.total_cmp(&b.loss)) {
             marks(&mut c, &[(best.lr, best.loss)], Mark::Circle, 10, style::TEXT.stroke_width(2))?;
         }
         if !s.diverged.is_empty() {

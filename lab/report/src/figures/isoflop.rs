@@ -19,10 +19,7 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
         .groups
         .iter()
         .filter_map(|g| {
-            g.fit
-                .and_then(|f| f.isoflop.as_ref())
-                .filter(|i| !i.budgets.is_empty())
-                .map(|i| (g.name.clone(), i))
+            g.fit.and_then(|f| f.isoflop.as_ref()).filter(|i| !i.budgets.is_empty()).map(|i| (g.name.clone(), i))
         })
         .collect();
     if groups.is_empty() {
@@ -34,13 +31,7 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
                    size N, with the parabola in ln N fitted through them; the ringed point is its minimum, \
                    the compute-optimal N for that budget."
         .to_string();
-    Ok(vec![Made::Fig(render(
-        "isoflop",
-        "IsoFLOP profiles",
-        caption,
-        &Grid(Iso { groups }),
-        false,
-    )?)])
+    Ok(vec![Made::Fig(render("isoflop", "IsoFLOP profiles", caption, &Grid(Iso { groups }), false)?)])
 }
 
 fn parabola(c: &[f64; 3], n: f64) -> f64 {
@@ -60,10 +51,8 @@ impl Panels for Iso<'_> {
         let (name, iso) = &self.groups[i];
         let all_n = iso.budgets.iter().flat_map(|b| b.points.iter().map(|p| p.n).chain([b.n_opt]));
         let (x0, x1) = pad_log(log_extent(all_n).unwrap_or((1.0, 10.0)), 0.1);
-        let losses = iso
-            .budgets
-            .iter()
-            .flat_map(|b| b.points.iter().map(|p| p.loss).chain([parabola(&b.coeffs, b.n_opt)]));
+        let losses =
+            iso.budgets.iter().flat_map(|b| b.points.iter().map(|p| p.loss).chain([parabola(&b.coeffs, b.n_opt)]));
         let (y0, y1) = pad_lin(extent(losses).unwrap_or((1.0, 2.0)), 0.1);
         let title = format!("{name} · N_opt ∝ C^{}{}", fmt_num(iso.a.value), interval(&iso.a, fmt_num));
         let mut c = chart(
@@ -80,10 +69,8 @@ impl Panels for Iso<'_> {
         for (i, b) in budgets.iter().enumerate() {
             let color = style::level(i, nb);
             let (lo, hi) = log_extent(b.points.iter().map(|p| p.n).chain([b.n_opt])).unwrap_or((x0, x1));
-            let curve: Vec<(f64, f64)> = geomspace(lo / 1.3, hi * 1.3, 64)
-                .into_iter()
-                .map(|n| (n, parabola(&b.coeffs, n)))
-                .collect();
+            let curve: Vec<(f64, f64)> =
+                geomspace(lo / 1.3, hi * 1.3, 64).into_iter().map(|n| (n, parabola(&b.coeffs, n))).collect();
             line(&mut c, &curve, color.stroke_width(2), false)?;
             let pts: Vec<(f64, f64)> = b.points.iter().map(|p| (p.n, p.loss)).collect();
             marks(&mut c, &pts, Mark::Circle, 5, color.filled())?;

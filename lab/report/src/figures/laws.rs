@@ -31,10 +31,7 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
             "Loss vs N and loss vs D: no group has two finished trials with a validation loss.".into(),
         )]);
     }
-    let n = LossVs {
-        along: Along::N,
-        groups: groups.clone(),
-    };
+    let n = LossVs { along: Along::N, groups: groups.clone() };
     let d = LossVs { along: Along::D, groups };
     let cap_n = "Final validation loss against model size N, one colour per token budget D. Lines: the \
                  fitted law L(N, D) = E + A/N^α + B/D^β at each D; dashed grey: its D → ∞ limit E + A/N^α. \
@@ -69,14 +66,24 @@ impl Panels for LossVs<'_> {
         let nl = lv.len();
         let targets = g.fit.map(|f| f.targets.as_slice()).unwrap_or_default();
         let target_x = |t: &codescale_fit::TargetCheck| if self.along == Along::N { t.n } else { t.d };
-        let (x0, x1) = pad_log(log_extent(g.points.iter().map(xv).chain(targets.iter().map(target_x))).unwrap_or((1.0, 10.0)), 0.08);
+        let (x0, x1) = pad_log(
+            log_extent(g.points.iter().map(xv).chain(targets.iter().map(target_x))).unwrap_or((1.0, 10.0)),
+            0.08,
+        );
         let law = g.law();
         let xs = geomspace(x0, x1, 64);
         let at = |x: f64, s: f64| match self.along {
             Along::N => (x, s),
             Along::D => (s, x),
         };
-        let mut ys: Vec<f64> = g.points.iter().map(|p| p.loss).chain(targets.iter().flat_map(|t| [t.measured, t.predicted.lo.unwrap_or(t.measured), t.predicted.hi.unwrap_or(t.measured)])).collect();
+        let mut ys: Vec<f64> =
+            g.points
+                .iter()
+                .map(|p| p.loss)
+                .chain(targets.iter().flat_map(|t| {
+                    [t.measured, t.predicted.lo.unwrap_or(t.measured), t.predicted.hi.unwrap_or(t.measured)]
+                }))
+                .collect();
         if let Some(law) = law {
             for s in &lv {
                 ys.extend(xs.iter().map(|&x| {
@@ -125,26 +132,22 @@ impl Panels for LossVs<'_> {
                     .collect();
                 line(&mut c, &curve, color.stroke_width(2), false)?;
             }
-            let pts: Vec<(f64, f64)> = g
-                .points
-                .iter()
-                .filter(|p| level_of(sv(p), &lv) == i)
-                .map(|p| (xv(p), p.loss))
-                .collect();
+            let pts: Vec<(f64, f64)> =
+                g.points.iter().filter(|p| level_of(sv(p), &lv) == i).map(|p| (xv(p), p.loss)).collect();
             marks(&mut c, &pts, Mark::Circle, 5, color.filled())?;
             marks(&mut c, &pts, Mark::Circle, 5, WHITE.stroke_width(1))?;
             // Replicates: the seed spread (mean ± sd) as an error bar.
-            for r in g.fit.map(|f| f.replicates.as_slice()).unwrap_or_default().iter().filter(|r| level_of(if self.along == Along::N { r.d } else { r.n }, &lv) == i) {
+            for r in g
+                .fit
+                .map(|f| f.replicates.as_slice())
+                .unwrap_or_default()
+                .iter()
+                .filter(|r| level_of(if self.along == Along::N { r.d } else { r.n }, &lv) == i)
+            {
                 let x = if self.along == Along::N { r.n } else { r.d };
                 line(&mut c, &[(x, r.mean - r.sd), (x, r.mean + r.sd)], color.stroke_width(2), false)?;
             }
-            legend_entry(
-                &mut c,
-                &format!("{slabel} = {}", fmt_si(*s)),
-                color,
-                Some(Mark::Circle),
-                law.is_some(),
-            )?;
+            legend_entry(&mut c, &format!("{slabel} = {}", fmt_si(*s)), color, Some(Mark::Circle), law.is_some())?;
         }
         // Held-out targets: measured (triangle) against the 95 % prediction interval (bar).
         for t in targets {
@@ -155,16 +158,16 @@ impl Panels for LossVs<'_> {
             marks(&mut c, &[(x, t.measured)], Mark::Triangle, 7, style::TEXT.filled())?;
         }
         if !targets.is_empty() {
-            legend_entry(&mut c, "held-out target (bar: 95 % prediction interval)", style::TEXT, Some(Mark::Triangle), false)?;
-        }
-        if law.is_some() {
             legend_entry(
                 &mut c,
-                if self.along == Along::N { "D → ∞" } else { "N → ∞" },
-                style::MUTED,
-                None,
-                true,
+                "held-out target (bar: 95 % prediction interval)",
+                style::TEXT,
+                Some(Mark::Triangle),
+                false,
             )?;
+        }
+        if law.is_some() {
+            legend_entry(&mut c, if self.along == Along::N { "D → ∞" } else { "N → ∞" }, style::MUTED, None, true)?;
         }
         legend(&mut c, SeriesLabelPosition::UpperRight)?;
         if let Some(law) = law {

@@ -71,11 +71,7 @@ pub fn build_all(input: &ReportInput) -> Built {
         ("dense vs MoE", moe::build),
         ("residuals", residuals::build),
     ];
-    let mut out = Built {
-        figures: Vec::new(),
-        skipped: Vec::new(),
-        errors: Vec::new(),
-    };
+    let mut out = Built { figures: Vec::new(), skipped: Vec::new(), errors: Vec::new() };
     for (what, build) in families {
         match build(&ctx) {
             Ok(made) => {
@@ -160,9 +156,12 @@ pub fn legend_entry<'a, DB: DrawingBackend + 'a>(
 where
     DB::ErrorType: 'static,
 {
-    c.draw_series(std::iter::empty::<PathElement<(f64, f64)>>())?
-        .label(label)
-        .legend(move |at| Glyph { at, color, mark, line });
+    c.draw_series(std::iter::empty::<PathElement<(f64, f64)>>())?.label(label).legend(move |at| Glyph {
+        at,
+        color,
+        mark,
+        line,
+    });
     Ok(())
 }
 
@@ -196,7 +195,9 @@ impl<DB: DrawingBackend> Drawable<DB> for Glyph {
         }
         match self.mark {
             Some(Mark::Circle) => backend.draw_circle((x + 11, y), 5, &c.filled(), true)?,
-            Some(Mark::Triangle) => backend.fill_polygon(vec![(x + 11, y - 6), (x + 5, y + 5), (x + 17, y + 5)], &c.filled())?,
+            Some(Mark::Triangle) => {
+                backend.fill_polygon(vec![(x + 11, y - 6), (x + 5, y + 5), (x + 17, y + 5)], &c.filled())?
+            }
             Some(Mark::Cross) => {
                 backend.draw_line((x + 6, y - 5), (x + 16, y + 5), &c.stroke_width(2))?;
                 backend.draw_line((x + 6, y + 5), (x + 16, y - 5), &c.stroke_width(2))?;
@@ -229,16 +230,19 @@ where
 
 /// Markers for the points inside the chart; the rest are left out rather than pinned to the
 /// border.
-pub fn marks<DB: DrawingBackend>(c: &mut Chart<DB>, pts: &[(f64, f64)], mark: Mark, size: u32, style: ShapeStyle) -> Result<()>
+pub fn marks<DB: DrawingBackend>(
+    c: &mut Chart<DB>,
+    pts: &[(f64, f64)],
+    mark: Mark,
+    size: u32,
+    style: ShapeStyle,
+) -> Result<()>
 where
     DB::ErrorType: 'static,
 {
     let inside: Vec<(f64, f64)> = {
         let spec = c.as_coord_spec();
-        pts.iter()
-            .copied()
-            .filter(|p| spec.x_spec().contains(p.0) && spec.y_spec().contains(p.1))
-            .collect()
+        pts.iter().copied().filter(|p| spec.x_spec().contains(p.0) && spec.y_spec().contains(p.1)).collect()
     };
     match mark {
         Mark::Circle => c.draw_series(inside.iter().map(|p| Circle::new(*p, size, style)))?,

@@ -99,7 +99,8 @@ fn laws(ctx: &Ctx) -> Result<Made> {
 
 /// Pointwise 2.5 and 97.5 percentiles of L(n, d) across the bootstrap laws.
 fn band(law: &codescale_fit::LawFit, n: f64, d: f64) -> Option<(f64, f64)> {
-    let mut v: Vec<f64> = law.form_samples().iter().map(|p| law.form.predict(p, n, d)).filter(|x| x.is_finite()).collect();
+    let mut v: Vec<f64> =
+        law.form_samples().iter().map(|p| law.form.predict(p, n, d)).filter(|x| x.is_finite()).collect();
     if v.len() < 20 {
         return None;
     }
@@ -122,13 +123,21 @@ impl Panels for Vec<LawPanel> {
         let budgets = levels(all().map(|q| q.1), 4);
         let (x0, x1) = pad_log(log_extent(all().map(|q| q.0)).unwrap_or((1.0, 10.0)), 0.08);
         let (y0, y1) = pad_log(log_extent(all().map(|q| q.2)).unwrap_or((1.0, 10.0)), 0.06);
-        let mut c = chart(area, &p.title, Scale::log(x0, x1, fmt_si), Scale::log(y0, y1, fmt_num), p.xlabel, "final val loss (nats/token)")?;
+        let mut c = chart(
+            area,
+            &p.title,
+            Scale::log(x0, x1, fmt_si),
+            Scale::log(y0, y1, fmt_num),
+            p.xlabel,
+            "final val loss (nats/token)",
+        )?;
         let xs = geomspace(x0, x1, 48);
         for a in &p.archs {
             for (l, d) in budgets.iter().enumerate() {
                 let color = style::level(l, budgets.len());
                 if let Some(law) = &a.law {
-                    let bounds: Vec<(f64, (f64, f64))> = xs.iter().filter_map(|&n| band(law, n, *d).map(|b| (n, b))).collect();
+                    let bounds: Vec<(f64, (f64, f64))> =
+                        xs.iter().filter_map(|&n| band(law, n, *d).map(|b| (n, b))).collect();
                     if bounds.len() >= 2 {
                         let mut poly: Vec<(f64, f64)> = bounds.iter().map(|(n, b)| (*n, b.0.clamp(y0, y1))).collect();
                         poly.extend(bounds.iter().rev().map(|(n, b)| (*n, b.1.clamp(y0, y1))));
@@ -137,7 +146,8 @@ impl Panels for Vec<LawPanel> {
                     let curve: Vec<(f64, f64)> = xs.iter().map(|&n| (n, law.predict(n, *d))).collect();
                     line(&mut c, &curve, color.stroke_width(2), a.moe)?;
                 }
-                let pts: Vec<(f64, f64)> = a.points.iter().filter(|q| level_of(q.1, &budgets) == l).map(|q| (q.0, q.2)).collect();
+                let pts: Vec<(f64, f64)> =
+                    a.points.iter().filter(|q| level_of(q.1, &budgets) == l).map(|q| (q.0, q.2)).collect();
                 marks(&mut c, &pts, if a.moe { Mark::Triangle } else { Mark::Circle }, 5, color.filled())?;
             }
         }
@@ -152,7 +162,12 @@ impl Panels for Vec<LawPanel> {
             .iter()
             .filter_map(|a| {
                 let law = a.law.as_ref()?;
-                Some(format!("{}: α_N = {}{}", if a.moe { "MoE" } else { "dense" }, fmt_num(law.alpha_n.value), interval(&law.alpha_n, fmt_num)))
+                Some(format!(
+                    "{}: α_N = {}{}",
+                    if a.moe { "MoE" } else { "dense" },
+                    fmt_num(law.alpha_n.value),
+                    interval(&law.alpha_n, fmt_num)
+                ))
             })
             .collect();
         if !lines.is_empty() {
@@ -201,7 +216,13 @@ fn sensitivity(ctx: &Ctx) -> Result<Made> {
                    dashed for larger ones). Each title gives the mean and largest excess over every size and \
                    budget of the grid, and how many runs diverged; the panels share their y axis."
         .to_string();
-    Ok(Made::Fig(render("lr_batch_sensitivity", "LR × batch sensitivity, dense vs MoE", caption, &Grid(SensitivityPanels { panels, y_max }), false)?))
+    Ok(Made::Fig(render(
+        "lr_batch_sensitivity",
+        "LR × batch sensitivity, dense vs MoE",
+        caption,
+        &Grid(SensitivityPanels { panels, y_max }),
+        false,
+    )?))
 }
 
 fn grid_of(ctx: &Ctx, group: &str) -> Option<Sensitivity> {
@@ -229,7 +250,13 @@ fn grid_of(ctx: &Ctx, group: &str) -> Option<Sensitivity> {
             *e = e.min(l);
         }
         for ((b, lr), l) in at {
-            excess.push((f64::from_bits(*n), f64::from_bits(*d), f64::from_bits(b), f64::from_bits(lr), 100.0 * (l / best - 1.0)));
+            excess.push((
+                f64::from_bits(*n),
+                f64::from_bits(*d),
+                f64::from_bits(b),
+                f64::from_bits(lr),
+                100.0 * (l / best - 1.0),
+            ));
         }
     }
     if excess.is_empty() {
@@ -270,8 +297,22 @@ impl Panels for SensitivityPanels {
         let (x0, x1) = pad_log(log_extent(lrs).unwrap_or((1e-4, 1e-2)), 0.08);
         let (y0, y1) = pad_lin((0.0, self.y_max.max(1.0)), 0.06);
         // The grid's summary goes in the title: a box inside would sit on the lines.
-        let title = format!("{} · D = {} · excess mean {:.1} %, max {:.1} %, {} diverged", s.group, fmt_si(s.budget), s.mean, s.worst, s.diverged);
-        let mut c = chart(area, &title, Scale::log(x0, x1, fmt_num), Scale::linear(y0, y1, fmt_pct), "learning rate", "loss over the best (%)")?;
+        let title = format!(
+            "{} · D = {} · excess mean {:.1} %, max {:.1} %, {} diverged",
+            s.group,
+            fmt_si(s.budget),
+            s.mean,
+            s.worst,
+            s.diverged
+        );
+        let mut c = chart(
+            area,
+            &title,
+            Scale::log(x0, x1, fmt_num),
+            Scale::linear(y0, y1, fmt_pct),
+            "learning rate",
+            "loss over the best (%)",
+        )?;
         for ((n, b), pts) in &s.lines {
             let (n, b) = (f64::from_bits(*n), f64::from_bits(*b));
             let color = style::level(level_of(n, &s.sizes), s.sizes.len());

@@ -39,13 +39,7 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
                    compute-optimal split of each budget C = 6ND. Solid over the range of the trials, dashed \
                    where the law extrapolates (up to 100× beyond)."
         .to_string();
-    Ok(vec![Made::Fig(render(
-        "law_overlay",
-        "Fitted laws, all groups",
-        caption,
-        &o,
-        true,
-    )?)])
+    Ok(vec![Made::Fig(render("law_overlay", "Fitted laws, all groups", caption, &o, true)?)])
 }
 
 impl Plot for Overlay<'_> {
@@ -94,19 +88,15 @@ impl Plot for Overlay<'_> {
                 xs.iter().map(move |&x| term(law, x))
             });
             let (y0, y1) = pad_log(log_extent(ys).unwrap_or((1.0, 10.0)), 0.05);
-            let mut c = chart(
-                area,
-                title,
-                Scale::log(x0, x1, xfmt),
-                Scale::log(y0, y1, fmt_num),
-                xlabel,
-                "loss (nats/token)",
-            )?;
+            let mut c =
+                chart(area, title, Scale::log(x0, x1, xfmt), Scale::log(y0, y1, fmt_num), xlabel, "loss (nats/token)")?;
             for g in &self.groups {
                 let law = g.law().unwrap();
                 let color = style::categorical(g.color);
-                let inside: Vec<(f64, f64)> = xs.iter().filter(|&&x| x <= range.1 * 1.0001).map(|&x| (x, term(law, x))).collect();
-                let beyond: Vec<(f64, f64)> = xs.iter().filter(|&&x| x >= range.1 * 0.97).map(|&x| (x, term(law, x))).collect();
+                let inside: Vec<(f64, f64)> =
+                    xs.iter().filter(|&&x| x <= range.1 * 1.0001).map(|&x| (x, term(law, x))).collect();
+                let beyond: Vec<(f64, f64)> =
+                    xs.iter().filter(|&&x| x >= range.1 * 0.97).map(|&x| (x, term(law, x))).collect();
                 line(&mut c, &inside, color.stroke_width(3), false)?;
                 line(&mut c, &beyond, color.stroke_width(3), true)?;
                 if i == 0 {

@@ -20,11 +20,8 @@ fn rel(loss: f64, pred: f64) -> f64 {
 }
 
 pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
-    let groups: Vec<&Group> = ctx
-        .groups
-        .iter()
-        .filter(|g| g.law().is_some() && g.points.iter().any(|p| p.predicted.is_some()))
-        .collect();
+    let groups: Vec<&Group> =
+        ctx.groups.iter().filter(|g| g.law().is_some() && g.points.iter().any(|p| p.predicted.is_some())).collect();
     if groups.is_empty() {
         return Ok(vec![Made::Skip("Residuals: no group has a fitted law with predictions.".into())]);
     }
@@ -32,13 +29,7 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
                    colour per token budget D. Red crosses: the extrapolation check, points of the largest \
                    models predicted by a refit that left them out."
         .to_string();
-    Ok(vec![Made::Fig(render(
-        "residuals",
-        "Residuals of the fit",
-        caption,
-        &Grid(Residuals { groups }),
-        false,
-    )?)])
+    Ok(vec![Made::Fig(render("residuals", "Residuals of the fit", caption, &Grid(Residuals { groups }), false)?)])
 }
 
 impl Panels for Residuals<'_> {
@@ -68,12 +59,7 @@ impl Panels for Residuals<'_> {
             .unwrap_or_default();
         let ns = pts.iter().map(|p| p.0).chain(held.iter().map(|p| p.0));
         let (x0, x1) = pad_log(log_extent(ns).unwrap_or((1.0, 10.0)), 0.08);
-        let m = pts
-            .iter()
-            .map(|p| p.2.abs())
-            .chain(held.iter().map(|p| p.1.abs()))
-            .fold(0.5, f64::max)
-            * 1.3;
+        let m = pts.iter().map(|p| p.2.abs()).chain(held.iter().map(|p| p.1.abs())).fold(0.5, f64::max) * 1.3;
         let title = format!("{} · RMSE(ln L) = {}", g.name, fmt_num(law.rmse_log));
         let mut c = chart(
             area,

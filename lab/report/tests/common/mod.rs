@@ -33,11 +33,7 @@ pub fn decode_png(path: &Path) -> Decoded {
         .chunks(channels)
         .flat_map(|p| if channels >= 3 { [p[0], p[1], p[2]] } else { [p[0], p[0], p[0]] })
         .collect();
-    Decoded {
-        width: info.width,
-        height: info.height,
-        rgb,
-    }
+    Decoded { width: info.width, height: info.height, rgb }
 }
 
 /// Variance of grey levels: a blank (one-colour) image has none.
@@ -62,9 +58,8 @@ pub fn colour_count(img: &Decoded) -> usize {
     seen.len()
 }
 
-const VOID: &[&str] = &[
-    "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr",
-];
+const VOID: &[&str] =
+    &["area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"];
 
 /// Checks that every non-void element is closed in order, skipping the contents of
 /// `<script>`, `<style>` and comments. Returns the tag names seen.

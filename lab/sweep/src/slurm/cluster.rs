@@ -11,7 +11,10 @@ use anyhow::{bail, Context, Result};
 pub const DEFAULT_MAX_ARRAY_SIZE: usize = 1001;
 
 fn run(program: &str, args: &[&str]) -> Result<String> {
-    let out = Command::new(program).args(args).output().with_context(|| format!("running {program} (is this a Slurm login node?)"))?;
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {program} (is this a Slurm login node?)"))?;
     if !out.status.success() {
         bail!("{program} {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
     }
@@ -120,7 +123,8 @@ pub fn accounting(jobs: &[&str]) -> Option<Vec<Task>> {
         return Some(Vec::new());
     }
     let ids = jobs.join(",");
-    let out = run("sacct", &["--noheader", "--parsable2", "--allocations", "--jobs", &ids, "--format=JobID,State"]).ok()?;
+    let out =
+        run("sacct", &["--noheader", "--parsable2", "--allocations", "--jobs", &ids, "--format=JobID,State"]).ok()?;
     // `<job>_<task>|<state>`; a state may carry who did it (`CANCELLED by 0`).
     let tasks = out
         .lines()
@@ -141,12 +145,20 @@ mod tests {
 
     #[test]
     fn reads_what_slurm_prints() {
-        assert_eq!(parse_max_array_size("JobAcctGatherType       = jobacct_gather/none\nMaxArraySize            = 1001\n"), Some(1001));
+        assert_eq!(
+            parse_max_array_size("JobAcctGatherType       = jobacct_gather/none\nMaxArraySize            = 1001\n"),
+            Some(1001)
+        );
         assert_eq!(parse_max_array_size("MaxJobCount = 10000\n"), None);
         let tasks = parse_tasks("12|3|RUNNING\n12|4-6%2|PENDING\n13|N/A|PENDING\n");
-        assert_eq!(tasks.iter().map(|t| (t.job.as_str(), t.task, t.state.as_str())).collect::<Vec<_>>(), [("12", 3, "RUNNING"), ("12", 4, "PENDING"), ("12", 5, "PENDING"), ("12", 6, "PENDING")]);
+        assert_eq!(
+            tasks.iter().map(|t| (t.job.as_str(), t.task, t.state.as_str())).collect::<Vec<_>>(),
+            [("12", 3, "RUNNING"), ("12", 4, "PENDING"), ("12", 5, "PENDING"), ("12", 6, "PENDING")]
+        );
         assert_eq!(expand("[0,2-3%1]"), vec![0, 2, 3]);
         assert!(refused_request("sbatch: error: invalid partition specified: gpu\nsbatch: error: Batch job submission failed: Invalid partition name specified"));
-        assert!(!refused_request("sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)"));
+        assert!(!refused_request(
+            "sbatch: error: Batch job submission failed: Unable to contact slurm controller (connect failure)"
+        ));
     }
 }

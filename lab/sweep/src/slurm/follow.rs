@@ -26,8 +26,15 @@ pub fn follow(dir: &SweepDir, quiet: bool, interrupted: &dyn Fn() -> bool) -> Re
     let jobs: Vec<&str> = arrays.iter().map(|a| a.job.as_str()).collect();
     let name = script::job_name(&dir.name());
     let plan = dir.plan()?;
-    let bar = ProgressBar::with_draw_target(Some(plan.trials.len() as u64), if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() });
-    bar.set_style(ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} trials ended · {msg} · {elapsed}").expect("template").progress_chars("=> "));
+    let bar = ProgressBar::with_draw_target(
+        Some(plan.trials.len() as u64),
+        if quiet { ProgressDrawTarget::hidden() } else { ProgressDrawTarget::stderr() },
+    );
+    bar.set_style(
+        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} trials ended · {msg} · {elapsed}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
     bar.set_prefix(dir.name());
     let mut unreadable_since: Option<Instant> = None;
     loop {
@@ -56,7 +63,10 @@ pub fn follow(dir: &SweepDir, quiet: bool, interrupted: &dyn Fn() -> bool) -> Re
                 for t in &tasks {
                     *states.entry(t.state.to_lowercase()).or_default() += 1;
                 }
-                message += &format!(" · tasks: {}", states.iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(", "));
+                message += &format!(
+                    " · tasks: {}",
+                    states.iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(", ")
+                );
             }
             Err(e) => {
                 let since = *unreadable_since.get_or_insert_with(Instant::now);
@@ -95,7 +105,8 @@ pub fn follow(dir: &SweepDir, quiet: bool, interrupted: &dyn Fn() -> bool) -> Re
 /// Why each trial the arrays left unfinished did not end: how its last task ended when
 /// accounting says, else what its record and lease say.
 fn unfinished_notes(dir: &SweepDir, arrays: &[super::Array], jobs: &[&str]) -> Result<Vec<String>> {
-    let unfinished: Vec<(usize, Shown)> = shown(dir)?.into_iter().enumerate().filter(|(_, t)| !t.record.status.is_final()).collect();
+    let unfinished: Vec<(usize, Shown)> =
+        shown(dir)?.into_iter().enumerate().filter(|(_, t)| !t.record.status.is_final()).collect();
     if unfinished.is_empty() {
         return Ok(Vec::new());
     }
@@ -112,7 +123,9 @@ fn unfinished_notes(dir: &SweepDir, arrays: &[super::Array], jobs: &[&str]) -> R
         .map(|(i, t)| {
             let how = match last_task.get(i) {
                 Some((job, task, state)) => format!("its task {job}_{task} ended {state}"),
-                None if accounting.is_none() => format!("it is {} (the cluster keeps no accounting to say how its task ended)", t.state),
+                None if accounting.is_none() => {
+                    format!("it is {} (the cluster keeps no accounting to say how its task ended)", t.state)
+                }
                 None => format!("it is {} and no task of these arrays ran it", t.state),
             };
             format!("trial {} did not finish: {how}; submit again to resume it from its checkpoint", t.record.id)

@@ -99,9 +99,23 @@ pub fn submit(sweep: &Sweep, cfg: &RunConfig, exe: &Path) -> Result<Submission> 
     let mut notes = planned.notes;
     notes.extend(triage_notes);
     let queued = queued_indices(&dir, &sweep.name)?;
-    let held = |i: usize| matches!(crate::lease::holder(&dir.trial_dir(&plan.trials[i].trial_id()).join(LEASE_FILE)), Some(Holder::Live(_)));
+    let held = |i: usize| {
+        matches!(
+            crate::lease::holder(&dir.trial_dir(&plan.trials[i].trial_id()).join(LEASE_FILE)),
+            Some(Holder::Live(_))
+        )
+    };
     let (covered, send): (Vec<usize>, Vec<usize>) = queue.into_iter().partition(|&i| queued.contains(&i) || held(i));
-    let mut submission = Submission { dir, plan, arrays: Vec::new(), script: None, sent: send.len(), covered: covered.len(), skipped, notes };
+    let mut submission = Submission {
+        dir,
+        plan,
+        arrays: Vec::new(),
+        script: None,
+        sent: send.len(),
+        covered: covered.len(),
+        skipped,
+        notes,
+    };
     if send.is_empty() {
         return Ok(submission);
     }
@@ -118,16 +132,29 @@ pub fn submit(sweep: &Sweep, cfg: &RunConfig, exe: &Path) -> Result<Submission> 
     let mut after: Option<String> = None;
     for chunk in script::chunks(&send, max_array_size) {
         let tasks = script::array_spec(&chunk.tasks, parallelism);
-        let job = cluster::sbatch(&job_script, &tasks, chunk.offset, after.as_deref().filter(|_| parallelism.is_some())).map_err(|e| {
-            let message = format!("{e:#}");
-            if cluster::refused_request(&message) {
-                let why = message.lines().filter_map(|l| l.rsplit("sbatch: error: ").next()).map(str::trim).collect::<Vec<_>>().join("; ");
-                BadInput(format!("{}: `[slurm]`: the cluster refused the job ({why})", sweep.path.display())).into()
-            } else {
-                e
-            }
-        })?;
-        let array = Array { job: job.clone(), offset: chunk.offset, tasks, submitted: codescale_core::provenance::now_rfc3339() };
+        let job =
+            cluster::sbatch(&job_script, &tasks, chunk.offset, after.as_deref().filter(|_| parallelism.is_some()))
+                .map_err(|e| {
+                    let message = format!("{e:#}");
+                    if cluster::refused_request(&message) {
+                        let why = message
+                            .lines()
+                            .filter_map(|l| l.rsplit("sbatch: error: ").next())
+                            .map(str::trim)
+                            .collect::<Vec<_>>()
+                            .join("; ");
+                        BadInput(format!("{}: `[slurm]`: the cluster refused the job ({why})", sweep.path.display()))
+                            .into()
+                    } else {
+                        e
+                    }
+                })?;
+        let array = Array {
+            job: job.clone(),
+            offset: chunk.offset,
+            tasks,
+            submitted: codescale_core::provenance::now_rfc3339(),
+        };
         // Kept after every sbatch, so arrays submitted before a failure are still followed.
         all.push(array.clone());
         codescale_core::atomic::write_json(&submission.dir.path.join("slurm").join(JOBS_FILE), &all)?;
@@ -141,5 +168,7 @@ pub fn submit(sweep: &Sweep, cfg: &RunConfig, exe: &Path) -> Result<Submission> 
 /// CPUs Slurm gave this task (`SLURM_CPUS_PER_TASK`, else the job's CPUs on this node), the
 /// threads its trainer should use; `None` outside Slurm.
 pub fn allocated_cpus() -> Option<usize> {
-    ["SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"].iter().find_map(|v| std::env::var(v).ok()?.trim().parse().ok().filter(|&n: &usize| n > 0))
+    ["SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.trim().parse().ok().filter(|&n: &usize| n > 0))
 }

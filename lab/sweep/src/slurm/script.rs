@@ -101,7 +101,11 @@ pub fn array_spec(tasks: &[usize], parallelism: Option<usize>) -> String {
             _ => ranges.push((t, t)),
         }
     }
-    let mut spec = ranges.iter().map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") }).collect::<Vec<_>>().join(",");
+    let mut spec = ranges
+        .iter()
+        .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .collect::<Vec<_>>()
+        .join(",");
     if let Some(n) = parallelism {
         spec += &format!("%{n}");
     }
@@ -120,8 +124,18 @@ mod tests {
     fn arrays_stay_below_max_array_size() {
         let indices: Vec<usize> = (0..1002).collect();
         let c = chunks(&indices, 1001);
-        assert_eq!((c.len(), c[0].offset, c[0].tasks.len(), c[1].offset, c[1].tasks.clone()), (2, 0, 1001, 1001, vec![0]));
-        assert_eq!(chunks(&[1, 2, 4, 7, 8], 3), vec![Chunk { offset: 0, tasks: vec![1, 2] }, Chunk { offset: 3, tasks: vec![1] }, Chunk { offset: 6, tasks: vec![1, 2] }]);
+        assert_eq!(
+            (c.len(), c[0].offset, c[0].tasks.len(), c[1].offset, c[1].tasks.clone()),
+            (2, 0, 1001, 1001, vec![0])
+        );
+        assert_eq!(
+            chunks(&[1, 2, 4, 7, 8], 3),
+            vec![
+                Chunk { offset: 0, tasks: vec![1, 2] },
+                Chunk { offset: 3, tasks: vec![1] },
+                Chunk { offset: 6, tasks: vec![1, 2] }
+            ]
+        );
         assert_eq!(array_spec(&[0, 1, 2, 3, 5, 7, 8, 9], Some(4)), "0-3,5,7-9%4");
         assert_eq!(array_spec(&[2], None), "2");
     }
@@ -140,9 +154,24 @@ mod tests {
             extra: vec!["--exclusive".into()],
             ..Default::default()
         };
-        let path = write(&dir, "s", &options, &Command { exe: Path::new("/opt/codescale"), submit_dir: root.path(), retry_failed: true }).unwrap();
+        let path = write(
+            &dir,
+            "s",
+            &options,
+            &Command { exe: Path::new("/opt/codescale"), submit_dir: root.path(), retry_failed: true },
+        )
+        .unwrap();
         let script = std::fs::read_to_string(path).unwrap();
-        for line in ["--partition=gpu", "--gres=gpu:1", "--cpus-per-task=8", "--account=lab", "--qos=high", "--constraint=a100", "#SBATCH --exclusive", "--retry-failed"] {
+        for line in [
+            "--partition=gpu",
+            "--gres=gpu:1",
+            "--cpus-per-task=8",
+            "--account=lab",
+            "--qos=high",
+            "--constraint=a100",
+            "#SBATCH --exclusive",
+            "--retry-failed",
+        ] {
             assert!(script.contains(line), "{line} missing from:\n{script}");
         }
         assert!(script.contains(&format!("cd '{}'", root.path().display())), "{script}");

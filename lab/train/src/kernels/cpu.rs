@@ -193,15 +193,18 @@ pub fn swiglu(g: &[f32], u: &[f32]) -> Vec<f32> {
 pub fn swiglu_backward(g: &[f32], u: &[f32], dy: &[f32]) -> (Vec<f32>, Vec<f32>) {
     let mut dg = vec![0f32; g.len()];
     let mut du = vec![0f32; g.len()];
-    dg.par_chunks_mut(CHUNK).zip(du.par_chunks_mut(CHUNK)).zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)).zip(dy.par_chunks(CHUNK))).for_each(|((dg, du), ((g, u), dy))| {
-        simd(|| {
-            for ((dg, du), ((&g, &u), &dy)) in dg.iter_mut().zip(du.iter_mut()).zip(g.iter().zip(u).zip(dy)) {
-                let s = sigmoid(g);
-                *du = dy * g * s;
-                *dg = dy * u * s * (1.0 + g * (1.0 - s));
-            }
-        })
-    });
+    dg.par_chunks_mut(CHUNK)
+        .zip(du.par_chunks_mut(CHUNK))
+        .zip(g.par_chunks(CHUNK).zip(u.par_chunks(CHUNK)).zip(dy.par_chunks(CHUNK)))
+        .for_each(|((dg, du), ((g, u), dy))| {
+            simd(|| {
+                for ((dg, du), ((&g, &u), &dy)) in dg.iter_mut().zip(du.iter_mut()).zip(g.iter().zip(u).zip(dy)) {
+                    let s = sigmoid(g);
+                    *du = dy * g * s;
+                    *dg = dy * u * s * (1.0 + g * (1.0 - s));
+                }
+            })
+        });
     (dg, du)
 }
 
@@ -259,13 +262,15 @@ pub fn cross_entropy(logits: &[f32], targets: &[i64], v: usize) -> (f32, Vec<f32
 /// Each row's cross-entropy, `lse(row) − row[target]`, as [`cross_entropy`] computes it.
 pub fn token_losses(logits: &[f32], targets: &[i64], v: usize) -> Vec<f32> {
     let mut out = vec![0f32; targets.len()];
-    out.par_chunks_mut(ROWS).zip(logits.par_chunks(v * ROWS)).zip(targets.par_chunks(ROWS)).for_each(|((out, logits), targets)| {
-        simd(|| {
-            for ((o, row), &t) in out.iter_mut().zip(logits.chunks(v)).zip(targets) {
-                *o = log_sum_exp(row) - row[t as usize];
-            }
-        })
-    });
+    out.par_chunks_mut(ROWS).zip(logits.par_chunks(v * ROWS)).zip(targets.par_chunks(ROWS)).for_each(
+        |((out, logits), targets)| {
+            simd(|| {
+                for ((o, row), &t) in out.iter_mut().zip(logits.chunks(v)).zip(targets) {
+                    *o = log_sum_exp(row) - row[t as usize];
+                }
+            })
+        },
+    );
     out
 }
 
@@ -279,16 +284,19 @@ fn log_sum_exp(row: &[f32]) -> f32 {
 pub fn cross_entropy_backward(logits: &[f32], targets: &[i64], lse: &[f32], v: usize, g: f32) -> Vec<f32> {
     let scale = g / targets.len() as f32;
     let mut dl = vec![0f32; logits.len()];
-    dl.par_chunks_mut(v * ROWS).zip(logits.par_chunks(v * ROWS)).zip(targets.par_chunks(ROWS).zip(lse.par_chunks(ROWS))).for_each(|((dl, logits), (targets, lse))| {
-        simd(|| {
-            for ((d, row), (&t, &l)) in dl.chunks_mut(v).zip(logits.chunks(v)).zip(targets.iter().zip(lse)) {
-                for (d, &x) in d.iter_mut().zip(row) {
-                    *d = exp(x - l) * scale;
+    dl.par_chunks_mut(v * ROWS)
+        .zip(logits.par_chunks(v * ROWS))
+        .zip(targets.par_chunks(ROWS).zip(lse.par_chunks(ROWS)))
+        .for_each(|((dl, logits), (targets, lse))| {
+            simd(|| {
+                for ((d, row), (&t, &l)) in dl.chunks_mut(v).zip(logits.chunks(v)).zip(targets.iter().zip(lse)) {
+                    for (d, &x) in d.iter_mut().zip(row) {
+                        *d = exp(x - l) * scale;
+                    }
+                    d[t as usize] -= scale;
                 }
-                d[t as usize] -= scale;
-            }
-        })
-    });
+            })
+        });
     dl
 }
 
@@ -333,8 +341,41 @@ impl Out {
 /// `dst[m×n] = beta · a[m×k] · b[k×n]` with row/column strides, single-threaded (parallelism is
 /// over heads).
 #[allow(clippy::too_many_arguments)]
-unsafe fn matmul(m: usize, n: usize, k: usize, dst: *mut f32, dst_rs: isize, a: *const f32, a_rs: isize, a_cs: isize, b: *const f32, b_rs: isize, b_cs: isize, beta: f32) {
-    gemm(m, n, k, dst, 1, dst_rs, false, a, a_cs, a_rs, b, b_cs, b_rs, 0.0, beta, false, false, false, Parallelism::None);
+unsafe fn matmul(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: *mut f32,
+    dst_rs: isize,
+    a: *const f32,
+    a_rs: isize,
+    a_cs: isize,
+    b: *const f32,
+    b_rs: isize,
+    b_cs: isize,
+    beta: f32,
+) {
+    gemm(
+        m,
+        n,
+        k,
+        dst,
+        1,
+        dst_rs,
+        false,
+        a,
+        a_cs,
+        a_rs,
+        b,
+        b_cs,
+        b_rs,
+        0.0,
+        beta,
+        false,
+        false,
+        false,
+        Parallelism::None,
+    );
 }
 
 /// Blocks of query rows `[r0, r1)`.
@@ -353,7 +394,20 @@ fn block_end(i: usize, t: usize) -> usize {
 unsafe fn scores(s: &mut [f32], q: *const f32, k: *const f32, sh: &Heads) {
     let (t, rs) = (sh.time, sh.row_stride());
     for (r0, r1) in blocks(t) {
-        matmul(r1 - r0, r1, sh.head_dim, s.as_mut_ptr().add(r0 * t), t as isize, q.offset(r0 as isize * rs), rs, 1, k, 1, rs, sh.scale());
+        matmul(
+            r1 - r0,
+            r1,
+            sh.head_dim,
+            s.as_mut_ptr().add(r0 * t),
+            t as isize,
+            q.offset(r0 as isize * rs),
+            rs,
+            1,
+            k,
+            1,
+            rs,
+            sh.scale(),
+        );
     }
 }
 
@@ -376,7 +430,15 @@ fn causal_softmax(p: &mut [f32], lse: &mut [f32], t: usize) {
 /// Rebuilds the probabilities `p` from the scores and log-sum-exp, and turns `ds` (holding
 /// `dO·Vᵀ`) into the scores' gradient `P ∘ (dO·Vᵀ − rowsum(dO ∘ O))`.
 #[inline(always)]
-fn score_gradients(p: &mut [f32], ds: &mut [f32], lse: &[f32], dout: &[f32], out: &[f32], row_stride: usize, hd: usize) {
+fn score_gradients(
+    p: &mut [f32],
+    ds: &mut [f32],
+    lse: &[f32],
+    dout: &[f32],
+    out: &[f32],
+    row_stride: usize,
+    hd: usize,
+) {
     let t = lse.len();
     for (i, &l) in lse.iter().enumerate() {
         let r1 = block_end(i, t);
@@ -412,7 +474,20 @@ pub fn attention(q: &[f32], k: &[f32], v: &[f32], sh: Heads) -> (Vec<f32>, Vec<f
         for (r0, r1) in blocks(t) {
             unsafe {
                 let out = dst.at(base).offset(r0 as isize * rs);
-                matmul(r1 - r0, sh.head_dim, r1, out, rs, p.as_ptr().add(r0 * t), t as isize, 1, v.as_ptr().add(base), rs, 1, 1.0);
+                matmul(
+                    r1 - r0,
+                    sh.head_dim,
+                    r1,
+                    out,
+                    rs,
+                    p.as_ptr().add(r0 * t),
+                    t as isize,
+                    1,
+                    v.as_ptr().add(base),
+                    rs,
+                    1,
+                    1.0,
+                );
             }
         }
         SCRATCH.set(scratch);
@@ -423,7 +498,15 @@ pub fn attention(q: &[f32], k: &[f32], v: &[f32], sh: Heads) -> (Vec<f32>, Vec<f
 /// Gradients `(dq, dk, dv)` of [`attention`] given its output and log-sum-exp:
 /// `dV = Pᵀ·dO`, `dS = P ∘ (dO·Vᵀ − rowsum(dO ∘ O))`, `dQ = scale·dS·K`, `dK = scale·dSᵀ·Q`.
 #[allow(clippy::too_many_arguments)]
-pub fn attention_backward(q: &[f32], k: &[f32], v: &[f32], out: &[f32], lse: &[f32], dout: &[f32], sh: Heads) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn attention_backward(
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    out: &[f32],
+    lse: &[f32],
+    dout: &[f32],
+    sh: Heads,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let (t, hd, rs) = (sh.time, sh.head_dim, sh.row_stride());
     let (mut dq, mut dk, mut dv) = (vec![0f32; q.len()], vec![0f32; q.len()], vec![0f32; q.len()]);
     let (dq_ptr, dk_ptr, dv_ptr) = (Out(dq.as_mut_ptr()), Out(dk.as_mut_ptr()), Out(dv.as_mut_ptr()));
@@ -439,7 +522,20 @@ pub fn attention_backward(q: &[f32], k: &[f32], v: &[f32], out: &[f32], lse: &[f
             scores(p, q, k, &sh);
             // dP = dO·Vᵀ, blockwise like the scores.
             for (r0, r1) in blocks(t) {
-                matmul(r1 - r0, r1, hd, ds.as_mut_ptr().add(r0 * t), t as isize, dout.as_ptr().offset(r0 as isize * rs), rs, 1, v, 1, rs, 1.0);
+                matmul(
+                    r1 - r0,
+                    r1,
+                    hd,
+                    ds.as_mut_ptr().add(r0 * t),
+                    t as isize,
+                    dout.as_ptr().offset(r0 as isize * rs),
+                    rs,
+                    1,
+                    v,
+                    1,
+                    rs,
+                    1.0,
+                );
             }
         }
         simd(|| score_gradients(p, ds, lse, dout, o, rs as usize, hd));
@@ -453,8 +549,34 @@ pub fn attention_backward(q: &[f32], k: &[f32], v: &[f32], out: &[f32], lse: &[f
                 // dK and dV rows r0..r1 (keys) need queries r0..t; (dS)ᵀ and Pᵀ are read by
                 // swapping their strides.
                 let tail = r0 * t + r0;
-                matmul(r1 - r0, hd, t - r0, dk.offset(at), rs, ds.as_ptr().add(tail), 1, ld, q.offset(at), rs, 1, sh.scale());
-                matmul(r1 - r0, hd, t - r0, dv.offset(at), rs, p.as_ptr().add(tail), 1, ld, dout.as_ptr().offset(at), rs, 1, 1.0);
+                matmul(
+                    r1 - r0,
+                    hd,
+                    t - r0,
+                    dk.offset(at),
+                    rs,
+                    ds.as_ptr().add(tail),
+                    1,
+                    ld,
+                    q.offset(at),
+                    rs,
+                    1,
+                    sh.scale(),
+                );
+                matmul(
+                    r1 - r0,
+                    hd,
+                    t - r0,
+                    dv.offset(at),
+                    rs,
+                    p.as_ptr().add(tail),
+                    1,
+                    ld,
+                    dout.as_ptr().offset(at),
+                    rs,
+                    1,
+                    1.0,
+                );
             }
         }
         SCRATCH.set(scratch);

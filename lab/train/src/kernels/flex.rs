@@ -119,10 +119,19 @@ impl Kernels for Flex {
         let n = logits.shape()[0];
         wrap(flex(cpu::token_losses(host(&logits), &ints(targets_), logits.shape()[1]), [n]))
     }
-    fn moe_experts(x: Tensor<Self, 2>, gates: Tensor<Self, 2>, experts: Tensor<Self, 2, Int>, weights: &[ExpertWeights<Self>], capacity: Option<usize>) -> Routed<Self> {
+    fn moe_experts(
+        x: Tensor<Self, 2>,
+        gates: Tensor<Self, 2>,
+        experts: Tensor<Self, 2, Int>,
+        weights: &[ExpertWeights<Self>],
+        capacity: Option<usize>,
+    ) -> Routed<Self> {
         let plan = plan(experts, weights.len(), capacity);
         let running: Vec<[FlexTensor; 3]> = plan.active.iter().map(|&e| weights[e].clone().map(inner)).collect();
-        let views: Vec<Expert> = running.iter().map(|[gate, up, down]| Expert { gate: host(gate), up: host(up), down: host(down) }).collect();
+        let views: Vec<Expert> = running
+            .iter()
+            .map(|[gate, up, down]| Expert { gate: host(gate), up: host(up), down: host(down) })
+            .collect();
         let x = inner(x);
         let (out, saved) = moe::forward(host(&x), host(&inner(gates)), &plan, &views);
         saved.recycle();
@@ -147,7 +156,12 @@ fn routed<B: Backend>(out: Tensor<B, 2>, plan: &Plan) -> Routed<B> {
 
 /// Registers `out` as the result of `op` on `parents`, keeping `state` for the backward pass
 /// when any parent needs a gradient.
-fn record<Op: Backward<Flex, N>, const N: usize>(op: Op, parents: [&AdTensor; N], state: Op::State, out: FlexTensor) -> AdTensor {
+fn record<Op: Backward<Flex, N>, const N: usize>(
+    op: Op,
+    parents: [&AdTensor; N],
+    state: Op::State,
+    out: FlexTensor,
+) -> AdTensor {
     match op.prepare::<NoCheckpointing>(parents.map(|p| p.node.clone())).compute_bound().stateful() {
         OpsKind::Tracked(prep) => prep.finish(state, out),
         OpsKind::UnTracked(prep) => prep.finish(out),
@@ -157,7 +171,11 @@ fn record<Op: Backward<Flex, N>, const N: usize>(op: Op, parents: [&AdTensor; N]
 /// The shared part of every backward pass: takes the output's gradient, lets `grad` turn it
 /// (and the state, which it may consume) into one gradient per parent, and hands each parent
 /// that wants one its gradient.
-fn backward<S, const N: usize>(ops: Ops<S, N>, grads: &mut Gradients, grad: impl FnOnce(S, FlexTensor) -> [FlexTensor; N]) {
+fn backward<S, const N: usize>(
+    ops: Ops<S, N>,
+    grads: &mut Gradients,
+    grad: impl FnOnce(S, FlexTensor) -> [FlexTensor; N],
+) {
     let dy = grads.consume::<Flex>(&ops.node).to_contiguous();
     for (parent, value) in ops.parents.into_iter().zip(grad(ops.state, dy)) {
         if let Some(node) = parent {
@@ -197,7 +215,15 @@ impl Backward<Flex, 3> for AttentionGrad {
     fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
         backward(ops, grads, |[q, k, v, out, lse], dout| {
             let shape = q.shape();
-            let (dq, dk, dv) = cpu::attention_backward(host(&q), host(&k), host(&v), host(&out), host(&lse), host(&dout), heads(&shape));
+            let (dq, dk, dv) = cpu::attention_backward(
+                host(&q),
+                host(&k),
+                host(&v),
+                host(&out),
+                host(&lse),
+                host(&dout),
+                heads(&shape),
+            );
             [flex(dq, shape.clone()), flex(dk, shape.clone()), flex(dv, shape)]
         });
     }
@@ -330,7 +356,13 @@ impl Kernels for Ad {
         let (loss, lse) = cross_entropy(&lf, &targets);
         wrap(record(CrossEntropyGrad, [&logits], (lf, targets, lse), loss))
     }
-    fn moe_experts(x: Tensor<Self, 2>, gates: Tensor<Self, 2>, experts: Tensor<Self, 2, Int>, weights: &[ExpertWeights<Self>], capacity: Option<usize>) -> Routed<Self> {
+    fn moe_experts(
+        x: Tensor<Self, 2>,
+        gates: Tensor<Self, 2>,
+        experts: Tensor<Self, 2, Int>,
+        weights: &[ExpertWeights<Self>],
+        capacity: Option<usize>,
+    ) -> Routed<Self> {
         let plan = Arc::new(plan(experts, weights.len(), capacity));
         // The node takes the running experts' weights stacked, one parent per projection: a
         // fixed number of parents, and experts that no token reached get no gradient at all
@@ -361,7 +393,8 @@ mod tests {
     fn random<const D: usize>(shape: [usize; D], seed: u64) -> Tensor<Ad, D> {
         use rand::{Rng, SeedableRng};
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
-        let values: Vec<f32> = (0..shape.iter().product::<usize>()).map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal)).collect();
+        let values: Vec<f32> =
+            (0..shape.iter().product::<usize>()).map(|_| rng.sample::<f32, _>(rand_distr::StandardNormal)).collect();
         Tensor::<Ad, D>::from_data(burn::tensor::TensorData::new(values, shape), &FlexDevice).require_grad()
     }
 
@@ -406,7 +439,8 @@ mod tests {
                 let (x, w) = (x.clone().detach().require_grad(), w.clone().detach().require_grad());
                 let y = f(x.clone(), w.clone());
                 let grads = (y.clone() * random::<2>([m, n], 13).detach()).sum().backward();
-                [y.inner(), x.grad(&grads).unwrap(), w.grad(&grads).unwrap()].map(|t| t.into_data().to_vec::<f32>().unwrap())
+                [y.inner(), x.grad(&grads).unwrap(), w.grad(&grads).unwrap()]
+                    .map(|t| t.into_data().to_vec::<f32>().unwrap())
             };
             let (ours, burns) = (run(&|x, w| Ad::project(x, w)), run(&|x, w| x.matmul(w)));
             for (what, (a, b)) in ["output", "gradient of x", "gradient of w"].iter().zip(ours.iter().zip(&burns)) {
@@ -422,7 +456,12 @@ mod tests {
         // 150 positions: two full 64-row blocks and a partial one.
         let shape = [2, 150, 3, 8];
         let inputs = [random(shape, 1), random(shape, 2), random(shape, 3)];
-        check("attention", inputs, |[q, k, v]| Ad::causal_attention(q, k, v), |[q, k, v]| composed::causal_attention(q, k, v));
+        check(
+            "attention",
+            inputs,
+            |[q, k, v]| Ad::causal_attention(q, k, v),
+            |[q, k, v]| composed::causal_attention(q, k, v),
+        );
     }
 
     #[test]
@@ -449,7 +488,12 @@ mod tests {
         let table = |v: Vec<f32>| Tensor::<Ad, 1>::from_floats(v.as_slice(), &FlexDevice).reshape([20, 4]);
         let (cos, sin) = (table(cos), table(sin));
         let (c, s) = (cos.clone(), sin.clone());
-        check("rotary", [random([3, 20, 2, 8], 8)], |[x]| Ad::rotary(x, cos.clone(), sin.clone()), |[x]| composed::rotary(x, c.clone(), s.clone()));
+        check(
+            "rotary",
+            [random([3, 20, 2, 8], 8)],
+            |[x]| Ad::rotary(x, cos.clone(), sin.clone()),
+            |[x]| composed::rotary(x, c.clone(), s.clone()),
+        );
     }
 
     #[test]
@@ -464,7 +508,8 @@ mod tests {
     /// `x [n, d]`, gates `[n, k]`, and gate, up, down weights of four experts, as one list.
     fn moe_inputs(n: usize, k: usize) -> [Tensor<Ad, 2>; 14] {
         let (d, h) = (24, 40);
-        let weights = (0..4).flat_map(|e| [random([d, h], 10 + 3 * e), random([d, h], 11 + 3 * e), random([h, d], 12 + 3 * e)]);
+        let weights =
+            (0..4).flat_map(|e| [random([d, h], 10 + 3 * e), random([d, h], 11 + 3 * e), random([h, d], 12 + 3 * e)]);
         let mut inputs = vec![random([n, d], 1), random([n, k], 2)];
         inputs.extend(weights);
         inputs.try_into().unwrap()
@@ -500,7 +545,9 @@ mod tests {
                 let [x, g, w @ ..] = moe_inputs(40, k);
                 let tally = |r: Routed<Ad>| (r.load.into_data(), r.dropped.into_data());
                 let fused = tally(Ad::moe_experts(x.clone(), g.clone(), moe_routing(40, k), &experts(&w), capacity));
-                let reference = tally(composed::moe_experts(x, g, moe_routing(40, k), 4, capacity, |e, x| composed::swiglu_mlp(x, &experts(&w)[e])));
+                let reference = tally(composed::moe_experts(x, g, moe_routing(40, k), 4, capacity, |e, x| {
+                    composed::swiglu_mlp(x, &experts(&w)[e])
+                }));
                 assert_eq!(fused, reference, "top-{k}, capacity {capacity:?}: load and dropped slots");
             }
         }
@@ -512,7 +559,11 @@ mod tests {
         let idx = Tensor::from_data(TensorData::new(vec![0i64, 1, 3, 0, 1, 3, 0, 1], [8, 1]), &FlexDevice);
         let grads = Ad::moe_experts(x, g, idx, &experts(&w), None).out.sum().backward();
         let reached: Vec<bool> = w.iter().map(|w| w.grad(&grads).is_some()).collect();
-        assert_eq!(reached, [[true; 3], [true; 3], [false; 3], [true; 3]].concat(), "AdamW leaves an idle expert alone only without a gradient");
+        assert_eq!(
+            reached,
+            [[true; 3], [true; 3], [false; 3], [true; 3]].concat(),
+            "AdamW leaves an idle expert alone only without a gradient"
+        );
     }
 
     #[test]
@@ -524,7 +575,8 @@ mod tests {
                 let [x, g, w @ ..] = moe_inputs(300, 2).map(|t| t.detach().require_grad());
                 let out = Ad::moe_experts(x.clone(), g.clone(), moe_routing(300, 2), &experts(&w), Some(170)).out;
                 let grads = (out.clone() * out.clone()).sum().backward();
-                let grads: Vec<TensorData> = [x, g].into_iter().chain(w).map(|t| t.grad(&grads).unwrap().into_data()).collect();
+                let grads: Vec<TensorData> =
+                    [x, g].into_iter().chain(w).map(|t| t.grad(&grads).unwrap().into_data()).collect();
                 (out.into_data(), grads)
             })
         };

@@ -35,7 +35,9 @@ impl<'a> Mat<'a> {
         Mat { data: &self.data[r.start * self.row_stride..], rows: r.len(), ..self }
     }
     fn fits(&self) -> bool {
-        self.rows == 0 || self.cols == 0 || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < self.data.len()
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * self.row_stride + (self.cols - 1) * self.col_stride < self.data.len()
     }
 }
 

@@ -55,7 +55,13 @@ pub trait Kernels: Backend {
     /// and `experts: [n, k]`). With a `capacity`, each expert takes at most that many slots,
     /// first choices before second choices, each in token order; the rest are dropped (they add
     /// nothing). `weights[e]` holds expert `e`'s gate `[d, h]`, up `[d, h]` and down `[h, d]`.
-    fn moe_experts(x: Tensor<Self, 2>, gates: Tensor<Self, 2>, experts: Tensor<Self, 2, Int>, weights: &[ExpertWeights<Self>], capacity: Option<usize>) -> Routed<Self> {
+    fn moe_experts(
+        x: Tensor<Self, 2>,
+        gates: Tensor<Self, 2>,
+        experts: Tensor<Self, 2, Int>,
+        weights: &[ExpertWeights<Self>],
+        capacity: Option<usize>,
+    ) -> Routed<Self> {
         composed::moe_experts(x, gates, experts, weights.len(), capacity, |e, x| composed::swiglu_mlp(x, &weights[e]))
     }
 }
@@ -169,6 +175,7 @@ pub mod composed {
 /// Rotary tables `[seq_len, head_dim / 2]` (cos, sin) for positions `0..seq_len`.
 pub fn rotary_tables(seq_len: usize, head_dim: usize) -> (Vec<f32>, Vec<f32>) {
     let half = head_dim / 2;
-    let angles = (0..seq_len).flat_map(|pos| (0..half).map(move |i| pos as f64 * 10_000f64.powf(-(i as f64) / half as f64)));
+    let angles =
+        (0..seq_len).flat_map(|pos| (0..half).map(move |i| pos as f64 * 10_000f64.powf(-(i as f64) / half as f64)));
     angles.map(|a| (a.cos() as f32, a.sin() as f32)).unzip()
 }

@@ -38,7 +38,8 @@ const POOL_SIZE: usize = 40;
 /// user writes each element before it reads it.
 fn take(len: usize) -> Vec<f32> {
     let mut pool = POOL.lock().unwrap_or_else(|e| e.into_inner());
-    let fit = pool.iter().enumerate().filter(|(_, b)| b.capacity() >= len).min_by_key(|(_, b)| b.capacity()).map(|(i, _)| i);
+    let fit =
+        pool.iter().enumerate().filter(|(_, b)| b.capacity() >= len).min_by_key(|(_, b)| b.capacity()).map(|(i, _)| i);
     let mut buf = fit.map(|i| pool.swap_remove(i)).unwrap_or_default();
     drop(pool);
     buf.resize(len, 0.0);
@@ -76,7 +77,12 @@ impl Plan {
     /// queues first choices before second choices, each in token order, and drops what
     /// overflows.
     pub fn new(experts: &[i64], n_experts: usize, top_k: usize, capacity: Option<usize>) -> Plan {
-        let expert = |e: i64| usize::try_from(e).ok().filter(|&e| e < n_experts).unwrap_or_else(|| panic!("expert {e} out of 0..{n_experts}"));
+        let expert = |e: i64| {
+            usize::try_from(e)
+                .ok()
+                .filter(|&e| e < n_experts)
+                .unwrap_or_else(|| panic!("expert {e} out of 0..{n_experts}"))
+        };
         let mut routed = vec![0; n_experts];
         experts.iter().for_each(|&e| routed[expert(e)] += 1);
         let kept: Vec<usize> = routed.iter().map(|&r| capacity.map_or(r, |c| r.min(c))).collect();
@@ -147,7 +153,11 @@ impl<'a> Expert<'a> {
     /// The experts of weights stacked expert after expert (`count` of them).
     pub fn unstack(gate: &'a [f32], up: &'a [f32], down: &'a [f32], count: usize) -> Vec<Expert<'a>> {
         let size = gate.len() / count;
-        gate.chunks(size).zip(up.chunks(size)).zip(down.chunks(size)).map(|((gate, up), down)| Expert { gate, up, down }).collect()
+        gate.chunks(size)
+            .zip(up.chunks(size))
+            .zip(down.chunks(size))
+            .map(|((gate, up), down)| Expert { gate, up, down })
+            .collect()
     }
 }
 
@@ -184,7 +194,12 @@ pub fn forward(x: &[f32], gates: &[f32], plan: &Plan, experts: &[Expert]) -> (Ve
     let rows = plan.rows();
     let (mut gate, mut up, mut y) = (take(rows * h), take(rows * h), take(rows * d));
     let blocks = plan.blocks();
-    let tasks: Vec<_> = split(&mut gate, h, &blocks).into_iter().zip(split(&mut up, h, &blocks)).zip(split(&mut y, d, &blocks)).zip(&blocks).collect();
+    let tasks: Vec<_> = split(&mut gate, h, &blocks)
+        .into_iter()
+        .zip(split(&mut up, h, &blocks))
+        .zip(split(&mut y, d, &blocks))
+        .zip(&blocks)
+        .collect();
     tasks.into_par_iter().for_each(|(((g, u), y), (a, rows))| {
         let w = &experts[*a];
         let b = rows.len();
@@ -209,15 +224,17 @@ pub fn forward(x: &[f32], gates: &[f32], plan: &Plan, experts: &[Expert]) -> (Ve
 fn combine(gates: &[f32], plan: &Plan, y: &[f32], d: usize) -> Vec<f32> {
     let k = plan.top_k;
     let mut out = vec![0f32; plan.tokens() * d];
-    out.par_chunks_mut(d * ROWS).zip(gates.par_chunks(k * ROWS)).zip(plan.row.par_chunks(k * ROWS)).for_each(|((out, gates), rows)| {
-        simd(|| {
-            for ((out, gates), rows) in out.chunks_mut(d).zip(gates.chunks(k)).zip(rows.chunks(k)) {
-                for (&g, &r) in gates.iter().zip(rows).filter(|(_, &r)| r != DROPPED) {
-                    out.iter_mut().zip(&y[r * d..(r + 1) * d]).for_each(|(o, &y)| *o += g * y);
+    out.par_chunks_mut(d * ROWS).zip(gates.par_chunks(k * ROWS)).zip(plan.row.par_chunks(k * ROWS)).for_each(
+        |((out, gates), rows)| {
+            simd(|| {
+                for ((out, gates), rows) in out.chunks_mut(d).zip(gates.chunks(k)).zip(rows.chunks(k)) {
+                    for (&g, &r) in gates.iter().zip(rows).filter(|(_, &r)| r != DROPPED) {
+                        out.iter_mut().zip(&y[r * d..(r + 1) * d]).for_each(|(o, &y)| *o += g * y);
+                    }
                 }
-            }
-        })
-    });
+            })
+        },
+    );
     out
 }
 
@@ -271,7 +288,8 @@ pub fn backward(x: &[f32], gates: &[f32], plan: &Plan, experts: &[Expert], saved
 /// tasks split each gradient by [`BLOCK`] output rows.
 fn weight_grads(plan: &Plan, d: usize, h: usize, [xs, dg, du, act, dy]: [&[f32]; 5]) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let n_active = plan.active.len();
-    let (mut gate, mut up, mut down) = (vec![0f32; n_active * d * h], vec![0f32; n_active * d * h], vec![0f32; n_active * h * d]);
+    let (mut gate, mut up, mut down) =
+        (vec![0f32; n_active * d * h], vec![0f32; n_active * d * h], vec![0f32; n_active * h * d]);
     // Each product `lhsᵀ·rhs`, with `lhs: [rows, width]` and `rhs: [rows, cols]` per plan row.
     let products = [(&mut gate, (xs, d), (dg, h)), (&mut up, (xs, d), (du, h)), (&mut down, (act, h), (dy, d))];
     let mut tasks = Vec::new();
@@ -297,10 +315,16 @@ fn scatter_back(plan: &Plan, dxs: &[f32], y: &[f32], dout: &[f32], d: usize) -> 
     let k = plan.top_k;
     let mut dx = vec![0f32; plan.tokens() * d];
     let mut dgates = vec![0f32; plan.row.len()];
-    let chunks = dx.par_chunks_mut(d * ROWS).zip(dgates.par_chunks_mut(k * ROWS)).zip(plan.row.par_chunks(k * ROWS)).zip(dout.par_chunks(d * ROWS));
+    let chunks = dx
+        .par_chunks_mut(d * ROWS)
+        .zip(dgates.par_chunks_mut(k * ROWS))
+        .zip(plan.row.par_chunks(k * ROWS))
+        .zip(dout.par_chunks(d * ROWS));
     chunks.for_each(|(((dx, dgates), rows), dout)| {
         simd(|| {
-            for (((dx, dgates), rows), dout) in dx.chunks_mut(d).zip(dgates.chunks_mut(k)).zip(rows.chunks(k)).zip(dout.chunks(d)) {
+            for (((dx, dgates), rows), dout) in
+                dx.chunks_mut(d).zip(dgates.chunks_mut(k)).zip(rows.chunks(k)).zip(dout.chunks(d))
+            {
                 for (dgate, &r) in dgates.iter_mut().zip(rows).filter(|(_, &r)| r != DROPPED) {
                     let row = r * d..(r + 1) * d;
                     *dgate = dot(dout, &y[row.clone()]);
@@ -331,4 +355,3 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
     SCRATCH.set(scratch);
     r
 }
-

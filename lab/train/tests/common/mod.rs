@@ -38,7 +38,11 @@ pub fn synthetic_source() -> String {
     for i in 0..6000 {
         let (a, b) = (names[(next() % 8) as usize], names[(next() % 8) as usize]);
         let op = ops[(next() % 6) as usize];
-        text += &format!("fn f{i}({a}: u32, {b}: u32) -> u32 {{\n    let r = {a} {op} {b} {op} {};\n    r.wrapping_mul({})\n}}\n\n", next() % 100, next() % 1000);
+        text += &format!(
+            "fn f{i}({a}: u32, {b}: u32) -> u32 {{\n    let r = {a} {op} {b} {op} {};\n    r.wrapping_mul({})\n}}\n\n",
+            next() % 100,
+            next() % 1000
+        );
     }
     text
 }
@@ -53,7 +57,8 @@ pub fn synthetic_corpus(dir: &Path) -> Corpus {
     }
     let recipe = dir.join("recipe.toml");
     std::fs::write(&recipe, format!("name = \"synthetic\"\nvalidation_fraction = 0.1\n[languages.rust]\nsources = [{{ dir = \"{}\", include = [\"*.rs\"] }}]\n", src.display())).unwrap();
-    codescale_data::build(&recipe, &BuildOptions { out: Some(dir.join("corpus")), quiet: true, ..Default::default() }).unwrap()
+    codescale_data::build(&recipe, &BuildOptions { out: Some(dir.join("corpus")), quiet: true, ..Default::default() })
+        .unwrap()
 }
 
 pub fn config(steps: usize, extra: impl FnOnce(&mut TrialSpec)) -> TrialConfig {
