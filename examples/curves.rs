@@ -42,13 +42,27 @@ fn main() -> Result<()> {
     let dirs: Vec<std::path::PathBuf> = std::env::args().skip(1).map(Into::into).collect();
     anyhow::ensure!(!dirs.is_empty(), "usage: curves SWEEP_DIR...");
     let opts = codescale_fit::FitOptions { bootstrap: 200, ..Default::default() };
-    println!("{:<12} {:<8} {:>10} {:>10} | {:>18} {:>18} {:>18}", "sweep", "group", "auto", "chinchilla", "curves: all runs", "largest budget", "budgets ≤ half");
-    println!("{:<12} {:<8} {:>10} {:>10} | {:>18} {:>18} {:>18}", "", "", "(final)", "(final)", "compute", "compute", "compute");
+    println!(
+        "{:<12} {:<8} {:>10} {:>10} | {:>18} {:>18} {:>18}",
+        "sweep", "group", "auto", "chinchilla", "curves: all runs", "largest budget", "budgets ≤ half"
+    );
+    println!(
+        "{:<12} {:<8} {:>10} {:>10} | {:>18} {:>18} {:>18}",
+        "", "", "(final)", "(final)", "compute", "compute", "compute"
+    );
     for dir in &dirs {
         let name = dir.file_name().map_or("?".into(), |s| s.to_string_lossy().into_owned());
         let finals = |law| -> Result<fit::FitFile> {
             let out = tempfile::NamedTempFile::new()?;
-            Ok(fit::fit_sweep(dir, &fit::Options { fit: fit::FitOptions { law, curves: false, bootstrap: 200, ..Default::default() }, out: Some(out.path().into()), ..Default::default() })?.fit)
+            Ok(fit::fit_sweep(
+                dir,
+                &fit::Options {
+                    fit: fit::FitOptions { law, curves: false, bootstrap: 200, ..Default::default() },
+                    out: Some(out.path().into()),
+                    ..Default::default()
+                },
+            )?
+            .fit)
         };
         let (auto, chinchilla) = (finals(LawChoice::Auto)?, finals(LawChoice::Fixed(Form::Chinchilla))?);
         let points = codescale_fit::results::points_from_rows(&codescale::sweep::results(dir)?, "n_params");
@@ -59,15 +73,23 @@ fn main() -> Result<()> {
             let largest = fitted.iter().map(|t| t.point.d).fold(0.0, f64::max);
             let full = compute(&fitted);
             let subset = |keep: &dyn Fn(&CurveTrial) -> bool| -> String {
-                let chosen: Vec<CurveTrial> = runs.iter().filter(|t| t.point.target || keep(t)).map(|t| (*t).clone()).collect();
+                let chosen: Vec<CurveTrial> =
+                    runs.iter().filter(|t| t.point.target || keep(t)).map(|t| (*t).clone()).collect();
                 let used: Vec<&CurveTrial> = chosen.iter().filter(|t| !t.point.target).collect();
                 let share = compute(&used) / full;
                 match curve::fit_group(&chosen, &opts, 0) {
-                    Ok(law) => law.targets.iter().map(|t| format!("{} {:>4.0} %", cell(Some(t)), 100.0 * share)).collect::<Vec<_>>().join(", "),
+                    Ok(law) => law
+                        .targets
+                        .iter()
+                        .map(|t| format!("{} {:>4.0} %", cell(Some(t)), 100.0 * share))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     Err(why) => format!("none ({why})"),
                 }
             };
-            let target = |f: &fit::FitFile| f.groups.iter().find(|h| h.group == g.group).and_then(|h| h.targets.first().cloned());
+            let target = |f: &fit::FitFile| {
+                f.groups.iter().find(|h| h.group == g.group).and_then(|h| h.targets.first().cloned())
+            };
             println!(
                 "{:<12} {:<8} {:>10} {:>10} | {:>18} {:>18} {:>18}",
                 name,

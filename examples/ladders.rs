@@ -16,10 +16,19 @@ fn main() -> Result<()> {
     let bootstrap = args.get(1).map_or(Ok(200), |b| b.parse()).map_err(|e| anyhow::anyhow!("BOOTSTRAP: {e}"))?;
     let work = tempfile::tempdir()?;
     let all = ladders::ladders(&dir, work.path())?;
-    let laws = [LawChoice::Auto, LawChoice::Fixed(Form::Chinchilla), LawChoice::Fixed(Form::Kaplan), LawChoice::Fixed(Form::Gadre)];
+    let laws = [
+        LawChoice::Auto,
+        LawChoice::Fixed(Form::Chinchilla),
+        LawChoice::Fixed(Form::Kaplan),
+        LawChoice::Fixed(Form::Gadre),
+    ];
     let start = std::time::Instant::now();
     let rows = ladders::run(&all, &laws, bootstrap, work.path())?;
     print!("{}", ladders::render(&rows));
-    println!("\n{} targets × laws in {:.1} s ({bootstrap} bootstrap resamples)", rows.len(), start.elapsed().as_secs_f64());
+    println!(
+        "\n{} targets × laws in {:.1} s ({bootstrap} bootstrap resamples)",
+        rows.len(),
+        start.elapsed().as_secs_f64()
+    );
     Ok(())
 }

@@ -23,13 +23,25 @@ fn main() -> Result<()> {
     let tiny = lab.sweep()?;
     let planned = sweep::plan(&tiny, true)?;
     let cost = sweep::estimate(&tiny, &planned.trials, &lab.path().join("runs"));
-    println!("{} trials, {:.3e} FLOPs, about {:.0} s on this machine\n", planned.trials.len(), cost.flops(), cost.seconds());
+    println!(
+        "{} trials, {:.3e} FLOPs, about {:.0} s on this machine\n",
+        planned.trials.len(),
+        cost.flops(),
+        cost.seconds()
+    );
 
     // Training: `runs/tiny/`, a record and a curve per trial, then `results.parquet`. Killed and
     // called again, it resumes; finished trials are never trained twice.
     let summary = sweep::run(&tiny, &lab.run_config())?;
     for row in &summary.rows {
-        println!("{} {:<7} {:>6} tokens: {} val loss {:.4}", row.trial_id, row.model, row.tokens, row.status, row.val_loss.unwrap_or(f64::NAN));
+        println!(
+            "{} {:<7} {:>6} tokens: {} val loss {:.4}",
+            row.trial_id,
+            row.model,
+            row.tokens,
+            row.status,
+            row.val_loss.unwrap_or(f64::NAN)
+        );
     }
 
     // The fit: L(N, D) with bootstrap intervals, `fits/tiny.json`.

@@ -35,9 +35,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use codescale::sweep::{Sweep, SweepDir};
-use codescale_sweep::Plan;
 use codescale_core::record::{BranchOrigin, Metrics, Provenance, TRIAL_FILE};
 use codescale_core::{CorpusKey, Status, TrialConfig, TrialRecord};
+use codescale_sweep::Plan;
 
 const COMMANDS: [&str; 6] = ["plan", "status", "run", "fit", "report", "stale"];
 
@@ -56,7 +56,8 @@ struct Args {
 fn parse_args() -> Result<Args> {
     let exe = std::env::current_exe()?;
     // target/release/examples/runs_scale → target/release/codescale
-    let default_bin = exe.parent().and_then(Path::parent).map(|p| p.join("codescale")).unwrap_or_else(|| PathBuf::from("codescale"));
+    let default_bin =
+        exe.parent().and_then(Path::parent).map(|p| p.join("codescale")).unwrap_or_else(|| PathBuf::from("codescale"));
     let mut args = Args {
         sizes: vec![1_000, 10_000, 100_000],
         sweeps: 10,
@@ -72,7 +73,12 @@ fn parse_args() -> Result<Args> {
     while let Some(a) = it.next() {
         let mut value = || it.next().with_context(|| format!("{a} needs a value"));
         match a.as_str() {
-            "--sizes" => args.sizes = value()?.split(',').map(|s| s.trim().parse::<f64>().map(|v| v as usize)).collect::<Result<_, _>>()?,
+            "--sizes" => {
+                args.sizes = value()?
+                    .split(',')
+                    .map(|s| s.trim().parse::<f64>().map(|v| v as usize))
+                    .collect::<Result<_, _>>()?
+            }
             "--sweeps" => args.sweeps = value()?.parse()?,
             "--dir" => args.dir = PathBuf::from(value()?),
             "--bin" => args.bin = PathBuf::from(value()?),
@@ -91,7 +97,11 @@ fn parse_args() -> Result<Args> {
     for c in &args.commands {
         ensure!(COMMANDS.contains(&c.as_str()), "unknown command {c} (one of {})", COMMANDS.join(", "));
     }
-    ensure!(args.bin.exists(), "{} does not exist: build it with `cargo build --release --bin codescale`", args.bin.display());
+    ensure!(
+        args.bin.exists(),
+        "{} does not exist: build it with `cargo build --release --bin codescale`",
+        args.bin.display()
+    );
     args.bin = args.bin.canonicalize()?;
     Ok(args)
 }
@@ -155,8 +165,14 @@ fn main() -> Result<()> {
         let _ = std::fs::remove_dir(&args.dir);
     }
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let load = std::fs::read_to_string("/proc/loadavg").map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" ")).unwrap_or_default();
-    println!("{} on the first of {} sweeps (stale: the last); {cores} core(s), load average {load}", args.bin.display(), args.sweeps);
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    println!(
+        "{} on the first of {} sweeps (stale: the last); {cores} core(s), load average {load}",
+        args.bin.display(),
+        args.sweeps
+    );
     for (title, suffix) in [("wall-clock seconds", ""), ("CPU seconds (user + system)", " cpu")] {
         println!("{title}:");
         let mut header = format!("{:>8} {:>8}", "records", "build");
@@ -198,7 +214,13 @@ fn time(bin: &Path, command: &str, (first, last): (&str, &str), timeout: Duratio
     };
     let cpu_before = children_cpu();
     let t = Instant::now();
-    let mut child = Command::new(bin).arg("--quiet").args(&args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let mut child = Command::new(bin)
+        .arg("--quiet")
+        .args(&args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
     // Drained on threads so a chatty command never blocks on a full pipe.
     let mut out = child.stdout.take().expect("piped");
     let mut err = child.stderr.take().expect("piped");
@@ -256,7 +278,10 @@ fn sweep_text(name: &str, seed: usize, n: usize) -> Result<String> {
     let widths = n.min(10);
     let budgets = (n / widths).min(10);
     let rates = n / (widths * budgets);
-    ensure!(widths * budgets * rates == n, "{n} trials per sweep is not widths × budgets × rates (use a multiple of 100)");
+    ensure!(
+        widths * budgets * rates == n,
+        "{n} trials per sweep is not widths × budgets × rates (use a multiple of 100)"
+    );
     let models: Vec<String> = (0..widths).map(|i| format!("\"d{}-l1\"", 32 + 16 * i)).collect();
     let tokens: Vec<String> = (1..=budgets).map(|k| format!("{}", 4096 * k)).collect();
     let lrs: Vec<String> = (0..rates).map(|k| format!("{:e}", 2e-3 * (1.0 + 0.01 * k as f64))).collect();
@@ -293,7 +318,11 @@ fn generate(size: usize, sweeps: usize, threads: usize) -> Result<(String, Strin
         TrialConfig { corpus_key: key, ..c.clone() }
     };
     let last = planned.len() - 1;
-    let jobs: Vec<(&SweepDir, TrialConfig)> = planned.iter().enumerate().flat_map(|(s, (d, ts))| ts.iter().map(move |t| (d, if s == last { older(t) } else { t.clone() }))).collect();
+    let jobs: Vec<(&SweepDir, TrialConfig)> = planned
+        .iter()
+        .enumerate()
+        .flat_map(|(s, (d, ts))| ts.iter().map(move |t| (d, if s == last { older(t) } else { t.clone() })))
+        .collect();
     let chunk = jobs.len().div_ceil(threads.max(1));
     std::thread::scope(|scope| -> Result<()> {
         let handles: Vec<_> = jobs
@@ -349,7 +378,8 @@ fn finished(config: &TrialConfig, k: u64) -> TrialRecord {
         tokens_per_s,
         ..Default::default()
     };
-    let (corpus_hash, tokenizer_hash) = config.corpus_key.as_ref().map(|k| (k.manifest.clone(), k.tokenizer.clone())).unwrap_or_default();
+    let (corpus_hash, tokenizer_hash) =
+        config.corpus_key.as_ref().map(|k| (k.manifest.clone(), k.tokenizer.clone())).unwrap_or_default();
     record.provenance = Provenance {
         codescale_version: env!("CARGO_PKG_VERSION").into(),
         git_commit: "0000000000000000000000000000000000000000".into(),
