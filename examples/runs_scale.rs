@@ -134,7 +134,7 @@ fn main() -> Result<()> {
                             times.push(format!("{wall:.2}"));
                             cpu.push(format!("{c:.2}"));
                         }
-                        Timed::TimedOut => {
+                        Timed::OutOfTime => {
                             cell = Some(format!(">{}", args.timeout.as_secs()));
                             break;
                         }
@@ -194,7 +194,7 @@ fn main() -> Result<()> {
 enum Timed {
     /// Wall-clock seconds, and CPU seconds (user + system) of the command.
     Took(f64, f64),
-    TimedOut,
+    OutOfTime,
     Failed(String),
 }
 
@@ -241,7 +241,7 @@ fn time(bin: &Path, command: &str, (first, last): (&str, &str), timeout: Duratio
         if t.elapsed() > timeout {
             child.kill()?;
             child.wait()?;
-            return Ok(Timed::TimedOut);
+            return Ok(Timed::OutOfTime);
         }
         std::thread::sleep(Duration::from_millis(5));
     };
@@ -296,7 +296,7 @@ fn sweep_text(name: &str, seed: usize, n: usize) -> Result<String> {
 /// Writes the lab in the current folder: recipe, corpus, sweep files, plans and records (the
 /// last sweep's made on an older corpus). Returns the first sweep's name and the last's.
 fn generate(size: usize, sweeps: usize, threads: usize) -> Result<(String, String)> {
-    ensure!(size % sweeps == 0, "{size} records do not split into {sweeps} sweeps");
+    ensure!(size.is_multiple_of(sweeps), "{size} records do not split into {sweeps} sweeps");
     std::fs::write("recipe.toml", codescale::example::recipe_text())?;
     std::fs::create_dir_all("sweeps")?;
     let mut planned: Vec<(SweepDir, Vec<TrialConfig>)> = Vec::new();

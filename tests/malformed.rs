@@ -16,7 +16,7 @@ fn cases() -> Vec<(String, usize, &'static str)> {
         (format!("{HEAD}batch_size = 1.5\n"), 4, "batch_size"),
         (format!("{HEAD}model = \"big\"\n"), 4, "model"),
         (format!("nme = \"x\"\n{HEAD}"), 1, "nme"),
-        (format!("name = \"a b\"\n[base]\nlanguage = \"rust\"\n"), 1, "name"),
+        ("name = \"a b\"\n[base]\nlanguage = \"rust\"\n".to_string(), 1, "name"),
         // Names the runs folder uses itself: the sweep's folder would be one of them.
         ("name = \"trials\"\n[base]\nlanguage = \"rust\"\n".to_string(), 1, "`name`: `trials` is reserved"),
         ("name = \"_trunks\"\n[base]\nlanguage = \"rust\"\n".to_string(), 1, "`name`: `_trunks` is reserved"),

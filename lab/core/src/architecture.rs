@@ -45,7 +45,7 @@ pub struct MoeConfig {
 impl ModelConfig {
     /// The routing of layer `layer` (0-based); `None` where the layer's MLP is dense.
     pub fn moe_at(&self, layer: usize) -> Option<&MoeConfig> {
-        self.moe.as_ref().filter(|m| layer % m.every == 0)
+        self.moe.as_ref().filter(|m| layer.is_multiple_of(m.every))
     }
     pub fn head_dim(&self) -> usize {
         self.d_model / self.n_heads

@@ -463,7 +463,7 @@ impl TrialSpec {
         if d_model % n_heads != 0 {
             return Err(bad("n_heads", format!("{n_heads} heads do not divide d_model = {d_model}")));
         }
-        if (d_model / n_heads) % 2 != 0 {
+        if !(d_model / n_heads).is_multiple_of(2) {
             return Err(bad("n_heads", format!("head size {} must be even for rotary embeddings", d_model / n_heads)));
         }
 
@@ -507,7 +507,7 @@ impl TrialSpec {
         within("batch_size", batch_size, limits::MAX_BATCH)?;
         let micro_batch = self.micro_batch.unwrap_or(batch_size);
         positive("micro_batch", micro_batch)?;
-        if batch_size % micro_batch != 0 {
+        if !batch_size.is_multiple_of(micro_batch) {
             return Err(bad("micro_batch", format!("{micro_batch} does not divide batch_size = {batch_size}")));
         }
         let tokens = self.tokens.unwrap_or(1e6);
@@ -755,7 +755,7 @@ impl TrialConfig {
     /// Whether a standalone run of this trial evaluates after `step` optimizer steps: every
     /// `eval_every()` steps, at the end, and at the ASHA rungs (`rung_steps`).
     pub fn evaluates_at(&self, step: usize, rung_steps: &[usize]) -> bool {
-        step > 0 && (step % self.eval_every() == 0 || step == self.total_steps() || rung_steps.contains(&step))
+        step > 0 && (step.is_multiple_of(self.eval_every()) || step == self.total_steps() || rung_steps.contains(&step))
     }
     /// WSD: the step at which the cooldown starts (the steps before it run at the peak rate).
     pub fn decay_start(&self) -> usize {

@@ -18,7 +18,7 @@ pub const HEAD_DIM: usize = 32;
 impl Shape {
     /// The ladder's defaults for heads and MLP width at this width and depth.
     pub fn new(d_model: usize, n_layers: usize) -> Shape {
-        let n_heads = if d_model % HEAD_DIM == 0 { (d_model / HEAD_DIM).max(1) } else { 1 };
+        let n_heads = if d_model.is_multiple_of(HEAD_DIM) { (d_model / HEAD_DIM).max(1) } else { 1 };
         let d_ff = (8 * d_model).div_ceil(3).div_ceil(16) * 16;
         Shape { d_model, n_layers, n_heads, d_ff }
     }

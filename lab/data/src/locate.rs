@@ -144,7 +144,7 @@ fn run(command: &[String]) -> Option<String> {
     if !status.success() {
         return None;
     }
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).last().map(String::from)
+    text.lines().map(str::trim).rfind(|l| !l.is_empty()).map(String::from)
 }
 
 /// The path itself if it exists, or the first (sorted) existing match of its glob components.

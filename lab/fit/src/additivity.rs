@@ -258,7 +258,8 @@ mod tests {
                 let surface = 1.5 + 30.0 / n.powf(0.4) + 300.0 / d.powf(0.45);
                 let interaction = 0.02 * (n / 2e4).ln() * (d / 5e5).ln();
                 let trunk = if r == 0 { 1.03 } else { 0.97 };
-                let run = if (n as usize / 10_000 + d as usize / 250_000 + r) % 2 == 0 { 1.002 } else { 0.998 };
+                let run =
+                    if (n as usize / 10_000 + d as usize / 250_000 + r).is_multiple_of(2) { 1.002 } else { 0.998 };
                 surface * (1.0 + interaction) * trunk * run
             },
             2,

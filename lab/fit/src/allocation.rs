@@ -77,7 +77,7 @@ pub fn allocation_with_intervals(law: &Law, boot: &[Law], budgets: &[f64], confi
 pub fn numeric_n_opt(form: crate::forms::Form, p: &[f64], flops: f64) -> f64 {
     let f = |u: f64| form.predict(p, u.exp(), flops / (6.0 * u.exp()));
     let (lo, hi) = (1e2_f64.ln(), (flops / 6.0 / 1e2).ln());
-    if !(hi > lo) {
+    if hi.is_nan() || hi <= lo {
         return f64::NAN;
     }
     let steps = 200;

@@ -132,9 +132,13 @@ struct Evals {
     min_loss: f64,
 }
 
+/// One evaluation as the law fits it: (N, S₁, S₂, loss, whether it is the run's final point,
+/// the run's family: its trunk, or itself).
+type Evaluation = (f64, f64, f64, f64, bool, String);
+
 /// The evaluations of `trials` (fitted ones only), with the subset factor and how many pairs
 /// measured it.
-fn prepare(trials: &[&CurveTrial]) -> (Vec<(f64, f64, f64, f64, bool, String)>, f64, usize) {
+fn prepare(trials: &[&CurveTrial]) -> (Vec<Evaluation>, f64, usize) {
     let mut pairs = vec![];
     let mut rows = vec![];
     let mut seen = std::collections::HashSet::new();
@@ -151,7 +155,8 @@ fn prepare(trials: &[&CurveTrial]) -> (Vec<(f64, f64, f64, f64, bool, String)>, 
             if step > total
                 || step <= t.config.warmup_steps()
                 || (step as f64) < MIN_FRACTION * total as f64
-                || !(loss > 0.0)
+                || loss.is_nan()
+                || loss <= 0.0
             {
                 continue;
             }
@@ -201,7 +206,7 @@ impl Evals {
         let p = u.exp();
         let k = q[5].exp() * z;
         let l = p - k;
-        if !(l > 0.0) {
+        if l.is_nan() || l <= 0.0 {
             grad.iter_mut().for_each(|g| *g = 0.0);
             return f64::NAN;
         }
@@ -334,7 +339,7 @@ fn fit_runs(fitted: &[&CurveTrial]) -> Option<(Vec<f64>, Evals, Solved)> {
 /// points predicted from their configs.
 fn out_of_sample(fitted: &[&CurveTrial]) -> (Option<f64>, usize) {
     let finals: Vec<(f64, f64, f64)> = fitted.iter().map(|t| (t.point.n, t.point.d, t.point.loss)).collect();
-    let splits = crate::select::splits(&finals, crate::forms::Form::Chinchilla.len());
+    let splits = crate::select::splits(&finals, crate::forms::Form::Chinchilla.n_params());
     let mut scores = vec![];
     for (_, test) in &splits {
         let cut = test.iter().map(|p| p.0).fold(f64::INFINITY, f64::min);

@@ -51,7 +51,7 @@ pub fn refit_on_smallest(points: &[Triple], keep: usize, form: Form, delta: f64)
     let mut train_d: Vec<f64> = train.iter().map(|p| p.1).collect();
     train_d.sort_by(f64::total_cmp);
     train_d.dedup();
-    let need = form.len().max(5);
+    let need = form.n_params().max(5);
     if train.len() < need || train_d.len() < 2 || test.is_empty() {
         return Err(format!(
             "{} points and {} distinct D remain after holding out the largest size(s); {need} and 2 needed",

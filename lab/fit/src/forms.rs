@@ -69,7 +69,7 @@ impl Form {
         }
     }
 
-    pub fn len(self) -> usize {
+    pub fn n_params(self) -> usize {
         self.param_names().len()
     }
 
@@ -299,9 +299,12 @@ impl Points {
 /// A smooth cost and its gradient in internal coordinates, for [`minimize`].
 pub(crate) type Objective<'a> = dyn Fn(&[f64], &mut [f64]) -> f64 + Sync + 'a;
 
+/// The last point the objective was evaluated at, with its value and gradient.
+type Evaluated = Option<(Vec<f64>, f64, Vec<f64>)>;
+
 struct Problem<'a> {
     objective: &'a Objective<'a>,
-    cache: RefCell<Option<(Vec<f64>, f64, Vec<f64>)>>,
+    cache: RefCell<Evaluated>,
 }
 
 impl Problem<'_> {

@@ -88,7 +88,7 @@ fn arch_of(group: &str) -> &str {
 fn too_few(group: &str, pts: &[&Point]) -> Option<String> {
     let ns = distinct(pts.iter().map(|p| p.n));
     let ds = distinct(pts.iter().map(|p| p.d));
-    if ns.len() == 1 && ds.len() >= 3 && pts.len() > forms::Form::Data.len() {
+    if ns.len() == 1 && ds.len() >= 3 && pts.len() > forms::Form::Data.n_params() {
         // One size on several budgets: a curve or a data ladder; the D-only form can fit it.
         None
     } else if pts.len() < MIN_POINTS {
@@ -468,7 +468,14 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
     let residuals: Vec<f64> = triples.iter().map(|&(n, d, l)| l.ln() - form.predict(p, n, d).ln()).collect();
     out.targets = check_targets(targets, out.max_flops, |t| {
         let preds: Vec<f64> = boot.iter().map(|b| form.predict(b, t.n, t.d)).collect();
-        crate::predict::interval(form.predict(p, t.n, t.d), &preds, &residuals, form.len(), c, derive_seed(seed, &t.id))
+        crate::predict::interval(
+            form.predict(p, t.n, t.d),
+            &preds,
+            &residuals,
+            form.n_params(),
+            c,
+            derive_seed(seed, &t.id),
+        )
     });
 }
 

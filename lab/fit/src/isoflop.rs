@@ -297,7 +297,7 @@ pub fn isoflop(
                 &forms::Points::new(&m),
                 Form::Data,
                 crate::approach3::CHINCHILLA_DELTA,
-                &[full.params.clone()],
+                std::slice::from_ref(&full.params),
             )
             .filter(|f| f.converged)
             {

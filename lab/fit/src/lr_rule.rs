@@ -104,11 +104,12 @@ fn least_squares(xs: &[[f64; 2]], ys: &[f64], use_n: bool, use_d: bool) -> Optio
         if m[col][col].abs() < 1e-12 {
             return None;
         }
-        for r in 0..k {
+        let pivot_row = m[col].clone();
+        for (r, row) in m.iter_mut().enumerate() {
             if r != col {
-                let f = m[r][col] / m[col][col];
-                for c in col..=k {
-                    m[r][c] -= f * m[col][c];
+                let f = row[col] / pivot_row[col];
+                for (x, p) in row[col..].iter_mut().zip(&pivot_row[col..]) {
+                    *x -= f * p;
                 }
             }
         }

@@ -69,7 +69,7 @@ pub fn predict_group(g: &GroupFit, n: f64, d: f64, confidence: f64, trust_factor
         loss,
         &preds,
         &g.log_residuals(),
-        law.form.len(),
+        law.form.n_params(),
         confidence,
         derive_seed(0, &format!("{}|{n}|{d}", g.group)),
     );

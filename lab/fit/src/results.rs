@@ -113,9 +113,9 @@ mod tests {
             ..Default::default()
         };
         let mut q = p.clone();
-        assert_eq!(input_hash(&[p.clone()]), input_hash(&[q.clone()]));
+        assert_eq!(input_hash(std::slice::from_ref(&p)), input_hash(std::slice::from_ref(&q)));
         q.loss = 2.0 + 1e-12;
-        assert_ne!(input_hash(&[p.clone()]), input_hash(&[q.clone()]));
-        assert_ne!(input_hash(&[p.clone()]), input_hash(&[p.clone(), p]));
+        assert_ne!(input_hash(std::slice::from_ref(&p)), input_hash(std::slice::from_ref(&q)));
+        assert_ne!(input_hash(std::slice::from_ref(&p)), input_hash(&[p.clone(), p]));
     }
 }

@@ -90,7 +90,7 @@ pub fn eligible(points: &[Triple]) -> Vec<Form> {
     Form::ALL
         .into_iter()
         .filter(|f| if f.has_n() { ns >= 2 && ds >= 2 } else { ns == 1 && ds >= 3 })
-        .filter(|f| points.len() > f.len())
+        .filter(|f| points.len() > f.n_params())
         .collect()
 }
 
@@ -104,8 +104,8 @@ pub fn splits(points: &[Triple], params: usize) -> Vec<(Vec<Triple>, Vec<Triple>
     let levels = crate::distinct(points.iter().map(key));
     let first = if levels.len() >= 4 { 3 } else { 2 };
     let mut out = vec![];
-    for k in first..levels.len() {
-        let (train, test): (Vec<Triple>, Vec<Triple>) = points.iter().copied().partition(|p| key(p) < levels[k]);
+    for &level in &levels[first..] {
+        let (train, test): (Vec<Triple>, Vec<Triple>) = points.iter().copied().partition(|p| key(p) < level);
         let ns = crate::distinct(train.iter().map(|p| p.0)).len();
         let ds = crate::distinct(train.iter().map(|p| p.1)).len();
         let enough = train.len() > params && ds >= 2 && (!by_n || ns >= 2) && (by_n || ds >= 3);
@@ -174,7 +174,7 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
             return Err(format!(
                 "--law {}: these points cannot identify it ({} parameters; {})",
                 form.name(),
-                form.len(),
+                form.n_params(),
                 if form.has_n() {
                     "needs two model sizes and two budgets"
                 } else {
@@ -188,7 +188,7 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
         None => vec![None, Some(CHINCHILLA_DELTA)],
     };
     let all = Points::new(points);
-    let splits = splits(points, forms.iter().map(|f| f.len()).max().unwrap_or(0));
+    let splits = splits(points, forms.iter().map(|f| f.n_params()).max().unwrap_or(0));
     // A form asked for by name is compared only across thresholds: the other forms' scores
     // would cost as much as `auto` and decide nothing.
     let tried: Vec<Form> = match law {
@@ -232,7 +232,7 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
             let leader = &candidates[leader.expect("a finite best has a candidate")].0;
             (0..candidates.len())
                 .filter(|&i| tied(&candidates[i].0, leader))
-                .min_by_key(|&i| (candidates[i].0.form.len(), i))
+                .min_by_key(|&i| (candidates[i].0.form.n_params(), i))
                 .expect("the best is tied with itself")
         }
         // No split leaves enough points: nothing to judge forms by, so Chinchilla (or the

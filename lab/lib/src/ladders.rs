@@ -244,16 +244,15 @@ fn held_out_budgets(g: &fit::GroupFit) -> Vec<(f64, f64)> {
         .collect()
 }
 
-/// An L*(C) row: the lowest loss measured at budget `c` against a prediction with its interval,
-/// made at N = `n` (NaN where the law has no N).
+/// An L*(C) row: the lowest loss `measured` at budget `c` against the prediction with its
+/// interval of the law `asked` for (its form `form`), made at N = `n` (NaN where the law has no
+/// N).
 fn optimal_loss_row(
     ladder: &Ladder,
     g: &fit::GroupFit,
-    asked: &str,
-    form: &str,
+    (asked, form): (&str, &str),
     n: f64,
-    c: f64,
-    measured: f64,
+    (c, measured): (f64, f64),
     pi: codescale_fit::Estimate,
 ) -> Row {
     Row {
@@ -293,9 +292,15 @@ fn optimal_loss_rows(ladder: &Ladder, g: &fit::GroupFit, law: LawChoice) -> Vec<
         .map(|(c, measured)| {
             let (n_opt, predicted) = optimum(&params, c);
             let preds: Vec<f64> = samples.iter().map(|p| optimum(p, c).1).collect();
-            let pi =
-                codescale_fit::predict::interval(predicted, &preds, &residuals, fitted.form.len(), 0.95, c.to_bits());
-            optimal_loss_row(ladder, g, law.name(), fitted.form.name(), n_opt, c, measured, pi)
+            let pi = codescale_fit::predict::interval(
+                predicted,
+                &preds,
+                &residuals,
+                fitted.form.n_params(),
+                0.95,
+                c.to_bits(),
+            );
+            optimal_loss_row(ladder, g, (law.name(), fitted.form.name()), n_opt, (c, measured), pi)
         })
         .collect()
 }
@@ -310,11 +315,9 @@ fn isoflop_rows(ladder: &Ladder, g: &fit::GroupFit) -> Vec<Row> {
             optimal_loss_row(
                 ladder,
                 g,
-                "isoflop loss law",
-                "E + A·C^−α",
+                ("isoflop loss law", "E + A·C^−α"),
                 f64::NAN,
-                c,
-                measured,
+                (c, measured),
                 law.predict_with_interval(c, 0.95),
             )
         })

@@ -143,7 +143,9 @@ fn mlp_layers(tokens: usize) {
             d_expert: Some(352 / top_k),
             ..Default::default()
         };
-        let moe = MoeMlp::<Ad>::new(&mut Init::new(0, &FlexDevice), &spec.resolve().unwrap(), 0.02);
+        let config = spec.resolve().unwrap();
+        let moe_config = config.model_config().moe.expect("an MoE trial");
+        let moe = MoeMlp::<Ad>::new(&mut Init::new(0, &FlexDevice), config.d_model, &moe_config, 0.02);
         let (mf, mb) = time(&x, |[x]| {
             let (y, aux, _) = moe.forward(x);
             y + aux.reshape([1, 1])

@@ -96,7 +96,7 @@ impl Checkpoint {
         if !path.exists() {
             return Ok(None);
         }
-        let bytes = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         ensure!(bytes.len() >= 16 && &bytes[..8] == MAGIC, "{} is not a codescale checkpoint", path.display());
         let meta_len = u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize;
         ensure!(meta_len <= bytes.len() - 16, "checkpoint {} is truncated", path.display());

@@ -16,6 +16,8 @@ use burn::tensor::{ElementConversion, Tensor, TensorData};
 use codescale_core::TrialConfig;
 
 type Inner<B> = <B as AutodiffBackend>::InnerBackend;
+/// A parameter's first and second moments (flattened).
+type Moments<B> = (Tensor<Inner<B>, 1>, Tensor<Inner<B>, 1>);
 
 pub struct AdamW<B: AutodiffBackend> {
     beta1: f64,
@@ -28,7 +30,7 @@ pub struct AdamW<B: AutodiffBackend> {
     /// Updates each parameter received (its bias correction's step count).
     steps: Vec<u64>,
     /// First and second moments per parameter, flattened.
-    moments: Vec<Option<(Tensor<Inner<B>, 1>, Tensor<Inner<B>, 1>)>>,
+    moments: Vec<Option<Moments<B>>>,
     /// Summed gradients of the micro-batches since the last update, flattened.
     grads: Vec<Option<Tensor<Inner<B>, 1>>>,
 }

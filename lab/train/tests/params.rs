@@ -166,7 +166,9 @@ fn variants(d_model: usize, n_layers: usize) -> Vec<TrialSpec> {
         moe(8, 2, true, 2, Some(Shape::new(d_model, n_layers).d_ff / 2)),
     ];
     // Head counts change no parameter count; every valid one is built for the small widths.
-    for n_heads in (1..=d_model / 2).filter(|h| d_model % h == 0 && (d_model / h) % 2 == 0 && d_model <= 96) {
+    for n_heads in
+        (1..=d_model / 2).filter(|h| d_model.is_multiple_of(*h) && (d_model / h).is_multiple_of(2) && d_model <= 96)
+    {
         specs.push(TrialSpec { n_heads: Some(n_heads), ..base.clone() });
     }
     specs
