@@ -2,7 +2,7 @@
 
 mod common;
 
-use codescale_core::ResultRow;
+use codescale_core::{CurvePoint, ResultRow};
 use common::{text, Lab};
 
 const TINY: &str = "eval_interval = 4\n[parameters]\nmodel = { values = [\"d32-l1\", \"d64-l1\", \"d64-l2\"] }\ntokens = { values = [8192, 16384, 32768] }\n";
@@ -28,6 +28,32 @@ fn run_fits_reports_and_replays_identically() {
         assert!(out.status.success(), "{}", text(&out));
         assert!(text(&out).contains("identical"), "{}", text(&out));
     }
+
+    // Replays across CPUs: the record names its SIMD path. Nudge one recorded loss by 1e-6
+    // relative: on the recorded path that is a difference (bits are promised); recorded on
+    // another path it is rounding within 1e-4, and the verdict says why.
+    let dir = lab.path().join(format!("runs/tiny/trials/{}", rows[1].trial_id));
+    let trial = format!("runs/tiny/trials/{}", rows[1].trial_id);
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("trial.json")).unwrap()).unwrap();
+    let path = record["provenance"]["simd_path"].as_str().unwrap_or_default().to_string();
+    assert!(path.starts_with(std::env::consts::ARCH) && path.contains("caches"), "the record's SIMD path: {path:?}");
+    let mut curve: Vec<CurvePoint> = codescale_table::read_rows(&dir.join("curve.parquet")).unwrap();
+    curve[3].train_loss *= 1.0 + 1e-6;
+    codescale_table::write_curve(&dir.join("curve.parquet"), &rows[1].trial_id, &curve).unwrap();
+    let out = lab.run(&["replay", &trial, "--quiet"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("differs from step 4"), "{}", text(&out));
+    let mut record = record;
+    record["provenance"]["simd_path"] = "x86_64 scalar; caches 32K/256K/8192K".into();
+    std::fs::write(dir.join("trial.json"), serde_json::to_string_pretty(&record).unwrap()).unwrap();
+    let out = lab.run(&["replay", &trial, "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        text(&out).contains("same curve within 1e-4 relative") && text(&out).contains("another CPU path"),
+        "{}",
+        text(&out)
+    );
 
     // Export for notebooks: every format reads back.
     for format in ["csv", "parquet", "jsonl"] {

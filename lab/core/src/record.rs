@@ -117,6 +117,11 @@ pub struct Provenance {
     pub rustc: String,
     pub backend: String,
     pub device: String,
+    /// The CPU backend's matrix-kernel path (`x86_64 avx512f; caches 48K/2048K/107520K`): a
+    /// replay on the same path gives the same bits, on another one the same curve within
+    /// rounding. None on the GPU backends, and in records written before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simd_path: Option<String>,
     pub threads: usize,
     pub host: String,
     pub started: String,

@@ -163,6 +163,7 @@ fn provenance(i: usize) -> Provenance {
         rustc: "rustc 1.95.0 (59807616e 2026-04-14)".into(),
         backend: "flex".into(),
         device: "cpu".into(),
+        simd_path: Some("x86_64 avx512f; caches 48K/2048K/107520K".into()),
         threads: 2,
         host: "lab-node-1".into(),
         started: format!("2026-05-01T{:02}:{:02}:00Z", 8 + i / 60, i % 60),
@@ -246,7 +247,7 @@ fn full_sweep() -> ReportInput {
                     lr,
                     batch,
                     50,
-                    (!diverges).then(|| best * (1.0 + steepness * off)),
+                    (!diverges).then_some(best * (1.0 + steepness * off)),
                 ));
             }
         }

@@ -14,5 +14,6 @@ pub mod trainer;
 pub mod trunk;
 
 pub use backend::{train_trial, CpuBackend, CpuTrainBackend};
+pub use kernels::gemm::simd_path;
 pub use trainer::RunOptions;
 pub use trunk::Branch;

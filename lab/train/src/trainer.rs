@@ -61,6 +61,8 @@ where
     record.provenance = provenance::current(config.seed);
     record.provenance.backend = config.backend.as_str().to_string();
     record.provenance.device = device_name.to_string();
+    record.provenance.simd_path =
+        (config.backend == codescale_core::Backend::Flex).then(crate::kernels::gemm::simd_path);
     record.provenance.threads = rayon::current_num_threads();
     record.provenance.corpus_hash = corpus.hash().to_string();
     record.provenance.tokenizer_hash = corpus.tokenizer_hash().to_string();

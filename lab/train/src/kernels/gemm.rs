@@ -41,6 +41,44 @@ impl<'a> Mat<'a> {
     }
 }
 
+/// The path the CPU's matrix products take, as provenance records it (`x86_64 avx512f; caches
+/// 48K/2048K/107520K`): the instruction set `gemm` picks at run time (the checks of
+/// gemm-common's `init_gemm_fn`, in its order) and the cache sizes it sizes its blocks by. Both
+/// decide the order a product's terms are added in (the microkernel's width, and where the
+/// inner dimension is cut into blocks), so two machines that agree here compute the same bits
+/// and two that differ round differently. The model's own kernels ([`super::cpu`]) fix their
+/// lane order and give the same bits on every path.
+pub fn simd_path() -> String {
+    let caches: Vec<String> =
+        gemm_common::cache::CACHE_INFO.iter().map(|c| format!("{}K", c.cache_bytes / 1024)).collect();
+    format!("{} {}; caches {}", std::env::consts::ARCH, instruction_set(), caches.join("/"))
+}
+
+#[cfg(target_arch = "x86_64")]
+fn instruction_set() -> &'static str {
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        "avx512f"
+    } else if std::arch::is_x86_feature_detected!("fma") {
+        "fma"
+    } else {
+        "scalar"
+    }
+}
+
+#[cfg(target_arch = "aarch64")]
+fn instruction_set() -> &'static str {
+    if std::arch::is_aarch64_feature_detected!("neon") {
+        "neon"
+    } else {
+        "scalar"
+    }
+}
+
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn instruction_set() -> &'static str {
+    "scalar"
+}
+
 /// `dst = a·b`, or `dst += a·b` with `accumulate`; `dst` is row-major `[a.rows, b.cols]`. One
 /// thread: the callers parallelise over blocks.
 pub fn matmul(dst: &mut [f32], a: Mat, b: Mat, accumulate: bool) {
