@@ -1,4 +1,4 @@
-//! One row of `results.parquet` (../shared/DESIGN.md, "Results table columns").
+//! One row of `results.parquet` (docs/architecture.md, "Data contracts"; docs/guide/files.md).
 
 use serde::{Deserialize, Serialize};
 

@@ -10,7 +10,7 @@
 //! and BUDGETS are comma lists; each size trains SEEDS trunks, and TRUNK_NOISE is the relative
 //! noise every budget of one trunk shares (cooldown branches fork from it), RUN_NOISE each
 //! run's own. The target is TARGET_N at the largest budget, measured with SEEDS seeds too.
-//! `bench/design.sh` runs the designs the README compares.
+//! `bench/design.sh` runs the designs docs/findings/quickstart.md compares.
 
 use codescale_fit::additivity::{additivity, Measurement};
 use codescale_fit::approach3::{chinchilla_grid, fit_noise_matched, Data, Law};

@@ -14,7 +14,7 @@
 //! | export | [`export::export`] | `codescale export` |
 //!
 //! Every stage reads the files the stage before it wrote (`corpus/`, `runs/<sweep>/`, `fits/`,
-//! `reports/`; the README's "Files it writes"), so any of them can run on its own. Relative
+//! `reports/`; docs/guide/files.md), so any of them can run on its own. Relative
 //! paths (a sweep's `corpus`, the default corpus and trial folders) are taken from the working
 //! directory, as they are for the CLI.
 //!

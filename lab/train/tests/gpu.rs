@@ -8,7 +8,7 @@
 //! For a tiny dense and a tiny MoE trial, the checks of bench/gpu.sh, with its tolerances: the
 //! loss falls; the same seed gives the same curve; a run killed part way resumes to the curve
 //! of an uninterrupted one; bf16 agrees with f32; wgpu computes what Flex computes from the same
-//! weights and batches. Each test prints its measurements as rows of the README's table.
+//! weights and batches. Each test prints its measurements as rows of docs/guide/gpu.md's table.
 //!
 //! What the adapter cannot run is said, not skipped in silence: bf16 needs bf16 arithmetic,
 //! which cubecl's WGSL compiler does not have, so on wgpu the trial is refused as bad input
@@ -126,7 +126,7 @@ fn mean(xs: impl Iterator<Item = f64>) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
 
-/// One check's outcome, printed as a row of the README's table.
+/// One check's outcome, printed as a row of docs/guide/gpu.md's table.
 struct Row {
     check: &'static str,
     ok: bool,
