@@ -406,3 +406,53 @@ fn arrays_are_cut_under_max_array_size() {
     assert_eq!(trainings(&outputs).0.len(), 5);
     assert_eq!(results(&dir).iter().filter(|r| r.status == "done").count(), 5);
 }
+
+/// An array queued before its sweep is edited and run again trains the trials it was
+/// submitted for, from the task plan it was submitted with: the replanned sweep moves every
+/// trial to another plan index, and the new submission sends only the trial the queued array
+/// does not cover. Nothing is trained twice, nothing is lost.
+#[test]
+fn replanning_while_an_array_is_queued_trains_what_each_task_was_submitted_for() {
+    let Some(_cluster) = cluster() else { return };
+    let lab = SlurmLab::new();
+    // Submitted held (`--hold`): the array stays queued while the sweep changes.
+    let body =
+        |lrs: &str, slurm: &str| format!("tokens = 8192\n[parameters]\nlr = {{ values = [{lrs}] }}\n[slurm]\n{slurm}");
+    let (sweep, name) = lab.sweep("replan", "", &body("1e-3, 2e-3", "extra = [\"--hold\"]\n"));
+    let out = lab.run(&["sweep", "run", sweep.to_str().unwrap(), "--executor", "slurm", "--quiet"]);
+    assert!(out.status.success() && text(&out).contains("submitted 2 trials"), "{}", text(&out));
+    let dir = lab.sweep_dir(&name);
+    let submitted = plan_ids(&dir);
+    let (held, ..) = arrays(&dir).remove(0);
+
+    // Edited: a new learning rate first, so both queued trials move to other plan indices.
+    let text_before = std::fs::read_to_string(&sweep).unwrap();
+    let edited = text_before.replace(&body("1e-3, 2e-3", "extra = [\"--hold\"]\n"), &body("5e-3, 1e-3, 2e-3", ""));
+    assert_ne!(edited, text_before);
+    std::fs::write(&sweep, edited).unwrap();
+    let out = lab.run(&["sweep", "run", sweep.to_str().unwrap(), "--executor", "slurm", "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("submitted 1 trials"), "only the new trial is sent: {}", text(&out));
+    let replanned = plan_ids(&dir);
+    assert_eq!(replanned[1..], submitted[..], "the edit moved the submitted trials");
+
+    let out = Command::new("scontrol").args(["release", &held]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let out = lab.run(&["sweep", "run", sweep.to_str().unwrap(), "--executor", "slurm", "--wait", "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(text(&out).contains("nothing to submit"), "{}", text(&out));
+
+    let outputs = task_outputs(&dir);
+    assert_eq!(outputs.len(), 3, "{:?}", outputs.keys());
+    for (task, id) in submitted.iter().enumerate() {
+        let output = &outputs[&format!("{held}_{task}")];
+        assert!(
+            output.starts_with(&format!("trial {id} done")),
+            "held task {task} trains {id}, as submitted: {output}"
+        );
+    }
+    let (trained, taken) = trainings(&outputs);
+    assert_eq!(trained, replanned.iter().map(|id| (id.clone(), 1)).collect(), "{outputs:#?}");
+    assert_eq!(taken, 0);
+    assert_eq!(results(&dir).iter().filter(|r| r.status == "done").count(), 3);
+}

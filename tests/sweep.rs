@@ -215,4 +215,24 @@ fn trial_run_refuses_a_corpus_the_trial_was_not_planned_against() {
         "1",
     ]);
     assert!(out.status.success() && text(&out).contains(" done: "), "{}", text(&out));
+
+    // A Slurm task trains from the corpus folder its task plan names, never builds one: a folder
+    // that holds another corpus (a node whose copy differs) fails the trial for good, naming
+    // both manifests, and the trial is not retried.
+    std::fs::remove_dir_all(&trials).unwrap();
+    let sweep_dir = codescale_sweep::SweepDir::open(&lab.path().join("runs/given")).unwrap();
+    let config = sweep_dir.plan().unwrap().trials[0].clone();
+    let planned = config.corpus_key.clone().unwrap().manifest;
+    let task = codescale_sweep::tasks::Task { id: config.trial_id(), config, branch: None, corpus: other.clone() };
+    let plan = codescale_sweep::tasks::TaskPlan { sweep: "given".into(), early_stop: None, tasks: vec![task] };
+    let plan_path = plan.write(&sweep_dir).unwrap();
+    let corpora = || std::fs::read_dir(lab.path().join("corpus")).unwrap().count();
+    let before = corpora();
+    let out = lab.run(&["trial", "run", "runs/given", "--index", "0", "--plan", plan_path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let record = TrialRecord::load(&trials.join(&plan.tasks[0].id)).unwrap();
+    let error = record.error.clone().unwrap_or_default();
+    assert_eq!((record.status, record.retryable), (Status::Failed, false), "{error}");
+    assert!(error.contains(&planned) && error.contains(&"0".repeat(planned.len())), "names both manifests: {error}");
+    assert_eq!(corpora(), before, "no corpus built or rebuilt");
 }

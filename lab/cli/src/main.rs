@@ -172,9 +172,15 @@ enum TrialCommand {
     Run {
         /// A prepared sweep's runs folder (`runs/<sweep>`).
         sweep_dir: PathBuf,
-        /// The trial's index in `plan.json` (the array's offset plus `$SLURM_ARRAY_TASK_ID`).
+        /// The trial's index in the task plan (the array's offset plus `$SLURM_ARRAY_TASK_ID`),
+        /// else in `plan.json`.
         #[arg(long)]
         index: usize,
+        /// The task plan the Slurm array was submitted with (`runs/<sweep>/plans/<hash>.json`):
+        /// the trial, its trunk, rungs and corpus folder as submitted, whatever the sweep's
+        /// plan is now. Refused if it changed since.
+        #[arg(long, conflicts_with = "corpus")]
+        plan: Option<PathBuf>,
         /// Train it again if it failed, even when its failure looked permanent.
         #[arg(long)]
         retry_failed: bool,
@@ -229,8 +235,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             SweepCommand::Status { sweep, runs, json } => train::status(&sweep, &runs, json),
             SweepCommand::Convert { sweep, out } => convert(&sweep, out.as_deref()),
         },
-        Command::Trial { command: TrialCommand::Run { sweep_dir, index, retry_failed, threads, corpus, child } } => {
-            let opts = codescale::trial::TaskOptions { retry_failed, quiet, threads, corpus, progress: None };
+        Command::Trial {
+            command: TrialCommand::Run { sweep_dir, index, plan, retry_failed, threads, corpus, child },
+        } => {
+            let opts = codescale::trial::TaskOptions { retry_failed, quiet, threads, corpus, plan, progress: None };
             if child {
                 train::trial_run_as_child(&sweep_dir, index, opts)
             } else {

@@ -13,6 +13,7 @@ pub mod scheduler;
 pub mod slurm;
 pub mod spec;
 pub mod status;
+pub mod tasks;
 pub mod trial;
 pub mod wandb;
 

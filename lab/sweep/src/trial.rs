@@ -16,6 +16,7 @@ use crate::lease::{Acquired, Lease, Owner};
 use crate::runs::{SweepDir, SWEEP_FILE};
 use crate::scheduler::{asha_of, corpus_for, plan_branches};
 use crate::spec::Sweep;
+use crate::tasks::TaskPlan;
 
 /// The lease a trial is trained under: `runs/<sweep>/trials/<id>/lease`.
 pub const LEASE_FILE: &str = "lease";
@@ -119,21 +120,28 @@ pub struct TaskOptions {
     /// A built corpus folder to train from, as the parent already checked it is current; it must
     /// be the corpus the trial is planned against (manifest and tokenizer hash).
     pub corpus: Option<std::path::PathBuf>,
+    /// The task plan a Slurm array was submitted with ([`crate::tasks`]): the trial is its entry
+    /// `index`, trained with the branch, rungs and corpus folder it names. Without one, `index`
+    /// is into the sweep's current `plan.json`.
+    pub plan: Option<std::path::PathBuf>,
     /// The bar to drive.
     pub progress: Option<ProgressBar>,
 }
 
-/// `codescale trial run <sweep_dir> --index N`, what each Slurm array task and each of the local
-/// executor's child processes runs: the trial at plan index `index` of a prepared sweep, with
-/// the sweep's rungs and branches. Returns the trial's id and how it went.
+/// `codescale trial run <sweep_dir> --index N [--plan FILE]`, what each Slurm array task and each
+/// of the local executor's child processes runs: the trial at index `index` of the task plan its
+/// array was submitted with (`opts.plan`), else of the sweep's current `plan.json`, with the
+/// sweep's rungs and branches. Returns the trial's id and how it went.
 pub fn run_planned(sweep_dir: &Path, index: usize, opts: &TaskOptions) -> Result<(String, Outcome)> {
+    if let Some(plan) = &opts.plan {
+        return run_task(sweep_dir, plan, index, opts);
+    }
     let dir = SweepDir::open(sweep_dir)?;
     let plan = dir.plan()?;
-    let mut config = plan.trials.get(index).cloned().ok_or_else(|| {
+    let config = plan.trials.get(index).cloned().ok_or_else(|| {
         BadInput(format!("{} plans {} trials; there is no index {index}", sweep_dir.display(), plan.trials.len()))
     })?;
-    config.threads = opts.threads.or_else(crate::slurm::allocated_cpus);
-    config.checkpoint_interval = config.checkpoint_every();
+    let config = as_task(config, opts);
     // The same trunk and rungs as the local executor would use: the plan's, under the runs folder.
     let sweep = Sweep::load(&sweep_dir.join(SWEEP_FILE))?;
     let runs_root = sweep_dir.parent().unwrap_or(Path::new("."));
@@ -158,20 +166,54 @@ pub fn run_planned(sweep_dir: &Path, index: usize, opts: &TaskOptions) -> Result
     Ok((config.trial_id(), outcome))
 }
 
-/// The built corpus at `path`, if it is the one `config` was planned against.
+/// Entry `index` of the task plan at `plan_path`: nothing is planned and no corpus is built
+/// here. A corpus folder that is missing, or not the corpus the trial was planned against,
+/// fails the trial (not to be retried), naming both hashes.
+fn run_task(sweep_dir: &Path, plan_path: &Path, index: usize, opts: &TaskOptions) -> Result<(String, Outcome)> {
+    let dir = SweepDir::open(sweep_dir)?;
+    let plan = TaskPlan::read(plan_path)?;
+    let task = plan.task(plan_path, index)?;
+    let config = as_task(task.config.clone(), opts);
+    let asha = plan.early_stop.clone().map(|rule| Asha::new(rule, dir.path.join(crate::asha::ASHA_FILE)));
+    let run = TrialRun {
+        dir: &dir,
+        asha: asha.as_ref(),
+        branch: task.branch.clone(),
+        retry_failed: opts.retry_failed,
+        progress: opts.progress.clone(),
+        quiet: opts.quiet,
+    };
+    let outcome = run.run(&config, || open_planned_corpus(&task.corpus, &config))?;
+    Ok((config.trial_id(), outcome))
+}
+
+/// A planned config as a task trains it: with the threads it was given (else Slurm's) and
+/// checkpoints on.
+fn as_task(mut config: TrialConfig, opts: &TaskOptions) -> TrialConfig {
+    config.threads = opts.threads.or_else(crate::slurm::allocated_cpus);
+    config.checkpoint_interval = config.checkpoint_every();
+    config
+}
+
+/// The built corpus at `path`, if it is the one `config` was planned against (bad input naming
+/// both hashes otherwise).
 fn open_planned_corpus(path: &Path, config: &TrialConfig) -> Result<Corpus> {
-    let corpus = Corpus::open(path).map_err(|e| BadInput(format!("--corpus {}: {e:#}", path.display())))?;
+    let corpus = Corpus::open(path).map_err(|e| BadInput(format!("corpus {}: {e:#}", path.display())))?;
     let key = codescale_core::CorpusKey {
         manifest: corpus.hash().to_string(),
         tokenizer: corpus.tokenizer_hash().to_string(),
     };
-    if config.corpus_key.as_ref() != Some(&key) {
-        return Err(BadInput(format!(
-            "{} is not the corpus trial {} was planned against",
+    match &config.corpus_key {
+        Some(planned) if *planned == key => Ok(corpus),
+        planned => Err(BadInput(format!(
+            "corpus {} is not the corpus trial {} was planned against: it holds manifest {} (tokenizer {}), the plan names manifest {} (tokenizer {})",
             path.display(),
-            config.trial_id()
+            config.trial_id(),
+            key.manifest,
+            key.tokenizer,
+            planned.as_ref().map_or("none", |k| k.manifest.as_str()),
+            planned.as_ref().map_or("none", |k| k.tokenizer.as_str()),
         ))
-        .into());
+        .into()),
     }
-    Ok(corpus)
 }

@@ -32,8 +32,9 @@ use crate::checkpoint::Checkpoint;
 use crate::kernels::Kernels;
 use crate::run::{Run, Stepped};
 
-/// Where a trial forks from a shared trunk (given to the trainer by the scheduler).
-#[derive(Debug, Clone)]
+/// Where a trial forks from a shared trunk (given to the trainer by the scheduler; stored in
+/// a Slurm submission's task plan).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Branch {
     /// `<runs>/_trunks/<trunk id>`.
     pub trunk_dir: PathBuf,

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::{arrays, cluster, plan_index, script};
+use super::{cluster, script, ArrayTrials};
 use crate::lock::SweepLock;
 use crate::runs::SweepDir;
 use crate::scheduler::Summary;
@@ -22,8 +22,8 @@ const QUEUE_PATIENCE: Duration = Duration::from_secs(300);
 /// Follows the arrays of `dir`'s sweep to their end and returns the sweep's summary (with
 /// `results.parquet` written), or `None` as soon as `interrupted()` says so: the arrays go on.
 pub fn follow(dir: &SweepDir, quiet: bool, interrupted: &dyn Fn() -> bool) -> Result<Option<Summary>> {
-    let arrays = arrays(dir)?;
-    let jobs: Vec<&str> = arrays.iter().map(|a| a.job.as_str()).collect();
+    let trials_of = ArrayTrials::read(dir)?;
+    let jobs = trials_of.jobs();
     let name = script::job_name(&dir.name());
     let plan = dir.plan()?;
     let bar = ProgressBar::with_draw_target(
@@ -89,7 +89,7 @@ pub fn follow(dir: &SweepDir, quiet: bool, interrupted: &dyn Fn() -> bool) -> Re
     }
     bar.finish_and_clear();
 
-    let mut notes = unfinished_notes(dir, &arrays, &jobs)?;
+    let mut notes = unfinished_notes(dir, &trials_of)?;
     // Written under the sweep lock, as a local run writes it; a scheduler holding the lock
     // writes the file itself when it ends, so we only read the rows then.
     let rows = match SweepLock::acquire(&dir.path) {
@@ -104,24 +104,23 @@ pub fn follow(dir: &SweepDir, quiet: bool, interrupted: &dyn Fn() -> bool) -> Re
 
 /// Why each trial the arrays left unfinished did not end: how its last task ended when
 /// accounting says, else what its record and lease say.
-fn unfinished_notes(dir: &SweepDir, arrays: &[super::Array], jobs: &[&str]) -> Result<Vec<String>> {
-    let unfinished: Vec<(usize, Shown)> =
-        shown(dir)?.into_iter().enumerate().filter(|(_, t)| !t.record.status.is_final()).collect();
+fn unfinished_notes(dir: &SweepDir, trials_of: &ArrayTrials) -> Result<Vec<String>> {
+    let unfinished: Vec<Shown> = shown(dir)?.into_iter().filter(|t| !t.record.status.is_final()).collect();
     if unfinished.is_empty() {
         return Ok(Vec::new());
     }
-    // Each plan index's last task (arrays are listed oldest first, tasks in order).
-    let mut last_task: BTreeMap<usize, (String, usize, String)> = BTreeMap::new();
-    let accounting = cluster::accounting(jobs);
+    // Each trial's last task (arrays are listed oldest first, tasks in order).
+    let mut last_task: BTreeMap<String, (String, usize, String)> = BTreeMap::new();
+    let accounting = cluster::accounting(&trials_of.jobs());
     for t in accounting.iter().flatten() {
-        if let Some(i) = plan_index(arrays, &t.job, t.task) {
-            last_task.insert(i, (t.job.clone(), t.task, t.state.clone()));
+        if let Some(id) = trials_of.of(&t.job, t.task) {
+            last_task.insert(id, (t.job.clone(), t.task, t.state.clone()));
         }
     }
     Ok(unfinished
         .iter()
-        .map(|(i, t)| {
-            let how = match last_task.get(i) {
+        .map(|t| {
+            let how = match last_task.get(&t.record.id) {
                 Some((job, task, state)) => format!("its task {job}_{task} ended {state}"),
                 None if accounting.is_none() => {
                     format!("it is {} (the cluster keeps no accounting to say how its task ended)", t.state)

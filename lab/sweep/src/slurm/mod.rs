@@ -8,15 +8,17 @@
 //! (after a cancel, a lost node, or to re-attach) never queues a trial twice. The arrays
 //! submitted are kept in `runs/<sweep>/slurm/jobs.json`, which [`follow`] watches.
 //!
-//! Tasks find their trial by plan index in the current `plan.json`, so an array queued before
-//! the sweep was replanned trains whatever trial now sits at its index, and the submission
-//! that replanned counts it as covered.
+//! Each submission writes the trials it sends, with their trunks, rungs and corpus folders, to
+//! an immutable task plan named by its hash ([`crate::tasks`]); its arrays' tasks train their
+//! entries of that file and plan nothing themselves. Replanning while arrays are queued (the
+//! sweep file edited and run again) writes another task plan: the queued tasks still train the
+//! trials they were submitted for, and the new submission counts only those trials as covered.
 
 pub mod cluster;
 pub mod follow;
 pub mod script;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
@@ -26,8 +28,9 @@ use serde::{Deserialize, Serialize};
 use crate::lease::Holder;
 use crate::lock::SweepLock;
 use crate::runs::{Plan, SweepDir};
-use crate::scheduler::{prepare, triage, RunConfig, Triage};
+use crate::scheduler::{plan_branches, prepare, triage, RunConfig, Triage};
 use crate::spec::Sweep;
+use crate::tasks::{Task, TaskPlan, PLANS_DIR};
 use crate::trial::LEASE_FILE;
 
 pub use follow::follow;
@@ -38,7 +41,11 @@ const JOBS_FILE: &str = "jobs.json";
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Array {
     pub job: String,
-    /// The plan index of its task 0.
+    /// The task plan its tasks train from, relative to the sweep's folder
+    /// (`plans/<hash>.json`); arrays submitted before task plans have none and index `plan.json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<String>,
+    /// The task plan's index of its task 0.
     pub offset: usize,
     /// Its `--array` value.
     pub tasks: String,
@@ -54,17 +61,56 @@ pub fn arrays(dir: &SweepDir) -> Result<Vec<Array>> {
     codescale_core::atomic::read_json(&path)
 }
 
-/// The plan indices the queued tasks of `dir`'s arrays will train (or are training).
-pub fn queued_indices(dir: &SweepDir, sweep: &str) -> Result<BTreeSet<usize>> {
-    let arrays = arrays(dir)?;
-    let jobs: Vec<&str> = arrays.iter().map(|a| a.job.as_str()).collect();
-    let tasks = cluster::queued(&script::job_name(sweep), &jobs)?;
-    Ok(tasks.iter().filter_map(|t| plan_index(&arrays, &t.job, t.task)).collect())
+/// The trials the queued tasks of `dir`'s arrays will train (or are training).
+pub fn queued_trials(dir: &SweepDir, sweep: &str) -> Result<BTreeSet<String>> {
+    let trials = ArrayTrials::read(dir)?;
+    let tasks = cluster::queued(&script::job_name(sweep), &trials.jobs())?;
+    Ok(tasks.iter().filter_map(|t| trials.of(&t.job, t.task)).collect())
 }
 
-/// The plan index task `task` of array `job` trains.
-fn plan_index(arrays: &[Array], job: &str, task: usize) -> Option<usize> {
-    arrays.iter().find(|a| a.job == job).map(|a| a.offset + task)
+/// Which trial each task of a sweep's arrays trains: its entry of its array's task plan.
+pub(crate) struct ArrayTrials {
+    pub arrays: Vec<Array>,
+    /// Trial ids by task plan (as arrays name it); a plan that cannot be read (removed, or
+    /// changed) is left out, so its tasks cover nothing and their trials are sent again (their
+    /// leases keep two tasks from training one).
+    plans: HashMap<String, Vec<String>>,
+    /// The current plan's ids, for arrays from before task plans.
+    current: Vec<String>,
+}
+
+impl ArrayTrials {
+    pub fn read(dir: &SweepDir) -> Result<ArrayTrials> {
+        let arrays = arrays(dir)?;
+        let mut plans = HashMap::new();
+        for name in arrays.iter().filter_map(|a| a.plan.as_ref()) {
+            if !plans.contains_key(name) {
+                if let Ok(plan) = TaskPlan::read(&dir.path.join(name)) {
+                    plans.insert(name.clone(), plan.tasks.into_iter().map(|t| t.id).collect());
+                }
+            }
+        }
+        let current = if arrays.iter().any(|a| a.plan.is_none()) {
+            dir.plan()?.trials.iter().map(|t| t.trial_id()).collect()
+        } else {
+            Vec::new()
+        };
+        Ok(ArrayTrials { arrays, plans, current })
+    }
+
+    pub fn jobs(&self) -> Vec<&str> {
+        self.arrays.iter().map(|a| a.job.as_str()).collect()
+    }
+
+    /// The trial task `task` of array `job` trains.
+    pub fn of(&self, job: &str, task: usize) -> Option<String> {
+        let array = self.arrays.iter().find(|a| a.job == job)?;
+        let ids = match &array.plan {
+            Some(plan) => self.plans.get(plan)?,
+            None => &self.current,
+        };
+        ids.get(array.offset + task).cloned()
+    }
 }
 
 /// What a submission did.
@@ -98,14 +144,12 @@ pub fn submit(sweep: &Sweep, cfg: &RunConfig, exe: &Path) -> Result<Submission> 
     dir.write_results()?;
     let mut notes = planned.notes;
     notes.extend(triage_notes);
-    let queued = queued_indices(&dir, &sweep.name)?;
-    let held = |i: usize| {
-        matches!(
-            crate::lease::holder(&dir.trial_dir(&plan.trials[i].trial_id()).join(LEASE_FILE)),
-            Some(Holder::Live(_))
-        )
-    };
-    let (covered, send): (Vec<usize>, Vec<usize>) = queue.into_iter().partition(|&i| queued.contains(&i) || held(i));
+    let queued = queued_trials(&dir, &sweep.name)?;
+    let held = |id: &str| matches!(crate::lease::holder(&dir.trial_dir(id).join(LEASE_FILE)), Some(Holder::Live(_)));
+    let (covered, send): (Vec<usize>, Vec<usize>) = queue.into_iter().partition(|&i| {
+        let id = plan.trials[i].trial_id();
+        queued.contains(&id) || held(&id)
+    });
     let mut submission = Submission {
         dir,
         plan,
@@ -120,17 +164,38 @@ pub fn submit(sweep: &Sweep, cfg: &RunConfig, exe: &Path) -> Result<Submission> 
         return Ok(submission);
     }
 
+    // The trials sent, as their tasks will train them: nothing is planned or built on a node.
+    let runs_root = std::path::absolute(&cfg.runs_root)?;
+    let branches = plan_branches(sweep, &submission.plan.trials, &runs_root);
+    let tasks = send
+        .iter()
+        .map(|&i| {
+            let config = submission.plan.trials[i].clone();
+            let corpus = std::path::absolute(&planned.corpora.get(&config)?.dir)?;
+            Ok(Task { id: config.trial_id(), config, branch: branches[i].clone(), corpus })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let task_plan = TaskPlan { sweep: sweep.name.clone(), early_stop: sweep.early_stop.clone(), tasks };
+    let plan_path = task_plan.write(&submission.dir)?;
+    let plan_name = format!("{PLANS_DIR}/{}", plan_path.file_name().and_then(|n| n.to_str()).unwrap_or_default());
+
     let options = sweep.slurm.clone().unwrap_or_default();
     let max_array_size = match options.max_array_size {
         Some(n) => n,
         None => cluster::max_array_size()?,
     };
     let parallelism = options.array_parallelism.or(cfg.jobs).or(sweep.jobs);
-    let command = script::Command { exe, submit_dir: &std::env::current_dir()?, retry_failed: cfg.retry_failed };
+    let command = script::Command {
+        exe,
+        submit_dir: &std::env::current_dir()?,
+        plan: &plan_path,
+        retry_failed: cfg.retry_failed,
+    };
     let job_script = script::write(&submission.dir, &sweep.name, &options, &command)?;
     let mut all = arrays(&submission.dir)?;
     let mut after: Option<String> = None;
-    for chunk in script::chunks(&send, max_array_size) {
+    let entries: Vec<usize> = (0..send.len()).collect();
+    for chunk in script::chunks(&entries, max_array_size) {
         let tasks = script::array_spec(&chunk.tasks, parallelism);
         let job =
             cluster::sbatch(&job_script, &tasks, chunk.offset, after.as_deref().filter(|_| parallelism.is_some()))
@@ -151,6 +216,7 @@ pub fn submit(sweep: &Sweep, cfg: &RunConfig, exe: &Path) -> Result<Submission> 
                 })?;
         let array = Array {
             job: job.clone(),
+            plan: Some(plan_name.clone()),
             offset: chunk.offset,
             tasks,
             submitted: codescale_core::provenance::now_rfc3339(),

@@ -1,10 +1,11 @@
 //! The job script and the arrays that run it.
 //!
-//! One script, `runs/<sweep>/slurm/job.sh`, serves every array of a submission: its first
-//! argument is the plan index of array task 0, so an array whose indices must stay below the
-//! cluster's MaxArraySize covers plan indices `offset + task`. Every path in it is absolute,
-//! and it changes to the folder the sweep was submitted from, where the plan's relative corpus
-//! paths resolve.
+//! One script, `runs/<sweep>/slurm/job.sh`, serves every array of a submission: it names the
+//! submission's task plan, and its first argument is the plan's index of array task 0, so an
+//! array whose indices must stay below the cluster's MaxArraySize covers entries
+//! `offset + task`. Slurm keeps a copy of the script with each job, so the next submission may
+//! rewrite it. Every path in it is absolute, and it changes to the folder the sweep was
+//! submitted from, where the plan's relative paths resolve.
 
 use std::path::{Path, PathBuf};
 
@@ -22,6 +23,8 @@ pub struct Command<'a> {
     pub exe: &'a Path,
     /// The folder the sweep was planned from.
     pub submit_dir: &'a Path,
+    /// The submission's task plan.
+    pub plan: &'a Path,
     /// Tasks train `failed` trials again even when their cause looked permanent.
     pub retry_failed: bool,
 }
@@ -53,13 +56,14 @@ pub fn write(dir: &SweepDir, sweep: &str, options: &SlurmOptions, command: &Comm
     for line in &options.extra {
         script += &format!("#SBATCH {line}\n");
     }
-    script += "# Array task k trains the trial at plan index $1 + k (see `sweep run --executor slurm`).\n";
+    script += "# Array task k trains entry $1 + k of the task plan (see `sweep run --executor slurm`).\n";
     script += &format!("cd {}\n", quote(&std::path::absolute(command.submit_dir)?.display().to_string()));
     let retry = if command.retry_failed { " --retry-failed" } else { "" };
     script += &format!(
-        "exec {} trial run {} --index \"$(( ${{1:-0}} + SLURM_ARRAY_TASK_ID ))\"{retry}\n",
+        "exec {} trial run {} --index \"$(( ${{1:-0}} + SLURM_ARRAY_TASK_ID ))\" --plan {}{retry}\n",
         quote(&std::path::absolute(command.exe)?.display().to_string()),
-        quote(&sweep_dir.display().to_string())
+        quote(&sweep_dir.display().to_string()),
+        quote(&std::path::absolute(command.plan)?.display().to_string())
     );
     let path = slurm_dir.join(SCRIPT);
     codescale_core::atomic::write_atomic(&path, script.as_bytes())?;
@@ -158,7 +162,12 @@ mod tests {
             &dir,
             "s",
             &options,
-            &Command { exe: Path::new("/opt/codescale"), submit_dir: root.path(), retry_failed: true },
+            &Command {
+                exe: Path::new("/opt/codescale"),
+                submit_dir: root.path(),
+                plan: &root.path().join("s/plans/0123456789abcdef.json"),
+                retry_failed: true,
+            },
         )
         .unwrap();
         let script = std::fs::read_to_string(path).unwrap();
@@ -176,5 +185,9 @@ mod tests {
         }
         assert!(script.contains(&format!("cd '{}'", root.path().display())), "{script}");
         assert!(script.contains(&format!("'{}' --index", root.path().join("s").display())), "{script}");
+        assert!(
+            script.contains(&format!("--plan '{}'", root.path().join("s/plans/0123456789abcdef.json").display())),
+            "{script}"
+        );
     }
 }
