@@ -12,7 +12,9 @@
 //! [extensions]                   # extra extension → language mappings, e.g. pyx = "python"
 //! [languages.python]             # optional = true skips a language with no sources, with a warning
 //! sources = [{ dir = "src", include = ["**/*.py"], exclude = ["**/tests/**"] }]
-//! [languages.rust]               # no sources: settings for a language found in [[sources]]
+//! [languages.rust]               # a cargo registry pinned to a lockfile's crates (`<name>-<version>/`)
+//! sources = [{ dir = "~/.cargo/registry/src/index.crates.io-*", cargo_lock = "../Cargo.lock" }]
+//! [languages.java]               # no sources: settings for a language found in [[sources]]
 //! filters = { max_line_length = 400 }
 //! [[sources]]                    # mixed sources: language from the record's `lang` or the path's extension
 //! jsonl = "data/stack.jsonl"
@@ -84,6 +86,7 @@ struct RawSource {
     content_column: Option<String>,
     lang_column: Option<String>,
     path_column: Option<String>,
+    cargo_lock: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,6 +121,10 @@ pub struct SourceSpec {
     pub languages: Option<Vec<String>>,
     /// Where jsonl and parquet records keep their content, language and path.
     pub columns: Columns,
+    /// A `Cargo.lock` (relative to the recipe's folder) whose registry packages are the only
+    /// top-level folders of a `dir` source taken (`<name>-<version>`, as cargo unpacks them):
+    /// a cargo registry then gives the same crates on every machine that fetched the lock.
+    pub cargo_lock: Option<String>,
     /// Line in the recipe, for messages.
     pub line: usize,
 }
@@ -354,6 +361,9 @@ fn source(
         lang: r.lang_column.clone().unwrap_or(defaults.lang),
         path: r.path_column.clone().unwrap_or(defaults.path),
     };
+    if r.cargo_lock.is_some() && kind != SourceKind::Dir {
+        return Err(err("cargo_lock", format!("applies to `dir` sources (a cargo registry), not `{}`", kind.as_str())));
+    }
     if !files && (r.include.is_some() || !r.exclude.is_empty()) {
         return Err(err(
             "include",
@@ -382,6 +392,7 @@ fn source(
         language,
         languages,
         columns,
+        cargo_lock: r.cargo_lock.clone(),
         line,
     })
 }

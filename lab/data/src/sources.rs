@@ -4,7 +4,7 @@
 //! sampling picks a deterministic subset under each language's byte cap before any file
 //! content is read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -26,6 +26,8 @@ pub struct ResolvedSource {
     pub spec: SourceSpec,
     /// `None` when no candidate location exists.
     pub path: Option<PathBuf>,
+    /// The spec's `cargo_lock`, from the recipe's folder.
+    pub cargo_lock: Option<PathBuf>,
 }
 
 pub fn resolve(recipe: &Recipe) -> Vec<ResolvedSource> {
@@ -40,7 +42,12 @@ pub fn resolve(recipe: &Recipe) -> Vec<ResolvedSource> {
         let resolving: Vec<_> = sources
             .into_iter()
             .map(|(section, spec)| {
-                scope.spawn(move || ResolvedSource { section, path: spec.location.resolve(base), spec: spec.clone() })
+                scope.spawn(move || ResolvedSource {
+                    section,
+                    path: spec.location.resolve(base),
+                    cargo_lock: spec.cargo_lock.as_ref().map(|l| base.join(l)),
+                    spec: spec.clone(),
+                })
             })
             .collect();
         resolving.into_iter().map(|r| r.join().expect("resolving a location does not panic")).collect()
@@ -76,7 +83,10 @@ pub fn list(src: &ResolvedSource) -> Result<Listing> {
     };
     let unreadable = |e: &dyn std::fmt::Display| bad(format!("cannot read {}: {e}", path.display()));
     match src.spec.kind {
-        SourceKind::Dir => list_dir(path, &src.spec),
+        SourceKind::Dir => {
+            let crates = src.cargo_lock.as_deref().map(locked_crates).transpose()?;
+            list_dir(path, &src.spec, crates.as_ref())
+        }
         SourceKind::Zip => list_zip(path, &src.spec),
         SourceKind::Jsonl | SourceKind::Parquet => {
             let meta = std::fs::metadata(path).map_err(|e| unreadable(&e))?;
@@ -110,14 +120,43 @@ fn globs(patterns: &[String]) -> Result<GlobSet> {
     b.build().map_err(|e| bad(e.to_string()))
 }
 
-fn list_dir(root: &Path, spec: &SourceSpec) -> Result<Listing> {
+/// The folders cargo unpacks `lock`'s registry packages into (`<name>-<version>`).
+fn locked_crates(lock: &Path) -> Result<BTreeSet<String>> {
+    #[derive(serde::Deserialize)]
+    struct Lock {
+        #[serde(default)]
+        package: Vec<Package>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Package {
+        name: String,
+        version: String,
+        source: Option<String>,
+    }
+    let at = |e: &dyn std::fmt::Display| bad(format!("`cargo_lock`: cannot read {}: {e}", lock.display()));
+    let text = std::fs::read_to_string(lock).map_err(|e| at(&e))?;
+    let lock: Lock = toml::from_str(&text).map_err(|e| at(&e))?;
+    Ok(lock
+        .package
+        .into_iter()
+        .filter(|p| p.source.as_deref().is_some_and(|s| s.starts_with("registry+") || s.starts_with("sparse+")))
+        .map(|p| format!("{}-{}", p.name, p.version))
+        .collect())
+}
+
+/// The files of `root` the spec's globs select; with `crates`, only under those top-level
+/// folders.
+fn list_dir(root: &Path, spec: &SourceSpec, crates: Option<&BTreeSet<String>>) -> Result<Listing> {
     if !root.is_dir() {
         return Err(bad(format!("{} is not a directory", root.display())));
     }
     let (include, exclude) = (globs(&spec.include)?, globs(&spec.exclude)?);
     let mut entries = Vec::new();
+    let locked = |e: &walkdir::DirEntry| {
+        e.depth() != 1 || crates.is_none_or(|c| e.file_type().is_dir() && c.contains(&*e.file_name().to_string_lossy()))
+    };
     // Sorted and not following links: the same tree lists the same way everywhere, without cycles.
-    for e in walkdir::WalkDir::new(root).sort_by_file_name() {
+    for e in walkdir::WalkDir::new(root).sort_by_file_name().into_iter().filter_entry(locked) {
         let e = e.map_err(|e| {
             let at = e.path().unwrap_or(root).display().to_string();
             bad(format!("cannot read {at}: {}", e.io_error().map_or_else(|| e.to_string(), |io| io.to_string())))

@@ -264,6 +264,46 @@ fn max_bytes_samples_deterministically() {
     assert_eq!(all_documents(&a, "python"), all_documents(&b, "python"));
 }
 
+/// A cargo registry pinned by a lockfile: only the crates the lock names from a registry are
+/// read (not other versions, not path packages), and a missing lockfile is bad input naming it.
+#[test]
+fn cargo_lock_keeps_the_registry_crates_it_names() {
+    let tmp = tempfile::tempdir().unwrap();
+    let registry = tmp.path().join("registry/index.crates.io-1949cf8c6b5b557f");
+    for (i, krate) in ["alpha-1.0.0", "alpha-0.9.0", "beta-2.1.3", "local-0.1.0"].iter().enumerate() {
+        write(&registry, &format!("{krate}/src/lib.rs"), rust_doc(i));
+    }
+    write(&registry, "stray.rs", rust_doc(9));
+    let lock = r#"version = 4
+[[package]]
+name = "alpha"
+version = "1.0.0"
+source = "registry+https://github.com/rust-lang/crates.io-index"
+[[package]]
+name = "beta"
+version = "2.1.3"
+source = "sparse+https://index.crates.io/"
+[[package]]
+name = "local"
+version = "0.1.0"
+"#;
+    write(tmp.path(), "project/Cargo.lock", lock);
+    let r = recipe(
+        tmp.path(),
+        "min_bytes = 1\n[languages.rust]\nsources = [{ dir = \"registry/index.crates.io-*\", cargo_lock = \"project/Cargo.lock\" }]\n",
+    );
+    let corpus = build(&r, &opts(&tmp.path().join("out"))).unwrap();
+    assert_eq!(all_documents(&corpus, "rust"), [rust_doc(0), rust_doc(2)].into_iter().collect());
+
+    let r =
+        recipe(tmp.path(), "[languages.rust]\nsources = [{ dir = \"registry\", cargo_lock = \"no/Cargo.lock\" }]\n");
+    let e = bad_input(&r, &tmp.path().join("out2"));
+    assert!(e.contains(":2:") && e.contains("`cargo_lock`") && e.contains("no/Cargo.lock"), "{e}");
+    let r = recipe(tmp.path(), "[[sources]]\njsonl = \"x.jsonl\"\ncargo_lock = \"project/Cargo.lock\"\n");
+    let e = bad_input(&r, &tmp.path().join("out3"));
+    assert!(e.contains("`cargo_lock`") && e.contains("`dir` sources"), "{e}");
+}
+
 fn bad_input(r: &Path, out: &Path) -> String {
     match build(r, &opts(out)) {
         Err(e @ CorpusError::BadInput(_)) => {

@@ -1,0 +1,36 @@
+//! The local corpus's Rust is the same on every machine: `corpora/local.toml` pins it to the
+//! crates of this project's Cargo.lock, which `scripts/setup` fetches, and the README states the
+//! BLAKE3 of the Rust training shard that gives. The quickstart's rust numbers in the README hold
+//! only while this does.
+
+mod common;
+
+use common::{text, Lab};
+
+#[test]
+fn the_rust_corpus_is_the_one_the_readme_states() {
+    let readme = std::fs::read_to_string(common::repo().join("README.md")).unwrap();
+    const MARK: &str = "Rust training shard's BLAKE3 is `";
+    let stated = readme
+        .split_once(MARK)
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(hash, _)| hash.to_string())
+        .expect("the README states the Rust training shard's BLAKE3");
+
+    let lab = Lab::new();
+    let recipe = common::repo().join("corpora/local.toml");
+    let out = lab.run(&["corpus", "build", recipe.to_str().unwrap(), "--out", "pinned", "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(lab.path().join("pinned/manifest.json")).unwrap()).unwrap();
+    let rust = &manifest["languages"]["rust"];
+    let built = rust["train"]["blake3"].as_str().unwrap_or_default();
+    assert!(
+        !built.is_empty() && built.starts_with(&stated),
+        "the Rust training shard built here hashes to {built:?} ({} documents, {} bytes read), the README states {stated}: \
+         either this machine lacks some of Cargo.lock's crates (scripts/setup runs `cargo fetch`), or Cargo.lock changed \
+         the crate set, and then the README's hash and its quickstart numbers are to be regenerated",
+        rust["train"]["documents"],
+        rust["input"]["bytes"],
+    );
+}
