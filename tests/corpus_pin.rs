@@ -1,7 +1,8 @@
-//! The local corpus's Rust is the same on every machine: `corpora/local.toml` pins it to the
-//! crates of this project's Cargo.lock, which `scripts/setup` fetches, and the README states the
-//! BLAKE3 of the Rust training shard that gives. The quickstart's rust numbers in the README hold
-//! only while this does.
+//! The local corpus as `scripts/setup` leaves it. Its Rust is the same on every machine:
+//! `corpora/local.toml` pins it to the crates of this project's Cargo.lock, which `scripts/setup`
+//! fetches, and the README states the BLAKE3 of the Rust training shard that gives (the
+//! quickstart's rust numbers in the README hold only while this does). It holds the seed paper's
+//! seven languages, C# from the sources `scripts/setup` unpacks.
 
 mod common;
 
@@ -17,12 +18,7 @@ fn the_rust_corpus_is_the_one_the_readme_states() {
         .map(|(hash, _)| hash.to_string())
         .expect("the README states the Rust training shard's BLAKE3");
 
-    let lab = Lab::new();
-    let recipe = common::repo().join("corpora/local.toml");
-    let out = lab.run(&["corpus", "build", recipe.to_str().unwrap(), "--out", "pinned", "--quiet"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(lab.path().join("pinned/manifest.json")).unwrap()).unwrap();
+    let (_lab, manifest) = local_corpus();
     let rust = &manifest["languages"]["rust"];
     let built = rust["train"]["blake3"].as_str().unwrap_or_default();
     assert!(
@@ -33,4 +29,29 @@ fn the_rust_corpus_is_the_one_the_readme_states() {
         rust["train"]["documents"],
         rust["input"]["bytes"],
     );
+}
+
+#[test]
+fn the_seed_papers_seven_languages_are_in_the_local_corpus() {
+    let (_lab, manifest) = local_corpus();
+    for language in ["python", "java", "javascript", "typescript", "csharp", "go", "rust"] {
+        let l = &manifest["languages"][language];
+        let kept = l["train"]["bytes"].as_u64().unwrap_or(0) + l["val"]["bytes"].as_u64().unwrap_or(0);
+        assert!(
+            kept >= 1_000_000,
+            "{language}: {kept} bytes after filtering and dedup (skipped: {}); scripts/setup installs its sources",
+            manifest["skipped"]
+        );
+    }
+}
+
+/// `corpora/local.toml` built into a scratch lab, and its manifest.
+fn local_corpus() -> (Lab, serde_json::Value) {
+    let lab = Lab::new();
+    let recipe = common::repo().join("corpora/local.toml");
+    let out = lab.run(&["corpus", "build", recipe.to_str().unwrap(), "--out", "local", "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let manifest =
+        serde_json::from_str(&std::fs::read_to_string(lab.path().join("local/manifest.json")).unwrap()).unwrap();
+    (lab, manifest)
 }
