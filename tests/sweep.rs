@@ -181,6 +181,17 @@ fn trial_run_refuses_a_corpus_the_trial_was_not_planned_against() {
     let sweep = lab.sweep("given", "tokens = 2560\n");
     let out = lab.run(&["sweep", "run", sweep.to_str().unwrap(), "--quiet"]);
     assert!(out.status.success(), "{}", text(&out));
+    // The local executor's child processes trained from a task plan of its queue, as Slurm
+    // tasks do: the trials with their corpus folder, planned once by the scheduler.
+    let plans: Vec<_> =
+        std::fs::read_dir(lab.path().join("runs/given/plans")).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(plans.len(), 1, "{plans:?}");
+    let written = codescale_sweep::tasks::TaskPlan::read(&plans[0]).unwrap();
+    let planned = codescale_sweep::SweepDir::open(&lab.path().join("runs/given")).unwrap().plan().unwrap();
+    assert_eq!(
+        written.tasks.iter().map(|t| t.id.clone()).collect::<Vec<_>>(),
+        planned.trials.iter().map(|t| t.trial_id()).collect::<Vec<_>>()
+    );
     let trials = lab.path().join("runs/given/trials");
     std::fs::remove_dir_all(&trials).unwrap();
     let corpus = std::fs::read_dir(lab.path().join("corpus"))

@@ -1,5 +1,6 @@
 //! The local executor's trials in child processes: `codescale trial run <dir> --index N
-//! --child`, one process per trial. Trials trained as threads of one process share burn's
+//! --plan <task plan> --child`, one process per trial, each training its entry of the task plan
+//! the run wrote for its queue ([`crate::tasks`]), as Slurm tasks do. Trials trained as threads of one process share burn's
 //! autodiff graph registry, whose global lock is held through every backward pass, so two jobs
 //! slowed each other by about 40 % (bench/sweep_parallel.py); processes share nothing but the
 //! runs folder, as Slurm tasks do.
@@ -28,22 +29,23 @@ pub enum Reported {
     Busy(String),
 }
 
-/// Trains plan index `index` of the sweep at `sweep_dir` in a child process of `exe`, with
-/// `threads` threads on the corpus built at `corpus`, driving `bar` from its progress.
+/// Trains entry `entry` of the task plan at `plan` (a trial of the sweep at `sweep_dir`, with its
+/// trunk and corpus folder) in a child process of `exe`, with `threads` threads, driving `bar`
+/// from its progress.
 pub fn train_in_child(
     exe: &Path,
     sweep_dir: &Path,
-    index: usize,
+    plan: &Path,
+    entry: usize,
     threads: usize,
-    corpus: &Path,
     retry_failed: bool,
     bar: &ProgressBar,
 ) -> Result<Reported> {
     let mut cmd = Command::new(exe);
     cmd.args(["--quiet", "trial", "run"])
         .arg(sweep_dir)
-        .args(["--index", &index.to_string(), "--threads", &threads.to_string(), "--child", "--corpus"])
-        .arg(corpus);
+        .args(["--index", &entry.to_string(), "--threads", &threads.to_string(), "--child", "--plan"])
+        .arg(plan);
     if retry_failed {
         cmd.arg("--retry-failed");
     }

@@ -7,7 +7,7 @@
 //! resumes from its checkpoint, `pending` starts. Each trial runs under its lease
 //! ([`crate::trial`]), so a Slurm array task training the same sweep never trains it too.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -26,6 +26,7 @@ use crate::lock::SweepLock;
 use crate::plan::plan;
 use crate::runs::{copy_trial, find_done_elsewhere, find_stale, Plan, SweepDir, SWEEP_FILE};
 use crate::spec::Sweep;
+use crate::tasks::TaskPlan;
 use crate::trial::{Outcome, TrialRun, LEASE_FILE};
 
 #[derive(Debug, Clone)]
@@ -171,6 +172,16 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
     let threads = (cores / jobs).max(1);
     let asha = asha_of(sweep, &dir);
     let branches = plan_branches(sweep, &plan.trials, &cfg.runs_root);
+    // Child processes train from a task plan of the queue, as Slurm tasks do: they plan nothing.
+    let children = match &cfg.trial_exe {
+        Some(exe) if !queue.is_empty() => {
+            let task_plan =
+                TaskPlan::of(&plan, &queue, &branches, sweep.early_stop.clone(), |c| Ok(corpora.get(c)?.dir.clone()))?;
+            let entries: HashMap<usize, usize> = queue.iter().enumerate().map(|(entry, &i)| (i, entry)).collect();
+            Some((exe, task_plan.write(&dir)?, entries))
+        }
+        _ => None,
+    };
 
     let multi = MultiProgress::with_draw_target(if cfg.quiet {
         ProgressDrawTarget::hidden()
@@ -206,10 +217,10 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
                         .progress_chars("=> "),
                 );
                 bar.set_prefix(format!("{} {}", config.language, config.model));
-                let outcome = match &cfg.trial_exe {
-                    Some(exe) => corpora.get(&config).and_then(|corpus| {
-                        train_in_child(exe, &dir.path, i, threads, &corpus.dir, cfg.retry_failed, &bar)
-                    }),
+                let outcome = match &children {
+                    Some((exe, task_plan, entries)) => {
+                        train_in_child(exe, &dir.path, task_plan, entries[&i], threads, cfg.retry_failed, &bar)
+                    }
                     None => TrialRun {
                         dir: &dir,
                         asha: asha.as_ref(),

@@ -1,5 +1,6 @@
-//! The trials one Slurm submission sends, as an immutable, content-addressed file:
-//! `runs/<sweep>/plans/<hash>.json`, named by the hash of its bytes.
+//! The trials one Slurm submission sends (or one local run trains in child processes), as an
+//! immutable, content-addressed file: `runs/<sweep>/plans/<hash>.json`, named by the hash of its
+//! bytes.
 //!
 //! It holds everything a task needs to train its trial without planning anything: the trial's
 //! resolved config (bound to its corpus), the trunk it branches from, the built corpus folder it
@@ -16,7 +17,7 @@ use codescale_core::{BadInput, TrialConfig};
 use codescale_train::Branch;
 use serde::{Deserialize, Serialize};
 
-use crate::runs::SweepDir;
+use crate::runs::{Plan, SweepDir};
 use crate::spec::EarlyStop;
 
 /// The folder of a sweep's folder that holds its submissions' task plans.
@@ -42,6 +43,27 @@ pub struct Task {
 }
 
 impl TaskPlan {
+    /// The trials of `plan` at `indices`, in that order, each with its trunk (`branches`, by plan
+    /// index) and the built corpus folder `corpus_of` names for it, made absolute so that a task
+    /// may start in any folder.
+    pub fn of(
+        plan: &Plan,
+        indices: &[usize],
+        branches: &[Option<Branch>],
+        early_stop: Option<EarlyStop>,
+        corpus_of: impl Fn(&TrialConfig) -> Result<PathBuf>,
+    ) -> Result<TaskPlan> {
+        let tasks = indices
+            .iter()
+            .map(|&i| {
+                let config = plan.trials[i].clone();
+                let corpus = std::path::absolute(corpus_of(&config)?)?;
+                Ok(Task { id: config.trial_id(), config, branch: branches[i].clone(), corpus })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(TaskPlan { sweep: plan.sweep.clone(), early_stop, tasks })
+    }
+
     /// Writes the plan under `dir`'s `plans/` (atomically; a plan with the same bytes is
     /// already there and kept) and returns its path.
     pub fn write(&self, dir: &SweepDir) -> Result<PathBuf> {

@@ -30,7 +30,7 @@ use crate::lock::SweepLock;
 use crate::runs::{Plan, SweepDir};
 use crate::scheduler::{plan_branches, prepare, triage, RunConfig, Triage};
 use crate::spec::Sweep;
-use crate::tasks::{Task, TaskPlan, PLANS_DIR};
+use crate::tasks::{TaskPlan, PLANS_DIR};
 use crate::trial::LEASE_FILE;
 
 pub use follow::follow;
@@ -165,17 +165,10 @@ pub fn submit(sweep: &Sweep, cfg: &RunConfig, exe: &Path) -> Result<Submission> 
     }
 
     // The trials sent, as their tasks will train them: nothing is planned or built on a node.
-    let runs_root = std::path::absolute(&cfg.runs_root)?;
-    let branches = plan_branches(sweep, &submission.plan.trials, &runs_root);
-    let tasks = send
-        .iter()
-        .map(|&i| {
-            let config = submission.plan.trials[i].clone();
-            let corpus = std::path::absolute(&planned.corpora.get(&config)?.dir)?;
-            Ok(Task { id: config.trial_id(), config, branch: branches[i].clone(), corpus })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let task_plan = TaskPlan { sweep: sweep.name.clone(), early_stop: sweep.early_stop.clone(), tasks };
+    let branches = plan_branches(sweep, &submission.plan.trials, &std::path::absolute(&cfg.runs_root)?);
+    let task_plan = TaskPlan::of(&submission.plan, &send, &branches, sweep.early_stop.clone(), |c| {
+        Ok(planned.corpora.get(c)?.dir.clone())
+    })?;
     let plan_path = task_plan.write(&submission.dir)?;
     let plan_name = format!("{PLANS_DIR}/{}", plan_path.file_name().and_then(|n| n.to_str()).unwrap_or_default());
 
