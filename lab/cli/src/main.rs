@@ -278,17 +278,10 @@ fn restore_sigpipe() {
 
 /// `sweep convert`: the W&B file as our TOML, checked by the same parser `sweep run` uses.
 fn convert(path: &std::path::Path, out: Option<&std::path::Path>) -> Result<ExitCode> {
-    if !codescale_sweep::wandb::is_yaml(path) {
-        return Err(codescale_core::BadInput(format!(
-            "{}: `sweep convert` reads W&B sweep files (.yaml, .yml)",
-            path.display()
-        ))
-        .into());
-    }
-    let toml = codescale_sweep::Sweep::load(path)?.source;
+    let toml = codescale::sweep::convert_wandb(path)?;
     match out {
         Some(out) => {
-            codescale_core::atomic::write_atomic(out, toml.as_bytes())?;
+            codescale::write_atomic(out, toml.as_bytes())?;
             println!("{}", out.display());
         }
         None => print!("{toml}"),
@@ -306,13 +299,13 @@ fn run(sweep_file: &std::path::Path, args: &train::RunArgs, quiet: bool) -> Resu
     analyse::show(&fitted, false, quiet)?;
     let report = codescale::report::render(&summary.dir, None)?;
     println!();
-    print!("{}", codescale_fit::table::law_summary(&fitted.fit));
+    print!("{}", codescale::fit::law_summary(&fitted.fit));
     println!("{report}");
     Ok(exit_for(&summary))
 }
 
 /// The sweep's status as the exit code: 0 when every trial ended and none failed.
-fn exit_for(summary: &codescale_sweep::Summary) -> ExitCode {
+fn exit_for(summary: &codescale::sweep::Summary) -> ExitCode {
     if summary.all_ok() {
         ExitCode::SUCCESS
     } else {

@@ -6,10 +6,8 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
-use codescale::sweep::{self, RunConfig, Summary, Sweep};
-use codescale::trial::{self, Outcome, RunOptions};
-use codescale_core::{Status, TrialRecord};
-use codescale_sweep::spec::Executor;
+use codescale::sweep::{self, Executor, RunConfig, Summary, Sweep};
+use codescale::trial::{self, Outcome, Record as TrialRecord, RunOptions, Status};
 
 pub fn train(
     path: &Path,
@@ -104,10 +102,7 @@ pub fn plan(path: &Path, json: bool, quiet: bool) -> Result<ExitCode> {
         println!("note: {} WSD trials differ from a sibling budget only in learning rate (a rule with a `d_exponent`?), so they train their own trunks; a rule of N alone, evaluated at the longest budget, lets them branch", cost.split_by_lr);
     }
     if cost.needs_confirmation() {
-        println!(
-            "warning: over {:.0} h: `sweep run` will ask for --yes",
-            codescale_sweep::estimate::CONFIRM_ABOVE_S / 3600.0
-        );
+        println!("warning: over {:.0} h: `sweep run` will ask for --yes", sweep::CONFIRM_ABOVE_S / 3600.0);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -194,7 +189,7 @@ pub fn run_sweep(path: &Path, args: &RunArgs, wait: bool, quiet: bool) -> Result
         };
         println!("  failed {}: {error} ({retry})", row.trial_id);
     }
-    println!("results: {}", summary.dir.join(codescale_sweep::runs::RESULTS_FILE).display());
+    println!("results: {}", summary.dir.join(sweep::RESULTS_FILE).display());
     Ok(Ran::Ended(summary))
 }
 
@@ -294,13 +289,13 @@ pub fn trial_run(sweep_dir: &Path, index: usize, opts: &trial::TaskOptions) -> R
 }
 
 /// `trial run --child`: the trial of one of the local executor's jobs, telling its parent how
-/// far it got and how it ended (see [`codescale_sweep::child`]).
+/// far it got and how it ended (see [`trial::ProgressReporter`]).
 pub fn trial_run_as_child(sweep_dir: &Path, index: usize, opts: trial::TaskOptions) -> Result<ExitCode> {
-    let reporter = codescale_sweep::child::ProgressReporter::start();
+    let reporter = trial::ProgressReporter::start();
     let (_, outcome) =
         trial::run_planned(sweep_dir, index, &trial::TaskOptions { progress: Some(reporter.bar.clone()), ..opts })?;
     drop(reporter);
-    println!("{}", codescale_sweep::child::outcome_line(&outcome));
+    println!("{}", trial::outcome_line(&outcome));
     Ok(ExitCode::SUCCESS)
 }
 

@@ -12,6 +12,7 @@ pub use codescale_fit::predict::{render as render_predictions, Prediction};
 pub use codescale_fit::results::N_COLUMNS;
 use codescale_fit::results::{budgets_around, points_from_rows};
 pub use codescale_fit::select::LawChoice;
+pub use codescale_fit::table::law_summary;
 pub use codescale_fit::{render_table, FitFile, FitOptions, GroupFit, Point};
 
 /// How to fit, whatever the points come from.

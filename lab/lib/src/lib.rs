@@ -35,4 +35,5 @@ pub mod report;
 pub mod sweep;
 pub mod trial;
 
+pub use codescale_core::atomic::write_atomic;
 pub use codescale_core::{is_bad_input, BadInput};

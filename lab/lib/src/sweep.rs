@@ -8,7 +8,10 @@ use std::path::Path;
 use anyhow::Result;
 use codescale_core::{ResultRow, TrialConfig};
 use codescale_sweep::estimate;
+pub use codescale_sweep::estimate::CONFIRM_ABOVE_S;
+pub use codescale_sweep::runs::RESULTS_FILE;
 pub use codescale_sweep::scheduler::Planned;
+pub use codescale_sweep::spec::Executor;
 pub use codescale_sweep::status::{render as render_status, StatusReport};
 pub use codescale_sweep::{slurm, RunConfig, Summary, Sweep, SweepDir};
 
@@ -143,4 +146,17 @@ pub fn status(path: &Path, runs_root: &Path) -> Result<StatusReport> {
     let dir =
         if path.is_dir() { SweepDir::open(path)? } else { SweepDir::open(&runs_root.join(Sweep::load(path)?.name))? };
     codescale_sweep::status::status(&dir)
+}
+
+/// `codescale sweep convert`: the W&B sweep file at `path` (`.yaml`, `.yml`) as the lab's TOML,
+/// checked by the same parser `sweep run` uses; anything else is bad input.
+pub fn convert_wandb(path: &Path) -> Result<String> {
+    if !codescale_sweep::wandb::is_yaml(path) {
+        return Err(codescale_core::BadInput(format!(
+            "{}: `sweep convert` reads W&B sweep files (.yaml, .yml)",
+            path.display()
+        ))
+        .into());
+    }
+    Ok(Sweep::load(path)?.source)
 }
