@@ -121,8 +121,8 @@ impl Default for FitOptions {
 /// The fitter's version: bumped whenever the same points and options would fit differently, so
 /// that no fit made by an older fitter is taken for a current one. 2: law forms chosen by
 /// out-of-sample error. 3: the whole-curve law beside them. 4: L*(C) through each budget's
-/// interpolated minimum.
-pub const FITTER_VERSION: u32 = 4;
+/// interpolated minimum. 5: `auto` chooses a form only with MIN_SPLITS_TO_CHOOSE rolling splits.
+pub const FITTER_VERSION: u32 = 5;
 
 impl FitOptions {
     /// blake3 of every option that changes the fit, and of [`FITTER_VERSION`]. Not the budgets,

@@ -22,6 +22,13 @@ use crate::forms::{self, Form, Points};
 /// on long ladders.
 pub const MAX_SPLITS: usize = 3;
 
+/// Splits `auto` needs before it chooses a form by them. With fewer, the held-out points are one
+/// or two sizes of one ladder, and the choice follows their noise: on the lab's CPU ladders (one
+/// or two splits per language) it picked forms that missed the held-out 4× and 8×N targets by a
+/// mean 2.4 % and 3.5 %, where Chinchilla's form missed by 0.9 % and 1.6 % (docs/findings/ladders.md).
+/// Below it `auto` keeps Chinchilla's form (the other candidates are still scored and shown).
+pub const MIN_SPLITS_TO_CHOOSE: usize = MAX_SPLITS;
+
 /// Which form to fit: one by name, or `auto`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum LawChoice {
@@ -228,25 +235,31 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
             .filter(|&j| candidates[j].0.form == form)
             .min_by(|&a, &b| score_of(&candidates[a].0).total_cmp(&score_of(&candidates[b].0)).then(a.cmp(&b)))
             .expect("an eligible form has candidates"),
-        LawChoice::Auto if best.is_finite() => {
+        LawChoice::Auto if best.is_finite() && splits.len() >= MIN_SPLITS_TO_CHOOSE => {
             let leader = &candidates[leader.expect("a finite best has a candidate")].0;
             (0..candidates.len())
                 .filter(|&i| tied(&candidates[i].0, leader))
                 .min_by_key(|&i| (candidates[i].0.form.n_params(), i))
                 .expect("the best is tied with itself")
         }
-        // No split leaves enough points: nothing to judge forms by, so Chinchilla (or the
-        // eligible form) at the matched threshold.
+        // Too few splits to judge forms by: Chinchilla (or the eligible form) at the matched
+        // threshold.
         LawChoice::Auto => 0,
     };
     candidates[pick].0.chosen = true;
     let chosen = candidates[pick].0.clone();
     let reason = match (law, chosen.out_of_sample) {
         (LawChoice::Fixed(f), _) => format!("{} as asked (--law {}); Huber threshold {} by out-of-sample error", f.name(), f.name(), chosen.huber),
-        (LawChoice::Auto, Some(s)) if best.is_finite() => format!(
+        (LawChoice::Auto, Some(s)) if best.is_finite() && splits.len() >= MIN_SPLITS_TO_CHOOSE => format!(
             "out-of-sample error over {} rolling split(s) {:.2} % (mean |log error| at the held-out sizes; best {:.2} %): the form with fewest parameters among those within one standard error of the best",
             chosen.splits,
             100.0 * s,
+            100.0 * best
+        ),
+        (LawChoice::Auto, _) if !splits.is_empty() && best.is_finite() => format!(
+            "{} by default: {} rolling split(s), {MIN_SPLITS_TO_CHOOSE} needed to choose a form by out-of-sample error (the best scored {:.2} %; see the candidates)",
+            chosen.form.name(),
+            splits.len(),
             100.0 * best
         ),
         _ => format!("no rolling split leaves enough points to judge forms by prediction; {} by default", chosen.form.name()),
