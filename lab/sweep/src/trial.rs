@@ -120,18 +120,19 @@ pub struct TaskOptions {
     /// A built corpus folder to train from, as the parent already checked it is current; it must
     /// be the corpus the trial is planned against (manifest and tokenizer hash).
     pub corpus: Option<std::path::PathBuf>,
-    /// The task plan a Slurm array was submitted with ([`crate::tasks`]): the trial is its entry
-    /// `index`, trained with the branch, rungs and corpus folder it names. Without one, `index`
-    /// is into the sweep's current `plan.json`.
+    /// The task plan the trial was handed ([`crate::tasks`]: a Slurm array's, or the local
+    /// executor's for its child processes): the trial is its entry `index`, trained with the
+    /// branch, rungs and corpus folder it names. Without one, `index` is into the sweep's
+    /// current `plan.json`.
     pub plan: Option<std::path::PathBuf>,
     /// The bar to drive.
     pub progress: Option<ProgressBar>,
 }
 
 /// `codescale trial run <sweep_dir> --index N [--plan FILE]`, what each Slurm array task and each
-/// of the local executor's child processes runs: the trial at index `index` of the task plan its
-/// array was submitted with (`opts.plan`), else of the sweep's current `plan.json`, with the
-/// sweep's rungs and branches. Returns the trial's id and how it went.
+/// of the local executor's child processes runs: the trial at index `index` of the task plan it
+/// was handed (`opts.plan`), else of the sweep's current `plan.json` with the sweep's rungs and
+/// branches. Returns the trial's id and how it went.
 pub fn run_planned(sweep_dir: &Path, index: usize, opts: &TaskOptions) -> Result<(String, Outcome)> {
     if let Some(plan) = &opts.plan {
         return run_task(sweep_dir, plan, index, opts);
