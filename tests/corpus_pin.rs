@@ -6,6 +6,8 @@
 
 mod common;
 
+use std::sync::OnceLock;
+
 use common::{text, Lab};
 
 #[test]
@@ -18,7 +20,7 @@ fn the_rust_corpus_is_the_one_the_readme_states() {
         .map(|(hash, _)| hash.to_string())
         .expect("the README states the Rust training shard's BLAKE3");
 
-    let (_lab, manifest) = local_corpus();
+    let manifest = local_manifest();
     let rust = &manifest["languages"]["rust"];
     let built = rust["train"]["blake3"].as_str().unwrap_or_default();
     assert!(
@@ -33,7 +35,7 @@ fn the_rust_corpus_is_the_one_the_readme_states() {
 
 #[test]
 fn the_seed_papers_seven_languages_are_in_the_local_corpus() {
-    let (_lab, manifest) = local_corpus();
+    let manifest = local_manifest();
     for language in ["python", "java", "javascript", "typescript", "csharp", "go", "rust"] {
         let l = &manifest["languages"][language];
         let kept = l["train"]["bytes"].as_u64().unwrap_or(0) + l["val"]["bytes"].as_u64().unwrap_or(0);
@@ -45,13 +47,14 @@ fn the_seed_papers_seven_languages_are_in_the_local_corpus() {
     }
 }
 
-/// `corpora/local.toml` built into a scratch lab, and its manifest.
-fn local_corpus() -> (Lab, serde_json::Value) {
-    let lab = Lab::new();
-    let recipe = common::repo().join("corpora/local.toml");
-    let out = lab.run(&["corpus", "build", recipe.to_str().unwrap(), "--out", "local", "--quiet"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let manifest =
-        serde_json::from_str(&std::fs::read_to_string(lab.path().join("local/manifest.json")).unwrap()).unwrap();
-    (lab, manifest)
+/// The manifest of `corpora/local.toml` built into a scratch lab, built once for both tests.
+fn local_manifest() -> &'static serde_json::Value {
+    static MANIFEST: OnceLock<serde_json::Value> = OnceLock::new();
+    MANIFEST.get_or_init(|| {
+        let lab = Lab::new();
+        let recipe = common::repo().join("corpora/local.toml");
+        let out = lab.run(&["corpus", "build", recipe.to_str().unwrap(), "--out", "local", "--quiet"]);
+        assert!(out.status.success(), "{}", text(&out));
+        serde_json::from_str(&std::fs::read_to_string(lab.path().join("local/manifest.json")).unwrap()).unwrap()
+    })
 }

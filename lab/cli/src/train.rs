@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use codescale::sweep::{self, Executor, RunConfig, Summary, Sweep};
-use codescale::trial::{self, Outcome, Record as TrialRecord, RunOptions, Status};
+use codescale::trial::{self, Outcome, RunOptions, Status, TrialRecord};
 
 pub fn train(
     path: &Path,

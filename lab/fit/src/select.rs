@@ -229,13 +229,15 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
     let best =
         candidates.iter().filter_map(|(c, _)| c.out_of_sample).filter(|s| s.is_finite()).fold(f64::INFINITY, f64::min);
     let leader = candidates.iter().position(|(c, _)| c.out_of_sample == Some(best));
+    // Out-of-sample scores decide the form only when there are enough splits to trust them.
+    let choose_by_score = best.is_finite() && splits.len() >= MIN_SPLITS_TO_CHOOSE;
     let pick = match law {
         // With a fixed form, the threshold is still chosen by prediction (when not fixed).
         LawChoice::Fixed(form) => (0..candidates.len())
             .filter(|&j| candidates[j].0.form == form)
             .min_by(|&a, &b| score_of(&candidates[a].0).total_cmp(&score_of(&candidates[b].0)).then(a.cmp(&b)))
             .expect("an eligible form has candidates"),
-        LawChoice::Auto if best.is_finite() && splits.len() >= MIN_SPLITS_TO_CHOOSE => {
+        LawChoice::Auto if choose_by_score => {
             let leader = &candidates[leader.expect("a finite best has a candidate")].0;
             (0..candidates.len())
                 .filter(|&i| tied(&candidates[i].0, leader))
@@ -250,7 +252,7 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
     let chosen = candidates[pick].0.clone();
     let reason = match (law, chosen.out_of_sample) {
         (LawChoice::Fixed(f), _) => format!("{} as asked (--law {}); Huber threshold {} by out-of-sample error", f.name(), f.name(), chosen.huber),
-        (LawChoice::Auto, Some(s)) if best.is_finite() && splits.len() >= MIN_SPLITS_TO_CHOOSE => format!(
+        (LawChoice::Auto, Some(s)) if choose_by_score => format!(
             "out-of-sample error over {} rolling split(s) {:.2} % (mean |log error| at the held-out sizes; best {:.2} %): the form with fewest parameters among those within one standard error of the best",
             chosen.splits,
             100.0 * s,

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use codescale_core::error::line_of;
-use codescale_core::{BadInput, CorpusKey, TrialConfig, TrialRecord, TrialSpec};
-pub use codescale_core::{Status, TrialRecord as Record};
+use codescale_core::{BadInput, CorpusKey, TrialConfig, TrialSpec};
+pub use codescale_core::{Status, TrialRecord};
 pub use codescale_sweep::child::{outcome_line, ProgressReporter};
 pub use codescale_sweep::trial::{run_planned, Outcome, TaskOptions};
 pub use codescale_train::RunOptions;
