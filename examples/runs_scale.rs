@@ -357,7 +357,7 @@ fn finished(config: &TrialConfig, k: u64) -> TrialRecord {
     let steps = config.total_steps();
     let tokens = (steps * config.tokens_per_step()) as f64;
     let (n, d) = (params.n_params, tokens);
-    let bowl = 1.0 + 0.05 * (config.lr / 2.5e-3).ln().powi(2);
+    let bowl = 1.0 + 0.05 * (config.optimizer.lr / 2.5e-3).ln().powi(2);
     let loss = (1.2 + 40.0 * n.powf(-0.35) + 60.0 * d.powf(-0.3)) * bowl * (1.0 + 0.01 * noise(k));
     let tokens_per_s = 2.0e5 / (1.0 + n / 1e5);
     let mut record = TrialRecord::pending(config.clone());
@@ -392,7 +392,7 @@ fn finished(config: &TrialConfig, k: u64) -> TrialRecord {
         finished: Some("2025-01-01T00:01:00Z".into()),
         corpus_hash,
         tokenizer_hash,
-        seed: config.seed,
+        seed: config.runtime.seed,
         ..Default::default()
     };
     record.branch = config.trunk_id().map(|trunk| BranchOrigin { trunk, step: config.decay_start() });

@@ -72,11 +72,11 @@ pub fn plan(path: &Path, json: bool, quiet: bool) -> Result<ExitCode> {
         println!(
             "{:<16} {:<10} {:<6} {:<9} {:>10.3e} {:>10.3e} {:>10.3e} {:>9.0}",
             c.trial_id(),
-            c.language,
-            c.arch.as_str(),
-            c.model,
+            c.data.language,
+            c.model.arch.as_str(),
+            c.model.name,
             c.params().n_params,
-            c.tokens,
+            c.schedule.tokens,
             flops,
             seconds
         );

@@ -65,15 +65,18 @@ impl Params {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{Arch, TrialSpec};
+    use crate::config::{Arch, DataSpec, ModelSpec, TrialSpec};
 
     fn config(arch: Arch) -> crate::config::TrialConfig {
         let spec = TrialSpec {
-            language: Some("python".into()),
-            model: Some("d64-l2".into()),
-            arch: Some(arch),
-            n_experts: (arch == Arch::Moe).then_some(4),
-            top_k: (arch == Arch::Moe).then_some(1),
+            data: DataSpec { language: Some("python".into()), ..Default::default() },
+            model: ModelSpec {
+                name: Some("d64-l2".into()),
+                arch: Some(arch),
+                n_experts: (arch == Arch::Moe).then_some(4),
+                top_k: (arch == Arch::Moe).then_some(1),
+                ..Default::default()
+            },
             ..Default::default()
         };
         spec.resolve().unwrap()

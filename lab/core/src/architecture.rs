@@ -55,24 +55,25 @@ impl ModelConfig {
 impl TrialConfig {
     /// The architecture this trial trains.
     pub fn model_config(&self) -> ModelConfig {
-        let moe = (self.arch == Arch::Moe).then(|| MoeConfig {
-            n_experts: self.n_experts,
-            top_k: self.top_k,
-            d_expert: self.d_expert,
-            every: self.moe_every,
-            shared_expert: self.shared_expert,
-            gate: self.gate(),
-            capacity_factor: self.capacity_factor,
-            aux_loss_coef: self.aux_loss_coef,
-            z_loss_coef: self.z_loss_coef,
+        let m = &self.model;
+        let moe = (m.arch == Arch::Moe).then(|| MoeConfig {
+            n_experts: m.n_experts,
+            top_k: m.top_k,
+            d_expert: m.d_expert,
+            every: m.moe_every,
+            shared_expert: m.shared_expert,
+            gate: m.gate(),
+            capacity_factor: m.capacity_factor,
+            aux_loss_coef: m.aux_loss_coef,
+            z_loss_coef: m.z_loss_coef,
         });
         ModelConfig {
             vocab_size: self.vocab_size(),
-            d_model: self.d_model,
-            n_layers: self.n_layers,
-            n_heads: self.n_heads,
-            d_ff: self.d_ff,
-            seq_len: self.seq_len,
+            d_model: m.d_model,
+            n_layers: m.n_layers,
+            n_heads: m.n_heads,
+            d_ff: m.d_ff,
+            seq_len: self.data.seq_len,
             moe,
         }
     }
@@ -80,21 +81,27 @@ impl TrialConfig {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{Arch, TrialSpec};
+    use crate::config::{Arch, DataSpec, ModelSpec, TrialSpec};
 
     #[test]
     fn routed_layers_are_every_moe_every_th_from_the_first() {
         let spec = TrialSpec {
-            language: Some("go".into()),
-            model: Some("d64-l5".into()),
-            arch: Some(Arch::Moe),
-            moe_every: Some(2),
+            data: DataSpec { language: Some("go".into()), ..Default::default() },
+            model: ModelSpec {
+                name: Some("d64-l5".into()),
+                arch: Some(Arch::Moe),
+                moe_every: Some(2),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let m = spec.resolve().unwrap().model_config();
         let routed: Vec<usize> = (0..m.n_layers).filter(|&l| m.moe_at(l).is_some()).collect();
         assert_eq!(routed, [0, 2, 4]);
-        let dense = TrialSpec { arch: None, moe_every: None, ..spec }.resolve().unwrap().model_config();
+        let dense = TrialSpec { model: ModelSpec { arch: None, moe_every: None, ..spec.model }, ..spec }
+            .resolve()
+            .unwrap()
+            .model_config();
         assert!(dense.moe.is_none() && (0..dense.n_layers).all(|l| dense.moe_at(l).is_none()));
     }
 }

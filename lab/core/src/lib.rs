@@ -18,8 +18,9 @@ pub mod time;
 
 pub use architecture::{ModelConfig, MoeConfig};
 pub use config::{
-    Arch, Backend, CorpusKey, DecayShape, Gate, Lr, LrRule, Precision, Schedule, TrialConfig, TrialSpec,
-    NUMERICS_VERSION,
+    Arch, Backend, CorpusKey, DataSection, DataSpec, DecayShape, EvalSection, EvalSpec, Gate, Lr, LrRule, ModelSection,
+    ModelSpec, OptimizerSection, OptimizerSpec, Precision, RuntimeSection, RuntimeSpec, Schedule, ScheduleSection,
+    ScheduleSpec, TrialConfig, TrialSpec, NUMERICS_VERSION,
 };
 pub use error::{is_bad_input, BadInput};
 pub use record::{BranchOrigin, CurvePoint, CurveRow, Metrics, Provenance, Status, TrialRecord};

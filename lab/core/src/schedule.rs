@@ -9,10 +9,10 @@ pub fn lr_at(c: &TrialConfig, step: usize) -> f64 {
     let total = c.total_steps().max(1);
     let warmup = c.warmup_steps();
     if step < warmup {
-        return c.lr * (step + 1) as f64 / warmup as f64;
+        return c.optimizer.lr * (step + 1) as f64 / warmup as f64;
     }
     let last = total - 1;
-    let floor = c.lr * c.final_lr_ratio;
+    let floor = c.optimizer.lr * c.schedule.final_lr_ratio;
     // Fraction of the decay phase done, 0 at its start and 1 at the last step.
     let progress = |start: usize| -> f64 {
         if last <= start {
@@ -21,40 +21,43 @@ pub fn lr_at(c: &TrialConfig, step: usize) -> f64 {
             (step.min(last) - start) as f64 / (last - start) as f64
         }
     };
-    match c.schedule {
-        Schedule::Constant => c.lr,
-        Schedule::Cosine => floor + (c.lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress(warmup)).cos()),
-        Schedule::Linear => c.lr + (floor - c.lr) * progress(warmup),
+    match c.schedule.kind {
+        Schedule::Constant => c.optimizer.lr,
+        Schedule::Cosine => {
+            floor + (c.optimizer.lr - floor) * 0.5 * (1.0 + (std::f64::consts::PI * progress(warmup)).cos())
+        }
+        Schedule::Linear => c.optimizer.lr + (floor - c.optimizer.lr) * progress(warmup),
         Schedule::Wsd => {
             let decay_start = c.decay_start();
             if step < decay_start {
-                return c.lr;
+                return c.optimizer.lr;
             }
-            let done = match c.decay_shape {
+            let done = match c.schedule.decay_shape {
                 DecayShape::Linear => progress(decay_start),
                 DecayShape::OneMinusSqrt => progress(decay_start).sqrt(),
             };
-            c.lr + (floor - c.lr) * done
+            c.optimizer.lr + (floor - c.optimizer.lr) * done
         }
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::config::{Schedule, TrialSpec};
+    use crate::config::{DataSpec, ModelSpec, OptimizerSpec, Schedule, ScheduleSpec, TrialSpec};
 
     fn config(schedule: Schedule) -> crate::config::TrialConfig {
         TrialSpec {
-            language: Some("go".into()),
-            model: Some("d64-l2".into()),
-            schedule: Some(schedule),
-            batch_size: Some(4),
-            seq_len: Some(16),
-            tokens: Some(64.0 * 100.0),
-            warmup: Some(10.0),
-            lr: Some(1e-2.into()),
-            final_lr_ratio: Some(0.1),
-            decay_frac: Some(0.2),
+            data: DataSpec { language: Some("go".into()), seq_len: Some(16), ..Default::default() },
+            model: ModelSpec { name: Some("d64-l2".into()), ..Default::default() },
+            optimizer: OptimizerSpec { batch_size: Some(4), lr: Some(1e-2.into()), ..Default::default() },
+            schedule: ScheduleSpec {
+                kind: Some(schedule),
+                tokens: Some(64.0 * 100.0),
+                warmup: Some(10.0),
+                final_lr_ratio: Some(0.1),
+                decay_frac: Some(0.2),
+                ..Default::default()
+            },
             ..Default::default()
         }
         .resolve()
@@ -87,7 +90,7 @@ mod tests {
     fn one_minus_sqrt_cooldown_falls_faster_first_and_ends_at_the_floor() {
         let linear = config(Schedule::Wsd);
         let mut sqrt = linear.clone();
-        sqrt.decay_shape = crate::config::DecayShape::OneMinusSqrt;
+        sqrt.schedule.decay_shape = crate::config::DecayShape::OneMinusSqrt;
         assert_eq!(sqrt.lr_at(80), 1e-2);
         assert!(sqrt.lr_at(85) < linear.lr_at(85));
         assert!((sqrt.lr_at(99) - 1e-3).abs() < 1e-12);
@@ -100,7 +103,7 @@ mod tests {
     fn a_trunk_runs_the_wsd_schedule_until_its_cooldown() {
         let short = config(Schedule::Wsd);
         let mut long = short.clone();
-        long.tokens *= 3.0;
+        long.schedule.tokens *= 3.0;
         assert_eq!(short.trunk_id(), long.trunk_id(), "budgets share a trunk");
         let trunk = long.trunk_config(long.decay_start());
         for step in 0..long.decay_start() {
@@ -110,7 +113,7 @@ mod tests {
             assert_eq!(trunk.lr_at(step).to_bits(), short.lr_at(step).to_bits(), "step {step}");
         }
         let mut other = short.clone();
-        other.lr *= 2.0;
+        other.optimizer.lr *= 2.0;
         assert_ne!(short.trunk_id(), other.trunk_id());
         assert!(config(Schedule::Cosine).trunk_id().is_none());
     }

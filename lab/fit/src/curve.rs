@@ -54,7 +54,7 @@ pub fn areas(config: &TrialConfig) -> Vec<(f64, f64)> {
     let total = config.total_steps();
     let tokens = config.tokens_per_step() as f64;
     let warmup = config.warmup_steps();
-    let rate = |i: usize| config.lr_at(i) / config.lr;
+    let rate = |i: usize| config.lr_at(i) / config.optimizer.lr;
     let mut out = Vec::with_capacity(total + 1);
     let (mut s1, mut s2, mut m) = (0.0, 0.0, 0.0);
     out.push((0.0, 0.0));
@@ -466,18 +466,23 @@ pub fn add_to(fit: &mut crate::FitFile, trials: &[CurveTrial], opts: &FitOptions
 #[cfg(test)]
 mod tests {
     use super::*;
-    use codescale_core::{Schedule, TrialSpec};
+    use codescale_core::{DataSpec, ModelSpec, OptimizerSpec, Schedule, ScheduleSpec, TrialSpec};
 
     fn config(tokens: f64, schedule: Schedule) -> TrialConfig {
         let spec = TrialSpec {
-            language: Some("go".into()),
-            model: Some("d16-l2".into()),
-            batch_size: Some(16),
-            seq_len: Some(64),
-            tokens: Some(tokens),
-            schedule: Some(schedule),
-            warmup: Some(20.0),
-            lr: Some(codescale_core::Lr::Value(1e-3)),
+            data: DataSpec { language: Some("go".into()), seq_len: Some(64), ..Default::default() },
+            model: ModelSpec { name: Some("d16-l2".into()), ..Default::default() },
+            optimizer: OptimizerSpec {
+                batch_size: Some(16),
+                lr: Some(codescale_core::Lr::Value(1e-3)),
+                ..Default::default()
+            },
+            schedule: ScheduleSpec {
+                tokens: Some(tokens),
+                kind: Some(schedule),
+                warmup: Some(20.0),
+                ..Default::default()
+            },
             ..Default::default()
         };
         spec.resolve().expect("a valid config")

@@ -143,7 +143,7 @@ fn curve(sweep: &SweepDir, id: &str) -> Result<Option<Vec<CurvePoint>>> {
 }
 
 fn run_name(r: &TrialRecord) -> String {
-    format!("{}-{}-{}", r.config.language, r.config.model, r.id)
+    format!("{}-{}-{}", r.config.data.language, r.config.model.name, r.id)
 }
 
 /// The trial's start in seconds since the epoch (0 for a record that never started).

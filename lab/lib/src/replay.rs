@@ -142,7 +142,7 @@ pub fn replay_trial(dir: &Path, force: bool, quiet: bool) -> Result<Verdict> {
     }
     let recorded: Vec<CurvePoint> = codescale_table::read_rows(&dir.join(CURVE_FILE)).context("recorded curve")?;
     let mut config = record.config.clone();
-    config.threads = Some(record.provenance.threads.max(1));
+    config.runtime.threads = Some(record.provenance.threads.max(1));
     let corpus = codescale_sweep::scheduler::corpus_for(&config, true)?;
 
     let mut differences = Vec::new();
@@ -186,7 +186,11 @@ pub fn replay_trial(dir: &Path, force: bool, quiet: bool) -> Result<Verdict> {
     let replayed: Vec<CurvePoint> =
         codescale_table::read_rows(&scratch.path().join(CURVE_FILE)).context("replayed curve")?;
     let here = codescale_train::simd_path();
-    Ok(compare(&recorded, &replayed, &expected_match(config.backend, record.provenance.simd_path.as_deref(), &here)))
+    Ok(compare(
+        &recorded,
+        &replayed,
+        &expected_match(config.runtime.backend, record.provenance.simd_path.as_deref(), &here),
+    ))
 }
 
 /// Compares the curves step by step, both losses of each point, as `expected` demands.

@@ -96,7 +96,7 @@ pub fn estimate(sweep: &Sweep, trials: &[TrialConfig], runs_root: &Path) -> Esti
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
     let per_trial = trials
         .iter()
-        .map(|c| (c.params().flops_per_token() * c.tokens, estimate::trial_seconds(c, per_thread, threads)))
+        .map(|c| (c.params().flops_per_token() * c.schedule.tokens, estimate::trial_seconds(c, per_thread, threads)))
         .collect();
     let branches = codescale_sweep::scheduler::plan_branches(sweep, trials, runs_root);
     let trunks: BTreeSet<_> = branches.iter().flatten().map(|b| b.trunk_dir.clone()).collect();

@@ -15,10 +15,19 @@ pub use codescale_train::RunOptions;
 /// resolves it; errors are bad input naming the file and line, or the override.
 pub fn load(path: &Path, sets: &[String]) -> Result<TrialConfig> {
     let source = std::fs::read_to_string(path).map_err(|e| BadInput(format!("{}: {e}", path.display())))?;
-    let mut spec: TrialSpec = toml::from_str(&source).map_err(|e| {
-        let line = e.span().map(|s| line_of(&source, s.start)).unwrap_or(1);
-        BadInput(format!("{}:{line}: {}", path.display(), e.message().trim()))
-    })?;
+    let table: std::collections::BTreeMap<String, toml::Spanned<toml::Value>> =
+        toml::from_str(&source).map_err(|e| {
+            let line = e.span().map(|s| line_of(&source, s.start)).unwrap_or(1);
+            BadInput(format!("{}:{line}: {}", path.display(), e.message().trim()))
+        })?;
+    let mut spec = TrialSpec::default();
+    for (key, value) in &table {
+        let line = line_of(&source, value.span().start);
+        codescale_core::config::json_of_toml(value.get_ref())
+            .map_err(|m| format!("`{key}`: {m}"))
+            .and_then(|v| spec.set_value(key, v))
+            .map_err(|m| BadInput(format!("{}:{line}: {m}", path.display())))?;
+    }
     for set in sets {
         let (key, value) = set.split_once('=').ok_or_else(|| BadInput(format!("--set {set}: expected KEY=VALUE")))?;
         spec.set(key.trim(), value.trim()).map_err(|m| BadInput(format!("--set {set}: {m}")))?;
@@ -65,12 +74,12 @@ pub fn train(path: &Path, sets: &[String], out: Option<PathBuf>, opts: &RunOptio
     // A GPU that is not here is refused before the corpus is built, which can take minutes.
     codescale_train::backend::device_name(&config).with_context(|| path.display().to_string())?;
     let corpus = codescale_sweep::scheduler::corpus_for(&config, opts.quiet)?;
-    if !corpus.languages().contains(&config.language) {
+    if !corpus.languages().contains(&config.data.language) {
         return Err(BadInput(format!(
             "{}: `language`: `{}` is not in corpus {} (it has: {})",
             path.display(),
-            config.language,
-            config.corpus,
+            config.data.language,
+            config.data.corpus,
             corpus.languages().join(", ")
         ))
         .into());

@@ -52,7 +52,13 @@ impl Asha {
             .with_context(|| format!("opening {}", lock_path.display()))?;
         lock.lock().with_context(|| format!("locking {}", lock_path.display()))?;
         let mut rungs: Rungs = if self.path.exists() { read_json(&self.path)? } else { Rungs::new() };
-        let group = format!("{}/{}/{}/{}", config.language, config.arch.as_str(), config.model, config.tokens);
+        let group = format!(
+            "{}/{}/{}/{}",
+            config.data.language,
+            config.model.arch.as_str(),
+            config.model.name,
+            config.schedule.tokens
+        );
         let at = rungs.entry(group).or_default().entry(format!("{rung}")).or_default();
         at.insert(config.trial_id(), loss);
         let go_on = promote(at.values().copied().collect(), loss, self.rule.reduction);
@@ -65,7 +71,7 @@ impl Asha {
 pub fn rungs(rule: &EarlyStop, config: &TrialConfig) -> Vec<f64> {
     let mut out = Vec::new();
     let mut r = rule.min_tokens;
-    while r < config.tokens {
+    while r < config.schedule.tokens {
         out.push(r);
         r *= rule.reduction;
     }
@@ -87,6 +93,7 @@ fn promote(mut losses: Vec<f64>, loss: f64, reduction: f64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use codescale_core::{DataSpec, ModelSpec, RuntimeSpec};
 
     #[test]
     fn keeps_the_top_third() {
@@ -106,9 +113,9 @@ mod tests {
         let rule = EarlyStop { metric: "val_loss".into(), min_tokens: 1e3, reduction: 3.0 };
         let config = |seed: u64| {
             codescale_core::TrialSpec {
-                language: Some("go".into()),
-                model: Some("d64-l2".into()),
-                seed: Some(seed),
+                data: DataSpec { language: Some("go".into()), ..Default::default() },
+                model: ModelSpec { name: Some("d64-l2".into()), ..Default::default() },
+                runtime: RuntimeSpec { seed: Some(seed), ..Default::default() },
                 ..Default::default()
             }
             .resolve()

@@ -57,8 +57,10 @@ pub fn split_by_lr(trials: &[TrialConfig]) -> usize {
     for c in trials {
         if let Some(id) = c.trunk_id() {
             *per_trunk.entry(id.clone()).or_default() += 1;
-            let same_rate = TrialConfig { lr: 1.0, ..c.clone() }.trunk_id().expect("still WSD");
-            budgets_of.entry(same_rate.clone()).or_default().insert(c.tokens.to_bits());
+            let mut at_one_rate = c.clone();
+            at_one_rate.optimizer.lr = 1.0;
+            let same_rate = at_one_rate.trunk_id().expect("still WSD");
+            budgets_of.entry(same_rate.clone()).or_default().insert(c.schedule.tokens.to_bits());
             keys.push((id, same_rate));
         }
     }
@@ -88,7 +90,7 @@ pub fn compute(trials: &[TrialConfig], branches: &[Option<Branch>]) -> (f64, f64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use codescale_core::{Schedule, TrialSpec};
+    use codescale_core::{DataSpec, ModelSpec, OptimizerSpec, Schedule, ScheduleSpec, TrialSpec};
 
     #[test]
     fn a_rate_that_follows_the_budget_is_what_keeps_budgets_apart() {
@@ -104,14 +106,15 @@ mod tests {
 
     fn trial(tokens: f64, lr: f64) -> TrialConfig {
         TrialSpec {
-            language: Some("go".into()),
-            model: Some("d64-l2".into()),
-            schedule: Some(Schedule::Wsd),
-            batch_size: Some(4),
-            seq_len: Some(16),
-            warmup: Some(10.0),
-            lr: Some(lr.into()),
-            tokens: Some(tokens),
+            data: DataSpec { language: Some("go".into()), seq_len: Some(16), ..Default::default() },
+            model: ModelSpec { name: Some("d64-l2".into()), ..Default::default() },
+            optimizer: OptimizerSpec { batch_size: Some(4), lr: Some(lr.into()), ..Default::default() },
+            schedule: ScheduleSpec {
+                kind: Some(Schedule::Wsd),
+                warmup: Some(10.0),
+                tokens: Some(tokens),
+                ..Default::default()
+            },
             ..Default::default()
         }
         .resolve()

@@ -33,7 +33,7 @@ pub fn median_flops_per_s_per_thread(index: &RunsIndex) -> (f64, &'static str) {
 
 /// Estimated seconds of one trial with `threads` threads at `per_thread` FLOP/s each.
 pub fn trial_seconds(c: &TrialConfig, per_thread: f64, threads: f64) -> f64 {
-    c.params().flops_per_token_with_head() * c.tokens / (per_thread * threads)
+    c.params().flops_per_token_with_head() * c.schedule.tokens / (per_thread * threads)
 }
 
 /// Estimated seconds for `trials` on this machine with all its cores, and where the throughput

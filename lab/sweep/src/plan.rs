@@ -41,7 +41,7 @@ pub fn plan_targets(sweep: &Sweep, ladder: &[TrialConfig]) -> Result<Vec<TrialCo
     if let Some(t) = targets.iter().find(|t| ladder.contains(&t.trial_id())) {
         return Err(refuse(&format!(
             "the target {} {} on {:.3e} tokens is also a ladder trial, so it would be fitted",
-            t.language, t.model, t.tokens
+            t.data.language, t.model.name, t.schedule.tokens
         )));
     }
     Ok(targets)
@@ -53,7 +53,7 @@ fn resolve_all(sweep: &Sweep, assignments: Vec<Assignment>) -> Result<Vec<TrialC
     let assignments: Vec<Assignment> = assignments
         .into_iter()
         .flat_map(|a| {
-            let base_seed = sweep.base.seed.unwrap_or(0);
+            let base_seed = sweep.base.runtime.seed.unwrap_or(0);
             (0..sweep.replicates as u64).map(move |r| {
                 let mut a = a.clone();
                 if sweep.replicates > 1 {
@@ -201,8 +201,8 @@ mod tests {
         let s = sweep("name = \"g\"\n[base]\nlanguage = \"python\"\n[parameters]\nmodel = { values = [\"d64-l2\", \"d96-l3\"] }\ntokens = { values = [2e5, 4e5, 8e5] }\n").unwrap();
         let trials = plan(&s).unwrap();
         assert_eq!(trials.len(), 6);
-        assert_eq!((trials[0].model.as_str(), trials[0].tokens), ("d64-l2", 2e5));
-        assert_eq!((trials[5].model.as_str(), trials[5].tokens), ("d96-l3", 8e5));
+        assert_eq!((trials[0].model.name.as_str(), trials[0].schedule.tokens), ("d64-l2", 2e5));
+        assert_eq!((trials[5].model.name.as_str(), trials[5].schedule.tokens), ("d96-l3", 8e5));
     }
 
     #[test]
@@ -213,7 +213,7 @@ mod tests {
         assert_eq!(a, b);
         assert_eq!(a.len(), 5);
         for c in plan(&sweep(text).unwrap()).unwrap() {
-            assert!((1e-4..1e-2).contains(&c.lr) && (8..=32).contains(&c.batch_size));
+            assert!((1e-4..1e-2).contains(&c.optimizer.lr) && (8..=32).contains(&c.optimizer.batch_size));
         }
     }
 
@@ -222,10 +222,10 @@ mod tests {
         let text = "name = \"r\"\nmethod = \"random\"\ntrials = 400\n[base]\nlanguage = \"go\"\nmodel = \"d64-l2\"\n[parameters]\nschedule = { values = [\"cosine\", \"wsd\"], probabilities = [0.9, 0.1] }\nbatch_size = { distribution = \"q_uniform\", min = 8, max = 64, q = 8 }\nwarmup = { distribution = \"q_uniform\", min = 0, max = 0.3, q = 0.1 }\nlr = { distribution = \"log_uniform\", min = 1e-4, max = 1e-2 }\n";
         let trials = plan(&sweep(text).unwrap()).unwrap();
         assert_eq!(trials.len(), 400);
-        let wsd = trials.iter().filter(|c| c.schedule == codescale_core::Schedule::Wsd).count();
+        let wsd = trials.iter().filter(|c| c.schedule.kind == codescale_core::Schedule::Wsd).count();
         assert!((15..=70).contains(&wsd), "about 10 % wsd, got {wsd} of {}", trials.len());
-        assert!(trials.iter().all(|c| c.batch_size % 8 == 0 && (8..=64).contains(&c.batch_size)));
-        assert!(trials.iter().all(|c| ((c.warmup * 10.0).round() - c.warmup * 10.0).abs() < 1e-9));
+        assert!(trials.iter().all(|c| c.optimizer.batch_size % 8 == 0 && (8..=64).contains(&c.optimizer.batch_size)));
+        assert!(trials.iter().all(|c| ((c.schedule.warmup * 10.0).round() - c.schedule.warmup * 10.0).abs() < 1e-9));
     }
 
     #[test]
@@ -233,7 +233,10 @@ mod tests {
         let s = sweep("name = \"m\"\n[base]\nlanguage = \"go\"\nmodel = \"d64-l2\"\n[parameters]\nfamily = { values = [{ arch = \"dense\" }, { arch = \"moe\", n_experts = 4, top_k = 1 }] }\n").unwrap();
         let trials = plan(&s).unwrap();
         assert_eq!(trials.len(), 2);
-        assert_eq!((trials[1].arch, trials[1].n_experts, trials[1].top_k), (codescale_core::Arch::Moe, 4, 1));
+        assert_eq!(
+            (trials[1].model.arch, trials[1].model.n_experts, trials[1].model.top_k),
+            (codescale_core::Arch::Moe, 4, 1)
+        );
         let e = plan(&sweep("name = \"m\"\n[base]\nlanguage = \"go\"\nmodel = \"d64-l2\"\n[parameters]\nfamily = { values = [{ arch = \"moe\", n_experts = 2, top_k = 3 }] }\n").unwrap()).unwrap_err();
         assert!(e.to_string().starts_with("s.toml:6: `family`"), "{e}");
     }
@@ -243,7 +246,7 @@ mod tests {
         let s = sweep("name = \"r\"\nreplicates = 3\n[base]\nlanguage = \"go\"\nseed = 7\n[parameters]\nmodel = { values = [\"d64-l2\", \"d96-l3\"] }\n").unwrap();
         let trials = plan(&s).unwrap();
         assert_eq!(
-            trials.iter().map(|c| (c.model.as_str(), c.seed)).collect::<Vec<_>>(),
+            trials.iter().map(|c| (c.model.name.as_str(), c.runtime.seed)).collect::<Vec<_>>(),
             [("d64-l2", 7), ("d64-l2", 8), ("d64-l2", 9), ("d96-l3", 7), ("d96-l3", 8), ("d96-l3", 9)]
         );
         assert_eq!(trials[0].replicate_id(), trials[2].replicate_id());
@@ -262,7 +265,10 @@ mod tests {
         let targets = plan_targets(&s, &ladder).unwrap();
         assert_eq!(ladder.len(), 8);
         assert_eq!(
-            targets.iter().map(|c| (c.language.as_str(), c.model.as_str(), c.tokens)).collect::<Vec<_>>(),
+            targets
+                .iter()
+                .map(|c| (c.data.language.as_str(), c.model.name.as_str(), c.schedule.tokens))
+                .collect::<Vec<_>>(),
             [("go", "d192-l4", 4e5), ("rust", "d192-l4", 4e5)]
         );
         let clash = sweep("name = \"t\"\n[base]\nlanguage = \"go\"\n[parameters]\nmodel = { values = [\"d64-l2\", \"d96-l3\"] }\n[targets]\nmodel = { values = [\"d96-l3\"] }\n").unwrap();

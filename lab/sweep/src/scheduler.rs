@@ -207,8 +207,8 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
                 }
                 let Some(i) = queue.lock().unwrap().next(&branches) else { break };
                 let mut config = plan.trials[i].clone();
-                config.threads = Some(threads);
-                config.checkpoint_interval = config.checkpoint_every();
+                config.runtime.threads = Some(threads);
+                config.runtime.checkpoint_interval = config.checkpoint_every();
                 let id = config.trial_id();
                 let bar = multi.insert_before(&overall, ProgressBar::new(config.total_steps() as u64));
                 bar.set_style(
@@ -216,7 +216,7 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
                         .expect("template")
                         .progress_chars("=> "),
                 );
-                bar.set_prefix(format!("{} {}", config.language, config.model));
+                bar.set_prefix(format!("{} {}", config.data.language, config.model.name));
                 let outcome = match &children {
                     Some((exe, task_plan, entries)) => {
                         train_in_child(exe, &dir.path, task_plan, entries[&i], threads, cfg.retry_failed, &bar)
@@ -424,9 +424,9 @@ pub struct Corpora {
 
 impl Corpora {
     pub fn get(&self, config: &TrialConfig) -> Result<&Corpus> {
-        self.built
-            .get(&(config.corpus.clone(), config.tokenizer.clone()))
-            .ok_or_else(|| anyhow::anyhow!("corpus {} ({}) was not prepared", config.corpus, config.tokenizer))
+        self.built.get(&(config.data.corpus.clone(), config.data.tokenizer.clone())).ok_or_else(|| {
+            anyhow::anyhow!("corpus {} ({}) was not prepared", config.data.corpus, config.data.tokenizer)
+        })
     }
 
     /// `config` bound to its corpus; a language the corpus lacks is bad input at the line of
@@ -434,23 +434,23 @@ impl Corpora {
     pub fn bind(&self, config: TrialConfig, sweep: &Sweep) -> Result<TrialConfig, Missing> {
         let corpus = self
             .get(&config)
-            .map_err(|e| Missing { language: config.language.clone(), error: BadInput(format!("{e:#}")) })?;
-        if !corpus.languages().iter().any(|l| l == &config.language) {
+            .map_err(|e| Missing { language: config.data.language.clone(), error: BadInput(format!("{e:#}")) })?;
+        if !corpus.languages().iter().any(|l| l == &config.data.language) {
             let line = sweep.line_of_key("language").unwrap_or(1);
             let skipped = corpus
                 .manifest
                 .skipped
-                .get(&config.language)
+                .get(&config.data.language)
                 .map(|why| format!("; the recipe skipped it: {why}"))
                 .unwrap_or_default();
             let error = BadInput(format!(
                 "{}:{line}: `language`: `{}` is not in corpus {} (it has: {}){skipped}",
                 sweep.path.display(),
-                config.language,
-                config.corpus,
+                config.data.language,
+                config.data.corpus,
                 corpus.languages().join(", ")
             ));
-            return Err(Missing { language: config.language, error });
+            return Err(Missing { language: config.data.language, error });
         }
         let key = CorpusKey { manifest: corpus.hash().to_string(), tokenizer: corpus.tokenizer_hash().to_string() };
         Ok(config.bound_to(key))
@@ -466,11 +466,12 @@ pub struct Missing {
 pub fn build_corpora(trials: &[TrialConfig], quiet: bool) -> Result<Corpora> {
     let mut built = BTreeMap::new();
     for c in trials {
-        let key = (c.corpus.clone(), c.tokenizer.clone());
+        let key = (c.data.corpus.clone(), c.data.tokenizer.clone());
         if built.contains_key(&key) {
             continue;
         }
-        let corpus = corpus_for(c, quiet).with_context(|| format!("corpus {} ({})", c.corpus, c.tokenizer))?;
+        let corpus =
+            corpus_for(c, quiet).with_context(|| format!("corpus {} ({})", c.data.corpus, c.data.tokenizer))?;
         built.insert(key, corpus);
     }
     Ok(Corpora { built })
@@ -479,13 +480,14 @@ pub fn build_corpora(trials: &[TrialConfig], quiet: bool) -> Result<Corpora> {
 /// Builds or reuses the corpus a trial trains on (its recipe, with its tokenizer, in the default
 /// folder); bad recipes become [`BadInput`].
 pub fn corpus_for(config: &TrialConfig, quiet: bool) -> Result<Corpus> {
-    let opts = BuildOptions { tokenizer: Some(config.tokenizer.clone()), quiet, ..Default::default() };
-    codescale_data::build(Path::new(&config.corpus), &opts).map_err(codescale_data::CorpusError::into_anyhow)
+    let opts = BuildOptions { tokenizer: Some(config.data.tokenizer.clone()), quiet, ..Default::default() };
+    codescale_data::build(Path::new(&config.data.corpus), &opts).map_err(codescale_data::CorpusError::into_anyhow)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use codescale_core::{DataSpec, ModelSpec, OptimizerSpec, ScheduleSpec};
 
     fn branch(trunk: &str) -> Option<Branch> {
         Some(Branch { trunk_dir: PathBuf::from(trunk), eval_steps: Vec::new(), fork_steps: Vec::new() })
@@ -495,11 +497,10 @@ mod tests {
     fn the_largest_trials_start_first_and_equals_keep_plan_order() {
         let trial = |model: &str, tokens: f64| {
             codescale_core::TrialSpec {
-                language: Some("go".into()),
-                model: Some(model.into()),
-                batch_size: Some(4),
-                seq_len: Some(16),
-                tokens: Some(tokens),
+                data: DataSpec { language: Some("go".into()), seq_len: Some(16), ..Default::default() },
+                model: ModelSpec { name: Some(model.into()), ..Default::default() },
+                optimizer: OptimizerSpec { batch_size: Some(4), ..Default::default() },
+                schedule: ScheduleSpec { tokens: Some(tokens), ..Default::default() },
                 ..Default::default()
             }
             .resolve()

@@ -274,8 +274,8 @@ impl Sweep {
             base_lines.insert(key.clone(), l);
         }
         if let Some(corpus) = &raw.corpus {
-            if base.corpus.is_none() {
-                base.corpus = Some(corpus.get_ref().clone());
+            if base.data.corpus.is_none() {
+                base.data.corpus = Some(corpus.get_ref().clone());
                 base_lines.insert("corpus".into(), line(corpus.span()));
             }
         }

@@ -108,8 +108,8 @@ pub fn status(dir: &SweepDir) -> Result<StatusReport> {
                 let r = &t.record;
                 RunningTrial {
                     id: r.id.clone(),
-                    language: r.config.language.clone(),
-                    model: r.config.model.clone(),
+                    language: r.config.data.language.clone(),
+                    model: r.config.model.name.clone(),
                     steps: r.metrics.steps,
                     total_steps: r.config.total_steps(),
                     holder: t.holder.as_ref().map(Owner::describe),
@@ -126,9 +126,9 @@ pub fn status(dir: &SweepDir) -> Result<StatusReport> {
         .min_by(|a, b| a.1.total_cmp(&b.1))
         .map(|(r, l)| BestTrial {
             id: r.id.clone(),
-            language: r.config.language.clone(),
-            model: r.config.model.clone(),
-            tokens: r.config.tokens,
+            language: r.config.data.language.clone(),
+            model: r.config.model.name.clone(),
+            tokens: r.config.schedule.tokens,
             val_loss: l,
         });
     let problems = records

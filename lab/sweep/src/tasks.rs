@@ -116,14 +116,14 @@ fn content_hash(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use codescale_core::{DataSpec, ModelSpec, OptimizerSpec, ScheduleSpec};
 
     fn plan() -> TaskPlan {
         let config = codescale_core::TrialSpec {
-            language: Some("go".into()),
-            model: Some("d32-l1".into()),
-            batch_size: Some(4),
-            seq_len: Some(16),
-            tokens: Some(4096.0),
+            data: DataSpec { language: Some("go".into()), seq_len: Some(16), ..Default::default() },
+            model: ModelSpec { name: Some("d32-l1".into()), ..Default::default() },
+            optimizer: OptimizerSpec { batch_size: Some(4), ..Default::default() },
+            schedule: ScheduleSpec { tokens: Some(4096.0), ..Default::default() },
             ..Default::default()
         }
         .resolve()
@@ -156,7 +156,7 @@ mod tests {
 
         // A config that is not the trial its entry names, in a file named by its bytes.
         let mut forged = plan();
-        forged.tasks[0].config.lr *= 2.0;
+        forged.tasks[0].config.optimizer.lr *= 2.0;
         let path = forged.write(&dir).unwrap();
         let err = format!("{:#}", TaskPlan::read(&path).unwrap().task(&path, 0).unwrap_err());
         assert!(err.contains("was submitted as trial"), "{err}");

@@ -191,8 +191,8 @@ fn run_task(sweep_dir: &Path, plan_path: &Path, index: usize, opts: &TaskOptions
 /// A planned config as a task trains it: with the threads it was given (else Slurm's) and
 /// checkpoints on.
 fn as_task(mut config: TrialConfig, opts: &TaskOptions) -> TrialConfig {
-    config.threads = opts.threads.or_else(crate::slurm::allocated_cpus);
-    config.checkpoint_interval = config.checkpoint_every();
+    config.runtime.threads = opts.threads.or_else(crate::slurm::allocated_cpus);
+    config.runtime.checkpoint_interval = config.checkpoint_every();
     config
 }
 

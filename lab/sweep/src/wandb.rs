@@ -479,9 +479,9 @@ early_terminate:
 
         let trials = crate::plan::plan(&s).unwrap();
         assert_eq!(trials.len(), 12);
-        assert!(trials.iter().all(|c| (0.01..0.1).contains(&c.weight_decay)
-            && (1e-4..1e-2).contains(&c.lr)
-            && (1024..=2048).contains(&c.eval_tokens)));
+        assert!(trials.iter().all(|c| (0.01..0.1).contains(&c.optimizer.weight_decay)
+            && (1e-4..1e-2).contains(&c.optimizer.lr)
+            && (1024..=2048).contains(&c.eval.eval_tokens)));
     }
 
     #[test]

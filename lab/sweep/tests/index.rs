@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use codescale_core::{CorpusKey, Status, TrialConfig, TrialRecord, TrialSpec};
+use codescale_core::{
+    CorpusKey, DataSpec, ModelSpec, OptimizerSpec, ScheduleSpec, Status, TrialConfig, TrialRecord, TrialSpec,
+};
 use codescale_sweep::index::{RunsIndex, INDEX_FILE};
 use codescale_sweep::runs::{find_done_elsewhere, find_stale, Plan, SweepDir};
 use codescale_sweep::scheduler::{triage, RunConfig, Triage};
@@ -15,11 +17,10 @@ fn key(manifest: &str) -> CorpusKey {
 
 fn config(model: &str, tokens: f64, corpus: &str) -> TrialConfig {
     TrialSpec {
-        language: Some("go".into()),
-        model: Some(model.into()),
-        batch_size: Some(4),
-        seq_len: Some(16),
-        tokens: Some(tokens),
+        data: DataSpec { language: Some("go".into()), seq_len: Some(16), ..Default::default() },
+        model: ModelSpec { name: Some(model.into()), ..Default::default() },
+        optimizer: OptimizerSpec { batch_size: Some(4), ..Default::default() },
+        schedule: ScheduleSpec { tokens: Some(tokens), ..Default::default() },
         ..Default::default()
     }
     .resolve()

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use burn::backend::{flex::FlexDevice, Autodiff, Flex};
 use burn::tensor::{Distribution, Int, Tensor};
-use codescale_core::{Arch, TrialSpec};
+use codescale_core::{Arch, DataSpec, ModelSpec, TrialSpec};
 use codescale_train::init::Init;
 use codescale_train::kernels::{composed, rotary_tables, Kernels};
 use codescale_train::model::SwiGlu;
@@ -135,17 +135,20 @@ fn mlp_layers(tokens: usize) {
     println!("{:<16} {f:>9.2} {b:>9.2} {:>9.2}", "dense", 1.0);
     for (top_k, n_experts) in [(1, 4), (2, 8)] {
         let spec = TrialSpec {
-            language: Some("python".into()),
-            model: Some("d128-l4".into()),
-            arch: Some(Arch::Moe),
-            n_experts: Some(n_experts),
-            top_k: Some(top_k),
-            d_expert: Some(352 / top_k),
+            data: DataSpec { language: Some("python".into()), ..Default::default() },
+            model: ModelSpec {
+                name: Some("d128-l4".into()),
+                arch: Some(Arch::Moe),
+                n_experts: Some(n_experts),
+                top_k: Some(top_k),
+                d_expert: Some(352 / top_k),
+                ..Default::default()
+            },
             ..Default::default()
         };
         let config = spec.resolve().unwrap();
         let moe_config = config.model_config().moe.expect("an MoE trial");
-        let moe = MoeMlp::<Ad>::new(&mut Init::new(0, &FlexDevice), config.d_model, &moe_config, 0.02);
+        let moe = MoeMlp::<Ad>::new(&mut Init::new(0, &FlexDevice), config.model.d_model, &moe_config, 0.02);
         let (mf, mb) = time(&x, |[x]| {
             let (y, aux, _) = moe.forward(x);
             y + aux.reshape([1, 1])

@@ -29,9 +29,10 @@ pub type CpuTrainBackend = Autodiff<Flex>;
 /// (all cores by default), so parallel trials split the machine instead of fighting over it.
 pub fn train_trial(dir: &Path, config: &TrialConfig, corpus: &Corpus, opts: &RunOptions) -> Result<TrialRecord> {
     let device_name = device_name(config)?;
-    let threads = config.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let threads =
+        config.runtime.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
-    pool.install(|| match config.backend {
+    pool.install(|| match config.runtime.backend {
         Backend::Flex => trainer::train::<CpuTrainBackend>(dir, config, corpus, &FlexDevice, &device_name, opts),
         Backend::Cuda => train_cuda(dir, config, corpus, &device_name, opts),
         Backend::Wgpu => train_wgpu(dir, config, corpus, &device_name, opts),
@@ -42,10 +43,10 @@ pub fn train_trial(dir: &Path, config: &TrialConfig, corpus: &Corpus, opts: &Run
 /// HBM3)`, `wgpu:0 (llvmpipe (LLVM 15.0.6, 256 bits); Vulkan cpu; driver llvmpipe, Mesa 22.3.6
 /// (LLVM 15.0.6))`), or bad input saying what is missing when that device cannot run here.
 pub fn device_name(config: &TrialConfig) -> Result<String> {
-    match config.backend {
+    match config.runtime.backend {
         Backend::Flex => Ok("cpu (flex)".into()),
         Backend::Cuda => {
-            let index = config.device.unwrap_or(0);
+            let index = config.runtime.device.unwrap_or(0);
             let name = cuda::probe(index).map_err(BadInput)?;
             Ok(format!("cuda:{index} ({name})"))
         }
@@ -66,7 +67,7 @@ fn train_cuda(
 ) -> Result<TrialRecord> {
     use burn::backend::cuda::CudaDevice;
     use burn::backend::Cuda;
-    let device = CudaDevice::new(config.device.unwrap_or(0));
+    let device = CudaDevice::new(config.runtime.device.unwrap_or(0));
     trainer::train::<Autodiff<Cuda>>(dir, config, corpus, &device, device_name, opts)
 }
 
@@ -188,7 +189,7 @@ pub mod wgpu {
     /// The adapter `config.device` picks (default 0), opened, with what the trial needs of it
     /// checked; otherwise what is missing, naming the key.
     pub fn probe(config: &TrialConfig) -> Result<Adapter, String> {
-        let index = config.device.unwrap_or(0);
+        let index = config.runtime.device.unwrap_or(0);
         let listed = adapters();
         let list = || {
             listed
@@ -226,7 +227,7 @@ pub mod wgpu {
                 return Err(format!("`backend` = \"wgpu\": cubecl could not open adapter {name} (see the panic above)"))
             }
         }
-        if config.precision == Precision::Bf16 && !supports(DType::BF16).unwrap_or(false) {
+        if config.runtime.precision == Precision::Bf16 && !supports(DType::BF16).unwrap_or(false) {
             return Err(format!(
                 "`precision` = \"bf16\" but the wgpu backend cannot compute in bf16 on adapter {name} (cubecl reports no bf16 arithmetic for it; its WGSL compiler has no bf16 type): use `precision = \"f32\"` here, or `backend = \"cuda\"` for bf16"
             ));
@@ -331,13 +332,16 @@ mod cuda {
 
 #[cfg(test)]
 mod tests {
-    use codescale_core::{is_bad_input, TrialSpec};
+    use codescale_core::{is_bad_input, DataSpec, ModelSpec, TrialSpec};
 
     use super::*;
 
     fn config(sets: &[(&str, &str)]) -> TrialConfig {
-        let mut spec =
-            TrialSpec { language: Some("python".into()), model: Some("d64-l2".into()), ..Default::default() };
+        let mut spec = TrialSpec {
+            data: DataSpec { language: Some("python".into()), ..Default::default() },
+            model: ModelSpec { name: Some("d64-l2".into()), ..Default::default() },
+            ..Default::default()
+        };
         for (k, v) in sets {
             spec.set(k, v).unwrap();
         }

@@ -179,8 +179,8 @@ impl<B: Backend> Aux<B> {
 impl<B: Backend> Transformer<B> {
     /// The trial's model: its architecture, drawn from its seed, multiplying in its precision.
     pub fn for_trial(c: &TrialConfig, device: &B::Device) -> Self {
-        let mut init = Init::new(c.seed, device);
-        init.bf16 = c.precision == Precision::Bf16;
+        let mut init = Init::new(c.runtime.seed, device);
+        init.bf16 = c.runtime.precision == Precision::Bf16;
         Transformer::new(&c.model_config(), &mut init)
     }
 

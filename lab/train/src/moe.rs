@@ -155,20 +155,23 @@ mod tests {
     use super::*;
     use crate::backend::{CpuBackend, CpuTrainBackend};
     use burn::tensor::{Distribution, TensorData};
-    use codescale_core::{Arch, TrialConfig, TrialSpec};
+    use codescale_core::{Arch, DataSpec, ModelSpec, TrialConfig, TrialSpec};
 
     type B = CpuBackend;
     type T = CpuTrainBackend;
 
     fn config(n_experts: usize, top_k: usize) -> TrialConfig {
         TrialSpec {
-            language: Some("python".into()),
-            model: Some("d64-l1".into()),
-            arch: Some(Arch::Moe),
-            n_experts: Some(n_experts),
-            top_k: Some(top_k),
-            aux_loss_coef: Some(0.0),
-            z_loss_coef: Some(0.0),
+            data: DataSpec { language: Some("python".into()), ..Default::default() },
+            model: ModelSpec {
+                name: Some("d64-l1".into()),
+                arch: Some(Arch::Moe),
+                n_experts: Some(n_experts),
+                top_k: Some(top_k),
+                aux_loss_coef: Some(0.0),
+                z_loss_coef: Some(0.0),
+                ..Default::default()
+            },
             ..Default::default()
         }
         .resolve()
@@ -192,9 +195,9 @@ mod tests {
     fn single_expert_equals_dense_mlp_forward_and_backward() {
         for gate in [Gate::Softmax, Gate::SoftmaxTopk] {
             let mut c = config(1, 1);
-            c.gate = Some(gate);
+            c.model.gate = Some(gate);
             let device = Default::default();
-            let moe = MoeMlp::<T>::new(&mut Init::new(3, &device), c.d_model, &moe_config(&c), 0.02);
+            let moe = MoeMlp::<T>::new(&mut Init::new(3, &device), c.model.d_model, &moe_config(&c), 0.02);
             let x = input::<T>(12, 64).require_grad();
             let (y, _, stats) = moe.forward(x.clone());
             let dense = moe.experts[0].forward(x.clone());
@@ -220,9 +223,10 @@ mod tests {
     fn check_fused_against_composed(top_k: usize, shared: bool, capacity_factor: Option<f64>) {
         let name = format!("top-{top_k}, shared expert {shared}, capacity {capacity_factor:?}");
         let mut c = config(4, top_k);
-        (c.shared_expert, c.capacity_factor, c.aux_loss_coef, c.z_loss_coef) = (shared, capacity_factor, 0.01, 1e-3);
+        (c.model.shared_expert, c.model.capacity_factor, c.model.aux_loss_coef, c.model.z_loss_coef) =
+            (shared, capacity_factor, 0.01, 1e-3);
         let device = Default::default();
-        let moe = MoeMlp::<T>::new(&mut Init::new(11, &device), c.d_model, &moe_config(&c), 0.02);
+        let moe = MoeMlp::<T>::new(&mut Init::new(11, &device), c.model.d_model, &moe_config(&c), 0.02);
         <B as Backend>::seed(&device, 5);
         let x = Tensor::<T, 2>::random([96, 64], Distribution::Normal(0.0, 1.0), &device);
         let weights = Tensor::<T, 2>::random([96, 64], Distribution::Normal(0.0, 1.0), &device);
@@ -272,12 +276,12 @@ mod tests {
         use crate::optim::AdamW;
         use burn::tensor::ElementConversion;
         let mut c = config(4, 1);
-        c.aux_loss_coef = 1.0;
-        c.lr = 1e-2;
-        c.weight_decay = 0.0;
+        c.model.aux_loss_coef = 1.0;
+        c.optimizer.lr = 1e-2;
+        c.optimizer.weight_decay = 0.0;
         let device = Default::default();
         let mut init = Init::<T>::new(7, &device);
-        let mut moe = MoeMlp::<T>::new(&mut init, c.d_model, &moe_config(&c), 0.02);
+        let mut moe = MoeMlp::<T>::new(&mut init, c.model.d_model, &moe_config(&c), 0.02);
         // A router that sends every (positive) input to expert 0.
         let skewed: Vec<f32> = (0..64 * 4).map(|i| if i % 4 == 0 { 0.5 } else { 0.0 }).collect();
         moe.router = Linear {
@@ -297,7 +301,7 @@ mod tests {
             losses.push(aux.clone().into_scalar().elem::<f64>());
             opt.accumulate(&moe, &aux.backward());
             let norm = opt.grad_norm();
-            moe = opt.step(moe, c.lr, norm);
+            moe = opt.step(moe, c.optimizer.lr, norm);
         }
         let (first, last) = (losses[0], *losses.last().unwrap());
         assert!(first > 3.5, "the skewed router starts unbalanced: {first}");
@@ -318,8 +322,8 @@ mod tests {
         let x = input::<B>(10, 64);
         for gate in [Gate::Softmax, Gate::SoftmaxTopk] {
             let mut c = config(4, 2);
-            c.gate = Some(gate);
-            let moe = MoeMlp::<B>::new(&mut Init::new(5, &Default::default()), c.d_model, &moe_config(&c), 0.02);
+            c.model.gate = Some(gate);
+            let moe = MoeMlp::<B>::new(&mut Init::new(5, &Default::default()), c.model.d_model, &moe_config(&c), 0.02);
             let probs = softmax(moe.router.forward(x.clone()), 1);
             moe.forward_with(x.clone(), |x, gates, experts, _| {
                 let sums: Vec<f32> = gates.clone().sum_dim(1).into_data().to_vec().unwrap();

@@ -38,11 +38,11 @@ pub struct AdamW<B: AutodiffBackend> {
 impl<B: AutodiffBackend> AdamW<B> {
     pub fn new(c: &TrialConfig) -> Self {
         AdamW {
-            beta1: c.beta1,
-            beta2: c.beta2,
-            eps: c.eps,
-            weight_decay: c.weight_decay,
-            grad_clip: c.grad_clip,
+            beta1: c.optimizer.beta1,
+            beta2: c.optimizer.beta2,
+            eps: c.optimizer.eps,
+            weight_decay: c.optimizer.weight_decay,
+            grad_clip: c.optimizer.grad_clip,
             t: 0,
             steps: Vec::new(),
             moments: Vec::new(),

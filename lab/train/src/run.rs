@@ -65,13 +65,14 @@ where
 {
     /// A fresh model at step 0, with the config's data.
     pub fn new(config: &TrialConfig, corpus: &Corpus, device: &'d B::Device) -> Result<Self> {
-        let train_tokens = corpus.shard(&config.language, Split::Train)?;
-        let val_tokens = corpus.shard(&config.language, Split::Val)?;
+        let train_tokens = corpus.shard(&config.data.language, Split::Train)?;
+        let val_tokens = corpus.shard(&config.data.language, Split::Val)?;
         // Too small a shard for the window fails the same way every time: bad input, not retried.
-        let sampler = Sampler::new(train_tokens, config.seq_len, config.micro_batch, config.seed)
-            .map_err(|e| BadInput(format!("training shard of {}: {e:#}", config.language)))?;
-        let eval = EvalSet::new(val_tokens, config.seq_len, config.eval_tokens, config.micro_batch)
-            .map_err(|e| BadInput(format!("validation shard of {}: {e:#}", config.language)))?;
+        let sampler =
+            Sampler::new(train_tokens, config.data.seq_len, config.optimizer.micro_batch, config.runtime.seed)
+                .map_err(|e| BadInput(format!("training shard of {}: {e:#}", config.data.language)))?;
+        let eval = EvalSet::new(val_tokens, config.data.seq_len, config.eval.eval_tokens, config.optimizer.micro_batch)
+            .map_err(|e| BadInput(format!("validation shard of {}: {e:#}", config.data.language)))?;
         Ok(Run {
             config: config.clone(),
             device,
@@ -79,7 +80,7 @@ where
             opt: AdamW::new(config),
             sampler,
             eval,
-            val_bytes_per_token: corpus.bytes_per_token(&config.language, Split::Val),
+            val_bytes_per_token: corpus.bytes_per_token(&config.data.language, Split::Val),
             steps: 0,
             curve: Vec::new(),
             wall_before: 0.0,
@@ -196,7 +197,7 @@ where
     /// since a ladder's points are its final losses and a full evaluation costs about a third of
     /// training on as many tokens.
     pub fn evaluate(&mut self, full: bool) {
-        let stride = if full { 1 } else { self.config.eval_tokens.div_ceil(CURVE_EVAL_TOKENS) };
+        let stride = if full { 1 } else { self.config.eval.eval_tokens.div_ceil(CURVE_EVAL_TOKENS) };
         let e = evaluate(&self.model().valid(), &mut self.eval, self.device, stride);
         let point = self.curve.last_mut().expect("evaluation after a step");
         point.val_loss = Some(e.loss);

@@ -58,11 +58,11 @@ where
     let id = config.trial_id();
     let mut record = TrialRecord::pending(config.clone());
     record.status = Status::Running;
-    record.provenance = provenance::current(config.seed);
-    record.provenance.backend = config.backend.as_str().to_string();
+    record.provenance = provenance::current(config.runtime.seed);
+    record.provenance.backend = config.runtime.backend.as_str().to_string();
     record.provenance.device = device_name.to_string();
     record.provenance.simd_path =
-        (config.backend == codescale_core::Backend::Flex).then(crate::kernels::gemm::simd_path);
+        (config.runtime.backend == codescale_core::Backend::Flex).then(crate::kernels::gemm::simd_path);
     record.provenance.threads = rayon::current_num_threads();
     record.provenance.corpus_hash = corpus.hash().to_string();
     record.provenance.tokenizer_hash = corpus.tokenizer_hash().to_string();
@@ -142,7 +142,7 @@ where
             outcome = Status::Pruned;
             break;
         }
-        if config.checkpoint_interval > 0 && step % config.checkpoint_interval == 0 && step < total {
+        if config.runtime.checkpoint_interval > 0 && step % config.runtime.checkpoint_interval == 0 && step < total {
             save_progress(dir, &run, &id, &mut record)?;
         }
         if opts.stop_after_steps.is_some_and(|n| step >= n) && step < total {

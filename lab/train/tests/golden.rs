@@ -10,7 +10,9 @@
 mod common;
 
 use codescale_core::record::CURVE_FILE;
-use codescale_core::{CurvePoint, TrialSpec, NUMERICS_VERSION};
+use codescale_core::{
+    CurvePoint, DataSpec, EvalSpec, ModelSpec, OptimizerSpec, RuntimeSpec, ScheduleSpec, TrialSpec, NUMERICS_VERSION,
+};
 use codescale_train::{train_trial, RunOptions};
 
 /// (NUMERICS_VERSION, train loss after steps 1, 10, 20, 30, final validation loss).
@@ -22,15 +24,12 @@ fn the_numerics_match_their_version() {
     let tmp = tempfile::tempdir().unwrap();
     let corpus = common::synthetic_corpus(tmp.path());
     let config = TrialSpec {
-        language: Some("rust".into()),
-        model: Some("d32-l1".into()),
-        seq_len: Some(32),
-        batch_size: Some(8),
-        tokens: Some(30.0 * 8.0 * 32.0),
-        warmup: Some(5.0),
-        eval_tokens: Some(2048),
-        eval_interval: Some(30),
-        threads: Some(2),
+        data: DataSpec { language: Some("rust".into()), seq_len: Some(32), ..Default::default() },
+        model: ModelSpec { name: Some("d32-l1".into()), ..Default::default() },
+        optimizer: OptimizerSpec { batch_size: Some(8), ..Default::default() },
+        schedule: ScheduleSpec { tokens: Some(30.0 * 8.0 * 32.0), warmup: Some(5.0), ..Default::default() },
+        eval: EvalSpec { eval_tokens: Some(2048), eval_interval: Some(30), ..Default::default() },
+        runtime: RuntimeSpec { threads: Some(2), ..Default::default() },
         ..Default::default()
     }
     .resolve()

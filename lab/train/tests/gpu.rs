@@ -46,23 +46,23 @@ const STOP_AT: usize = 25;
 fn tiny(arch: Arch, backend: Backend, precision: Precision) -> TrialConfig {
     let tokens = STEPS * 8 * 32;
     common::config(STEPS, |s| {
-        s.model = Some("d32-l1".into());
-        s.n_heads = Some(2);
-        s.seq_len = Some(32);
-        s.batch_size = Some(8);
-        s.tokens = Some(tokens as f64);
-        s.lr = Some(1e-2.into());
-        s.warmup = Some(4.0);
-        s.eval_tokens = Some(2048);
-        s.eval_interval = Some(20);
-        s.checkpoint_interval = Some(10);
-        s.seed = Some(1);
-        s.backend = Some(backend);
-        s.precision = Some(precision);
+        s.model.name = Some("d32-l1".into());
+        s.model.n_heads = Some(2);
+        s.data.seq_len = Some(32);
+        s.optimizer.batch_size = Some(8);
+        s.schedule.tokens = Some(tokens as f64);
+        s.optimizer.lr = Some(1e-2.into());
+        s.schedule.warmup = Some(4.0);
+        s.eval.eval_tokens = Some(2048);
+        s.eval.eval_interval = Some(20);
+        s.runtime.checkpoint_interval = Some(10);
+        s.runtime.seed = Some(1);
+        s.runtime.backend = Some(backend);
+        s.runtime.precision = Some(precision);
         if arch == Arch::Moe {
-            s.arch = Some(Arch::Moe);
-            s.n_experts = Some(4);
-            s.top_k = Some(2);
+            s.model.arch = Some(Arch::Moe);
+            s.model.n_experts = Some(4);
+            s.model.top_k = Some(2);
         }
     })
 }
@@ -95,12 +95,12 @@ fn train(dir: &Path, config: &TrialConfig, corpus: &Corpus, stop_after_steps: Op
     let t = std::time::Instant::now();
     let opts = RunOptions { quiet: true, stop_after_steps, ..Default::default() };
     let record = train_trial(dir, config, corpus, &opts)
-        .unwrap_or_else(|e| panic!("training {} on {}: {e:#}", dir.display(), config.backend.as_str()));
+        .unwrap_or_else(|e| panic!("training {} on {}: {e:#}", dir.display(), config.runtime.backend.as_str()));
     let curve = codescale_table::read_rows(&dir.join(CURVE_FILE)).unwrap();
     eprintln!(
         "  trained {} ({}): {} steps in {:.1} s",
         dir.file_name().unwrap().to_string_lossy(),
-        config.backend.as_str(),
+        config.runtime.backend.as_str(),
         record.metrics.steps,
         t.elapsed().as_secs_f64()
     );
@@ -215,7 +215,7 @@ fn checks(arch: Arch) {
     for &seed in seeds {
         let on = |backend| {
             let mut c = tiny(arch, backend, Precision::F32);
-            c.seed = seed;
+            c.runtime.seed = seed;
             c
         };
         let wgpu = if seed == 1 {
@@ -298,7 +298,7 @@ fn an_adapter_that_is_not_there_is_bad_input_listing_those_that_are() {
         return;
     }
     let mut config = tiny(Arch::Dense, Backend::Wgpu, Precision::F32);
-    config.device = Some(adapters().len());
+    config.runtime.device = Some(adapters().len());
     let e = device_name(&config).unwrap_err();
     let message = format!("{e:#}");
     assert!(

@@ -16,8 +16,8 @@ use codescale_train::{train_trial, CpuTrainBackend, RunOptions};
 type T = CpuTrainBackend;
 
 fn moe(spec: &mut TrialSpec) {
-    spec.arch = Some(Arch::Moe);
-    spec.n_experts = Some(4);
+    spec.model.arch = Some(Arch::Moe);
+    spec.model.n_experts = Some(4);
 }
 
 fn curve(dir: &std::path::Path) -> Vec<CurvePoint> {
@@ -51,7 +51,8 @@ impl ModuleVisitor<T> for RouterGradient<'_> {
 fn router_gradient_from_lm_loss(config: &TrialConfig, tokens: Vec<u16>) -> f32 {
     let device = Default::default();
     let model = Transformer::<T>::for_trial(config, &device);
-    let batch = Sampler::new(tokens, config.seq_len, config.micro_batch, 0).unwrap().batch::<T>(0, 0, &device);
+    let batch =
+        Sampler::new(tokens, config.data.seq_len, config.optimizer.micro_batch, 0).unwrap().batch::<T>(0, 0, &device);
     let (loss, _) = model.loss(batch.inputs, batch.targets);
     let grads = loss.backward();
     let mut visitor = RouterGradient { grads: &grads, path: Vec::new(), largest: None };
@@ -66,14 +67,14 @@ fn a_top1_router_learns_from_the_lm_loss_under_softmax_gating_only() {
     let config = |gate: Option<Gate>| {
         common::config(1, |s| {
             moe(s);
-            s.top_k = Some(1);
-            s.gate = gate;
-            s.aux_loss_coef = Some(0.0);
-            s.z_loss_coef = Some(0.0);
+            s.model.top_k = Some(1);
+            s.model.gate = gate;
+            s.model.aux_loss_coef = Some(0.0);
+            s.model.z_loss_coef = Some(0.0);
         })
     };
     let softmax = config(None);
-    assert_eq!(softmax.gate, Some(Gate::Softmax), "the default for top-1");
+    assert_eq!(softmax.model.gate, Some(Gate::Softmax), "the default for top-1");
     let g = router_gradient_from_lm_loss(&softmax, tokens.clone());
     assert!(g > 1e-6, "softmax gating: the router's LM-loss gradient is {g}");
     // Renormalising over one chosen expert makes every gate exactly 1: nothing to learn from.
@@ -84,11 +85,11 @@ fn a_top1_router_learns_from_the_lm_loss_under_softmax_gating_only() {
 fn capped(steps: usize) -> TrialConfig {
     common::config(steps, |s| {
         moe(s);
-        s.top_k = Some(2);
-        s.shared_expert = Some(true);
-        s.capacity_factor = Some(1.0);
-        s.checkpoint_interval = Some(10);
-        s.micro_batch = Some(8);
+        s.model.top_k = Some(2);
+        s.model.shared_expert = Some(true);
+        s.model.capacity_factor = Some(1.0);
+        s.runtime.checkpoint_interval = Some(10);
+        s.optimizer.micro_batch = Some(8);
     })
 }
 

@@ -29,12 +29,12 @@ fn an_idle_parameter_first_update_is_a_first_adam_step_as_in_pytorch() {
     let device = Default::default();
     let (lr, wd) = (1e-2, 0.1);
     let config = common::config(10, |s| {
-        s.lr = Some(lr.into());
-        s.weight_decay = Some(wd);
-        s.beta1 = Some(0.9);
-        s.beta2 = Some(0.95);
-        s.eps = Some(1e-8);
-        s.grad_clip = Some(0.0);
+        s.optimizer.lr = Some(lr.into());
+        s.optimizer.weight_decay = Some(wd);
+        s.optimizer.beta1 = Some(0.9);
+        s.optimizer.beta2 = Some(0.95);
+        s.optimizer.eps = Some(1e-8);
+        s.optimizer.grad_clip = Some(0.0);
     });
     let mut model = Two::<T> {
         a: Param::from_tensor(Tensor::from_data(TensorData::new(vec![0.5f32, -0.25], [2]), &device)),

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::Tensor;
 use codescale_core::shape::{self, Shape};
-use codescale_core::{Arch, TrialConfig, TrialSpec};
+use codescale_core::{Arch, DataSpec, ModelSpec, TrialConfig, TrialSpec};
 use codescale_train::init::Init;
 use codescale_train::model::Transformer;
 use codescale_train::CpuBackend;
@@ -63,7 +63,7 @@ fn count(config: &TrialConfig) -> Counted {
     );
     // A token runs through top_k of each routed layer's experts: the others are inactive.
     let mut inactive = 0;
-    for layer in 0..config.n_layers {
+    for layer in 0..config.model.n_layers {
         let expert = |e: usize| -> usize {
             let e = e.to_string();
             params
@@ -75,13 +75,13 @@ fn count(config: &TrialConfig) -> Counted {
                 .map(|(_, n)| n)
                 .sum()
         };
-        let sizes: Vec<usize> = (0..config.n_experts).map(expert).filter(|&n| n > 0).collect();
+        let sizes: Vec<usize> = (0..config.model.n_experts).map(expert).filter(|&n| n > 0).collect();
         if sizes.is_empty() {
             continue;
         }
-        assert_eq!(sizes.len(), config.n_experts, "layer {layer} holds every expert");
+        assert_eq!(sizes.len(), config.model.n_experts, "layer {layer} holds every expert");
         assert!(sizes.iter().all(|&n| n == sizes[0]), "layer {layer}: experts of one size");
-        inactive += (config.n_experts - config.top_k) * sizes[0];
+        inactive += (config.model.n_experts - config.model.top_k) * sizes[0];
     }
     let non_embedding = total - embedding - head;
     Counted {
@@ -144,18 +144,20 @@ fn sweep_shapes() -> BTreeSet<(usize, usize)> {
 /// than the dense MLP.
 fn variants(d_model: usize, n_layers: usize) -> Vec<TrialSpec> {
     let base = TrialSpec {
-        language: Some("python".into()),
-        d_model: Some(d_model),
-        n_layers: Some(n_layers),
+        data: DataSpec { language: Some("python".into()), ..Default::default() },
+        model: ModelSpec { d_model: Some(d_model), n_layers: Some(n_layers), ..Default::default() },
         ..Default::default()
     };
     let moe = |n_experts: usize, top_k: usize, shared: bool, every: usize, d_expert: Option<usize>| TrialSpec {
-        arch: Some(Arch::Moe),
-        n_experts: Some(n_experts),
-        top_k: Some(top_k),
-        shared_expert: Some(shared),
-        moe_every: Some(every.min(n_layers)),
-        d_expert,
+        model: ModelSpec {
+            arch: Some(Arch::Moe),
+            n_experts: Some(n_experts),
+            top_k: Some(top_k),
+            shared_expert: Some(shared),
+            moe_every: Some(every.min(n_layers)),
+            d_expert,
+            ..base.clone().model
+        },
         ..base.clone()
     };
     let mut specs = vec![
@@ -169,7 +171,7 @@ fn variants(d_model: usize, n_layers: usize) -> Vec<TrialSpec> {
     for n_heads in
         (1..=d_model / 2).filter(|h| d_model.is_multiple_of(*h) && (d_model / h).is_multiple_of(2) && d_model <= 96)
     {
-        specs.push(TrialSpec { n_heads: Some(n_heads), ..base.clone() });
+        specs.push(TrialSpec { model: ModelSpec { n_heads: Some(n_heads), ..base.clone().model }, ..base.clone() });
     }
     specs
 }
@@ -188,15 +190,20 @@ fn accounting_counts_the_parameters_of_the_built_model() {
             let config = spec.resolve().unwrap_or_else(|e| panic!("d{d_model}-l{n_layers}: {e}"));
             let name = format!(
                 "d{d_model}-l{n_layers} {:?} {} experts top-{} shared {} every {} heads {}",
-                config.arch, config.n_experts, config.top_k, config.shared_expert, config.moe_every, config.n_heads
+                config.model.arch,
+                config.model.n_experts,
+                config.model.top_k,
+                config.model.shared_expert,
+                config.model.moe_every,
+                config.model.n_heads
             );
             let counted = count(&config);
-            if config.arch == Arch::Moe {
+            if config.model.arch == Arch::Moe {
                 assert!(counted.active < counted.non_embedding, "{name}: the inactive experts were found");
             }
             assert_eq!(accounted(&config), counted, "{name}");
-            if config.arch == Arch::Dense {
-                let s = Shape { d_model, n_layers, n_heads: config.n_heads, d_ff: config.d_ff };
+            if config.model.arch == Arch::Dense {
+                let s = Shape { d_model, n_layers, n_heads: config.model.n_heads, d_ff: config.model.d_ff };
                 assert_eq!(shape::non_embedding_params(&s), config.params().n_params, "{name}: the ladder's count");
             }
             checked += 1;
@@ -208,9 +215,8 @@ fn accounting_counts_the_parameters_of_the_built_model() {
 #[test]
 fn accounting_follows_the_vocabulary_into_embedding_and_head_only() {
     let spec = |tokenizer: &str| TrialSpec {
-        language: Some("python".into()),
-        model: Some("d64-l2".into()),
-        tokenizer: Some(tokenizer.into()),
+        data: DataSpec { language: Some("python".into()), tokenizer: Some(tokenizer.into()), ..Default::default() },
+        model: ModelSpec { name: Some("d64-l2".into()), ..Default::default() },
         ..Default::default()
     };
     let (bytes, bpe) = (spec("bytes").resolve().unwrap(), spec("bpe:4096").resolve().unwrap());

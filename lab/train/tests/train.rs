@@ -38,7 +38,7 @@ fn bf16_autocast_learns_like_f32_but_rounds_differently() {
     let tmp = tempfile::tempdir().unwrap();
     let corpus = common::corpus(tmp.path());
     let f32 = common::config(60, |_| {});
-    let bf16 = common::config(60, |s| s.precision = Some(Precision::Bf16));
+    let bf16 = common::config(60, |s| s.runtime.precision = Some(Precision::Bf16));
     assert_ne!(f32.trial_id(), bf16.trial_id());
     let a = train_trial(&tmp.path().join("f32"), &f32, &corpus, &quiet()).unwrap();
     let b = train_trial(&tmp.path().join("bf16"), &bf16, &corpus, &quiet()).unwrap();
@@ -54,7 +54,7 @@ fn same_seed_same_curve_different_seed_different_curve() {
     let tmp = tempfile::tempdir().unwrap();
     let corpus = common::corpus(tmp.path());
     let a = common::config(30, |_| {});
-    let b = common::config(30, |s| s.seed = Some(1));
+    let b = common::config(30, |s| s.runtime.seed = Some(1));
     for (name, c) in [("a1", &a), ("a2", &a), ("b", &b)] {
         train_trial(&tmp.path().join(name), c, &corpus, &quiet()).unwrap();
     }
@@ -73,8 +73,8 @@ fn the_pool_size_changes_no_number() {
     // threads them, so the threaded paths are the ones compared.
     let run = |threads: usize| {
         let config = common::config(12, |s| {
-            s.model = Some("d128-l2".into());
-            s.threads = Some(threads);
+            s.model.name = Some("d128-l2".into());
+            s.runtime.threads = Some(threads);
         });
         let dir = tmp.path().join(format!("threads{threads}"));
         train_trial(&dir, &config, &corpus, &quiet()).unwrap();
@@ -94,8 +94,8 @@ fn killed_and_resumed_run_equals_uninterrupted_run_bit_for_bit() {
     let corpus = common::corpus(tmp.path());
     // Two micro-batches per step, so accumulation is part of what must resume exactly.
     let config = common::config(40, |s| {
-        s.checkpoint_interval = Some(10);
-        s.micro_batch = Some(8);
+        s.runtime.checkpoint_interval = Some(10);
+        s.optimizer.micro_batch = Some(8);
     });
     let whole = tmp.path().join("whole");
     train_trial(&whole, &config, &corpus, &quiet()).unwrap();
@@ -125,9 +125,9 @@ fn huge_learning_rate_is_recorded_as_diverged() {
     let tmp = tempfile::tempdir().unwrap();
     let corpus = common::corpus(tmp.path());
     let config = common::config(100, |s| {
-        s.lr = Some(10.0.into());
-        s.warmup = Some(0.0);
-        s.grad_clip = Some(0.0);
+        s.optimizer.lr = Some(10.0.into());
+        s.schedule.warmup = Some(0.0);
+        s.optimizer.grad_clip = Some(0.0);
     });
     let dir = tmp.path().join("t");
     let record = train_trial(&dir, &config, &corpus, &quiet()).unwrap();
@@ -144,9 +144,9 @@ fn a_small_moe_learns_on_real_code_and_reports_its_routing() {
     let tmp = tempfile::tempdir().unwrap();
     let corpus = common::corpus(tmp.path());
     let config = common::config(120, |s| {
-        s.arch = Some(codescale_core::Arch::Moe);
-        s.n_experts = Some(4);
-        s.top_k = Some(2);
+        s.model.arch = Some(codescale_core::Arch::Moe);
+        s.model.n_experts = Some(4);
+        s.model.top_k = Some(2);
     });
     let dir = tmp.path().join("moe");
     let record = train_trial(&dir, &config, &corpus, &quiet()).unwrap();
@@ -172,7 +172,7 @@ fn validation_standard_error_shrinks_as_one_over_root_windows() {
     let tmp = tempfile::tempdir().unwrap();
     let corpus = common::synthetic_corpus(tmp.path());
     let se = |eval_tokens: usize| {
-        let config = common::config(60, |s| s.eval_tokens = Some(eval_tokens));
+        let config = common::config(60, |s| s.eval.eval_tokens = Some(eval_tokens));
         let record = train_trial(&tmp.path().join(format!("e{eval_tokens}")), &config, &corpus, &quiet()).unwrap();
         let (loss, se) = (record.metrics.val_loss.unwrap(), record.metrics.val_loss_se.unwrap());
         assert!(se > 0.0 && se < 0.2 * loss, "se {se} of loss {loss}");

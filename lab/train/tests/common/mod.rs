@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use codescale_core::{TrialConfig, TrialSpec};
+use codescale_core::{DataSpec, EvalSpec, ModelSpec, OptimizerSpec, RuntimeSpec, ScheduleSpec, TrialConfig, TrialSpec};
 use codescale_data::{BuildOptions, Corpus};
 
 pub fn repo_root() -> PathBuf {
@@ -63,15 +63,12 @@ pub fn synthetic_corpus(dir: &Path) -> Corpus {
 
 pub fn config(steps: usize, extra: impl FnOnce(&mut TrialSpec)) -> TrialConfig {
     let mut spec = TrialSpec {
-        language: Some("rust".into()),
-        model: Some("d64-l2".into()),
-        seq_len: Some(64),
-        batch_size: Some(16),
-        tokens: Some((steps * 16 * 64) as f64),
-        lr: Some(3e-3.into()),
-        warmup: Some(10.0),
-        eval_tokens: Some(4096),
-        threads: Some(2),
+        data: DataSpec { language: Some("rust".into()), seq_len: Some(64), ..Default::default() },
+        model: ModelSpec { name: Some("d64-l2".into()), ..Default::default() },
+        optimizer: OptimizerSpec { batch_size: Some(16), lr: Some(3e-3.into()), ..Default::default() },
+        schedule: ScheduleSpec { tokens: Some((steps * 16 * 64) as f64), warmup: Some(10.0), ..Default::default() },
+        eval: EvalSpec { eval_tokens: Some(4096), ..Default::default() },
+        runtime: RuntimeSpec { threads: Some(2), ..Default::default() },
         ..Default::default()
     };
     extra(&mut spec);
