@@ -310,7 +310,12 @@ fn generate(size: usize, sweeps: usize, threads: usize) -> Result<(String, Strin
         let dir = SweepDir::new(Path::new("runs"), &name);
         std::fs::create_dir_all(&dir.path)?;
         std::fs::write(dir.path.join(codescale_sweep::runs::SWEEP_FILE), &sweep.source)?;
-        dir.write_plan(&Plan { sweep: name.clone(), trials: trials.clone(), targets: Vec::new() })?;
+        dir.write_plan(&Plan {
+            sweep: name.clone(),
+            trials: trials.clone(),
+            targets: Vec::new(),
+            branches: Vec::new(),
+        })?;
         planned.push((dir, trials));
     }
     let older = |c: &TrialConfig| {

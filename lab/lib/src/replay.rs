@@ -143,7 +143,7 @@ pub fn replay_trial(dir: &Path, force: bool, quiet: bool) -> Result<Verdict> {
     let recorded: Vec<CurvePoint> = codescale_table::read_rows(&dir.join(CURVE_FILE)).context("recorded curve")?;
     let mut config = record.config.clone();
     config.runtime.threads = Some(record.provenance.threads.max(1));
-    let corpus = codescale_sweep::scheduler::corpus_for(&config, true)?;
+    let corpus = codescale_sweep::plan::corpus_for(&config, true)?;
 
     let mut differences = Vec::new();
     if corpus.hash() != record.provenance.corpus_hash {

@@ -9,8 +9,8 @@ use anyhow::Result;
 use codescale_core::{ResultRow, TrialConfig};
 use codescale_sweep::estimate;
 pub use codescale_sweep::estimate::CONFIRM_ABOVE_S;
+pub use codescale_sweep::plan::Planned;
 pub use codescale_sweep::runs::RESULTS_FILE;
-pub use codescale_sweep::scheduler::Planned;
 pub use codescale_sweep::spec::Executor;
 pub use codescale_sweep::status::{render as render_status, StatusReport};
 pub use codescale_sweep::{slurm, RunConfig, Summary, Sweep, SweepDir};
@@ -31,7 +31,7 @@ pub use codescale_sweep::{slurm, RunConfig, Summary, Sweep, SweepDir};
 /// # anyhow::Ok(())
 /// ```
 pub fn plan(sweep: &Sweep, quiet: bool) -> Result<Planned> {
-    codescale_sweep::scheduler::plan_with_corpora(sweep, quiet)
+    codescale_sweep::plan::plan_with_corpora(sweep, quiet)
 }
 
 /// What a plan costs on this machine with all its cores.
@@ -98,7 +98,7 @@ pub fn estimate(sweep: &Sweep, trials: &[TrialConfig], runs_root: &Path) -> Esti
         .iter()
         .map(|c| (c.params().flops_per_token() * c.schedule.tokens, estimate::trial_seconds(c, per_thread, threads)))
         .collect();
-    let branches = codescale_sweep::scheduler::plan_branches(sweep, trials, runs_root);
+    let branches = codescale_sweep::plan::plan_branches(sweep, trials, runs_root);
     let trunks: BTreeSet<_> = branches.iter().flatten().map(|b| b.trunk_dir.clone()).collect();
     let branching = (!trunks.is_empty()).then(|| {
         let (alone, branched) = codescale_sweep::branches::compute(trials, &branches);

@@ -73,7 +73,7 @@ pub fn train(path: &Path, sets: &[String], out: Option<PathBuf>, opts: &RunOptio
     let config = load(path, sets)?;
     // A GPU that is not here is refused before the corpus is built, which can take minutes.
     codescale_train::backend::device_name(&config).with_context(|| path.display().to_string())?;
-    let corpus = codescale_sweep::scheduler::corpus_for(&config, opts.quiet)?;
+    let corpus = codescale_sweep::plan::corpus_for(&config, opts.quiet)?;
     if !corpus.languages().contains(&config.data.language) {
         return Err(BadInput(format!(
             "{}: `language`: `{}` is not in corpus {} (it has: {})",

@@ -21,6 +21,9 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
+/// The lease a trial is trained under: `runs/<sweep>/trials/<id>/lease`.
+pub const LEASE_FILE: &str = "lease";
+
 /// How often a holder renews its heartbeat.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
 /// How long a heartbeat from another host stays valid.

@@ -1,12 +1,25 @@
-//! Planning: a sweep expands into resolved trial configs, in a fixed order, each named by
-//! the hash of its config.
+//! Planning, the one place a sweep is planned: it expands into resolved trial configs in a fixed
+//! order, each named by the hash of its config ([`plan`], [`plan_targets`]); binds every trial
+//! to its built corpus ([`plan_with_corpora`]); writes the sweep's folder and `plan.json`
+//! ([`prepare`]); and gives each trial its WSD trunk and early-stopping rungs
+//! ([`plan_branches`], [`asha_of`]). Executors read what it wrote and depend on it, never the
+//! other way round.
 
-use anyhow::Result;
-use codescale_core::{BadInput, TrialConfig};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use codescale_core::{BadInput, CorpusKey, TrialConfig};
+use codescale_data::{BuildOptions, Corpus};
+use codescale_train::Branch;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
+use crate::asha::Asha;
+use crate::index::RunsIndex;
+use crate::options::RunConfig;
+use crate::runs::{Plan, SweepDir, SWEEP_FILE};
 use crate::spec::{apply, quantized, toml_to_json, Distribution, Method, Parameter, Sweep};
 
 /// The ladder's trials of a sweep, duplicates removed (first occurrence kept).
@@ -185,6 +198,164 @@ fn draw(d: Distribution, p: &Parameter, rng: &mut ChaCha8Rng) -> Value {
         Distribution::IntUniform => serde_json::json!(rng.random_range(min as i64..=max as i64)),
         Distribution::QUniform => quantized(rng.random_range(min..max), p.q.unwrap_or(1.0)),
     }
+}
+
+/// A sweep planned against its corpora.
+pub struct Planned {
+    /// Every trial, bound to its corpus: the ladder, then the held-out targets.
+    pub trials: Vec<TrialConfig>,
+    /// Ids of the targets among `trials`.
+    pub targets: Vec<String>,
+    pub corpora: Corpora,
+    /// What planning left out and why (languages the corpus lacks, under
+    /// `skip_missing_languages`).
+    pub notes: Vec<String>,
+}
+
+/// Plans a sweep against its corpora: expands it, builds (or reuses) each corpus it needs and
+/// binds every trial to its corpus, so ids cover the corpus contents. Nothing is written under
+/// the runs folder; a language the corpus lacks is bad input naming the sweep file's line
+/// (unless the sweep says `skip_missing_languages = true`).
+pub fn plan_with_corpora(sweep: &Sweep, quiet: bool) -> Result<Planned> {
+    let ladder = plan(sweep)?;
+    let targets = plan_targets(sweep, &ladder)?;
+    let ladder_len = ladder.len();
+    let trials: Vec<TrialConfig> = ladder.into_iter().chain(targets).collect();
+    let corpora = build_corpora(&trials, quiet)?;
+    let mut bound = Vec::new();
+    let mut target_ids = Vec::new();
+    let mut missing = std::collections::BTreeSet::new();
+    for (i, config) in trials.into_iter().enumerate() {
+        match corpora.bind(config, sweep) {
+            Ok(c) => {
+                if i >= ladder_len {
+                    target_ids.push(c.trial_id());
+                }
+                bound.push(c)
+            }
+            Err(Missing { language, error }) if sweep.skip_missing_languages => {
+                missing.insert(format!("{language}: {error}"));
+            }
+            Err(Missing { error, .. }) => return Err(error.into()),
+        }
+    }
+    let notes: Vec<String> = missing.into_iter().map(|m| format!("left out language {m}")).collect();
+    if bound.is_empty() {
+        return Err(BadInput(format!(
+            "{}: no planned trial has a language the corpus holds ({})",
+            sweep.path.display(),
+            notes.join("; ")
+        ))
+        .into());
+    }
+    Ok(Planned { trials: bound, targets: target_ids, corpora, notes })
+}
+
+/// Plans the sweep and writes its folder (copy of the file, plan). A plan estimated to take
+/// over a day is bad input unless `cfg.confirmed`; then nothing is written.
+pub fn prepare(sweep: &Sweep, cfg: &RunConfig) -> Result<(SweepDir, Plan, Planned)> {
+    let mut planned = plan_with_corpora(sweep, cfg.quiet)?;
+    let (trials, targets) = (planned.trials.clone(), planned.targets.clone());
+    let index = RunsIndex::refresh(&cfg.runs_root);
+    planned.notes.extend(index.notes.iter().cloned());
+    let (seconds, source) = crate::estimate::plan_seconds_with(&trials, &index);
+    if seconds > crate::estimate::CONFIRM_ABOVE_S && !cfg.confirmed {
+        return Err(BadInput(format!(
+            "{}: the plan needs about {:.1} days on this machine (throughput from {source}); check `tokens` and the model sizes, or confirm with --yes",
+            sweep.path.display(),
+            seconds / 86_400.0
+        ))
+        .into());
+    }
+    let dir = SweepDir::new(&cfg.runs_root, &sweep.name);
+    std::fs::create_dir_all(&dir.path).with_context(|| format!("creating {}", dir.path.display()))?;
+    codescale_core::atomic::write_atomic(&dir.path.join(SWEEP_FILE), sweep.source.as_bytes())?;
+    // Trunk folders relative to the runs root: executors join their own root to them.
+    let branches = plan_branches(sweep, &trials, Path::new(""));
+    let plan = Plan { sweep: sweep.name.clone(), trials, targets, branches };
+    dir.write_plan(&plan)?;
+    Ok((dir, plan, planned))
+}
+
+/// The sweep's early stopping, deciding on the rungs under its runs folder.
+pub fn asha_of(sweep: &Sweep, dir: &SweepDir) -> Option<Asha> {
+    sweep.early_stop.clone().map(|rule| Asha::new(rule, dir.path.join(crate::asha::ASHA_FILE)))
+}
+
+/// The trunk each trial of the plan forks from (none when the sweep turns branching off).
+pub fn plan_branches(sweep: &Sweep, trials: &[TrialConfig], runs_root: &Path) -> Vec<Option<Branch>> {
+    if !sweep.branches {
+        return vec![None; trials.len()];
+    }
+    let rungs = |c: &TrialConfig| sweep.early_stop.as_ref().map(|rule| crate::asha::rungs(rule, c)).unwrap_or_default();
+    crate::branches::plan(trials, runs_root, rungs)
+}
+
+/// The corpora a plan needs, built or reused once per (recipe, tokenizer).
+pub struct Corpora {
+    built: BTreeMap<(String, String), Corpus>,
+}
+
+impl Corpora {
+    pub fn get(&self, config: &TrialConfig) -> Result<&Corpus> {
+        self.built.get(&(config.data.corpus.clone(), config.data.tokenizer.clone())).ok_or_else(|| {
+            anyhow::anyhow!("corpus {} ({}) was not prepared", config.data.corpus, config.data.tokenizer)
+        })
+    }
+
+    /// `config` bound to its corpus; a language the corpus lacks is bad input at the line of
+    /// the sweep file that chose it.
+    pub fn bind(&self, config: TrialConfig, sweep: &Sweep) -> Result<TrialConfig, Missing> {
+        let corpus = self
+            .get(&config)
+            .map_err(|e| Missing { language: config.data.language.clone(), error: BadInput(format!("{e:#}")) })?;
+        if !corpus.languages().iter().any(|l| l == &config.data.language) {
+            let line = sweep.line_of_key("language").unwrap_or(1);
+            let skipped = corpus
+                .manifest
+                .skipped
+                .get(&config.data.language)
+                .map(|why| format!("; the recipe skipped it: {why}"))
+                .unwrap_or_default();
+            let error = BadInput(format!(
+                "{}:{line}: `language`: `{}` is not in corpus {} (it has: {}){skipped}",
+                sweep.path.display(),
+                config.data.language,
+                config.data.corpus,
+                corpus.languages().join(", ")
+            ));
+            return Err(Missing { language: config.data.language, error });
+        }
+        let key = CorpusKey { manifest: corpus.hash().to_string(), tokenizer: corpus.tokenizer_hash().to_string() };
+        Ok(config.bound_to(key))
+    }
+}
+
+/// A trial whose language its corpus lacks.
+pub struct Missing {
+    pub language: String,
+    pub error: BadInput,
+}
+
+pub fn build_corpora(trials: &[TrialConfig], quiet: bool) -> Result<Corpora> {
+    let mut built = BTreeMap::new();
+    for c in trials {
+        let key = (c.data.corpus.clone(), c.data.tokenizer.clone());
+        if built.contains_key(&key) {
+            continue;
+        }
+        let corpus =
+            corpus_for(c, quiet).with_context(|| format!("corpus {} ({})", c.data.corpus, c.data.tokenizer))?;
+        built.insert(key, corpus);
+    }
+    Ok(Corpora { built })
+}
+
+/// Builds or reuses the corpus a trial trains on (its recipe, with its tokenizer, in the default
+/// folder); bad recipes become [`BadInput`].
+pub fn corpus_for(config: &TrialConfig, quiet: bool) -> Result<Corpus> {
+    let opts = BuildOptions { tokenizer: Some(config.data.tokenizer.clone()), quiet, ..Default::default() };
+    codescale_data::build(Path::new(&config.data.corpus), &opts).map_err(codescale_data::CorpusError::into_anyhow)
 }
 
 #[cfg(test)]

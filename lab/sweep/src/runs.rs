@@ -7,9 +7,8 @@ use anyhow::{Context, Result};
 use codescale_core::atomic::{read_json, write_json};
 use codescale_core::record::{CURVE_FILE, TRIAL_FILE};
 use codescale_core::{CurvePoint, Metrics, ResultRow, Status, TrialConfig, TrialRecord};
+use codescale_train::Branch;
 use serde::{Deserialize, Serialize};
-
-use crate::index::RunsIndex;
 
 pub const PLAN_FILE: &str = "plan.json";
 pub const SWEEP_FILE: &str = "sweep.toml";
@@ -23,6 +22,8 @@ pub const TRIALS_DIR: &str = "trials";
 /// entry the runs root gains belongs here.
 pub const RESERVED_NAMES: [&str; 4] = [crate::branches::TRUNKS_DIR, TRIALS_DIR, ".", ".."];
 
+/// A sweep's plan (`plan.json`), written once by planning ([`crate::plan::prepare`]) and only
+/// read by the executors.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Plan {
     pub sweep: String,
@@ -30,6 +31,22 @@ pub struct Plan {
     /// Ids of the held-out targets among `trials`: trained, never fitted.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,
+    /// The WSD trunk each trial forks from, in plan order, its folder relative to the runs root
+    /// (`_trunks/<id>`, so the runs folder may move); `None` for a trial trained alone. Empty
+    /// in plans written before it was stored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub branches: Vec<Option<Branch>>,
+}
+
+impl Plan {
+    /// The trunk each trial forks from, under `runs_root`; `None` for a plan written before
+    /// branches were stored in it.
+    pub fn branches_under(&self, runs_root: &Path) -> Option<Vec<Option<Branch>>> {
+        (self.branches.len() == self.trials.len()).then(|| {
+            let under = |b: &Branch| Branch { trunk_dir: runs_root.join(&b.trunk_dir), ..b.clone() };
+            self.branches.iter().map(|b| b.as_ref().map(under)).collect()
+        })
+    }
 }
 
 pub struct SweepDir {
@@ -127,21 +144,6 @@ fn recover(dir: &Path, config: &TrialConfig, why: &str) -> TrialRecord {
             .push(format!("trial.json was unreadable ({why}) and the curve is incomplete; the trial runs again")),
     }
     record
-}
-
-/// A finished copy of a trial in another sweep under the same runs root, so a trial is never
-/// trained twice. The id covers the corpus and the code, so a copy with the same id is the same
-/// experiment. Looked up in the runs folder's index ([`RunsIndex`], checked against the
-/// records) and confirmed from the copy's record.
-pub fn find_done_elsewhere(index: &RunsIndex, id: &str, except: &Path) -> Option<PathBuf> {
-    index.done_elsewhere(id, except)
-}
-
-/// A finished trial under the runs root with the same configuration as `config` but another
-/// corpus or code version (what `--reuse-stale` keeps), with what differs: looked up in the
-/// runs folder's index and confirmed from its record.
-pub fn find_stale(index: &RunsIndex, config: &TrialConfig) -> Option<(PathBuf, String)> {
-    index.stale(config)
 }
 
 /// What differs between a finished record `r` of `config`'s configuration and `config`.

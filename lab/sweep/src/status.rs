@@ -6,9 +6,8 @@ use anyhow::Result;
 use codescale_core::{Status, TrialRecord};
 use serde::Serialize;
 
-use crate::lease::{holder, Holder, Owner};
+use crate::lease::{holder, Holder, Owner, LEASE_FILE};
 use crate::runs::SweepDir;
-use crate::trial::LEASE_FILE;
 
 /// The state of a trial whose record says `running` but whose lease no live process holds
 /// (a killed scheduler, a cancelled task, a lost node): the next run resumes it.

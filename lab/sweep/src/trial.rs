@@ -12,14 +12,11 @@ use codescale_train::{Branch, RunOptions};
 use indicatif::ProgressBar;
 
 use crate::asha::Asha;
-use crate::lease::{Acquired, Lease, Owner};
+use crate::lease::{Acquired, Lease, Owner, LEASE_FILE};
+use crate::plan::{asha_of, corpus_for, plan_branches};
 use crate::runs::{SweepDir, SWEEP_FILE};
-use crate::scheduler::{asha_of, corpus_for, plan_branches};
 use crate::spec::Sweep;
 use crate::tasks::TaskPlan;
-
-/// The lease a trial is trained under: `runs/<sweep>/trials/<id>/lease`.
-pub const LEASE_FILE: &str = "lease";
 
 /// How a trial is run, besides its config.
 pub struct TrialRun<'a> {
@@ -146,7 +143,10 @@ pub fn run_planned(sweep_dir: &Path, index: usize, opts: &TaskOptions) -> Result
     // The same trunk and rungs as the local executor would use: the plan's, under the runs folder.
     let sweep = Sweep::load(&sweep_dir.join(SWEEP_FILE))?;
     let runs_root = sweep_dir.parent().unwrap_or(Path::new("."));
-    let branch = plan_branches(&sweep, &plan.trials, runs_root).swap_remove(index);
+    let branch = plan
+        .branches_under(runs_root)
+        .unwrap_or_else(|| plan_branches(&sweep, &plan.trials, runs_root))
+        .swap_remove(index);
     let asha = asha_of(&sweep, &dir);
     let run = TrialRun {
         dir: &dir,
@@ -191,7 +191,7 @@ fn run_task(sweep_dir: &Path, plan_path: &Path, index: usize, opts: &TaskOptions
 /// A planned config as a task trains it: with the threads it was given (else Slurm's) and
 /// checkpoints on.
 fn as_task(mut config: TrialConfig, opts: &TaskOptions) -> TrialConfig {
-    config.runtime.threads = opts.threads.or_else(crate::slurm::allocated_cpus);
+    config.runtime.threads = opts.threads.or_else(allocated_cpus);
     config.runtime.checkpoint_interval = config.checkpoint_every();
     config
 }
@@ -217,4 +217,12 @@ fn open_planned_corpus(path: &Path, config: &TrialConfig) -> Result<Corpus> {
         ))
         .into()),
     }
+}
+
+/// CPUs Slurm gave this task (`SLURM_CPUS_PER_TASK`, else the job's CPUs on this node), the
+/// threads its trainer should use; `None` outside Slurm.
+fn allocated_cpus() -> Option<usize> {
+    ["SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok()?.trim().parse().ok().filter(|&n: &usize| n > 0))
 }

@@ -8,8 +8,9 @@ use codescale_core::{
     CorpusKey, DataSpec, ModelSpec, OptimizerSpec, ScheduleSpec, Status, TrialConfig, TrialRecord, TrialSpec,
 };
 use codescale_sweep::index::{RunsIndex, INDEX_FILE};
-use codescale_sweep::runs::{find_done_elsewhere, find_stale, Plan, SweepDir};
-use codescale_sweep::scheduler::{triage, RunConfig, Triage};
+use codescale_sweep::runs::{Plan, SweepDir};
+use codescale_sweep::triage::{triage, Triage};
+use codescale_sweep::RunConfig;
 
 fn key(manifest: &str) -> CorpusKey {
     CorpusKey { manifest: manifest.repeat(64 / manifest.len()), tokenizer: "t".repeat(64) }
@@ -48,7 +49,7 @@ fn record(runs: &Path, sweep: &str, config: &TrialConfig, status: Status) -> Pat
 fn write_plan(runs: &Path, sweep: &str, trials: &[TrialConfig]) -> (SweepDir, Plan) {
     let dir = SweepDir::new(runs, sweep);
     std::fs::create_dir_all(&dir.path).unwrap();
-    let plan = Plan { sweep: sweep.into(), trials: trials.to_vec(), targets: Vec::new() };
+    let plan = Plan { sweep: sweep.into(), trials: trials.to_vec(), targets: Vec::new(), branches: Vec::new() };
     dir.write_plan(&plan).unwrap();
     (dir, plan)
 }
@@ -75,10 +76,10 @@ fn the_index_is_built_once_then_only_checked() {
     assert_eq!((again.len(), again.reread), (5, 0), "an index that matches its records is only checked");
     assert!(again.notes.is_empty());
     let id = a[0].trial_id();
-    assert_eq!(find_done_elsewhere(&again, &id, &runs.join("two")), Some(runs.join("one/trials").join(&id)));
-    assert_eq!(find_done_elsewhere(&again, &id, &runs.join("one")), Some(runs.join("two/trials").join(&id)));
+    assert_eq!(again.done_elsewhere(&id, &runs.join("two")), Some(runs.join("one/trials").join(&id)));
+    assert_eq!(again.done_elsewhere(&id, &runs.join("one")), Some(runs.join("two/trials").join(&id)));
     assert_eq!(
-        find_done_elsewhere(&again, &config("d64-l1", 2e4, "a").trial_id(), &runs.join("one")),
+        again.done_elsewhere(&config("d64-l1", 2e4, "a").trial_id(), &runs.join("one")),
         None,
         "failed is not done"
     );
@@ -99,7 +100,7 @@ fn a_deleted_or_corrupt_index_is_rebuilt_from_the_records() {
     assert_eq!(index.reread, 2);
     assert!(index.notes.is_empty(), "a missing index is simply built");
     assert!(file.exists());
-    assert!(find_done_elsewhere(&index, &c.trial_id(), &runs.join("two")).is_some());
+    assert!(index.done_elsewhere(&c.trial_id(), &runs.join("two")).is_some());
 
     for garbage in [
         &b"{\"format\": 1, \"trials\": {\"x\": "[..],
@@ -117,7 +118,7 @@ fn a_deleted_or_corrupt_index_is_rebuilt_from_the_records() {
             "{}",
             index.notes[0]
         );
-        assert!(find_done_elsewhere(&index, &c.trial_id(), &runs.join("two")).is_some(), "nothing lost");
+        assert!(index.done_elsewhere(&c.trial_id(), &runs.join("two")).is_some(), "nothing lost");
         let healed = RunsIndex::refresh(runs);
         assert_eq!((healed.reread, healed.notes.len()), (0, 0), "the rebuilt index was written back");
     }
@@ -137,7 +138,7 @@ fn a_stale_index_is_noticed_and_never_trusted() {
     let trial = record(runs, "one", &c, Status::Running);
     let gone_dir = record(runs, "one", &gone, Status::Done);
     let index = RunsIndex::refresh(runs);
-    assert_eq!(find_done_elsewhere(&index, &c.trial_id(), &runs.join("two")), None, "still running");
+    assert_eq!(index.done_elsewhere(&c.trial_id(), &runs.join("two")), None, "still running");
 
     // It finishes (an atomic rewrite of its record, as the trainer does) and another trial's
     // folder is removed: the index on disk no longer says so, the refreshed one does.
@@ -146,8 +147,8 @@ fn a_stale_index_is_noticed_and_never_trusted() {
     let index = RunsIndex::refresh(runs);
     assert_eq!(index.reread, 1, "only the changed record is read again");
     assert_eq!(index.len(), 1, "the removed folder left the index");
-    assert_eq!(find_done_elsewhere(&index, &c.trial_id(), &runs.join("two")), Some(trial.clone()));
-    assert_eq!(find_done_elsewhere(&index, &gone.trial_id(), &runs.join("two")), None);
+    assert_eq!(index.done_elsewhere(&c.trial_id(), &runs.join("two")), Some(trial.clone()));
+    assert_eq!(index.done_elsewhere(&gone.trial_id(), &runs.join("two")), None);
 
     // A record rewritten in place (same inode; a hand edit) changes its change time.
     std::thread::sleep(std::time::Duration::from_millis(20));
@@ -156,7 +157,7 @@ fn a_stale_index_is_noticed_and_never_trusted() {
     std::fs::write(trial.join("trial.json"), serde_json::to_vec_pretty(&r).unwrap()).unwrap();
     let index = RunsIndex::refresh(runs);
     assert_eq!(index.reread, 1);
-    assert_eq!(find_done_elsewhere(&index, &c.trial_id(), &runs.join("two")), None, "failed now");
+    assert_eq!(index.done_elsewhere(&c.trial_id(), &runs.join("two")), None, "failed now");
 
     // An index that claims more than the record says (edited, or from a clock that went
     // back) only yields candidates: the record has the last word.
@@ -168,7 +169,7 @@ fn a_stale_index_is_noticed_and_never_trusted() {
     std::fs::write(&file, forged).unwrap();
     let index = RunsIndex::refresh(runs);
     assert_eq!(index.reread, 0, "its stamp matches, so the entry is kept");
-    assert_eq!(find_done_elsewhere(&index, &c.trial_id(), &runs.join("two")), None, "but the record says failed");
+    assert_eq!(index.done_elsewhere(&c.trial_id(), &runs.join("two")), None, "but the record says failed");
 }
 
 #[test]
@@ -206,7 +207,7 @@ fn reuse_stale_finds_the_same_configuration_on_another_corpus_through_the_index(
     record(&runs, "first", &config("d64-l1", 1e4, "a"), Status::Done);
 
     let index = RunsIndex::refresh(&runs);
-    let (from, why) = find_stale(&index, &new).unwrap();
+    let (from, why) = index.stale(&new).unwrap();
     assert_eq!(from, runs.join("first/trials").join(old.trial_id()));
     assert!(why.contains("trained on corpus aaaaaaaaaaaa (now bbbbbbbbbbbb)"), "{why}");
 

@@ -10,8 +10,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{cluster, script, ArrayTrials};
 use crate::lock::SweepLock;
+use crate::options::Summary;
 use crate::runs::SweepDir;
-use crate::scheduler::Summary;
 use crate::status::{shown, Shown, LOST};
 
 /// How often the queue and the records are read.

@@ -3,7 +3,7 @@
 //! runs folder, under the same lease, rung state and records as the local pool.
 //!
 //! Submitting plans the sweep, sorts its trials as the local executor does
-//! ([`crate::scheduler::triage`]) and sends only the unfinished ones that no queued or running
+//! ([`crate::triage::triage`]) and sends only the unfinished ones that no queued or running
 //! task of the sweep's earlier arrays covers and no live process holds, so submitting again
 //! (after a cancel, a lost node, or to re-attach) never queues a trial twice. The arrays
 //! submitted are kept in `runs/<sweep>/slurm/jobs.json`, which [`follow`] watches.
@@ -25,13 +25,14 @@ use anyhow::Result;
 use codescale_core::BadInput;
 use serde::{Deserialize, Serialize};
 
-use crate::lease::Holder;
+use crate::lease::{Holder, LEASE_FILE};
 use crate::lock::SweepLock;
+use crate::options::RunConfig;
+use crate::plan::prepare;
 use crate::runs::{Plan, SweepDir};
-use crate::scheduler::{plan_branches, prepare, triage, RunConfig, Triage};
 use crate::spec::Sweep;
 use crate::tasks::{TaskPlan, PLANS_DIR};
-use crate::trial::LEASE_FILE;
+use crate::triage::{triage, Triage};
 
 pub use follow::follow;
 
@@ -165,7 +166,8 @@ pub fn submit(sweep: &Sweep, cfg: &RunConfig, exe: &Path) -> Result<Submission> 
     }
 
     // The trials sent, as their tasks will train them: nothing is planned or built on a node.
-    let branches = plan_branches(sweep, &submission.plan.trials, &std::path::absolute(&cfg.runs_root)?);
+    let branches =
+        submission.plan.branches_under(&std::path::absolute(&cfg.runs_root)?).expect("prepare stores the branches");
     let task_plan = TaskPlan::of(&submission.plan, &send, &branches, sweep.early_stop.clone(), |c| {
         Ok(planned.corpora.get(c)?.dir.clone())
     })?;
@@ -222,12 +224,4 @@ pub fn submit(sweep: &Sweep, cfg: &RunConfig, exe: &Path) -> Result<Submission> 
     }
     submission.script = Some(job_script);
     Ok(submission)
-}
-
-/// CPUs Slurm gave this task (`SLURM_CPUS_PER_TASK`, else the job's CPUs on this node), the
-/// threads its trainer should use; `None` outside Slurm.
-pub fn allocated_cpus() -> Option<usize> {
-    ["SLURM_CPUS_PER_TASK", "SLURM_CPUS_ON_NODE"]
-        .iter()
-        .find_map(|v| std::env::var(v).ok()?.trim().parse().ok().filter(|&n: &usize| n > 0))
 }
