@@ -7,7 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use codescale_core::{CurvePoint, ResultRow, TrialRecord};
+use codescale_core::{CurvePoint, ResultRow, Status, TrialRecord};
 use common::{bin, text, Lab};
 
 /// Four budgets of one model, plus a second learning rate (its own trunk) and ASHA rungs, so
@@ -57,7 +57,7 @@ fn every_branch_equals_its_trial_trained_alone() {
     let (a, b) = (results(&runs, "ladder"), results(&lab.path().join("alone"), "ladder-alone"));
     assert_eq!(a.len(), 8);
     assert!(
-        a.iter().any(|r| r.status == "pruned"),
+        a.iter().any(|r| r.status == Status::Pruned),
         "a rung settled by the trunk's evaluations prunes: {:?}",
         a.iter().map(|r| &r.status).collect::<Vec<_>>()
     );
@@ -138,7 +138,7 @@ fn killed_during_a_trunk_and_during_a_branch_resumes_to_the_same_results() {
     assert!(log.contains(&format!("{} already finished", done_before.len())), "{log}");
     let reference = lab.path().join("reference");
     for (x, y) in results(&runs, "kill").iter().zip(results(&reference, "kill")) {
-        assert_eq!(x.status, "done");
+        assert_eq!(x.status, Status::Done);
         assert_eq!(
             bits(&curve(&runs, "kill", &x.trial_id)),
             bits(&curve(&reference, "kill", &y.trial_id)),

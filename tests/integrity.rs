@@ -67,7 +67,7 @@ fn a_changed_corpus_is_never_mistaken_for_the_old_one() {
     assert!(log.contains("trained 0 now, 2 already finished"), "{log}");
     assert!(log.contains("kept a stale result"), "{log}");
     let rows = results(&lab, "two");
-    assert!(rows.iter().all(|r| r.stale && r.status == "done"), "{rows:?}");
+    assert!(rows.iter().all(|r| r.stale && r.status == Status::Done), "{rows:?}");
     let status = run_ok(&lab, &["sweep", "status", sweep]);
     assert!(status.contains("stale result"), "{status}");
 }
@@ -296,7 +296,7 @@ fn a_failure_that_can_go_away_is_retried_and_one_that_cannot_waits_for_retry_fai
     let log = run_ok(&lab, &["sweep", "run", sweep, "--quiet", "--retry-failed"]);
     assert!(log.contains("trained 1 now"), "{log}");
     let after = results(&lab, "retry");
-    assert!(after.iter().all(|r| r.status == "done"));
+    assert!(after.iter().all(|r| r.status == Status::Done));
     assert_eq!(
         rows.iter().map(|r| r.val_loss.map(f64::to_bits)).collect::<Vec<_>>(),
         after.iter().map(|r| r.val_loss.map(f64::to_bits)).collect::<Vec<_>>()
@@ -328,7 +328,7 @@ fn a_truncated_record_is_rebuilt_from_its_curve_or_retrained() {
     assert!(log.contains("trained 1 now, 1 already finished"), "{log}");
     assert!(log.contains("rebuilt from curve.parquet"), "{log}");
     let after = results(&lab, "rec");
-    assert!(after.iter().all(|r| r.status == "done"));
+    assert!(after.iter().all(|r| r.status == Status::Done));
     for (a, b) in rows.iter().zip(&after) {
         assert_eq!(a.val_loss.map(f64::to_bits), b.val_loss.map(f64::to_bits));
         assert_eq!((a.steps, a.flops.to_bits()), (b.steps, b.flops.to_bits()));
@@ -364,7 +364,7 @@ fn a_corrupted_shard_is_rebuilt_and_its_trial_retried() {
     std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
     let log = run_ok(&lab, &["sweep", "run", sweep, "--quiet"]);
     assert!(log.contains("trained 1 now"), "{log}");
-    assert_eq!(results(&lab, "shard")[0].status, "done");
+    assert_eq!(results(&lab, "shard")[0].status, Status::Done);
     assert_eq!(std::fs::read(&shard).unwrap(), good);
 }
 

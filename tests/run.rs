@@ -2,7 +2,7 @@
 
 mod common;
 
-use codescale_core::{CurvePoint, ResultRow};
+use codescale_core::{CurvePoint, ResultRow, Status};
 use common::{text, Lab};
 
 const TINY: &str = "eval_interval = 4\n[parameters]\nmodel = { values = [\"d32-l1\", \"d64-l1\", \"d64-l2\"] }\ntokens = { values = [8192, 16384, 32768] }\n";
@@ -116,7 +116,7 @@ fn fit_report_and_export_leave_results_parquet_alone() {
         assert!(!results.exists(), "{args:?} wrote results.parquet");
     }
     let csv: Vec<ResultRow> = codescale_table::read_rows(&lab.path().join("runs/reads/results.csv")).unwrap();
-    assert_eq!(csv.iter().filter(|r| r.status == "done").count(), 6, "rows come from the records");
+    assert_eq!(csv.iter().filter(|r| r.status == Status::Done).count(), 6, "rows come from the records");
     // The writer is `sweep run`, even with nothing left to train.
     let out = lab.run(&["sweep", "run", sweep.to_str().unwrap(), "--quiet"]);
     assert!(out.status.success(), "{}", text(&out));

@@ -346,7 +346,7 @@ fn a_sweep_submitted_twice_trains_each_trial_once() {
     let (trained, taken) = trainings(&outputs);
     assert_eq!(trained, plan_ids(&dir).into_iter().map(|id| (id, 1)).collect(), "{outputs:#?}");
     assert_eq!(taken, 3, "every other task found its trial taken: {outputs:#?}");
-    assert_eq!(results(&dir).iter().filter(|r| r.status == "done").count(), 3);
+    assert_eq!(results(&dir).iter().filter(|r| r.status == Status::Done).count(), 3);
 }
 
 #[test]
@@ -369,7 +369,7 @@ fn asha_on_slurm_prunes_what_a_local_run_prunes() {
     let outcome = |rows: Vec<ResultRow>| rows.into_iter().map(|r| (r.trial_id, r.status, r.tokens)).collect::<Vec<_>>();
     let on_slurm = outcome(results(&lab.sweep_dir(&name)));
     assert_eq!(on_slurm, outcome(results(&lab.path().join("local").join(&name))));
-    assert!(on_slurm.iter().filter(|(_, status, _)| status == "pruned").count() >= 3, "{on_slurm:?}");
+    assert!(on_slurm.iter().filter(|(_, status, _)| *status == Status::Pruned).count() >= 3, "{on_slurm:?}");
     // The tasks decided on rungs kept in the shared runs folder.
     let rungs: Value =
         serde_json::from_str(&std::fs::read_to_string(lab.sweep_dir(&name).join("asha.json")).unwrap()).unwrap();
@@ -404,7 +404,7 @@ fn arrays_are_cut_under_max_array_size() {
         }
     }
     assert_eq!(trainings(&outputs).0.len(), 5);
-    assert_eq!(results(&dir).iter().filter(|r| r.status == "done").count(), 5);
+    assert_eq!(results(&dir).iter().filter(|r| r.status == Status::Done).count(), 5);
 }
 
 /// An array queued before its sweep is edited and run again trains the trials it was
@@ -454,5 +454,5 @@ fn replanning_while_an_array_is_queued_trains_what_each_task_was_submitted_for()
     let (trained, taken) = trainings(&outputs);
     assert_eq!(trained, replanned.iter().map(|id| (id.clone(), 1)).collect(), "{outputs:#?}");
     assert_eq!(taken, 0);
-    assert_eq!(results(&dir).iter().filter(|r| r.status == "done").count(), 3);
+    assert_eq!(results(&dir).iter().filter(|r| r.status == Status::Done).count(), 3);
 }

@@ -51,7 +51,7 @@ fn killed_scheduler_resumes_without_redoing_finished_trials() {
     assert!(out.status.success(), "{}", text(&out));
     let reference = results(&lab.path().join("reference"), "ladder");
     assert_eq!(reference.len(), 6);
-    assert!(reference.iter().all(|r| r.status == "done"));
+    assert!(reference.iter().all(|r| r.status == Status::Done));
 
     let mut child =
         bin().args(["sweep", "run", sweep, "--runs", "runs", "--quiet"]).current_dir(lab.path()).spawn().unwrap();
@@ -142,12 +142,12 @@ fn asha_prunes_bad_learning_rates_and_keeps_the_best() {
     let by_lr: BTreeMap<String, &ResultRow> = rows.iter().map(|r| (format!("{:e}", r.lr), r)).collect();
     for bad in ["1e-6", "3e-7", "1e-7"] {
         let r = by_lr[bad];
-        assert_eq!(r.status, "pruned", "lr {bad}");
+        assert_eq!(r.status, Status::Pruned, "lr {bad}");
         assert!(r.tokens < 65536.0, "a pruned trial stops early");
     }
     let best = rows
         .iter()
-        .filter(|r| r.status == "done")
+        .filter(|r| r.status == Status::Done)
         .min_by(|a, b| a.val_loss.unwrap().total_cmp(&b.val_loss.unwrap()))
         .unwrap();
     assert!(best.lr >= 3e-3, "best trial has lr {}", best.lr);

@@ -179,7 +179,7 @@ pub fn run_sweep(path: &Path, args: &RunArgs, wait: bool, quiet: bool) -> Result
         summary.trained,
         summary.skipped
     );
-    for row in summary.rows.iter().filter(|r| r.status == "failed") {
+    for row in summary.rows.iter().filter(|r| r.status == Status::Failed) {
         let record = TrialRecord::load(&summary.dir.join("trials").join(&row.trial_id)).ok();
         let error = record.as_ref().and_then(|r| r.error.clone()).unwrap_or_default();
         let retry = if record.is_some_and(|r| r.retryable) {

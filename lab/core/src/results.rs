@@ -2,15 +2,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::record::TrialRecord;
+use crate::config::{Arch, Backend, Schedule};
+use crate::record::{Status, TrialRecord};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ResultRow {
     pub sweep: String,
     pub trial_id: String,
-    pub status: String,
+    pub status: Status,
     pub language: String,
-    pub arch: String,
+    pub arch: Arch,
     /// The shape's name (`d64-l2`), as the sweep file or the shape ladder named it.
     #[serde(default)]
     pub model: String,
@@ -44,7 +45,7 @@ pub struct ResultRow {
     pub batch_size: i64,
     pub lr: f64,
     pub warmup_steps: i64,
-    pub schedule: String,
+    pub schedule: Schedule,
     pub weight_decay: f64,
     pub seed: i64,
     pub train_loss: Option<f64>,
@@ -56,7 +57,7 @@ pub struct ResultRow {
     pub steps: i64,
     pub wall_s: f64,
     pub tokens_per_s: f64,
-    pub backend: String,
+    pub backend: Backend,
     /// Kept with `--reuse-stale` although its corpus or code version differ from the plan's.
     #[serde(default)]
     pub stale: bool,
@@ -81,9 +82,9 @@ impl ResultRow {
         ResultRow {
             sweep: sweep.to_string(),
             trial_id: r.id.clone(),
-            status: r.status.as_str().to_string(),
+            status: r.status,
             language: c.data.language.clone(),
-            arch: c.model.arch.as_str().to_string(),
+            arch: c.model.arch,
             model: c.model.name.clone(),
             tokenizer: c.data.tokenizer.clone(),
             d_model: c.model.d_model as i64,
@@ -105,7 +106,7 @@ impl ResultRow {
             batch_size: c.optimizer.batch_size as i64,
             lr: c.optimizer.lr,
             warmup_steps: c.warmup_steps() as i64,
-            schedule: c.schedule.kind.as_str().to_string(),
+            schedule: c.schedule.kind,
             weight_decay: c.optimizer.weight_decay,
             seed: c.runtime.seed as i64,
             train_loss: m.train_loss,
@@ -115,7 +116,7 @@ impl ResultRow {
             steps: m.steps as i64,
             wall_s: m.wall_s,
             tokens_per_s: m.tokens_per_s,
-            backend: c.runtime.backend.as_str().to_string(),
+            backend: c.runtime.backend,
             stale: r.stale.is_some(),
             config_id: c.replicate_id(),
             trunk: r.branch.as_ref().map(|b| b.trunk.clone()).unwrap_or_default(),

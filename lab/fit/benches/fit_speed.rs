@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use codescale_core::Status;
 use codescale_fit::approach3::{self, chinchilla_grid, Data, Law};
 use codescale_fit::bootstrap::bootstrap_law;
 use codescale_fit::{fit_points_at, FitOptions, Point};
@@ -35,7 +36,7 @@ fn points() -> Vec<Point> {
                 pts.push(Point {
                     id: format!("{lang}-{i}-{j}"),
                     group: lang.into(),
-                    status: "done".into(),
+                    status: Status::Done,
                     n,
                     d,
                     loss,

@@ -16,7 +16,7 @@
 //! whole set's by a near-constant factor, measured here from each run's last two evaluations
 //! when almost no learning-rate area lies between them.
 
-use codescale_core::TrialConfig;
+use codescale_core::{Status, TrialConfig};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -360,7 +360,7 @@ fn out_of_sample(fitted: &[&CurveTrial]) -> (Option<f64>, usize) {
 /// never fitted). `Err` says why there is none.
 pub fn fit_group(trials: &[CurveTrial], opts: &FitOptions, seed: u64) -> Result<CurveLawFit, String> {
     let mut fitted: Vec<&CurveTrial> =
-        trials.iter().filter(|t| !t.point.target && t.point.status == "done" && !t.evals.is_empty()).collect();
+        trials.iter().filter(|t| !t.point.target && t.point.status == Status::Done && !t.evals.is_empty()).collect();
     fitted.sort_by(|a, b| a.point.id.cmp(&b.point.id));
     let sizes = crate::distinct(fitted.iter().map(|t| t.point.n)).len();
     if sizes < 2 {
@@ -403,7 +403,8 @@ pub fn fit_group(trials: &[CurveTrial], opts: &FitOptions, seed: u64) -> Result<
     let c = opts.confidence;
     let column = |k: usize| samples.iter().map(|s| s[k]).collect::<Vec<f64>>();
 
-    let targets: Vec<&CurveTrial> = trials.iter().filter(|t| t.point.target && t.point.status == "done").collect();
+    let targets: Vec<&CurveTrial> =
+        trials.iter().filter(|t| t.point.target && t.point.status == Status::Done).collect();
     let points: Vec<&Point> = targets.iter().map(|t| &t.point).collect();
     let max_flops = fitted.iter().map(|t| crate::group::compute(&t.point)).fold(0.0, f64::max);
     let target_checks = crate::group::check_targets(&points, max_flops, |point| {
@@ -541,7 +542,7 @@ mod tests {
                 let point = Point {
                     id: format!("t{i}{j}"),
                     group: "g".into(),
-                    status: "done".into(),
+                    status: Status::Done,
                     n,
                     d,
                     loss: evals.last().unwrap().1,
@@ -557,7 +558,7 @@ mod tests {
             point: Point {
                 id: "target".into(),
                 group: "g".into(),
-                status: "done".into(),
+                status: Status::Done,
                 n: 6.4e5,
                 d: 4e5,
                 loss,

@@ -15,6 +15,7 @@ use crate::isoflop::{isoflop, line, IsoPoint};
 use crate::schema::{Estimate, Excluded, FitPoint, GroupFit, LawFit, Replicates, TargetCheck};
 use crate::select;
 use crate::{distinct, FitOptions, Point};
+use codescale_core::Status;
 
 /// Free parameters of the law, hence the fewest points that can pin it down.
 pub const MIN_POINTS: usize = 5;
@@ -33,8 +34,8 @@ fn exclusion(p: &Point) -> Option<String> {
             None
         }
     };
-    if p.status != "done" {
-        return Some(format!("status is {:?}, not \"done\"", p.status));
+    if p.status != Status::Done {
+        return Some(format!("status is {:?}, not \"done\"", p.status.as_str()));
     }
     bad("loss", p.loss).or_else(|| bad("N", p.n)).or_else(|| bad("D", p.d))
 }
@@ -133,7 +134,10 @@ pub(crate) fn fit_group(group: &str, all: &[&Point], targets: &[&Point], opts: &
         curve_law_skipped: None,
     };
     if out.message.is_none() {
-        fit_law(&mut out, pts, targets, opts, seed);
+        match fit_law(pts, targets, opts, seed, out.max_flops) {
+            Ok(stage) => stage.apply(&mut out),
+            Err(why) => out.message = Some(format!("{group}: {why}")),
+        }
     }
     if let Some(a) = out.additivity.filter(|a| a.rejected()) {
         // Kaplan's form is not additive: it can express the interaction the check found.
@@ -350,48 +354,110 @@ fn additive_view(form: Form, p: &[f64]) -> [f64; 5] {
     }
 }
 
-/// Chooses the form (by out-of-sample error unless one is asked for), fits it with bootstrap
-/// intervals, and checks it against `targets` (held out: predicted, never fitted).
-fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOptions, seed: u64) {
-    let group = out.group.clone();
-    let triples: Vec<(f64, f64, f64)> = pts.iter().map(|p| (p.n, p.d, p.loss)).collect();
-    let selection = match select::choose(&triples, opts.law, opts.delta) {
-        Ok(s) => s,
-        Err(why) => {
-            out.message = Some(format!("{group}: {why}"));
-            return;
+/// What the law stage gives a group ([`fit_law`]): the candidate forms and why one was chosen,
+/// then, if it could be fitted, the law and what follows from it.
+struct LawStage {
+    candidates: Vec<select::Candidate>,
+    law_choice: String,
+    fitted: Result<FittedLaw, String>,
+}
+
+/// A chosen form fitted, with what the group's fit reports of it.
+struct FittedLaw {
+    law: LawFit,
+    allocation: Option<crate::schema::Allocation>,
+    /// The law's prediction at each fitted point.
+    predicted: Vec<f64>,
+    warnings: Vec<String>,
+    extrapolation: Option<crate::schema::Extrapolation>,
+    rolling: Vec<crate::schema::Extrapolation>,
+    targets: Vec<TargetCheck>,
+}
+
+impl LawStage {
+    fn apply(self, out: &mut GroupFit) {
+        out.candidates = self.candidates;
+        out.law_choice = Some(self.law_choice);
+        match self.fitted {
+            Err(why) => out.message = Some(format!("{}: {why}", out.group)),
+            Ok(f) => {
+                for (fp, predicted) in out.points.iter_mut().zip(f.predicted) {
+                    fp.predicted = Some(predicted);
+                }
+                out.law = Some(f.law);
+                out.allocation = f.allocation;
+                out.warnings.extend(f.warnings);
+                out.extrapolation = f.extrapolation;
+                out.rolling = f.rolling;
+                out.targets = f.targets;
+            }
         }
-    };
-    out.candidates = selection.candidates.clone();
-    out.law_choice = Some(selection.reason.clone());
+    }
+}
+
+/// Chooses the form (by out-of-sample error unless one is asked for), fits it with bootstrap
+/// intervals, and checks it against `targets` (held out: predicted, never fitted): select →
+/// fit → estimates → allocation → checks → targets, each step a function of the one before.
+fn fit_law(
+    pts: &[&Point],
+    targets: &[&Point],
+    opts: &FitOptions,
+    seed: u64,
+    max_flops: f64,
+) -> Result<LawStage, String> {
+    let triples: Vec<(f64, f64, f64)> = pts.iter().map(|p| (p.n, p.d, p.loss)).collect();
+    let selection = select::choose(&triples, opts.law, opts.delta)?;
     let weights = opts.weight_by_se.then(|| precision_weights(pts));
     let configs: Vec<&str> = pts.iter().map(|p| p.config_key()).collect();
-    let members = clusters(&configs);
-    let Some(fitted) = fit_form(selection.form, selection.delta, &triples, weights.as_deref(), &members, opts, seed)
-    else {
-        out.message = Some(format!("{group}: the objective was not finite from any start"));
-        return;
-    };
-    let form = fitted.form;
+    let fitted =
+        fit_form(selection.form, selection.delta, &triples, weights.as_deref(), &clusters(&configs), opts, seed)
+            .ok_or_else(|| "the objective was not finite from any start".to_string())
+            .map(|fitted| {
+                let law = law_estimates(&fitted, opts.confidence);
+                let mut warnings = fit_warnings(&fitted);
+                warnings.extend(identifiability(pts, &law, opts.confidence));
+                let (extrapolation, rolling) = out_of_sample_checks(&triples, &fitted, opts, &mut warnings);
+                FittedLaw {
+                    allocation: allocation_of(&fitted, &law, opts, max_flops),
+                    predicted: triples.iter().map(|&(n, d, _)| fitted.form.predict(&fitted.params, n, d)).collect(),
+                    targets: predict_targets(&fitted, &triples, targets, max_flops, opts.confidence, seed),
+                    law,
+                    warnings,
+                    extrapolation,
+                    rolling,
+                }
+            });
+    Ok(LawStage { candidates: selection.candidates, law_choice: selection.reason, fitted })
+}
+
+/// What went wrong in the fit without stopping it: no start converged, many resamples failed.
+fn fit_warnings(fitted: &Fitted) -> Vec<String> {
+    let mut warnings = vec![];
     if !fitted.converged {
-        out.warnings.push(format!("none of the {} starts converged; the best end point is reported", fitted.starts));
+        warnings.push(format!("none of the {} starts converged; the best end point is reported", fitted.starts));
     }
     if fitted.failed * 20 > fitted.resamples {
-        out.warnings.push(format!(
+        warnings.push(format!(
             "{} of {} bootstrap resamples did not converge and were left out",
             fitted.failed, fitted.resamples
         ));
     }
-    let c = opts.confidence;
-    let (p, boot) = (&fitted.params, &fitted.boot);
+    warnings
+}
+
+/// The law's estimates with bootstrap intervals: its additive view (E, A, B, α, β), its
+/// headline (α_N, α_D, L_inf) and scales (N_c, D_c), and which headline values the points
+/// cannot pin down.
+fn law_estimates(fitted: &Fitted, confidence: f64) -> LawFit {
+    let (form, p, boot) = (fitted.form, &fitted.params, &fitted.boot);
     let est = |f: &dyn Fn(&[f64]) -> Option<f64>| match f(p) {
-        Some(v) => estimate(v, &boot.iter().filter_map(|b| f(b)).collect::<Vec<f64>>(), c),
+        Some(v) => estimate(v, &boot.iter().filter_map(|b| f(b)).collect::<Vec<f64>>(), confidence),
         None => Estimate { value: f64::NAN, lo: None, hi: None },
     };
     let view = |k: usize| move |q: &[f64]| Some(additive_view(form, q)[k]);
     let head = |k: usize| move |q: &[f64]| form.headline(q)[k];
     let scale = |k: usize| move |q: &[f64]| form.scales(q)[k];
-    let mut law_fit = LawFit {
+    let mut law = LawFit {
         form,
         params: p.clone(),
         // Chinchilla's draws are `samples`, as in files from before forms were chosen.
@@ -428,14 +494,23 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
             vec![]
         },
     };
-    law_fit.unidentified = [("α_N", &law_fit.alpha_n), ("α_D", &law_fit.alpha_d), ("L_inf", &law_fit.l_inf)]
+    law.unidentified = [("α_N", &law.alpha_n), ("α_D", &law.alpha_d), ("L_inf", &law.l_inf)]
         .into_iter()
         .filter(|(_, e)| e.unidentified())
         .map(|(name, _)| name.to_string())
         .collect();
-    for (fp, pt) in out.points.iter_mut().zip(pts) {
-        fp.predicted = Some(form.predict(p, pt.n, pt.d));
-    }
+    law
+}
+
+/// Compute-optimal allocation at the asked budgets (each marked extrapolated beyond the trust
+/// range); none for a form without N.
+fn allocation_of(
+    fitted: &Fitted,
+    law: &LawFit,
+    opts: &FitOptions,
+    max_flops: f64,
+) -> Option<crate::schema::Allocation> {
+    let (form, boot) = (fitted.form, &fitted.boot);
     let budgets = if opts.budgets.is_empty() { default_budgets() } else { opts.budgets.clone() };
     let mut allocation = match form {
         Form::Chinchilla | Form::Gadre => {
@@ -444,39 +519,61 @@ fn fit_law(out: &mut GroupFit, pts: &[&Point], targets: &[&Point], opts: &FitOpt
                 .map(|b| additive_view(form, b))
                 .map(|v| Law { e: v[0], a: v[1], b: v[2], alpha: v[3], beta: v[4] })
                 .collect();
-            Some(allocation_with_intervals(&law_fit.law(), &laws, &budgets, c))
+            Some(allocation_with_intervals(&law.law(), &laws, &budgets, opts.confidence))
         }
-        Form::Kaplan => Some(crate::allocation::numeric(form, p, boot, &budgets, c)),
+        Form::Kaplan => Some(crate::allocation::numeric(form, &fitted.params, boot, &budgets, opts.confidence)),
         Form::Data => None,
+    }?;
+    for b in &mut allocation.budgets {
+        b.extrapolated = b.flops > opts.trust_factor * max_flops;
+    }
+    Some(allocation)
+}
+
+/// The extrapolation check (fit the smaller sizes, predict the largest) and the rolling
+/// splits, when asked for and the form has N; a check that cannot run says why in `warnings`.
+fn out_of_sample_checks(
+    triples: &[(f64, f64, f64)],
+    fitted: &Fitted,
+    opts: &FitOptions,
+    warnings: &mut Vec<String>,
+) -> (Option<crate::schema::Extrapolation>, Vec<crate::schema::Extrapolation>) {
+    if !(opts.checks && fitted.form.has_n()) {
+        return (None, vec![]);
+    }
+    let extrapolation = match extrapolate(triples, fitted.form, fitted.delta) {
+        Ok(x) => Some(x),
+        Err(why) => {
+            warnings.push(format!("extrapolation check skipped: {why}"));
+            None
+        }
     };
-    if let Some(a) = &mut allocation {
-        for b in &mut a.budgets {
-            b.extrapolated = b.flops > opts.trust_factor * out.max_flops;
-        }
-    }
-    out.allocation = allocation;
-    out.law = Some(law_fit);
-    let mut warnings = identifiability(pts, out.law.as_ref().expect("set above"), c);
-    out.warnings.append(&mut warnings);
-    if opts.checks && form.has_n() {
-        match extrapolate(&triples, form, fitted.delta) {
-            Ok(x) => out.extrapolation = Some(x),
-            Err(why) => out.warnings.push(format!("extrapolation check skipped: {why}")),
-        }
-        out.rolling = rolling(&triples, form, fitted.delta);
-    }
+    (extrapolation, rolling(triples, fitted.form, fitted.delta))
+}
+
+/// Each held-out target predicted with its prediction interval (bootstrap laws and the fitted
+/// points' residuals) and compared with its measured loss.
+fn predict_targets(
+    fitted: &Fitted,
+    triples: &[(f64, f64, f64)],
+    targets: &[&Point],
+    max_flops: f64,
+    confidence: f64,
+    seed: u64,
+) -> Vec<TargetCheck> {
+    let (form, p, boot) = (fitted.form, &fitted.params, &fitted.boot);
     let residuals: Vec<f64> = triples.iter().map(|&(n, d, l)| l.ln() - form.predict(p, n, d).ln()).collect();
-    out.targets = check_targets(targets, out.max_flops, |t| {
+    check_targets(targets, max_flops, |t| {
         let preds: Vec<f64> = boot.iter().map(|b| form.predict(b, t.n, t.d)).collect();
         crate::predict::interval(
             form.predict(p, t.n, t.d),
             &preds,
             &residuals,
             form.n_params(),
-            c,
+            confidence,
             derive_seed(seed, &t.id),
         )
-    });
+    })
 }
 
 /// Held-out targets against a law's predictions (`predict` gives one with its interval). A
@@ -567,16 +664,16 @@ fn identifiability(pts: &[&Point], law: &LawFit, confidence: f64) -> Vec<String>
 mod tests {
     use super::*;
 
-    fn point(id: &str, status: &str, n: f64, d: f64, loss: f64) -> Point {
-        Point { id: id.into(), group: "go".into(), status: status.into(), n, d, loss, ..Default::default() }
+    fn point(id: &str, status: Status, n: f64, d: f64, loss: f64) -> Point {
+        Point { id: id.into(), group: "go".into(), status, n, d, loss, ..Default::default() }
     }
 
     #[test]
     fn exclusion_reasons() {
-        assert!(exclusion(&point("a", "done", 1e6, 1e8, 3.0)).is_none());
-        assert!(exclusion(&point("a", "failed", 1e6, 1e8, 3.0)).unwrap().contains("failed"));
-        assert_eq!(exclusion(&point("a", "done", 1e6, 1e8, f64::NAN)).unwrap(), "loss is NaN");
-        assert!(exclusion(&point("a", "done", 0.0, 1e8, 3.0)).unwrap().contains("N = 0"));
-        assert!(exclusion(&point("a", "done", 1e6, f64::INFINITY, 3.0)).unwrap().contains("D is infinite"));
+        assert!(exclusion(&point("a", Status::Done, 1e6, 1e8, 3.0)).is_none());
+        assert!(exclusion(&point("a", Status::Failed, 1e6, 1e8, 3.0)).unwrap().contains("failed"));
+        assert_eq!(exclusion(&point("a", Status::Done, 1e6, 1e8, f64::NAN)).unwrap(), "loss is NaN");
+        assert!(exclusion(&point("a", Status::Done, 0.0, 1e8, 3.0)).unwrap().contains("N = 0"));
+        assert!(exclusion(&point("a", Status::Done, 1e6, f64::INFINITY, 3.0)).unwrap().contains("D is infinite"));
     }
 }

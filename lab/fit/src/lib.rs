@@ -25,6 +25,7 @@ pub mod select;
 pub mod table;
 
 pub use codescale_core::time::rfc3339_utc;
+use codescale_core::Status;
 pub use schema::*;
 pub use table::render_table;
 
@@ -34,7 +35,7 @@ pub struct Point {
     pub id: String,
     pub group: String,
     /// `done`, `failed`, `running`, …; only `done` points are fitted.
-    pub status: String,
+    pub status: Status,
     pub n: f64,
     pub d: f64,
     pub loss: f64,

@@ -2,17 +2,16 @@
 //! the hash that ties a fit to the results it came from. The CLI, the report and library users
 //! all go through here, so a group is named the same everywhere.
 
-use codescale_core::ResultRow;
+use codescale_core::{Arch, ResultRow};
 
 use crate::Point;
 
 /// The group a trial is fitted in: its language for dense models, `language/arch` otherwise,
 /// so that dense and mixture-of-experts models (which follow different laws) never share a fit.
-pub fn group_of(language: &str, arch: &str) -> String {
-    if arch.is_empty() || arch == "dense" {
-        language.to_string()
-    } else {
-        format!("{language}/{arch}")
+pub fn group_of(language: &str, arch: Arch) -> String {
+    match arch {
+        Arch::Dense => language.to_string(),
+        Arch::Moe => format!("{language}/{}", arch.as_str()),
     }
 }
 
@@ -30,8 +29,8 @@ pub fn points_from_rows(rows: &[ResultRow], n_col: &str) -> Vec<Point> {
     rows.iter()
         .map(|r| Point {
             id: r.trial_id.clone(),
-            group: group_of(&r.language, &r.arch),
-            status: r.status.clone(),
+            group: group_of(&r.language, r.arch),
+            status: r.status,
             n: match n_col {
                 "n_params_active" => r.n_params_active,
                 "n_params_total" => r.n_params_total,
@@ -64,7 +63,7 @@ pub fn input_hash(points: &[Point]) -> String {
         for s in [
             p.id.as_str(),
             &p.group,
-            &p.status,
+            p.status.as_str(),
             p.config.as_deref().unwrap_or(""),
             p.trunk.as_deref().unwrap_or(""),
             if p.target { "target" } else { "" },
@@ -93,11 +92,12 @@ pub fn budgets_around(flops: impl Iterator<Item = f64>) -> Vec<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use codescale_core::Status;
 
     #[test]
     fn groups_are_named_by_one_rule() {
-        assert_eq!(group_of("python", "dense"), "python");
-        assert_eq!(group_of("python", "moe"), "python/moe");
+        assert_eq!(group_of("python", Arch::Dense), "python");
+        assert_eq!(group_of("python", Arch::Moe), "python/moe");
         assert_eq!(language_of("python/moe"), "python");
     }
 
@@ -106,7 +106,7 @@ mod tests {
         let p = Point {
             id: "a".into(),
             group: "go".into(),
-            status: "done".into(),
+            status: Status::Done,
             n: 1e5,
             d: 1e6,
             loss: 2.0,

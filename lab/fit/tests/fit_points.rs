@@ -1,5 +1,6 @@
 //! `fit_points` end to end: groups, pooled fit, exclusions, degenerate inputs, JSON, table.
 
+use codescale_core::Status;
 use codescale_fit::approach3::Law;
 use codescale_fit::{fit_points, fit_points_at, render_table, FitFile, FitOptions, Point};
 use rand::{Rng, SeedableRng};
@@ -9,7 +10,7 @@ fn point(id: usize, group: &str, n: f64, d: f64, loss: f64) -> Point {
     Point {
         id: format!("t{id:03}"),
         group: group.into(),
-        status: "done".into(),
+        status: Status::Done,
         n,
         d,
         loss,
@@ -47,7 +48,7 @@ fn groups_pooled_exclusions_json_and_table() {
     let mut pts = sweep("python", &PY, 0.005, 1);
     pts.extend(sweep("go", &GO, 0.005, 2));
     let k = pts.len();
-    pts.push(Point { status: "failed".into(), ..point(k, "go", 1e6, 1e8, 3.0) });
+    pts.push(Point { status: Status::Failed, ..point(k, "go", 1e6, 1e8, 3.0) });
     pts.push(point(k + 1, "go", 1e6, 1e8, f64::NAN));
     pts.push(point(k + 2, "python", 1e6, 0.0, 3.0));
     // Chinchilla's fit as such (its 4500-start grid, its closed-form allocation), pooled.
@@ -172,7 +173,7 @@ fn single_model_size_or_data_size() {
 fn empty_and_all_excluded_inputs() {
     let fit = fit_points("x", "s", &[], &opts(10));
     assert!(fit.groups.is_empty() && fit.excluded.is_empty());
-    let pts = vec![Point { status: "running".into(), ..point(0, "c#", 1e6, 1e8, 3.0) }];
+    let pts = vec![Point { status: Status::Running, ..point(0, "c#", 1e6, 1e8, 3.0) }];
     let fit = fit_points("x", "s", &pts, &opts(10));
     assert_eq!(fit.groups[0].message.as_deref(), Some("c#: 0 points, 5 needed"));
     assert_eq!(fit.excluded.len(), 1);

@@ -1,6 +1,7 @@
 //! Prediction intervals for held-out targets, on data drawn from a known law with noise: the
 //! 95 % interval must cover a new measurement at the target about 95 % of the time.
 
+use codescale_core::Status;
 use codescale_fit::approach3::Law;
 use codescale_fit::{fit_points, FitOptions, Point};
 use rand::{Rng, SeedableRng};
@@ -24,7 +25,7 @@ fn sweep(seed: u64) -> Vec<Point> {
                 pts.push(Point {
                     id: format!("{i}-{j}-{s}"),
                     group: "g".into(),
-                    status: "done".into(),
+                    status: Status::Done,
                     n,
                     d,
                     loss: TRUE.predict(n, d) * noise(&mut rng, 0.006),
@@ -38,7 +39,7 @@ fn sweep(seed: u64) -> Vec<Point> {
     pts.push(Point {
         id: "target".into(),
         group: "g".into(),
-        status: "done".into(),
+        status: Status::Done,
         n,
         d,
         loss: TRUE.predict(n, d) * noise(&mut rng, 0.006),
@@ -81,7 +82,7 @@ fn a_targets_seeds_are_checked_once_on_their_mean() {
         pts.push(Point {
             id: id.into(),
             group: "g".into(),
-            status: "done".into(),
+            status: Status::Done,
             n: 1.2e6,
             d: 3e6,
             loss,

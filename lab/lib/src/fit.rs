@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use codescale_core::BadInput;
+use codescale_core::{BadInput, Status};
 use codescale_fit::curve::CurveTrial;
 pub use codescale_fit::forms::Form;
 pub use codescale_fit::predict::{render as render_predictions, Prediction};
@@ -94,7 +94,7 @@ pub fn fit_sweep(sweep_dir: &Path, opts: &Options) -> Result<Fitted> {
         BadInput(format!("--n-col {n_col}: a sweep has {}", N_COLUMNS.join(", ")))
     );
     let points = points_from_rows(&crate::sweep::results(sweep_dir)?, &n_col);
-    let budgets = budgets_around(points.iter().filter(|p| p.status == "done").filter_map(|p| p.flops));
+    let budgets = budgets_around(points.iter().filter(|p| p.status == Status::Done).filter_map(|p| p.flops));
     let out = opts.out.clone().unwrap_or_else(|| crate::paths::fit_file(sweep_dir));
     let source = sweep_dir.join(codescale_sweep::runs::RESULTS_FILE).display().to_string();
     let fit_opts = fit_options(opts, &n_col, &budgets)?;
@@ -112,7 +112,7 @@ pub fn curve_trials(sweep_dir: &Path, points: &[Point]) -> Result<Vec<CurveTrial
     let by_id: std::collections::HashMap<&str, &Point> = points.iter().map(|p| (p.id.as_str(), p)).collect();
     let mut out = vec![];
     for record in dir.records()? {
-        let Some(&point) = by_id.get(record.id.as_str()).filter(|p| p.status == "done") else { continue };
+        let Some(&point) = by_id.get(record.id.as_str()).filter(|p| p.status == Status::Done) else { continue };
         let evals = if point.target {
             vec![]
         } else {
@@ -317,7 +317,7 @@ pub fn fit_table(path: &Path, columns: &Columns, opts: &Options) -> Result<Fitte
         .map(|i| Point {
             id: format!("row {}", i + 2),
             group: groups[i].clone(),
-            status: "done".into(),
+            status: Status::Done,
             n: n.values[i],
             d: d.values[i],
             loss: loss.values[i],

@@ -62,7 +62,7 @@ pub fn input(sweep_dir: &Path) -> Result<ReportInput> {
             crate::fit::fit_sweep(sweep_dir, &crate::fit::Options::default())?.fit
         }
     };
-    let n_fits = if rows.iter().any(|r| !r.arch.is_empty() && r.arch != "dense") {
+    let n_fits = if rows.iter().any(|r| r.arch == codescale_core::Arch::Moe) {
         by_active_and_total(sweep_dir, &rows, &fit, &mut notes)?
     } else {
         Vec::new()

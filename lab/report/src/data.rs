@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use codescale_core::ResultRow;
+use codescale_core::{ResultRow, Status};
 use codescale_fit::{GroupFit, HyperPoint, LawFit};
 
 use crate::ReportInput;
@@ -32,13 +32,13 @@ impl<'a> Group<'a> {
 
 /// The group a results row belongs to, by the fitter's rule.
 pub fn group_of(row: &ResultRow) -> String {
-    codescale_fit::results::group_of(&row.language, &row.arch)
+    codescale_fit::results::group_of(&row.language, row.arch)
 }
 
 pub use codescale_fit::results::language_of;
 
 pub fn is_done(row: &ResultRow) -> bool {
-    row.status == "done" && row.val_loss.is_some_and(|l| l.is_finite() && l > 0.0)
+    row.status == Status::Done && row.val_loss.is_some_and(|l| l.is_finite() && l > 0.0)
 }
 
 /// Colour index per language, fixed for the whole report.
@@ -190,7 +190,7 @@ pub fn hyper_slices(input: &ReportInput) -> Vec<HyperSlice> {
                 let diverged = input
                     .results
                     .iter()
-                    .filter(|r| r.status == "diverged" && group_of(r) == g.group && r.flops <= b.flops * 1.1)
+                    .filter(|r| r.status == Status::Diverged && group_of(r) == g.group && r.flops <= b.flops * 1.1)
                     .filter(|r| sizes.iter().any(|n| near(*n, r.n_params, 0.01)))
                     .map(|r| (r.lr, (r.batch_size * r.seq_len) as f64))
                     .collect();
@@ -214,7 +214,7 @@ fn near(a: f64, b: f64, tol: f64) -> bool {
 
 fn hyper_from_results(results: &[ResultRow]) -> Vec<HyperSlice> {
     let mut buckets: BTreeMap<(String, i64, i64), Vec<&ResultRow>> = BTreeMap::new();
-    for r in results.iter().filter(|r| r.status == "done" || r.status == "diverged") {
+    for r in results.iter().filter(|r| r.status == Status::Done || r.status == Status::Diverged) {
         if r.n_params <= 0.0 || r.tokens <= 0.0 {
             continue;
         }
@@ -244,7 +244,7 @@ fn hyper_from_results(results: &[ResultRow]) -> Vec<HyperSlice> {
                 .collect(),
             diverged: rows
                 .iter()
-                .filter(|r| r.status == "diverged")
+                .filter(|r| r.status == Status::Diverged)
                 .map(|r| (r.lr, (r.batch_size * r.seq_len) as f64))
                 .collect(),
         });

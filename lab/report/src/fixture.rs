@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use codescale_core::{CurvePoint, Provenance, ResultRow};
+use codescale_core::{Arch, Backend, CurvePoint, Provenance, ResultRow, Schedule};
 use codescale_fit::results::points_from_rows;
 use codescale_fit::{fit_points_at, FitFile, FitOptions};
 
@@ -69,9 +69,9 @@ pub fn row(
     ResultRow {
         sweep: sweep.into(),
         trial_id,
-        status: status.into(),
+        status: serde_json::from_value(status.into()).expect("a status"),
         language: lang.into(),
-        arch: arch.into(),
+        arch: if moe { Arch::Moe } else { Arch::Dense },
         model: format!("d{d_model}-l4"),
         tokenizer: "bytes".into(),
         d_model,
@@ -92,7 +92,7 @@ pub fn row(
         batch_size: batch,
         lr,
         warmup_steps: warmup,
-        schedule: "cosine".into(),
+        schedule: Schedule::Cosine,
         weight_decay: 0.1,
         seed: 0,
         train_loss: loss.map(|l| l * 0.985),
@@ -101,7 +101,7 @@ pub fn row(
         steps: (d / (batch * SEQ_LEN) as f64).round() as i64,
         wall_s: active * d * 2e-9 + 3.0,
         tokens_per_s: 4.0e3,
-        backend: "flex".into(),
+        backend: Backend::Flex,
         stale: false,
         config_id: String::new(),
         trunk: String::new(),
@@ -227,7 +227,7 @@ fn full_sweep() -> ReportInput {
         let n = if arch == "moe" { active * 4.0 } else { active };
         let best = results
             .iter()
-            .find(|r| r.arch == arch && r.language == "python" && r.n_params == n && r.tokens == d)
+            .find(|r| r.arch.as_str() == arch && r.language == "python" && r.n_params == n && r.tokens == d)
             .and_then(|r| r.val_loss)
             .expect("the grid's centre was trained");
         for lr in [1e-3, 3e-3, 1e-2] {
@@ -279,7 +279,7 @@ fn full_sweep() -> ReportInput {
     let slices = hyper_slices(sweep, &py);
     let at_slice = |r: &&ResultRow| {
         r.language == "python"
-            && r.arch == "dense"
+            && r.arch == Arch::Dense
             && slices.iter().any(|s| (s.n_params, s.tokens) == (r.n_params, r.tokens))
     };
     let slice_rows: Vec<ResultRow> = results.iter().filter(at_slice).cloned().chain(slices.iter().cloned()).collect();

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use codescale_core::Status;
 use codescale_fit::{Estimate, GroupFit};
 use serde::Serialize;
 
@@ -231,7 +232,7 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
     let results = &input.results;
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for r in results {
-        *counts.entry(r.status.clone()).or_default() += 1;
+        *counts.entry(r.status.as_str().to_string()).or_default() += 1;
     }
     let done = results.iter().filter(|r| is_done(r)).count();
     let mut languages: Vec<String> =
@@ -261,7 +262,7 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
             results.len()
         ));
     }
-    let unfinished_n = results.len() - results.iter().filter(|r| r.status == "done").count();
+    let unfinished_n = results.len() - results.iter().filter(|r| r.status == Status::Done).count();
     if unfinished_n > 0 {
         let by: Vec<String> =
             counts.iter().filter(|(s, _)| s.as_str() != "done").map(|(s, n)| format!("{n} {s}")).collect();
@@ -394,9 +395,9 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
     let trial_row = |r: &codescale_core::ResultRow| TrialRow {
         short_id: r.trial_id.chars().take(10).collect(),
         id: r.trial_id.clone(),
-        status: r.status.clone(),
+        status: r.status.as_str().to_string(),
         language: r.language.clone(),
-        arch: r.arch.clone(),
+        arch: r.arch.as_str().to_string(),
         n_params: cell(r.n_params, fmt_si),
         n_active: cell(r.n_params_active, fmt_si),
         tokens: cell(r.tokens, fmt_si),
@@ -414,7 +415,7 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
         group_of(a).cmp(&group_of(b)).then(a.n_params.total_cmp(&b.n_params)).then(a.tokens.total_cmp(&b.tokens))
     });
     let trials = sorted.iter().map(|r| trial_row(r)).collect();
-    let unfinished = sorted.iter().filter(|r| r.status != "done").map(|r| trial_row(r)).collect();
+    let unfinished = sorted.iter().filter(|r| r.status != Status::Done).map(|r| trial_row(r)).collect();
 
     let mut notes = input.notes.clone();
     notes.extend(skipped.iter().cloned());

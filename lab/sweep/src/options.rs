@@ -52,11 +52,10 @@ pub struct Summary {
 
 impl Summary {
     pub fn count(&self, status: Status) -> usize {
-        self.rows.iter().filter(|r| r.status == status.as_str()).count()
+        self.rows.iter().filter(|r| r.status == status).count()
     }
     /// Every trial ended and none failed: the sweep's exit status is success.
     pub fn all_ok(&self) -> bool {
-        let ended_ok = [Status::Done, Status::Diverged, Status::Pruned].map(Status::as_str);
-        self.rows.iter().all(|r| ended_ok.contains(&r.status.as_str()))
+        self.rows.iter().all(|r| matches!(r.status, Status::Done | Status::Diverged | Status::Pruned))
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::Result;
-use codescale_core::ResultRow;
+use codescale_core::{ResultRow, Status};
 use codescale_fit::{FitFile, GroupFit};
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -21,7 +21,7 @@ pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
 }
 
 fn is_moe(r: &ResultRow) -> bool {
-    !r.arch.is_empty() && r.arch != "dense"
+    r.arch == codescale_core::Arch::Moe
 }
 
 /// Languages with finished dense and MoE trials, and their two groups' names.
@@ -241,7 +241,7 @@ fn grid_of(ctx: &Ctx, group: &str) -> Option<Sensitivity> {
         if levels(done.iter().map(|r| r.lr), usize::MAX).len() < 2 {
             continue;
         }
-        diverged += cell.iter().filter(|r| r.status == "diverged").count();
+        diverged += cell.iter().filter(|r| r.status == Status::Diverged).count();
         let best = done.iter().filter_map(|r| r.val_loss).fold(f64::INFINITY, f64::min);
         let mut at: BTreeMap<(u64, u64), f64> = BTreeMap::new();
         for r in &done {
