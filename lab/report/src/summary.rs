@@ -230,25 +230,70 @@ pub struct ProvRow {
 
 pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) -> Summary {
     let results = &input.results;
+    let counts = status_counts(results);
+    let done = results.iter().filter(|r| is_done(r)).count();
+    let sections = input.fit.as_ref().map(fit_sections).unwrap_or_default();
+    let (trials, unfinished) = trial_rows(results);
+    let mut notes = input.notes.clone();
+    notes.extend(skipped.iter().cloned());
+    let (provenance, provenance_trials) = provenance(input);
+    Summary {
+        sweep: input.sweep.clone(),
+        fit_name: input.fit.as_ref().map(|f| f.name.clone()),
+        fit_created: input.fit.as_ref().map(|f| f.created.clone()).filter(|s| !s.is_empty()),
+        n_col: input.fit.as_ref().map(|f| f.n_col.clone()).filter(|s| !s.is_empty()),
+        missing: missing(input, &counts, done, figure_errors),
+        counts: status_order(counts),
+        total: results.len(),
+        done,
+        languages: languages(input),
+        notes,
+        warnings: sections.warnings,
+        laws: sections.laws,
+        plans: sections.plans,
+        headline: sections.headline,
+        hyper: sections.hyper,
+        isoflop: sections.isoflop,
+        extrapolation: sections.extrapolation,
+        targets: sections.targets,
+        curve_laws: sections.curve_laws,
+        rolling: sections.rolling,
+        trials,
+        unfinished,
+        excluded: sections.excluded,
+        provenance,
+        provenance_trials,
+        sweep_toml: input.sweep_toml.clone(),
+    }
+}
+
+fn status_counts(results: &[codescale_core::ResultRow]) -> BTreeMap<String, usize> {
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for r in results {
         *counts.entry(r.status.as_str().to_string()).or_default() += 1;
     }
-    let done = results.iter().filter(|r| is_done(r)).count();
-    let mut languages: Vec<String> =
-        results.iter().map(|r| r.language.clone()).collect::<BTreeSet<_>>().into_iter().collect();
-    if languages.is_empty() {
-        if let Some(fit) = &input.fit {
-            languages = fit
-                .groups
-                .iter()
-                .map(|g| crate::data::language_of(&g.group).to_string())
-                .collect::<BTreeSet<_>>()
-                .into_iter()
-                .collect();
-        }
-    }
+    counts
+}
 
+/// The languages of the results, or of the fit's groups when there are no results.
+fn languages(input: &ReportInput) -> Vec<String> {
+    let from_results: BTreeSet<String> = input.results.iter().map(|r| r.language.clone()).collect();
+    if !from_results.is_empty() {
+        return from_results.into_iter().collect();
+    }
+    let from_fit = input.fit.iter().flat_map(|f| &f.groups).map(|g| crate::data::language_of(&g.group).to_string());
+    from_fit.collect::<BTreeSet<_>>().into_iter().collect()
+}
+
+/// What the report cannot show, and why: no results, nothing finished, unfinished trials, no
+/// fit or groups without a law, figures that failed.
+fn missing(
+    input: &ReportInput,
+    counts: &BTreeMap<String, usize>,
+    done: usize,
+    figure_errors: &[String],
+) -> Vec<String> {
+    let results = &input.results;
     let mut missing = Vec::new();
     if results.is_empty() {
         missing.push(
@@ -280,118 +325,143 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
             if fit.groups.is_empty() {
                 missing.push("The fit file has no groups: no group had enough finished trials.".into());
             }
-            for g in &fit.groups {
-                if g.law.is_none() {
-                    let why = g.message.as_deref().map_or("no reason recorded", |m| unfitted_reason(&g.group, m));
-                    missing.push(format!("No fit for {}: {why}.", g.group).replace("..", "."));
-                }
+            for g in fit.groups.iter().filter(|g| g.law.is_none()) {
+                let why = g.message.as_deref().map_or("no reason recorded", |m| unfitted_reason(&g.group, m));
+                missing.push(format!("No fit for {}: {why}.", g.group).replace("..", "."));
             }
         }
     }
     missing.extend(figure_errors.iter().cloned());
+    missing
+}
 
-    let mut warnings = Vec::new();
-    let mut laws = Vec::new();
-    let mut plans = Vec::new();
-    let mut headline = Vec::new();
-    let mut hyper = Vec::new();
-    let mut isoflop = Vec::new();
-    let mut extrapolation = Vec::new();
-    let mut targets = Vec::new();
-    let mut curve_laws = Vec::new();
-    let mut rolling = Vec::new();
-    let mut excluded = Vec::new();
-    if let Some(fit) = &input.fit {
-        for g in &fit.groups {
-            warnings.extend(g.warnings.iter().map(|w| format!("{}: {w}", g.group)));
-            law_rows(g, &mut laws, &mut plans, &mut headline);
-            if let Some(h) = &g.hyper {
-                let law = |p: &Option<codescale_fit::PowerLaw>, unit: &str| match p {
-                    Some(p) => format!("{} · C^{}{unit}", fmt_big(p.k.value), fmt_num(p.p.value)),
-                    None => "–".into(),
-                };
-                hyper.push(HyperRow {
-                    group: g.group.clone(),
-                    lr_law: law(&h.lr_law, ""),
-                    batch_law: law(&h.batch_law, " tokens"),
-                    best: h
-                        .budgets
-                        .iter()
-                        .map(|b| {
-                            format!(
-                                "C = {}: lr {}, batch {} tokens, warmup {} steps → loss {:.4} ({} within 0.25 %)",
-                                fmt_pow10(b.flops),
-                                fmt_num(b.best.lr),
-                                crate::axes::fmt_count(b.best.batch_tokens),
-                                fmt_num(b.best.warmup_steps),
-                                b.best.loss,
-                                b.near_best.len()
-                            )
-                        })
-                        .collect(),
-                });
-            }
-            if let Some(i) = &g.isoflop {
-                isoflop.push(IsoRow {
-                    group: g.group.clone(),
-                    a: est(&i.a, fmt_num),
-                    b: est(&i.b, fmt_num),
-                    budgets: i.budgets.len(),
-                });
-            }
-            let extrap_row = |e: &codescale_fit::Extrapolation| ExtrapRow {
-                group: g.group.clone(),
-                held_out: e.held_out_n.iter().map(|n| fmt_si(*n)).collect::<Vec<_>>().join(", "),
-                mean: fmt_pct(100.0 * e.mean_abs_rel_error),
-                max: fmt_pct(100.0 * e.max_abs_rel_error),
-            };
-            curve_laws.extend(g.curve_law.iter().map(|c| {
-                CurveLawRow {
-                    group: g.group.clone(),
-                    evaluations: c.evaluations,
-                    runs: c.runs,
-                    alpha_n: Est { unidentified: c.alpha_n.unidentified(), ..est(&c.alpha_n, fmt_num) },
-                    beta: Est { unidentified: c.alpha_d.unidentified(), ..est(&c.alpha_d, fmt_num) },
-                    l_inf: Est { unidentified: c.l_inf.unidentified() || c.l_inf_at_bound(), ..est(&c.l_inf, fmt_num) },
-                    out_of_sample: c
-                        .out_of_sample
-                        .map_or("–".into(), |x| format!("{} ({} splits)", fmt_pct(100.0 * x), c.splits)),
-                    final_out_of_sample: g
-                        .candidates
-                        .iter()
-                        .find(|c| c.chosen)
-                        .and_then(|c| c.out_of_sample)
-                        .map_or("–".into(), |x| fmt_pct(100.0 * x)),
-                }
-            }));
-            extrapolation.extend(g.extrapolation.iter().map(extrap_row));
-            rolling.extend(g.rolling.iter().map(extrap_row));
-            let final_law = g.law.as_ref().map_or("–", |l| l.form.name());
-            let curve_targets = g.curve_law.iter().flat_map(|c| c.targets.iter().map(|t| ("whole-curve", t)));
-            targets.extend(g.targets.iter().map(|t| (final_law, t)).chain(curve_targets).map(|(law, t)| TargetRow {
-                group: g.group.clone(),
-                law: law.into(),
-                id: t.id.chars().take(10).collect(),
-                n: fmt_si(t.n),
-                d: fmt_si(t.d),
-                compute: format!("{}×", fmt_num(t.compute_ratio)),
-                predicted: est(&t.predicted, |v| format!("{v:.4}")),
-                measured: if t.runs > 1 {
-                    format!("{:.4} (mean of {} seeds)", t.measured, t.runs)
-                } else {
-                    format!("{:.4}", t.measured)
-                },
-                error: format!("{:+.2} %", 100.0 * t.error),
-                covered: t.covered,
-            }));
-        }
-        excluded = fit
-            .excluded
-            .iter()
-            .map(|e| ExcludedRow { id: e.id.clone(), group: e.group.clone(), reason: e.reason.clone() })
-            .collect();
+/// The report's sections that come from the fit file, group by group.
+#[derive(Default)]
+struct FitSections {
+    warnings: Vec<String>,
+    laws: Vec<LawRow>,
+    plans: Vec<PlanRow>,
+    headline: Vec<String>,
+    hyper: Vec<HyperRow>,
+    isoflop: Vec<IsoRow>,
+    extrapolation: Vec<ExtrapRow>,
+    targets: Vec<TargetRow>,
+    curve_laws: Vec<CurveLawRow>,
+    rolling: Vec<ExtrapRow>,
+    excluded: Vec<ExcludedRow>,
+}
+
+fn fit_sections(fit: &codescale_fit::FitFile) -> FitSections {
+    let mut s = FitSections::default();
+    for g in &fit.groups {
+        s.warnings.extend(g.warnings.iter().map(|w| format!("{}: {w}", g.group)));
+        law_rows(g, &mut s.laws, &mut s.plans, &mut s.headline);
+        s.hyper.extend(hyper_row(g));
+        s.isoflop.extend(g.isoflop.as_ref().map(|i| IsoRow {
+            group: g.group.clone(),
+            a: est(&i.a, fmt_num),
+            b: est(&i.b, fmt_num),
+            budgets: i.budgets.len(),
+        }));
+        s.curve_laws.extend(g.curve_law.iter().map(|c| curve_law_row(g, c)));
+        s.extrapolation.extend(g.extrapolation.iter().map(|e| extrap_row(g, e)));
+        s.rolling.extend(g.rolling.iter().map(|e| extrap_row(g, e)));
+        s.targets.extend(target_rows(g));
     }
+    s.excluded = fit
+        .excluded
+        .iter()
+        .map(|e| ExcludedRow { id: e.id.clone(), group: e.group.clone(), reason: e.reason.clone() })
+        .collect();
+    s
+}
 
+fn hyper_row(g: &GroupFit) -> Option<HyperRow> {
+    let h = g.hyper.as_ref()?;
+    let law = |p: &Option<codescale_fit::PowerLaw>, unit: &str| match p {
+        Some(p) => format!("{} · C^{}{unit}", fmt_big(p.k.value), fmt_num(p.p.value)),
+        None => "–".into(),
+    };
+    Some(HyperRow {
+        group: g.group.clone(),
+        lr_law: law(&h.lr_law, ""),
+        batch_law: law(&h.batch_law, " tokens"),
+        best: h
+            .budgets
+            .iter()
+            .map(|b| {
+                format!(
+                    "C = {}: lr {}, batch {} tokens, warmup {} steps → loss {:.4} ({} within 0.25 %)",
+                    fmt_pow10(b.flops),
+                    fmt_num(b.best.lr),
+                    crate::axes::fmt_count(b.best.batch_tokens),
+                    fmt_num(b.best.warmup_steps),
+                    b.best.loss,
+                    b.near_best.len()
+                )
+            })
+            .collect(),
+    })
+}
+
+fn extrap_row(g: &GroupFit, e: &codescale_fit::Extrapolation) -> ExtrapRow {
+    ExtrapRow {
+        group: g.group.clone(),
+        held_out: e.held_out_n.iter().map(|n| fmt_si(*n)).collect::<Vec<_>>().join(", "),
+        mean: fmt_pct(100.0 * e.mean_abs_rel_error),
+        max: fmt_pct(100.0 * e.max_abs_rel_error),
+    }
+}
+
+fn curve_law_row(g: &GroupFit, c: &codescale_fit::curve::CurveLawFit) -> CurveLawRow {
+    CurveLawRow {
+        group: g.group.clone(),
+        evaluations: c.evaluations,
+        runs: c.runs,
+        alpha_n: Est { unidentified: c.alpha_n.unidentified(), ..est(&c.alpha_n, fmt_num) },
+        beta: Est { unidentified: c.alpha_d.unidentified(), ..est(&c.alpha_d, fmt_num) },
+        l_inf: Est { unidentified: c.l_inf.unidentified() || c.l_inf_at_bound(), ..est(&c.l_inf, fmt_num) },
+        out_of_sample: c
+            .out_of_sample
+            .map_or("–".into(), |x| format!("{} ({} splits)", fmt_pct(100.0 * x), c.splits)),
+        final_out_of_sample: g
+            .candidates
+            .iter()
+            .find(|c| c.chosen)
+            .and_then(|c| c.out_of_sample)
+            .map_or("–".into(), |x| fmt_pct(100.0 * x)),
+    }
+}
+
+/// The group's held-out targets, by the final-point law and by the whole-curve law.
+fn target_rows(g: &GroupFit) -> Vec<TargetRow> {
+    let final_law = g.law.as_ref().map_or("–", |l| l.form.name());
+    let curve_targets = g.curve_law.iter().flat_map(|c| c.targets.iter().map(|t| ("whole-curve", t)));
+    g.targets
+        .iter()
+        .map(|t| (final_law, t))
+        .chain(curve_targets)
+        .map(|(law, t)| TargetRow {
+            group: g.group.clone(),
+            law: law.into(),
+            id: t.id.chars().take(10).collect(),
+            n: fmt_si(t.n),
+            d: fmt_si(t.d),
+            compute: format!("{}×", fmt_num(t.compute_ratio)),
+            predicted: est(&t.predicted, |v| format!("{v:.4}")),
+            measured: if t.runs > 1 {
+                format!("{:.4} (mean of {} seeds)", t.measured, t.runs)
+            } else {
+                format!("{:.4}", t.measured)
+            },
+            error: format!("{:+.2} %", 100.0 * t.error),
+            covered: t.covered,
+        })
+        .collect()
+}
+
+/// Every trial, sorted by group, N and D, and those that did not finish.
+fn trial_rows(results: &[codescale_core::ResultRow]) -> (Vec<TrialRow>, Vec<TrialRow>) {
     let trial_row = |r: &codescale_core::ResultRow| TrialRow {
         short_id: r.trial_id.chars().take(10).collect(),
         id: r.trial_id.clone(),
@@ -416,47 +486,16 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
     });
     let trials = sorted.iter().map(|r| trial_row(r)).collect();
     let unfinished = sorted.iter().filter(|r| r.status != Status::Done).map(|r| trial_row(r)).collect();
-
-    let mut notes = input.notes.clone();
-    notes.extend(skipped.iter().cloned());
-    let (provenance, provenance_trials) = provenance(input);
-    Summary {
-        sweep: input.sweep.clone(),
-        fit_name: input.fit.as_ref().map(|f| f.name.clone()),
-        fit_created: input.fit.as_ref().map(|f| f.created.clone()).filter(|s| !s.is_empty()),
-        n_col: input.fit.as_ref().map(|f| f.n_col.clone()).filter(|s| !s.is_empty()),
-        counts: status_order(counts),
-        total: results.len(),
-        done,
-        languages,
-        notes,
-        missing,
-        warnings,
-        laws,
-        plans,
-        headline,
-        hyper,
-        isoflop,
-        extrapolation,
-        targets,
-        curve_laws,
-        rolling,
-        trials,
-        unfinished,
-        excluded,
-        provenance,
-        provenance_trials,
-        sweep_toml: input.sweep_toml.clone(),
-    }
+    (trials, unfinished)
 }
 
-/// Finished first, then the ways a trial can fall short, then whatever else a newer lab writes.
 /// Why a group has no law, without the group's name: the fitter's messages begin with it, and
 /// the report already names the group.
 pub(crate) fn unfitted_reason<'a>(group: &str, message: &'a str) -> &'a str {
     message.strip_prefix(group).and_then(|m| m.strip_prefix(": ")).unwrap_or(message)
 }
 
+/// Finished first, then the ways a trial can fall short, then whatever else a newer lab writes.
 fn status_order(counts: BTreeMap<String, usize>) -> Vec<Count> {
     const ORDER: [&str; 6] = ["done", "running", "pending", "pruned", "diverged", "failed"];
     let mut v: Vec<Count> = counts.into_iter().map(|(status, n)| Count { status, n }).collect();
