@@ -66,7 +66,7 @@ fn run_fits_reports_and_replays_identically() {
     assert_eq!(csv.len(), 9);
 
     // One byte of the corpus changes: replay refuses and names the hash.
-    let file = lab.path().join("src/core/config.rs");
+    let file = lab.path().join("src/core/config/mod.rs");
     let mut bytes = std::fs::read(&file).unwrap();
     bytes[0] = if bytes[0] == b'/' { b'#' } else { b'/' };
     std::fs::write(&file, bytes).unwrap();

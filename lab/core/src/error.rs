@@ -2,15 +2,9 @@
 
 /// Bad input: a malformed file, an unknown key, a missing path. The message names the file,
 /// line and key where there are such.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
 pub struct BadInput(pub String);
-
-impl std::fmt::Display for BadInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for BadInput {}
 
 /// Returns early with a [`BadInput`] error.
 #[macro_export]

@@ -81,7 +81,7 @@ fn resolve_all(sweep: &Sweep, assignments: Vec<Assignment>) -> Result<Vec<TrialC
     for assignment in assignments {
         let mut spec = sweep.base.clone();
         for (key, value) in &assignment {
-            apply(&mut spec, key, value).map_err(|m| blame(sweep, key, &m))?;
+            apply(&mut spec, key, value).map_err(|e| blame(sweep, key, &e.to_string()))?;
         }
         let config = spec.resolve().map_err(|e| {
             // A shape error may come from a key the file does not set (heads from the ladder):

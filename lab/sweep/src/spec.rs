@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
-use codescale_core::config::json_of_toml;
+use codescale_core::config::{json_of_toml, SetError};
 use codescale_core::error::line_of;
 use codescale_core::{BadInput, TrialSpec};
 use indexmap::IndexMap;
@@ -270,7 +270,7 @@ impl Sweep {
         for (key, value) in &raw.base {
             let l = line(value.span());
             let json = json_of_toml(value.get_ref()).map_err(|m| fail(l, key, &m))?;
-            base.set_value(key, json).map_err(|m| fail(l, key, &m))?;
+            base.set_value(key, json).map_err(|e| fail(l, key, &e.to_string()))?;
             base_lines.insert(key.clone(), l);
         }
         if let Some(corpus) = &raw.corpus {
@@ -298,7 +298,7 @@ impl Sweep {
                 }],
             };
             for v in probes {
-                apply(&mut TrialSpec::default(), key, &v).map_err(|m| fail(l, label, &m))?;
+                apply(&mut TrialSpec::default(), key, &v).map_err(|e| fail(l, label, &e.to_string()))?;
             }
             Ok((param, l))
         };
@@ -436,7 +436,7 @@ fn validate_parameter(p: &Parameter, method: Method) -> Result<(), String> {
 /// Sets a parameter's value on a spec. A table value sets several keys at once, so one
 /// parameter can vary things that go together: `family = { values = [{ arch = "dense" },
 /// { arch = "moe", n_experts = 4, top_k = 1 }] }`.
-pub fn apply(spec: &mut TrialSpec, key: &str, value: &serde_json::Value) -> Result<(), String> {
+pub fn apply(spec: &mut TrialSpec, key: &str, value: &serde_json::Value) -> Result<(), SetError> {
     match value {
         serde_json::Value::Object(keys) => keys.iter().try_for_each(|(k, v)| spec.set_value(k, v.clone())),
         _ => spec.set_value(key, value.clone()),

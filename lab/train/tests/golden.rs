@@ -1,7 +1,7 @@
 //! The trainer's numerics, pinned. Trial ids hash `NUMERICS_VERSION`, so that results from code
 //! that computes differently are never reused; this test is what makes that promise hold: when
 //! it fails, the change altered what trials compute — bump `NUMERICS_VERSION` in
-//! `lab/core/src/config.rs` and update `GOLDEN` below with the values it prints.
+//! `lab/core/src/config/mod.rs` and update `GOLDEN` below with the values it prints.
 //!
 //! The corpus is generated (`common::synthetic_corpus`, not read from the repository, whose code
 //! changes), and the tolerance (1e-4 relative) absorbs the rounding differences between SIMD

@@ -28,9 +28,9 @@ macro_rules! spec_section {
             fn keys(&self) -> &'static [&'static str] {
                 Self::KEYS
             }
-            fn set(&mut self, key: &str, value: serde_json::Value) -> Result<(), String> {
+            fn set(&mut self, key: &str, value: serde_json::Value) -> Result<(), serde_json::Error> {
                 $( if key == spec_section!(@key $field $($key)?) {
-                    self.$field = Some(serde_json::from_value::<$ty>(value).map_err(|e| e.to_string())?);
+                    self.$field = Some(serde_json::from_value::<$ty>(value)?);
                     return Ok(());
                 } )*
                 unreachable!("`{key}` is not a key of {}", stringify!($spec))
@@ -64,7 +64,7 @@ pub use schedule::{DecayShape, Schedule, ScheduleSection, ScheduleSpec};
 pub trait Section {
     fn keys(&self) -> &'static [&'static str];
     /// Sets `key`, one of [`Section::keys`], deserializing `value` into the key's type.
-    fn set(&mut self, key: &str, value: serde_json::Value) -> Result<(), String>;
+    fn set(&mut self, key: &str, value: serde_json::Value) -> Result<(), serde_json::Error>;
     /// Keys set in `other` win.
     fn merge(&mut self, other: &Self)
     where
@@ -109,18 +109,22 @@ pub struct TrialConfig {
 }
 
 /// A configuration problem, naming the key so callers can point at its line.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("`{key}`: {message}")]
 pub struct ConfigError {
     pub key: &'static str,
     pub message: String,
 }
 
-impl std::fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "`{}`: {}", self.key, self.message)
-    }
+/// Why a key could not be set.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SetError {
+    #[error("unknown key `{key}` (known keys: {known})")]
+    UnknownKey { key: String, known: String },
+    /// The value is not of the key's type, or not a finite number.
+    #[error("`{key}`: {message}")]
+    Value { key: String, message: String },
 }
-impl std::error::Error for ConfigError {}
 
 fn bad(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError { key, message: message.into() }
@@ -183,21 +187,22 @@ impl TrialSpec {
 
     /// Sets one key from its string form, as `--set key=value` does: TOML syntax, or a bare
     /// word taken as a string.
-    pub fn set(&mut self, key: &str, value: &str) -> Result<(), String> {
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), SetError> {
         let parsed: serde_json::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
-            Ok(t) => json_of_toml(&t["v"])?,
+            Ok(t) => json_of_toml(&t["v"]).map_err(|message| SetError::Value { key: key.into(), message })?,
             Err(_) => serde_json::Value::String(value.to_string()),
         };
         self.set_value(key, parsed)
     }
 
     /// Sets one key to a value of its type, in the section that owns the key.
-    pub fn set_value(&mut self, key: &str, value: serde_json::Value) -> Result<(), String> {
+    pub fn set_value(&mut self, key: &str, value: serde_json::Value) -> Result<(), SetError> {
         match self.sections_mut().into_iter().find(|s| s.keys().contains(&key)) {
-            Some(section) => section.set(key, value).map_err(|e| format!("`{key}`: {e}")),
+            Some(section) => {
+                section.set(key, value).map_err(|e| SetError::Value { key: key.into(), message: e.to_string() })
+            }
             None => {
-                let known: Vec<&str> = TrialSpec::keys().collect();
-                Err(format!("unknown key `{key}` (known keys: {})", known.join(", ")))
+                Err(SetError::UnknownKey { key: key.into(), known: TrialSpec::keys().collect::<Vec<_>>().join(", ") })
             }
         }
     }
@@ -439,13 +444,16 @@ mod tests {
 
     #[test]
     fn an_unknown_key_is_named_with_the_known_ones() {
-        let e = spec().set("learning_rate", "0.1").unwrap_err();
+        let e = spec().set("learning_rate", "0.1").unwrap_err().to_string();
         assert!(
             e.starts_with("unknown key `learning_rate` (known keys: corpus, language,") && e.contains(" lr,"),
             "{e}"
         );
         let e = spec().set("lr", "nan").unwrap_err();
-        assert!(e.contains("not a finite number"), "{e}");
+        assert!(
+            matches!(&e, SetError::Value { key, message } if key == "lr" && message.contains("not a finite number")),
+            "{e}"
+        );
     }
 
     #[test]
@@ -570,7 +578,7 @@ mod tests {
         let (flex, cuda, wgpu) = (id(&[]), id(&[("backend", "cuda")]), id(&[("backend", "wgpu")]));
         assert!(flex != wgpu && cuda != wgpu, "another backend computes another trial");
         assert_eq!(id(&[("backend", "wgpu"), ("device", "1")]), wgpu, "the same trial on another adapter");
-        let e = spec().set("backend", "tpu").unwrap_err();
+        let e = spec().set("backend", "tpu").unwrap_err().to_string();
         assert!(e.contains("`backend`") && e.contains("`flex`") && e.contains("`cuda`") && e.contains("`wgpu`"), "{e}");
     }
 
