@@ -85,9 +85,14 @@ pub struct FitArgs {
 #[derive(Debug, Clone, Copy)]
 pub struct LawArg(codescale::fit::LawChoice);
 
-fn law_choice(s: &str) -> Result<LawArg, String> {
+/// A command-line value clap hands back with its usage message.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadArg(String);
+
+fn law_choice(s: &str) -> Result<LawArg, BadArg> {
     codescale::fit::LawChoice::parse(s).map(LawArg).ok_or_else(|| {
-        format!("`{s}` is not a law form: auto, {}", codescale::fit::Form::ALL.map(|f| f.name()).join(", "))
+        BadArg(format!("`{s}` is not a law form: auto, {}", codescale::fit::Form::ALL.map(|f| f.name()).join(", ")))
     })
 }
 
@@ -95,12 +100,12 @@ fn law_choice(s: &str) -> Result<LawArg, String> {
 #[derive(Debug, Clone, Copy)]
 pub struct HuberDelta(Option<f64>);
 
-fn huber_delta(s: &str) -> Result<HuberDelta, String> {
+fn huber_delta(s: &str) -> Result<HuberDelta, BadArg> {
     match s {
         "auto" => Ok(HuberDelta(None)),
         _ => match s.parse::<f64>() {
             Ok(x) if x.is_finite() && x > 0.0 => Ok(HuberDelta(Some(x))),
-            _ => Err(format!("`{s}` is neither `auto` nor a positive number")),
+            _ => Err(BadArg(format!("`{s}` is neither `auto` nor a positive number"))),
         },
     }
 }

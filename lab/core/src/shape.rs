@@ -28,9 +28,14 @@ pub fn name(d_model: usize, n_layers: usize) -> String {
     format!("d{d_model}-l{n_layers}")
 }
 
+/// A shape name that is not `d<width>-l<depth>`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("`{0}` is not a shape name like `d128-l4`")]
+pub struct NotAShape(pub String);
+
 /// Parses `d<width>-l<depth>`.
-pub fn parse_name(name: &str) -> Result<Shape, String> {
-    let err = || format!("`{name}` is not a shape name like `d128-l4`");
+pub fn parse_name(name: &str) -> Result<Shape, NotAShape> {
+    let err = || NotAShape(name.to_string());
     let (d, l) = name.split_once('-').ok_or_else(err)?;
     let d: usize = d.strip_prefix('d').and_then(|s| s.parse().ok()).ok_or_else(err)?;
     let l: usize = l.strip_prefix('l').and_then(|s| s.parse().ok()).ok_or_else(err)?;

@@ -2,6 +2,7 @@
 //! on shingles of word tokens (as in BigCode's pipeline). Both keep the first document of a
 //! group in the order they are given, so the result is deterministic.
 
+use crate::error::InvalidValue;
 use std::collections::{HashMap, HashSet};
 
 use rayon::prelude::*;
@@ -34,18 +35,18 @@ pub struct DedupConfig {
 }
 
 impl DedupSpec {
-    pub fn resolve(&self) -> Result<DedupConfig, String> {
+    pub fn resolve(&self) -> Result<DedupConfig, InvalidValue> {
         let jaccard = self.jaccard.unwrap_or(0.85);
         if !(jaccard > 0.0 && jaccard <= 1.0) {
-            return Err(format!("`jaccard` must be in (0, 1], got {jaccard}"));
+            return Err(InvalidValue(format!("`jaccard` must be in (0, 1], got {jaccard}")));
         }
         let shingle = self.shingle.unwrap_or(5);
         if shingle == 0 {
-            return Err("`shingle` must be at least 1".into());
+            return Err(InvalidValue("`shingle` must be at least 1".into()));
         }
         let permutations = self.permutations.unwrap_or(128);
         if !(16..=1024).contains(&permutations) {
-            return Err(format!("`permutations` must be in 16..=1024, got {permutations}"));
+            return Err(InvalidValue(format!("`permutations` must be in 16..=1024, got {permutations}")));
         }
         let (bands, rows) = optimal_bands(jaccard, permutations);
         Ok(DedupConfig {

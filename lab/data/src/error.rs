@@ -11,6 +11,11 @@ pub enum CorpusError {
     Io(anyhow::Error),
 }
 
+/// A recipe value outside what it may be (the message names the key and the range).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidValue(pub String);
+
 pub type Result<T, E = CorpusError> = std::result::Result<T, E>;
 
 impl CorpusError {

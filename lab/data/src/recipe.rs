@@ -32,7 +32,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::dedup::{DedupConfig, DedupSpec};
-use crate::error::{bad, Result};
+use crate::error::{bad, InvalidValue, Result};
 use crate::filters::{FilterConfig, FilterSpec};
 use crate::lang::{self, Detector};
 use crate::locate::Location;
@@ -176,7 +176,7 @@ impl Recipe {
 
         let tokenizer = match &raw.tokenizer {
             Some(t) => {
-                check_tokenizer(t.get_ref()).map_err(|m| at(t.span(), "tokenizer", m))?;
+                check_tokenizer(t.get_ref()).map_err(|e| at(t.span(), "tokenizer", e.to_string()))?;
                 t.get_ref().clone()
             }
             None => "bytes".to_string(),
@@ -189,7 +189,7 @@ impl Recipe {
             None => 0.05,
         };
         let dedup = match &raw.dedup {
-            Some(d) => d.get_ref().resolve().map_err(|m| at(d.span(), "dedup", m))?,
+            Some(d) => d.get_ref().resolve().map_err(|e| at(d.span(), "dedup", e.to_string()))?,
             None => DedupSpec::default().resolve().expect("defaults are valid"),
         };
         let mut extensions = BTreeMap::new();
@@ -280,18 +280,18 @@ impl Recipe {
 
 /// `bytes`, or `bpe:<vocab>` with a vocabulary that fits `u16` ids and holds the 256 bytes and the
 /// end-of-document token.
-pub fn check_tokenizer(name: &str) -> std::result::Result<(), String> {
+pub fn check_tokenizer(name: &str) -> std::result::Result<(), InvalidValue> {
     codescale_core::config::vocab_size(name)
         .map(|_| ())
-        .ok_or_else(|| format!("`{name}` is not `bytes` or `bpe:<vocab>` with 258 ≤ vocab ≤ 65536"))
+        .ok_or_else(|| InvalidValue(format!("`{name}` is not `bytes` or `bpe:<vocab>` with 258 ≤ vocab ≤ 65536")))
 }
 
-fn check_filters(f: &FilterConfig) -> std::result::Result<(), String> {
+fn check_filters(f: &FilterConfig) -> std::result::Result<(), InvalidValue> {
     if !(0.0..=1.0).contains(&f.min_alnum_fraction) {
-        return Err(format!("`min_alnum_fraction` must be in [0, 1], got {}", f.min_alnum_fraction));
+        return Err(InvalidValue(format!("`min_alnum_fraction` must be in [0, 1], got {}", f.min_alnum_fraction)));
     }
     if f.max_avg_line_length.is_nan() || f.max_avg_line_length <= 0.0 {
-        return Err(format!("`max_avg_line_length` must be positive, got {}", f.max_avg_line_length));
+        return Err(InvalidValue(format!("`max_avg_line_length` must be positive, got {}", f.max_avg_line_length)));
     }
     Ok(())
 }

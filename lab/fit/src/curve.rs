@@ -16,6 +16,7 @@
 //! whole set's by a near-constant factor, measured here from each run's last two evaluations
 //! when almost no learning-rate area lies between them.
 
+use crate::Skipped;
 use codescale_core::{Status, TrialConfig};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -358,25 +359,27 @@ fn out_of_sample(fitted: &[&CurveTrial]) -> (Option<f64>, usize) {
 
 /// The whole-curve law of one group's runs (`trials` may hold targets, which are predicted and
 /// never fitted). `Err` says why there is none.
-pub fn fit_group(trials: &[CurveTrial], opts: &FitOptions, seed: u64) -> Result<CurveLawFit, String> {
+pub fn fit_group(trials: &[CurveTrial], opts: &FitOptions, seed: u64) -> Result<CurveLawFit, Skipped> {
     let mut fitted: Vec<&CurveTrial> =
         trials.iter().filter(|t| !t.point.target && t.point.status == Status::Done && !t.evals.is_empty()).collect();
     fitted.sort_by(|a, b| a.point.id.cmp(&b.point.id));
     let sizes = crate::distinct(fitted.iter().map(|t| t.point.n)).len();
     if sizes < 2 {
-        return Err(format!("the whole-curve law needs runs of two model sizes or more ({sizes} with curves)"));
+        return Err(Skipped(format!(
+            "the whole-curve law needs runs of two model sizes or more ({sizes} with curves)"
+        )));
     }
     let (rows, subset_scale, subset_pairs) = prepare(&fitted);
     if rows.len() <= PARAM_NAMES.len() {
-        return Err(format!(
+        return Err(Skipped(format!(
             "{} evaluations past {:.0} % of their runs, more than {} needed",
             rows.len(),
             MIN_FRACTION * 100.0,
             PARAM_NAMES.len()
-        ));
+        )));
     }
     let ev = Evals::new(&rows);
-    let solved = solve(&ev).ok_or("every start of the whole-curve fit failed")?;
+    let solved = solve(&ev).ok_or_else(|| Skipped("every start of the whole-curve fit failed".into()))?;
     let p = ev.natural(&solved.q);
     let residuals = ev.residuals(&solved.q);
     let final_residuals: Vec<f64> = residuals.iter().zip(&ev.last).filter(|(_, l)| **l).map(|(r, _)| *r).collect();
@@ -445,12 +448,12 @@ pub fn fit_group(trials: &[CurveTrial], opts: &FitOptions, seed: u64) -> Result<
 /// Fits the whole-curve law of every group of `fit` (not a pooled one) from its runs among
 /// `trials`, recording it or why there is none.
 pub fn add_to(fit: &mut crate::FitFile, trials: &[CurveTrial], opts: &FitOptions) {
-    let laws: Vec<Result<CurveLawFit, String>> = fit
+    let laws: Vec<Result<CurveLawFit, Skipped>> = fit
         .groups
         .par_iter()
         .map(|g| {
             if crate::results::language_of(&g.group) == crate::group::POOLED {
-                return Err("not fitted for a pooled group".into());
+                return Err(Skipped("not fitted for a pooled group".into()));
             }
             let runs: Vec<CurveTrial> = trials.iter().filter(|t| t.point.group == g.group).cloned().collect();
             fit_group(&runs, opts, derive_seed(opts.seed, &format!("curve|{}", g.group)))
@@ -459,7 +462,7 @@ pub fn add_to(fit: &mut crate::FitFile, trials: &[CurveTrial], opts: &FitOptions
     for (g, law) in fit.groups.iter_mut().zip(laws) {
         match law {
             Ok(law) => g.curve_law = Some(law),
-            Err(why) => g.curve_law_skipped = Some(why),
+            Err(why) => g.curve_law_skipped = Some(why.0),
         }
     }
 }

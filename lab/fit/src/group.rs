@@ -1,5 +1,6 @@
 //! Filtering points, grouping them, and running every analysis on one group.
 
+use crate::Skipped;
 use std::collections::BTreeMap;
 
 use rayon::prelude::*;
@@ -161,7 +162,7 @@ pub(crate) fn fit_group(group: &str, all: &[&Point], targets: &[&Point], opts: &
             out.isoflop = Some(fit);
             out.warnings.append(&mut notes);
         }
-        Err(why) => out.isoflop_skipped = Some(why),
+        Err(why) => out.isoflop_skipped = Some(why.0),
     }
     let hp: Vec<HyperInput> = all
         .iter()
@@ -359,7 +360,7 @@ fn additive_view(form: Form, p: &[f64]) -> [f64; 5] {
 struct LawStage {
     candidates: Vec<select::Candidate>,
     law_choice: String,
-    fitted: Result<FittedLaw, String>,
+    fitted: Result<FittedLaw, Skipped>,
 }
 
 /// A chosen form fitted, with what the group's fit reports of it.
@@ -404,14 +405,14 @@ fn fit_law(
     opts: &FitOptions,
     seed: u64,
     max_flops: f64,
-) -> Result<LawStage, String> {
+) -> Result<LawStage, Skipped> {
     let triples: Vec<(f64, f64, f64)> = pts.iter().map(|p| (p.n, p.d, p.loss)).collect();
     let selection = select::choose(&triples, opts.law, opts.delta)?;
     let weights = opts.weight_by_se.then(|| precision_weights(pts));
     let configs: Vec<&str> = pts.iter().map(|p| p.config_key()).collect();
     let fitted =
         fit_form(selection.form, selection.delta, &triples, weights.as_deref(), &clusters(&configs), opts, seed)
-            .ok_or_else(|| "the objective was not finite from any start".to_string())
+            .ok_or_else(|| Skipped("the objective was not finite from any start".into()))
             .map(|fitted| {
                 let law = law_estimates(&fitted, opts.confidence);
                 let mut warnings = fit_warnings(&fitted);

@@ -5,6 +5,7 @@ use crate::bootstrap::{estimate, resample_strata, rng};
 use crate::distinct;
 use crate::forms::{self, Form};
 use crate::schema::{ComputeLossLaw, FitPoint, IsoFlopBudget, IsoFlopFit};
+use crate::Skipped;
 
 /// Budgets whose C lie within this factor of the budget's smallest C share a bin when C comes
 /// from 6·N·D; sweeps aim at a budget but round N and D.
@@ -218,7 +219,7 @@ pub fn isoflop(
     seed: u64,
     confidence: f64,
     notes: &mut Vec<String>,
-) -> Result<IsoFlopFit, String> {
+) -> Result<IsoFlopFit, Skipped> {
     let flops: Vec<Option<f64>> = points.iter().map(|p| p.flops).collect();
     let n: Vec<f64> = points.iter().map(|p| p.n).collect();
     let d: Vec<f64> = points.iter().map(|p| p.d).collect();
@@ -226,10 +227,10 @@ pub fn isoflop(
     let candidates: Vec<Vec<usize>> =
         bins(&c, factor).into_iter().filter(|b| distinct(b.iter().map(|&i| points[i].n)).len() >= MIN_SIZES).collect();
     if candidates.len() < MIN_BUDGETS {
-        return Err(format!(
+        return Err(Skipped(format!(
             "not an IsoFLOP design: {} compute budget(s) with ≥ {MIN_SIZES} model sizes, {MIN_BUDGETS} needed",
             candidates.len()
-        ));
+        )));
     }
     let mut kept: Vec<(Vec<usize>, f64)> = vec![];
     let mut budgets = vec![];
@@ -262,13 +263,13 @@ pub fn isoflop(
     }
     let minima: Vec<(f64, f64)> = budgets.iter().map(|b| (b.flops, b.n_opt)).collect();
     if budgets.len() < MIN_BUDGETS {
-        return Err(format!(
+        return Err(Skipped(format!(
             "not an IsoFLOP design: {} compute budget(s) have a loss minimum inside their sizes, {MIN_BUDGETS} needed",
             budgets.len()
-        ));
+        )));
     }
     let Some((a, b)) = exponents(&minima) else {
-        return Err(format!("{} usable compute budget(s), {MIN_BUDGETS} needed", budgets.len()));
+        return Err(Skipped(format!("{} usable compute budget(s), {MIN_BUDGETS} needed", budgets.len())));
     };
     let strata: Vec<Vec<usize>> = kept.iter().map(|k| k.0.clone()).collect();
     // L*(C): the minimum of each budget's loss curve in ln N, interpolated between its sizes as
@@ -312,10 +313,10 @@ pub fn isoflop(
     // Minima that vanish under resampling were parabolas through a few points that happened to
     // bend: a design with too few sizes around each budget's minimum.
     if resamples > 0 && sa.len() < resamples / 2 {
-        return Err(format!(
+        return Err(Skipped(format!(
             "not an IsoFLOP design: only {} of {resamples} bootstrap resamples keep {MIN_BUDGETS} budgets with a minimum inside their sizes",
             sa.len()
-        ));
+        )));
     }
     if resamples > 0 && sa.len() < resamples * 9 / 10 {
         notes.push(format!(

@@ -29,6 +29,18 @@ use codescale_core::Status;
 pub use schema::*;
 pub use table::render_table;
 
+/// Why a step of the fit gave no result (too few sizes or splits, no convergence, a design
+/// that is not what the step needs), in the words the fit file and the report record.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct Skipped(pub String);
+
+/// A `predict` question the fit cannot answer: N or D not a positive finite number, or a
+/// group the fit does not have (bad input).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct BadQuestion(pub String);
+
 /// One trial as the CLI reads it from results.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Point {

@@ -1,6 +1,7 @@
 //! "What loss will N parameters on D tokens reach?": a law's prediction with a 95 % prediction
 //! interval, whatever its form, for held-out targets and for `codescale predict`.
 
+use crate::{BadQuestion, Skipped};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -56,11 +57,11 @@ pub struct Prediction {
 }
 
 /// The prediction of one group's law at (N, D), or why there is none.
-pub fn predict_group(g: &GroupFit, n: f64, d: f64, confidence: f64, trust_factor: f64) -> Result<Prediction, String> {
+pub fn predict_group(g: &GroupFit, n: f64, d: f64, confidence: f64, trust_factor: f64) -> Result<Prediction, Skipped> {
     let law = g
         .law
         .as_ref()
-        .ok_or_else(|| format!("group `{}` has no law: {}", g.group, g.message.clone().unwrap_or_default()))?;
+        .ok_or_else(|| Skipped(format!("group `{}` has no law: {}", g.group, g.message.clone().unwrap_or_default())))?;
     let params = law.form_params();
     let loss = law.form.predict(&params, n, d);
     let preds: Vec<f64> =
@@ -104,19 +105,19 @@ pub fn predict(
     d: f64,
     group: Option<&str>,
     trust_factor: f64,
-) -> Result<Vec<Result<Prediction, String>>, String> {
+) -> Result<Vec<Result<Prediction, Skipped>>, BadQuestion> {
     for (name, x) in [("--n", n), ("--d", d)] {
         if !(x.is_finite() && x > 0.0) {
-            return Err(format!("{name} {x}: must be a positive finite number"));
+            return Err(BadQuestion(format!("{name} {x}: must be a positive finite number")));
         }
     }
     let groups: Vec<&GroupFit> = match group {
         Some(name) => {
             let g = fit.groups.iter().find(|g| g.group == name).ok_or_else(|| {
-                format!(
+                BadQuestion(format!(
                     "no group `{name}` in the fit (groups: {})",
                     fit.groups.iter().map(|g| g.group.as_str()).collect::<Vec<_>>().join(", ")
-                )
+                ))
             })?;
             vec![g]
         }
@@ -126,7 +127,7 @@ pub fn predict(
 }
 
 /// Predictions as a table for the terminal.
-pub fn render(preds: &[Result<Prediction, String>]) -> String {
+pub fn render(preds: &[Result<Prediction, Skipped>]) -> String {
     let mut out = String::new();
     for p in preds {
         match p {

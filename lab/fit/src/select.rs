@@ -12,6 +12,7 @@
 //! simpler form (fewer parameters), then to the earlier in [`Form::ALL`], then to the
 //! noise-matched threshold.
 
+use crate::Skipped;
 use serde::{Deserialize, Serialize};
 
 use crate::approach3::CHINCHILLA_DELTA;
@@ -171,14 +172,14 @@ fn huber_label(delta: Option<f64>) -> String {
 /// Scores the candidates and picks one. `law` fixes the form (then only its thresholds are
 /// compared); `delta` fixes the threshold (else both the matched one
 /// and Chinchilla's are tried). `Err` says why no form (or not the one asked for) can be fitted.
-pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<Selection, String> {
+pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<Selection, Skipped> {
     let forms = eligible(points);
     if forms.is_empty() {
-        return Err("no law form can be identified from these points (two sizes and two budgets, or one size and three budgets, and more points than parameters)".into());
+        return Err(Skipped("no law form can be identified from these points (two sizes and two budgets, or one size and three budgets, and more points than parameters)".into()));
     }
     if let LawChoice::Fixed(form) = law {
         if !forms.contains(&form) {
-            return Err(format!(
+            return Err(Skipped(format!(
                 "--law {}: these points cannot identify it ({} parameters; {})",
                 form.name(),
                 form.n_params(),
@@ -187,7 +188,7 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
                 } else {
                     "needs a single model size and three budgets"
                 }
-            ));
+            )));
         }
     }
     let deltas: Vec<Option<f64>> = match delta {

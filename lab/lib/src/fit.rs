@@ -442,7 +442,7 @@ pub fn predict(
     d: f64,
     group: Option<&str>,
     trust_factor: f64,
-) -> Result<Vec<std::result::Result<Prediction, String>>> {
+) -> Result<Vec<std::result::Result<Prediction, codescale_fit::Skipped>>> {
     let text = std::fs::read_to_string(fit_path).map_err(|e| BadInput(format!("{}: {e}", fit_path.display())))?;
     let fit: FitFile =
         serde_json::from_str(&text).map_err(|e| BadInput(format!("{}: not a fit file: {e}", fit_path.display())))?;

@@ -67,13 +67,18 @@ pub enum Executor {
     Slurm,
 }
 
+/// A name that is not an executor.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("`{0}` is not an executor (`local` or `slurm`)")]
+pub struct UnknownExecutor(pub String);
+
 impl std::str::FromStr for Executor {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Executor, String> {
+    type Err = UnknownExecutor;
+    fn from_str(s: &str) -> Result<Executor, UnknownExecutor> {
         match s {
             "local" => Ok(Executor::Local),
             "slurm" => Ok(Executor::Slurm),
-            _ => Err(format!("`{s}` is not an executor (`local` or `slurm`)")),
+            _ => Err(UnknownExecutor(s.to_string())),
         }
     }
 }
@@ -269,7 +274,7 @@ impl Sweep {
         let mut base_lines = IndexMap::new();
         for (key, value) in &raw.base {
             let l = line(value.span());
-            let json = json_of_toml(value.get_ref()).map_err(|m| fail(l, key, &m))?;
+            let json = json_of_toml(value.get_ref()).map_err(|e| fail(l, key, &e.to_string()))?;
             base.set_value(key, json).map_err(|e| fail(l, key, &e.to_string()))?;
             base_lines.insert(key.clone(), l);
         }
@@ -284,13 +289,13 @@ impl Sweep {
         let check = |key: &str, label: &str, p: &Spanned<Parameter>, method: Method| -> Result<(Parameter, usize)> {
             let l = line(p.span());
             let param = p.get_ref().clone();
-            validate_parameter(&param, method).map_err(|m| fail(l, label, &m))?;
+            validate_parameter(&param, method).map_err(|e| fail(l, label, &e.to_string()))?;
             // Every listed value must fit the key's type.
             let probes: Vec<serde_json::Value> = match (&param.values, &param.value) {
                 (Some(vs), _) => {
-                    vs.iter().map(json_of_toml).collect::<Result<_, _>>().map_err(|m| fail(l, label, &m))?
+                    vs.iter().map(json_of_toml).collect::<Result<_, _>>().map_err(|e| fail(l, label, &e.to_string()))?
                 }
-                (_, Some(v)) => vec![json_of_toml(v).map_err(|m| fail(l, label, &m))?],
+                (_, Some(v)) => vec![json_of_toml(v).map_err(|e| fail(l, label, &e.to_string()))?],
                 _ => vec![match param.distribution {
                     Some(Distribution::IntUniform) => serde_json::json!(param.min.unwrap_or(1.0) as i64),
                     Some(Distribution::QUniform) => quantized(param.min.unwrap_or(1.0), param.q.unwrap_or(1.0)),
@@ -343,7 +348,9 @@ impl Sweep {
         };
 
         let executor = match &raw.executor {
-            Some(e) => e.get_ref().parse().map_err(|m: String| fail(line(e.span()), "executor", &m))?,
+            Some(e) => {
+                e.get_ref().parse().map_err(|m: UnknownExecutor| fail(line(e.span()), "executor", &m.to_string()))?
+            }
             None => Executor::Local,
         };
         let slurm = match raw.slurm {
@@ -382,52 +389,65 @@ impl Sweep {
     }
 }
 
-fn validate_parameter(p: &Parameter, method: Method) -> Result<(), String> {
+/// A sweep parameter whose table does not describe values to try (the message says why).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidParameter(pub String);
+
+fn validate_parameter(p: &Parameter, method: Method) -> Result<(), InvalidParameter> {
     let given = [p.values.is_some(), p.value.is_some(), p.distribution.is_some()].iter().filter(|&&b| b).count();
     if given != 1 {
-        return Err("give exactly one of `values`, `value` or `distribution`".into());
+        return Err(InvalidParameter("give exactly one of `values`, `value` or `distribution`".into()));
     }
     if p.values.as_ref().is_some_and(Vec::is_empty) {
-        return Err("`values` is empty".into());
+        return Err(InvalidParameter("`values` is empty".into()));
     }
     if p.distribution.is_none() && (p.min.is_some() || p.max.is_some()) {
-        return Err("`min` and `max` go with `distribution`".into());
+        return Err(InvalidParameter("`min` and `max` go with `distribution`".into()));
     }
     if let Some(probabilities) = &p.probabilities {
-        let Some(values) = &p.values else { return Err("`probabilities` go with `values`".into()) };
+        let Some(values) = &p.values else { return Err(InvalidParameter("`probabilities` go with `values`".into())) };
         if method == Method::Grid {
-            return Err("`probabilities` need `method = \"random\"` (a grid takes every value)".into());
+            return Err(InvalidParameter(
+                "`probabilities` need `method = \"random\"` (a grid takes every value)".into(),
+            ));
         }
         if probabilities.len() != values.len() {
-            return Err(format!("{} `probabilities` for {} `values`", probabilities.len(), values.len()));
+            return Err(InvalidParameter(format!(
+                "{} `probabilities` for {} `values`",
+                probabilities.len(),
+                values.len()
+            )));
         }
         if probabilities.iter().any(|x| !(x.is_finite() && *x >= 0.0))
             || (probabilities.iter().sum::<f64>() - 1.0).abs() > 1e-6
         {
-            return Err("`probabilities` must be numbers ≥ 0 that sum to 1".into());
+            return Err(InvalidParameter("`probabilities` must be numbers ≥ 0 that sum to 1".into()));
         }
     }
     if p.q.is_some() && p.distribution != Some(Distribution::QUniform) {
-        return Err("`q` goes with `distribution = \"q_uniform\"`".into());
+        return Err(InvalidParameter("`q` goes with `distribution = \"q_uniform\"`".into()));
     }
     if let Some(d) = p.distribution {
         if method == Method::Grid {
-            return Err("a `distribution` needs `method = \"random\"` (a grid takes `values`)".into());
+            return Err(InvalidParameter(
+                "a `distribution` needs `method = \"random\"` (a grid takes `values`)".into(),
+            ));
         }
         let (Some(min), Some(max)) = (p.min, p.max) else {
-            return Err("a `distribution` needs `min` and `max`".into());
+            return Err(InvalidParameter("a `distribution` needs `min` and `max`".into()));
         };
         if !(min.is_finite() && max.is_finite() && min < max) {
-            return Err(format!("needs min < max (got {min} and {max})"));
+            return Err(InvalidParameter(format!("needs min < max (got {min} and {max})")));
         }
         if d == Distribution::LogUniform && min <= 0.0 {
-            return Err("`log_uniform` needs min > 0".into());
+            return Err(InvalidParameter("`log_uniform` needs min > 0".into()));
         }
         if d == Distribution::IntUniform && (min.fract() != 0.0 || max.fract() != 0.0) {
-            return Err("`int_uniform` needs whole-number bounds".into());
+            return Err(InvalidParameter("`int_uniform` needs whole-number bounds".into()));
         }
         if p.q.is_some_and(|q| !(q.is_finite() && q > 0.0)) {
-            return Err("`q` must be > 0".into());
+            return Err(InvalidParameter("`q` must be > 0".into()));
         }
     }
     Ok(())

@@ -17,7 +17,7 @@ use std::path::Path;
 use anyhow::Result;
 use burn::backend::flex::FlexDevice;
 use burn::backend::{Autodiff, Flex};
-use codescale_core::{Backend, BadInput, TrialConfig, TrialRecord};
+use codescale_core::{Backend, TrialConfig, TrialRecord};
 use codescale_data::Corpus;
 
 use crate::trainer::{self, RunOptions};
@@ -47,11 +47,11 @@ pub fn device_name(config: &TrialConfig) -> Result<String> {
         Backend::Flex => Ok("cpu (flex)".into()),
         Backend::Cuda => {
             let index = config.runtime.device.unwrap_or(0);
-            let name = cuda::probe(index).map_err(BadInput)?;
+            let name = cuda::probe(index)?;
             Ok(format!("cuda:{index} ({name})"))
         }
         Backend::Wgpu => {
-            let adapter = wgpu::probe(config).map_err(BadInput)?;
+            let adapter = wgpu::probe(config)?;
             Ok(adapter.name)
         }
     }
@@ -85,7 +85,7 @@ fn train_wgpu(
     opts: &RunOptions,
 ) -> Result<TrialRecord> {
     use burn::backend::Wgpu;
-    let adapter = wgpu::probe(config).map_err(BadInput)?;
+    let adapter = wgpu::probe(config)?;
     trainer::train::<Autodiff<Wgpu>>(dir, config, corpus, &adapter.device, device_name, opts)
 }
 
@@ -96,12 +96,14 @@ fn train_wgpu(_: &Path, _: &TrialConfig, _: &Corpus, _: &str, _: &RunOptions) ->
 
 #[cfg(not(feature = "wgpu"))]
 mod wgpu {
+    use codescale_core::BadInput;
+
     pub struct Adapter {
         pub name: String,
     }
 
-    pub fn probe(_: &codescale_core::TrialConfig) -> Result<Adapter, String> {
-        Err("`backend` = \"wgpu\" but this codescale was built without wgpu: rebuild with `cargo build --release --features wgpu`".into())
+    pub fn probe(_: &codescale_core::TrialConfig) -> Result<Adapter, BadInput> {
+        Err(BadInput("`backend` = \"wgpu\" but this codescale was built without wgpu: rebuild with `cargo build --release --features wgpu`".into()))
     }
 }
 
@@ -115,7 +117,7 @@ pub mod wgpu {
     use burn::backend::wgpu::WgpuDevice;
     use burn::backend::Wgpu;
     use burn::tensor::DType;
-    use codescale_core::{Precision, TrialConfig};
+    use codescale_core::{BadInput, Precision, TrialConfig};
     use wgpu::{AdapterInfo, DeviceType};
 
     /// The adapter a trial runs on: cubecl's name for it and the words provenance records.
@@ -188,7 +190,7 @@ pub mod wgpu {
 
     /// The adapter `config.device` picks (default 0), opened, with what the trial needs of it
     /// checked; otherwise what is missing, naming the key.
-    pub fn probe(config: &TrialConfig) -> Result<Adapter, String> {
+    pub fn probe(config: &TrialConfig) -> Result<Adapter, BadInput> {
         let index = config.runtime.device.unwrap_or(0);
         let listed = adapters();
         let list = || {
@@ -200,20 +202,20 @@ pub mod wgpu {
                 .join("; ")
         };
         if listed.is_empty() {
-            return Err(format!(
+            return Err(BadInput(format!(
                 "`backend` = \"wgpu\" but wgpu found no {:?} adapter on this machine: install a driver for the GPU, or Mesa's lavapipe to run on the CPU (Debian: mesa-vulkan-drivers), or set `backend = \"flex\"`",
                 AutoGraphicsApi::backend()
-            ));
+            )));
         }
         let Some((info, device)) = listed.get(index) else {
-            return Err(format!(
+            return Err(BadInput(format!(
                 "`device` = {index} but wgpu lists {} adapter(s) here, numbered from 0: {}",
                 listed.len(),
                 list()
-            ));
+            )));
         };
         let Some(device) = device.clone() else {
-            return Err(format!("`device` = {index} is {}, which cubecl cannot open (only the first CPU adapter, and no adapter of kind \"other\"); the adapters: {}", describe(info), list()));
+            return Err(BadInput(format!("`device` = {index} is {}, which cubecl cannot open (only the first CPU adapter, and no adapter of kind \"other\"); the adapters: {}", describe(info), list())));
         };
         let name = format!("wgpu:{index} ({})", describe(info));
         // Opening the device is where cubecl panics when the adapter cannot serve it.
@@ -222,15 +224,17 @@ pub mod wgpu {
         };
         match supports(DType::F32) {
             Ok(true) => {}
-            Ok(false) => return Err(format!("`backend` = \"wgpu\": adapter {name} cannot compute in f32")),
+            Ok(false) => return Err(BadInput(format!("`backend` = \"wgpu\": adapter {name} cannot compute in f32"))),
             Err(_) => {
-                return Err(format!("`backend` = \"wgpu\": cubecl could not open adapter {name} (see the panic above)"))
+                return Err(BadInput(format!(
+                    "`backend` = \"wgpu\": cubecl could not open adapter {name} (see the panic above)"
+                )))
             }
         }
         if config.runtime.precision == Precision::Bf16 && !supports(DType::BF16).unwrap_or(false) {
-            return Err(format!(
+            return Err(BadInput(format!(
                 "`precision` = \"bf16\" but the wgpu backend cannot compute in bf16 on adapter {name} (cubecl reports no bf16 arithmetic for it; its WGSL compiler has no bf16 type): use `precision = \"f32\"` here, or `backend = \"cuda\"` for bf16"
-            ));
+            )));
         }
         Ok(Adapter { device, name })
     }
@@ -251,13 +255,16 @@ pub mod wgpu {
 
 #[cfg(not(feature = "cuda"))]
 mod cuda {
-    pub fn probe(_index: usize) -> Result<String, String> {
-        Err("`backend` = \"cuda\" but this codescale was built without CUDA: rebuild with `cargo build --release --features cuda` (see bench/gpu.sh)".into())
+    use codescale_core::BadInput;
+
+    pub fn probe(_index: usize) -> Result<String, BadInput> {
+        Err(BadInput("`backend` = \"cuda\" but this codescale was built without CUDA: rebuild with `cargo build --release --features cuda` (see bench/gpu.sh)".into()))
     }
 }
 
 #[cfg(feature = "cuda")]
 mod cuda {
+    use codescale_core::BadInput;
     use cudarc::driver::{result as driver, sys as driver_sys, CudaContext};
     use cudarc::nvrtc::sys as nvrtc;
 
@@ -267,21 +274,21 @@ mod cuda {
     }
 
     /// The name of GPU `index`, or what is missing to train on it, in words a user can act on.
-    pub fn probe(index: usize) -> Result<String, String> {
+    pub fn probe(index: usize) -> Result<String, BadInput> {
         // SAFETY: opens the driver library and closes it again, as cudarc does on first use;
         // nothing of it is called.
         if !unsafe { driver_sys::is_culib_present() } {
-            return Err("`backend` = \"cuda\" but no CUDA driver (libcuda.so) could be loaded on this machine: run on a machine with an NVIDIA GPU and its driver, or set `backend = \"flex\"`".into());
+            return Err(BadInput("`backend` = \"cuda\" but no CUDA driver (libcuda.so) could be loaded on this machine: run on a machine with an NVIDIA GPU and its driver, or set `backend = \"flex\"`".into()));
         }
         let count = CudaContext::device_count()
-            .map_err(|e| format!("`backend` = \"cuda\" but the CUDA driver has no usable GPU here ({e})"))?
+            .map_err(|e| BadInput(format!("`backend` = \"cuda\" but the CUDA driver has no usable GPU here ({e})")))?
             .max(0) as usize;
         if index >= count {
-            return Err(format!("`device` = {index} but this machine has {count} CUDA device(s), numbered from 0 (CUDA_VISIBLE_DEVICES={})", std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_else(|_| "unset".into())));
+            return Err(BadInput(format!("`device` = {index} but this machine has {count} CUDA device(s), numbered from 0 (CUDA_VISIBLE_DEVICES={})", std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_else(|_| "unset".into()))));
         }
         let name = driver::device::get(index as i32)
             .and_then(driver::device::get_name)
-            .map_err(|e| format!("`device` = {index}: the CUDA driver cannot name it ({e})"))?;
+            .map_err(|e| BadInput(format!("`device` = {index}: the CUDA driver cannot name it ({e})")))?;
 
         // cudarc calls the driver's entry points of the CUDA version it was built for; an older
         // driver may lack some, which surfaces as a panic deep inside a training step.
@@ -289,42 +296,42 @@ mod cuda {
         // SAFETY: writes one integer through a valid pointer.
         unsafe { driver_sys::cuDriverGetVersion(&mut driver_version) }
             .result()
-            .map_err(|e| format!("`backend` = \"cuda\": the driver does not report its version ({e})"))?;
+            .map_err(|e| BadInput(format!("`backend` = \"cuda\": the driver does not report its version ({e})")))?;
         let built = driver_sys::CUDA_VERSION as i32;
         if driver_version < built {
-            return Err(format!(
+            return Err(BadInput(format!(
                 "`backend` = \"cuda\": this codescale was built for CUDA {} but the driver supports CUDA {}: rebuild with CUDARC_CUDA_VERSION={}0{}0 (as bench/gpu.sh does)",
                 version(built),
                 version(driver_version),
                 driver_version / 1000,
                 driver_version % 1000 / 10
-            ));
+            )));
         }
 
         // SAFETY: as for the driver above.
         if !unsafe { nvrtc::is_culib_present() } {
-            return Err("`backend` = \"cuda\" needs NVRTC (libnvrtc.so), which compiles the CUDA kernels at run time, and none could be loaded: install the CUDA toolkit, or put the lib folder of PyTorch's CUDA wheels (site-packages/nvidia/cu13/lib) on LD_LIBRARY_PATH".into());
+            return Err(BadInput("`backend` = \"cuda\" needs NVRTC (libnvrtc.so), which compiles the CUDA kernels at run time, and none could be loaded: install the CUDA toolkit, or put the lib folder of PyTorch's CUDA wheels (site-packages/nvidia/cu13/lib) on LD_LIBRARY_PATH".into()));
         }
         let (mut major, mut minor) = (0, 0);
         // SAFETY: writes two integers through valid pointers.
         unsafe { nvrtc::nvrtcVersion(&mut major, &mut minor) }
             .result()
-            .map_err(|e| format!("`backend` = \"cuda\": NVRTC does not report its version ({e:?})"))?;
+            .map_err(|e| BadInput(format!("`backend` = \"cuda\": NVRTC does not report its version ({e:?})")))?;
         // The kernels reach the driver as PTX, which a driver older than the compiler refuses.
         if major * 1000 + minor * 10 > driver_version {
-            return Err(format!(
+            return Err(BadInput(format!(
                 "`backend` = \"cuda\": NVRTC {major}.{minor} writes PTX that this driver (CUDA {}) cannot load: put an NVRTC of CUDA {} or older first on LD_LIBRARY_PATH",
                 version(driver_version),
                 version(driver_version)
-            ));
+            )));
         }
 
         let Some(root) = cubecl_cuda::install::cuda_path() else {
-            return Err("`backend` = \"cuda\" needs the CUDA headers its kernels include, and found no CUDA installation (CUDA_PATH, /usr/local/cuda, /opt/cuda): set CUDA_PATH to a CUDA toolkit, or to PyTorch's site-packages/nvidia/cu13, whose include/ holds cuda_runtime.h".into());
+            return Err(BadInput("`backend` = \"cuda\" needs the CUDA headers its kernels include, and found no CUDA installation (CUDA_PATH, /usr/local/cuda, /opt/cuda): set CUDA_PATH to a CUDA toolkit, or to PyTorch's site-packages/nvidia/cu13, whose include/ holds cuda_runtime.h".into()));
         };
         let header = root.join("include").join("cuda_runtime.h");
         if !header.exists() {
-            return Err(format!("`backend` = \"cuda\" needs the CUDA headers its kernels include, and {} is missing: point CUDA_PATH at a folder whose include/ holds them", header.display()));
+            return Err(BadInput(format!("`backend` = \"cuda\" needs the CUDA headers its kernels include, and {} is missing: point CUDA_PATH at a folder whose include/ holds them", header.display())));
         }
         Ok(name)
     }

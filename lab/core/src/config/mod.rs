@@ -130,19 +130,25 @@ fn bad(key: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError { key, message: message.into() }
 }
 
+/// A number JSON cannot hold (NaN or an infinity) where a trial key's value was expected.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+#[error("{0} is not a finite number")]
+pub struct NotFinite(pub f64);
+
 /// A TOML value as JSON, refusing what JSON cannot hold: serde would turn `nan` and `inf` into
 /// `null`, which the spec reads as "not set" — a silent default in place of a typo.
-pub fn json_of_toml(v: &toml::Value) -> Result<serde_json::Value, String> {
-    fn check(v: &toml::Value) -> Result<(), String> {
+pub fn json_of_toml(v: &toml::Value) -> Result<serde_json::Value, NotFinite> {
+    fn check(v: &toml::Value) -> Result<(), NotFinite> {
         match v {
-            toml::Value::Float(x) if !x.is_finite() => Err(format!("{x} is not a finite number")),
+            toml::Value::Float(x) if !x.is_finite() => Err(NotFinite(*x)),
             toml::Value::Array(a) => a.iter().try_for_each(check),
             toml::Value::Table(t) => t.values().try_for_each(check),
             _ => Ok(()),
         }
     }
     check(v)?;
-    serde_json::to_value(v).map_err(|e| e.to_string())
+    // Finite numbers, strings, booleans, dates, arrays and tables all have a JSON form.
+    Ok(serde_json::to_value(v).expect("a finite TOML value is JSON"))
 }
 
 /// Upper bounds that no trial of this lab can reach: a value beyond them is a typo, and
@@ -189,7 +195,7 @@ impl TrialSpec {
     /// word taken as a string.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), SetError> {
         let parsed: serde_json::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
-            Ok(t) => json_of_toml(&t["v"]).map_err(|message| SetError::Value { key: key.into(), message })?,
+            Ok(t) => json_of_toml(&t["v"]).map_err(|e| SetError::Value { key: key.into(), message: e.to_string() })?,
             Err(_) => serde_json::Value::String(value.to_string()),
         };
         self.set_value(key, parsed)

@@ -112,7 +112,7 @@ impl ModelSpec {
         let arch = self.arch.unwrap_or(Arch::Dense);
         let named = match (&self.name, self.n_params) {
             (Some(_), Some(_)) => return Err(bad("n_params", "give either `model` or `n_params`, not both")),
-            (Some(name), None) => Some(shape::parse_name(name).map_err(|m| bad("model", m))?),
+            (Some(name), None) => Some(shape::parse_name(name).map_err(|e| bad("model", e.to_string()))?),
             (None, Some(n)) => {
                 if !(n.is_finite() && (1e3..=limits::MAX_PARAMS).contains(&n)) {
                     return Err(bad(
