@@ -315,6 +315,7 @@ fn generate(size: usize, sweeps: usize, threads: usize) -> Result<(String, Strin
             trials: trials.clone(),
             targets: Vec::new(),
             branches: Vec::new(),
+            early_stop: None,
         })?;
         planned.push((dir, trials));
     }

@@ -272,7 +272,7 @@ pub fn prepare(sweep: &Sweep, cfg: &RunConfig) -> Result<(SweepDir, Plan, Planne
     codescale_core::atomic::write_atomic(&dir.path.join(SWEEP_FILE), sweep.source.as_bytes())?;
     // Trunk folders relative to the runs root: executors join their own root to them.
     let branches = plan_branches(sweep, &trials, Path::new(""));
-    let plan = Plan { sweep: sweep.name.clone(), trials, targets, branches };
+    let plan = Plan { sweep: sweep.name.clone(), trials, targets, branches, early_stop: sweep.early_stop.clone() };
     dir.write_plan(&plan)?;
     Ok((dir, plan, planned))
 }

@@ -8,6 +8,8 @@ use codescale_core::atomic::{read_json, write_json};
 use codescale_core::record::{CURVE_FILE, TRIAL_FILE};
 use codescale_core::{CurvePoint, Metrics, ResultRow, Status, TrialConfig, TrialRecord};
 use codescale_train::Branch;
+
+use crate::spec::EarlyStop;
 use serde::{Deserialize, Serialize};
 
 pub const PLAN_FILE: &str = "plan.json";
@@ -36,6 +38,10 @@ pub struct Plan {
     /// in plans written before it was stored.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub branches: Vec<Option<Branch>>,
+    /// The sweep's early-stopping rule: each trial's rungs follow from it and the trial's
+    /// config ([`crate::asha::rungs`]), and executors report to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub early_stop: Option<EarlyStop>,
 }
 
 impl Plan {

@@ -13,7 +13,7 @@ use indicatif::ProgressBar;
 
 use crate::asha::Asha;
 use crate::lease::{Acquired, Lease, Owner, LEASE_FILE};
-use crate::plan::{asha_of, corpus_for, plan_branches};
+use crate::plan::{corpus_for, plan_branches};
 use crate::runs::{SweepDir, SWEEP_FILE};
 use crate::spec::Sweep;
 use crate::tasks::TaskPlan;
@@ -140,14 +140,17 @@ pub fn run_planned(sweep_dir: &Path, index: usize, opts: &TaskOptions) -> Result
         BadInput(format!("{} plans {} trials; there is no index {index}", sweep_dir.display(), plan.trials.len()))
     })?;
     let config = as_task(config, opts);
-    // The same trunk and rungs as the local executor would use: the plan's, under the runs folder.
-    let sweep = Sweep::load(&sweep_dir.join(SWEEP_FILE))?;
+    // The same trunk and rungs as the local executor uses: the plan's, under the runs folder. A
+    // plan written before it held them is completed from the sweep file, as then.
     let runs_root = sweep_dir.parent().unwrap_or(Path::new("."));
-    let branch = plan
-        .branches_under(runs_root)
-        .unwrap_or_else(|| plan_branches(&sweep, &plan.trials, runs_root))
-        .swap_remove(index);
-    let asha = asha_of(&sweep, &dir);
+    let (branch, early_stop) = match plan.branches_under(runs_root) {
+        Some(mut branches) => (branches.swap_remove(index), plan.early_stop.clone()),
+        None => {
+            let sweep = Sweep::load(&sweep_dir.join(SWEEP_FILE))?;
+            (plan_branches(&sweep, &plan.trials, runs_root).swap_remove(index), sweep.early_stop)
+        }
+    };
+    let asha = early_stop.map(|rule| Asha::new(rule, dir.path.join(crate::asha::ASHA_FILE)));
     let run = TrialRun {
         dir: &dir,
         asha: asha.as_ref(),

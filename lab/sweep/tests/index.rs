@@ -49,7 +49,13 @@ fn record(runs: &Path, sweep: &str, config: &TrialConfig, status: Status) -> Pat
 fn write_plan(runs: &Path, sweep: &str, trials: &[TrialConfig]) -> (SweepDir, Plan) {
     let dir = SweepDir::new(runs, sweep);
     std::fs::create_dir_all(&dir.path).unwrap();
-    let plan = Plan { sweep: sweep.into(), trials: trials.to_vec(), targets: Vec::new(), branches: Vec::new() };
+    let plan = Plan {
+        sweep: sweep.into(),
+        trials: trials.to_vec(),
+        targets: Vec::new(),
+        branches: Vec::new(),
+        early_stop: None,
+    };
     dir.write_plan(&plan).unwrap();
     (dir, plan)
 }
