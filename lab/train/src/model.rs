@@ -180,12 +180,14 @@ impl<B: Backend> Transformer<B> {
     /// The trial's model: its architecture, drawn from its seed, multiplying in its precision.
     pub fn for_trial(c: &TrialConfig, device: &B::Device) -> Self {
         let mut init = Init::new(c.runtime.seed, device);
+        init.std = c.model.init_std;
         init.bf16 = c.runtime.precision == Precision::Bf16;
         Transformer::new(&c.model_config(), &mut init)
     }
 
-    /// GPT-2/LLaMA initialisation: N(0, 0.02) everywhere, residual output projections scaled
-    /// by 1/√(2·n_layers), norms at 1. Drawn on the host from `init`'s seed, so every backend
+    /// GPT-2/LLaMA initialisation: N(0, init.std) everywhere (0.02 unless the trial's
+    /// `init_std` says otherwise), residual output projections scaled by 1/√(2·n_layers), norms
+    /// at 1. Drawn on the host from `init`'s seed, so every backend
     /// starts from the same weights.
     pub fn new(c: &ModelConfig, init: &mut Init<'_, B>) -> Self {
         let (d, v) = (c.d_model, c.vocab_size);

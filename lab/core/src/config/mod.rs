@@ -433,7 +433,9 @@ mod tests {
         let unique: std::collections::BTreeSet<&str> = keys.iter().copied().collect();
         assert_eq!(unique.len(), keys.len(), "a key in two sections: {keys:?}");
         let mut s = moe(2);
-        for (k, v) in [("capacity_factor", "1.5"), ("device", "1"), ("threads", "2"), ("precision", "bf16")] {
+        for (k, v) in
+            [("capacity_factor", "1.5"), ("device", "1"), ("threads", "2"), ("precision", "bf16"), ("init_std", "0.03")]
+        {
             s.set(k, v).unwrap();
         }
         s.set("backend", "cuda").unwrap();
@@ -446,6 +448,39 @@ mod tests {
         assert_eq!(written, expected);
         let back: TrialConfig = serde_json::from_value(json).unwrap();
         assert_eq!(back, s.resolve().unwrap(), "a config reads back from its flat JSON");
+    }
+
+    /// `init_std`, the key added to show what a new key takes: a line in its section's spec, a
+    /// field with its default, a check; trials that leave it at GPT-2's 0.02 keep their ids.
+    #[test]
+    fn init_std_is_a_model_key_that_moves_the_id_only_when_set_off_its_default() {
+        let default = spec().resolve().unwrap();
+        assert_eq!(default.model.init_std, 0.02);
+        assert!(!serde_json::to_string(&default).unwrap().contains("init_std"), "old trials keep their ids");
+        let mut same = spec();
+        same.set("init_std", "0.02").unwrap();
+        assert_eq!(same.resolve().unwrap().trial_id(), default.trial_id());
+        let mut wider = spec();
+        wider.set("init_std", "0.04").unwrap();
+        let wider = wider.resolve().unwrap();
+        assert_ne!(wider.trial_id(), default.trial_id());
+        let back: TrialConfig = serde_json::from_str(&serde_json::to_string(&wider).unwrap()).unwrap();
+        assert_eq!(back.model.init_std, 0.04);
+        for v in ["0", "-0.1", "2"] {
+            let mut s = spec();
+            s.set("init_std", v).unwrap();
+            assert_eq!(s.resolve().unwrap_err().key, "init_std", "init_std = {v}");
+        }
+        assert!(spec().set("init_std", "nan").is_err());
+    }
+
+    /// docs/guide/keys.md is where users look keys up: every key has its row there.
+    #[test]
+    fn every_key_is_documented_in_the_guide() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/guide/keys.md");
+        let guide = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let missing: Vec<&str> = TrialSpec::keys().filter(|k| !guide.contains(&format!("`{k}`"))).collect();
+        assert!(missing.is_empty(), "keys without a row in {}: {missing:?}", path.display());
     }
 
     #[test]

@@ -77,6 +77,9 @@ spec_section! {
         capacity_factor: f64,
         aux_loss_coef: f64,
         z_loss_coef: f64,
+        /// Standard deviation of the initial weights (GPT-2's 0.02 by default); residual output
+        /// projections get it divided by √(2·n_layers).
+        init_std: f64,
     }
 }
 
@@ -105,6 +108,20 @@ pub struct ModelSection {
     pub capacity_factor: Option<f64>,
     pub aux_loss_coef: f64,
     pub z_loss_coef: f64,
+    /// Left out of the canonical JSON at GPT-2's 0.02, so ids from before the key existed hold.
+    #[serde(skip_serializing_if = "is_gpt2_init", default = "gpt2_init")]
+    pub init_std: f64,
+}
+
+/// GPT-2's initial standard deviation, every trial's before `init_std` existed.
+pub const GPT2_INIT_STD: f64 = 0.02;
+
+fn gpt2_init() -> f64 {
+    GPT2_INIT_STD
+}
+
+fn is_gpt2_init(std: &f64) -> bool {
+    *std == GPT2_INIT_STD
 }
 
 impl ModelSpec {
@@ -181,6 +198,10 @@ impl ModelSpec {
         non_negative("aux_loss_coef", aux_loss_coef)?;
         let z_loss_coef = self.z_loss_coef.unwrap_or(if arch == Arch::Moe { 1e-3 } else { 0.0 });
         non_negative("z_loss_coef", z_loss_coef)?;
+        let init_std = self.init_std.unwrap_or(GPT2_INIT_STD);
+        if !(init_std.is_finite() && init_std > 0.0 && init_std <= 1.0) {
+            return Err(bad("init_std", format!("{init_std} must lie in (0, 1]")));
+        }
 
         Ok(ModelSection {
             arch,
@@ -198,6 +219,7 @@ impl ModelSpec {
             capacity_factor: self.capacity_factor,
             aux_loss_coef,
             z_loss_coef,
+            init_std,
         })
     }
 }
