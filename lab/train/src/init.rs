@@ -11,7 +11,7 @@ use rand_distr::{Distribution, Normal};
 pub struct Init<'a, B: Backend> {
     rng: ChaCha8Rng,
     device: &'a B::Device,
-    /// The base standard deviation (GPT-2's 0.02).
+    /// The base standard deviation (a trial's `init_std`; GPT-2's 0.02 by default).
     pub std: f64,
     /// Whether the linear layers made from here multiply in bf16.
     pub bf16: bool,
@@ -19,7 +19,7 @@ pub struct Init<'a, B: Backend> {
 
 impl<'a, B: Backend> Init<'a, B> {
     pub fn new(seed: u64, device: &'a B::Device) -> Self {
-        Init { rng: ChaCha8Rng::seed_from_u64(seed), device, std: 0.02, bf16: false }
+        Init { rng: ChaCha8Rng::seed_from_u64(seed), device, std: codescale_core::config::GPT2_INIT_STD, bf16: false }
     }
 
     pub fn device(&self) -> &'a B::Device {

@@ -55,7 +55,7 @@ mod schedule;
 
 pub use data::{vocab_size, CorpusKey, DataSection, DataSpec};
 pub use eval::{EvalSection, EvalSpec, DEFAULT_EVAL_TOKENS};
-pub use model::{Arch, Gate, ModelSection, ModelSpec};
+pub use model::{Arch, Gate, ModelSection, ModelSpec, GPT2_INIT_STD};
 pub use optimizer::{Lr, LrRule, OptimizerSection, OptimizerSpec, RuleKind, LR_RULE_D_REF, LR_RULE_N_REF};
 pub use runtime::{Backend, Precision, RuntimeSection, RuntimeSpec};
 pub use schedule::{DecayShape, Schedule, ScheduleSection, ScheduleSpec};
