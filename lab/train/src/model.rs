@@ -187,8 +187,7 @@ impl<B: Backend> Transformer<B> {
 
     /// GPT-2/LLaMA initialisation: N(0, init.std) everywhere (0.02 unless the trial's
     /// `init_std` says otherwise), residual output projections scaled by 1/√(2·n_layers), norms
-    /// at 1. Drawn on the host from `init`'s seed, so every backend
-    /// starts from the same weights.
+    /// at 1. Drawn on the host from `init`'s seed, so every backend starts from the same weights.
     pub fn new(c: &ModelConfig, init: &mut Init<'_, B>) -> Self {
         let (d, v) = (c.d_model, c.vocab_size);
         let std = init.std;
