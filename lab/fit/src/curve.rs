@@ -81,6 +81,7 @@ pub fn predict(p: &[f64], n: f64, s1: f64, s2: f64) -> f64 {
 pub struct CurveLawFit {
     pub formula: String,
     /// Natural parameters, in the order of [`PARAM_NAMES`]; S₁ and S₂ in tokens.
+    #[serde(deserialize_with = "crate::schema::f64s_or_nan")]
     pub params: Vec<f64>,
     pub alpha_n: Estimate,
     /// β, the exponent of the schedule's area (D's, for a run at its peak rate).

@@ -18,6 +18,18 @@ fn f64_or_nan<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
+/// [`f64_or_nan`] for every number of a list (a law's parameters: one that overflowed is
+/// `null` in the file).
+pub(crate) fn f64s_or_nan<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<f64>, D::Error> {
+    Ok(Vec::<Option<f64>>::deserialize(d)?.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect())
+}
+
+/// [`f64s_or_nan`] for a list of lists (bootstrap draws of a law's parameters).
+pub(crate) fn f64_rows_or_nan<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Vec<f64>>, D::Error> {
+    let rows = Vec::<Vec<Option<f64>>>::deserialize(d)?;
+    Ok(rows.into_iter().map(|r| r.into_iter().map(|x| x.unwrap_or(f64::NAN)).collect()).collect())
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FitFile {
     /// Sweep or table name.
@@ -242,11 +254,11 @@ pub struct LawFit {
     pub form: crate::forms::Form,
     /// The form's parameters in its own terms ([`crate::forms::Form::param_names`]); empty in
     /// files from before forms were chosen (the Chinchilla fields hold them).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "f64s_or_nan")]
     pub params: Vec<f64>,
     /// Bootstrap draws of `params` (at most [`BAND_SAMPLES`]), for forms other than Chinchilla,
     /// whose draws are `samples`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "f64_rows_or_nan")]
     pub param_samples: Vec<Vec<f64>>,
     pub e: Estimate,
     pub a: Estimate,
@@ -366,10 +378,12 @@ pub struct ComputeLossLaw {
     pub a: Estimate,
     pub alpha: Estimate,
     /// [E, A, α] at the point estimates, and bootstrap draws of them (budgets' points resampled).
+    #[serde(deserialize_with = "f64s_or_nan")]
     pub params: Vec<f64>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "f64_rows_or_nan")]
     pub samples: Vec<Vec<f64>>,
     /// ln(lowest loss / law) of each fitted budget, for prediction intervals.
+    #[serde(deserialize_with = "f64s_or_nan")]
     pub residuals: Vec<f64>,
 }
 
@@ -467,5 +481,39 @@ mod tests {
         assert!(back.loss.value.is_nan() && back.n_opt.value.is_nan() && back.tokens_per_param.value.is_nan());
         assert_eq!(back.d_opt, plan.d_opt);
         assert_eq!(back.loss.lo, Some(2.0));
+    }
+
+    /// A law fitted to a boundary can overflow a parameter (A = ∞ when α_N runs away on a tiny
+    /// ladder); the file is still read back, the parameter as NaN.
+    #[test]
+    fn a_law_with_an_overflowed_parameter_round_trips() {
+        let e = |v: f64| Estimate { value: v, lo: None, hi: None };
+        let law = LawFit {
+            form: crate::forms::Form::Kaplan,
+            params: vec![1.0, f64::INFINITY, 13.4, 228.3, 0.14],
+            param_samples: vec![vec![1.0, f64::NAN, 13.0, 200.0, 0.15]],
+            e: e(1.0),
+            a: e(f64::MAX),
+            b: e(13.4),
+            alpha: e(228.3),
+            beta: e(0.14),
+            l_inf: e(1.0),
+            alpha_n: e(228.3),
+            alpha_d: e(0.14),
+            n_c: e(f64::NAN),
+            d_c: e(1e7),
+            huber: 0.1,
+            huber_delta: 1e-3,
+            rmse_log: 0.01,
+            starts: 10,
+            converged_starts: 3,
+            bootstrap_resamples: 1,
+            unidentified: vec![],
+            samples: vec![],
+        };
+        let back: LawFit = serde_json::from_str(&serde_json::to_string(&law).unwrap()).unwrap();
+        assert_eq!(back.params[0], 1.0);
+        assert!(back.params[1].is_nan() && back.param_samples[0][1].is_nan());
+        assert_eq!(back.params[2..], law.params[2..]);
     }
 }
