@@ -26,7 +26,7 @@ pub use codescale_sweep::{slurm, RunConfig, Summary, Sweep, SweepDir};
 /// let planned = codescale::sweep::plan(&lab.sweep()?, true)?;
 /// assert_eq!(planned.trials.len(), 6);
 /// for trial in &planned.trials {
-///     println!("{} {} {} tokens", trial.trial_id(), trial.model, trial.tokens);
+///     println!("{} {} {} tokens", trial.trial_id(), trial.model.name, trial.schedule.tokens);
 /// }
 /// # anyhow::Ok(())
 /// ```

@@ -65,7 +65,7 @@ pub struct Trained {
 /// let opts = trial::RunOptions { quiet: true, ..Default::default() };
 /// let trained = trial::train("t.toml".as_ref(), &["lr=3e-3".to_string()], Some(lab.path().join("t")), &opts)?;
 /// assert_eq!(trained.record.metrics.steps, 10, "2560 tokens / (8 × 32)");
-/// assert_eq!(trained.record.config.lr, 3e-3);
+/// assert_eq!(trained.record.config.optimizer.lr, 3e-3);
 /// # anyhow::Ok(())
 /// ```
 pub fn train(path: &Path, sets: &[String], out: Option<PathBuf>, opts: &RunOptions) -> Result<Trained> {

@@ -15,10 +15,26 @@ use anyhow::{Context, Result};
 use codescale_core::atomic::{read_json, write_json};
 use codescale_core::TrialConfig;
 
-use crate::spec::EarlyStop;
-
 /// The rung state, in the sweep's runs folder.
 pub const ASHA_FILE: &str = "asha.json";
+
+/// A sweep's early-stopping rule (`[early_stop]`): asynchronous successive halving over the
+/// token budget.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EarlyStop {
+    #[serde(default = "default_metric")]
+    pub metric: String,
+    pub min_tokens: f64,
+    #[serde(default = "default_reduction")]
+    pub reduction: f64,
+}
+fn default_metric() -> String {
+    "val_loss".into()
+}
+fn default_reduction() -> f64 {
+    3.0
+}
 
 /// group → rung (tokens, as text) → trial id → loss.
 type Rungs = BTreeMap<String, BTreeMap<String, BTreeMap<String, f64>>>;

@@ -9,7 +9,7 @@ use codescale_core::record::{CURVE_FILE, TRIAL_FILE};
 use codescale_core::{CurvePoint, Metrics, ResultRow, Status, TrialConfig, TrialRecord};
 use codescale_train::Branch;
 
-use crate::spec::EarlyStop;
+use crate::asha::EarlyStop;
 use serde::{Deserialize, Serialize};
 
 pub const PLAN_FILE: &str = "plan.json";

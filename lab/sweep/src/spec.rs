@@ -10,6 +10,8 @@ use indexmap::IndexMap;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use crate::asha::EarlyStop;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Method {
@@ -40,23 +42,6 @@ pub struct Parameter {
     pub q: Option<f64>,
     /// With `values` under `method = "random"`: the chance of drawing each value.
     pub probabilities: Option<Vec<f64>>,
-}
-
-/// Asynchronous successive halving over the token budget.
-#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct EarlyStop {
-    #[serde(default = "default_metric")]
-    pub metric: String,
-    pub min_tokens: f64,
-    #[serde(default = "default_reduction")]
-    pub reduction: f64,
-}
-fn default_metric() -> String {
-    "val_loss".into()
-}
-fn default_reduction() -> f64 {
-    3.0
 }
 
 /// Where a sweep's trials run: this machine's pool, or Slurm array jobs.

@@ -17,8 +17,8 @@ use codescale_core::{BadInput, TrialConfig};
 use codescale_train::Branch;
 use serde::{Deserialize, Serialize};
 
+use crate::asha::EarlyStop;
 use crate::runs::{Plan, SweepDir};
-use crate::spec::EarlyStop;
 
 /// The folder of a sweep's folder that holds its submissions' task plans.
 pub const PLANS_DIR: &str = "plans";
