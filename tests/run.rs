@@ -121,7 +121,7 @@ fn fit_report_and_export_leave_results_parquet_alone() {
     let out = lab.run(&["sweep", "run", sweep.to_str().unwrap(), "--quiet"]);
     assert!(out.status.success(), "{}", text(&out));
     let rows: Vec<ResultRow> = codescale_table::read_rows(&results).unwrap();
-    let key = |rows: &[ResultRow]| rows.iter().map(|r| (r.trial_id.clone(), r.status.clone())).collect::<Vec<_>>();
+    let key = |rows: &[ResultRow]| rows.iter().map(|r| (r.trial_id.clone(), r.status)).collect::<Vec<_>>();
     assert_eq!(key(&rows), key(&csv));
 }
 

@@ -82,9 +82,7 @@ fn killed_scheduler_resumes_without_redoing_finished_trials() {
 
     let key = |rows: &[ResultRow]| {
         rows.iter()
-            .map(|r| {
-                (r.trial_id.clone(), r.status.clone(), r.val_loss.map(f64::to_bits), r.train_loss.map(f64::to_bits))
-            })
+            .map(|r| (r.trial_id.clone(), r.status, r.val_loss.map(f64::to_bits), r.train_loss.map(f64::to_bits)))
             .collect::<Vec<_>>()
     };
     assert_eq!(key(&results(&lab.path().join("runs"), "ladder")), key(&reference));

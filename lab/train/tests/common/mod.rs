@@ -69,7 +69,6 @@ pub fn config(steps: usize, extra: impl FnOnce(&mut TrialSpec)) -> TrialConfig {
         schedule: ScheduleSpec { tokens: Some((steps * 16 * 64) as f64), warmup: Some(10.0), ..Default::default() },
         eval: EvalSpec { eval_tokens: Some(4096), ..Default::default() },
         runtime: RuntimeSpec { threads: Some(2), ..Default::default() },
-        ..Default::default()
     };
     extra(&mut spec);
     spec.resolve().unwrap()
