@@ -23,9 +23,7 @@ pub fn load(path: &Path, sets: &[String]) -> Result<TrialConfig> {
     let mut spec = TrialSpec::default();
     for (key, value) in &table {
         let line = line_of(&source, value.span().start);
-        let value = codescale_core::config::json_of_toml(value.get_ref())
-            .map_err(|m| BadInput(format!("{}:{line}: `{key}`: {m}", path.display())))?;
-        spec.set_value(key, value).map_err(|e| BadInput(format!("{}:{line}: {e}", path.display())))?;
+        spec.set_toml(key, value.get_ref()).map_err(|e| BadInput(format!("{}:{line}: {e}", path.display())))?;
     }
     for set in sets {
         let (key, value) = set.split_once('=').ok_or_else(|| BadInput(format!("--set {set}: expected KEY=VALUE")))?;

@@ -45,6 +45,12 @@ pub struct Asha {
 }
 
 impl Asha {
+    /// The rule deciding on the rungs of the sweep whose runs folder is `sweep_dir`
+    /// (its [`ASHA_FILE`]).
+    pub fn in_sweep_dir(rule: EarlyStop, sweep_dir: &std::path::Path) -> Asha {
+        Asha::new(rule, sweep_dir.join(ASHA_FILE))
+    }
+
     pub fn new(rule: EarlyStop, path: PathBuf) -> Asha {
         Asha { rule, path }
     }

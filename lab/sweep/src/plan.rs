@@ -1,8 +1,8 @@
 //! Planning, the one place a sweep is planned: it expands into resolved trial configs in a fixed
 //! order, each named by the hash of its config ([`plan`], [`plan_targets`]); binds every trial
 //! to its built corpus ([`plan_with_corpora`]); writes the sweep's folder and `plan.json`
-//! ([`prepare`]); and gives each trial its WSD trunk and early-stopping rungs
-//! ([`plan_branches`], [`asha_of`]). Executors read what it wrote and depend on it, never the
+//! ([`prepare`]); and gives each trial its WSD trunk ([`plan_branches`]) and the sweep's
+//! early-stopping rule, from which its rungs follow. Executors read what it wrote and depend on it, never the
 //! other way round.
 
 use std::collections::BTreeMap;
@@ -16,7 +16,6 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 
-use crate::asha::Asha;
 use crate::index::RunsIndex;
 use crate::options::RunConfig;
 use crate::runs::{Plan, SweepDir, SWEEP_FILE};
@@ -275,11 +274,6 @@ pub fn prepare(sweep: &Sweep, cfg: &RunConfig) -> Result<(SweepDir, Plan, Planne
     let plan = Plan { sweep: sweep.name.clone(), trials, targets, branches, early_stop: sweep.early_stop.clone() };
     dir.write_plan(&plan)?;
     Ok((dir, plan, planned))
-}
-
-/// The sweep's early stopping, deciding on the rungs under its runs folder.
-pub fn asha_of(sweep: &Sweep, dir: &SweepDir) -> Option<Asha> {
-    sweep.early_stop.clone().map(|rule| Asha::new(rule, dir.path.join(crate::asha::ASHA_FILE)))
 }
 
 /// The trunk each trial of the plan forks from (none when the sweep turns branching off).

@@ -17,10 +17,11 @@ use codescale_core::TrialConfig;
 use codescale_train::Branch;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use crate::asha::Asha;
 use crate::child::{train_in_child, Reported};
 use crate::lock::SweepLock;
 use crate::options::{RunConfig, Summary};
-use crate::plan::{asha_of, prepare, Planned};
+use crate::plan::{prepare, Planned};
 use crate::spec::Sweep;
 use crate::tasks::TaskPlan;
 use crate::triage::{triage, Triage};
@@ -36,13 +37,12 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
     let jobs = cfg.jobs.or(sweep.jobs).unwrap_or(1).max(1).min(queue.len().max(1));
     let cores = cfg.cores.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let threads = (cores / jobs).max(1);
-    let asha = asha_of(sweep, &dir);
+    let asha = plan.early_stop.clone().map(|rule| Asha::in_sweep_dir(rule, &dir.path));
     let branches = plan.branches_under(&cfg.runs_root).expect("prepare stores the branches");
     // Child processes train from a task plan of the queue, as Slurm tasks do: they plan nothing.
     let children = match &cfg.trial_exe {
         Some(exe) if !queue.is_empty() => {
-            let task_plan =
-                TaskPlan::of(&plan, &queue, &branches, sweep.early_stop.clone(), |c| Ok(corpora.get(c)?.dir.clone()))?;
+            let task_plan = TaskPlan::of(&plan, &queue, &branches, |c| Ok(corpora.get(c)?.dir.clone()))?;
             let entries: HashMap<usize, usize> = queue.iter().enumerate().map(|(entry, &i)| (i, entry)).collect();
             Some((exe, task_plan.write(&dir)?, entries))
         }

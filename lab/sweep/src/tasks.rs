@@ -44,13 +44,12 @@ pub struct Task {
 
 impl TaskPlan {
     /// The trials of `plan` at `indices`, in that order, each with its trunk (`branches`, by plan
-    /// index) and the built corpus folder `corpus_of` names for it, made absolute so that a task
-    /// may start in any folder.
+    /// index, under the caller's runs root) and the built corpus folder `corpus_of` names for it,
+    /// made absolute so that a task may start in any folder; the plan's early-stopping rule.
     pub fn of(
         plan: &Plan,
         indices: &[usize],
         branches: &[Option<Branch>],
-        early_stop: Option<EarlyStop>,
         corpus_of: impl Fn(&TrialConfig) -> Result<PathBuf>,
     ) -> Result<TaskPlan> {
         let tasks = indices
@@ -61,7 +60,7 @@ impl TaskPlan {
                 Ok(Task { id: config.trial_id(), config, branch: branches[i].clone(), corpus })
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(TaskPlan { sweep: plan.sweep.clone(), early_stop, tasks })
+        Ok(TaskPlan { sweep: plan.sweep.clone(), early_stop: plan.early_stop.clone(), tasks })
     }
 
     /// Writes the plan under `dir`'s `plans/` (atomically; a plan with the same bytes is

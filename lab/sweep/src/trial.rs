@@ -150,7 +150,7 @@ pub fn run_planned(sweep_dir: &Path, index: usize, opts: &TaskOptions) -> Result
             (plan_branches(&sweep, &plan.trials, runs_root).swap_remove(index), sweep.early_stop)
         }
     };
-    let asha = early_stop.map(|rule| Asha::new(rule, dir.path.join(crate::asha::ASHA_FILE)));
+    let asha = early_stop.map(|rule| Asha::in_sweep_dir(rule, &dir.path));
     let run = TrialRun {
         dir: &dir,
         asha: asha.as_ref(),
@@ -178,7 +178,7 @@ fn run_task(sweep_dir: &Path, plan_path: &Path, index: usize, opts: &TaskOptions
     let plan = TaskPlan::read(plan_path)?;
     let task = plan.task(plan_path, index)?;
     let config = as_task(task.config.clone(), opts);
-    let asha = plan.early_stop.clone().map(|rule| Asha::new(rule, dir.path.join(crate::asha::ASHA_FILE)));
+    let asha = plan.early_stop.clone().map(|rule| Asha::in_sweep_dir(rule, &dir.path));
     let run = TrialRun {
         dir: &dir,
         asha: asha.as_ref(),

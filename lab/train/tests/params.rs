@@ -15,11 +15,14 @@ use codescale_train::CpuBackend;
 
 type B = CpuBackend;
 
-/// Every parameter of a model with the path of module names that leads to it.
+/// Every parameter of a model with the path of module names that leads to it, and the values
+/// of those under the top-level module `capture` (`embed`, `head`) when one is named.
 #[derive(Default)]
 struct Inventory {
     path: Vec<String>,
     params: Vec<(Vec<String>, usize)>,
+    capture: Option<&'static str>,
+    values: Vec<f32>,
 }
 
 impl ModuleVisitor<B> for Inventory {
@@ -31,6 +34,9 @@ impl ModuleVisitor<B> for Inventory {
     }
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         self.params.push((self.path.clone(), param.val().shape().num_elements()));
+        if self.capture.is_some() && self.path.first().map(String::as_str) == self.capture {
+            self.values.extend(param.val().into_data().to_vec::<f32>().unwrap());
+        }
     }
 }
 
@@ -225,27 +231,6 @@ fn accounting_follows_the_vocabulary_into_embedding_and_head_only() {
     assert_eq!(count(&bpe).embedding, 4096.0 * 64.0);
 }
 
-/// The values of every parameter named `name` at the top of the model (`embed`, `head`).
-struct Values {
-    path: Vec<String>,
-    name: &'static str,
-    values: Vec<f32>,
-}
-
-impl ModuleVisitor<B> for Values {
-    fn enter_module(&mut self, name: &str, _: &str) {
-        self.path.push(name.to_string());
-    }
-    fn exit_module(&mut self, _: &str, _: &str) {
-        self.path.pop();
-    }
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        if self.path.first().map(String::as_str) == Some(self.name) {
-            self.values.extend(param.val().into_data().to_vec::<f32>().unwrap());
-        }
-    }
-}
-
 /// `init_std` is the spread of the weights the trainer starts from: the embedding of a trial at
 /// 0.05 spreads 2.5 times as wide as one at GPT-2's 0.02, from the same seed.
 #[test]
@@ -258,7 +243,7 @@ fn init_std_sets_the_spread_of_the_initial_weights() {
         };
         spec.set("init_std", init_std).unwrap();
         let model = Transformer::<B>::for_trial(&spec.resolve().unwrap(), &Default::default());
-        let mut embed = Values { path: vec![], name: "embed", values: vec![] };
+        let mut embed = Inventory { capture: Some("embed"), ..Default::default() };
         model.visit(&mut embed);
         let n = embed.values.len() as f64;
         assert!(n > 10_000.0, "{n} embedding weights");

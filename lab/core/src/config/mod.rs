@@ -194,11 +194,16 @@ impl TrialSpec {
     /// Sets one key from its string form, as `--set key=value` does: TOML syntax, or a bare
     /// word taken as a string.
     pub fn set(&mut self, key: &str, value: &str) -> Result<(), SetError> {
-        let parsed: serde_json::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
-            Ok(t) => json_of_toml(&t["v"]).map_err(|e| SetError::Value { key: key.into(), message: e.to_string() })?,
-            Err(_) => serde_json::Value::String(value.to_string()),
-        };
-        self.set_value(key, parsed)
+        match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+            Ok(t) => self.set_toml(key, &t["v"]),
+            Err(_) => self.set_value(key, serde_json::Value::String(value.to_string())),
+        }
+    }
+
+    /// Sets one key to a TOML value, as a trial file gives it.
+    pub fn set_toml(&mut self, key: &str, value: &toml::Value) -> Result<(), SetError> {
+        let json = json_of_toml(value).map_err(|e| SetError::Value { key: key.into(), message: e.to_string() })?;
+        self.set_value(key, json)
     }
 
     /// Sets one key to a value of its type, in the section that owns the key.

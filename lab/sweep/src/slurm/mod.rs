@@ -168,9 +168,7 @@ pub fn submit(sweep: &Sweep, cfg: &RunConfig, exe: &Path) -> Result<Submission> 
     // The trials sent, as their tasks will train them: nothing is planned or built on a node.
     let branches =
         submission.plan.branches_under(&std::path::absolute(&cfg.runs_root)?).expect("prepare stores the branches");
-    let task_plan = TaskPlan::of(&submission.plan, &send, &branches, sweep.early_stop.clone(), |c| {
-        Ok(planned.corpora.get(c)?.dir.clone())
-    })?;
+    let task_plan = TaskPlan::of(&submission.plan, &send, &branches, |c| Ok(planned.corpora.get(c)?.dir.clone()))?;
     let plan_path = task_plan.write(&submission.dir)?;
     let plan_name = format!("{PLANS_DIR}/{}", plan_path.file_name().and_then(|n| n.to_str()).unwrap_or_default());
 
