@@ -65,7 +65,7 @@ fn main() -> Result<()> {
             .fit)
         };
         let (auto, chinchilla) = (finals(LawChoice::Auto)?, finals(LawChoice::Fixed(Form::Chinchilla))?);
-        let points = codescale_fit::results::points_from_rows(&codescale::sweep::results(dir)?, "n_params");
+        let points = codescale_fit::results::points_from_rows(&codescale::sweep::results(dir)?, "n_params", "val_loss");
         let trials = fit::curve_trials(dir, &points)?;
         for g in &auto.groups {
             let runs: Vec<&CurveTrial> = trials.iter().filter(|t| t.point.group == g.group).collect();

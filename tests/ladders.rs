@@ -104,6 +104,7 @@ fn porian_tuned_isoflops_give_a_near_one_half() {
                 ..Default::default()
             },
             out: Some(work.path().join(format!("{file}.json"))),
+            ..Default::default()
         };
         let fitted = fit::fit_table(&dir.join(format!("{file}.csv")), &columns, &opts).unwrap();
         let g = fitted.fit.groups.iter().find(|g| g.group == group).expect("the tuned group");

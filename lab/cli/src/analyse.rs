@@ -22,7 +22,9 @@ pub struct FitArgs {
     /// Column with compute in FLOPs.
     #[arg(long)]
     pub c_col: Option<String>,
-    /// Column with the loss to fit (with --table; default `loss`).
+    /// The loss to fit: for a sweep `val_loss` (default) or `val_fim_loss` (the infilling loss
+    /// of its fill-in-the-middle trials, fitted to fits/<sweep>.val_fim_loss.json); for a
+    /// table, a column (default `loss`).
     #[arg(long)]
     pub loss_col: Option<String>,
     /// Column whose values split the table into groups fitted apart (with --table; repeat it to
@@ -123,14 +125,13 @@ impl FitArgs {
             curves: !self.no_curves,
             ..Default::default()
         };
-        fit::Options { n_col: self.n_col.clone(), fit: law, out: self.out.clone() }
+        fit::Options { n_col: self.n_col.clone(), loss_col: self.loss_col.clone(), fit: law, out: self.out.clone() }
     }
 
     fn columns(&self) -> fit::Columns {
         fit::Columns {
             d_col: self.d_col.clone(),
             c_col: self.c_col.clone(),
-            loss_col: self.loss_col.clone(),
             group_cols: self.group_col.clone(),
             role_col: self.role_col.clone(),
             ignore_roles: self.ignore_role.clone(),

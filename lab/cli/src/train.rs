@@ -43,6 +43,9 @@ fn print_record(r: &TrialRecord, dir: &Path) {
         m.tokens_per_s,
         m.wall_s
     );
+    if let Some(fim) = m.val_fim_loss {
+        println!("  infilling loss {fim:.4} ± {} (the middle given prefix and suffix)", loss(m.val_fim_loss_se));
+    }
     if let Some(e) = &r.error {
         println!("  {e}");
     }

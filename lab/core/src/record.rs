@@ -60,6 +60,13 @@ pub struct Metrics {
     #[serde(default)]
     pub val_loss_se: Option<f64>,
     pub val_bpb: Option<f64>,
+    /// Infilling loss: nats per token of the middle span, given prefix and suffix in PSM order
+    /// (trials with `fim_rate` > 0 only).
+    #[serde(default)]
+    pub val_fim_loss: Option<f64>,
+    /// Standard error of `val_fim_loss`.
+    #[serde(default)]
+    pub val_fim_loss_se: Option<f64>,
     pub wall_s: f64,
     pub tokens_per_s: f64,
     /// Step at which the loss or gradient became NaN/Inf.
@@ -94,6 +101,8 @@ impl Metrics {
             val_loss: last_eval.and_then(|p| p.val_loss),
             val_loss_se: last_eval.and_then(|p| p.val_loss_se),
             val_bpb: last_eval.and_then(|p| p.val_bpb),
+            val_fim_loss: last_eval.and_then(|p| p.val_fim_loss),
+            val_fim_loss_se: last_eval.and_then(|p| p.val_fim_loss_se),
             wall_s,
             tokens_per_s: if train_s > 0.0 { tokens / train_s } else { 0.0 },
             diverged_at: None,
@@ -247,6 +256,11 @@ pub struct CurvePoint {
     #[serde(default)]
     pub val_loss_se: Option<f64>,
     pub val_bpb: Option<f64>,
+    /// Infilling loss at evaluation steps of FIM trials (see [`Metrics::val_fim_loss`]).
+    #[serde(default)]
+    pub val_fim_loss: Option<f64>,
+    #[serde(default)]
+    pub val_fim_loss_se: Option<f64>,
     pub grad_norm: f64,
     pub wall_s: f64,
     /// MoE routing telemetry at evaluation steps: fraction of tokens per expert (first MoE
@@ -259,4 +273,14 @@ pub struct CurvePoint {
     /// dropped over capacity (all MoE layers).
     #[serde(default)]
     pub dropped_frac: Option<f64>,
+}
+
+impl CurvePoint {
+    /// Drops what an evaluation recorded, keeping the training step's numbers (a branch keeps
+    /// only the evaluations of its trunk that it would have made itself).
+    pub fn forget_evaluation(&mut self) {
+        (self.val_loss, self.val_loss_se, self.val_bpb, self.val_fim_loss, self.val_fim_loss_se) =
+            (None, None, None, None, None);
+        (self.expert_load, self.router_entropy) = (None, None);
+    }
 }

@@ -54,6 +54,16 @@ pub struct ResultRow {
     #[serde(default)]
     pub val_loss_se: Option<f64>,
     pub val_bpb: Option<f64>,
+    /// Infilling loss of FIM trials: the middle span given prefix and suffix (PSM).
+    #[serde(default)]
+    pub val_fim_loss: Option<f64>,
+    #[serde(default)]
+    pub val_fim_loss_se: Option<f64>,
+    /// Fill-in-the-middle training: fraction of fragments transformed, and SPM's share.
+    #[serde(default)]
+    pub fim_rate: f64,
+    #[serde(default)]
+    pub fim_spm_rate: f64,
     pub steps: i64,
     pub wall_s: f64,
     pub tokens_per_s: f64,
@@ -113,6 +123,10 @@ impl ResultRow {
             val_loss: m.val_loss,
             val_loss_se: m.val_loss_se,
             val_bpb: m.val_bpb,
+            val_fim_loss: m.val_fim_loss,
+            val_fim_loss_se: m.val_fim_loss_se,
+            fim_rate: c.data.fim_rate,
+            fim_spm_rate: c.data.fim_spm_rate,
             steps: m.steps as i64,
             wall_s: m.wall_s,
             tokens_per_s: m.tokens_per_s,

@@ -138,6 +138,11 @@ impl Corpus {
         self.manifest.tokenizer.eod_token
     }
 
+    /// The tokenizer the shards were made with.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
     /// Token ids of `text` with this corpus's tokenizer, without an end-of-document token.
     pub fn encode(&self, text: &str) -> Result<Vec<u16>> {
         self.tokenizer.encode(text.as_bytes())

@@ -18,6 +18,7 @@ mod corpus;
 mod dedup;
 mod error;
 mod filters;
+pub mod fim;
 mod lang;
 mod locate;
 mod manifest;
@@ -34,11 +35,13 @@ pub use corpus::{Corpus, Split};
 pub use dedup::DedupConfig;
 pub use error::{CorpusError, Result};
 pub use filters::FilterConfig;
+pub use fim::Fim;
 pub use lang::KNOWN as KNOWN_LANGUAGES;
 pub use manifest::{
     summary_table, BuildInfo, BuildStats, Counts, LanguageEntry, Manifest, SourceRecord, SplitEntry, Stage,
     TokenizerInfo,
 };
+pub use tokenize::Tokenizer;
 
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions {

@@ -17,6 +17,7 @@ pub const EOD_TEXT: &str = "<|endoftext|>";
 pub const TOKENIZER_FILE: &str = "tokenizer.json";
 const BYTES_EOD: u16 = 256;
 
+#[derive(Clone)]
 pub enum Tokenizer {
     /// Ids 0..=255 are bytes, 256 ends a document.
     Bytes,
@@ -90,8 +91,38 @@ impl Tokenizer {
         }
     }
 
-    /// Text of `ids`; end-of-document tokens show as `<|endoftext|>`, invalid UTF-8 lossily.
+    /// The bytes of text that `ids` (no end-of-document token) stand for: the inverse of
+    /// [`Tokenizer::encode`] exactly, for any run of ids, even one that starts or ends inside a
+    /// multi-byte character (which text decoding could only replace).
+    pub fn token_bytes(&self, ids: &[u16]) -> Vec<u8> {
+        match self {
+            Tokenizer::Bytes => ids.iter().map(|&i| i.min(255) as u8).collect(),
+            Tokenizer::Bpe { inner, .. } => ids
+                .iter()
+                .filter_map(|&id| inner.id_to_token(id as u32))
+                .flat_map(|token| token.chars().filter_map(byte_of_char).collect::<Vec<u8>>())
+                .collect(),
+        }
+    }
+
+    /// Text of `ids`; end-of-document tokens show as `<|endoftext|>`, fill-in-the-middle
+    /// sentinels as `<fim_prefix>` and so on, invalid UTF-8 lossily.
     pub fn decode(&self, ids: &[u16]) -> String {
+        let sentinels = crate::fim::Sentinels::after(self.vocab_size());
+        let mut out = String::new();
+        for run in ids.split_inclusive(|&i| sentinels.text(i).is_some()) {
+            match run.split_last() {
+                Some((&last, text)) if sentinels.text(last).is_some() => {
+                    out.push_str(&self.decode_text(text));
+                    out.push_str(sentinels.text(last).expect("a sentinel"));
+                }
+                _ => out.push_str(&self.decode_text(run)),
+            }
+        }
+        out
+    }
+
+    fn decode_text(&self, ids: &[u16]) -> String {
         match self {
             Tokenizer::Bytes => {
                 let mut out = String::new();
@@ -134,6 +165,28 @@ impl Tokenizer {
     }
 }
 
+/// The byte a character of a byte-level BPE token stands for: GPT-2's table (printable
+/// Latin-1 as itself, the other 68 bytes as U+0100 onwards in byte order), which `tokenizers`
+/// keeps private.
+fn byte_of_char(c: char) -> Option<u8> {
+    static TABLE: std::sync::OnceLock<std::collections::HashMap<char, u8>> = std::sync::OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        let printable = |b: u8| matches!(b, b'!'..=b'~' | 0xA1..=0xAC | 0xAE..=0xFF);
+        let mut shifted = 0u32;
+        (0..=255u8)
+            .map(|b| {
+                if printable(b) {
+                    (char::from(b), b)
+                } else {
+                    shifted += 1;
+                    (char::from_u32(255 + shifted).expect("below U+0200"), b)
+                }
+            })
+            .collect()
+    });
+    table.get(&c).copied()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -159,5 +212,23 @@ mod tests {
         }
         let again = Tokenizer::train_bpe(300, docs.iter().copied().cycle().take(50)).unwrap();
         assert_eq!(t.hash().unwrap(), again.hash().unwrap(), "BPE training must be deterministic");
+    }
+
+    /// `token_bytes` inverts `encode` byte for byte, also for a run cut inside a character.
+    #[test]
+    fn token_bytes_are_the_encoded_bytes() {
+        let alphabet: std::collections::HashSet<char> = ByteLevel::alphabet().into_iter().collect();
+        assert_eq!(alphabet.len(), 256);
+        assert!(alphabet.iter().all(|&c| byte_of_char(c).is_some()), "the table is byte-level BPE's alphabet");
+        let docs = ["def f(x):\n    return x + 1\n", "// ünïcode → ✓ and emoji 🦀\n\tlet y = 2;\r\n"];
+        let t = Tokenizer::train_bpe(300, docs.iter().copied().cycle().take(50)).unwrap();
+        for tokenizer in [Tokenizer::Bytes, t] {
+            for d in docs {
+                let ids = tokenizer.encode(d.as_bytes()).unwrap();
+                assert_eq!(tokenizer.token_bytes(&ids), d.as_bytes());
+                let (a, b) = ids.split_at(ids.len() / 2);
+                assert_eq!([tokenizer.token_bytes(a), tokenizer.token_bytes(b)].concat(), d.as_bytes());
+            }
+        }
     }
 }

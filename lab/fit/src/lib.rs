@@ -91,6 +91,8 @@ pub struct FitOptions {
     pub budgets: Vec<f64>,
     /// Which column gave N, recorded in the output.
     pub n_col: String,
+    /// Which column gave the loss, recorded in the output.
+    pub loss_col: String,
     pub confidence: f64,
     /// Worker threads; `None` uses rayon's global pool.
     pub threads: Option<usize>,
@@ -119,6 +121,7 @@ impl Default for FitOptions {
             delta: None,
             budgets: allocation::default_budgets(),
             n_col: "n_params".into(),
+            loss_col: "val_loss".into(),
             confidence: 0.95,
             threads: None,
             weight_by_se: false,
@@ -141,7 +144,7 @@ impl FitOptions {
     /// blake3 of every option that changes the fit, and of [`FITTER_VERSION`]. Not the budgets,
     /// which follow from the points (and so from the input hash), nor the thread count.
     pub fn key(&self) -> String {
-        let text = format!(
+        let mut text = format!(
             "v{FITTER_VERSION}|bootstrap {}|seed {}|delta {:?}|n {}|confidence {}|weight_by_se {}|trust {}|checks {}|law {}|pool {}|curves {}",
             self.bootstrap,
             self.seed,
@@ -155,6 +158,10 @@ impl FitOptions {
             self.pool,
             self.curves
         );
+        // Only another loss than the causal one is spelled out, so earlier fits keep their keys.
+        if self.loss_col != "val_loss" {
+            text.push_str(&format!("|loss {}", self.loss_col));
+        }
         blake3::hash(text.as_bytes()).to_hex()[..16].to_string()
     }
 }
@@ -175,6 +182,7 @@ pub fn fit_points_at(name: &str, source: &str, points: &[Point], opts: &FitOptio
         name: name.into(),
         source: source.into(),
         n_col: opts.n_col.clone(),
+        loss_col: opts.loss_col.clone(),
         created: created.into(),
         input_hash: results::input_hash(points),
         fit_key: opts.key(),

@@ -2,17 +2,26 @@
 //! the hash that ties a fit to the results it came from. The CLI, the report and library users
 //! all go through here, so a group is named the same everywhere.
 
-use codescale_core::{Arch, ResultRow};
+use codescale_core::{Arch, ResultRow, DEFAULT_FIM_SPM_RATE};
 
 use crate::Point;
 
-/// The group a trial is fitted in: its language for dense models, `language/arch` otherwise,
-/// so that dense and mixture-of-experts models (which follow different laws) never share a fit.
-pub fn group_of(language: &str, arch: Arch) -> String {
-    match arch {
-        Arch::Dense => language.to_string(),
-        Arch::Moe => format!("{language}/{}", arch.as_str()),
+/// The group a trial is fitted in: its language, then `/moe` for mixture-of-experts models and
+/// `/fim<rate>` for fill-in-the-middle training (`-spm<rate>` when SPM's share is not the
+/// default), so that models trained differently (which follow different laws) never share a
+/// fit: `python`, `python/moe`, `python/fim0.5`, `python/moe/fim0.9-spm0`.
+pub fn group_of(row: &ResultRow) -> String {
+    let mut group = row.language.clone();
+    if row.arch == Arch::Moe {
+        group = format!("{group}/{}", row.arch.as_str());
     }
+    if row.fim_rate > 0.0 {
+        group = format!("{group}/fim{}", row.fim_rate);
+        if row.fim_spm_rate != DEFAULT_FIM_SPM_RATE {
+            group = format!("{group}-spm{}", row.fim_spm_rate);
+        }
+    }
+    group
 }
 
 /// The language part of a group name (`python/moe` → `python`).
@@ -23,13 +32,20 @@ pub fn language_of(group: &str) -> &str {
 /// Columns a sweep's N can come from.
 pub const N_COLUMNS: [&str; 4] = ["n_params", "n_params_active", "n_params_total", "n_params_with_head"];
 
+/// Columns of a sweep's results a law can be fitted to: the causal validation loss, or the
+/// infilling loss of fill-in-the-middle trials.
+pub const LOSS_COLUMNS: [&str; 2] = ["val_loss", "val_fim_loss"];
+
 /// One fit point per results row, N from `n_col` (one of [`N_COLUMNS`]; anything else reads
-/// `n_params`).
-pub fn points_from_rows(rows: &[ResultRow], n_col: &str) -> Vec<Point> {
+/// `n_params`) and the loss from `loss_col` (one of [`LOSS_COLUMNS`]; anything else reads
+/// `val_loss`). The infilling loss leaves out the rows of trials without FIM, which have none.
+pub fn points_from_rows(rows: &[ResultRow], n_col: &str, loss_col: &str) -> Vec<Point> {
+    let infilling = loss_col == "val_fim_loss";
     rows.iter()
+        .filter(|r| !infilling || r.fim_rate > 0.0)
         .map(|r| Point {
             id: r.trial_id.clone(),
-            group: group_of(&r.language, r.arch),
+            group: group_of(r),
             status: r.status,
             n: match n_col {
                 "n_params_active" => r.n_params_active,
@@ -38,14 +54,14 @@ pub fn points_from_rows(rows: &[ResultRow], n_col: &str) -> Vec<Point> {
                 _ => r.n_params,
             },
             d: r.tokens,
-            loss: r.val_loss.unwrap_or(f64::NAN),
+            loss: if infilling { r.val_fim_loss } else { r.val_loss }.unwrap_or(f64::NAN),
             flops: Some(r.flops),
             lr: Some(r.lr),
             batch_tokens: Some((r.batch_size * r.seq_len) as f64),
             warmup_steps: Some(r.warmup_steps as f64),
             config: (!r.config_id.is_empty()).then(|| r.config_id.clone()),
             trunk: (!r.trunk.is_empty()).then(|| r.trunk.clone()),
-            loss_se: r.val_loss_se,
+            loss_se: if infilling { r.val_fim_loss_se } else { r.val_loss_se },
             target: r.target,
             intermediate: false,
         })
@@ -96,9 +112,20 @@ mod tests {
 
     #[test]
     fn groups_are_named_by_one_rule() {
-        assert_eq!(group_of("python", Arch::Dense), "python");
-        assert_eq!(group_of("python", Arch::Moe), "python/moe");
-        assert_eq!(language_of("python/moe"), "python");
+        let row = |arch, fim_rate, fim_spm_rate| {
+            let mut spec = codescale_core::TrialSpec::default();
+            spec.set("language", "\"python\"").unwrap();
+            spec.set("model", "\"d16-l2\"").unwrap();
+            let config = spec.resolve().unwrap();
+            let mut r = ResultRow::from_record("s", &codescale_core::TrialRecord::pending(config));
+            (r.arch, r.fim_rate, r.fim_spm_rate) = (arch, fim_rate, fim_spm_rate);
+            group_of(&r)
+        };
+        assert_eq!(row(Arch::Dense, 0.0, 0.0), "python");
+        assert_eq!(row(Arch::Moe, 0.0, 0.0), "python/moe");
+        assert_eq!(row(Arch::Dense, 0.5, 0.5), "python/fim0.5");
+        assert_eq!(row(Arch::Moe, 0.9, 0.0), "python/moe/fim0.9-spm0");
+        assert_eq!(language_of("python/moe/fim0.9"), "python");
     }
 
     #[test]

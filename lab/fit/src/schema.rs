@@ -38,6 +38,9 @@ pub struct FitFile {
     pub source: String,
     /// Which column gave N (`n_params`, `n_params_active`, …).
     pub n_col: String,
+    /// Which column gave the loss (`val_loss`, `val_fim_loss`, or a table's column).
+    #[serde(default = "val_loss")]
+    pub loss_col: String,
     pub created: String,
     /// blake3 of the points the fit was made from ([`crate::results::input_hash`]): a report
     /// refits when the results it is given hash differently.
@@ -50,6 +53,10 @@ pub struct FitFile {
     pub groups: Vec<GroupFit>,
     /// Rows left out of every fit, with the reason (not done, NaN loss, …).
     pub excluded: Vec<Excluded>,
+}
+
+fn val_loss() -> String {
+    "val_loss".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,8 +9,8 @@ use codescale_core::{BadInput, Status};
 use codescale_fit::curve::CurveTrial;
 pub use codescale_fit::forms::Form;
 pub use codescale_fit::predict::{render as render_predictions, Prediction};
-pub use codescale_fit::results::N_COLUMNS;
 use codescale_fit::results::{budgets_around, points_from_rows};
+pub use codescale_fit::results::{LOSS_COLUMNS, N_COLUMNS};
 pub use codescale_fit::select::LawChoice;
 pub use codescale_fit::table::law_summary;
 pub use codescale_fit::{render_table, FitFile, FitOptions, GroupFit, Point};
@@ -20,6 +20,10 @@ pub use codescale_fit::{render_table, FitFile, FitOptions, GroupFit, Point};
 pub struct Options {
     /// The column N comes from (default `n_params`; for a sweep, one of [`N_COLUMNS`]).
     pub n_col: Option<String>,
+    /// The loss to fit: for a sweep one of [`LOSS_COLUMNS`] (default `val_loss`; `val_fim_loss`
+    /// is the infilling loss of its fill-in-the-middle trials), for a table a column (default
+    /// `loss`).
+    pub loss_col: Option<String>,
     /// The fitter's own options (bootstrap, seed, Huber threshold, weighting, trust range). Its
     /// `n_col` is set from the field above and its `budgets` from the points' compute.
     pub fit: FitOptions,
@@ -36,8 +40,6 @@ pub struct Columns {
     pub d_col: Option<String>,
     /// Compute in FLOPs.
     pub c_col: Option<String>,
-    /// The loss to fit (default `loss`).
-    pub loss_col: Option<String>,
     /// Columns whose values together split the table into groups fitted apart (default: one
     /// group, `all`); several are joined with `|`.
     pub group_cols: Vec<String>,
@@ -93,11 +95,23 @@ pub fn fit_sweep(sweep_dir: &Path, opts: &Options) -> Result<Fitted> {
         N_COLUMNS.contains(&n_col.as_str()),
         BadInput(format!("--n-col {n_col}: a sweep has {}", N_COLUMNS.join(", ")))
     );
-    let points = points_from_rows(&crate::sweep::results(sweep_dir)?, &n_col);
+    let loss_col = opts.loss_col.clone().unwrap_or_else(|| "val_loss".into());
+    anyhow::ensure!(
+        LOSS_COLUMNS.contains(&loss_col.as_str()),
+        BadInput(format!("--loss-col {loss_col}: a sweep has {}", LOSS_COLUMNS.join(", ")))
+    );
+    let points = points_from_rows(&crate::sweep::results(sweep_dir)?, &n_col, &loss_col);
+    anyhow::ensure!(
+        !points.is_empty() || loss_col == "val_loss",
+        BadInput(format!("--loss-col {loss_col}: no trial of {} trains with `fim_rate` above 0", sweep_dir.display()))
+    );
     let budgets = budgets_around(points.iter().filter(|p| p.status == Status::Done).filter_map(|p| p.flops));
-    let out = opts.out.clone().unwrap_or_else(|| crate::paths::fit_file(sweep_dir));
+    let out = opts.out.clone().unwrap_or_else(|| match loss_col.as_str() {
+        "val_loss" => crate::paths::fit_file(sweep_dir),
+        other => crate::paths::fit_file_by(sweep_dir, other),
+    });
     let source = sweep_dir.join(codescale_sweep::runs::RESULTS_FILE).display().to_string();
-    let fit_opts = fit_options(opts, &n_col, &budgets)?;
+    let fit_opts = fit_options(opts, &n_col, &loss_col, &budgets)?;
     let mut fit = codescale_fit::fit_points(&name, &source, &points, &fit_opts);
     if fit_opts.curves {
         codescale_fit::curve::add_to(&mut fit, &curve_trials(sweep_dir, &points)?, &fit_opts);
@@ -157,7 +171,7 @@ pub fn fit_table(path: &Path, columns: &Columns, opts: &Options) -> Result<Fitte
     let header = column_names(path).map_err(bad)?;
     let col = |name: &Option<String>, default: &str| name.clone().unwrap_or_else(|| default.to_string());
     let n_col = col(&opts.n_col, "n_params");
-    let loss_col = col(&columns.loss_col, "loss");
+    let loss_col = col(&opts.loss_col, "loss");
     let d_col = match (&columns.d_col, &columns.c_col) {
         (Some(d), _) => Some(d.clone()),
         (None, Some(_)) => None,
@@ -343,7 +357,7 @@ pub fn fit_table(path: &Path, columns: &Columns, opts: &Options) -> Result<Fitte
     let name = path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "table".into());
     let budgets = budgets_around(points.iter().filter(|p| !p.target).map(|p| p.flops.unwrap_or(6.0 * p.n * p.d)));
     let out = opts.out.clone().unwrap_or_else(|| PathBuf::from("fits").join(format!("{name}.json")));
-    let fit_opts = fit_options(opts, &n_col, &budgets)?;
+    let fit_opts = fit_options(opts, &n_col, &loss_col, &budgets)?;
     let fit = codescale_fit::fit_points(&name, &path.display().to_string(), &points, &fit_opts);
     // Checked before anything is written: a table none of whose groups gives a law (or not the
     // law asked for) is a question the data cannot answer.
@@ -400,12 +414,17 @@ fn listing(problems: &[String]) -> String {
 }
 
 /// The fitter's options for these points, or bad input.
-fn fit_options(opts: &Options, n_col: &str, budgets: &[f64]) -> Result<FitOptions> {
+fn fit_options(opts: &Options, n_col: &str, loss_col: &str, budgets: &[f64]) -> Result<FitOptions> {
     let trust_factor = opts.fit.trust_factor;
     if !(trust_factor.is_finite() && trust_factor >= 1.0) {
         return Err(BadInput(format!("--trust-factor {trust_factor}: must be a number ≥ 1")).into());
     }
-    Ok(FitOptions { n_col: n_col.to_string(), budgets: budgets.to_vec(), ..opts.fit.clone() })
+    Ok(FitOptions {
+        n_col: n_col.to_string(),
+        loss_col: loss_col.to_string(),
+        budgets: budgets.to_vec(),
+        ..opts.fit.clone()
+    })
 }
 
 fn save(fit: FitFile, out: PathBuf) -> Result<Fitted> {

@@ -173,6 +173,7 @@ pub fn run(ladders: &[Ladder], laws: &[LawChoice], bootstrap: usize, work: &Path
         for &law in laws {
             let opts = Options {
                 n_col: Some(ladder.n_col.clone()),
+                loss_col: None,
                 fit: fit::FitOptions { bootstrap, law, checks: false, ..Default::default() },
                 out: Some(work.join(format!(
                     "{}-{}.json",

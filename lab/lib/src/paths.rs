@@ -14,10 +14,11 @@ pub fn fit_file(sweep_dir: &Path) -> PathBuf {
     beside_runs(sweep_dir, "fits").join(format!("{}.json", name(sweep_dir)))
 }
 
-/// `<root>/fits/<sweep>.<n_col>.json`: the sweep fitted against another N column than its
-/// main fit's (the report's dense-vs-MoE laws against active and total parameters).
-pub fn fit_file_by(sweep_dir: &Path, n_col: &str) -> PathBuf {
-    beside_runs(sweep_dir, "fits").join(format!("{}.{n_col}.json", name(sweep_dir)))
+/// `<root>/fits/<sweep>.<column>.json`: the sweep fitted against another N column than its
+/// main fit's (the report's dense-vs-MoE laws against active and total parameters), or to
+/// another loss (`val_fim_loss`).
+pub fn fit_file_by(sweep_dir: &Path, column: &str) -> PathBuf {
+    beside_runs(sweep_dir, "fits").join(format!("{}.{column}.json", name(sweep_dir)))
 }
 
 /// `<root>/reports/<sweep>` for `sweep_dir` = `<root>/<runs>/<sweep>`.

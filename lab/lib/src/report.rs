@@ -131,7 +131,7 @@ fn current_fit(path: &Path, rows: &[codescale_core::ResultRow]) -> std::result::
     }
     let on_disk = codescale_core::atomic::read_json::<FitFile>(path).map_err(|_| "was unreadable; fitted again")?;
     if !(N_COLUMNS.contains(&on_disk.n_col.as_str())
-        && on_disk.input_hash == input_hash(&points_from_rows(rows, &on_disk.n_col)))
+        && on_disk.input_hash == input_hash(&points_from_rows(rows, &on_disk.n_col, &on_disk.loss_col)))
     {
         return Err("was made from other results; fitted again");
     }

@@ -32,7 +32,7 @@ impl<'a> Group<'a> {
 
 /// The group a results row belongs to, by the fitter's rule.
 pub fn group_of(row: &ResultRow) -> String {
-    codescale_fit::results::group_of(&row.language, row.arch)
+    codescale_fit::results::group_of(row)
 }
 
 pub use codescale_fit::results::language_of;

@@ -98,6 +98,10 @@ pub fn row(
         train_loss: loss.map(|l| l * 0.985),
         val_loss: loss,
         val_bpb: loss.map(|l| l / std::f64::consts::LN_2),
+        val_fim_loss: None,
+        val_fim_loss_se: None,
+        fim_rate: 0.0,
+        fim_spm_rate: 0.0,
         steps: (d / (batch * SEQ_LEN) as f64).round() as i64,
         wall_s: active * d * 2e-9 + 3.0,
         tokens_per_s: 4.0e3,
@@ -121,7 +125,13 @@ fn fit(sweep: &str, rows: &[ResultRow]) -> FitFile {
 fn fit_by(sweep: &str, rows: &[ResultRow], n_col: &str) -> FitFile {
     let opts =
         FitOptions { bootstrap: BOOTSTRAP, budgets: BUDGETS.to_vec(), n_col: n_col.into(), ..FitOptions::default() };
-    fit_points_at(sweep, &format!("runs/{sweep}/results.parquet"), &points_from_rows(rows, n_col), &opts, CREATED)
+    fit_points_at(
+        sweep,
+        &format!("runs/{sweep}/results.parquet"),
+        &points_from_rows(rows, n_col, "val_loss"),
+        &opts,
+        CREATED,
+    )
 }
 
 /// Enough resamples for intervals that look like the real ones.
@@ -144,6 +154,8 @@ fn curve(t: &TrueLaw, n: f64, d: f64, seed: u64) -> Vec<CurvePoint> {
                 val_loss: val,
                 val_loss_se: val.map(|v| v * 0.002),
                 val_bpb: val.map(|v| v / std::f64::consts::LN_2),
+                val_fim_loss: None,
+                val_fim_loss_se: None,
                 grad_norm: 1.0,
                 wall_s: k as f64 * 0.5,
                 expert_load: None,

@@ -12,7 +12,7 @@ use anyhow::Result;
 use codescale_core::CurvePoint;
 
 /// Writes `curve` as one run in folder `run` (created if needed): train_loss, lr and grad_norm at
-/// every step, val_loss and val_bpb at evaluations. `started` is the trial's start in seconds
+/// every step, val_loss, val_bpb (and FIM trials' val_fim_loss) at evaluations. `started` is the trial's start in seconds
 /// since the epoch; it also names the file, so exporting again replaces the same file.
 pub fn write_run(run: &Path, started: u64, curve: &[CurvePoint]) -> Result<PathBuf> {
     let mut file = Vec::new();
@@ -21,6 +21,7 @@ pub fn write_run(run: &Path, started: u64, curve: &[CurvePoint]) -> Result<PathB
         let mut scalars = vec![("train_loss", p.train_loss), ("lr", p.lr), ("grad_norm", p.grad_norm)];
         scalars.extend(p.val_loss.map(|v| ("val_loss", v)));
         scalars.extend(p.val_bpb.map(|v| ("val_bpb", v)));
+        scalars.extend(p.val_fim_loss.map(|v| ("val_fim_loss", v)));
         let summary = scalars.iter().fold(Vec::new(), |mut s, (tag, v)| {
             let mut value = Vec::new();
             string_field(&mut value, 1, tag);
@@ -119,6 +120,8 @@ mod tests {
             val_loss: Some(2.4),
             val_loss_se: None,
             val_bpb: Some(3.5),
+            val_fim_loss: None,
+            val_fim_loss_se: None,
             grad_norm: 0.5,
             wall_s: 1.5,
             expert_load: None,

@@ -5,6 +5,7 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
+use codescale_data::Fim;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -18,10 +19,18 @@ pub struct Sampler {
     seq_len: usize,
     micro_batch: usize,
     seed: u64,
-    /// Reused host buffers: one batch's inputs and targets.
+    /// Fill-in-the-middle applied to each training window, drawing from the batch's stream
+    /// after its offsets (so a trial without it sees exactly the batches it always did).
+    fim: Option<Fim>,
+    /// Reused host buffers: one batch's inputs and targets, and one transformed window.
     inputs: Vec<i32>,
     targets: Vec<i32>,
+    window: Vec<u16>,
 }
+
+/// Tokens read past a window for FIM: a BPE fragment re-encoded in pieces can come out a few
+/// tokens shorter, and the window is still filled from the text that follows.
+const FIM_SLACK: usize = 16;
 
 impl Sampler {
     pub fn new(tokens: Vec<u16>, seq_len: usize, micro_batch: usize, seed: u64) -> anyhow::Result<Sampler> {
@@ -31,7 +40,21 @@ impl Sampler {
             tokens.len(),
             seq_len + 1
         );
-        Ok(Sampler { tokens, seq_len, micro_batch, seed, inputs: Vec::new(), targets: Vec::new() })
+        Ok(Sampler {
+            tokens,
+            seq_len,
+            micro_batch,
+            seed,
+            fim: None,
+            inputs: Vec::new(),
+            targets: Vec::new(),
+            window: Vec::new(),
+        })
+    }
+
+    /// Training windows in fill-in-the-middle form at `fim`'s rate.
+    pub fn with_fim(self, fim: Fim) -> Sampler {
+        Sampler { fim: Some(fim), ..self }
     }
 
     pub fn batch<B: Backend>(&mut self, step: usize, micro: usize, device: &B::Device) -> Batch<B> {
@@ -39,7 +62,13 @@ impl Sampler {
         rng.set_stream(((step as u64) << 16) | micro as u64);
         let last_start = self.tokens.len() - self.seq_len - 1;
         let offsets: Vec<usize> = (0..self.micro_batch).map(|_| rng.random_range(0..=last_start)).collect();
-        self.fill(&offsets);
+        match self.fim.take() {
+            None => self.fill(&offsets),
+            Some(fim) => {
+                self.fill_fim(&fim, &offsets, &mut rng);
+                self.fim = Some(fim);
+            }
+        }
         self.tensors(self.micro_batch, device)
     }
 
@@ -48,8 +77,17 @@ impl Sampler {
         self.targets.clear();
         for &o in offsets {
             let window = &self.tokens[o..o + self.seq_len + 1];
-            self.inputs.extend(window[..self.seq_len].iter().map(|&t| t as i32));
-            self.targets.extend(window[1..].iter().map(|&t| t as i32));
+            push_window(&mut self.inputs, &mut self.targets, window);
+        }
+    }
+
+    fn fill_fim(&mut self, fim: &Fim, offsets: &[usize], rng: &mut ChaCha8Rng) {
+        self.inputs.clear();
+        self.targets.clear();
+        for &o in offsets {
+            let raw = &self.tokens[o..(o + self.seq_len + 1 + FIM_SLACK).min(self.tokens.len())];
+            fim.window(raw, self.seq_len + 1, rng, &mut self.window);
+            push_window(&mut self.inputs, &mut self.targets, &self.window);
         }
     }
 
@@ -62,11 +100,19 @@ impl Sampler {
     }
 }
 
+/// A window's inputs (all but its last token) and targets (all but its first).
+fn push_window(inputs: &mut Vec<i32>, targets: &mut Vec<i32>, window: &[u16]) {
+    inputs.extend(window[..window.len() - 1].iter().map(|&t| t as i32));
+    targets.extend(window[1..].iter().map(|&t| t as i32));
+}
+
 /// Fixed, evenly spaced validation windows: the same for every evaluation and every trial
 /// with the same sequence length and token count.
 pub struct EvalSet {
     sampler: Sampler,
     offsets: Vec<usize>,
+    /// For FIM trials, the infilling example of each window.
+    infill: Option<InfillSet>,
 }
 
 impl EvalSet {
@@ -76,7 +122,19 @@ impl EvalSet {
         let wanted = (eval_tokens / seq_len).max(1);
         let windows = wanted.min(last_start / seq_len + 1).max(1);
         let offsets = (0..windows).map(|i| if windows == 1 { 0 } else { i * last_start / (windows - 1) }).collect();
-        Ok(EvalSet { sampler, offsets })
+        Ok(EvalSet { sampler, offsets, infill: None })
+    }
+
+    /// Also measures the infilling loss, on one PSM example per window.
+    pub fn with_infilling(self, fim: &Fim) -> EvalSet {
+        let infill = InfillSet::new(fim, &self.sampler.tokens, &self.offsets, self.sampler.seq_len);
+        EvalSet { infill: Some(infill), ..self }
+    }
+
+    /// The infilling examples' batches with their masks (every `stride`-th example); `None`
+    /// for a trial without FIM.
+    pub fn infill_batches<B: Backend>(&self, device: &B::Device, stride: usize) -> Option<Vec<(Batch<B>, Vec<f32>)>> {
+        Some(self.infill.as_ref()?.batches(device, stride, self.sampler.micro_batch))
     }
 
     /// Every `stride`-th window (all with 1), in batches of at most `batch` rows.
@@ -88,6 +146,69 @@ impl EvalSet {
             .map(|chunk| {
                 self.sampler.fill(&chunk);
                 self.sampler.tensors(chunk.len(), device)
+            })
+            .collect()
+    }
+}
+
+/// Where the evaluation's infilling examples draw their cuts: fixed, so that every evaluation
+/// of every FIM trial with the same windows scores the same examples.
+const INFILL_SEED: u64 = 0x5f1d;
+
+/// The infilling examples of the validation windows: each window's longest document fragment
+/// cut at two random characters and put in PSM order, scored on its middle only.
+pub struct InfillSet {
+    /// One row of `seq_len` inputs and targets per example, padded with end-of-document tokens.
+    inputs: Vec<i32>,
+    targets: Vec<i32>,
+    /// 1 where the target is a token of the middle, else 0.
+    mask: Vec<f32>,
+    seq_len: usize,
+}
+
+impl InfillSet {
+    fn new(fim: &Fim, tokens: &[u16], offsets: &[usize], seq_len: usize) -> InfillSet {
+        let (mut inputs, mut targets, mut mask) = (vec![], vec![], vec![]);
+        let eod = fim.eod();
+        for (i, &o) in offsets.iter().enumerate() {
+            let mut rng = ChaCha8Rng::seed_from_u64(INFILL_SEED);
+            rng.set_stream(i as u64);
+            let Some(example) = fim.infill_example(&tokens[o..o + seq_len + 1], seq_len + 1, &mut rng) else {
+                continue;
+            };
+            let mut row = example.tokens;
+            row.resize(seq_len + 1, eod);
+            push_window(&mut inputs, &mut targets, &row);
+            // Target t is token t + 1 of the row.
+            mask.extend((1..=seq_len).map(|t| if example.middle.contains(&t) { 1.0 } else { 0.0 }));
+        }
+        InfillSet { inputs, targets, mask, seq_len }
+    }
+
+    pub fn len(&self) -> usize {
+        self.mask.len() / self.seq_len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.mask.is_empty()
+    }
+
+    /// Every `stride`-th example, in batches of at most `batch` rows, each with its mask.
+    pub fn batches<B: Backend>(&self, device: &B::Device, stride: usize, batch: usize) -> Vec<(Batch<B>, Vec<f32>)> {
+        let rows: Vec<usize> = (0..self.len()).step_by(stride.max(1)).collect();
+        let take = |v: &[i32], rows: &[usize]| -> Vec<i32> {
+            rows.iter().flat_map(|&r| v[r * self.seq_len..(r + 1) * self.seq_len].iter().copied()).collect()
+        };
+        rows.chunks(batch.max(1))
+            .map(|chunk| {
+                let shape = [chunk.len(), self.seq_len];
+                let batch = Batch {
+                    inputs: Tensor::from_data(TensorData::new(take(&self.inputs, chunk), shape), device),
+                    targets: Tensor::from_data(TensorData::new(take(&self.targets, chunk), shape), device),
+                };
+                let mask =
+                    chunk.iter().flat_map(|&r| self.mask[r * self.seq_len..(r + 1) * self.seq_len].iter().copied());
+                (batch, mask.collect())
             })
             .collect()
     }

@@ -9,7 +9,7 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor};
 use codescale_core::{BadInput, CurvePoint, TrialConfig};
-use codescale_data::{Corpus, Split};
+use codescale_data::{Corpus, Fim, Split};
 
 use crate::checkpoint::{self, Checkpoint};
 use crate::data::{EvalSet, Sampler};
@@ -73,6 +73,12 @@ where
                 .map_err(|e| BadInput(format!("training shard of {}: {e:#}", config.data.language)))?;
         let eval = EvalSet::new(val_tokens, config.data.seq_len, config.eval.eval_tokens, config.optimizer.micro_batch)
             .map_err(|e| BadInput(format!("validation shard of {}: {e:#}", config.data.language)))?;
+        let (sampler, eval) = if config.data.fim() {
+            let fim = Fim::new(corpus.tokenizer().clone(), config.data.fim_rate, config.data.fim_spm_rate);
+            (sampler.with_fim(fim.clone()), eval.with_infilling(&fim))
+        } else {
+            (sampler, eval)
+        };
         Ok(Run {
             config: config.clone(),
             device,
@@ -182,6 +188,8 @@ where
             val_loss: None,
             val_loss_se: None,
             val_bpb: None,
+            val_fim_loss: None,
+            val_fim_loss_se: None,
             grad_norm,
             wall_s: self.wall_s(),
             expert_load: None,
@@ -198,8 +206,12 @@ where
     /// training on as many tokens.
     pub fn evaluate(&mut self, full: bool) {
         let stride = if full { 1 } else { self.config.eval.eval_tokens.div_ceil(CURVE_EVAL_TOKENS) };
-        let e = evaluate(&self.model().valid(), &mut self.eval, self.device, stride);
+        let model = self.model().valid();
+        let e = evaluate(&model, &mut self.eval, self.device, stride);
+        let infill =
+            self.eval.infill_batches::<B::InnerBackend>(self.device, stride).and_then(|b| evaluate_infill(&model, b));
         let point = self.curve.last_mut().expect("evaluation after a step");
+        (point.val_fim_loss, point.val_fim_loss_se) = (infill.map(|i| i.0), infill.map(|i| i.1));
         point.val_loss = Some(e.loss);
         point.val_loss_se = Some(e.se);
         point.val_bpb = Some(e.loss / self.val_bytes_per_token / std::f64::consts::LN_2);
@@ -228,6 +240,36 @@ struct Evaluation {
     se: f64,
     load: Option<Vec<f64>>,
     entropy: Option<f64>,
+}
+
+/// The infilling loss: nats per middle token over all examples (a ratio of sums, so that long
+/// middles weigh by their tokens), and its standard error by the delta method over examples.
+/// `None` when the validation windows hold no text to infill.
+fn evaluate_infill<B: Kernels>(
+    model: &Transformer<B>,
+    batches: Vec<(crate::data::Batch<B>, Vec<f32>)>,
+) -> Option<(f64, f64)> {
+    let (mut sums, mut counts) = (Vec::new(), Vec::new());
+    for (batch, mask) in batches {
+        let [rows, time] = batch.inputs.dims();
+        let (logits, _) = model.forward(batch.inputs);
+        let losses: Vec<f32> = B::token_losses(logits, batch.targets.reshape([rows * time]))
+            .into_data()
+            .convert::<f32>()
+            .to_vec()
+            .expect("f32 losses");
+        for (l, m) in losses.chunks(time).zip(mask.chunks(time)) {
+            sums.push(l.iter().zip(m).map(|(&l, &m)| (l * m) as f64).sum::<f64>());
+            counts.push(m.iter().map(|&m| m as f64).sum::<f64>());
+        }
+    }
+    let (total, tokens, n) = (sums.iter().sum::<f64>(), counts.iter().sum::<f64>(), sums.len() as f64);
+    if tokens == 0.0 {
+        return None;
+    }
+    let loss = total / tokens;
+    let spread = sums.iter().zip(&counts).map(|(s, c)| (s - loss * c).powi(2)).sum::<f64>() / (n - 1.0).max(1.0);
+    Some((loss, (spread / n).sqrt() / (tokens / n)))
 }
 
 /// Every window is one sample of the validation set: the loss is the mean of the windows'

@@ -210,8 +210,7 @@ where
     };
     for point in &mut run.curve {
         if !config.evaluates_at(point.step, rungs) {
-            (point.val_loss, point.val_loss_se, point.val_bpb, point.expert_load, point.router_entropy) =
-                (None, None, None, None, None);
+            point.forget_evaluation();
         }
     }
     if let Some((step, message)) = diverged {

@@ -185,3 +185,28 @@ fn validation_standard_error_shrinks_as_one_over_root_windows() {
         "4× the windows should halve the standard error: {small} → {large} (×{ratio:.2})"
     );
 }
+
+/// Fill-in-the-middle: a FIM trial has three sentinel rows more, is evaluated on infilling too
+/// (a loss with its standard error at every evaluation), repeats itself exactly, and an
+/// infilling loss well below a uniform guess says the model learnt to use the suffix it is
+/// shown before the middle.
+#[test]
+fn a_fim_trial_learns_to_infill_and_repeats_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let corpus = common::corpus(tmp.path());
+    let fim = common::config(200, |s| s.data.fim_rate = Some(0.5));
+    let plain = common::config(200, |_| {});
+    assert_eq!(fim.vocab_size(), plain.vocab_size() + 3);
+    let a = train_trial(&tmp.path().join("a"), &fim, &corpus, &quiet()).unwrap();
+    let b = train_trial(&tmp.path().join("b"), &fim, &corpus, &quiet()).unwrap();
+    let numbers = |m: &codescale_core::Metrics| (m.train_loss, m.val_loss, m.val_fim_loss, m.val_fim_loss_se);
+    assert_eq!(numbers(&a.metrics), numbers(&b.metrics), "the same FIM trial twice");
+    let (loss, se) = (a.metrics.val_fim_loss.unwrap(), a.metrics.val_fim_loss_se.unwrap());
+    assert!(loss < 0.6 * (260f64).ln(), "infilling loss {loss} after 200 steps");
+    // 64 windows of 64 tokens, a third of each the middle on average: a few per cent.
+    assert!(se > 0.0 && se < 0.1 * loss, "standard error {se} of {loss}");
+    let evaluated = curve(&tmp.path().join("a")).into_iter().filter(|p| p.val_loss.is_some()).collect::<Vec<_>>();
+    assert!(evaluated.iter().all(|p| p.val_fim_loss.is_some() && p.val_fim_loss_se.is_some()));
+    let p = train_trial(&tmp.path().join("plain"), &plain, &corpus, &quiet()).unwrap();
+    assert_eq!((p.metrics.val_fim_loss, p.metrics.val_fim_loss_se), (None, None), "no FIM, no infilling loss");
+}

@@ -17,6 +17,10 @@ spec_section! {
         tokenizer: String,
         /// Tokens per training and evaluation window.
         seq_len: usize,
+        /// Fraction of training documents in fill-in-the-middle form (0: none).
+        fim_rate: f64,
+        /// Fraction of those in SPM rather than PSM order.
+        fim_spm_rate: f64,
     }
 }
 
@@ -29,6 +33,20 @@ pub struct DataSection {
     pub language: String,
     pub tokenizer: String,
     pub seq_len: usize,
+    /// Fill-in-the-middle: the fraction of training document fragments transformed (Bavarian et
+    /// al. 2022). Left out of the canonical JSON at 0, so trials without FIM keep their ids.
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub fim_rate: f64,
+    /// The fraction of transformed fragments in SPM order; 0 without FIM.
+    #[serde(skip_serializing_if = "is_zero", default)]
+    pub fim_spm_rate: f64,
+}
+
+/// SPM's share of FIM unless a trial says otherwise: half, as StarCoder and Code Llama train.
+pub const DEFAULT_FIM_SPM_RATE: f64 = 0.5;
+
+fn is_zero(x: &f64) -> bool {
+    *x == 0.0
 }
 
 /// The corpus a trial was planned against: its manifest hash and its tokenizer's hash. Part of
@@ -59,15 +77,50 @@ impl DataSpec {
                 Err(_) => path.to_string(),
             },
         );
-        Ok(DataSection { corpus, language, tokenizer, seq_len })
+        let fim_rate = self.fim_rate.unwrap_or(0.0);
+        if !(0.0..=1.0).contains(&fim_rate) {
+            return Err(bad("fim_rate", format!("{fim_rate} is not a fraction in [0, 1]")));
+        }
+        if fim_rate > 0.0 && vocab_size(&tokenizer).is_some_and(|v| v + FIM_SENTINELS > 1 << 16) {
+            return Err(bad(
+                "fim_rate",
+                format!("needs three ids after `{tokenizer}`'s vocabulary: at most bpe:65533"),
+            ));
+        }
+        let fim_spm_rate = match self.fim_spm_rate {
+            Some(_) if fim_rate == 0.0 => {
+                return Err(bad("fim_spm_rate", "is set without `fim_rate`: no document is in FIM form to order"))
+            }
+            Some(r) if !(0.0..=1.0).contains(&r) => {
+                return Err(bad("fim_spm_rate", format!("{r} is not a fraction in [0, 1]")))
+            }
+            Some(r) => r,
+            None if fim_rate > 0.0 => DEFAULT_FIM_SPM_RATE,
+            None => 0.0,
+        };
+        Ok(DataSection { corpus, language, tokenizer, seq_len, fim_rate, fim_spm_rate })
     }
 }
 
 impl DataSection {
+    /// The model's vocabulary: the tokenizer's, and the three FIM sentinels when FIM is on.
     pub fn vocab_size(&self) -> usize {
+        self.tokenizer_vocab() + if self.fim() { FIM_SENTINELS } else { 0 }
+    }
+
+    /// The tokenizer's vocabulary, end-of-document token included.
+    pub fn tokenizer_vocab(&self) -> usize {
         vocab_size(&self.tokenizer).expect("validated tokenizer")
     }
+
+    /// Whether the trial trains on fill-in-the-middle documents (and is evaluated on infilling).
+    pub fn fim(&self) -> bool {
+        self.fim_rate > 0.0
+    }
 }
+
+/// Ids FIM adds after the tokenizer's vocabulary: prefix, middle and suffix sentinels.
+pub const FIM_SENTINELS: usize = 3;
 
 /// Vocabulary size implied by a tokenizer name, including the end-of-document token.
 pub fn vocab_size(tokenizer: &str) -> Option<usize> {

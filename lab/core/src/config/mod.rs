@@ -53,7 +53,7 @@ mod optimizer;
 mod runtime;
 mod schedule;
 
-pub use data::{vocab_size, CorpusKey, DataSection, DataSpec};
+pub use data::{vocab_size, CorpusKey, DataSection, DataSpec, DEFAULT_FIM_SPM_RATE, FIM_SENTINELS};
 pub use eval::{EvalSection, EvalSpec, DEFAULT_EVAL_TOKENS};
 pub use model::{Arch, Gate, ModelSection, ModelSpec, GPT2_INIT_STD};
 pub use optimizer::{Lr, LrRule, OptimizerSection, OptimizerSpec, RuleKind, LR_RULE_D_REF, LR_RULE_N_REF};
@@ -438,9 +438,14 @@ mod tests {
         let unique: std::collections::BTreeSet<&str> = keys.iter().copied().collect();
         assert_eq!(unique.len(), keys.len(), "a key in two sections: {keys:?}");
         let mut s = moe(2);
-        for (k, v) in
-            [("capacity_factor", "1.5"), ("device", "1"), ("threads", "2"), ("precision", "bf16"), ("init_std", "0.03")]
-        {
+        for (k, v) in [
+            ("capacity_factor", "1.5"),
+            ("device", "1"),
+            ("threads", "2"),
+            ("precision", "bf16"),
+            ("init_std", "0.03"),
+            ("fim_rate", "0.5"),
+        ] {
             s.set(k, v).unwrap();
         }
         s.set("backend", "cuda").unwrap();
@@ -477,6 +482,44 @@ mod tests {
             assert_eq!(s.resolve().unwrap_err().key, "init_std", "init_std = {v}");
         }
         assert!(spec().set("init_std", "nan").is_err());
+    }
+
+    /// FIM keys: out of the id at rate 0 (every trial before them), three sentinel ids more in
+    /// the vocabulary when on, and refused outside [0, 1] or ordered without FIM.
+    #[test]
+    fn fim_keys_move_the_id_and_the_vocabulary_only_when_fim_is_on() {
+        let default = spec().resolve().unwrap();
+        assert!(!serde_json::to_string(&default).unwrap().contains("fim"), "old trials keep their ids");
+        let mut off = spec();
+        off.set("fim_rate", "0").unwrap();
+        assert_eq!(off.resolve().unwrap().trial_id(), default.trial_id());
+        let mut on = spec();
+        on.set("fim_rate", "0.5").unwrap();
+        let on = on.resolve().unwrap();
+        assert_ne!(on.trial_id(), default.trial_id());
+        assert_eq!((on.data.fim_spm_rate, on.vocab_size()), (DEFAULT_FIM_SPM_RATE, 257 + FIM_SENTINELS));
+        let back: TrialConfig = serde_json::from_str(&serde_json::to_string(&on).unwrap()).unwrap();
+        assert_eq!(back, on);
+        let mut psm_only = spec();
+        psm_only.set("fim_rate", "0.9").unwrap();
+        psm_only.set("fim_spm_rate", "0").unwrap();
+        let psm_only = psm_only.resolve().unwrap();
+        let back: TrialConfig = serde_json::from_str(&serde_json::to_string(&psm_only).unwrap()).unwrap();
+        assert_eq!(back.data.fim_spm_rate, 0.0);
+        for (key, value, other) in [
+            ("fim_rate", "1.5", None),
+            ("fim_rate", "-0.1", None),
+            ("fim_spm_rate", "0.5", None),
+            ("fim_spm_rate", "2", Some(("fim_rate", "0.5"))),
+            ("fim_rate", "0.5", Some(("tokenizer", "\"bpe:65536\""))),
+        ] {
+            let mut s = spec();
+            s.set(key, value).unwrap();
+            if let Some((k, v)) = other {
+                s.set(k, v).unwrap();
+            }
+            assert_eq!(s.resolve().unwrap_err().key, key, "{key} = {value} with {other:?}");
+        }
     }
 
     /// docs/guide/keys.md is where users look keys up: every key has its row there.
