@@ -28,7 +28,10 @@ fn main() {
     let mut watched: Vec<PathBuf> = git::BUILD_INPUTS.iter().map(|p| root.join(p)).collect();
     let branch = git::git(&root, &["symbolic-ref", "-q", "HEAD"]);
     for name in ["HEAD", "index", "packed-refs", "logs/HEAD"].into_iter().chain(branch.as_deref()) {
-        watched.extend(git::git(&root, &["rev-parse", "--git-path", name]).map(|p| root.join(p)));
+        // When git fails (it did once, transiently, mid-build), the plain `.git` layout is still
+        // watched, so that the next commit reruns this script instead of keeping "unknown".
+        let path = git::git(&root, &["rev-parse", "--git-path", name]).unwrap_or_else(|| format!(".git/{name}"));
+        watched.push(root.join(path));
     }
     for path in watched.iter().filter(|p| p.exists()) {
         println!("cargo:rerun-if-changed={}", path.display());

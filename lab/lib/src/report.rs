@@ -62,6 +62,8 @@ pub fn input(sweep_dir: &Path) -> Result<ReportInput> {
             crate::fit::fit_sweep(sweep_dir, &crate::fit::Options::default())?.fit
         }
     };
+    let fim_fit =
+        if rows.iter().any(|r| r.fim_rate > 0.0) { Some(infilling(sweep_dir, &rows, &mut notes)?) } else { None };
     let n_fits = if rows.iter().any(|r| r.arch == codescale_core::Arch::Moe) {
         by_active_and_total(sweep_dir, &rows, &fit, &mut notes)?
     } else {
@@ -91,6 +93,7 @@ pub fn input(sweep_dir: &Path) -> Result<ReportInput> {
         curves,
         fit: Some(fit),
         n_fits,
+        fim_fit,
         provenance,
         sweep_toml,
         notes,
@@ -121,6 +124,22 @@ fn by_active_and_total(
     Ok(fits)
 }
 
+/// For a sweep with fill-in-the-middle trials: their infilling loss fitted, from
+/// `fits/<sweep>.val_fim_loss.json` when that is of these results, else fitted now and written
+/// there.
+fn infilling(sweep_dir: &Path, rows: &[codescale_core::ResultRow], notes: &mut Vec<String>) -> Result<FitFile> {
+    let path = crate::paths::fit_file_by(sweep_dir, "val_fim_loss");
+    match current_fit(&path, rows) {
+        Ok(fit) if fit.loss_col == "val_fim_loss" && fit.n_col == "n_params" => Ok(fit),
+        _ => {
+            notes.push(format!("fitted the infilling loss of the FIM trials: {}", path.display()));
+            let opts =
+                crate::fit::Options { loss_col: Some("val_fim_loss".into()), out: Some(path), ..Default::default() };
+            Ok(crate::fit::fit_sweep(sweep_dir, &opts)?.fit)
+        }
+    }
+}
+
 /// The fit at `path` if it was made from exactly these rows (with a sweep's N column), with the
 /// options a report fits with, by this fitter: a fit made with other options (`--bootstrap 10`,
 /// `--huber-delta 1e-3`, `--law kaplan`, …) or by an older fitter is not shown as the sweep's.
@@ -135,7 +154,12 @@ fn current_fit(path: &Path, rows: &[codescale_core::ResultRow]) -> std::result::
     {
         return Err("was made from other results; fitted again");
     }
-    if on_disk.fit_key != (crate::fit::FitOptions { n_col: on_disk.n_col.clone(), ..Default::default() }).key() {
+    let options = crate::fit::FitOptions {
+        n_col: on_disk.n_col.clone(),
+        loss_col: on_disk.loss_col.clone(),
+        ..Default::default()
+    };
+    if on_disk.fit_key != options.key() {
         return Err("was made with other fit options or by another version of the fitter; fitted again");
     }
     Ok(on_disk)

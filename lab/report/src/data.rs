@@ -63,7 +63,7 @@ impl Colors {
 /// Groups for the law figures: the fitted points when the fit has them, otherwise the finished
 /// trials of that group, so an unfitted sweep still shows its data.
 pub fn groups<'a>(input: &'a ReportInput, colors: &Colors) -> Vec<Group<'a>> {
-    let mut out: Vec<Group<'a>> = Vec::new();
+    let mut out = of_fit(input.fit.as_ref(), colors);
     let from_results = |name: &str| -> Vec<Pt> {
         input
             .results
@@ -72,15 +72,8 @@ pub fn groups<'a>(input: &'a ReportInput, colors: &Colors) -> Vec<Group<'a>> {
             .map(|r| Pt { n: r.n_params, d: r.tokens, loss: r.val_loss.unwrap_or(f64::NAN), predicted: None })
             .collect()
     };
-    if let Some(fit) = &input.fit {
-        for g in &fit.groups {
-            let points = if g.points.is_empty() {
-                from_results(&g.group)
-            } else {
-                g.points.iter().map(|p| Pt { n: p.n, d: p.d, loss: p.loss, predicted: p.predicted }).collect()
-            };
-            out.push(Group { name: g.group.clone(), color: colors.of(&g.group), points, fit: Some(g) });
-        }
+    for g in out.iter_mut().filter(|g| g.points.is_empty()) {
+        g.points = from_results(&g.name);
     }
     let mut names: Vec<String> = input.results.iter().filter(|r| is_done(r)).map(group_of).collect();
     names.sort();
@@ -91,11 +84,33 @@ pub fn groups<'a>(input: &'a ReportInput, colors: &Colors) -> Vec<Group<'a>> {
             out.push(Group { color: colors.of(&name), name, points, fit: None });
         }
     }
-    out.retain(|g| g.points.iter().any(valid));
-    for g in &mut out {
+    keep_valid(out)
+}
+
+/// The groups of a fit alone, with its fitted points (the infilling-loss law's figures).
+pub fn fitted_groups<'a>(fit: Option<&'a codescale_fit::FitFile>, colors: &Colors) -> Vec<Group<'a>> {
+    keep_valid(of_fit(fit, colors))
+}
+
+fn of_fit<'a>(fit: Option<&'a codescale_fit::FitFile>, colors: &Colors) -> Vec<Group<'a>> {
+    let groups = fit.map(|f| f.groups.as_slice()).unwrap_or_default();
+    groups
+        .iter()
+        .map(|g| Group {
+            name: g.group.clone(),
+            color: colors.of(&g.group),
+            points: g.points.iter().map(|p| Pt { n: p.n, d: p.d, loss: p.loss, predicted: p.predicted }).collect(),
+            fit: Some(g),
+        })
+        .collect()
+}
+
+fn keep_valid(mut groups: Vec<Group>) -> Vec<Group> {
+    groups.retain(|g| g.points.iter().any(valid));
+    for g in &mut groups {
         g.points.retain(valid);
     }
-    out
+    groups
 }
 
 fn valid(p: &Pt) -> bool {

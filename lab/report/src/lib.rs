@@ -8,6 +8,7 @@
 mod axes;
 mod data;
 mod figures;
+mod fim;
 #[cfg(feature = "fixture")]
 pub mod fixture;
 mod fonts;
@@ -35,6 +36,9 @@ pub struct ReportInput {
     /// The same results fitted against other N columns than `fit`'s (for a sweep with
     /// mixture-of-experts trials: active and total parameters, drawn side by side).
     pub n_fits: Vec<codescale_fit::FitFile>,
+    /// The fill-in-the-middle trials' infilling loss (`val_fim_loss`) fitted, for a sweep that
+    /// has them: its laws are drawn and tabled beside the causal loss's.
+    pub fim_fit: Option<codescale_fit::FitFile>,
     /// (trial id, provenance) per trial record.
     pub provenance: Vec<(String, codescale_core::Provenance)>,
     /// The sweep file as run.

@@ -33,6 +33,11 @@ pub struct Summary {
     pub targets: Vec<TargetRow>,
     pub curve_laws: Vec<CurveLawRow>,
     pub rolling: Vec<ExtrapRow>,
+    /// The infilling loss's laws and held-out targets, for a sweep with FIM trials.
+    pub infill_laws: Vec<LawRow>,
+    pub infill_targets: Vec<TargetRow>,
+    /// What FIM training costs the causal loss, against seed noise.
+    pub fim_cost: Option<crate::fim::FimCost>,
     pub trials: Vec<TrialRow>,
     pub unfinished: Vec<TrialRow>,
     pub excluded: Vec<ExcludedRow>,
@@ -233,6 +238,7 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
     let counts = status_counts(results);
     let done = results.iter().filter(|r| is_done(r)).count();
     let sections = input.fit.as_ref().map(fit_sections).unwrap_or_default();
+    let infill = input.fim_fit.as_ref().map(fit_sections).unwrap_or_default();
     let (trials, unfinished) = trial_rows(results);
     let mut notes = input.notes.clone();
     notes.extend(skipped.iter().cloned());
@@ -258,6 +264,9 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
         targets: sections.targets,
         curve_laws: sections.curve_laws,
         rolling: sections.rolling,
+        infill_laws: infill.laws,
+        infill_targets: infill.targets,
+        fim_cost: crate::fim::cost(results),
         trials,
         unfinished,
         excluded: sections.excluded,

@@ -12,6 +12,9 @@ const FULL_FIGURES: &[(&str, u32)] = &[
     ("training_curves", 1400),
     ("loss_vs_n", 1400),
     ("loss_vs_d", 1400),
+    // One panel: java, the only language trained with FIM.
+    ("infill_loss_vs_n", 1000),
+    ("infill_loss_vs_d", 1000),
     ("law_overlay", 1600),
     ("compute_optimal", 1400),
     // One panel: rust's IsoFLOP budgets (groups are pooled only when asked, so no pooled panel).
@@ -92,6 +95,18 @@ fn full_fixture_writes_every_figure_and_a_complete_page() {
     assert!(html.contains("without seeds noise and interaction cannot be told apart"), "additivity tooltip missing");
     assert!(html.contains(&format!("{} trials", input.results.len())), "trial count missing");
     assert!(html.matches("<tr><td><code title=").count() >= input.results.len());
+    // Java's fill-in-the-middle trials: their infilling-loss law (true α_N 0.32) beside the
+    // causal one, and their causal loss 0.3 % above the plain runs', which 12 configurations
+    // with 0.6 % noise each cannot tell from nothing.
+    let infill = input.fim_fit.as_ref().unwrap();
+    let java = infill.groups.iter().find(|g| g.group == "java/fim0.5").unwrap().law.as_ref().unwrap();
+    assert!((java.alpha_n.value - 0.32).abs() < 0.05, "infilling α_N {}", java.alpha_n.value);
+    assert!(html.contains("Infilling-loss laws") && html.contains("<strong>java&#x2f;fim0.5</strong>"));
+    assert!(html.contains("What fill-in-the-middle costs the causal loss"));
+    let row = r#"<td>java</td><td class="num">0.5</td><td class="num">"#;
+    let after = &html[html.find(row).expect("java's FIM cost row") + row.len()..];
+    let change: f64 = after[..after.find(" %").unwrap()].parse().unwrap();
+    assert!((change - 0.3).abs() < 0.4, "FIM cost {change} %");
     // Gaps in an otherwise good sweep are named.
     assert!(html.contains("No fit for go: 3 points, 5 needed."));
     assert!(html.contains("Trials that did not finish"));

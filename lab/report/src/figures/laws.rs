@@ -19,20 +19,62 @@ enum Along {
 
 type Coord = fn(&Pt) -> f64;
 
+/// Which loss the figures show.
+#[derive(Clone, Copy, PartialEq)]
+enum Loss {
+    /// Next-token validation loss.
+    Causal,
+    /// Fill-in-the-middle trials' loss on the middle given prefix and suffix.
+    Infilling,
+}
+
 struct LossVs<'a> {
     along: Along,
+    loss: Loss,
     groups: Vec<&'a Group<'a>>,
 }
 
 pub fn build(ctx: &Ctx) -> Result<Vec<Made>> {
-    let groups: Vec<&Group> = ctx.groups.iter().filter(|g| g.points.len() >= 2).collect();
+    figures(ctx.groups.iter().collect(), Loss::Causal)
+}
+
+/// The same figures for the infilling-loss law, when the sweep has fill-in-the-middle trials.
+pub fn build_infilling(ctx: &Ctx) -> Result<Vec<Made>> {
+    let Some(fit) = &ctx.input.fim_fit else { return Ok(vec![]) };
+    let colors = crate::data::Colors::new(ctx.input);
+    let groups = crate::data::fitted_groups(Some(fit), &colors);
+    figures(groups.iter().collect(), Loss::Infilling)
+}
+
+fn figures(groups: Vec<&Group>, loss: Loss) -> Result<Vec<Made>> {
+    let groups: Vec<&Group> = groups.into_iter().filter(|g| g.points.len() >= 2).collect();
     if groups.is_empty() {
-        return Ok(vec![Made::Skip(
-            "Loss vs N and loss vs D: no group has two finished trials with a validation loss.".into(),
-        )]);
+        return Ok(vec![Made::Skip(match loss {
+            Loss::Causal => "Loss vs N and loss vs D: no group has two finished trials with a validation loss.".into(),
+            Loss::Infilling => "Infilling loss vs N and D: no FIM group has two finished trials.".into(),
+        })]);
     }
-    let n = LossVs { along: Along::N, groups: groups.clone() };
-    let d = LossVs { along: Along::D, groups };
+    let n = LossVs { along: Along::N, loss, groups: groups.clone() };
+    let d = LossVs { along: Along::D, loss, groups };
+    if loss == Loss::Infilling {
+        let cap = |along: &str| {
+            format!(
+                "Infilling loss (nats per token of the middle span, given prefix and suffix in PSM order) of the \
+                 fill-in-the-middle trials against {along}, with the law fitted to it the way the causal loss's is \
+                 (same forms, same choice by out-of-sample error). Log–log axes."
+            )
+        };
+        return Ok(vec![
+            Made::Fig(render("infill_loss_vs_n", "Infilling loss vs model size", cap("model size N"), &Grid(n), true)?),
+            Made::Fig(render(
+                "infill_loss_vs_d",
+                "Infilling loss vs training tokens",
+                cap("tokens D"),
+                &Grid(d),
+                true,
+            )?),
+        ]);
+    }
     let cap_n = "Final validation loss against model size N, one colour per token budget D. Lines: the \
                  fitted law L(N, D) = E + A/N^α + B/D^β at each D; dashed grey: its D → ∞ limit E + A/N^α. \
                  Vertical bars through points: the spread (± one standard deviation) of replicates; black \
@@ -108,7 +150,10 @@ impl Panels for LossVs<'_> {
             Scale::log(x0, x1, fmt_si),
             Scale::log(y0, y1, fmt_num),
             xlabel,
-            "final val loss (nats/token)",
+            match self.loss {
+                Loss::Causal => "final val loss (nats/token)",
+                Loss::Infilling => "final infilling loss (nats/token)",
+            },
         )?;
         if let Some(law) = law {
             let limit: Vec<(f64, f64)> = xs

@@ -28,6 +28,8 @@ pub const ALL_NAMES: &[&str] = &[
     "training_curves",
     "loss_vs_n",
     "loss_vs_d",
+    "infill_loss_vs_n",
+    "infill_loss_vs_d",
     "law_overlay",
     "compute_optimal",
     "isoflop",
@@ -61,9 +63,10 @@ pub fn build_all(input: &ReportInput) -> Built {
     let groups = data::groups(input, &colors);
     let ctx = Ctx { input, groups };
     type Family = fn(&Ctx) -> Result<Vec<Made>>;
-    let families: [(&str, Family); 8] = [
+    let families: [(&str, Family); 9] = [
         ("training curves", curves::build),
         ("loss vs N and D", laws::build),
+        ("infilling loss vs N and D", laws::build_infilling),
         ("law overlay", overlay::build),
         ("compute-optimal frontier", frontier::build),
         ("IsoFLOP", isoflop::build),
