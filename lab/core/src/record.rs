@@ -67,6 +67,13 @@ pub struct Metrics {
     /// Standard error of `val_fim_loss`.
     #[serde(default)]
     pub val_fim_loss_se: Option<f64>,
+    /// The code task's score: the share of identifier completions right by greedy exact match
+    /// (`task_examples` of them), at the final evaluation.
+    #[serde(default)]
+    pub task_exact_match: Option<f64>,
+    /// Its binomial standard error.
+    #[serde(default)]
+    pub task_exact_match_se: Option<f64>,
     pub wall_s: f64,
     pub tokens_per_s: f64,
     /// Step at which the loss or gradient became NaN/Inf.
@@ -103,6 +110,8 @@ impl Metrics {
             val_bpb: last_eval.and_then(|p| p.val_bpb),
             val_fim_loss: last_eval.and_then(|p| p.val_fim_loss),
             val_fim_loss_se: last_eval.and_then(|p| p.val_fim_loss_se),
+            task_exact_match: last_eval.and_then(|p| p.task_exact_match),
+            task_exact_match_se: last_eval.and_then(|p| p.task_exact_match_se),
             wall_s,
             tokens_per_s: if train_s > 0.0 { tokens / train_s } else { 0.0 },
             diverged_at: None,
@@ -261,6 +270,11 @@ pub struct CurvePoint {
     pub val_fim_loss: Option<f64>,
     #[serde(default)]
     pub val_fim_loss_se: Option<f64>,
+    /// The code task's score at a trial's final evaluation (see [`Metrics::task_exact_match`]).
+    #[serde(default)]
+    pub task_exact_match: Option<f64>,
+    #[serde(default)]
+    pub task_exact_match_se: Option<f64>,
     pub grad_norm: f64,
     pub wall_s: f64,
     /// MoE routing telemetry at evaluation steps: fraction of tokens per expert (first MoE
@@ -281,6 +295,7 @@ impl CurvePoint {
     pub fn forget_evaluation(&mut self) {
         (self.val_loss, self.val_loss_se, self.val_bpb, self.val_fim_loss, self.val_fim_loss_se) =
             (None, None, None, None, None);
+        (self.task_exact_match, self.task_exact_match_se) = (None, None);
         (self.expert_load, self.router_entropy) = (None, None);
     }
 }

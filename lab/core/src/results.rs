@@ -59,6 +59,11 @@ pub struct ResultRow {
     pub val_fim_loss: Option<f64>,
     #[serde(default)]
     pub val_fim_loss_se: Option<f64>,
+    /// The code task's exact-match score (identifier completion) and its standard error.
+    #[serde(default)]
+    pub task_exact_match: Option<f64>,
+    #[serde(default)]
+    pub task_exact_match_se: Option<f64>,
     /// Fill-in-the-middle training: fraction of fragments transformed, and SPM's share.
     #[serde(default)]
     pub fim_rate: f64,
@@ -125,6 +130,8 @@ impl ResultRow {
             val_bpb: m.val_bpb,
             val_fim_loss: m.val_fim_loss,
             val_fim_loss_se: m.val_fim_loss_se,
+            task_exact_match: m.task_exact_match,
+            task_exact_match_se: m.task_exact_match_se,
             fim_rate: c.data.fim_rate,
             fim_spm_rate: c.data.fim_spm_rate,
             steps: m.steps as i64,

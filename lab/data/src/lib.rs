@@ -27,6 +27,7 @@ mod recipe;
 mod shards;
 mod sources;
 mod split;
+pub mod task;
 mod tokenize;
 
 use std::path::{Path, PathBuf};

@@ -133,6 +133,8 @@ pub(crate) fn fit_group(group: &str, all: &[&Point], targets: &[&Point], opts: &
         isoflop_skipped: None,
         curve_law: None,
         curve_law_skipped: None,
+        task: None,
+        task_skipped: None,
     };
     if out.message.is_none() {
         match fit_law(pts, targets, opts, seed, out.max_flops) {
@@ -152,6 +154,12 @@ pub(crate) fn fit_group(group: &str, all: &[&Point], targets: &[&Point], opts: &
             100.0 * a.misfit,
             100.0 * a.noise_floor.unwrap_or(f64::NAN)
         ));
+    }
+    if all.iter().any(|p| p.task.is_some()) {
+        match crate::task::fit(pts, targets, &out.targets, opts.bootstrap, derive_seed(seed, "task"), opts.confidence) {
+            Ok(law) => out.task = Some(law),
+            Err(why) => out.task_skipped = Some(why.0),
+        }
     }
     let iso: Vec<IsoPoint> = pts.iter().map(|p| IsoPoint { n: p.n, d: p.d, loss: p.loss, flops: p.flops }).collect();
     let mut notes = vec![];

@@ -23,6 +23,7 @@ pub mod results;
 pub mod schema;
 pub mod select;
 pub mod table;
+pub mod task;
 
 pub use codescale_core::time::rfc3339_utc;
 use codescale_core::Status;
@@ -62,6 +63,8 @@ pub struct Point {
     pub trunk: Option<String>,
     /// Standard error of `loss` from the evaluation (for weighting).
     pub loss_se: Option<f64>,
+    /// The code task's metric ([`task::METRIC`]), fitted against the loss in a second step.
+    pub task: Option<f64>,
     /// A held-out target: trained but never fitted; the law predicts it.
     pub target: bool,
     /// An intermediate checkpoint of a run, not its end: kept apart from final points (a
@@ -138,7 +141,8 @@ impl Default for FitOptions {
 /// that no fit made by an older fitter is taken for a current one. 2: law forms chosen by
 /// out-of-sample error. 3: the whole-curve law beside them. 4: L*(C) through each budget's
 /// interpolated minimum. 5: `auto` chooses a form only with MIN_SPLITS_TO_CHOOSE rolling splits.
-pub const FITTER_VERSION: u32 = 5;
+/// 6: the task metric's sigmoid of the loss ([`task`]).
+pub const FITTER_VERSION: u32 = 6;
 
 impl FitOptions {
     /// blake3 of every option that changes the fit, and of [`FITTER_VERSION`]. Not the budgets,

@@ -62,6 +62,7 @@ pub fn points_from_rows(rows: &[ResultRow], n_col: &str, loss_col: &str) -> Vec<
             config: (!r.config_id.is_empty()).then(|| r.config_id.clone()),
             trunk: (!r.trunk.is_empty()).then(|| r.trunk.clone()),
             loss_se: if infilling { r.val_fim_loss_se } else { r.val_loss_se },
+            task: r.task_exact_match,
             target: r.target,
             intermediate: false,
         })
@@ -87,7 +88,8 @@ pub fn input_hash(points: &[Point]) -> String {
             h.update(&(s.len() as u64).to_le_bytes());
             h.update(s.as_bytes());
         }
-        for x in [Some(p.n), Some(p.d), Some(p.loss), p.flops, p.lr, p.batch_tokens, p.warmup_steps, p.loss_se] {
+        for x in [Some(p.n), Some(p.d), Some(p.loss), p.flops, p.lr, p.batch_tokens, p.warmup_steps, p.loss_se, p.task]
+        {
             num(&mut h, x);
         }
     }

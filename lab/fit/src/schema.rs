@@ -14,7 +14,7 @@ fn one() -> usize {
     1
 }
 
-fn f64_or_nan<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+pub(crate) fn f64_or_nan<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
     Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
@@ -88,6 +88,12 @@ impl Estimate {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GroupFit {
+    /// The code task's metric as a sigmoid of the loss, with its targets' predicted metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<crate::task::TaskLaw>,
+    /// Why there is no task law for a group whose trials measured the metric.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_skipped: Option<String>,
     /// `python`, `python/moe`, or `pooled`.
     pub group: String,
     pub n_points: usize,

@@ -151,6 +151,7 @@ pub fn render_table(fit: &FitFile) -> String {
             lines.push(target_line(t));
         }
         lines.extend(curve_lines(g));
+        lines.extend(task_lines(g));
         if !g.replicates.is_empty() {
             let mut rel: Vec<f64> = g.replicates.iter().map(|r| r.sd / r.mean).collect();
             rel.sort_by(f64::total_cmp);
@@ -249,6 +250,42 @@ fn curve_lines(g: &GroupFit) -> Vec<String> {
         flagged(&c.alpha_d),
     )];
     lines.extend(c.targets.iter().map(|t| format!("  whole-curve {}", target_line(t))));
+    lines
+}
+
+/// The code task's sigmoid from loss to exact match, and each target's metric predicted in two
+/// steps, beside what it measured; or why there is no such law.
+fn task_lines(g: &GroupFit) -> Vec<String> {
+    let pct = |e: &Estimate| match (e.lo, e.hi) {
+        (Some(lo), Some(hi)) => format!("{:.1} % [{:.1}, {:.1}]", 100.0 * e.value, 100.0 * lo, 100.0 * hi),
+        _ => format!("{:.1} %", 100.0 * e.value),
+    };
+    let Some(t) = &g.task else {
+        return g.task_skipped.iter().map(|why| format!("task metric: no law ({why})")).collect();
+    };
+    let mut lines = vec![format!(
+        "task exact match = top · σ(k · (L_mid − L)) over {} trials: top {}, k {}, L_mid {} (RMSE {:.1} points)",
+        t.n_points,
+        pct(&t.top),
+        est(&t.k),
+        est(&t.l_mid),
+        100.0 * t.rmse
+    )];
+    for x in &t.targets {
+        let verdict = match x.failed_step.as_deref() {
+            None => "inside the 95 % prediction interval".to_string(),
+            Some(step) => format!("outside the interval: the {step} step failed"),
+        };
+        lines.push(format!(
+            "task target {} (N = {:.2e}, D = {:.2e}): predicted {} through the predicted loss, {} from its measured loss; measured {:.1} %, {verdict}",
+            &x.id[..x.id.len().min(10)],
+            x.n,
+            x.d,
+            pct(&x.predicted),
+            pct(&x.from_measured_loss),
+            100.0 * x.measured
+        ));
+    }
     lines
 }
 
@@ -353,6 +390,7 @@ pub fn law_summary(fit: &FitFile) -> String {
                 );
                 lines.extend(group.targets.iter().map(|t| format!("{:<12} {}", "", target_line(t))));
                 lines.extend(curve_lines(group).into_iter().map(|l| format!("{:<12} {}", "", l.trim_start())));
+                lines.extend(task_lines(group).into_iter().map(|l| format!("{:<12} {l}", "")));
             }
             None => lines.push(format!("{:<12} no fit: {}", group.group, group.message.clone().unwrap_or_default())),
         }

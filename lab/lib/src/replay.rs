@@ -245,6 +245,8 @@ mod tests {
                 val_loss: (i == losses.len() - 1).then_some(l),
                 val_loss_se: None,
                 val_bpb: None,
+                task_exact_match: None,
+                task_exact_match_se: None,
                 val_fim_loss: None,
                 val_fim_loss_se: None,
                 grad_norm: 1.0,

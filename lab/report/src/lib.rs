@@ -16,6 +16,7 @@ mod html;
 mod render;
 mod style;
 mod summary;
+mod task;
 
 use std::path::{Path, PathBuf};
 

@@ -38,6 +38,8 @@ pub struct Summary {
     pub infill_targets: Vec<TargetRow>,
     /// What FIM training costs the causal loss, against seed noise.
     pub fim_cost: Option<crate::fim::FimCost>,
+    /// The code task's metric from the loss, and its targets.
+    pub task: Option<crate::task::TaskSection>,
     pub trials: Vec<TrialRow>,
     pub unfinished: Vec<TrialRow>,
     pub excluded: Vec<ExcludedRow>,
@@ -60,7 +62,7 @@ pub struct Est {
     pub unidentified: bool,
 }
 
-fn est(e: &Estimate, f: fn(f64) -> String) -> Est {
+pub(crate) fn est(e: &Estimate, f: fn(f64) -> String) -> Est {
     let interval = match (e.lo, e.hi) {
         (Some(lo), Some(hi)) => format!("{} – {}", f(lo), f(hi)),
         _ => String::new(),
@@ -267,6 +269,7 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
         infill_laws: infill.laws,
         infill_targets: infill.targets,
         fim_cost: crate::fim::cost(results),
+        task: input.fit.as_ref().and_then(crate::task::section),
         trials,
         unfinished,
         excluded: sections.excluded,

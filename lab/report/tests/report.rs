@@ -107,6 +107,12 @@ fn full_fixture_writes_every_figure_and_a_complete_page() {
     let after = &html[html.find(row).expect("java's FIM cost row") + row.len()..];
     let change: f64 = after[..after.find(" %").unwrap()].parse().unwrap();
     assert!((change - 0.3).abs() < 0.4, "FIM cost {change} %");
+    // The code task: python's sigmoid from loss to exact match (true midpoint 2.2) and its held-out
+    // target's metric predicted in two steps.
+    let task = python.task.as_ref().expect("python's task law");
+    assert!((task.l_mid.value - 2.2).abs() < 0.15, "L_mid {}", task.l_mid.value);
+    assert_eq!(task.targets.len(), 1);
+    assert!(html.contains("Code task: exact match from loss") && html.contains("from its measured loss"));
     // Gaps in an otherwise good sweep are named.
     assert!(html.contains("No fit for go: 3 points, 5 needed."));
     assert!(html.contains("Trials that did not finish"));

@@ -122,6 +122,8 @@ mod tests {
             val_bpb: Some(3.5),
             val_fim_loss: None,
             val_fim_loss_se: None,
+            task_exact_match: None,
+            task_exact_match_se: None,
             grad_norm: 0.5,
             wall_s: 1.5,
             expert_load: None,

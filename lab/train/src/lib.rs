@@ -10,6 +10,7 @@ pub mod model;
 pub mod moe;
 pub mod optim;
 pub mod run;
+pub mod task;
 pub mod trainer;
 pub mod trunk;
 

@@ -9,6 +9,7 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor};
 use codescale_core::{BadInput, CurvePoint, TrialConfig};
+use codescale_data::task::Task;
 use codescale_data::{Corpus, Fim, Split};
 
 use crate::checkpoint::{self, Checkpoint};
@@ -30,6 +31,8 @@ where
     opt: AdamW<B>,
     sampler: Sampler,
     eval: EvalSet,
+    /// The code task scored at the final evaluation; `None` with `task_examples = 0`.
+    task: Option<Task>,
     val_bytes_per_token: f64,
     /// Optimizer steps done.
     pub steps: usize,
@@ -71,6 +74,21 @@ where
         let sampler =
             Sampler::new(train_tokens, config.data.seq_len, config.optimizer.micro_batch, config.runtime.seed)
                 .map_err(|e| BadInput(format!("training shard of {}: {e:#}", config.data.language)))?;
+        let task = match config.eval.task_examples {
+            0 => None,
+            n => {
+                let task = Task::identifier_completion(corpus.tokenizer(), &val_tokens, config.data.seq_len, n);
+                anyhow::ensure!(
+                    !task.examples.is_empty(),
+                    BadInput(format!(
+                        "task_examples: the validation files of {} hold no identifier to complete within a \
+                         window of {} tokens (set task_examples = 0 to train without the task metric)",
+                        config.data.language, config.data.seq_len
+                    ))
+                );
+                Some(task)
+            }
+        };
         let eval = EvalSet::new(val_tokens, config.data.seq_len, config.eval.eval_tokens, config.optimizer.micro_batch)
             .map_err(|e| BadInput(format!("validation shard of {}: {e:#}", config.data.language)))?;
         let (sampler, eval) = if config.data.fim() {
@@ -86,6 +104,7 @@ where
             opt: AdamW::new(config),
             sampler,
             eval,
+            task,
             val_bytes_per_token: corpus.bytes_per_token(&config.data.language, Split::Val),
             steps: 0,
             curve: Vec::new(),
@@ -188,6 +207,8 @@ where
             val_loss: None,
             val_loss_se: None,
             val_bpb: None,
+            task_exact_match: None,
+            task_exact_match_se: None,
             val_fim_loss: None,
             val_fim_loss_se: None,
             grad_norm,
@@ -200,7 +221,8 @@ where
     }
 
     /// Evaluates the model as it is now on the fixed validation windows and records the loss,
-    /// its standard error and the routing in the last curve point. A trial's final evaluation
+    /// its standard error, the routing (and for FIM trials the infilling loss) in the last curve
+    /// point; the final evaluation also scores the code task. A trial's final evaluation
     /// (`full`) reads all `eval_tokens`; those along the way read about [`CURVE_EVAL_TOKENS`],
     /// since a ladder's points are its final losses and a full evaluation costs about a third of
     /// training on as many tokens.
@@ -212,6 +234,11 @@ where
             self.eval.infill_batches::<B::InnerBackend>(self.device, stride).and_then(|b| evaluate_infill(&model, b));
         let point = self.curve.last_mut().expect("evaluation after a step");
         (point.val_fim_loss, point.val_fim_loss_se) = (infill.map(|i| i.0), infill.map(|i| i.1));
+        // The task only at the final evaluation: decoding costs a few evaluations' worth.
+        if let Some(task) = self.task.as_ref().filter(|_| full) {
+            let score = crate::task::exact_match(&model, task, self.device, self.config.optimizer.micro_batch);
+            (point.task_exact_match, point.task_exact_match_se) = (Some(score.rate()), Some(score.se()));
+        }
         point.val_loss = Some(e.loss);
         point.val_loss_se = Some(e.se);
         point.val_bpb = Some(e.loss / self.val_bytes_per_token / std::f64::consts::LN_2);

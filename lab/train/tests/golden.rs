@@ -28,7 +28,7 @@ fn the_numerics_match_their_version() {
         model: ModelSpec { name: Some("d32-l1".into()), ..Default::default() },
         optimizer: OptimizerSpec { batch_size: Some(8), ..Default::default() },
         schedule: ScheduleSpec { tokens: Some(30.0 * 8.0 * 32.0), warmup: Some(5.0), ..Default::default() },
-        eval: EvalSpec { eval_tokens: Some(2048), eval_interval: Some(30) },
+        eval: EvalSpec { eval_tokens: Some(2048), eval_interval: Some(30), ..Default::default() },
         runtime: RuntimeSpec { threads: Some(2), ..Default::default() },
     }
     .resolve()

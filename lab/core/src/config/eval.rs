@@ -1,4 +1,5 @@
-//! The evaluation section: how often a trial measures its validation loss, and on how much.
+//! The evaluation section: how often a trial measures its validation loss, on how much, and on
+//! how many examples of the code task.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,7 +17,21 @@ spec_section! {
         /// Optimizer steps between evaluations (0: about ten per run).
         eval_interval: usize,
         eval_tokens: usize,
+        /// Identifier completions scored at the final evaluation (0: no task metric).
+        task_examples: usize,
     }
+}
+
+/// Examples of the code task a trial is scored on unless it says otherwise: a binomial standard
+/// error of at most 3 points of exact match, for a few seconds of greedy decoding.
+pub const DEFAULT_TASK_EXAMPLES: usize = 256;
+
+fn is_default_task(n: &usize) -> bool {
+    *n == DEFAULT_TASK_EXAMPLES
+}
+
+fn default_task() -> usize {
+    DEFAULT_TASK_EXAMPLES
 }
 
 /// When and on how many held-out tokens a trial is evaluated.
@@ -24,6 +39,9 @@ spec_section! {
 pub struct EvalSection {
     pub eval_interval: usize,
     pub eval_tokens: usize,
+    /// Left out of the canonical JSON at its default, so trials from before it keep their ids.
+    #[serde(skip_serializing_if = "is_default_task", default = "default_task")]
+    pub task_examples: usize,
 }
 
 impl EvalSpec {
@@ -36,6 +54,10 @@ impl EvalSpec {
                 format!("{eval_tokens} is less than one window of seq_len = {seq_len} tokens"),
             ));
         }
-        Ok(EvalSection { eval_interval: self.eval_interval.unwrap_or(0), eval_tokens })
+        Ok(EvalSection {
+            eval_interval: self.eval_interval.unwrap_or(0),
+            eval_tokens,
+            task_examples: self.task_examples.unwrap_or(DEFAULT_TASK_EXAMPLES),
+        })
     }
 }

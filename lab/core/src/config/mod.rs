@@ -54,7 +54,7 @@ mod runtime;
 mod schedule;
 
 pub use data::{vocab_size, CorpusKey, DataSection, DataSpec, DEFAULT_FIM_SPM_RATE, FIM_SENTINELS};
-pub use eval::{EvalSection, EvalSpec, DEFAULT_EVAL_TOKENS};
+pub use eval::{EvalSection, EvalSpec, DEFAULT_EVAL_TOKENS, DEFAULT_TASK_EXAMPLES};
 pub use model::{Arch, Gate, ModelSection, ModelSpec, GPT2_INIT_STD};
 pub use optimizer::{Lr, LrRule, OptimizerSection, OptimizerSpec, RuleKind, LR_RULE_D_REF, LR_RULE_N_REF};
 pub use runtime::{Backend, Precision, RuntimeSection, RuntimeSpec};
