@@ -13,6 +13,7 @@ mod fim;
 pub mod fixture;
 mod fonts;
 mod html;
+mod languages;
 mod render;
 mod style;
 mod summary;

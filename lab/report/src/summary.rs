@@ -40,6 +40,8 @@ pub struct Summary {
     pub fim_cost: Option<crate::fim::FimCost>,
     /// The code task's metric from the loss, and its targets.
     pub task: Option<crate::task::TaskSection>,
+    /// Languages ranked by loss at matched (N, D) and by L_inf, beside the seed paper's order.
+    pub languages_compared: Option<crate::languages::Comparison>,
     pub trials: Vec<TrialRow>,
     pub unfinished: Vec<TrialRow>,
     pub excluded: Vec<ExcludedRow>,
@@ -270,6 +272,7 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
         infill_targets: infill.targets,
         fim_cost: crate::fim::cost(results),
         task: input.fit.as_ref().and_then(crate::task::section),
+        languages_compared: crate::languages::compare(results, input.fit.as_ref()),
         trials,
         unfinished,
         excluded: sections.excluded,

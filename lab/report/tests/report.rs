@@ -113,6 +113,9 @@ fn full_fixture_writes_every_figure_and_a_complete_page() {
     assert!((task.l_mid.value - 2.2).abs() < 0.15, "L_mid {}", task.l_mid.value);
     assert_eq!(task.targets.len(), 1);
     assert!(html.contains("Code task: exact match from loss") && html.contains("from its measured loss"));
+    // Languages compared at their largest common (N, D), beside the seed paper's order (java
+    // rung 2, rust 2, python 6: the fixture's laws put java lowest, then rust, then python).
+    assert!(html.contains("Languages compared") && html.contains("pairs the seed paper orders are in its order"));
     // Gaps in an otherwise good sweep are named.
     assert!(html.contains("No fit for go: 3 points, 5 needed."));
     assert!(html.contains("Trials that did not finish"));
