@@ -38,6 +38,10 @@ fn cases() -> Vec<(String, usize, &'static str)> {
         (format!("{HEAD}model = \"d64-l2\"\nmicro_batch = 5\n"), 5, "micro_batch"),
         (format!("{HEAD}model = \"d64-l2\"\n[parameters\n"), 5, ""),
         ("name = \"bad\"\n[base]\nmodel = \"d64-l2\"\n".to_string(), 1, "`language`: is required"),
+        (format!("{HEAD}model = \"d64-l2\"\nfim_rate = 1.5\n"), 5, "fim_rate"),
+        (format!("{HEAD}model = \"d64-l2\"\nfim_spm_rate = 0.5\n"), 5, "without `fim_rate`"),
+        (p("model = { values = [\"d64-l2\"] }\nfim_rate = { values = [0.5, -1] }"), 6, "fim_rate"),
+        (format!("{HEAD}model = \"d64-l2\"\ntask_examples = -1\n"), 5, "task_examples"),
     ]
 }
 

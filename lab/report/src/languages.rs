@@ -61,8 +61,9 @@ struct Measure {
 
 /// `None` with fewer than two languages to compare.
 pub fn compare(results: &[ResultRow], fit: Option<&codescale_fit::FitFile>) -> Option<Comparison> {
-    let plain =
-        |r: &&ResultRow| is_done(r) && !r.target && r.arch == Arch::Dense && r.fim_rate == 0.0 && r.tokenizer == "bytes";
+    let plain = |r: &&ResultRow| {
+        is_done(r) && !r.target && r.arch == Arch::Dense && r.fim_rate == 0.0 && r.tokenizer == "bytes"
+    };
     // (N, D) → language → (losses, standard errors).
     let mut cells: BTreeMap<(u64, u64), BTreeMap<String, (Vec<f64>, Vec<f64>)>> = BTreeMap::new();
     for r in results.iter().filter(plain) {
@@ -213,6 +214,9 @@ mod tests {
         assert!(c.loss_pairs.not_separated.contains(&"go ≈ rust".to_string()));
         assert!(c.loss_pairs.separated.contains(&"csharp < go".to_string()));
         // go (rung 3) below rust (rung 2) is the one reversal of the paper's order.
-        assert_eq!(c.seed_agreement, "5 of 6 pairs the seed paper orders are in its order; reversed here: go below rust");
+        assert_eq!(
+            c.seed_agreement,
+            "5 of 6 pairs the seed paper orders are in its order; reversed here: go below rust"
+        );
     }
 }

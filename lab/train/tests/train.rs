@@ -229,3 +229,32 @@ fn the_code_task_is_scored_at_the_final_evaluation_and_rises_with_training() {
     let off = train_trial(&tmp.path().join("c"), &off, &corpus, &quiet()).unwrap();
     assert_eq!(off.metrics.task_exact_match, None);
 }
+
+/// A task metric asked of a language whose held-out files hold no identifier to complete (here
+/// every name is one or two letters) is bad input naming `task_examples`, before any training.
+#[test]
+fn a_task_with_nothing_to_complete_is_bad_input_naming_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(&src).unwrap();
+    for f in 0..40 {
+        let body: String = (0..200)
+            .map(|i| format!("fn f(a: u8, b: u8) -> u8 {{ a * {} + b * {} }}\n", f * 7 + i, i * 13 + 1))
+            .collect();
+        std::fs::write(src.join(format!("f{f:02}.rs")), body).unwrap();
+    }
+    let recipe = tmp.path().join("recipe.toml");
+    let text = format!(
+        "name = \"short\"\nvalidation_fraction = 0.2\nmin_bytes = 1000\n[languages.rust]\nsources = [{{ dir = \"{}\", include = [\"*.rs\"] }}]\n",
+        src.display()
+    );
+    std::fs::write(&recipe, text).unwrap();
+    let opts = codescale_data::BuildOptions { out: Some(tmp.path().join("corpus")), quiet: true, ..Default::default() };
+    let corpus = codescale_data::build(&recipe, &opts).unwrap();
+    let dir = tmp.path().join("t");
+    let e = train_trial(&dir, &common::config(2, |_| {}), &corpus, &quiet()).unwrap_err();
+    assert!(codescale_core::is_bad_input(&e), "{e:#}");
+    assert!(format!("{e:#}").contains("task_examples"), "{e:#}");
+    let off = train_trial(&dir, &common::config(2, |s| s.eval.task_examples = Some(0)), &corpus, &quiet()).unwrap();
+    assert_eq!(off.status, Status::Done);
+}
