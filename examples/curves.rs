@@ -66,7 +66,7 @@ fn main() -> Result<()> {
         };
         let (auto, chinchilla) = (finals(LawChoice::Auto)?, finals(LawChoice::Fixed(Form::Chinchilla))?);
         let points = codescale_fit::results::points_from_rows(&codescale::sweep::results(dir)?, "n_params", "val_loss");
-        let trials = fit::curve_trials(dir, &points)?;
+        let trials = fit::curve_trials(dir, &points, "val_loss")?;
         for g in &auto.groups {
             let runs: Vec<&CurveTrial> = trials.iter().filter(|t| t.point.group == g.group).collect();
             let fitted: Vec<&CurveTrial> = runs.iter().copied().filter(|t| !t.point.target).collect();

@@ -114,14 +114,16 @@ pub fn fit_sweep(sweep_dir: &Path, opts: &Options) -> Result<Fitted> {
     let fit_opts = fit_options(opts, &n_col, &loss_col, &budgets)?;
     let mut fit = codescale_fit::fit_points(&name, &source, &points, &fit_opts);
     if fit_opts.curves {
-        codescale_fit::curve::add_to(&mut fit, &curve_trials(sweep_dir, &points)?, &fit_opts);
+        codescale_fit::curve::add_to(&mut fit, &curve_trials(sweep_dir, &points, &loss_col)?, &fit_opts);
     }
     save(fit, out)
 }
 
-/// Each finished trial's curve with its config (its schedule) and fit point, for the whole-curve
-/// law. A curve that cannot be read leaves its trial out of that law only.
-pub fn curve_trials(sweep_dir: &Path, points: &[Point]) -> Result<Vec<CurveTrial>> {
+/// Each finished trial's curve of `loss_col` (`val_loss` or `val_fim_loss`) with its config (its
+/// schedule) and fit point, for the whole-curve law. A curve that cannot be read leaves its
+/// trial out of that law only.
+pub fn curve_trials(sweep_dir: &Path, points: &[Point], loss_col: &str) -> Result<Vec<CurveTrial>> {
+    let loss_of = |p: &codescale_core::CurvePoint| if loss_col == "val_fim_loss" { p.val_fim_loss } else { p.val_loss };
     let dir = codescale_sweep::runs::SweepDir::open(sweep_dir)?;
     let by_id: std::collections::HashMap<&str, &Point> = points.iter().map(|p| (p.id.as_str(), p)).collect();
     let mut out = vec![];
@@ -132,7 +134,7 @@ pub fn curve_trials(sweep_dir: &Path, points: &[Point]) -> Result<Vec<CurveTrial
         } else {
             let path = dir.trial_dir(&record.id).join(codescale_core::record::CURVE_FILE);
             match codescale_table::read_rows::<codescale_core::CurvePoint>(&path) {
-                Ok(curve) => curve.iter().filter_map(|p| p.val_loss.map(|l| (p.step, l))).collect(),
+                Ok(curve) => curve.iter().filter_map(|p| loss_of(p).map(|l| (p.step, l))).collect(),
                 Err(_) => continue,
             }
         };
