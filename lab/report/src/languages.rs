@@ -4,7 +4,8 @@
 //! TypeScript < JavaScript < Python).
 //!
 //! Losses are nats per token; with the byte tokenizer that is per byte, so languages compare on
-//! the same footing. Only dense trials without FIM that are not held-out targets are compared.
+//! the same footing (BPE trials are left out: a token of one language is not one of another).
+//! Only dense trials without FIM that are not held-out targets are compared.
 
 use std::collections::BTreeMap;
 

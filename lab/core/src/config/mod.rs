@@ -445,6 +445,7 @@ mod tests {
             ("precision", "bf16"),
             ("init_std", "0.03"),
             ("fim_rate", "0.5"),
+            ("task_examples", "64"),
         ] {
             s.set(k, v).unwrap();
         }
