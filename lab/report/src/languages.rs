@@ -82,29 +82,37 @@ pub fn compare(results: &[ResultRow], fit: Option<&codescale_fit::FitFile>) -> O
         let c = |k: &(u64, u64)| f64::from_bits(k.0) * f64::from_bits(k.1);
         c(a.0).total_cmp(&c(b.0))
     })?;
-    let seeds = cell.values().map(|(l, _)| l.len()).min().unwrap_or(0);
+    // Seed noise pooled over every configuration with replicates (relative variance, one degree
+    // of freedom per extra seed): two seeds of one cell alone estimate it far too loosely.
+    let (mut ss, mut dof) = (0.0, 0usize);
+    for (losses, _) in cells.values().flat_map(|c| c.values()).filter(|(l, _)| l.len() >= 2) {
+        let mean = losses.iter().sum::<f64>() / losses.len() as f64;
+        ss += losses.iter().map(|x| (x / mean - 1.0).powi(2)).sum::<f64>();
+        dof += losses.len() - 1;
+    }
+    let pooled = (dof > 0).then(|| (ss / dof as f64).sqrt());
     let losses: Vec<Measure> = cell
         .iter()
         .map(|(language, (l, s))| {
             let k = l.len() as f64;
             let mean = l.iter().sum::<f64>() / k;
-            let se = if k >= 2.0 {
-                (l.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (k - 1.0) / k).sqrt()
-            } else if s[0] > 0.0 {
-                s[0]
-            } else {
+            let se = match pooled {
+                Some(rel) => mean * rel / k.sqrt(),
+                None if s[0] > 0.0 => s[0],
                 // Nothing measures this loss's noise: no interval, and no pair judged.
-                f64::NAN
+                None => f64::NAN,
             };
             Measure { language: language.clone(), value: mean, lo: mean - 1.96 * se, hi: mean + 1.96 * se }
         })
         .collect();
-    let noise = if seeds >= 2 {
-        format!("the spread of {seeds} or more seeds")
-    } else {
-        "the evaluation's standard error alone: one seed, so seed noise (about 1 % of the loss on the lab's \
-         ladders) is left out and pairs look more separated than they are"
-            .to_string()
+    let noise = match pooled {
+        Some(rel) => format!(
+            "seed noise pooled over the sweep's replicated configurations ({dof} degrees of freedom): {:.2} % of the loss per run",
+            100.0 * rel
+        ),
+        None => "the evaluation's standard error alone: one seed, so seed noise (about 1 % of the loss on the lab's \
+                 ladders) is left out and pairs look more separated than they are"
+            .to_string(),
     };
     let l_infs: Vec<Measure> = fit
         .map(|f| f.groups.as_slice())
