@@ -266,3 +266,28 @@ fn hyper_from_results(results: &[ResultRow]) -> Vec<HyperSlice> {
     }
     out
 }
+
+/// Losses of one configuration's seeds, with their evaluations' standard errors.
+#[derive(Default)]
+pub struct Seeds {
+    pub losses: Vec<f64>,
+    pub ses: Vec<f64>,
+}
+
+impl Seeds {
+    pub fn mean(&self) -> f64 {
+        self.losses.iter().sum::<f64>() / self.losses.len() as f64
+    }
+
+    /// Variance of the mean: the seeds' spread over their number with two or more seeds, the
+    /// evaluation's standard error (which misses seed noise) with one.
+    pub fn var_of_mean(&self) -> f64 {
+        let k = self.losses.len() as f64;
+        if k >= 2.0 {
+            let m = self.mean();
+            self.losses.iter().map(|l| (l - m).powi(2)).sum::<f64>() / (k - 1.0) / k
+        } else {
+            self.ses.iter().map(|s| s * s).sum::<f64>() / (k * k)
+        }
+    }
+}

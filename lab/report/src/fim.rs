@@ -10,7 +10,7 @@ use codescale_core::ResultRow;
 use serde::Serialize;
 
 use crate::axes::fmt_si;
-use crate::data::is_done;
+use crate::data::{is_done, Seeds};
 
 /// One FIM rate against no FIM, over every configuration trained at both.
 #[derive(Debug, Serialize)]
@@ -44,31 +44,6 @@ pub struct CellCost {
 pub struct FimCost {
     pub rates: Vec<RateCost>,
     pub cells: Vec<CellCost>,
-}
-
-/// Losses of one configuration's seeds, with their evaluations' standard errors.
-#[derive(Default)]
-struct Seeds {
-    losses: Vec<f64>,
-    ses: Vec<f64>,
-}
-
-impl Seeds {
-    fn mean(&self) -> f64 {
-        self.losses.iter().sum::<f64>() / self.losses.len() as f64
-    }
-
-    /// Variance of the mean: the seeds' spread over their number with two or more seeds, the
-    /// evaluation's standard error (which misses seed noise) with one.
-    fn var_of_mean(&self) -> f64 {
-        let k = self.losses.len() as f64;
-        if k >= 2.0 {
-            let m = self.mean();
-            self.losses.iter().map(|l| (l - m).powi(2)).sum::<f64>() / (k - 1.0) / k
-        } else {
-            self.ses.iter().map(|s| s * s).sum::<f64>() / (k * k)
-        }
-    }
 }
 
 /// `None` when the sweep has no configuration trained both with and without FIM.

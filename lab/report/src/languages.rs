@@ -13,7 +13,7 @@ use codescale_core::{Arch, ResultRow};
 use serde::Serialize;
 
 use crate::axes::fmt_si;
-use crate::data::is_done;
+use crate::data::{is_done, Seeds};
 
 /// The seed paper's order, lowest loss first; languages on one rung are reported as tied.
 pub const SEED_ORDER: [&[&str]; 6] =
@@ -65,13 +65,13 @@ pub fn compare(results: &[ResultRow], fit: Option<&codescale_fit::FitFile>) -> O
     let plain = |r: &&ResultRow| {
         is_done(r) && !r.target && r.arch == Arch::Dense && r.fim_rate == 0.0 && r.tokenizer == "bytes"
     };
-    // (N, D) → language → (losses, standard errors).
-    let mut cells: BTreeMap<(u64, u64), BTreeMap<String, (Vec<f64>, Vec<f64>)>> = BTreeMap::new();
+    // (N, D) → language → its seeds.
+    let mut cells: BTreeMap<(u64, u64), BTreeMap<String, Seeds>> = BTreeMap::new();
     for r in results.iter().filter(plain) {
         let e = cells.entry((r.n_params.to_bits(), r.tokens.round().to_bits())).or_default();
-        let (losses, ses) = e.entry(r.language.clone()).or_default();
-        losses.push(r.val_loss.expect("done"));
-        ses.push(r.val_loss_se.unwrap_or(0.0));
+        let seeds = e.entry(r.language.clone()).or_default();
+        seeds.losses.push(r.val_loss.expect("done"));
+        seeds.ses.push(r.val_loss_se.unwrap_or(0.0));
     }
     let languages = cells.values().map(|c| c.len()).max().unwrap_or(0);
     if languages < 2 {
@@ -85,20 +85,20 @@ pub fn compare(results: &[ResultRow], fit: Option<&codescale_fit::FitFile>) -> O
     // Seed noise pooled over every configuration with replicates (relative variance, one degree
     // of freedom per extra seed): two seeds of one cell alone estimate it far too loosely.
     let (mut ss, mut dof) = (0.0, 0usize);
-    for (losses, _) in cells.values().flat_map(|c| c.values()).filter(|(l, _)| l.len() >= 2) {
-        let mean = losses.iter().sum::<f64>() / losses.len() as f64;
-        ss += losses.iter().map(|x| (x / mean - 1.0).powi(2)).sum::<f64>();
-        dof += losses.len() - 1;
+    for seeds in cells.values().flat_map(|c| c.values()).filter(|s| s.losses.len() >= 2) {
+        let mean = seeds.mean();
+        ss += seeds.losses.iter().map(|x| (x / mean - 1.0).powi(2)).sum::<f64>();
+        dof += seeds.losses.len() - 1;
     }
     let pooled = (dof > 0).then(|| (ss / dof as f64).sqrt());
     let losses: Vec<Measure> = cell
         .iter()
-        .map(|(language, (l, s))| {
-            let k = l.len() as f64;
-            let mean = l.iter().sum::<f64>() / k;
+        .map(|(language, seeds)| {
+            let k = seeds.losses.len() as f64;
+            let mean = seeds.mean();
             let se = match pooled {
                 Some(rel) => mean * rel / k.sqrt(),
-                None if s[0] > 0.0 => s[0],
+                None if seeds.ses[0] > 0.0 => seeds.ses[0],
                 // Nothing measures this loss's noise: no interval, and no pair judged.
                 None => f64::NAN,
             };
