@@ -58,8 +58,7 @@ impl Cut {
     /// character is never a boundary, so a window that starts or ends inside one still cuts
     /// only between characters.
     pub fn draw(bytes: &[u8], rng: &mut impl Rng) -> Cut {
-        let boundaries: Vec<usize> =
-            (0..=bytes.len()).filter(|&i| i == bytes.len() || !is_continuation(bytes[i])).collect();
+        let boundaries = boundaries(bytes);
         let a = boundaries[rng.random_range(0..boundaries.len())];
         let b = boundaries[rng.random_range(0..boundaries.len())];
         Cut { start: a.min(b), end: a.max(b) }
@@ -67,8 +66,7 @@ impl Cut {
 
     /// As [`Cut::draw`], but with a middle of at least one character; `None` for empty text.
     pub fn draw_nonempty(bytes: &[u8], rng: &mut impl Rng) -> Option<Cut> {
-        let boundaries: Vec<usize> =
-            (0..=bytes.len()).filter(|&i| i == bytes.len() || !is_continuation(bytes[i])).collect();
+        let boundaries = boundaries(bytes);
         if boundaries.len() < 2 {
             return None;
         }
@@ -83,8 +81,10 @@ impl Cut {
     }
 }
 
-fn is_continuation(byte: u8) -> bool {
-    byte & 0xC0 == 0x80
+/// The offsets `0..=len` that lie between UTF-8 characters: a byte that continues a character
+/// is never one.
+fn boundaries(bytes: &[u8]) -> Vec<usize> {
+    (0..=bytes.len()).filter(|&i| i == bytes.len() || bytes[i] & 0xC0 != 0x80).collect()
 }
 
 /// The order a transformed document is trained in.
@@ -125,12 +125,11 @@ impl Fim {
         self.eod
     }
 
-    /// The document `tokens` (no end-of-document token) cut at `cut` and put in `order`;
-    /// `None` when a piece is not whole UTF-8 characters and the tokenizer needs them (BPE, at
-    /// a window's edge inside a multi-byte character).
-    pub fn transform(&self, tokens: &[u16], cut: Cut, order: Order) -> Option<Infill> {
-        let bytes = self.tokenizer.token_bytes(tokens);
-        let [p, m, s] = cut.apply(&bytes).map(|piece| self.tokenizer.encode(piece).ok());
+    /// A document's bytes (from [`Tokenizer::token_bytes`], no end-of-document token) cut at
+    /// `cut` and put in `order`, as tokens; `None` when a piece is not whole UTF-8 characters
+    /// and the tokenizer needs them (BPE, at a window's edge inside a multi-byte character).
+    pub fn transform(&self, bytes: &[u8], cut: Cut, order: Order) -> Option<Infill> {
+        let [p, m, s] = cut.apply(bytes).map(|piece| self.tokenizer.encode(piece).ok());
         let (p, m, s) = (p?, m?, s?);
         let Sentinels { prefix: pre, middle: mid, suffix: suf } = self.sentinels;
         let mut out = Vec::with_capacity(p.len() + m.len() + s.len() + Sentinels::COUNT);
@@ -170,8 +169,8 @@ impl Fim {
             }
             let transformed = if !fragment.is_empty() && rng.random::<f64>() < self.rate {
                 let order = if rng.random::<f64>() < self.spm_rate { Order::Spm } else { Order::Psm };
-                let cut = Cut::draw(&self.tokenizer.token_bytes(fragment), rng);
-                self.transform(fragment, cut, order)
+                let bytes = self.tokenizer.token_bytes(fragment);
+                self.transform(&bytes, Cut::draw(&bytes, rng), order)
             } else {
                 None
             };
@@ -190,8 +189,9 @@ impl Fim {
     pub fn infill_example(&self, window: &[u16], len: usize, rng: &mut impl Rng) -> Option<Infill> {
         let longest = window.split(|&t| t == self.eod).max_by_key(|f| f.len())?;
         let fragment = &longest[..longest.len().min(len.saturating_sub(Sentinels::COUNT))];
-        let cut = Cut::draw_nonempty(&self.tokenizer.token_bytes(fragment), rng)?;
-        let mut infill = self.transform(fragment, cut, Order::Psm)?;
+        let bytes = self.tokenizer.token_bytes(fragment);
+        let cut = Cut::draw_nonempty(&bytes, rng)?;
+        let mut infill = self.transform(&bytes, cut, Order::Psm)?;
         infill.tokens.truncate(len);
         infill.middle.end = infill.middle.end.min(len);
         (!infill.middle.is_empty()).then_some(infill)
@@ -223,7 +223,7 @@ mod tests {
                 let cut = Cut::draw(DOC.as_bytes(), &mut rng);
                 assert!(DOC.is_char_boundary(cut.start) && DOC.is_char_boundary(cut.end));
                 for order in [Order::Psm, Order::Spm] {
-                    let infill = fim.transform(&doc, cut, order).unwrap();
+                    let infill = fim.transform(&tokenizer.token_bytes(&doc), cut, order).unwrap();
                     let s = fim.sentinels;
                     let t = &infill.tokens;
                     let at = |id| t.iter().position(|&x| x == id).unwrap();
@@ -286,7 +286,7 @@ mod tests {
             let ids = tokenizer.encode(text.as_bytes()).unwrap();
             assert!(ids.iter().all(|&id| s.text(id).is_none() && (id as usize) < tokenizer.vocab_size()));
             let fim = Fim::new(tokenizer.clone(), 1.0, 0.0);
-            let infill = fim.transform(&ids, Cut { start: 3, end: 10 }, Order::Psm).unwrap();
+            let infill = fim.transform(&tokenizer.token_bytes(&ids), Cut { start: 3, end: 10 }, Order::Psm).unwrap();
             let shown = tokenizer.decode(&infill.tokens);
             assert!(shown.starts_with("<fim_prefix>fn <fim_suffix>"), "{shown}");
         }

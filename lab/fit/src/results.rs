@@ -11,10 +11,7 @@ use crate::Point;
 /// default), so that models trained differently (which follow different laws) never share a
 /// fit: `python`, `python/moe`, `python/fim0.5`, `python/moe/fim0.9-spm0`.
 pub fn group_of(row: &ResultRow) -> String {
-    let mut group = row.language.clone();
-    if row.arch == Arch::Moe {
-        group = format!("{group}/{}", row.arch.as_str());
-    }
+    let mut group = arch_group(&row.language, row.arch);
     if row.fim_rate > 0.0 {
         group = format!("{group}/fim{}", row.fim_rate);
         if row.fim_spm_rate != DEFAULT_FIM_SPM_RATE {
@@ -22,6 +19,15 @@ pub fn group_of(row: &ResultRow) -> String {
         }
     }
     group
+}
+
+/// The group of a language and architecture, before the training recipe is named: `python`,
+/// `python/moe` (what compares runs of one architecture across FIM rates).
+pub fn arch_group(language: &str, arch: Arch) -> String {
+    match arch {
+        Arch::Dense => language.to_string(),
+        Arch::Moe => format!("{language}/{}", arch.as_str()),
+    }
 }
 
 /// The language part of a group name (`python/moe` → `python`).

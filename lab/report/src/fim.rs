@@ -51,11 +51,8 @@ pub fn cost(results: &[ResultRow]) -> Option<FimCost> {
     // (language/arch, N, D) → rate → seeds; rates as their bits so that they sort and compare.
     let mut cells: BTreeMap<(String, u64, u64), BTreeMap<u64, Seeds>> = BTreeMap::new();
     for r in results.iter().filter(|r| is_done(r) && !r.target) {
-        let group = match r.arch {
-            codescale_core::Arch::Dense => r.language.clone(),
-            arch => format!("{}/{}", r.language, arch.as_str()),
-        };
-        let key = (group, r.n_params.to_bits(), r.tokens.round().to_bits());
+        let key =
+            (codescale_fit::results::arch_group(&r.language, r.arch), r.n_params.to_bits(), r.tokens.round().to_bits());
         let seeds = cells.entry(key).or_default().entry(r.fim_rate.to_bits()).or_default();
         seeds.losses.push(r.val_loss.expect("done rows have a loss"));
         seeds.ses.push(r.val_loss_se.unwrap_or(0.0));

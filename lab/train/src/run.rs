@@ -269,6 +269,19 @@ struct Evaluation {
     entropy: Option<f64>,
 }
 
+/// The model's loss at every position of a batch, on the host (rows × time, row by row), with
+/// what the forward pass reports besides (MoE routing).
+fn token_losses<B: Kernels>(model: &Transformer<B>, batch: crate::data::Batch<B>) -> (Vec<f32>, crate::model::Aux<B>) {
+    let [rows, time] = batch.inputs.dims();
+    let (logits, aux) = model.forward(batch.inputs);
+    let losses = B::token_losses(logits, batch.targets.reshape([rows * time]))
+        .into_data()
+        .convert::<f32>()
+        .to_vec()
+        .expect("f32 losses");
+    (losses, aux)
+}
+
 /// The infilling loss: nats per middle token over all examples (a ratio of sums, so that long
 /// middles weigh by their tokens), and its standard error by the delta method over examples.
 /// `None` when the validation windows hold no text to infill.
@@ -278,13 +291,8 @@ fn evaluate_infill<B: Kernels>(
 ) -> Option<(f64, f64)> {
     let (mut sums, mut counts) = (Vec::new(), Vec::new());
     for (batch, mask) in batches {
-        let [rows, time] = batch.inputs.dims();
-        let (logits, _) = model.forward(batch.inputs);
-        let losses: Vec<f32> = B::token_losses(logits, batch.targets.reshape([rows * time]))
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .expect("f32 losses");
+        let time = batch.inputs.dims()[1];
+        let (losses, _) = token_losses(model, batch);
         for (l, m) in losses.chunks(time).zip(mask.chunks(time)) {
             sums.push(l.iter().zip(m).map(|(&l, &m)| (l * m) as f64).sum::<f64>());
             counts.push(m.iter().map(|&m| m as f64).sum::<f64>());
@@ -307,12 +315,7 @@ fn evaluate<B: Kernels>(model: &Transformer<B>, eval: &mut EvalSet, device: &B::
     let mut entropy = 0.0;
     for batch in eval.batches::<B>(device, stride) {
         let [rows, time] = batch.inputs.dims();
-        let (logits, aux) = model.forward(batch.inputs);
-        let losses: Vec<f32> = B::token_losses(logits, batch.targets.reshape([rows * time]))
-            .into_data()
-            .convert::<f32>()
-            .to_vec()
-            .expect("f32 losses");
+        let (losses, aux) = token_losses(model, batch);
         windows.extend(losses.chunks(time).map(|w| w.iter().map(|&l| l as f64).sum::<f64>() / time as f64));
         if let Some(stats) = aux.router.into_iter().next() {
             let layer_load = to_vec(stats.load.clone());
