@@ -79,6 +79,39 @@ impl TrialConfig {
     }
 }
 
+impl TrialConfig {
+    /// Why this trial cannot start from `base`'s final weights (`init_from`), if it cannot: the
+    /// weights must have the same shapes and mean the same tokens. What is not a weight may
+    /// differ (sequence length, since rotary positions are computed; routing's top-k, gate,
+    /// capacity and auxiliary losses; the whole of data, optimizer and schedule).
+    pub fn weights_mismatch(&self, base: &TrialConfig) -> Option<String> {
+        if self.data.tokenizer != base.data.tokenizer || self.vocab_size() != base.vocab_size() {
+            return Some(format!(
+                "its tokenizer is `{}` ({} ids), this trial's `{}` ({} ids)",
+                base.data.tokenizer,
+                base.vocab_size(),
+                self.data.tokenizer,
+                self.vocab_size()
+            ));
+        }
+        let shape = |c: &TrialConfig| {
+            let m = &c.model;
+            let moe = (m.arch == Arch::Moe).then_some((m.n_experts, m.d_expert, m.moe_every, m.shared_expert));
+            (m.d_model, m.n_layers, m.n_heads, m.d_ff, moe)
+        };
+        let describe = |c: &TrialConfig| {
+            let m = &c.model;
+            let moe = match m.arch {
+                Arch::Moe => format!(", {} experts of {} every {} layer(s)", m.n_experts, m.d_expert, m.moe_every),
+                Arch::Dense => String::new(),
+            };
+            format!("{} {} ({} heads, d_ff {}{moe})", m.arch.as_str(), m.name, m.n_heads, m.d_ff)
+        };
+        (shape(self) != shape(base))
+            .then(|| format!("its model is {}, this trial's {}", describe(base), describe(self)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::config::{Arch, DataSpec, ModelSpec, TrialSpec};

@@ -20,7 +20,7 @@ pub use architecture::{ModelConfig, MoeConfig};
 pub use config::{
     Arch, Backend, CorpusKey, DataSection, DataSpec, DecayShape, EvalSection, EvalSpec, Gate, Lr, LrRule, ModelSection,
     ModelSpec, OptimizerSection, OptimizerSpec, Precision, RuntimeSection, RuntimeSpec, Schedule, ScheduleSection,
-    ScheduleSpec, TrialConfig, TrialSpec, DEFAULT_FIM_SPM_RATE, FIM_SENTINELS, NUMERICS_VERSION,
+    ScheduleSpec, Sft, TrialConfig, TrialSpec, DEFAULT_FIM_SPM_RATE, FIM_SENTINELS, NUMERICS_VERSION,
 };
 pub use error::{is_bad_input, BadInput};
 pub use record::{BranchOrigin, CurvePoint, CurveRow, Metrics, Provenance, Status, TrialRecord};

@@ -74,6 +74,12 @@ pub struct Metrics {
     /// Its binomial standard error.
     #[serde(default)]
     pub task_exact_match_se: Option<f64>,
+    /// Fine-tuning trials (`sft`): nats per completion token on the held-out instruction pairs.
+    #[serde(default)]
+    pub val_completion_loss: Option<f64>,
+    /// Its standard error (delta method over pairs).
+    #[serde(default)]
+    pub val_completion_loss_se: Option<f64>,
     pub wall_s: f64,
     pub tokens_per_s: f64,
     /// Step at which the loss or gradient became NaN/Inf.
@@ -112,6 +118,8 @@ impl Metrics {
             val_fim_loss_se: last_eval.and_then(|p| p.val_fim_loss_se),
             task_exact_match: last_eval.and_then(|p| p.task_exact_match),
             task_exact_match_se: last_eval.and_then(|p| p.task_exact_match_se),
+            val_completion_loss: last_eval.and_then(|p| p.val_completion_loss),
+            val_completion_loss_se: last_eval.and_then(|p| p.val_completion_loss_se),
             wall_s,
             tokens_per_s: if train_s > 0.0 { tokens / train_s } else { 0.0 },
             diverged_at: None,
@@ -275,6 +283,12 @@ pub struct CurvePoint {
     pub task_exact_match: Option<f64>,
     #[serde(default)]
     pub task_exact_match_se: Option<f64>,
+    /// Completion loss of fine-tuning trials at evaluation steps (see
+    /// [`Metrics::val_completion_loss`]).
+    #[serde(default)]
+    pub val_completion_loss: Option<f64>,
+    #[serde(default)]
+    pub val_completion_loss_se: Option<f64>,
     pub grad_norm: f64,
     pub wall_s: f64,
     /// MoE routing telemetry at evaluation steps: fraction of tokens per expert (first MoE
@@ -296,6 +310,7 @@ impl CurvePoint {
         (self.val_loss, self.val_loss_se, self.val_bpb, self.val_fim_loss, self.val_fim_loss_se) =
             (None, None, None, None, None);
         (self.task_exact_match, self.task_exact_match_se) = (None, None);
+        (self.val_completion_loss, self.val_completion_loss_se) = (None, None);
         (self.expert_load, self.router_entropy) = (None, None);
     }
 }

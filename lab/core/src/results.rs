@@ -64,6 +64,18 @@ pub struct ResultRow {
     pub task_exact_match: Option<f64>,
     #[serde(default)]
     pub task_exact_match_se: Option<f64>,
+    /// Fine-tuning trials: loss per completion token on held-out instruction pairs, and its
+    /// standard error.
+    #[serde(default)]
+    pub val_completion_loss: Option<f64>,
+    #[serde(default)]
+    pub val_completion_loss_se: Option<f64>,
+    /// The finished trial whose weights this one started from (empty: trained from scratch).
+    #[serde(default)]
+    pub init_from: String,
+    /// Fine-tuning data (`functions`), empty for pretraining.
+    #[serde(default)]
+    pub sft: String,
     /// Fill-in-the-middle training: fraction of fragments transformed, and SPM's share.
     #[serde(default)]
     pub fim_rate: f64,
@@ -132,6 +144,10 @@ impl ResultRow {
             val_fim_loss_se: m.val_fim_loss_se,
             task_exact_match: m.task_exact_match,
             task_exact_match_se: m.task_exact_match_se,
+            val_completion_loss: m.val_completion_loss,
+            val_completion_loss_se: m.val_completion_loss_se,
+            init_from: c.model.init_from.clone().unwrap_or_default(),
+            sft: c.data.sft.map(|s| s.as_str().to_string()).unwrap_or_default(),
             fim_rate: c.data.fim_rate,
             fim_spm_rate: c.data.fim_spm_rate,
             steps: m.steps as i64,

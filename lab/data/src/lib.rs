@@ -22,6 +22,7 @@ pub mod fim;
 mod lang;
 mod locate;
 mod manifest;
+pub mod pairs;
 mod pipeline;
 mod recipe;
 mod shards;

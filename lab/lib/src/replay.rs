@@ -181,7 +181,9 @@ pub fn replay_trial(dir: &Path, force: bool, quiet: bool) -> Result<Verdict> {
     let scratch = tempfile::tempdir().context("scratch folder for the replay")?;
     // A pruned trial stopped where its rung said so; stop the replay at the same step.
     let stop = (record.status == Status::Pruned).then_some(record.metrics.steps);
-    let opts = RunOptions { quiet, stop_after_steps: stop, ..Default::default() };
+    // A fine-tuned trial starts again from its base's weights, found beside it.
+    let init_from = config.model.init_from.as_ref().and_then(|id| codescale_sweep::bases::locate_beside(dir, id));
+    let opts = RunOptions { quiet, stop_after_steps: stop, init_from, ..Default::default() };
     codescale_train::train_trial(scratch.path(), &config, &corpus, &opts)?;
     let replayed: Vec<CurvePoint> =
         codescale_table::read_rows(&scratch.path().join(CURVE_FILE)).context("replayed curve")?;
@@ -247,6 +249,8 @@ mod tests {
                 val_bpb: None,
                 task_exact_match: None,
                 task_exact_match_se: None,
+                val_completion_loss: None,
+                val_completion_loss_se: None,
                 val_fim_loss: None,
                 val_fim_loss_se: None,
                 grad_norm: 1.0,

@@ -81,10 +81,35 @@ pub fn train(path: &Path, sets: &[String], out: Option<PathBuf>, opts: &RunOptio
         ))
         .into());
     }
+    let (config, base_dir) = with_base(config, path)?;
     let config = config
         .bound_to(CorpusKey { manifest: corpus.hash().to_string(), tokenizer: corpus.tokenizer_hash().to_string() });
-    let dir = out.unwrap_or_else(|| PathBuf::from("runs/trials").join(config.trial_id()));
+    let dir = out.unwrap_or_else(|| PathBuf::from(TRIALS_ROOT).join(config.trial_id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let record = codescale_train::train_trial(&dir, &config, &corpus, opts)?;
+    let opts = RunOptions { init_from: base_dir, ..opts.clone() };
+    let record = codescale_train::train_trial(&dir, &config, &corpus, &opts)?;
     Ok(Trained { record, dir })
+}
+
+/// Where `codescale train` puts a trial by default: `runs/trials/<id>`.
+const TRIALS_ROOT: &str = "runs/trials";
+
+/// `config` with its `init_from` (a finished trial's folder, or its id under `runs/`) replaced
+/// by the base's id, and the base's folder; bad input naming the trial file when the base is
+/// not there, not done, or of another shape.
+fn with_base(mut config: TrialConfig, path: &Path) -> Result<(TrialConfig, Option<PathBuf>)> {
+    let Some(named) = config.model.init_from.clone() else { return Ok((config, None)) };
+    let refuse = |why: String| -> anyhow::Error { BadInput(format!("{}: `init_from`: {why}", path.display())).into() };
+    let dir = if Path::new(&named).join(codescale_core::record::TRIAL_FILE).is_file() {
+        PathBuf::from(&named)
+    } else {
+        codescale_sweep::bases::locate(Path::new("runs"), None, &named)
+            .ok_or_else(|| refuse(format!("`{named}` is neither a trial's folder nor the id of a trial under runs/")))?
+    };
+    let base = codescale_sweep::bases::finished_trial(&dir).map_err(refuse)?;
+    if let Some(why) = config.weights_mismatch(&base.config) {
+        return Err(refuse(format!("trial {} cannot start this one: {why}", base.id)));
+    }
+    config.model.init_from = Some(base.id);
+    Ok((config, Some(dir)))
 }

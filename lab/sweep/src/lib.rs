@@ -1,6 +1,7 @@
 //! Sweeps: sweep files, planning, the local and Slurm executors, early stopping, status.
 
 pub mod asha;
+pub mod bases;
 pub mod branches;
 pub mod child;
 pub mod estimate;

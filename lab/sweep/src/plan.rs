@@ -216,30 +216,45 @@ pub struct Planned {
 /// the runs folder; a language the corpus lacks is bad input naming the sweep file's line
 /// (unless the sweep says `skip_missing_languages = true`).
 pub fn plan_with_corpora(sweep: &Sweep, quiet: bool) -> Result<Planned> {
+    let bases = crate::bases::plan_pretrain(sweep)?;
     let ladder = plan(sweep)?;
     let targets = plan_targets(sweep, &ladder)?;
-    let ladder_len = ladder.len();
-    let trials: Vec<TrialConfig> = ladder.into_iter().chain(targets).collect();
-    let corpora = build_corpora(&trials, quiet)?;
+    // Bases first: a fine-tuning trial waits for its base, so the base should start early.
+    let trials: Vec<(Role, TrialConfig)> = bases
+        .iter()
+        .map(|(_, c)| (Role::Base, c.clone()))
+        .chain(ladder.into_iter().map(|c| (Role::Ladder, c)))
+        .chain(targets.into_iter().map(|c| (Role::Target, c)))
+        .collect();
+    let corpora = build_corpora(&trials.iter().map(|(_, c)| c.clone()).collect::<Vec<_>>(), quiet)?;
     let mut bound = Vec::new();
-    let mut target_ids = Vec::new();
     let mut missing = std::collections::BTreeSet::new();
-    for (i, config) in trials.into_iter().enumerate() {
+    for (role, config) in trials {
         match corpora.bind(config, sweep) {
-            Ok(c) => {
-                if i >= ladder_len {
-                    target_ids.push(c.trial_id());
-                }
-                bound.push(c)
-            }
-            Err(Missing { language, error }) if sweep.skip_missing_languages => {
+            Ok(c) => bound.push((role, c)),
+            // A base is never left out: the trials that start from it would have nothing.
+            Err(Missing { language, error }) if sweep.skip_missing_languages && role != Role::Base => {
                 missing.insert(format!("{language}: {error}"));
             }
             Err(Missing { error, .. }) => return Err(error.into()),
         }
     }
+    let bound_bases: Vec<(String, TrialConfig)> =
+        bases.iter().map(|(name, _)| name.clone()).zip(bound.iter().map(|(_, c)| c.clone())).collect();
+    let (roles, configs): (Vec<Role>, Vec<TrialConfig>) = bound.into_iter().unzip();
+    let configs = crate::bases::resolve(sweep, &bound_bases, configs)?;
+    let mut seen = std::collections::HashSet::new();
+    let (mut trials, mut target_ids) = (Vec::new(), Vec::new());
+    for (role, c) in roles.into_iter().zip(configs) {
+        if seen.insert(c.trial_id()) {
+            if role == Role::Target {
+                target_ids.push(c.trial_id());
+            }
+            trials.push(c);
+        }
+    }
     let notes: Vec<String> = missing.into_iter().map(|m| format!("left out language {m}")).collect();
-    if bound.is_empty() {
+    if trials.iter().all(|c| bound_bases.iter().any(|(_, b)| b.trial_id() == c.trial_id())) {
         return Err(BadInput(format!(
             "{}: no planned trial has a language the corpus holds ({})",
             sweep.path.display(),
@@ -247,7 +262,16 @@ pub fn plan_with_corpora(sweep: &Sweep, quiet: bool) -> Result<Planned> {
         ))
         .into());
     }
-    Ok(Planned { trials: bound, targets: target_ids, corpora, notes })
+    Ok(Planned { trials, targets: target_ids, corpora, notes })
+}
+
+/// Where a planned trial comes from in the sweep file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// A `[pretrain.*]` base.
+    Base,
+    Ladder,
+    Target,
 }
 
 /// Plans the sweep and writes its folder (copy of the file, plan). A plan estimated to take

@@ -39,6 +39,12 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
     let threads = (cores / jobs).max(1);
     let asha = plan.early_stop.clone().map(|rule| Asha::in_sweep_dir(rule, &dir.path));
     let branches = plan.branches_under(&cfg.runs_root).expect("prepare stores the branches");
+    // The plan index of each trial's fine-tuning base, where the base is a trial of this plan.
+    let bases: Vec<Option<usize>> = plan
+        .trials
+        .iter()
+        .map(|c| c.model.init_from.as_ref().and_then(|id| plan.trials.iter().position(|b| b.trial_id() == *id)))
+        .collect();
     // Child processes train from a task plan of the queue, as Slurm tasks do: they plan nothing.
     let children = match &cfg.trial_exe {
         Some(exe) if !queue.is_empty() => {
@@ -61,7 +67,7 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
             .progress_chars("=> "),
     );
     overall.set_prefix(sweep.name.clone());
-    let queue = Mutex::new(Dispatch { queue: VecDeque::from(queue), busy: Vec::new() });
+    let queue = Mutex::new(Dispatch { queue: VecDeque::from(queue), busy: Vec::new(), running: Vec::new() });
     let outcomes: Mutex<BTreeMap<&'static str, usize>> = Mutex::new(BTreeMap::new());
     let (trained, ended) = (AtomicUsize::new(0), AtomicUsize::new(0));
 
@@ -71,7 +77,16 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
                 if lock.lost() {
                     break;
                 }
-                let Some(i) = queue.lock().unwrap().next(&branches) else { break };
+                let next = queue.lock().unwrap().next(&branches, &bases);
+                let i = match next {
+                    Next::Start(i) => i,
+                    // Every trial left waits for a base that a running trial trains.
+                    Next::Wait => {
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                        continue;
+                    }
+                    Next::Empty => break,
+                };
                 let mut config = plan.trials[i].clone();
                 config.runtime.threads = Some(threads);
                 config.runtime.checkpoint_interval = config.checkpoint_every();
@@ -122,7 +137,7 @@ pub fn run_sweep(sweep: &Sweep, cfg: &RunConfig) -> Result<Summary> {
                         "not run"
                     }
                 };
-                queue.lock().unwrap().done(&branches[i]);
+                queue.lock().unwrap().done(i, &branches[i]);
                 bar.finish_and_clear();
                 multi.remove(&bar);
                 *outcomes.lock().unwrap().entry(label).or_default() += 1;
@@ -159,28 +174,47 @@ fn longest_first(queue: &mut [usize], trials: &[TrialConfig]) {
     queue.sort_by(|&a, &b| compute(&trials[b]).total_cmp(&compute(&trials[a])));
 }
 
-/// The local executor's queue, in the order trials should start, and the WSD trunks its
-/// running trials branch from.
+/// The local executor's queue, in the order trials should start, the WSD trunks its running
+/// trials branch from, and the trials running.
 struct Dispatch {
     queue: VecDeque<usize>,
     busy: Vec<PathBuf>,
+    running: Vec<usize>,
+}
+
+/// What a job does next.
+#[derive(Debug, PartialEq)]
+enum Next {
+    Start(usize),
+    /// Trials are left, but each waits for its fine-tuning base, which a running trial trains.
+    Wait,
+    Empty,
 }
 
 impl Dispatch {
-    /// The next trial to start: the first whose trunk no running trial branches from, so that a
-    /// job never waits on the trunk's lock with its cores idle while another trunk could train;
-    /// the first of all when every trunk left is busy.
-    fn next(&mut self, branches: &[Option<Branch>]) -> Option<usize> {
-        let free =
-            self.queue.iter().position(|&i| branches[i].as_ref().is_none_or(|b| !self.busy.contains(&b.trunk_dir)));
-        let i = self.queue.remove(free.unwrap_or(0))?;
+    /// The next trial to start: of those whose fine-tuning base (`bases`) has ended, the first
+    /// whose trunk no running trial branches from, so that a job never waits on the trunk's lock
+    /// with its cores idle while another trunk could train; the first of them when every trunk
+    /// left is busy.
+    fn next(&mut self, branches: &[Option<Branch>], bases: &[Option<usize>]) -> Next {
+        if self.queue.is_empty() {
+            return Next::Empty;
+        }
+        let ready = |i: usize| bases[i].is_none_or(|b| !self.queue.contains(&b) && !self.running.contains(&b));
+        let free = |i: usize| branches[i].as_ref().is_none_or(|b| !self.busy.contains(&b.trunk_dir));
+        let pick =
+            self.queue.iter().position(|&i| ready(i) && free(i)).or_else(|| self.queue.iter().position(|&i| ready(i)));
+        let Some(at) = pick else { return Next::Wait };
+        let i = self.queue.remove(at).expect("a position in the queue");
         if let Some(b) = &branches[i] {
             self.busy.push(b.trunk_dir.clone());
         }
-        Some(i)
+        self.running.push(i);
+        Next::Start(i)
     }
 
-    fn done(&mut self, branch: &Option<Branch>) {
+    fn done(&mut self, i: usize, branch: &Option<Branch>) {
+        self.running.retain(|&r| r != i);
         if let Some(at) = branch.as_ref().and_then(|b| self.busy.iter().position(|t| *t == b.trunk_dir)) {
             self.busy.swap_remove(at);
         }
@@ -226,17 +260,35 @@ mod tests {
     fn two_jobs_never_start_on_one_trunk_while_another_is_free() {
         // Plan order: three budgets of trunk a, three of trunk b, one trial without a trunk.
         let branches = [branch("a"), branch("a"), branch("a"), branch("b"), branch("b"), branch("b"), None];
-        let mut d = Dispatch { queue: (0..7).collect(), busy: Vec::new() };
-        assert_eq!(d.next(&branches), Some(0));
-        assert_eq!(d.next(&branches), Some(3), "the second job skips to trunk b");
-        d.done(&branches[0]);
-        assert_eq!(d.next(&branches), Some(1), "trunk a is free again");
-        assert_eq!(d.next(&branches), Some(6), "a and b busy: the lone trial");
-        d.done(&branches[6]);
-        assert_eq!(d.next(&branches), Some(2), "every trunk left is busy: the first in order");
+        let mut d = Dispatch { queue: (0..7).collect(), busy: Vec::new(), running: Vec::new() };
+        let bases = [None; 7];
+        assert_eq!(d.next(&branches, &bases), Next::Start(0));
+        assert_eq!(d.next(&branches, &bases), Next::Start(3), "the second job skips to trunk b");
+        d.done(0, &branches[0]);
+        assert_eq!(d.next(&branches, &bases), Next::Start(1), "trunk a is free again");
+        assert_eq!(d.next(&branches, &bases), Next::Start(6), "a and b busy: the lone trial");
+        d.done(6, &branches[6]);
+        assert_eq!(d.next(&branches, &bases), Next::Start(2), "every trunk left is busy: the first in order");
         assert_eq!(d.busy.iter().filter(|t| t.as_path() == Path::new("a")).count(), 2);
-        d.done(&branches[1]);
-        d.done(&branches[3]);
-        assert_eq!(d.next(&branches), Some(4));
+        d.done(1, &branches[1]);
+        d.done(3, &branches[3]);
+        assert_eq!(d.next(&branches, &bases), Next::Start(4));
+    }
+
+    /// A fine-tuning trial starts only once its base has ended; jobs wait while the base trains
+    /// rather than stop, and a base that ended before this run (not queued) holds nothing up.
+    #[test]
+    fn fine_tuning_trials_wait_for_their_base() {
+        let branches = [None, None, None, None];
+        // 0 is the base of 1 and 2; 3's base (plan index 9) is not queued.
+        let bases = [None, Some(0), Some(0), Some(9)];
+        let mut d = Dispatch { queue: VecDeque::from([1, 0, 2, 3]), busy: Vec::new(), running: Vec::new() };
+        assert_eq!(d.next(&branches, &bases), Next::Start(0), "the base first, though queued after");
+        assert_eq!(d.next(&branches, &bases), Next::Start(3), "a trial whose base ended earlier");
+        assert_eq!(d.next(&branches, &bases), Next::Wait, "1 and 2 wait while 0 trains");
+        d.done(0, &branches[0]);
+        assert_eq!(d.next(&branches, &bases), Next::Start(1));
+        assert_eq!(d.next(&branches, &bases), Next::Start(2));
+        assert_eq!(d.next(&branches, &bases), Next::Empty);
     }
 }

@@ -158,6 +158,8 @@ struct RawSweep {
     parameters: IndexMap<String, Spanned<Parameter>>,
     #[serde(default)]
     targets: IndexMap<String, Spanned<Parameter>>,
+    #[serde(default)]
+    pretrain: IndexMap<String, Spanned<IndexMap<String, Spanned<toml::Value>>>>,
     early_stop: Option<Spanned<EarlyStop>>,
     executor: Option<Spanned<String>>,
     slurm: Option<RawSlurm>,
@@ -183,6 +185,10 @@ pub struct Sweep {
     /// Held-out targets: keys whose `values` replace the ladder's (other parameters vary as in
     /// the ladder). Their trials are trained but never fitted; the fit predicts them.
     pub targets: IndexMap<String, (Parameter, usize)>,
+    /// Base models for fine-tuning (`[pretrain.<name>]`: trial keys, the sweep's `corpus` by
+    /// default), each a trial of the sweep that trials with `init_from = "<name>"` start from,
+    /// with the line of its table.
+    pub pretrain: IndexMap<String, (TrialSpec, usize)>,
     pub early_stop: Option<EarlyStop>,
     /// The executor `sweep run` and `run` use unless told otherwise.
     pub executor: Executor,
@@ -302,6 +308,27 @@ impl Sweep {
             targets.insert(key.clone(), check(key, &format!("targets.{key}"), p, Method::Grid)?);
         }
 
+        let mut pretrain = IndexMap::new();
+        for (name, table) in &raw.pretrain {
+            let mut spec = TrialSpec::default();
+            for (key, value) in table.get_ref() {
+                let (l, label) = (line(value.span()), format!("pretrain.{name}.{key}"));
+                let json = json_of_toml(value.get_ref()).map_err(|e| fail(l, &label, &e.to_string()))?;
+                spec.set_value(key, json).map_err(|e| fail(l, &label, &e.to_string()))?;
+            }
+            if spec.model.init_from.is_some() {
+                return Err(fail(
+                    line(table.span()),
+                    &format!("pretrain.{name}.init_from"),
+                    "a base model starts from random weights",
+                ));
+            }
+            if spec.data.corpus.is_none() {
+                spec.data.corpus = raw.corpus.as_ref().map(|c| c.get_ref().clone());
+            }
+            pretrain.insert(name.clone(), (spec, line(table.span())));
+        }
+
         let replicates = match &raw.replicates {
             Some(r) if *r.get_ref() == 0 => return Err(fail(line(r.span()), "replicates", "must be ≥ 1")),
             Some(r) if raw.parameters.contains_key("seed") => {
@@ -355,6 +382,7 @@ impl Sweep {
             base_lines,
             parameters,
             targets,
+            pretrain,
             early_stop,
             executor,
             slurm,

@@ -72,6 +72,7 @@ impl TrialRun<'_> {
             rungs: self.asha.map(|a| a.rungs(config)).unwrap_or_default(),
             on_rung: Some(&on_rung),
             branch: self.branch.clone(),
+            init_from: config.model.init_from.as_ref().and_then(|id| crate::bases::locate_beside(&trial_dir, id)),
             ..Default::default()
         };
         let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<TrialRecord> {

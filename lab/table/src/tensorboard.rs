@@ -124,6 +124,8 @@ mod tests {
             val_fim_loss_se: None,
             task_exact_match: None,
             task_exact_match_se: None,
+            val_completion_loss: None,
+            val_completion_loss_se: None,
             grad_norm: 0.5,
             wall_s: 1.5,
             expert_load: None,

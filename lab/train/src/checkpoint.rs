@@ -14,6 +14,8 @@ use crate::optim::to_vec;
 
 const MAGIC: &[u8; 8] = b"CSCKPT01";
 pub const FILE: &str = "state.bin";
+/// A finished trial's final weights, in its folder: what a trial with `init_from` starts from.
+pub const WEIGHTS_FILE: &str = "weights.bin";
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Meta {
@@ -116,6 +118,23 @@ impl Checkpoint {
         ensure!(floats.next().is_none(), "checkpoint {} has trailing data", path.display());
         Ok(Some(Checkpoint { meta, params, moments }))
     }
+}
+
+/// Saves a finished trial's final weights (no optimizer state, no curve) as `dir/weights.bin`,
+/// labelled with its id and step.
+pub fn save_weights(dir: &Path, trial_id: &str, step: usize, params: Vec<Vec<f32>>) -> Result<()> {
+    Checkpoint::new(trial_id, step, 0, Vec::new(), 0.0, 0.0, Vec::new(), params, Vec::new())
+        .save_file(&dir.join(WEIGHTS_FILE))
+}
+
+/// The final weights of trial `trial_id` from its folder `dir`; an error when they are missing
+/// or are another trial's.
+pub fn load_weights(dir: &Path, trial_id: &str) -> Result<Vec<Vec<f32>>> {
+    let path = dir.join(WEIGHTS_FILE);
+    let ck = Checkpoint::load_file(&path)?
+        .with_context(|| format!("{} has no final weights ({WEIGHTS_FILE})", dir.display()))?;
+    ensure!(ck.meta.trial_id == trial_id, "{} holds the weights of trial {}", path.display(), ck.meta.trial_id);
+    Ok(ck.params)
 }
 
 /// Every float parameter of a module, in visiting order, as host vectors.

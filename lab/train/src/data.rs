@@ -5,6 +5,9 @@
 
 use burn::tensor::backend::Backend;
 use burn::tensor::{Int, Tensor, TensorData};
+use std::ops::Range;
+
+use codescale_data::pairs::Pair;
 use codescale_data::Fim;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -12,6 +15,8 @@ use rand_chacha::ChaCha8Rng;
 pub struct Batch<B: Backend> {
     pub inputs: Tensor<B, 2, Int>,
     pub targets: Tensor<B, 2, Int>,
+    /// The positions the loss is taken over (flat indices into rows × time); all when `None`.
+    pub scored: Option<Tensor<B, 1, Int>>,
 }
 
 pub struct Sampler {
@@ -96,6 +101,7 @@ impl Sampler {
         Batch {
             inputs: Tensor::from_data(TensorData::new(self.inputs.clone(), shape), device),
             targets: Tensor::from_data(TensorData::new(self.targets.clone(), shape), device),
+            scored: None,
         }
     }
 }
@@ -112,7 +118,9 @@ pub struct EvalSet {
     sampler: Sampler,
     offsets: Vec<usize>,
     /// For FIM trials, the infilling example of each window.
-    infill: Option<InfillSet>,
+    infill: Option<ScoredSet>,
+    /// For fine-tuning trials, the held-out instruction pairs.
+    completions: Option<ScoredSet>,
 }
 
 impl EvalSet {
@@ -122,19 +130,34 @@ impl EvalSet {
         let wanted = (eval_tokens / seq_len).max(1);
         let windows = wanted.min(last_start / seq_len + 1).max(1);
         let offsets = (0..windows).map(|i| if windows == 1 { 0 } else { i * last_start / (windows - 1) }).collect();
-        Ok(EvalSet { sampler, offsets, infill: None })
+        Ok(EvalSet { sampler, offsets, infill: None, completions: None })
     }
 
     /// Also measures the infilling loss, on one PSM example per window.
     pub fn with_infilling(self, fim: &Fim) -> EvalSet {
-        let infill = InfillSet::new(fim, &self.sampler.tokens, &self.offsets, self.sampler.seq_len);
-        EvalSet { infill: Some(infill), ..self }
+        let infill = infill_rows(fim, &self.sampler.tokens, &self.offsets, self.sampler.seq_len);
+        EvalSet { infill: Some(ScoredSet::new(infill, self.sampler.seq_len, fim.eod())), ..self }
+    }
+
+    /// Also measures the completion loss of held-out instruction pairs.
+    pub fn with_completions(self, pairs: ScoredSet) -> EvalSet {
+        EvalSet { completions: Some(pairs), ..self }
     }
 
     /// The infilling examples' batches with their masks (every `stride`-th example); `None`
     /// for a trial without FIM.
     pub fn infill_batches<B: Backend>(&self, device: &B::Device, stride: usize) -> Option<Vec<(Batch<B>, Vec<f32>)>> {
         Some(self.infill.as_ref()?.batches(device, stride, self.sampler.micro_batch))
+    }
+
+    /// The held-out pairs' batches with their masks (every `stride`-th pair); `None` for a
+    /// trial that does not fine-tune on pairs.
+    pub fn completion_batches<B: Backend>(
+        &self,
+        device: &B::Device,
+        stride: usize,
+    ) -> Option<Vec<(Batch<B>, Vec<f32>)>> {
+        Some(self.completions.as_ref()?.batches(device, stride, self.sampler.micro_batch))
     }
 
     /// Every `stride`-th window (all with 1), in batches of at most `batch` rows.
@@ -157,32 +180,60 @@ const INFILL_SEED: u64 = 0x5f1d;
 
 /// The infilling examples of the validation windows: each window's longest document fragment
 /// cut at two random characters and put in PSM order, scored on its middle only.
-pub struct InfillSet {
+fn infill_rows(fim: &Fim, tokens: &[u16], offsets: &[usize], seq_len: usize) -> Vec<(Vec<u16>, Range<usize>)> {
+    let mut rows = Vec::new();
+    for (i, &o) in offsets.iter().enumerate() {
+        let mut rng = ChaCha8Rng::seed_from_u64(INFILL_SEED);
+        rng.set_stream(i as u64);
+        if let Some(example) = fim.infill_example(&tokens[o..o + seq_len + 1], seq_len + 1, &mut rng) {
+            rows.push((example.tokens, example.middle));
+        }
+    }
+    rows
+}
+
+/// Instruction pairs as rows of one window each: the prompt, then the completion and an
+/// end-of-document token, scored on the completion and its end. A prompt longer than half the
+/// window keeps its last half window (the signature and the end of its doc comment); a
+/// completion that runs past the window is cut there, and scored as far as it goes.
+pub fn pair_rows(pairs: &[Pair], seq_len: usize, eod: u16) -> Vec<(Vec<u16>, Range<usize>)> {
+    pairs
+        .iter()
+        .filter(|p| !p.completion.is_empty())
+        .map(|p| {
+            let prompt = &p.prompt[p.prompt.len().saturating_sub(seq_len / 2)..];
+            let mut row: Vec<u16> = prompt.iter().chain(&p.completion).copied().chain([eod]).collect();
+            row.truncate(seq_len + 1);
+            let scored = prompt.len()..row.len();
+            (row, scored)
+        })
+        .collect()
+}
+
+/// Rows of one window each, every one scored on a span of its tokens only (an infilling
+/// example's middle, an instruction pair's completion): what the masked losses read, and what
+/// fine-tuning trains on.
+pub struct ScoredSet {
     /// One row of `seq_len` inputs and targets per example, padded with end-of-document tokens.
     inputs: Vec<i32>,
     targets: Vec<i32>,
-    /// 1 where the target is a token of the middle, else 0.
+    /// 1 where the target is a scored token, else 0.
     mask: Vec<f32>,
     seq_len: usize,
 }
 
-impl InfillSet {
-    fn new(fim: &Fim, tokens: &[u16], offsets: &[usize], seq_len: usize) -> InfillSet {
+impl ScoredSet {
+    /// `rows`: each example's tokens (at most `seq_len + 1`) and the positions of the tokens
+    /// scored (position `t` is the target after the first `t` tokens).
+    pub fn new(rows: Vec<(Vec<u16>, Range<usize>)>, seq_len: usize, pad: u16) -> ScoredSet {
         let (mut inputs, mut targets, mut mask) = (vec![], vec![], vec![]);
-        let eod = fim.eod();
-        for (i, &o) in offsets.iter().enumerate() {
-            let mut rng = ChaCha8Rng::seed_from_u64(INFILL_SEED);
-            rng.set_stream(i as u64);
-            let Some(example) = fim.infill_example(&tokens[o..o + seq_len + 1], seq_len + 1, &mut rng) else {
-                continue;
-            };
-            let mut row = example.tokens;
-            row.resize(seq_len + 1, eod);
+        for (mut row, scored) in rows {
+            row.resize(seq_len + 1, pad);
             push_window(&mut inputs, &mut targets, &row);
             // Target t is token t + 1 of the row.
-            mask.extend((1..=seq_len).map(|t| if example.middle.contains(&t) { 1.0 } else { 0.0 }));
+            mask.extend((1..=seq_len).map(|t| if scored.contains(&t) { 1.0 } else { 0.0 }));
         }
-        InfillSet { inputs, targets, mask, seq_len }
+        ScoredSet { inputs, targets, mask, seq_len }
     }
 
     pub fn len(&self) -> usize {
@@ -196,20 +247,68 @@ impl InfillSet {
     /// Every `stride`-th example, in batches of at most `batch` rows, each with its mask.
     pub fn batches<B: Backend>(&self, device: &B::Device, stride: usize, batch: usize) -> Vec<(Batch<B>, Vec<f32>)> {
         let rows: Vec<usize> = (0..self.len()).step_by(stride.max(1)).collect();
-        let take = |v: &[i32], rows: &[usize]| -> Vec<i32> {
-            rows.iter().flat_map(|&r| v[r * self.seq_len..(r + 1) * self.seq_len].iter().copied()).collect()
-        };
         rows.chunks(batch.max(1))
             .map(|chunk| {
-                let shape = [chunk.len(), self.seq_len];
-                let batch = Batch {
-                    inputs: Tensor::from_data(TensorData::new(take(&self.inputs, chunk), shape), device),
-                    targets: Tensor::from_data(TensorData::new(take(&self.targets, chunk), shape), device),
-                };
-                let mask =
-                    chunk.iter().flat_map(|&r| self.mask[r * self.seq_len..(r + 1) * self.seq_len].iter().copied());
-                (batch, mask.collect())
+                let mask = chunk.iter().flat_map(|&r| self.row(&self.mask, r).iter().copied()).collect();
+                (self.batch(chunk, device, false), mask)
             })
             .collect()
+    }
+
+    fn row<'a, T>(&self, v: &'a [T], r: usize) -> &'a [T] {
+        &v[r * self.seq_len..(r + 1) * self.seq_len]
+    }
+
+    /// The batch of rows `rows`, with the scored positions when `scored` (for training on them).
+    fn batch<B: Backend>(&self, rows: &[usize], device: &B::Device, scored: bool) -> Batch<B> {
+        let take = |v: &[i32]| -> Vec<i32> { rows.iter().flat_map(|&r| self.row(v, r).iter().copied()).collect() };
+        let shape = [rows.len(), self.seq_len];
+        let scored = scored.then(|| {
+            let at: Vec<i32> = rows
+                .iter()
+                .flat_map(|&r| self.row(&self.mask, r).iter().copied())
+                .enumerate()
+                .filter(|&(_, m)| m > 0.0)
+                .map(|(i, _)| i as i32)
+                .collect();
+            let n = at.len();
+            Tensor::from_data(TensorData::new(at, [n]), device)
+        });
+        Batch {
+            inputs: Tensor::from_data(TensorData::new(take(&self.inputs), shape), device),
+            targets: Tensor::from_data(TensorData::new(take(&self.targets), shape), device),
+            scored,
+        }
+    }
+}
+
+/// Fine-tuning batches: rows of a [`ScoredSet`] drawn uniformly (with replacement) as a pure
+/// function of (seed, step, micro-batch), like [`Sampler`]'s windows, with the loss on each
+/// row's scored span only.
+pub struct PairSampler {
+    set: ScoredSet,
+    micro_batch: usize,
+    seed: u64,
+}
+
+impl PairSampler {
+    pub fn new(set: ScoredSet, micro_batch: usize, seed: u64) -> anyhow::Result<PairSampler> {
+        anyhow::ensure!(!set.is_empty(), "no instruction pair fits a window of {} tokens", set.seq_len);
+        Ok(PairSampler { set, micro_batch, seed })
+    }
+
+    pub fn len(&self) -> usize {
+        self.set.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    pub fn batch<B: Backend>(&self, step: usize, micro: usize, device: &B::Device) -> Batch<B> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
+        rng.set_stream(((step as u64) << 16) | micro as u64);
+        let rows: Vec<usize> = (0..self.micro_batch).map(|_| rng.random_range(0..self.set.len())).collect();
+        self.set.batch(&rows, device, true)
     }
 }

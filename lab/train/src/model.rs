@@ -246,10 +246,22 @@ impl<B: Kernels> Transformer<B> {
         (self.head.forward(self.norm.forward(x)), aux)
     }
 
-    /// Mean next-token cross-entropy in nats; `targets`: `[batch, time]`.
-    pub fn loss(&self, tokens: Tensor<B, 2, Int>, targets: Tensor<B, 2, Int>) -> (Tensor<B, 1>, Aux<B>) {
+    /// Mean next-token cross-entropy in nats; `targets`: `[batch, time]`. Over the positions
+    /// `scored` only (flat indices into batch × time: a fine-tuning pair's completion) when
+    /// given, over every position otherwise.
+    pub fn loss(
+        &self,
+        tokens: Tensor<B, 2, Int>,
+        targets: Tensor<B, 2, Int>,
+        scored: Option<Tensor<B, 1, Int>>,
+    ) -> (Tensor<B, 1>, Aux<B>) {
         let [batch, time] = targets.dims();
         let (logits, aux) = self.forward(tokens);
-        (B::cross_entropy(logits, targets.reshape([batch * time])), aux)
+        let targets = targets.reshape([batch * time]);
+        let (logits, targets) = match scored {
+            Some(at) => (logits.select(0, at.clone()), targets.select(0, at)),
+            None => (logits, targets),
+        };
+        (B::cross_entropy(logits, targets), aux)
     }
 }

@@ -9,11 +9,12 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{ElementConversion, Tensor};
 use codescale_core::{BadInput, CurvePoint, TrialConfig};
+use codescale_data::pairs::function_pairs;
 use codescale_data::task::Task;
 use codescale_data::{Corpus, Fim, Split};
 
 use crate::checkpoint::{self, Checkpoint};
-use crate::data::{EvalSet, Sampler};
+use crate::data::{pair_rows, EvalSet, PairSampler, Sampler, ScoredSet};
 use crate::kernels::Kernels;
 use crate::model::Transformer;
 use crate::optim::{to_vec, AdamW};
@@ -29,7 +30,7 @@ where
     /// weight and turn the in-place updates into copies.
     model: Option<Transformer<B>>,
     opt: AdamW<B>,
-    sampler: Sampler,
+    training: Training,
     eval: EvalSet,
     /// The code task scored at the final evaluation; `None` with `task_examples = 0`.
     task: Option<Task>,
@@ -55,6 +56,26 @@ pub enum Stepped {
     Diverged(String),
 }
 
+/// What a run trains on: pretraining windows of a shard, or fine-tuning pairs.
+enum Training {
+    Windows(Sampler),
+    Pairs(PairSampler),
+}
+
+impl Training {
+    fn batch<B: burn::tensor::backend::Backend>(
+        &mut self,
+        step: usize,
+        micro: usize,
+        device: &B::Device,
+    ) -> crate::data::Batch<B> {
+        match self {
+            Training::Windows(s) => s.batch(step, micro, device),
+            Training::Pairs(p) => p.batch(step, micro, device),
+        }
+    }
+}
+
 /// A training loss this far above a uniform guess (ln V) means the run has blown up even if
 /// it is still finite: with clipping and normalisation a run at LR 10 can stay finite for
 /// hundreds of steps while learning nothing.
@@ -68,41 +89,73 @@ where
 {
     /// A fresh model at step 0, with the config's data.
     pub fn new(config: &TrialConfig, corpus: &Corpus, device: &'d B::Device) -> Result<Self> {
-        let train_tokens = corpus.shard(&config.data.language, Split::Train)?;
-        let val_tokens = corpus.shard(&config.data.language, Split::Val)?;
-        // Too small a shard for the window fails the same way every time: bad input, not retried.
-        let sampler =
-            Sampler::new(train_tokens, config.data.seq_len, config.optimizer.micro_batch, config.runtime.seed)
-                .map_err(|e| BadInput(format!("training shard of {}: {e:#}", config.data.language)))?;
+        let language = &config.data.language;
+        let train_tokens = corpus.shard(language, Split::Train)?;
+        let val_tokens = corpus.shard(language, Split::Val)?;
+        let (seq_len, micro_batch, seed) = (config.data.seq_len, config.optimizer.micro_batch, config.runtime.seed);
         let task = match config.eval.task_examples {
             0 => None,
             n => {
-                let task = Task::identifier_completion(corpus.tokenizer(), &val_tokens, config.data.seq_len, n);
+                let task = Task::identifier_completion(corpus.tokenizer(), &val_tokens, seq_len, n);
                 anyhow::ensure!(
                     !task.examples.is_empty(),
                     BadInput(format!(
-                        "task_examples: the validation files of {} hold no identifier to complete within a \
-                         window of {} tokens (set task_examples = 0 to train without the task metric)",
-                        config.data.language, config.data.seq_len
+                        "task_examples: the validation files of {language} hold no identifier to complete within a \
+                         window of {seq_len} tokens (set task_examples = 0 to train without the task metric)"
                     ))
                 );
                 Some(task)
             }
         };
-        let eval = EvalSet::new(val_tokens, config.data.seq_len, config.eval.eval_tokens, config.optimizer.micro_batch)
-            .map_err(|e| BadInput(format!("validation shard of {}: {e:#}", config.data.language)))?;
-        let (sampler, eval) = if config.data.fim() {
-            let fim = Fim::new(corpus.tokenizer().clone(), config.data.fim_rate, config.data.fim_spm_rate);
-            (sampler.with_fim(fim.clone()), eval.with_infilling(&fim))
-        } else {
-            (sampler, eval)
+        // Fine-tuning pairs for evaluation from the held-out files, for training from the
+        // training files: the completions scored are of functions neither the base nor the
+        // fine-tuning saw.
+        let held_out = match config.data.sft {
+            Some(_) => {
+                let at_most = (config.eval.eval_tokens / seq_len).max(1);
+                Some(pairs(corpus, language, &val_tokens, seq_len, at_most, "validation")?)
+            }
+            None => None,
+        };
+        let eval = EvalSet::new(val_tokens, seq_len, config.eval.eval_tokens, micro_batch)
+            .map_err(|e| BadInput(format!("validation shard of {language}: {e:#}")))?;
+        // A FIM trial is evaluated on infilling whatever it trains on; fine-tuning pairs are
+        // never put in FIM form (its `fim_rate` then only gives the model its sentinels, to take
+        // a FIM base's weights).
+        let fim = config
+            .data
+            .fim()
+            .then(|| Fim::new(corpus.tokenizer().clone(), config.data.fim_rate, config.data.fim_spm_rate));
+        let eval = match &fim {
+            Some(fim) => eval.with_infilling(fim),
+            None => eval,
+        };
+        let (training, eval) = match held_out {
+            Some(held_out) => {
+                let train = pairs(corpus, language, &train_tokens, seq_len, usize::MAX, "training")?;
+                let sampler =
+                    PairSampler::new(train, micro_batch, seed).map_err(|e| BadInput(format!("sft: {e:#}")))?;
+                (Training::Pairs(sampler), eval.with_completions(held_out))
+            }
+            None => {
+                // Too small a shard for the window fails the same way every time: bad input.
+                let sampler = Sampler::new(train_tokens, seq_len, micro_batch, seed)
+                    .map_err(|e| BadInput(format!("training shard of {language}: {e:#}")))?;
+                (
+                    Training::Windows(match fim {
+                        Some(fim) => sampler.with_fim(fim),
+                        None => sampler,
+                    }),
+                    eval,
+                )
+            }
         };
         Ok(Run {
             config: config.clone(),
             device,
             model: Some(Transformer::for_trial(config, device)),
             opt: AdamW::new(config),
-            sampler,
+            training,
             eval,
             task,
             val_bytes_per_token: corpus.bytes_per_token(&config.data.language, Split::Val),
@@ -116,6 +169,18 @@ where
 
     fn model(&self) -> &Transformer<B> {
         self.model.as_ref().expect("the model is only out during an update")
+    }
+
+    /// Starts from another trial's final weights (fine-tuning): the weights only, with the
+    /// optimizer, step and curve of a fresh run. An error when the shapes differ.
+    pub fn start_from(&mut self, weights: Vec<Vec<f32>>) -> Result<()> {
+        self.model = Some(checkpoint::import_params(self.model.take().expect("model present"), weights)?);
+        Ok(())
+    }
+
+    /// The weights as they are now, as host vectors (what `weights.bin` stores).
+    pub fn weights(&self) -> Vec<Vec<f32>> {
+        checkpoint::export_params(self.model())
     }
 
     /// Takes over a checkpoint's state: weights, optimizer, step, curve and timings. On error
@@ -161,8 +226,8 @@ where
         let mut loss_sum = None;
         let mut dropped_sum = None;
         for micro in 0..accum {
-            let batch = self.sampler.batch::<B>(step, micro, self.device);
-            let (loss, aux) = self.model().loss(batch.inputs, batch.targets);
+            let batch = self.training.batch::<B>(step, micro, self.device);
+            let (loss, aux) = self.model().loss(batch.inputs, batch.targets, batch.scored);
             if let Some(dropped) = aux.dropped() {
                 add(&mut dropped_sum, dropped.inner());
             }
@@ -209,6 +274,8 @@ where
             val_bpb: None,
             task_exact_match: None,
             task_exact_match_se: None,
+            val_completion_loss: None,
+            val_completion_loss_se: None,
             val_fim_loss: None,
             val_fim_loss_se: None,
             grad_norm,
@@ -231,9 +298,14 @@ where
         let model = self.model().valid();
         let e = evaluate(&model, &mut self.eval, self.device, stride);
         let infill =
-            self.eval.infill_batches::<B::InnerBackend>(self.device, stride).and_then(|b| evaluate_infill(&model, b));
+            self.eval.infill_batches::<B::InnerBackend>(self.device, stride).and_then(|b| evaluate_scored(&model, b));
+        let completion = self
+            .eval
+            .completion_batches::<B::InnerBackend>(self.device, stride)
+            .and_then(|b| evaluate_scored(&model, b));
         let point = self.curve.last_mut().expect("evaluation after a step");
         (point.val_fim_loss, point.val_fim_loss_se) = (infill.map(|i| i.0), infill.map(|i| i.1));
+        (point.val_completion_loss, point.val_completion_loss_se) = (completion.map(|c| c.0), completion.map(|c| c.1));
         // The task only at the final evaluation: decoding costs a few evaluations' worth.
         if let Some(task) = self.task.as_ref().filter(|_| full) {
             let score = crate::task::exact_match(&model, task, self.device, self.config.optimizer.micro_batch);
@@ -282,10 +354,10 @@ fn token_losses<B: Kernels>(model: &Transformer<B>, batch: crate::data::Batch<B>
     (losses, aux)
 }
 
-/// The infilling loss: nats per middle token over all examples (a ratio of sums, so that long
-/// middles weigh by their tokens), and its standard error by the delta method over examples.
-/// `None` when the validation windows hold no text to infill.
-fn evaluate_infill<B: Kernels>(
+/// The loss on scored spans (infilling middles, pair completions): nats per scored token over
+/// all examples (a ratio of sums, so that long spans weigh by their tokens), and its standard
+/// error by the delta method over examples. `None` when no token is scored.
+fn evaluate_scored<B: Kernels>(
     model: &Transformer<B>,
     batches: Vec<(crate::data::Batch<B>, Vec<f32>)>,
 ) -> Option<(f64, f64)> {
@@ -330,4 +402,27 @@ fn evaluate<B: Kernels>(model: &Transformer<B>, eval: &mut EvalSet, device: &B::
     let load = load.map(|l| l.into_iter().map(|v| v / n).collect());
     let entropy = load.as_ref().map(|_| entropy / n);
     Evaluation { loss, se: (var / n).sqrt(), load, entropy }
+}
+
+/// The instruction pairs of a shard as scored rows of one window, at most `at_most` of them,
+/// evenly spaced over all that fit; bad input naming `sft` when none does.
+fn pairs(
+    corpus: &Corpus,
+    language: &str,
+    shard: &[u16],
+    seq_len: usize,
+    at_most: usize,
+    files: &str,
+) -> Result<ScoredSet> {
+    let rows = pair_rows(&function_pairs(corpus.tokenizer(), shard, language), seq_len, corpus.eod_token());
+    anyhow::ensure!(
+        !rows.is_empty(),
+        BadInput(format!(
+            "sft: the {files} files of {language} hold no documented function (a doc comment right above \
+             a function's signature) to fine-tune on"
+        ))
+    );
+    let step = (rows.len() as f64 / at_most as f64).max(1.0);
+    let picked = (0..at_most.min(rows.len())).map(|i| rows[(i as f64 * step) as usize].clone()).collect();
+    Ok(ScoredSet::new(picked, seq_len, corpus.eod_token()))
 }

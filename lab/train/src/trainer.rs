@@ -2,7 +2,7 @@
 //! trial's own checkpoint, or from a shared trunk's fork), then step, evaluate, consult the ASHA
 //! rungs and checkpoint until the budget is spent.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::tensor::backend::AutodiffBackend;
@@ -11,13 +11,13 @@ use codescale_core::{provenance, BadInput, BranchOrigin, CorpusKey, Metrics, Sta
 use codescale_data::Corpus;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{self, Checkpoint};
 use crate::kernels::Kernels;
 use crate::run::{Run, Stepped};
 use crate::trunk::{self, Branch, Fork};
 
 /// What the caller controls about a run besides the config.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct RunOptions<'a> {
     pub quiet: bool,
     /// A bar to drive (the sweep scheduler's); otherwise one is made unless `quiet`.
@@ -31,6 +31,9 @@ pub struct RunOptions<'a> {
     pub stop_after_steps: Option<usize>,
     /// Keep the checkpoint after a finished run (deleted by default).
     pub keep_checkpoint: bool,
+    /// The folder of the finished trial that the config's `init_from` names: the run starts
+    /// from its final weights.
+    pub init_from: Option<PathBuf>,
 }
 
 /// The steps at which the trial meets its ASHA rungs: the first step whose tokens reach each.
@@ -102,6 +105,12 @@ where
                     config.total_steps()
                 ));
             }
+            if !resumed {
+                if let Some(base) = &config.model.init_from {
+                    start_from_base(&mut run, base, opts.init_from.as_deref(), corpus)?;
+                    record.notes.push(format!("started from the final weights of trial {base}"));
+                }
+            }
             if !resumed && opts.branch.is_some() {
                 if let Some(outcome) = fork(&mut run, &mut record, opts, &rungs, corpus, device)? {
                     return finish(dir, config, run, record, outcome, opts);
@@ -168,6 +177,35 @@ fn bind(config: &TrialConfig, corpus: &Corpus) -> Result<TrialConfig> {
             short(&key.manifest)
         ),
     }
+}
+
+/// Loads the final weights of `base`, the finished trial in folder `dir`. A base that is not
+/// finished yet is an error that a later run may not meet (its sweep may still be training it);
+/// one whose shape or tokenizer differs is bad input.
+fn start_from_base<B: AutodiffBackend + Kernels>(
+    run: &mut Run<B>,
+    base: &str,
+    dir: Option<&Path>,
+    corpus: &Corpus,
+) -> Result<()>
+where
+    B::InnerBackend: Kernels,
+{
+    let dir = dir.with_context(|| format!("`init_from`: the folder of trial {base} was not found"))?;
+    let record = TrialRecord::load(dir).with_context(|| format!("`init_from`: reading trial {base}"))?;
+    anyhow::ensure!(
+        record.id == base && record.status == Status::Done,
+        "`init_from`: trial {base} ({}) is {}, not done",
+        dir.display(),
+        record.status.as_str()
+    );
+    anyhow::ensure!(
+        record.provenance.tokenizer_hash == corpus.tokenizer_hash(),
+        BadInput(format!("`init_from`: trial {base} was trained with another tokenizer than this trial's corpus"))
+    );
+    let weights = checkpoint::load_weights(dir, base)?;
+    run.start_from(weights)
+        .map_err(|e| BadInput(format!("`init_from`: the weights of trial {base} do not fit this model: {e:#}")).into())
 }
 
 /// Restores the trial's own checkpoint, if it has one; an error when it is there but
@@ -274,6 +312,11 @@ where
     record.metrics = Metrics { diverged_at, ..Metrics::from_curve(config, &run.curve, run.wall_s(), run.train_s) };
     record.provenance.finished = Some(provenance::now_rfc3339());
     codescale_table::write_curve(&dir.join(CURVE_FILE), &config.trial_id(), &run.curve)?;
+    // The final weights stay (without the optimizer's state): a later trial may start from
+    // them (`init_from`). Written before the record says done, so a done trial has them.
+    if outcome == Status::Done {
+        checkpoint::save_weights(dir, &config.trial_id(), run.steps, run.weights())?;
+    }
     record.save(dir)?;
     let ckpt_dir = dir.join(CHECKPOINT_DIR);
     if !opts.keep_checkpoint && ckpt_dir.exists() {

@@ -53,7 +53,7 @@ fn router_gradient_from_lm_loss(config: &TrialConfig, tokens: Vec<u16>) -> f32 {
     let model = Transformer::<T>::for_trial(config, &device);
     let batch =
         Sampler::new(tokens, config.data.seq_len, config.optimizer.micro_batch, 0).unwrap().batch::<T>(0, 0, &device);
-    let (loss, _) = model.loss(batch.inputs, batch.targets);
+    let (loss, _) = model.loss(batch.inputs, batch.targets, None);
     let grads = loss.backward();
     let mut visitor = RouterGradient { grads: &grads, path: Vec::new(), largest: None };
     model.visit(&mut visitor);

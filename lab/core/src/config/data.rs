@@ -21,6 +21,10 @@ spec_section! {
         fim_rate: f64,
         /// Fraction of those in SPM rather than PSM order.
         fim_spm_rate: f64,
+        /// Supervised fine-tuning data in place of raw windows: `functions`, instruction pairs
+        /// the lab derives from the language's code (a function's doc comment and signature as
+        /// the prompt, its body as the completion, the loss on the completion only).
+        sft: Sft,
     }
 }
 
@@ -40,6 +44,27 @@ pub struct DataSection {
     /// The fraction of transformed fragments in SPM order; 0 without FIM.
     #[serde(skip_serializing_if = "is_zero", default)]
     pub fim_spm_rate: f64,
+    /// Fine-tuning on instruction pairs instead of pretraining windows; left out of the
+    /// canonical JSON when unset.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub sft: Option<Sft>,
+}
+
+/// What a supervised fine-tuning trial trains on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sft {
+    /// A function's doc comment and signature → its body, from the language's files: pairs
+    /// for training from the training files, for evaluation from the held-out ones.
+    Functions,
+}
+
+impl Sft {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sft::Functions => "functions",
+        }
+    }
 }
 
 /// SPM's share of FIM unless a trial says otherwise: half, as StarCoder and Code Llama train.
@@ -98,7 +123,7 @@ impl DataSpec {
             None if fim_rate > 0.0 => DEFAULT_FIM_SPM_RATE,
             None => 0.0,
         };
-        Ok(DataSection { corpus, language, tokenizer, seq_len, fim_rate, fim_spm_rate })
+        Ok(DataSection { corpus, language, tokenizer, seq_len, fim_rate, fim_spm_rate, sft: self.sft })
     }
 }
 

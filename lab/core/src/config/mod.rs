@@ -53,7 +53,7 @@ mod optimizer;
 mod runtime;
 mod schedule;
 
-pub use data::{vocab_size, CorpusKey, DataSection, DataSpec, DEFAULT_FIM_SPM_RATE, FIM_SENTINELS};
+pub use data::{vocab_size, CorpusKey, DataSection, DataSpec, Sft, DEFAULT_FIM_SPM_RATE, FIM_SENTINELS};
 pub use eval::{EvalSection, EvalSpec, DEFAULT_EVAL_TOKENS, DEFAULT_TASK_EXAMPLES};
 pub use model::{Arch, Gate, ModelSection, ModelSpec, GPT2_INIT_STD};
 pub use optimizer::{Lr, LrRule, OptimizerSection, OptimizerSpec, RuleKind, LR_RULE_D_REF, LR_RULE_N_REF};
@@ -360,9 +360,10 @@ impl TrialConfig {
     /// For WSD trials, the key of the constant-rate trunk this trial shares with every trial
     /// that differs from it only in budget and cooldown (`tokens`, `decay_frac`, `decay_shape`,
     /// `final_lr_ratio`, evaluation and checkpoint intervals): their runs coincide until their
-    /// cooldowns begin. `None` for other schedules.
+    /// cooldowns begin. `None` for other schedules, and for fine-tuning trials (`init_from`).
     pub fn trunk_id(&self) -> Option<String> {
-        (self.schedule.kind == Schedule::Wsd).then(|| {
+        // A fine-tuning trial starts from its base's weights, which no trunk has.
+        (self.schedule.kind == Schedule::Wsd && self.model.init_from.is_none()).then(|| {
             let t = self.trunk_config(0);
             short_hash(&format!(
                 "trunk\n{}\ncorpus {}\nnumerics {NUMERICS_VERSION}",
@@ -446,6 +447,8 @@ mod tests {
             ("init_std", "0.03"),
             ("fim_rate", "0.5"),
             ("task_examples", "64"),
+            ("sft", "functions"),
+            ("init_from", "0123456789abcdef"),
         ] {
             s.set(k, v).unwrap();
         }

@@ -80,6 +80,9 @@ spec_section! {
         /// Standard deviation of the initial weights (GPT-2's 0.02 by default); residual output
         /// projections get it divided by √(2·n_layers).
         init_std: f64,
+        /// A finished trial to start from: its id, or its folder. The trial then fine-tunes
+        /// that trial's final weights (same shape) instead of a random initialisation.
+        init_from: String,
     }
 }
 
@@ -111,6 +114,12 @@ pub struct ModelSection {
     /// Left out of the canonical JSON at GPT-2's 0.02, so ids from before the key existed hold.
     #[serde(skip_serializing_if = "is_gpt2_init", default = "gpt2_init")]
     pub init_std: f64,
+    /// The id of the finished trial whose final weights this one starts from (a folder given in
+    /// a file is resolved to its id before the trial is planned, so the base's id is part of
+    /// this trial's). Left out of the canonical JSON when unset: trials trained from scratch
+    /// keep their ids.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub init_from: Option<String>,
 }
 
 /// GPT-2's initial standard deviation, every trial's before `init_std` existed.
@@ -202,6 +211,9 @@ impl ModelSpec {
         if !(init_std.is_finite() && init_std > 0.0 && init_std <= 1.0) {
             return Err(bad("init_std", format!("{init_std} must lie in (0, 1]")));
         }
+        if self.init_from.as_ref().is_some_and(|b| b.trim().is_empty()) {
+            return Err(bad("init_from", "is empty: give a finished trial's id or folder"));
+        }
 
         Ok(ModelSection {
             arch,
@@ -220,6 +232,7 @@ impl ModelSpec {
             aux_loss_coef,
             z_loss_coef,
             init_std,
+            init_from: self.init_from.clone(),
         })
     }
 }
