@@ -295,11 +295,23 @@ fn run(sweep_file: &std::path::Path, args: &train::RunArgs, quiet: bool) -> Resu
         train::Ran::Ended(summary) => summary,
         train::Ran::Left(code) => return Ok(code),
     };
-    let fitted = codescale::fit::fit_sweep(&summary.dir, &codescale::fit::Options::default())?;
-    analyse::show(&fitted, false, quiet)?;
+    // A sweep with no ladder to fit (fine-tuning sweeps) still gets its report.
+    let fitted = match codescale::fit::fit_sweep(&summary.dir, &codescale::fit::Options::default()) {
+        Ok(fitted) => Some(fitted),
+        Err(e) if codescale_core::is_bad_input(&e) => {
+            eprintln!("no law fitted: {e:#}");
+            None
+        }
+        Err(e) => return Err(e),
+    };
+    if let Some(fitted) = &fitted {
+        analyse::show(fitted, false, quiet)?;
+    }
     let report = codescale::report::render(&summary.dir, None)?;
     println!();
-    print!("{}", codescale::fit::law_summary(&fitted.fit));
+    if let Some(fitted) = &fitted {
+        print!("{}", codescale::fit::law_summary(&fitted.fit));
+    }
     println!("{report}");
     Ok(exit_for(&summary))
 }

@@ -46,6 +46,15 @@ fn print_record(r: &TrialRecord, dir: &Path) {
     if let Some(fim) = m.val_fim_loss {
         println!("  infilling loss {fim:.4} ± {} (the middle given prefix and suffix)", loss(m.val_fim_loss_se));
     }
+    if let Some(completion) = m.val_completion_loss {
+        println!(
+            "  completion loss {completion:.4} ± {} (held-out pairs' bodies given doc comment and signature)",
+            loss(m.val_completion_loss_se)
+        );
+    }
+    if let Some(base) = &r.config.model.init_from {
+        println!("  fine-tuned from trial {base}");
+    }
     if let Some(e) = &r.error {
         println!("  {e}");
     }

@@ -45,9 +45,12 @@ pub const LOSS_COLUMNS: [&str; 2] = ["val_loss", "val_fim_loss"];
 /// One fit point per results row, N from `n_col` (one of [`N_COLUMNS`]; anything else reads
 /// `n_params`) and the loss from `loss_col` (one of [`LOSS_COLUMNS`]; anything else reads
 /// `val_loss`). The infilling loss leaves out the rows of trials without FIM, which have none.
+/// Fine-tuning trials (`init_from`, `sft`) are left out: their loss is not a function of the
+/// parameters and tokens of a run from scratch, which is what a law relates.
 pub fn points_from_rows(rows: &[ResultRow], n_col: &str, loss_col: &str) -> Vec<Point> {
     let infilling = loss_col == "val_fim_loss";
     rows.iter()
+        .filter(|r| r.init_from.is_empty() && r.sft.is_empty())
         .filter(|r| !infilling || r.fim_rate > 0.0)
         .map(|r| Point {
             id: r.trial_id.clone(),

@@ -56,18 +56,28 @@ pub fn input(sweep_dir: &Path) -> Result<ReportInput> {
     let mut notes = Vec::new();
     let fit_file = crate::paths::fit_file(sweep_dir);
     let fit = match current_fit(&fit_file, &rows) {
-        Ok(fit) => fit,
+        Ok(fit) => Some(fit),
         Err(why) => {
             notes.push(format!("{} {why}", fit_file.display()));
-            crate::fit::fit_sweep(sweep_dir, &crate::fit::Options::default())?.fit
+            // A sweep with nothing to fit (fine-tuning sweeps: no ladder from scratch) still
+            // gets its report, saying why it has no law.
+            match crate::fit::fit_sweep(sweep_dir, &crate::fit::Options::default()) {
+                Ok(fitted) => Some(fitted.fit),
+                Err(e) if codescale_core::is_bad_input(&e) => {
+                    notes.push(format!("no law fitted: {e:#}"));
+                    None
+                }
+                Err(e) => return Err(e),
+            }
         }
     };
     let fim_fit =
         if rows.iter().any(|r| r.fim_rate > 0.0) { Some(infilling(sweep_dir, &rows, &mut notes)?) } else { None };
-    let n_fits = if rows.iter().any(|r| r.arch == codescale_core::Arch::Moe) {
-        by_active_and_total(sweep_dir, &rows, &fit, &mut notes)?
-    } else {
-        Vec::new()
+    let n_fits = match &fit {
+        Some(fit) if rows.iter().any(|r| r.arch == codescale_core::Arch::Moe) => {
+            by_active_and_total(sweep_dir, &rows, fit, &mut notes)?
+        }
+        _ => Vec::new(),
     };
     let mut curves = Vec::new();
     let mut provenance = Vec::new();
@@ -91,7 +101,7 @@ pub fn input(sweep_dir: &Path) -> Result<ReportInput> {
         sweep: sweep.name(),
         results: rows,
         curves,
-        fit: Some(fit),
+        fit,
         n_fits,
         fim_fit,
         provenance,

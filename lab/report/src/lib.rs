@@ -9,6 +9,7 @@ mod axes;
 mod data;
 mod figures;
 mod fim;
+mod finetune;
 #[cfg(feature = "fixture")]
 pub mod fixture;
 mod fonts;

@@ -42,6 +42,9 @@ pub struct Summary {
     pub task: Option<crate::task::TaskSection>,
     /// Languages ranked by loss at matched (N, D) and by L_inf, beside the seed paper's order.
     pub languages_compared: Option<crate::languages::Comparison>,
+    /// Fine-tuning sweeps: each single-parameter sweep per base, and which base is more
+    /// sensitive.
+    pub finetune: Option<crate::finetune::FineTuning>,
     pub trials: Vec<TrialRow>,
     pub unfinished: Vec<TrialRow>,
     pub excluded: Vec<ExcludedRow>,
@@ -273,6 +276,7 @@ pub fn build(input: &ReportInput, skipped: &[String], figure_errors: &[String]) 
         fim_cost: crate::fim::cost(results),
         task: input.fit.as_ref().and_then(crate::task::section),
         languages_compared: crate::languages::compare(results, input.fit.as_ref()),
+        finetune: crate::finetune::section(results),
         trials,
         unfinished,
         excluded: sections.excluded,

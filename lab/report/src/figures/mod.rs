@@ -2,6 +2,7 @@
 //! says why when it does not; the drawing helpers here keep the panels uniform.
 
 mod curves;
+mod finetune;
 mod frontier;
 mod hyper;
 mod isoflop;
@@ -38,6 +39,8 @@ pub const ALL_NAMES: &[&str] = &[
     "dense_vs_moe",
     "lr_batch_sensitivity",
     "residuals",
+    "finetune_loss",
+    "finetune_task",
 ];
 
 pub enum Made {
@@ -63,7 +66,7 @@ pub fn build_all(input: &ReportInput) -> Built {
     let groups = data::groups(input, &colors);
     let ctx = Ctx { input, groups };
     type Family = fn(&Ctx) -> Result<Vec<Made>>;
-    let families: [(&str, Family); 9] = [
+    let families: [(&str, Family); 10] = [
         ("training curves", curves::build),
         ("loss vs N and D", laws::build),
         ("infilling loss vs N and D", laws::build_infilling),
@@ -73,6 +76,7 @@ pub fn build_all(input: &ReportInput) -> Built {
         ("hyperparameters", hyper::build),
         ("dense vs MoE", moe::build),
         ("residuals", residuals::build),
+        ("fine-tuning sweeps", finetune::build),
     ];
     let mut out = Built { figures: Vec::new(), skipped: Vec::new(), errors: Vec::new() };
     for (what, build) in families {
