@@ -456,3 +456,25 @@ fn replanning_while_an_array_is_queued_trains_what_each_task_was_submitted_for()
     assert_eq!(taken, 0);
     assert_eq!(results(&dir).iter().filter(|r| r.status == Status::Done).count(), 3);
 }
+
+/// A fine-tuning trial's task must not start before its base's: the bases go in one array, the
+/// trials that start from them in another that waits for it, so one submission trains both.
+#[test]
+fn fine_tuning_tasks_wait_for_their_base_s_array() {
+    let Some(_cluster) = cluster() else { return };
+    let lab = SlurmLab::new();
+    let (sweep, name) = lab.sweep(
+        "finetune",
+        "[pretrain.b]\nlanguage = \"rust\"\nmodel = \"d16-l1\"\nseq_len = 32\nbatch_size = 8\ntokens = 16384\neval_tokens = 1024\n",
+        "tokens = 4096\nseq_len = 64\nsft = \"functions\"\ninit_from = \"b\"\n[parameters]\nlr = { values = [1e-3, 3e-3] }\n",
+    );
+    let out = lab.run(&["sweep", "run", sweep.to_str().unwrap(), "--executor", "slurm", "--wait", "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let dir = lab.sweep_dir(&name);
+    let rows = results(&dir);
+    assert_eq!(rows.iter().map(|r| r.status.as_str()).collect::<Vec<_>>(), ["done"; 3], "{}", text(&out));
+    let base = rows.iter().find(|r| r.init_from.is_empty()).unwrap();
+    assert!(rows.iter().filter(|r| !r.init_from.is_empty()).all(|r| r.init_from == base.trial_id));
+    let arrays = arrays(&dir);
+    assert_eq!(arrays.iter().map(|a| (a.1, a.2.as_str())).collect::<Vec<_>>(), [(0, "0"), (0, "1-2")], "{arrays:?}");
+}

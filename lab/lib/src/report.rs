@@ -97,17 +97,7 @@ pub fn input(sweep_dir: &Path) -> Result<ReportInput> {
         }
     }
     let sweep_toml = std::fs::read_to_string(sweep_dir.join(codescale_sweep::runs::SWEEP_FILE)).ok();
-    Ok(ReportInput {
-        sweep: sweep.name(),
-        results: rows,
-        curves,
-        fit,
-        n_fits,
-        fim_fit,
-        provenance,
-        sweep_toml,
-        notes,
-    })
+    Ok(ReportInput { sweep: sweep.name(), results: rows, curves, fit, n_fits, fim_fit, provenance, sweep_toml, notes })
 }
 
 /// For a sweep with mixture-of-experts trials: its fits against active and against total

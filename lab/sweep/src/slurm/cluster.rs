@@ -22,7 +22,8 @@ fn run(program: &str, args: &[&str]) -> Result<String> {
 }
 
 /// Submits `script` as the array `array` (an `--array` value) whose task 0 trains plan index
-/// `offset`, after `after` has ended when given; returns the job id.
+/// `offset`, after the jobs of `after` (ids joined by `:`) have ended when given; returns the
+/// job id.
 pub fn sbatch(script: &Path, array: &str, offset: usize, after: Option<&str>) -> Result<String> {
     let array = format!("--array={array}");
     let dependency = after.map(|job| format!("--dependency=afterany:{job}"));

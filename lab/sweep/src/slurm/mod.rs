@@ -164,6 +164,12 @@ pub fn submit(sweep: &Sweep, cfg: &RunConfig, exe: &Path) -> Result<Submission> 
     if send.is_empty() {
         return Ok(submission);
     }
+    // Fine-tuning trials whose base is sent too go last, in arrays that wait for the bases'.
+    let sent: BTreeSet<String> = send.iter().map(|&i| submission.plan.trials[i].trial_id()).collect();
+    let (free, waiting): (Vec<usize>, Vec<usize>) = send
+        .into_iter()
+        .partition(|&i| submission.plan.trials[i].model.init_from.as_ref().is_none_or(|b| !sent.contains(b)));
+    let send: Vec<usize> = free.iter().chain(&waiting).copied().collect();
 
     // The trials sent, as their tasks will train them: nothing is planned or built on a node.
     let branches =
@@ -188,37 +194,51 @@ pub fn submit(sweep: &Sweep, cfg: &RunConfig, exe: &Path) -> Result<Submission> 
     let mut all = arrays(&submission.dir)?;
     let mut after: Option<String> = None;
     let entries: Vec<usize> = (0..send.len()).collect();
-    for chunk in script::chunks(&entries, max_array_size) {
-        let tasks = script::array_spec(&chunk.tasks, parallelism);
-        let job =
-            cluster::sbatch(&job_script, &tasks, chunk.offset, after.as_deref().filter(|_| parallelism.is_some()))
-                .map_err(|e| {
-                    let message = format!("{e:#}");
-                    if cluster::refused_request(&message) {
-                        let why = message
-                            .lines()
-                            .filter_map(|l| l.rsplit("sbatch: error: ").next())
-                            .map(str::trim)
-                            .collect::<Vec<_>>()
-                            .join("; ");
-                        BadInput(format!("{}: `[slurm]`: the cluster refused the job ({why})", sweep.path.display()))
-                            .into()
-                    } else {
-                        e
-                    }
-                })?;
-        let array = Array {
-            job: job.clone(),
-            plan: Some(plan_name.clone()),
-            offset: chunk.offset,
-            tasks,
-            submitted: codescale_core::provenance::now_rfc3339(),
-        };
-        // Kept after every sbatch, so arrays submitted before a failure are still followed.
-        all.push(array.clone());
-        codescale_core::atomic::write_json(&submission.dir.path.join("slurm").join(JOBS_FILE), &all)?;
-        submission.arrays.push(array);
-        after = Some(job);
+    // Phase 0: every trial but the fine-tuning ones waiting on a base sent here; phase 1:
+    // those, each array after every array of phase 0 (`afterany`: a base that failed leaves
+    // its fine-tuning tasks to fail "not done", retried by the next submission, instead of
+    // pending for ever).
+    let mut bases: Vec<String> = Vec::new();
+    for (phase, entries) in [&entries[..free.len()], &entries[free.len()..]].into_iter().enumerate() {
+        let mut jobs = Vec::new();
+        for chunk in script::chunks(entries, max_array_size) {
+            let tasks = script::array_spec(&chunk.tasks, parallelism);
+            let mut deps: Vec<String> = if phase == 1 { bases.clone() } else { Vec::new() };
+            // Throttled arrays each wait for the one before, so the throttle holds across them.
+            deps.extend(after.clone().filter(|_| parallelism.is_some()));
+            deps.dedup();
+            let depends = (!deps.is_empty()).then(|| deps.join(":"));
+            let job = cluster::sbatch(&job_script, &tasks, chunk.offset, depends.as_deref()).map_err(|e| {
+                let message = format!("{e:#}");
+                if cluster::refused_request(&message) {
+                    let why = message
+                        .lines()
+                        .filter_map(|l| l.rsplit("sbatch: error: ").next())
+                        .map(str::trim)
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    BadInput(format!("{}: `[slurm]`: the cluster refused the job ({why})", sweep.path.display())).into()
+                } else {
+                    e
+                }
+            })?;
+            let array = Array {
+                job: job.clone(),
+                plan: Some(plan_name.clone()),
+                offset: chunk.offset,
+                tasks,
+                submitted: codescale_core::provenance::now_rfc3339(),
+            };
+            // Kept after every sbatch, so arrays submitted before a failure are still followed.
+            all.push(array.clone());
+            codescale_core::atomic::write_json(&submission.dir.path.join("slurm").join(JOBS_FILE), &all)?;
+            submission.arrays.push(array);
+            jobs.push(job.clone());
+            after = Some(job);
+        }
+        if phase == 0 {
+            bases = jobs;
+        }
     }
     submission.script = Some(job_script);
     Ok(submission)
