@@ -1,5 +1,6 @@
 //! Every bundled sweep plans the trials it always planned: the config id and WSD trunk id of
-//! each ladder trial and target, in plan order, against `golden/trial_ids.txt`.
+//! each fine-tuning base, ladder trial and target, in plan order, against
+//! `golden/trial_ids.txt`.
 //!
 //! A trial's id is the hash of its resolved config, so a change to how configs are parsed,
 //! resolved or serialized that moves an id would orphan every finished result of that trial
@@ -9,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use codescale_sweep::bases::plan_pretrain;
 use codescale_sweep::plan::{plan, plan_targets};
 use codescale_sweep::spec::Sweep;
 
@@ -27,11 +29,15 @@ fn planned_ids(path: &Path) -> Vec<String> {
     let sweep = Sweep::load(path).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
     let ladder = plan(&sweep).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
     let targets = plan_targets(&sweep, &ladder).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+    let bases = plan_pretrain(&sweep).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
     let name = path.file_name().unwrap().to_string_lossy();
     let line = |role: &str, c: &codescale_core::TrialConfig| {
         format!("{name} {role} {} {}", c.config_id(), c.trunk_id().unwrap_or_else(|| "-".into()))
     };
-    ladder.iter().map(|c| line("ladder", c)).chain(targets.iter().map(|c| line("target", c))).collect()
+    // Fine-tuning trials as planned before `init_from` is bound to their base's id (a `[pretrain]`
+    // name): the base's id, and so theirs, also depends on the corpus.
+    let bases = bases.iter().map(|(_, c)| line("pretrain", c));
+    bases.chain(ladder.iter().map(|c| line("ladder", c))).chain(targets.iter().map(|c| line("target", c))).collect()
 }
 
 #[test]
