@@ -297,18 +297,51 @@ impl PairSampler {
         Ok(PairSampler { set, micro_batch, seed })
     }
 
-    pub fn len(&self) -> usize {
-        self.set.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.set.is_empty()
-    }
-
     pub fn batch<B: Backend>(&self, step: usize, micro: usize, device: &B::Device) -> Batch<B> {
         let mut rng = ChaCha8Rng::seed_from_u64(self.seed);
         rng.set_stream(((step as u64) << 16) | micro as u64);
         let rows: Vec<usize> = (0..self.micro_batch).map(|_| rng.random_range(0..self.set.len())).collect();
         self.set.batch(&rows, device, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::CpuBackend;
+
+    fn ints<const D: usize>(t: Tensor<CpuBackend, D, Int>) -> Vec<i64> {
+        t.into_data().convert::<i64>().to_vec().unwrap()
+    }
+
+    /// A pair's row is its prompt, completion and end; the loss sees the completion and the end
+    /// only. A long prompt keeps its last half window, a long completion is cut at the window.
+    #[test]
+    fn a_pair_is_scored_on_its_completion_and_end_only() {
+        let pairs = [
+            Pair { prompt: vec![1, 2, 3], completion: vec![4, 5] },
+            Pair { prompt: vec![9; 10], completion: vec![7; 20] },
+        ];
+        let rows = pair_rows(&pairs, 8, 0);
+        assert_eq!(rows[0], (vec![1, 2, 3, 4, 5, 0], 3..6));
+        assert_eq!(rows[1], ([vec![9; 4], vec![7; 5]].concat(), 4..9));
+        let device = Default::default();
+        let sampler = PairSampler::new(ScoredSet::new(rows, 8, 0), 3, 11).unwrap();
+        let batch = sampler.batch::<CpuBackend>(5, 0, &device);
+        let (inputs, targets) = (ints(batch.inputs), ints(batch.targets));
+        let scored: Vec<usize> = ints(batch.scored.unwrap()).into_iter().map(|i| i as usize).collect();
+        // Every scored position predicts a completion token or the end; every other target is
+        // a prompt token or padding.
+        for r in 0..3 {
+            let row = &targets[r * 8..(r + 1) * 8];
+            let short = inputs[r * 8] == 1;
+            let expected: Vec<usize> =
+                if short { (2..5).map(|t| r * 8 + t).collect() } else { (3..8).map(|t| r * 8 + t).collect() };
+            let here: Vec<usize> = scored.iter().copied().filter(|i| i / 8 == r).collect();
+            assert_eq!(here, expected, "row {r}: {row:?}");
+        }
+        // The same (seed, step, micro-batch) draws the same rows.
+        let again = sampler.batch::<CpuBackend>(5, 0, &device);
+        assert_eq!(ints(again.inputs), inputs);
     }
 }
