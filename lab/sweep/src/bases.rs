@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use codescale_core::record::TRIAL_FILE;
 use codescale_core::{BadInput, Status, TrialConfig, TrialRecord};
+use codescale_train::checkpoint;
 
 use crate::runs::TRIALS_DIR;
 use crate::spec::Sweep;
@@ -67,7 +68,8 @@ pub fn resolve(sweep: &Sweep, bases: &[(String, TrialConfig)], trials: Vec<Trial
         .collect()
 }
 
-/// The record of the finished trial in folder `dir`, or why there is none.
+/// The record of the finished trial in folder `dir`, with its final weights, or why there is
+/// none.
 pub fn finished_trial(dir: &Path) -> Result<TrialRecord, String> {
     if !dir.join(TRIAL_FILE).is_file() {
         return Err(format!("{} is not a trial's folder (no {TRIAL_FILE})", dir.display()));
@@ -75,6 +77,9 @@ pub fn finished_trial(dir: &Path) -> Result<TrialRecord, String> {
     let record = TrialRecord::load(dir).map_err(|e| format!("{}: {e:#}", dir.display()))?;
     if record.status != Status::Done {
         return Err(format!("trial {} in {} is {}, not done", record.id, dir.display(), record.status.as_str()));
+    }
+    if !dir.join(checkpoint::WEIGHTS_FILE).is_file() {
+        return Err(checkpoint::no_weights(dir));
     }
     Ok(record)
 }

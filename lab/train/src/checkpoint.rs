@@ -131,10 +131,18 @@ pub fn save_weights(dir: &Path, trial_id: &str, step: usize, params: Vec<Vec<f32
 /// or are another trial's.
 pub fn load_weights(dir: &Path, trial_id: &str) -> Result<Vec<Vec<f32>>> {
     let path = dir.join(WEIGHTS_FILE);
-    let ck = Checkpoint::load_file(&path)?
-        .with_context(|| format!("{} has no final weights ({WEIGHTS_FILE})", dir.display()))?;
+    let ck = Checkpoint::load_file(&path)?.ok_or_else(|| codescale_core::BadInput(no_weights(dir)))?;
     ensure!(ck.meta.trial_id == trial_id, "{} holds the weights of trial {}", path.display(), ck.meta.trial_id);
     Ok(ck.params)
+}
+
+/// Why a finished trial's folder cannot be started from.
+pub fn no_weights(dir: &Path) -> String {
+    format!(
+        "{} has no final weights ({WEIGHTS_FILE}): trials that finished before codescale kept them have none; \
+         remove the folder to train it again",
+        dir.display()
+    )
 }
 
 /// Every float parameter of a module, in visiting order, as host vectors.

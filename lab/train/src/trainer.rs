@@ -180,8 +180,8 @@ fn bind(config: &TrialConfig, corpus: &Corpus) -> Result<TrialConfig> {
 }
 
 /// Loads the final weights of `base`, the finished trial in folder `dir`. A base that is not
-/// finished yet is an error that a later run may not meet (its sweep may still be training it);
-/// one whose shape or tokenizer differs is bad input.
+/// finished is an error that may go away (its sweep may still be training it); one without
+/// weights, or whose shape or tokenizer differs, is bad input.
 fn start_from_base<B: AutodiffBackend + Kernels>(
     run: &mut Run<B>,
     base: &str,
