@@ -17,9 +17,10 @@ r = pd.read_parquet(f"{runs}/results.parquet")
 bases = r[r.init_from == ""].set_index("trial_id")
 r = r[(r.status == "done") & (r.init_from != "") & r.val_completion_loss.notna()].copy()
 r["base"] = [f"{bases.loc[b].arch} {bases.loc[b].model}" if b in bases.index else b[:8] for b in r.init_from]
-r["warmup ratio"] = (r.warmup_steps / r.steps).round(2)
 r["pretrained loss"] = [bases.loc[b].val_loss if b in bases.index else np.nan for b in r.init_from]
-keys = {"batch_size": "batch size", "schedule": "schedule", "warmup ratio": "warmup ratio", "lr": "learning rate"}
+# The warmup as configured (a ratio of the steps), not the steps it came to, which move with the
+# batch size at a fixed budget.
+keys = {"batch_size": "batch size", "schedule": "schedule", "warmup": "warmup ratio", "lr": "learning rate"}
 
 
 def mean_se(x):

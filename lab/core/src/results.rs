@@ -45,6 +45,10 @@ pub struct ResultRow {
     pub batch_size: i64,
     pub lr: f64,
     pub warmup_steps: i64,
+    /// The warmup as configured: a fraction of the steps below 1, else steps (what a sweep
+    /// varies; `warmup_steps` is what it came to).
+    #[serde(default)]
+    pub warmup: f64,
     pub schedule: Schedule,
     pub weight_decay: f64,
     pub seed: i64,
@@ -133,6 +137,7 @@ impl ResultRow {
             batch_size: c.optimizer.batch_size as i64,
             lr: c.optimizer.lr,
             warmup_steps: c.warmup_steps() as i64,
+            warmup: c.schedule.warmup,
             schedule: c.schedule.kind,
             weight_decay: c.optimizer.weight_decay,
             seed: c.runtime.seed as i64,

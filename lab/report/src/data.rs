@@ -41,6 +41,12 @@ pub fn is_done(row: &ResultRow) -> bool {
     row.status == Status::Done && row.val_loss.is_some_and(|l| l.is_finite() && l > 0.0)
 }
 
+/// A fine-tuning trial (`init_from`, `sft`): not a point of the pretraining figures (laws,
+/// hyperparameters, dense vs MoE), which relate runs from scratch.
+pub fn is_fine_tuning(row: &ResultRow) -> bool {
+    !row.init_from.is_empty() || !row.sft.is_empty()
+}
+
 /// Colour index per language, fixed for the whole report.
 pub struct Colors(BTreeMap<String, usize>);
 
@@ -229,7 +235,8 @@ fn near(a: f64, b: f64, tol: f64) -> bool {
 
 fn hyper_from_results(results: &[ResultRow]) -> Vec<HyperSlice> {
     let mut buckets: BTreeMap<(String, i64, i64), Vec<&ResultRow>> = BTreeMap::new();
-    for r in results.iter().filter(|r| r.status == Status::Done || r.status == Status::Diverged) {
+    for r in results.iter().filter(|r| (r.status == Status::Done || r.status == Status::Diverged) && !is_fine_tuning(r))
+    {
         if r.n_params <= 0.0 || r.tokens <= 0.0 {
             continue;
         }

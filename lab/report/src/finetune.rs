@@ -17,17 +17,19 @@ use crate::axes::{fmt_num, fmt_si};
 use crate::data::Seeds;
 
 /// The keys a fine-tuning study varies, in the order the report shows them.
-pub const KEYS: [&str; 5] = ["batch size", "schedule", "warmup ratio", "learning rate", "tokens"];
+pub const KEYS: [&str; 5] = ["batch size", "schedule", "warmup", "learning rate", "tokens"];
 
 /// One fine-tuning trial's value of each key: its label, and a number that orders the levels.
 fn settings(r: &ResultRow) -> [(String, f64); 5] {
     let schedules = ["constant", "wsd", "linear", "cosine"];
     let schedule = r.schedule.as_str();
-    let warmup = if r.steps > 0 { r.warmup_steps as f64 / r.steps as f64 } else { 0.0 };
+    // As configured: a ratio of the steps (below 1) or steps, not the steps it came to, which
+    // move with the batch size at a fixed budget.
+    let warmup = if r.warmup < 1.0 { fmt_num(r.warmup) } else { format!("{} steps", r.warmup) };
     [
         (r.batch_size.to_string(), r.batch_size as f64),
         (schedule.to_string(), schedules.iter().position(|s| *s == schedule).unwrap_or(schedules.len()) as f64),
-        (format!("{warmup:.2}"), (warmup * 100.0).round()),
+        (warmup, r.warmup),
         (fmt_num(r.lr), r.lr),
         (fmt_si(r.tokens), r.tokens),
     ]

@@ -92,6 +92,7 @@ pub fn row(
         batch_size: batch,
         lr,
         warmup_steps: warmup,
+        warmup: warmup as f64,
         schedule: Schedule::Cosine,
         weight_decay: 0.1,
         seed: 0,

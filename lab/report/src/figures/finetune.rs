@@ -85,6 +85,8 @@ impl Panels for Sweeps<'_> {
             .map(|(x, b, s)| (x, b, s.mean(), s.var_of_mean().sqrt()))
             .collect();
         let (y0, y1) = pad_lin(extent(points.iter().flat_map(|p| [p.2 - p.3, p.2 + p.3])).unwrap_or((0.0, 1.0)), 0.12);
+        // Room above the data for the legend.
+        let y1 = y1 + 0.12 * self.analysis.bases.len() as f64 * (y1 - y0);
         let y_label = match self.score {
             Score::CompletionLoss => "completion loss (nats/token)",
             Score::TaskExactMatch => "task exact match",

@@ -12,7 +12,7 @@ use plotters::prelude::*;
 
 use super::{chart, geomspace, interval, legend, legend_entry, line, marks, note, Ctx, Made, Mark};
 use crate::axes::{fmt_num, fmt_pct, fmt_si, log_extent, pad_lin, pad_log, Scale};
-use crate::data::{group_of, is_done, level_of, levels};
+use crate::data::{group_of, is_done, is_fine_tuning, level_of, levels};
 use crate::render::{render, Grid, Panels};
 use crate::style;
 
@@ -27,7 +27,7 @@ fn is_moe(r: &ResultRow) -> bool {
 /// Languages with finished dense and MoE trials, and their two groups' names.
 fn contrasted(ctx: &Ctx) -> Vec<(String, String, String)> {
     let mut by_lang: BTreeMap<&str, BTreeMap<String, bool>> = BTreeMap::new();
-    for r in ctx.input.results.iter().filter(|r| is_done(r)) {
+    for r in ctx.input.results.iter().filter(|r| is_done(r) && !is_fine_tuning(r)) {
         by_lang.entry(r.language.as_str()).or_default().insert(group_of(r), is_moe(r));
     }
     let mut out = Vec::new();
@@ -226,7 +226,8 @@ fn sensitivity(ctx: &Ctx) -> Result<Made> {
 }
 
 fn grid_of(ctx: &Ctx, group: &str) -> Option<Sensitivity> {
-    let rows: Vec<&ResultRow> = ctx.input.results.iter().filter(|r| group_of(r) == group && !r.target).collect();
+    let rows: Vec<&ResultRow> =
+        ctx.input.results.iter().filter(|r| group_of(r) == group && !r.target && !is_fine_tuning(r)).collect();
     let batch = |r: &ResultRow| (r.batch_size * r.seq_len) as f64;
     let mut cells: BTreeMap<(u64, u64), Vec<&ResultRow>> = BTreeMap::new();
     for r in &rows {
