@@ -466,7 +466,7 @@ fn fine_tuning_tasks_wait_for_their_base_s_array() {
     let (sweep, name) = lab.sweep(
         "finetune",
         "[pretrain.b]\nlanguage = \"rust\"\nmodel = \"d16-l1\"\nseq_len = 32\nbatch_size = 8\ntokens = 16384\neval_tokens = 1024\n",
-        "tokens = 4096\nseq_len = 64\nsft = \"functions\"\ninit_from = \"b\"\n[parameters]\nlr = { values = [1e-3, 3e-3] }\n",
+        "tokens = 4096\nsft = \"functions\"\ninit_from = \"b\"\n[parameters]\nlr = { values = [1e-3, 3e-3] }\n",
     );
     let out = lab.run(&["sweep", "run", sweep.to_str().unwrap(), "--executor", "slurm", "--wait", "--quiet"]);
     assert!(out.status.success(), "{}", text(&out));
