@@ -21,6 +21,7 @@ fn main() -> Result<()> {
         LawChoice::Fixed(Form::Chinchilla),
         LawChoice::Fixed(Form::Kaplan),
         LawChoice::Fixed(Form::Gadre),
+        LawChoice::Fixed(Form::Kaplan2020),
     ];
     let start = std::time::Instant::now();
     let rows = ladders::run(&all, &laws, bootstrap, work.path())?;

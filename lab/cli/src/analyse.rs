@@ -43,7 +43,7 @@ pub struct FitArgs {
     #[arg(long)]
     pub final_col: Option<String>,
     /// The law's form: `auto` chooses per group by out-of-sample error (fit the smaller sizes,
-    /// predict the larger); or one of chinchilla, kaplan, gadre, data.
+    /// predict the larger); or one of chinchilla, kaplan, gadre, kaplan2020, data.
     #[arg(long, default_value = "auto", value_parser = law_choice)]
     pub law: LawArg,
     /// Also fit every group's points together (per architecture).

@@ -28,19 +28,25 @@ pub enum Form {
     /// which makes the loss a power law in compute at a fixed tokens-per-parameter ratio M
     /// (their L(C, M) = E + (a·M^η + b·M^−η)·C^−η). One parameter fewer than Chinchilla.
     Gadre,
+    /// Kaplan et al.'s (2020) own law, eq. (1.5), with no irreducible term:
+    /// L = ((N_c/N)^(α_N/α_D) + D_c/D)^α_D. Where a ladder has not yet bent toward a floor (the loss
+    /// still a power law in N at a fixed D), a fitted E stops the law from falling as far as the
+    /// larger runs do; this form lets the data choose that shape, at the price of no L_inf.
+    Kaplan2020,
     /// L = E + B/D^β: for a single model size (one run's curve), where N's term cannot be told
     /// from E.
     Data,
 }
 
 impl Form {
-    pub const ALL: [Form; 4] = [Form::Chinchilla, Form::Kaplan, Form::Gadre, Form::Data];
+    pub const ALL: [Form; 5] = [Form::Chinchilla, Form::Kaplan, Form::Gadre, Form::Kaplan2020, Form::Data];
 
     pub fn name(self) -> &'static str {
         match self {
             Form::Chinchilla => "chinchilla",
             Form::Kaplan => "kaplan",
             Form::Gadre => "gadre",
+            Form::Kaplan2020 => "kaplan2020",
             Form::Data => "data",
         }
     }
@@ -55,6 +61,7 @@ impl Form {
             Form::Chinchilla => "E + A/N^α + B/D^β",
             Form::Kaplan => "E + ((N_c/N)^(α_N/α_D) + D_c/D)^α_D",
             Form::Gadre => "E + A/N^η + B/D^η",
+            Form::Kaplan2020 => "((N_c/N)^(α_N/α_D) + D_c/D)^α_D",
             Form::Data => "E + B/D^β",
         }
     }
@@ -65,6 +72,7 @@ impl Form {
             Form::Chinchilla => &["E", "A", "B", "α", "β"],
             Form::Kaplan => &["E", "N_c", "D_c", "α_N", "α_D"],
             Form::Gadre => &["E", "A", "B", "η"],
+            Form::Kaplan2020 => &["N_c", "D_c", "α_N", "α_D"],
             Form::Data => &["E", "B", "β"],
         }
     }
@@ -84,6 +92,7 @@ impl Form {
             Form::Chinchilla => [Some(p[3]), Some(p[4]), Some(p[0])],
             Form::Kaplan => [Some(p[3]), Some(p[4]), Some(p[0])],
             Form::Gadre => [Some(p[3]), Some(p[3]), Some(p[0])],
+            Form::Kaplan2020 => [Some(p[2]), Some(p[3]), None],
             Form::Data => [None, Some(p[2]), Some(p[0])],
         }
     }
@@ -94,6 +103,7 @@ impl Form {
             Form::Chinchilla => [Some(p[1].powf(1.0 / p[3])), Some(p[2].powf(1.0 / p[4]))],
             Form::Kaplan => [Some(p[1]), Some(p[2])],
             Form::Gadre => [Some(p[1].powf(1.0 / p[3])), Some(p[2].powf(1.0 / p[3]))],
+            Form::Kaplan2020 => [Some(p[0]), Some(p[1])],
             Form::Data => [None, Some(p[1].powf(1.0 / p[2]))],
         }
     }
@@ -104,6 +114,7 @@ impl Form {
             Form::Chinchilla => p[0] + p[1] / n.powf(p[3]) + p[2] / d.powf(p[4]),
             Form::Kaplan => p[0] + ((p[1] / n).powf(p[3] / p[4]) + p[2] / d).powf(p[4]),
             Form::Gadre => p[0] + p[1] / n.powf(p[3]) + p[2] / d.powf(p[3]),
+            Form::Kaplan2020 => ((p[0] / n).powf(p[2] / p[3]) + p[1] / d).powf(p[3]),
             Form::Data => p[0] + p[1] / d.powf(p[2]),
         }
     }
@@ -114,6 +125,7 @@ impl Form {
             Form::Chinchilla => vec![q[2].exp(), (q[0] + q[3] * m_n).exp(), (q[1] + q[4] * m_d).exp(), q[3], q[4]],
             Form::Kaplan => vec![q[2].exp(), (q[0] + m_n).exp(), (q[1] + m_d).exp(), q[3].exp(), q[4].exp()],
             Form::Gadre => vec![q[2].exp(), (q[0] + q[3] * m_n).exp(), (q[1] + q[3] * m_d).exp(), q[3]],
+            Form::Kaplan2020 => vec![(q[0] + m_n).exp(), (q[1] + m_d).exp(), q[2].exp(), q[3].exp()],
             Form::Data => vec![q[1].exp(), (q[0] + q[2] * m_d).exp(), q[2]],
         }
     }
@@ -124,6 +136,7 @@ impl Form {
             Form::Chinchilla => vec![p[1].ln() - p[3] * m_n, p[2].ln() - p[4] * m_d, p[0].ln(), p[3], p[4]],
             Form::Kaplan => vec![p[1].ln() - m_n, p[2].ln() - m_d, p[0].ln(), p[3].ln(), p[4].ln()],
             Form::Gadre => vec![p[1].ln() - p[3] * m_n, p[2].ln() - p[3] * m_d, p[0].ln(), p[3]],
+            Form::Kaplan2020 => vec![p[0].ln() - m_n, p[1].ln() - m_d, p[2].ln(), p[3].ln()],
             Form::Data => vec![p[1].ln() - p[2] * m_d, p[0].ln(), p[2]],
         }
     }
@@ -157,6 +170,14 @@ impl Form {
                 grad.copy_from_slice(&[wo[0] * dt[0], wo[0] * dt[1], wo[1], wo[0] * dt[2], wo[0] * dt[3]]);
                 v
             }
+            Form::Kaplan2020 => {
+                // log L = α_D · LSE(r·(c_n − x), c_d − y), r = α_N/α_D: Kaplan's term alone.
+                let (an, ad) = (q[2].exp(), q[3].exp());
+                let u = an / ad * (q[0] - x);
+                let (s, w) = lse(&[u, q[1] - y]);
+                grad.copy_from_slice(&[an * w[0], ad * w[1], w[0] * (q[0] - x) * an, (s - w[0] * u) * ad]);
+                ad * s
+            }
         }
     }
 
@@ -180,6 +201,12 @@ impl Form {
                                         // A Kaplan term alone is (N_c/N)^α_N: at the centre its log is
                                         // α_N·c_n, so c_n = ln(term)/α_N.
                                         Form::Kaplan => grid.push(vec![t1 / x1, t2 / x2, e, x1.ln(), x2.ln()]),
+                                        // No E to spread: each start once.
+                                        Form::Kaplan2020 => {
+                                            if e == es[0] {
+                                                grid.push(vec![t1 / x1, t2 / x2, x1.ln(), x2.ln()]);
+                                            }
+                                        }
                                         Form::Gadre => {
                                             if x1 == x2 {
                                                 grid.push(vec![t1, t2, e, x1]);
@@ -489,6 +516,7 @@ mod tests {
             Form::Chinchilla => vec![1.69, 406.4, 410.7, 0.34, 0.28],
             Form::Kaplan => vec![1.5, 8.8e13, 5.4e13, 0.076, 0.095],
             Form::Gadre => vec![1.8, 300.0, 900.0, 0.3],
+            Form::Kaplan2020 => vec![8.8e13, 5.4e13, 0.076, 0.095],
             Form::Data => vec![2.0, 50.0, 0.25],
         }
     }
@@ -500,6 +528,7 @@ mod tests {
                 Form::Chinchilla => vec![0.3, -0.5, 0.4, 0.3, 0.25],
                 Form::Kaplan => vec![1.2, 0.7, 0.4, -1.5, -1.2],
                 Form::Gadre => vec![0.3, -0.5, 0.4, 0.3],
+                Form::Kaplan2020 => vec![1.2, 0.7, -1.5, -1.2],
                 Form::Data => vec![-0.5, 0.4, 0.3],
             };
             let (x, y) = (0.7, -1.3);

@@ -145,7 +145,9 @@ pub(crate) fn fit_group(group: &str, all: &[&Point], targets: &[&Point], opts: &
     if let Some(a) = out.additivity.filter(|a| a.rejected()) {
         // Kaplan's form is not additive: it can express the interaction the check found.
         let consequence = match out.law.as_ref().map(|l| l.form) {
-            Some(Form::Kaplan) => "the chosen (Kaplan) form has an N × D interaction, though not necessarily this one",
+            Some(Form::Kaplan | Form::Kaplan2020) => {
+                "the chosen (Kaplan) form has an N × D interaction, though not necessarily this one"
+            }
             _ => "the law's form cannot express that N × D interaction, and every extrapolation carries it",
         };
         out.warnings.push(format!(
@@ -359,6 +361,7 @@ fn additive_view(form: Form, p: &[f64]) -> [f64; 5] {
         Form::Chinchilla => [p[0], p[1], p[2], p[3], p[4]],
         Form::Gadre => [p[0], p[1], p[2], p[3], p[3]],
         Form::Kaplan => [p[0], p[1].powf(p[3]), p[2].powf(p[4]), p[3], p[4]],
+        Form::Kaplan2020 => [0.0, p[0].powf(p[2]), p[1].powf(p[3]), p[2], p[3]],
         Form::Data => [p[0], 0.0, p[1], 0.0, p[2]],
     }
 }
@@ -530,7 +533,9 @@ fn allocation_of(
                 .collect();
             Some(allocation_with_intervals(&law.law(), &laws, &budgets, opts.confidence))
         }
-        Form::Kaplan => Some(crate::allocation::numeric(form, &fitted.params, boot, &budgets, opts.confidence)),
+        Form::Kaplan | Form::Kaplan2020 => {
+            Some(crate::allocation::numeric(form, &fitted.params, boot, &budgets, opts.confidence))
+        }
         Form::Data => None,
     }?;
     for b in &mut allocation.budgets {

@@ -141,8 +141,9 @@ impl Default for FitOptions {
 /// that no fit made by an older fitter is taken for a current one. 2: law forms chosen by
 /// out-of-sample error. 3: the whole-curve law beside them. 4: L*(C) through each budget's
 /// interpolated minimum. 5: `auto` chooses a form only with MIN_SPLITS_TO_CHOOSE rolling splits.
-/// 6: the task metric's sigmoid of the loss ([`task`]).
-pub const FITTER_VERSION: u32 = 6;
+/// 6: the task metric's sigmoid of the loss ([`task`]). 7: Kaplan et al.'s own form, without E, among
+/// the candidates.
+pub const FITTER_VERSION: u32 = 7;
 
 impl FitOptions {
     /// blake3 of every option that changes the fit, and of [`FITTER_VERSION`]. Not the budgets,
