@@ -46,13 +46,17 @@ def law(p, n, d):
     with np.errstate(over='ignore', invalid='ignore'):
         if 'form' not in p:
             return p['e'] + p['a'] / n ** p['alpha'] + p['b'] / d ** p['beta']
-        q = p['params']
+        # JSON has no infinity or NaN: a fit file writes a parameter that overflowed (a degenerate
+        # fit) as null, and such a law has no value anywhere.
+        q = [np.nan if x is None else x for x in p['params']]
         if p['form'] == 'chinchilla':
             return q[0] + q[1] / n ** q[3] + q[2] / d ** q[4]
         if p['form'] == 'kaplan':
             return q[0] + ((q[1] / n) ** (q[3] / q[4]) + q[2] / d) ** q[4]
         if p['form'] == 'gadre':
             return q[0] + q[1] / n ** q[3] + q[2] / d ** q[3]
+        if p['form'] == 'kaplan2020':
+            return ((q[0] / n) ** (q[2] / q[3]) + q[1] / d) ** q[3]
         if p['form'] == 'data':
             return q[0] + q[1] / d ** q[2] + 0 * n
         raise ValueError(f"unknown law form {p['form']!r}")
