@@ -86,6 +86,12 @@ impl Form {
         self != Form::Data
     }
 
+    /// Whether the form has an N × D interaction (Kaplan's forms), the kind the additivity check
+    /// can find.
+    pub fn has_interaction(self) -> bool {
+        matches!(self, Form::Kaplan | Form::Kaplan2020)
+    }
+
     /// (α_N, α_D, L_inf) of natural parameters; `None` where the form has no such quantity.
     pub fn headline(self, p: &[f64]) -> [Option<f64>; 3] {
         match self {

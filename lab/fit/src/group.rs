@@ -144,11 +144,10 @@ pub(crate) fn fit_group(group: &str, all: &[&Point], targets: &[&Point], opts: &
     }
     if let Some(a) = out.additivity.filter(|a| a.rejected()) {
         // Kaplan's form is not additive: it can express the interaction the check found.
-        let consequence = match out.law.as_ref().map(|l| l.form) {
-            Some(Form::Kaplan | Form::Kaplan2020) => {
-                "the chosen (Kaplan) form has an N × D interaction, though not necessarily this one"
-            }
-            _ => "the law's form cannot express that N × D interaction, and every extrapolation carries it",
+        let consequence = if out.law.as_ref().is_some_and(|l| l.form.has_interaction()) {
+            "the chosen (Kaplan) form has an N × D interaction, though not necessarily this one"
+        } else {
+            "the law's form cannot express that N × D interaction, and every extrapolation carries it"
         };
         out.warnings.push(format!(
             "the loss is not additive in N and D here (lack-of-fit p = {:.2e}): the configurations miss every surface f(N) + g(D) by {:.2} % RMS where seed noise explains {:.2} %; {consequence}",

@@ -335,7 +335,7 @@ pub fn additivity_verdict(a: &Additivity, form: Option<crate::forms::Form>) -> O
     let (floor, p) = (a.noise_floor?, a.p_value?);
     let verdict = match (a.rejected(), form) {
         (false, _) => "additive within the noise",
-        (true, Some(crate::forms::Form::Kaplan | crate::forms::Form::Kaplan2020)) => {
+        (true, Some(f)) if f.has_interaction() => {
             "not additive in N and D, an interaction the chosen (Kaplan) form has room for"
         }
         (true, _) => "not additive in N and D, an interaction the law's additive form cannot express",
