@@ -10,7 +10,7 @@
 //! exceeds the best one's by less than one standard error of that difference (paired over the
 //! same held-out points: Breiman's one-standard-error rule) is tied with it, and ties go to the
 //! simpler form (fewer parameters), then to the earlier in [`Form::ALL`], then to the
-//! noise-matched threshold.
+//! noise-matched threshold. A form that cannot be fitted to every point is never chosen.
 
 use crate::Skipped;
 use serde::{Deserialize, Serialize};
@@ -227,30 +227,16 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
             ));
         }
     }
-    let best =
-        candidates.iter().filter_map(|(c, _)| c.out_of_sample).filter(|s| s.is_finite()).fold(f64::INFINITY, f64::min);
-    let leader = candidates.iter().position(|(c, _)| c.out_of_sample == Some(best));
-    // Out-of-sample scores decide the form only when there are enough splits to trust them.
-    let choose_by_score = best.is_finite() && splits.len() >= MIN_SPLITS_TO_CHOOSE;
-    let pick = match law {
-        // With a fixed form, the threshold is still chosen by prediction (when not fixed).
-        LawChoice::Fixed(form) => (0..candidates.len())
-            .filter(|&j| candidates[j].0.form == form)
-            .min_by(|&a, &b| score_of(&candidates[a].0).total_cmp(&score_of(&candidates[b].0)).then(a.cmp(&b)))
-            .expect("an eligible form has candidates"),
-        LawChoice::Auto if choose_by_score => {
-            let leader = &candidates[leader.expect("a finite best has a candidate")].0;
-            (0..candidates.len())
-                .filter(|&i| tied(&candidates[i].0, leader))
-                .min_by_key(|&i| (candidates[i].0.form.n_params(), i))
-                .expect("the best is tied with itself")
-        }
-        // Too few splits to judge forms by: Chinchilla (or the eligible form) at the matched
-        // threshold.
-        LawChoice::Auto => 0,
-    };
+    let scored: Vec<Candidate> = candidates.iter().map(|(c, _)| c.clone()).collect();
+    let (pick, best, choose_by_score) = pick(&scored, law, splits.len());
     candidates[pick].0.chosen = true;
     let chosen = candidates[pick].0.clone();
+    let default = &candidates[0].0;
+    let passed_over = if default.form != chosen.form && !default.fits_all() {
+        format!(" ({} could not be fitted to every point)", default.form.name())
+    } else {
+        String::new()
+    };
     let reason = match (law, chosen.out_of_sample) {
         (LawChoice::Fixed(f), _) => format!("{} as asked (--law {}); Huber threshold {} by out-of-sample error", f.name(), f.name(), chosen.huber),
         (LawChoice::Auto, Some(s)) if choose_by_score => format!(
@@ -260,12 +246,12 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
             100.0 * best
         ),
         (LawChoice::Auto, _) if !splits.is_empty() && best.is_finite() => format!(
-            "{} by default: {} rolling split(s), {MIN_SPLITS_TO_CHOOSE} needed to choose a form by out-of-sample error (the best scored {:.2} %; see the candidates)",
+            "{} by default{passed_over}: {} rolling split(s), {MIN_SPLITS_TO_CHOOSE} needed to choose a form by out-of-sample error (the best scored {:.2} %; see the candidates)",
             chosen.form.name(),
             splits.len(),
             100.0 * best
         ),
-        _ => format!("no rolling split leaves enough points to judge forms by prediction; {} by default", chosen.form.name()),
+        _ => format!("no rolling split leaves enough points to judge forms by prediction; {} by default{passed_over}", chosen.form.name()),
     };
     Ok(Selection {
         form: chosen.form,
@@ -273,6 +259,52 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
         candidates: candidates.into_iter().map(|c| c.0).collect(),
         reason,
     })
+}
+
+/// Which candidate `auto` (or a fixed form's threshold choice) takes, the best out-of-sample
+/// score among those that can be the law, and whether scores decided (enough splits).
+///
+/// Only a candidate whose fit on every point gave finite parameters can be the law: a form that
+/// fails there (an exponent running away, a term overflowing) is shown, never chosen, however it
+/// scored on the splits, and the default passes over it.
+fn pick(candidates: &[Candidate], law: LawChoice, splits: usize) -> (usize, f64, bool) {
+    let best = candidates
+        .iter()
+        .filter(|c| c.fits_all())
+        .filter_map(|c| c.out_of_sample)
+        .filter(|s| s.is_finite())
+        .fold(f64::INFINITY, f64::min);
+    // Out-of-sample scores decide the form only when there are enough splits to trust them.
+    let choose_by_score = best.is_finite() && splits >= MIN_SPLITS_TO_CHOOSE;
+    let pick = match law {
+        // With a fixed form, the threshold is still chosen by prediction (when not fixed).
+        LawChoice::Fixed(form) => (0..candidates.len())
+            .filter(|&j| candidates[j].form == form)
+            .min_by(|&a, &b| score_of(&candidates[a]).total_cmp(&score_of(&candidates[b])).then(a.cmp(&b)))
+            .expect("an eligible form has candidates"),
+        LawChoice::Auto if choose_by_score => {
+            let leader = candidates
+                .iter()
+                .find(|c| c.fits_all() && c.out_of_sample == Some(best))
+                .expect("a finite best has a candidate");
+            (0..candidates.len())
+                .filter(|&i| candidates[i].fits_all() && tied(&candidates[i], leader))
+                .min_by_key(|&i| (candidates[i].form.n_params(), i))
+                .expect("the best is tied with itself")
+        }
+        // Too few splits to judge forms by: Chinchilla (or the first eligible form) at the
+        // matched threshold.
+        LawChoice::Auto => candidates.iter().position(Candidate::fits_all).unwrap_or(0),
+    };
+    (pick, best, choose_by_score)
+}
+
+impl Candidate {
+    /// Whether the form could be fitted to every point (finite parameters): what the law of
+    /// the group will be if the form is chosen.
+    pub fn fits_all(&self) -> bool {
+        self.rmse_log.is_some_and(f64::is_finite)
+    }
 }
 
 fn score_of(c: &Candidate) -> f64 {
@@ -314,6 +346,40 @@ mod tests {
         let pts = grid(|n, d| Form::Gadre.predict(&p, n, d));
         let s = choose(&pts, LawChoice::Auto, None).unwrap();
         assert_eq!(s.form, Form::Gadre, "{:#?}", s.candidates);
+    }
+
+    fn candidate(form: Form, out_of_sample: f64, rmse_log: Option<f64>) -> Candidate {
+        Candidate {
+            form,
+            formula: form.formula().into(),
+            huber: "matched".into(),
+            out_of_sample: Some(out_of_sample),
+            splits: 2,
+            rmse_log,
+            alpha_n: None,
+            alpha_d: None,
+            l_inf: None,
+            chosen: false,
+            errors: vec![(out_of_sample, 1.0)],
+        }
+    }
+
+    /// A form whose fit on every point failed is never the law: below enough splits the
+    /// default passes over it to the next form that fitted, and with enough splits its good
+    /// score does not make it the leader.
+    #[test]
+    fn a_form_that_failed_on_every_point_is_never_chosen() {
+        let failed_default = [
+            candidate(Form::Chinchilla, 0.020, None),
+            candidate(Form::Kaplan, 0.030, Some(0.02)),
+            candidate(Form::Gadre, 0.025, Some(0.02)),
+        ];
+        assert_eq!(pick(&failed_default, LawChoice::Auto, 2).0, 1);
+        let (chosen, best, by_score) = pick(&failed_default, LawChoice::Auto, MAX_SPLITS);
+        assert!(by_score);
+        assert_eq!((chosen, best), (2, 0.025));
+        let fitted = [candidate(Form::Chinchilla, 0.030, Some(0.02)), candidate(Form::Kaplan, 0.020, Some(0.02))];
+        assert_eq!(pick(&fitted, LawChoice::Auto, 2).0, 0, "the default stands when it fitted");
     }
 
     #[test]
