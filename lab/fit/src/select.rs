@@ -227,11 +227,11 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
             ));
         }
     }
-    let scored: Vec<Candidate> = candidates.iter().map(|(c, _)| c.clone()).collect();
-    let (pick, best, choose_by_score) = pick(&scored, law, splits.len());
-    candidates[pick].0.chosen = true;
-    let chosen = candidates[pick].0.clone();
-    let default = &candidates[0].0;
+    let (mut candidates, thresholds): (Vec<Candidate>, Vec<Option<f64>>) = candidates.into_iter().unzip();
+    let (pick, best, choose_by_score) = pick(&candidates, law, splits.len());
+    candidates[pick].chosen = true;
+    let chosen = candidates[pick].clone();
+    let default = &candidates[0];
     let passed_over = if default.form != chosen.form && !default.fits_all() {
         format!(" ({} could not be fitted to every point)", default.form.name())
     } else {
@@ -253,12 +253,7 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
         ),
         _ => format!("no rolling split leaves enough points to judge forms by prediction; {} by default{passed_over}", chosen.form.name()),
     };
-    Ok(Selection {
-        form: chosen.form,
-        delta: candidates[pick].1,
-        candidates: candidates.into_iter().map(|c| c.0).collect(),
-        reason,
-    })
+    Ok(Selection { form: chosen.form, delta: thresholds[pick], candidates, reason })
 }
 
 /// Which candidate `auto` (or a fixed form's threshold choice) takes, the best out-of-sample
