@@ -75,6 +75,11 @@ fn targets_are_predicted_and_any_fit_answers_predict() {
     let (loss, lo, hi) = (v["loss"].as_f64().unwrap(), v["lo"].as_f64().unwrap(), v["hi"].as_f64().unwrap());
     assert!(lo < loss && loss < hi && v["extrapolated"] == true, "{v}");
     assert!((loss - g.targets[1].predicted.value).abs() < 1e-9, "predict agrees with the fit's own target check");
+    // Forms the rolling splits cannot tell apart: their range holds the law's prediction, and
+    // predict gives the same range as the fit's target check.
+    let spread = g.targets[1].form_spread.as_ref().expect("on four sizes several forms are tied");
+    assert!(spread.lo <= loss && loss <= spread.hi && spread.forms.len() >= 2, "{spread:?}");
+    assert_eq!(v["form_spread"], serde_json::to_value(spread).unwrap());
     // Inside the ladder it is not an extrapolation, and far beyond it says so in words.
     let inside = lab.run(&["predict", "ladder.json", "--n", "2e5", "--d", "3e8", "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&inside.stdout).unwrap();

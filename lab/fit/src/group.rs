@@ -431,7 +431,13 @@ fn fit_law(
                 FittedLaw {
                     allocation: allocation_of(&fitted, &law, opts, max_flops),
                     predicted: triples.iter().map(|&(n, d, _)| fitted.form.predict(&fitted.params, n, d)).collect(),
-                    targets: predict_targets(&fitted, &triples, targets, max_flops, opts.confidence, seed),
+                    targets: predict_targets(&fitted, &triples, targets, max_flops, opts.confidence, seed)
+                        .into_iter()
+                        .map(|t| TargetCheck {
+                            form_spread: select::form_spread(&selection.candidates, t.n, t.d, t.predicted.value),
+                            ..t
+                        })
+                        .collect(),
                     law,
                     warnings,
                     extrapolation,
@@ -614,6 +620,7 @@ pub(crate) fn check_targets(
                 covered: predicted.covers(measured),
                 error: measured / predicted.value - 1.0,
                 predicted,
+                form_spread: None,
             }
         })
         .collect()

@@ -142,8 +142,9 @@ impl Default for FitOptions {
 /// out-of-sample error. 3: the whole-curve law beside them. 4: L*(C) through each budget's
 /// interpolated minimum. 5: `auto` chooses a form only with MIN_SPLITS_TO_CHOOSE rolling splits.
 /// 6: the task metric's sigmoid of the loss ([`task`]). 7: Kaplan et al.'s own form, without E, among
-/// the candidates. 8: `auto` never takes a form that could not be fitted to every point.
-pub const FITTER_VERSION: u32 = 8;
+/// the candidates. 8: `auto` never takes a form that could not be fitted to every point. 9: the
+/// candidates' parameters and ties in the fit file, and the spread of tied forms at each target.
+pub const FITTER_VERSION: u32 = 9;
 
 impl FitOptions {
     /// blake3 of every option that changes the fit, and of [`FITTER_VERSION`]. Not the budgets,

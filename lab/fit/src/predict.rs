@@ -54,6 +54,10 @@ pub struct Prediction {
     pub beyond_trust: bool,
     /// Bootstrap laws the interval is drawn from (those stored in the fit file).
     pub samples: usize,
+    /// What the choice of form does here: the range of the law's and its tied candidates'
+    /// predictions, where two forms or more are tied ([`crate::select::form_spread`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form_spread: Option<crate::select::FormSpread>,
 }
 
 /// The prediction of one group's law at (N, D), or why there is none.
@@ -94,6 +98,7 @@ pub fn predict_group(g: &GroupFit, n: f64, d: f64, confidence: f64, trust_factor
         compute_ratio,
         beyond_trust: compute_ratio > trust_factor,
         samples: preds.len(),
+        form_spread: crate::select::form_spread(&g.candidates, n, d, loss),
     })
 }
 
@@ -153,6 +158,9 @@ pub fn render(preds: &[Result<Prediction, Skipped>]) -> String {
                     p.loss,
                     p.law.name()
                 ));
+                if let Some(spread) = &p.form_spread {
+                    out.push_str(&format!("  {}\n", spread.describe()));
+                }
             }
             Err(why) => out.push_str(&format!("{why}\n")),
         }

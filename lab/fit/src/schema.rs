@@ -181,6 +181,10 @@ pub struct TargetCheck {
     pub error: f64,
     /// Whether the measured loss lies inside the prediction interval.
     pub covered: bool,
+    /// The range the final-point law's candidate forms predict here, where the rolling splits
+    /// cannot tell two or more of them apart ([`crate::select::form_spread`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub form_spread: Option<crate::select::FormSpread>,
 }
 
 /// Repeated measurements of one configuration.

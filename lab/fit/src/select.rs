@@ -73,6 +73,14 @@ pub struct Candidate {
     pub alpha_d: Option<f64>,
     pub l_inf: Option<f64>,
     pub chosen: bool,
+    /// Within one standard error of the best out-of-sample score: a form (or threshold) the
+    /// rolling splits cannot tell apart from the best. See [`form_spread`].
+    #[serde(default)]
+    pub tied: bool,
+    /// Its parameters fitted on every point (natural units, in [`Form::param_names`] order);
+    /// empty when that fit failed, and in fit files written before fitter version 9.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub params: Vec<f64>,
     /// Each held-out point's |log error| with its weight in the score (1 / (splits × points of
     /// its split)), in the same order for every candidate: what the tie rule pairs.
     #[serde(skip)]
@@ -221,6 +229,8 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
                     alpha_d: head[1],
                     l_inf: head[2],
                     chosen: false,
+                    tied: false,
+                    params: full.map(|(f, _)| f.params).unwrap_or_default(),
                     errors,
                 },
                 dl,
@@ -230,6 +240,11 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
     let (mut candidates, thresholds): (Vec<Candidate>, Vec<Option<f64>>) = candidates.into_iter().unzip();
     let (pick, best, choose_by_score) = pick(&candidates, law, splits.len());
     candidates[pick].chosen = true;
+    if let Some(leader) = candidates.iter().find(|c| c.fits_all() && c.out_of_sample == Some(best)).cloned() {
+        for c in candidates.iter_mut().filter(|c| c.fits_all()) {
+            c.tied = tied(c, &leader);
+        }
+    }
     let chosen = candidates[pick].clone();
     let default = &candidates[0];
     let passed_over = if default.form != chosen.form && !default.fits_all() {
@@ -294,6 +309,54 @@ fn pick(candidates: &[Candidate], law: LawChoice, splits: usize) -> (usize, f64,
     (pick, best, choose_by_score)
 }
 
+/// What the choice of form does to one prediction: the lowest and highest loss predicted by the
+/// chosen form and every form the rolling splits cannot tell apart from the best. Where several
+/// forms predict the held-out sizes equally well, their disagreement at a far (N, D) is an
+/// uncertainty the prediction interval of one form does not hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FormSpread {
+    pub lo: f64,
+    pub hi: f64,
+    /// The forms the range spans, chosen one first.
+    pub forms: Vec<Form>,
+}
+
+impl FormSpread {
+    /// One clause for the terminal.
+    pub fn describe(&self) -> String {
+        let names: Vec<&str> = self.forms.iter().map(|f| f.name()).collect();
+        format!(
+            "the law and the forms the rolling splits cannot tell apart from the best ({}) predict {:.4} to {:.4}",
+            names.join(", "),
+            self.lo,
+            self.hi
+        )
+    }
+}
+
+/// The spread at (n, d) over the law's own prediction `law` (the chosen candidate's, refitted
+/// with bootstrap) and the predictions of the candidates tied with the best; `None` unless at
+/// least two forms are in it (thresholds of one form are the interval's business), or for fit
+/// files without the candidates' parameters.
+pub fn form_spread(candidates: &[Candidate], n: f64, d: f64, law: f64) -> Option<FormSpread> {
+    let chosen = candidates.iter().find(|c| c.chosen)?;
+    let others: Vec<&Candidate> =
+        candidates.iter().filter(|c| c.tied && !c.chosen && c.params.len() == c.form.n_params()).collect();
+    let mut forms = vec![chosen.form];
+    for c in &others {
+        if !forms.contains(&c.form) {
+            forms.push(c.form);
+        }
+    }
+    let mut predictions = vec![law];
+    predictions.extend(others.iter().map(|c| c.form.predict(&c.params, n, d)));
+    (forms.len() >= 2 && predictions.iter().all(|x| x.is_finite())).then(|| FormSpread {
+        lo: predictions.iter().copied().fold(f64::INFINITY, f64::min),
+        hi: predictions.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        forms,
+    })
+}
+
 impl Candidate {
     /// Whether the form could be fitted to every point (finite parameters): what the law of
     /// the group will be if the form is chosen.
@@ -355,6 +418,8 @@ mod tests {
             alpha_d: None,
             l_inf: None,
             chosen: false,
+            tied: false,
+            params: vec![],
             errors: vec![(out_of_sample, 1.0)],
         }
     }
@@ -375,6 +440,29 @@ mod tests {
         assert_eq!((chosen, best), (2, 0.025));
         let fitted = [candidate(Form::Chinchilla, 0.030, Some(0.02)), candidate(Form::Kaplan, 0.020, Some(0.02))];
         assert_eq!(pick(&fitted, LawChoice::Auto, 2).0, 0, "the default stands when it fitted");
+    }
+
+    /// The spread runs over the law's prediction and the tied forms', not over a form the
+    /// splits rejected; one form alone (at two thresholds) has none.
+    #[test]
+    fn the_spread_covers_the_tied_forms_only() {
+        let mut chinchilla = candidate(Form::Chinchilla, 0.02, Some(0.01));
+        chinchilla.params = vec![1.5, 400.0, 2000.0, 0.3, 0.3];
+        chinchilla.chosen = true;
+        let mut kaplan = candidate(Form::Kaplan, 0.02, Some(0.01));
+        kaplan.params = vec![1.2, 3e8, 2e9, 0.35, 0.3];
+        kaplan.tied = true;
+        let mut rejected = candidate(Form::Kaplan2020, 0.05, Some(0.01));
+        rejected.params = vec![3e8, 2e9, 0.1, 0.1];
+        let (n, d) = (1e9, 2e10);
+        let (a, b) = (Form::Chinchilla.predict(&chinchilla.params, n, d), Form::Kaplan.predict(&kaplan.params, n, d));
+        let spread = form_spread(&[chinchilla.clone(), kaplan.clone(), rejected.clone()], n, d, a).unwrap();
+        assert_eq!((spread.lo, spread.hi), (a.min(b), a.max(b)));
+        assert_eq!(spread.forms, vec![Form::Chinchilla, Form::Kaplan]);
+        let mut other_threshold = chinchilla.clone();
+        other_threshold.chosen = false;
+        other_threshold.tied = true;
+        assert_eq!(form_spread(&[chinchilla, other_threshold, rejected], n, d, a), None);
     }
 
     #[test]

@@ -296,8 +296,9 @@ pub fn target_line(t: &TargetCheck) -> String {
         _ => String::new(),
     };
     let runs = if t.runs > 1 { format!("mean of {} seeds, ", t.runs) } else { String::new() };
+    let spread = t.form_spread.as_ref().map(|s| format!("; {}", s.describe())).unwrap_or_default();
     format!(
-        "target {} (N = {}, D = {}, {}× the largest fitted compute): predicted {:.4}{interval}, measured {:.4} ({runs}{:+.2} %, {} the 95 % prediction interval)",
+        "target {} (N = {}, D = {}, {}× the largest fitted compute): predicted {:.4}{interval}, measured {:.4} ({runs}{:+.2} %, {} the 95 % prediction interval){spread}",
         t.id.chars().take(10).collect::<String>(),
         num(t.n),
         num(t.d),

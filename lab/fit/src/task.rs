@@ -253,6 +253,7 @@ mod tests {
             predicted: Estimate { value: 1.01, lo: Some(0.98), hi: Some(1.04) },
             error: -0.01,
             covered: true,
+            form_spread: None,
         };
         let refs: Vec<&Point> = pts.iter().collect();
         let law = fit(&refs, &[&target], &[check], 200, 1, 0.95).unwrap();
