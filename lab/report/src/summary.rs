@@ -151,6 +151,9 @@ pub struct TargetRow {
     pub measured: String,
     pub error: String,
     pub covered: bool,
+    /// The range the law and the forms tied with it on the rolling splits predict, with those
+    /// forms; empty where no two forms are tied.
+    pub form_spread: String,
 }
 
 /// The whole-curve law of a group ([`codescale_fit::curve`]) beside its final-point law.
@@ -475,6 +478,10 @@ fn target_rows(g: &GroupFit) -> Vec<TargetRow> {
             },
             error: format!("{:+.2} %", 100.0 * t.error),
             covered: t.covered,
+            form_spread: t.form_spread.as_ref().map_or(String::new(), |s| {
+                let forms: Vec<&str> = s.forms.iter().map(|f| f.name()).collect();
+                format!("{:.4}–{:.4} ({})", s.lo, s.hi, forms.join(", "))
+            }),
         })
         .collect()
 }
