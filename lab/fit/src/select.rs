@@ -238,13 +238,8 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
         }
     }
     let (mut candidates, thresholds): (Vec<Candidate>, Vec<Option<f64>>) = candidates.into_iter().unzip();
-    let (pick, best, choose_by_score) = pick(&candidates, law, splits.len());
+    let (pick, best, choose_by_score) = pick(&mut candidates, law, splits.len());
     candidates[pick].chosen = true;
-    if let Some(leader) = candidates.iter().find(|c| c.fits_all() && c.out_of_sample == Some(best)).cloned() {
-        for c in candidates.iter_mut().filter(|c| c.fits_all()) {
-            c.tied = tied(c, &leader);
-        }
-    }
     let chosen = candidates[pick].clone();
     let default = &candidates[0];
     let passed_over = if default.form != chosen.form && !default.fits_all() {
@@ -271,19 +266,26 @@ pub fn choose(points: &[Triple], law: LawChoice, delta: Option<f64>) -> Result<S
     Ok(Selection { form: chosen.form, delta: thresholds[pick], candidates, reason })
 }
 
-/// Which candidate `auto` (or a fixed form's threshold choice) takes, the best out-of-sample
-/// score among those that can be the law, and whether scores decided (enough splits).
+/// Marks the candidates tied with the best ([`Candidate::tied`]) and says which one `auto` (or a
+/// fixed form's threshold choice) takes, the best out-of-sample score among those that can be the
+/// law, and whether scores decided (enough splits).
 ///
 /// Only a candidate whose fit on every point gave finite parameters can be the law: a form that
 /// fails there (an exponent running away, a term overflowing) is shown, never chosen, however it
 /// scored on the splits, and the default passes over it.
-fn pick(candidates: &[Candidate], law: LawChoice, splits: usize) -> (usize, f64, bool) {
+fn pick(candidates: &mut [Candidate], law: LawChoice, splits: usize) -> (usize, f64, bool) {
     let best = candidates
         .iter()
         .filter(|c| c.fits_all())
         .filter_map(|c| c.out_of_sample)
         .filter(|s| s.is_finite())
         .fold(f64::INFINITY, f64::min);
+    if let Some(leader) = candidates.iter().position(|c| c.fits_all() && c.out_of_sample == Some(best)) {
+        let ties: Vec<bool> = candidates.iter().map(|c| c.fits_all() && tied(c, &candidates[leader])).collect();
+        for (c, t) in candidates.iter_mut().zip(ties) {
+            c.tied = t;
+        }
+    }
     // Out-of-sample scores decide the form only when there are enough splits to trust them.
     let choose_by_score = best.is_finite() && splits >= MIN_SPLITS_TO_CHOOSE;
     let pick = match law {
@@ -292,16 +294,10 @@ fn pick(candidates: &[Candidate], law: LawChoice, splits: usize) -> (usize, f64,
             .filter(|&j| candidates[j].form == form)
             .min_by(|&a, &b| score_of(&candidates[a]).total_cmp(&score_of(&candidates[b])).then(a.cmp(&b)))
             .expect("an eligible form has candidates"),
-        LawChoice::Auto if choose_by_score => {
-            let leader = candidates
-                .iter()
-                .find(|c| c.fits_all() && c.out_of_sample == Some(best))
-                .expect("a finite best has a candidate");
-            (0..candidates.len())
-                .filter(|&i| candidates[i].fits_all() && tied(&candidates[i], leader))
-                .min_by_key(|&i| (candidates[i].form.n_params(), i))
-                .expect("the best is tied with itself")
-        }
+        LawChoice::Auto if choose_by_score => (0..candidates.len())
+            .filter(|&i| candidates[i].tied)
+            .min_by_key(|&i| (candidates[i].form.n_params(), i))
+            .expect("the best is tied with itself"),
         // Too few splits to judge forms by: Chinchilla (or the first eligible form) at the
         // matched threshold.
         LawChoice::Auto => candidates.iter().position(Candidate::fits_all).unwrap_or(0),
@@ -322,12 +318,16 @@ pub struct FormSpread {
 }
 
 impl FormSpread {
+    /// The forms' names, chosen one first: "chinchilla, kaplan".
+    pub fn form_names(&self) -> String {
+        self.forms.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
+    }
+
     /// One clause for the terminal.
     pub fn describe(&self) -> String {
-        let names: Vec<&str> = self.forms.iter().map(|f| f.name()).collect();
         format!(
             "the law and the forms the rolling splits cannot tell apart from the best ({}) predict {:.4} to {:.4}",
-            names.join(", "),
+            self.form_names(),
             self.lo,
             self.hi
         )
@@ -429,17 +429,17 @@ mod tests {
     /// score does not make it the leader.
     #[test]
     fn a_form_that_failed_on_every_point_is_never_chosen() {
-        let failed_default = [
+        let mut failed_default = [
             candidate(Form::Chinchilla, 0.020, None),
             candidate(Form::Kaplan, 0.030, Some(0.02)),
             candidate(Form::Gadre, 0.025, Some(0.02)),
         ];
-        assert_eq!(pick(&failed_default, LawChoice::Auto, 2).0, 1);
-        let (chosen, best, by_score) = pick(&failed_default, LawChoice::Auto, MAX_SPLITS);
+        assert_eq!(pick(&mut failed_default, LawChoice::Auto, 2).0, 1);
+        let (chosen, best, by_score) = pick(&mut failed_default, LawChoice::Auto, MAX_SPLITS);
         assert!(by_score);
         assert_eq!((chosen, best), (2, 0.025));
-        let fitted = [candidate(Form::Chinchilla, 0.030, Some(0.02)), candidate(Form::Kaplan, 0.020, Some(0.02))];
-        assert_eq!(pick(&fitted, LawChoice::Auto, 2).0, 0, "the default stands when it fitted");
+        let mut fitted = [candidate(Form::Chinchilla, 0.030, Some(0.02)), candidate(Form::Kaplan, 0.020, Some(0.02))];
+        assert_eq!(pick(&mut fitted, LawChoice::Auto, 2).0, 0, "the default stands when it fitted");
     }
 
     /// The spread runs over the law's prediction and the tied forms', not over a form the

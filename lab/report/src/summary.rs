@@ -478,10 +478,10 @@ fn target_rows(g: &GroupFit) -> Vec<TargetRow> {
             },
             error: format!("{:+.2} %", 100.0 * t.error),
             covered: t.covered,
-            form_spread: t.form_spread.as_ref().map_or(String::new(), |s| {
-                let forms: Vec<&str> = s.forms.iter().map(|f| f.name()).collect();
-                format!("{:.4}–{:.4} ({})", s.lo, s.hi, forms.join(", "))
-            }),
+            form_spread: t
+                .form_spread
+                .as_ref()
+                .map_or(String::new(), |s| format!("{:.4}–{:.4} ({})", s.lo, s.hi, s.form_names())),
         })
         .collect()
 }
